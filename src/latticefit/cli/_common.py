@@ -1,0 +1,106 @@
+"""Helpers shared by the sub-commands: argument types, per-file error handling, output."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+
+from ..errors import LatticefitError
+from ..roi import parse_circle, parse_rect
+from ..units import parse_length_nm
+
+__all__ = [
+    "pixel_size_arg",
+    "rect_arg",
+    "circle_arg",
+    "add_load_args",
+    "load_kwargs",
+    "run_per_file",
+    "error_line",
+    "quiet_third_party_logs",
+]
+
+
+def quiet_third_party_logs() -> None:
+    """Silence hyperspy/rosettasciio log chatter that is not the user's business."""
+    for name in ("hyperspy", "rsciio", "rosettasciio", "numba", "distributed", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _argtype(fn, what):
+    def conv(text):
+        try:
+            return fn(text)
+        except LatticefitError as e:
+            raise argparse.ArgumentTypeError(e.message) from None
+
+    conv.__name__ = what
+    return conv
+
+
+pixel_size_arg = _argtype(parse_length_nm, "pixel size")
+rect_arg = _argtype(parse_rect, "rectangle")
+circle_arg = _argtype(parse_circle, "circle")
+
+
+def _frame_arg(text):
+    t = str(text).strip().lower()
+    if t in ("sum", "mean"):
+        return t
+    try:
+        return int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frame must be an index, 'sum' or 'mean', got {text!r}") from None
+
+
+def add_load_args(parser: argparse.ArgumentParser) -> None:
+    """``--pixel-size``, ``--signal`` and ``--frame``, shared by every command that loads a file."""
+    parser.add_argument("--pixel-size", type=pixel_size_arg, metavar="SIZE",
+                        help="override the file's calibration, e.g. 0.021nm, 0.21A, 21pm (a bare number is nm)")
+    parser.add_argument("--signal", metavar="NAME",
+                        help="signal/detector to use in a multi-signal file (e.g. HAADF, DF2); default: the first 2-D image")
+    parser.add_argument("--frame", type=_frame_arg, metavar="N|sum|mean",
+                        help="frame of a 3-D stack: an index, 'sum' or 'mean'")
+
+
+def load_kwargs(args) -> dict:
+    return {"pixel_size": getattr(args, "pixel_size", None), "signal": getattr(args, "signal", None),
+            "frame": getattr(args, "frame", None)}
+
+
+def error_line(exc: BaseException, path=None) -> str:
+    """One line describing ``exc`` for ``path`` (no traceback)."""
+    if isinstance(exc, LatticefitError):
+        exc.with_source(str(path) if path is not None else None)
+        return str(exc)
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    prefix = f"{path}: " if path is not None else ""
+    return f"{prefix}unexpected {type(exc).__name__}: {msg}"
+
+
+def run_per_file(paths, fn) -> int:
+    """Call ``fn(path)`` for every path; a failing file prints one line and the others go on.
+
+    Returns 0 when every file succeeded, else 2.
+    """
+    status = 0
+    for p in paths:
+        try:
+            fn(p)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported as one line
+            if os.environ.get("LATTICEFIT_DEBUG"):
+                raise
+            print(f"latticefit: error: {error_line(e, p)}", file=sys.stderr)
+            sys.stderr.flush()
+            status = 2
+    return status
+
+
+def capture_warnings():
+    """Context manager printing each warning once as a one-liner on stderr."""
+    return warnings.catch_warnings()

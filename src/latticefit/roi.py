@@ -1,0 +1,204 @@
+"""Regions of interest: rectangles, circles (a dot is a disk) and boolean masks.
+
+Coordinates are pixels, x to the right and y down, as in the displayed image.
+
+Examples
+--------
+>>> import numpy as np
+>>> r = Circle(x=50, y=40, r=20)
+>>> r.bounds((100, 100))
+(20, 61, 30, 71)
+>>> r.mask((100, 100)).sum() > 1200
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+from .errors import RegionError
+
+__all__ = ["Rect", "Circle", "Mask", "ROI", "as_roi", "parse_rect", "parse_circle", "extract"]
+
+
+@dataclass(frozen=True)
+class Rect:
+    """Rectangle with top-left corner (x, y), width w and height h, in pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def bounds(self, shape) -> tuple[int, int, int, int]:
+        """(y0, y1, x0, x1) slice bounds, checked against the image ``shape``."""
+        H, W = shape
+        y0, y1, x0, x1 = int(self.y), int(self.y + self.h), int(self.x), int(self.x + self.w)
+        if self.w <= 0 or self.h <= 0:
+            raise RegionError(f"rectangle {self.describe()} has no area")
+        if x0 < 0 or y0 < 0 or x1 > W or y1 > H:
+            raise RegionError(f"rectangle {self.describe()} lies outside the {W}x{H} image")
+        return y0, y1, x0, x1
+
+    def mask(self, shape) -> np.ndarray:
+        y0, y1, x0, x1 = self.bounds(shape)
+        m = np.zeros(shape, bool)
+        m[y0:y1, x0:x1] = True
+        return m
+
+    def describe(self) -> str:
+        return f"x={self.x},y={self.y},w={self.w},h={self.h}"
+
+    def to_dict(self) -> dict:
+        return {"type": "rect", "x": int(self.x), "y": int(self.y), "w": int(self.w), "h": int(self.h)}
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """(x, y) centre in pixels."""
+        return (self.x + self.w / 2.0, self.y + self.h / 2.0)
+
+
+@dataclass(frozen=True)
+class Circle:
+    """Disk of radius r centred on (x, y), in pixels."""
+
+    x: float
+    y: float
+    r: float
+
+    def bounds(self, shape) -> tuple[int, int, int, int]:
+        H, W = shape
+        if self.r <= 0:
+            raise RegionError(f"circle {self.describe()} has no area")
+        y0, y1 = int(np.floor(self.y - self.r)), int(np.ceil(self.y + self.r)) + 1
+        x0, x1 = int(np.floor(self.x - self.r)), int(np.ceil(self.x + self.r)) + 1
+        if x0 < 0 or y0 < 0 or x1 > W + 1 or y1 > H + 1:
+            raise RegionError(f"circle {self.describe()} lies outside the {W}x{H} image")
+        return max(y0, 0), min(y1, H), max(x0, 0), min(x1, W)
+
+    def mask(self, shape) -> np.ndarray:
+        self.bounds(shape)
+        yy, xx = np.ogrid[: shape[0], : shape[1]]
+        return (yy - self.y) ** 2 + (xx - self.x) ** 2 <= self.r**2
+
+    def describe(self) -> str:
+        return f"x={self.x:g},y={self.y:g},r={self.r:g}"
+
+    def to_dict(self) -> dict:
+        return {"type": "circle", "x": float(self.x), "y": float(self.y), "r": float(self.r)}
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (float(self.x), float(self.y))
+
+
+@dataclass(frozen=True, eq=False)
+class Mask:
+    """Arbitrary boolean mask of the image's shape."""
+
+    mask_array: np.ndarray
+
+    def bounds(self, shape) -> tuple[int, int, int, int]:
+        m = np.asarray(self.mask_array, bool)
+        if m.shape != tuple(shape):
+            raise RegionError(f"mask of shape {m.shape} does not match the image {tuple(shape)}")
+        ys, xs = np.nonzero(m)
+        if ys.size == 0:
+            raise RegionError("mask selects no pixel")
+        return int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+
+    def mask(self, shape) -> np.ndarray:
+        self.bounds(shape)
+        return np.asarray(self.mask_array, bool)
+
+    def describe(self) -> str:
+        return f"mask of {int(np.count_nonzero(self.mask_array))} px"
+
+    def to_dict(self) -> dict:
+        y0, y1, x0, x1 = self.bounds(np.shape(self.mask_array))
+        return {"type": "mask", "n_pixels": int(np.count_nonzero(self.mask_array)), "bbox": [x0, y0, x1 - x0, y1 - y0]}
+
+    @property
+    def center(self) -> tuple[float, float]:
+        ys, xs = np.nonzero(self.mask_array)
+        return (float(xs.mean()), float(ys.mean()))
+
+
+ROI = Union[Rect, Circle, Mask]
+
+
+def parse_rect(text: str) -> Rect:
+    """Parse ``"X,Y,W,H"`` (pixels) into a :class:`Rect`."""
+    try:
+        vals = [int(round(float(v))) for v in str(text).split(",")]
+    except ValueError:
+        raise RegionError(f"cannot read a rectangle from {text!r}: expected X,Y,W,H in pixels") from None
+    if len(vals) != 4:
+        raise RegionError(f"cannot read a rectangle from {text!r}: expected X,Y,W,H in pixels")
+    return Rect(*vals)
+
+
+def parse_circle(text: str) -> Circle:
+    """Parse ``"X,Y,R"`` (pixels) into a :class:`Circle`."""
+    try:
+        vals = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        raise RegionError(f"cannot read a circle from {text!r}: expected X,Y,R in pixels") from None
+    if len(vals) != 3:
+        raise RegionError(f"cannot read a circle from {text!r}: expected X,Y,R in pixels")
+    return Circle(*vals)
+
+
+def as_roi(roi) -> ROI | None:
+    """Accept a Rect/Circle/Mask, a boolean array, a dict from ``to_dict()`` or a 4-/3-tuple."""
+    if roi is None or isinstance(roi, (Rect, Circle, Mask)):
+        return roi
+    if isinstance(roi, dict):
+        t = roi.get("type")
+        if t == "rect":
+            return Rect(roi["x"], roi["y"], roi["w"], roi["h"])
+        if t == "circle":
+            return Circle(roi["x"], roi["y"], roi["r"])
+        raise RegionError(f"unknown region {roi!r}")
+    arr = np.asarray(roi)
+    if arr.dtype == bool and arr.ndim == 2:
+        return Mask(arr)
+    if arr.ndim == 1 and arr.size == 4:
+        return Rect(*[int(v) for v in arr])
+    if arr.ndim == 1 and arr.size == 3:
+        return Circle(*[float(v) for v in arr])
+    raise RegionError(f"cannot use {roi!r} as a region: give Rect(x, y, w, h), Circle(x, y, r) or a boolean mask")
+
+
+def extract(data: np.ndarray, roi, *, min_size: int = 32):
+    """Cut a region out of ``data``.
+
+    Returns
+    -------
+    sub : ndarray
+        ``data`` inside the region's bounding box.
+    weight : ndarray of bool or None
+        Mask of the region inside ``sub`` (None for a rectangle or no roi).
+    offset : (int, int)
+        (y0, x0) of ``sub`` in ``data``.
+
+    Raises
+    ------
+    RegionError
+        If the region lies outside the image or its box is smaller than ``min_size`` px.
+    """
+    roi = as_roi(roi)
+    if roi is None:
+        sub, weight, off = data, None, (0, 0)
+    else:
+        y0, y1, x0, x1 = roi.bounds(data.shape)
+        sub = data[y0:y1, x0:x1]
+        weight = None if isinstance(roi, Rect) else roi.mask(data.shape)[y0:y1, x0:x1]
+        off = (y0, x0)
+    if min(sub.shape) < min_size:
+        what = "image" if roi is None else f"region {roi.describe()}"
+        raise RegionError(f"{what} is {sub.shape[1]}x{sub.shape[0]} px, smaller than the {min_size} px needed")
+    return sub, weight, off

@@ -15,6 +15,15 @@ import numpy as np
 __all__ = ["to_jsonable", "dumps", "write_json", "atomic_write_text"]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def to_jsonable(obj):
     """Recursively convert ``obj`` into JSON-ready Python types (NaN/inf -> None)."""
     if obj is None or isinstance(obj, (bool, str)):
@@ -54,6 +63,7 @@ def atomic_write_text(path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for sharing
         os.replace(tmp, path)
     except BaseException:
         try:

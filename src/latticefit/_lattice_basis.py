@@ -1,0 +1,118 @@
+"""Reciprocal-lattice basis of a spot set: search, indexing and weighted least-squares fit.
+
+Vectors are (gx, gy) in 1/nm; each spot has a 2x2 covariance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass
+class BasisFit:
+    b1: np.ndarray  # (gx, gy) 1/nm
+    b2: np.ndarray
+    cov: np.ndarray  # 4x4 covariance of (b1x, b1y, b2x, b2y)
+    hk: np.ndarray  # (n, 2) integer indices of every spot (0, 0 for unindexed)
+    indexed: np.ndarray  # (n,) bool
+    chi2: float
+    dof: int
+    scaled: bool  # covariance scaled by chi2/dof (Birge ratio)
+    notes: list = field(default_factory=list)
+
+
+def _index(G: np.ndarray, B: np.ndarray, tol: np.ndarray):
+    """Integer (h, k) of each row of G in the basis columns of B, with a residual test."""
+    hkf = np.linalg.solve(B, G.T).T
+    hk = np.rint(hkf)
+    res = np.linalg.norm(G - hk @ B.T, axis=1)
+    ok = (res <= tol) & (np.abs(hk).sum(1) > 0)
+    return hk.astype(int), ok
+
+
+def find_basis(G: np.ndarray, snr: np.ndarray, tol: np.ndarray, *, n_top: int = 8):
+    """Two basis vectors, chosen among the spots, that index the most signal with the lowest orders.
+
+    Returns (i, j, sign_j, hk, indexed) or None when the spots do not span the plane.
+    """
+    n = len(G)
+    if n < 2:
+        return None
+    top = np.argsort(-snr)[:n_top]
+    best = None
+    for ii in range(len(top)):
+        for jj in range(ii + 1, len(top)):
+            i, j = top[ii], top[jj]
+            gi, gj = G[i], G[j]
+            s = abs(gi[0] * gj[1] - gi[1] * gj[0]) / (np.linalg.norm(gi) * np.linalg.norm(gj))
+            if s < 0.1:  # (almost) collinear
+                continue
+            sign = 1.0 if np.dot(gi, gj) >= 0 else -1.0  # acute basis angle
+            B = np.column_stack([gi, sign * gj])
+            hk, ok = _index(G, B, tol)
+            score = float(snr[ok].sum())
+            order_cost = float(np.abs(hk[ok]).sum())
+            key = (round(score, 9), -order_cost, -abs(np.linalg.det(B)))
+            if best is None or key > best[0]:
+                best = (key, i, j, sign, hk, ok)
+    if best is None:
+        return None
+    _, i, j, sign, hk, ok = best
+    return int(i), int(j), sign, hk, ok
+
+
+def fit_basis(G: np.ndarray, covs: np.ndarray, hk: np.ndarray, use: np.ndarray) -> BasisFit:
+    """Weighted least-squares fit of b1, b2 to ``G[use] = h b1 + k b2`` with the spots' covariances."""
+    AtWA = np.zeros((4, 4))
+    AtWg = np.zeros(4)
+    rows = np.nonzero(use)[0]
+    for r in rows:
+        h, k = hk[r]
+        A = np.array([[h, 0, k, 0], [0, h, 0, k]], float)
+        W = np.linalg.inv(covs[r])
+        AtWA += A.T @ W @ A
+        AtWg += A.T @ W @ G[r]
+    cov = np.linalg.inv(AtWA)
+    beta = cov @ AtWg
+    chi2 = 0.0
+    for r in rows:
+        h, k = hk[r]
+        res = G[r] - (h * beta[:2] + k * beta[2:])
+        chi2 += float(res @ np.linalg.solve(covs[r], res))
+    dof = 2 * len(rows) - 4
+    scaled = False
+    notes = []
+    if dof > 0 and stats.chi2.sf(chi2, dof) < 1e-3:
+        cov = cov * (chi2 / dof)
+        scaled = True
+        notes.append(f"the spots deviate from a perfect lattice (chi2/dof = {chi2 / dof:.1f}): "
+                     "basis errors scaled by it (distortion, drift or a second phase?)")
+    return BasisFit(b1=beta[:2], b2=beta[2:], cov=cov, hk=hk, indexed=use, chi2=chi2, dof=dof, scaled=scaled,
+                    notes=notes)
+
+
+def basis_numbers(fit: BasisFit) -> dict:
+    """d-spacings (Å) of b1, b2 and the angle between them (deg), with 1-sigma errors."""
+    beta = np.concatenate([fit.b1, fit.b2])
+
+    def f(b):
+        b1, b2 = b[:2], b[2:]
+        n1, n2 = np.linalg.norm(b1), np.linalg.norm(b2)
+        ang = math.degrees(math.atan2(abs(b1[0] * b2[1] - b1[1] * b2[0]), float(b1 @ b2)))
+        return np.array([10.0 / n1, 10.0 / n2, ang])
+
+    v = f(beta)
+    J = np.zeros((3, 4))
+    for p in range(4):
+        h = 1e-7 * max(np.linalg.norm(beta), 1e-12)
+        e = np.zeros(4)
+        e[p] = h
+        J[:, p] = (f(beta + e) - f(beta - e)) / (2 * h)
+    C = J @ fit.cov @ J.T
+    err = np.sqrt(np.clip(np.diag(C), 0, None))
+    return {"d_angstrom": [float(v[0]), float(v[1])], "d_err_angstrom": [float(err[0]), float(err[1])],
+            "angle_deg": float(v[2]), "angle_err_deg": float(err[2])}

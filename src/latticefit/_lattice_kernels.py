@@ -1,0 +1,570 @@
+"""Numba kernels of the lattice measurement, each paired with a pure-numpy reference.
+
+The tests compare every ``*_nb`` kernel with its ``*_ref`` reference on random
+input. Only hot loops live here; array-level work stays in numpy/scipy.
+
+Kernels
+-------
+- :func:`periodic_power_nb`: power spectrum of Moisan's periodic component,
+  fused with the smooth-component subtraction (one pass over the rfft2 array).
+- :func:`ring_median_nb`: median of a spectrum over rings of constant |g|
+  (the radial background).
+- :func:`local_maxima_nb`: local maxima above a threshold of a spectrum.
+- :func:`dirichlet_nb`: the DFT of a complex exponential of continuous
+  frequency over ``n`` samples, with its first two derivatives (closed form).
+- :func:`refine_tone_window_nb`: maximum-likelihood frequency of one tone from
+  the DFT bins of a window (Newton iterations on the projected periodogram).
+- :func:`fit_tone_pixels_nb`: Gauss-Newton least-squares fit of one 2-D
+  sinusoid to masked pixels (used for disk and mask regions).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+TWO_PI = 2.0 * math.pi
+
+
+# ----------------------------------------------------------------------------- Moisan
+@njit(cache=True, fastmath=True)
+def periodic_power_nb(U, A, B, M, N):
+    """|p_hat|^2 of Moisan's periodic component from the rfft2 ``U`` of the image.
+
+    ``A`` = fft of ``u[-1, :] - u[0, :]`` (length >= U.shape[1]), ``B`` = fft of
+    ``u[:, -1] - u[:, 0]`` (length M). ``s_hat = v_hat / (2cos(2pi q/M) + 2cos(2pi r/N) - 4)``
+    with ``v_hat(q, r) = A(r)(1 - e^{2pi i q/M}) + B(q)(1 - e^{2pi i r/N})``.
+    """
+    H, W = U.shape
+    out = np.empty((H, W), np.float32)
+    cr = np.empty(W)
+    err_ = np.empty(W)
+    eri = np.empty(W)
+    for r in range(W):
+        t = TWO_PI * r / N
+        cr[r] = math.cos(t)
+        err_[r] = 1.0 - math.cos(t)
+        eri[r] = -math.sin(t)
+    for q in range(H):
+        t = TWO_PI * q / M
+        cq = math.cos(t)
+        eqr = 1.0 - cq
+        eqi = -math.sin(t)
+        br = B[q].real
+        bi = B[q].imag
+        for r in range(W):
+            ur = U[q, r].real
+            ui = U[q, r].imag
+            den = 2.0 * cq + 2.0 * cr[r] - 4.0
+            if den == 0.0:  # q = r = 0: s_hat = 0
+                out[q, r] = ur * ur + ui * ui
+                continue
+            inv = 1.0 / den
+            ar = A[r].real
+            ai = A[r].imag
+            vr = ar * eqr - ai * eqi + br * err_[r] - bi * eri[r]
+            vi = ar * eqi + ai * eqr + br * eri[r] + bi * err_[r]
+            pr = ur - vr * inv
+            pi = ui - vi * inv
+            out[q, r] = pr * pr + pi * pi
+    return out
+
+
+def periodic_power_ref(U, A, B, M, N):
+    H, W = U.shape
+    q = np.arange(H)[:, None]
+    r = np.arange(W)[None, :]
+    den = 2 * np.cos(2 * np.pi * q / M) + 2 * np.cos(2 * np.pi * r / N) - 4.0
+    den[0, 0] = 1.0
+    v = A[None, :W] * (1 - np.exp(2j * np.pi * q / M)) + B[:, None] * (1 - np.exp(2j * np.pi * r / N))
+    s = v / den
+    s[0, 0] = 0.0
+    return (np.abs(U - s) ** 2).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- radial background
+@njit(cache=True)
+def ring_median_nb(P, ring, n_rings, max_samples=0):
+    """Median of ``P`` over each ring (``ring`` holds the ring index, -1 = not used).
+
+    With ``max_samples > 0`` a ring with more values uses an evenly strided
+    subset of about that many (in row-major order, so spread over the ring).
+    """
+    counts = np.zeros(n_rings + 1, np.int64)
+    flatP = P.ravel()
+    flatR = ring.ravel()
+    for i in range(flatR.size):
+        k = flatR[i]
+        if k >= 0:
+            counts[k + 1] += 1
+    start = np.cumsum(counts)
+    buf = np.empty(start[-1], np.float64)
+    pos = start[:-1].copy()
+    for i in range(flatR.size):
+        k = flatR[i]
+        if k >= 0:
+            buf[pos[k]] = flatP[i]
+            pos[k] += 1
+    med = np.full(n_rings, np.nan)
+    for k in range(n_rings):
+        a, b = start[k], start[k + 1]
+        if b > a:
+            step = 1
+            if max_samples > 0 and b - a > max_samples:
+                step = (b - a) // max_samples
+            med[k] = np.median(buf[a:b:step])
+    return med
+
+
+def ring_median_ref(P, ring, n_rings, max_samples=0):
+    med = np.full(n_rings, np.nan)
+    for k in range(n_rings):
+        v = P[ring == k].astype(np.float64)
+        if v.size:
+            step = v.size // max_samples if (max_samples > 0 and v.size > max_samples) else 1
+            med[k] = np.median(v[::step])
+    return med
+
+
+# ----------------------------------------------------------------------------- local maxima
+@njit(cache=True)
+def local_maxima_nb(R, valid, threshold, radius):
+    """Pixels of ``R`` that are ``valid``, ``>= threshold`` and the maximum of their
+
+    (2 radius + 1)^2 neighbourhood (neighbours outside the array are ignored).
+    Returns (iy, ix) int64 arrays in row-major order.
+    """
+    H, W = R.shape
+    ys = []
+    xs = []
+    for iy in range(H):
+        for ix in range(W):
+            v = R[iy, ix]
+            if not valid[iy, ix] or v < threshold:
+                continue
+            ok = True
+            for jy in range(max(iy - radius, 0), min(iy + radius + 1, H)):
+                for jx in range(max(ix - radius, 0), min(ix + radius + 1, W)):
+                    if R[jy, jx] > v:
+                        ok = False
+                        break
+                if not ok:
+                    break
+            if ok:
+                ys.append(iy)
+                xs.append(ix)
+    out_y = np.empty(len(ys), np.int64)
+    out_x = np.empty(len(xs), np.int64)
+    for i in range(len(ys)):
+        out_y[i] = ys[i]
+        out_x[i] = xs[i]
+    return out_y, out_x
+
+
+def local_maxima_ref(R, valid, threshold, radius):
+    from scipy import ndimage
+
+    mx = ndimage.maximum_filter(R, size=2 * radius + 1, mode="constant", cval=-np.inf)
+    iy, ix = np.nonzero(valid & (R >= threshold) & (R >= mx))
+    return iy.astype(np.int64), ix.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- Dirichlet
+@njit(cache=True)
+def dirichlet_nb(f, k, n):
+    """DFT at integer bins ``k`` of ``exp(2 pi i f x)``, x = 0..n-1, and its f-derivatives.
+
+    Returns three complex arrays (S, dS/df, d2S/df2) with
+    ``S[j] = sum_x exp(2 pi i (f - k[j]/n) x)``.
+    """
+    m = k.size
+    S = np.empty(m, np.complex128)
+    S1 = np.empty(m, np.complex128)
+    S2 = np.empty(m, np.complex128)
+    c0 = 0.5 * (n - 1)
+    sx2 = n * (n * n - 1.0) / 12.0
+    sx4 = n * (n * n - 1.0) * (3.0 * n * n - 7.0) / 240.0
+    for j in range(m):
+        u = f - k[j] / n
+        u = u - math.floor(u + 0.5)  # periodic in u with period 1 (n samples)
+        # D(u) = sum over centred x' of exp(2 pi i u x') = sin(pi n u) / sin(pi u)  (real)
+        if abs(math.pi * n * u) < 1e-3:
+            w = TWO_PI * u
+            D = n - 0.5 * w * w * sx2 + w ** 4 / 24.0 * sx4
+            D1 = -(TWO_PI ** 2) * u * sx2 + (TWO_PI ** 4) * u ** 3 / 6.0 * sx4
+            D2 = -(TWO_PI ** 2) * sx2 + (TWO_PI ** 4) * u * u / 2.0 * sx4
+        else:
+            s = math.sin(math.pi * u)
+            C = math.cos(math.pi * u)
+            sN = math.sin(math.pi * n * u)
+            cN = math.cos(math.pi * n * u)
+            D = sN / s
+            n1 = n * cN * s - sN * C
+            D1 = math.pi * n1 / (s * s)
+            D2 = math.pi ** 2 * (sN * (1.0 - n * n) * s * s - 2.0 * n1 * C) / (s ** 3)
+        # S is 1-periodic in u (x is integer), so the wrapped u serves for the phase too
+        ph = TWO_PI * u * c0
+        e = complex(math.cos(ph), math.sin(ph))
+        a = complex(0.0, TWO_PI * c0)
+        S[j] = e * D
+        S1[j] = e * (a * D + D1)
+        S2[j] = e * (a * a * D + 2.0 * a * D1 + D2)
+    return S, S1, S2
+
+
+@njit(cache=True)
+def dirichlet_matrix_nb(fs, k, n):
+    """``S[i, j] = sum_x exp(2 pi i (fs[i] - k[j]/n) x)`` for many frequencies (no derivatives)."""
+    out = np.empty((fs.size, k.size), np.complex128)
+    c0 = 0.5 * (n - 1)
+    for i in range(fs.size):
+        for j in range(k.size):
+            u = fs[i] - k[j] / n
+            u = u - math.floor(u + 0.5)
+            if abs(math.pi * n * u) < 1e-3:
+                w = TWO_PI * u
+                D = n - 0.5 * w * w * n * (n * n - 1.0) / 12.0
+            else:
+                D = math.sin(math.pi * n * u) / math.sin(math.pi * u)
+            ph = TWO_PI * u * c0
+            out[i, j] = complex(math.cos(ph) * D, math.sin(ph) * D)
+    return out
+
+
+@njit(cache=True)
+def tone_sum_window_nb(fy, fx, amp, ky, kx, M, N, wy, wx, tol=0.0):
+    """``sum_t amp[t] Sy(fy[t]) (x) Sx(fx[t])`` on the window bins (rows/cols not in wy/wx are 0).
+
+    Tones whose largest contribution to the window is below ``tol`` are skipped.
+    """
+    Sy = dirichlet_matrix_nb(fy, ky, M)
+    Sx = dirichlet_matrix_nb(fx, kx, N)
+    H = ky.size
+    W = kx.size
+    out = np.zeros((H, W), np.complex128)
+    for t in range(fy.size):
+        a = amp[t]
+        if tol > 0.0:
+            my = 0.0
+            for i in range(H):
+                my = max(my, abs(Sy[t, i]))
+            mx = 0.0
+            for j in range(W):
+                mx = max(mx, abs(Sx[t, j]))
+            if abs(a) * my * mx < tol:
+                continue
+        for i in range(H):
+            if not wy[i]:
+                continue
+            c = a * Sy[t, i]
+            for j in range(W):
+                if wx[j]:
+                    out[i, j] += c * Sx[t, j]
+    return out
+
+
+def tone_sum_window_ref(fy, fx, amp, ky, kx, M, N, wy, wx):
+    out = np.zeros((ky.size, kx.size), complex)
+    for t in range(len(fy)):
+        out += amp[t] * np.outer(dirichlet_ref(fy[t], ky, M)[0] * wy, dirichlet_ref(fx[t], kx, N)[0] * wx)
+    return out
+
+
+def dirichlet_ref(f, k, n):
+    x = np.arange(n)
+    E = np.exp(2j * np.pi * (f - np.asarray(k, float)[:, None] / n) * x[None, :])
+    S = E.sum(1)
+    S1 = (E * (2j * np.pi * x)).sum(1)
+    S2 = (E * (2j * np.pi * x) ** 2).sum(1)
+    return S, S1, S2
+
+
+# ----------------------------------------------------------------------------- window ML
+@njit(cache=True)
+def _window_objective(Y, ky, kx, M, N, gy, gx, wy, wx):
+    """J = |S^H Y|^2 / |S|^2 with gradient and Hessian in (gy, gx); S = Sy (x) Sx masked by wy, wx."""
+    Sy, Sy1, Sy2 = dirichlet_nb(gy, ky, M)
+    Sx, Sx1, Sx2 = dirichlet_nb(gx, kx, N)
+    for i in range(ky.size):
+        if not wy[i]:
+            Sy[i] = 0.0
+            Sy1[i] = 0.0
+            Sy2[i] = 0.0
+    for i in range(kx.size):
+        if not wx[i]:
+            Sx[i] = 0.0
+            Sx1[i] = 0.0
+            Sx2[i] = 0.0
+    # t_ab = conj(Sy^(a))^T Y conj(Sx^(b))
+    H, W = Y.shape
+    tx0 = np.zeros(H, np.complex128)
+    tx1 = np.zeros(H, np.complex128)
+    tx2 = np.zeros(H, np.complex128)
+    for i in range(H):
+        a0 = 0j
+        a1 = 0j
+        a2 = 0j
+        for j in range(W):
+            y = Y[i, j]
+            a0 += y * Sx[j].conjugate()
+            a1 += y * Sx1[j].conjugate()
+            a2 += y * Sx2[j].conjugate()
+        tx0[i] = a0
+        tx1[i] = a1
+        tx2[i] = a2
+    c = 0j
+    cx = 0j
+    cy = 0j
+    cxx = 0j
+    cyy = 0j
+    cxy = 0j
+    for i in range(H):
+        s0 = Sy[i].conjugate()
+        s1 = Sy1[i].conjugate()
+        s2 = Sy2[i].conjugate()
+        c += s0 * tx0[i]
+        cx += s0 * tx1[i]
+        cxx += s0 * tx2[i]
+        cy += s1 * tx0[i]
+        cyy += s2 * tx0[i]
+        cxy += s1 * tx1[i]
+    nyv = 0.0
+    ny1 = 0.0
+    ny2 = 0.0
+    for i in range(H):
+        nyv += (Sy[i] * Sy[i].conjugate()).real
+        ny1 += 2.0 * (Sy[i].conjugate() * Sy1[i]).real
+        ny2 += 2.0 * ((Sy1[i] * Sy1[i].conjugate()).real + (Sy[i].conjugate() * Sy2[i]).real)
+    nxv = 0.0
+    nx1 = 0.0
+    nx2 = 0.0
+    for j in range(W):
+        nxv += (Sx[j] * Sx[j].conjugate()).real
+        nx1 += 2.0 * (Sx[j].conjugate() * Sx1[j]).real
+        nx2 += 2.0 * ((Sx1[j] * Sx1[j].conjugate()).real + (Sx[j].conjugate() * Sx2[j]).real)
+    n = nyv * nxv
+    # derivatives, order (y, x)
+    p = (c * c.conjugate()).real
+    py = 2.0 * (c.conjugate() * cy).real
+    px = 2.0 * (c.conjugate() * cx).real
+    pyy = 2.0 * ((cy * cy.conjugate()).real + (c.conjugate() * cyy).real)
+    pxx = 2.0 * ((cx * cx.conjugate()).real + (c.conjugate() * cxx).real)
+    pxy = 2.0 * ((cy.conjugate() * cx).real + (c.conjugate() * cxy).real)
+    n_y = ny1 * nxv
+    n_x = nyv * nx1
+    n_yy = ny2 * nxv
+    n_xx = nyv * nx2
+    n_xy = ny1 * nx1
+    J = p / n
+    gy_ = (py * n - p * n_y) / (n * n)
+    gx_ = (px * n - p * n_x) / (n * n)
+    Hyy = pyy / n - 2.0 * py * n_y / n ** 2 - p * n_yy / n ** 2 + 2.0 * p * n_y * n_y / n ** 3
+    Hxx = pxx / n - 2.0 * px * n_x / n ** 2 - p * n_xx / n ** 2 + 2.0 * p * n_x * n_x / n ** 3
+    Hxy = pxy / n - (py * n_x + px * n_y) / n ** 2 - p * n_xy / n ** 2 + 2.0 * p * n_x * n_y / n ** 3
+    alpha = c / n
+    return J, gy_, gx_, Hyy, Hxx, Hxy, alpha
+
+
+@njit(cache=True)
+def refine_tone_window_nb(Y, ky, kx, wy, wx, M, N, gy0, gx0, max_iter):
+    """Maximise the projected periodogram of the window ``Y`` over the tone frequency.
+
+    ``Y[i, j]`` is the DFT at integer bins (ky[i], kx[j]) of an M x N image
+    (after subtraction of the other tones' models); ``wy``/``wx`` select the
+    rows/columns used. Frequencies are in cycles per pixel. Returns
+    ``(gy, gx, alpha, J, n_iter, ok)``: the ML frequency, the complex amplitude
+    ``alpha`` (the tone is ``alpha exp(2 pi i g.r) + c.c.``), the objective and
+    whether Newton converged.
+    """
+    gy = gy0
+    gx = gx0
+    # coarse start: best of a 3 x 3 grid at 1/3 bin around the start
+    bestJ = -1.0
+    by = gy
+    bx = gx
+    for a in range(-1, 2):
+        for b in range(-1, 2):
+            ty = gy0 + a / (3.0 * M)
+            tx = gx0 + b / (3.0 * N)
+            J, _, _, _, _, _, _ = _window_objective(Y, ky, kx, M, N, ty, tx, wy, wx)
+            if J > bestJ:
+                bestJ = J
+                by = ty
+                bx = tx
+    gy = by
+    gx = bx
+    ok = False
+    it = 0
+    J, g_y, g_x, Hyy, Hxx, Hxy, alpha = _window_objective(Y, ky, kx, M, N, gy, gx, wy, wx)
+    maxstep_y = 0.25 / M
+    maxstep_x = 0.25 / N
+    for it in range(1, max_iter + 1):
+        det = Hyy * Hxx - Hxy * Hxy
+        if Hyy < 0 and Hxx < 0 and det > 0:
+            dy = -(Hxx * g_y - Hxy * g_x) / det
+            dx = -(-Hxy * g_y + Hyy * g_x) / det
+        else:  # not concave here: gradient step of a quarter bin
+            gn = math.sqrt((g_y * M) ** 2 + (g_x * N) ** 2) + 1e-300
+            dy = maxstep_y * g_y * M / gn
+            dx = maxstep_x * g_x * N / gn
+        # limit the step
+        sc = max(abs(dy) / maxstep_y, abs(dx) / maxstep_x, 1.0)
+        dy /= sc
+        dx /= sc
+        accepted = False
+        for _ in range(8):
+            J2, g_y2, g_x2, Hyy2, Hxx2, Hxy2, alpha2 = _window_objective(Y, ky, kx, M, N, gy + dy, gx + dx, wy, wx)
+            if J2 >= J * (1.0 - 1e-14):
+                accepted = True
+                break
+            dy *= 0.5
+            dx *= 0.5
+        if not accepted:
+            ok = True  # cannot improve: at the (numerical) maximum
+            break
+        gy += dy
+        gx += dx
+        J, g_y, g_x, Hyy, Hxx, Hxy, alpha = J2, g_y2, g_x2, Hyy2, Hxx2, Hxy2, alpha2
+        if abs(dy) * M < 1e-7 and abs(dx) * N < 1e-7:
+            ok = True
+            break
+    return gy, gx, alpha, J, it, ok
+
+
+def refine_tone_window_ref(Y, ky, kx, wy, wx, M, N, gy0, gx0, max_iter=50):
+    """Reference: the same objective maximised by scipy (Nelder-Mead) from the same grid start."""
+    from scipy.optimize import minimize
+
+    def obj(g):
+        Sy = dirichlet_ref(g[0], ky, M)[0] * wy
+        Sx = dirichlet_ref(g[1], kx, N)[0] * wx
+        c = np.conj(Sy) @ Y @ np.conj(Sx)
+        return -(abs(c) ** 2) / (np.vdot(Sy, Sy).real * np.vdot(Sx, Sx).real)
+
+    grid = [(gy0 + a / (3 * M), gx0 + b / (3 * N)) for a in (-1, 0, 1) for b in (-1, 0, 1)]
+    start = min(grid, key=lambda g: obj(np.array(g)))
+    scale = np.array([1.0 / M, 1.0 / N])
+    res = minimize(lambda t: obj(start + t * scale), np.zeros(2), method="Nelder-Mead",
+                   options={"xatol": 1e-9, "fatol": 1e-15, "maxiter": 4000})
+    g = start + res.x * scale
+    Sy = dirichlet_ref(g[0], ky, M)[0] * wy
+    Sx = dirichlet_ref(g[1], kx, N)[0] * wx
+    alpha = (np.conj(Sy) @ Y @ np.conj(Sx)) / (np.vdot(Sy, Sy).real * np.vdot(Sx, Sx).real)
+    return g[0], g[1], alpha, -res.fun
+
+
+# ----------------------------------------------------------------------------- pixel GN
+@njit(cache=True)
+def _phasors(g, n, c):
+    out = np.empty(n, np.complex128)
+    for i in range(n):
+        t = TWO_PI * g * (i - c)
+        out[i] = complex(math.cos(t), math.sin(t))
+    return out
+
+
+@njit(cache=True)
+def fit_tone_pixels_nb(R, xi, yi, xc, yc, gx0, gy0, max_iter):
+    """Gauss-Newton fit of ``c + a cos(2 pi g.(r - rc)) + b sin(2 pi g.(r - rc))`` to pixel values.
+
+    ``R`` holds the values at integer pixels (xi, yi); ``(xc, yc)`` is the
+    centre the phase refers to. Returns
+    ``(gx, gy, a, b, c, JTJ (5x5, order gx, gy, a, b, c), rss, ok)``.
+    """
+    n = R.size
+    W = 0
+    H = 0
+    for i in range(n):
+        if xi[i] + 1 > W:
+            W = xi[i] + 1
+        if yi[i] + 1 > H:
+            H = yi[i] + 1
+    gx = gx0
+    gy = gy0
+    a = 0.0
+    b = 0.0
+    c = 0.0
+    JTJ = np.zeros((5, 5))
+    ok = False
+    rss = 0.0
+    it = 0
+    while True:
+        ex = _phasors(gx, W, xc)
+        ey = _phasors(gy, H, yc)
+        # linear LS for (a, b, c) at fixed g
+        L = np.zeros((3, 3))
+        Lr = np.zeros(3)
+        for i in range(n):
+            e = ex[xi[i]] * ey[yi[i]]
+            ct = e.real
+            st = e.imag
+            L[0, 0] += ct * ct
+            L[0, 1] += ct * st
+            L[0, 2] += ct
+            L[1, 1] += st * st
+            L[1, 2] += st
+            Lr[0] += ct * R[i]
+            Lr[1] += st * R[i]
+            Lr[2] += R[i]
+        L[2, 2] = n
+        L[1, 0] = L[0, 1]
+        L[2, 0] = L[0, 2]
+        L[2, 1] = L[1, 2]
+        sol = np.linalg.solve(L, Lr)
+        a = sol[0]
+        b = sol[1]
+        c = sol[2]
+        # Gauss-Newton normal equations on all five parameters
+        JTJ[:, :] = 0.0
+        JTr = np.zeros(5)
+        rss = 0.0
+        J = np.empty(5)
+        for i in range(n):
+            e = ex[xi[i]] * ey[yi[i]]
+            ct = e.real
+            st = e.imag
+            r = R[i] - (c + a * ct + b * st)
+            rss += r * r
+            dm = TWO_PI * (-a * st + b * ct)
+            J[0] = dm * (xi[i] - xc)
+            J[1] = dm * (yi[i] - yc)
+            J[2] = ct
+            J[3] = st
+            J[4] = 1.0
+            for p in range(5):
+                JTr[p] += J[p] * r
+                for q in range(p, 5):
+                    JTJ[p, q] += J[p] * J[q]
+        for p in range(5):
+            for q in range(p):
+                JTJ[p, q] = JTJ[q, p]
+        if ok or it >= max_iter:
+            break
+        step = np.linalg.solve(JTJ, JTr)
+        gx += step[0]
+        gy += step[1]
+        it += 1
+        if abs(step[0]) * W < 1e-7 and abs(step[1]) * H < 1e-7:
+            ok = True  # one more pass evaluates everything at the final g
+    return gx, gy, a, b, c, JTJ, rss, ok
+
+
+def fit_tone_pixels_ref(R, xi, yi, xc, yc, gx0, gy0, max_iter=30):
+    """Reference: scipy least_squares on the same model."""
+    from scipy.optimize import least_squares
+
+    xs = np.asarray(xi, float) - xc
+    ys = np.asarray(yi, float) - yc
+
+    def model(p):
+        t = 2 * np.pi * (p[0] * xs + p[1] * ys)
+        return p[4] + p[2] * np.cos(t) + p[3] * np.sin(t)
+
+    t = 2 * np.pi * (gx0 * xs + gy0 * ys)
+    A = np.stack([np.cos(t), np.sin(t), np.ones_like(t)], 1)
+    abc = np.linalg.lstsq(A, R, rcond=None)[0]
+    p0 = np.array([gx0, gy0, abc[0], abc[1], abc[2]])
+    res = least_squares(lambda p: model(p) - R, p0, x_scale=[1e-3, 1e-3, 1, 1, 1], xtol=1e-14, ftol=1e-14, gtol=1e-14)
+    return res.x

@@ -1,0 +1,286 @@
+"""Shared look of latticefit's publication figures.
+
+One place for what every figure shares: the colour-blind-safe Okabe-Ito
+palette, journal column widths (85 mm single, 180 mm double), font sizes that
+stay legible when the figure is printed at column width, calibrated scale
+bars, panel letters, value ± uncertainty formatting, and writing a figure in
+the requested format plus a 300-dpi PNG beside it.
+
+Examples
+--------
+>>> format_uncertain(4.19512, 0.00312, "Å")
+'4.195 ± 0.003 Å'
+>>> format_uncertain(60.04, 0.21, "°")
+'60.0 ± 0.2°'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import LatticefitError
+
+__all__ = [
+    "OKABE_ITO",
+    "COLORS",
+    "SINGLE_COLUMN_MM",
+    "DOUBLE_COLUMN_MM",
+    "MM_PER_INCH",
+    "FIGURE_FORMATS",
+    "mm_to_inch",
+    "figure_style",
+    "format_uncertain",
+    "round_to_uncertainty",
+    "add_scalebar",
+    "panel_label",
+    "show_image",
+    "note_box",
+    "output_paths",
+    "save_figure",
+]
+
+#: Okabe & Ito (2008) colour-blind-safe palette
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+}
+
+#: the roles colours play in latticefit figures (all Okabe-Ito)
+COLORS = {
+    "matrix": OKABE_ITO["sky_blue"],
+    "dot": OKABE_ITO["orange"],
+    "g1": OKABE_ITO["yellow"],
+    "g2": OKABE_ITO["sky_blue"],
+    "spot": OKABE_ITO["bluish_green"],
+    "angle": OKABE_ITO["reddish_purple"],
+    "outline": OKABE_ITO["orange"],
+    "edge": OKABE_ITO["reddish_purple"],
+    "warning": OKABE_ITO["vermillion"],
+    "hist": OKABE_ITO["blue"],
+    "gauss": OKABE_ITO["vermillion"],
+    "lognorm": OKABE_ITO["bluish_green"],
+    "populations": [OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["bluish_green"],
+                    OKABE_ITO["reddish_purple"], OKABE_ITO["sky_blue"], OKABE_ITO["vermillion"]],
+}
+
+SINGLE_COLUMN_MM = 85.0
+DOUBLE_COLUMN_MM = 180.0
+MM_PER_INCH = 25.4
+#: formats a figure can be written in (a PNG is always written too)
+FIGURE_FORMATS = ("pdf", "png", "svg")
+
+# Font sizes in points: 7 pt is the usual journal minimum at print size.
+_RC = {
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
+    "font.size": 7.0,
+    "axes.titlesize": 7.0,
+    "axes.labelsize": 7.0,
+    "xtick.labelsize": 6.0,
+    "ytick.labelsize": 6.0,
+    "legend.fontsize": 6.0,
+    "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.major.size": 2.5,
+    "ytick.major.size": 2.5,
+    "lines.linewidth": 1.0,
+    "savefig.dpi": 300,
+    "figure.dpi": 100,
+    "pdf.fonttype": 42,  # editable TrueType text in Illustrator
+    "ps.fonttype": 42,
+    "svg.fonttype": "none",  # text stays text in the SVG (searchable, editable)
+    "image.interpolation": "nearest",
+    "axes.prop_cycle": None,  # filled in below
+}
+
+
+def mm_to_inch(mm: float) -> float:
+    """Millimetres to inches (matplotlib sizes figures in inches)."""
+    return float(mm) / MM_PER_INCH
+
+
+@contextlib.contextmanager
+def figure_style():
+    """Context manager applying latticefit's rcParams (fonts, line widths, Okabe-Ito colour cycle)."""
+    import matplotlib as mpl
+    from cycler import cycler
+
+    rc = dict(_RC)
+    rc["axes.prop_cycle"] = cycler(color=COLORS["populations"])
+    with mpl.rc_context(rc):
+        yield
+
+
+# --------------------------------------------------------------------- numbers
+def _first_digit_place(x: float) -> int:
+    """Decimal exponent of the leading digit of |x| (0.0031 -> -3)."""
+    return int(math.floor(math.log10(abs(x))))
+
+
+def round_to_uncertainty(value: float, err: float) -> tuple[str, str]:
+    """Value and uncertainty as strings rounded to the uncertainty's precision.
+
+    The uncertainty keeps one significant digit, two when its leading digit
+    is 1 (0.012 stays 0.012, 0.0031 becomes 0.003); the value is rounded to the
+    same decimal place.
+
+    Examples
+    --------
+    >>> round_to_uncertainty(4.19512, 0.00312)
+    ('4.195', '0.003')
+    >>> round_to_uncertainty(4.19512, 0.0121)
+    ('4.195', '0.012')
+    >>> round_to_uncertainty(1234.0, 56.0)
+    ('1230', '60')
+    """
+    place = _first_digit_place(err)
+    lead = int(abs(err) / 10.0**place + 1e-9)
+    if lead == 1:
+        place -= 1
+    err_r = round(err, -place)  # a carry (0.0096 -> 0.010) keeps the place: '0.010'
+    decimals = max(0, -place)
+    if decimals:
+        return f"{value:.{decimals}f}", f"{err_r:.{decimals}f}"
+    return f"{round(value, -place):.0f}", f"{err_r:.0f}"
+
+
+def format_uncertain(value, err=None, unit: str = "", *, sig: int = 4) -> str:
+    """``'value ± err unit'`` with sensible significant digits.
+
+    Parameters
+    ----------
+    value : float
+        The measured value.
+    err : float or None
+        Its standard uncertainty; None, NaN or 0 prints the value alone with
+        ``sig`` significant digits.
+    unit : str
+        Unit appended after a space (no space for ``'°'`` and ``'%'``).
+
+    Examples
+    --------
+    >>> format_uncertain(4.19512, 0.00312, "Å")
+    '4.195 ± 0.003 Å'
+    >>> format_uncertain(7.04, float("nan"), "nm")
+    '7.040 nm'
+    """
+    if value is None or not np.isfinite(value):
+        text = "n/a"
+    elif err is None or not np.isfinite(err) or err <= 0:
+        text = f"{value:.{sig}g}" if abs(value) >= 10 ** sig else f"{value:#.{sig}g}".rstrip(".")
+    else:
+        v, e = round_to_uncertainty(float(value), float(err))
+        text = f"{v} ± {e}"
+    if not unit:
+        return text
+    sep = "" if unit in ("°", "%") else " "
+    return f"{text}{sep}{unit}"
+
+
+# --------------------------------------------------------------------- drawing
+def add_scalebar(ax, pixel_size_nm: float, *, color: str = "white", location: str = "lower right",
+                 length_fraction: float = 0.25):
+    """Add a calibrated scale bar (matplotlib-scalebar) to an image shown in pixel coordinates."""
+    from matplotlib_scalebar.scalebar import ScaleBar
+
+    sb = ScaleBar(float(pixel_size_nm), units="nm", dimension="si-length", location=location,
+                  color=color, box_alpha=0.0, frameon=False, length_fraction=length_fraction,
+                  width_fraction=0.025, scale_loc="top", border_pad=0.6,
+                  font_properties={"size": 7, "weight": "bold"})
+    ax.add_artist(sb)
+    return sb
+
+
+def panel_label(ax, letter: str, *, dark_background: bool = True, title: str | None = None):
+    """Bold panel letter ``(a)`` in the top-left corner, optionally followed by a short title."""
+    text = f"({letter})" if title is None else f"({letter}) {title}"
+    color = "white" if dark_background else "black"
+    bbox = dict(boxstyle="square,pad=0.15", fc="black" if dark_background else "white", alpha=0.55, lw=0)
+    return ax.text(0.02, 0.98, text, transform=ax.transAxes, ha="left", va="top", fontsize=7.5,
+                   fontweight="bold", color=color, bbox=bbox, zorder=20)
+
+
+def display_limits(data: np.ndarray, lo: float = 0.5, hi: float = 99.5) -> tuple[float, float]:
+    """Robust display range (percentiles) of an image."""
+    finite = np.asarray(data)[np.isfinite(data)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    a, b = np.percentile(finite, [lo, hi])
+    if b <= a:
+        b = a + 1.0
+    return float(a), float(b)
+
+
+def show_image(ax, data: np.ndarray, *, pixel_size_nm: float | None = None, cmap: str = "gray",
+               scalebar: bool = True, extent=None, scalebar_location: str = "lower right"):
+    """Show a micrograph in pixel coordinates with robust contrast, no ticks, and a scale bar."""
+    vmin, vmax = display_limits(data)
+    im = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, origin="upper", extent=extent,
+                   interpolation="antialiased")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if scalebar and pixel_size_nm:
+        add_scalebar(ax, pixel_size_nm, location=scalebar_location)
+    return im
+
+
+def note_box(ax, text: str, *, color: str | None = None, loc: str = "bottom"):
+    """A warning/note printed inside an axes (e.g. field-of-view mismatch)."""
+    color = color or COLORS["warning"]
+    y, va = (0.02, "bottom") if loc == "bottom" else (0.5, "center")
+    return ax.text(0.5, y, text, transform=ax.transAxes, ha="center", va=va, fontsize=6.5, color="white",
+                   wrap=True, zorder=30, bbox=dict(boxstyle="round,pad=0.3", fc=color, alpha=0.85, lw=0))
+
+
+# --------------------------------------------------------------------- output
+def output_paths(out) -> dict[str, Path]:
+    """The files written beside a figure ``OUT.ext``: figure, png, json, csv, particles csv.
+
+    Raises
+    ------
+    LatticefitError
+        When the extension is not one of pdf, png, svg.
+    """
+    out = Path(out)
+    ext = out.suffix.lower().lstrip(".")
+    if ext not in FIGURE_FORMATS:
+        raise LatticefitError(f"output {out}: figure format must be .pdf, .png or .svg, got {out.suffix or 'no extension'!r}")
+    stem = out.with_suffix("")
+    return {
+        "figure": out,
+        "png": stem.with_suffix(".png"),
+        "json": stem.with_suffix(".json"),
+        "csv": stem.with_suffix(".csv"),
+        "particles_csv": stem.parent / f"{stem.name}_particles.csv",
+    }
+
+
+def save_figure(fig, out, *, dpi: int = 300) -> list[Path]:
+    """Write ``fig`` to ``out`` (pdf/svg/png) and always a ``dpi`` PNG beside it.
+
+    Returns
+    -------
+    list of Path
+        The files written (the requested one first).
+    """
+    paths = output_paths(out)
+    paths["figure"].parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    fig.savefig(paths["figure"], dpi=dpi)
+    written.append(paths["figure"])
+    if paths["png"] != paths["figure"]:
+        fig.savefig(paths["png"], dpi=dpi)
+        written.append(paths["png"])
+    return written
+

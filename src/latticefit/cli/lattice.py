@@ -1,0 +1,68 @@
+"""``latticefit lattice FILE``: d-spacings and angles with 1-sigma errors.
+
+Prints a table (d in Å, azimuth in degrees, signal-to-noise, harmonic order,
+indices in the fitted basis) and the basis; ``--json PATH`` (or ``-`` for
+stdout, then without the table) writes the :meth:`LatticeResult.to_dict`
+contract. An image without lattice spots gives an empty table, a warning and
+exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import add_load_args, circle_arg, load_kwargs, rect_arg
+
+__all__ = ["register", "run"]
+
+
+def _d_range_arg(text):
+    from ..errors import LatticefitError
+    from ..lattice import parse_d_range
+
+    try:
+        return parse_d_range(text)
+    except LatticefitError as e:
+        raise argparse.ArgumentTypeError(e.message) from None
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "lattice",
+        help="measure lattice spacings and angles with uncertainties",
+        description="Find the lattice spots of an image (or a region), refine them to the statistical "
+                    "limit and print d-spacings (Å), azimuths and inter-planar angles with 1-sigma errors.",
+    )
+    p.add_argument("file", metavar="FILE", help="microscope file")
+    reg = p.add_mutually_exclusive_group()
+    reg.add_argument("--roi", type=rect_arg, metavar="X,Y,W,H", help="rectangular region in pixels")
+    reg.add_argument("--circle", type=circle_arg, metavar="X,Y,R", help="disk region (a dot) in pixels")
+    p.add_argument("--d-range", type=_d_range_arg, metavar="MIN-MAX",
+                   help="keep spacings in this range, e.g. 1-10A or 0.1-1nm (a bare range is Å)")
+    p.add_argument("--min-snr", type=float, default=5.0, metavar="S",
+                   help="smallest amplitude signal-to-noise ratio of a reported spot (default 5)")
+    p.add_argument("--json", metavar="PATH|-", help="write the result as JSON to PATH, or to stdout with '-'")
+    add_load_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..io import load
+    from ..lattice import measure_lattice
+    from ..serialize import write_json
+
+    mg = load(args.file, **load_kwargs(args))
+    roi = args.roi or args.circle
+    res = measure_lattice(mg, roi=roi, d_range_angstrom=args.d_range, min_snr=args.min_snr)
+    if args.json != "-":
+        ps = res.pixel_size_nm
+        where = f", region {roi.describe()}" if roi is not None else ""
+        print(f"{mg.name}: {res.region_shape[1]}x{res.region_shape[0]} px{where}, pixel size {ps[1]:.6g} nm")
+        print(res.table())
+        sys.stdout.flush()
+    if args.json:
+        d = res.to_dict()
+        d["file"] = str(args.file)
+        write_json(d, args.json)
+    return 0

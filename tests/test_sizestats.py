@@ -1,0 +1,101 @@
+"""Size statistics on known distributions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from latticefit.errors import LatticefitWarning
+from latticefit.sizestats import (
+    corrected_rsd,
+    fd_histogram,
+    fit_gaussian,
+    fit_lognormal,
+    miles_lantuejoul_weights,
+    rsd_bootstrap_ci,
+    size_summary,
+    weighted_mean_sd,
+)
+
+
+def test_summary_of_normal_population():
+    rng = np.random.default_rng(0)
+    d = rng.normal(7.0, 0.56, 500)  # RSD 8 %
+    s = size_summary(d, np.full(500, 0.05))
+    assert s["n"] == 500 and s["n_edge"] == 0
+    assert s["mean_nm"] == pytest.approx(7.0, abs=0.06)
+    assert s["rsd_percent"] == pytest.approx(8.0, abs=0.6)
+    lo, hi = s["rsd_ci95_percent"]
+    assert lo < 8.0 < hi and hi - lo < 2.0
+    assert s["gaussian"]["mu_nm"] == pytest.approx(s["mean_nm"])
+    assert sum(s["histogram"]["counts"]) == 500
+
+
+def test_bootstrap_ci_coverage():
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(40):
+        d = rng.normal(4.0, 0.3, 120)  # true RSD 7.5 %
+        lo, hi = rsd_bootstrap_ci(d, n_boot=400, seed=0)
+        hits += lo < 7.5 < hi
+    assert hits >= 33  # nominal 95 %: >= 33/40 is well within binomial scatter
+
+
+def test_bootstrap_is_seeded():
+    d = np.random.default_rng(2).normal(5, 0.4, 50)
+    assert rsd_bootstrap_ci(d, seed=3) == rsd_bootstrap_ci(d, seed=3)
+
+
+def test_corrected_rsd_removes_measurement_noise():
+    rng = np.random.default_rng(4)
+    true = rng.normal(7.0, 0.35, 4000)  # RSD 5 %
+    err = np.full(4000, 0.42)  # 6 % per particle
+    meas = true + rng.normal(0, 0.42, 4000)
+    s = size_summary(meas, err)
+    assert s["rsd_percent"] == pytest.approx(math.hypot(5.0, 6.0), abs=0.3)
+    assert s["rsd_corrected_percent"] == pytest.approx(5.0, abs=0.4)
+
+
+def test_corrected_rsd_clips_at_zero_with_note():
+    val, note = corrected_rsd(3.0, [5.0, 5.0], [0.5, 0.5])
+    assert val == 0.0 and "clipped" in note
+    s = size_summary([5.0, 5.1, 4.9], [0.5, 0.5, 0.5])
+    assert s["rsd_corrected_percent"] == 0.0 and any("clipped" in n for n in s["notes"])
+
+
+def test_lognormal_fit_recovers_parameters():
+    rng = np.random.default_rng(5)
+    d = rng.lognormal(np.log(4.0), 0.1, 3000)
+    f = fit_lognormal(d)
+    assert f["median_nm"] == pytest.approx(4.0, rel=0.01) and f["sigma_log"] == pytest.approx(0.1, rel=0.05)
+    g = fit_gaussian(d)
+    assert g["mu_nm"] == pytest.approx(4.0 * math.exp(0.005), rel=0.01)
+
+
+def test_fd_histogram_edges_and_counts():
+    rng = np.random.default_rng(6)
+    d = rng.normal(7, 0.5, 400)
+    h = fd_histogram(d)
+    edges = np.array(h["bin_edges_nm"])
+    iqr = np.subtract(*np.percentile(d, [75, 25]))
+    assert h["bin_width_nm"] == pytest.approx(2 * iqr / 400 ** (1 / 3), rel=0.15)
+    assert edges[0] <= d.min() and edges[-1] >= d.max() and sum(h["counts"]) == 400
+
+
+def test_weighted_statistics_and_ml_weights():
+    m, s = weighted_mean_sd([1.0, 2.0, 3.0], [1.0, 1.0, 1.0])
+    assert (m, s) == pytest.approx((2.0, 1.0))
+    w = miles_lantuejoul_weights([10, 0], [10, 0], (100, 100))
+    assert w[0] == pytest.approx(10000 / 8100) and w[1] == 1.0
+    s = size_summary([4.0, 6.0], weights=[1.0, 3.0])
+    assert s["mean_nm"] == pytest.approx(5.5) and s["weighted"]
+
+
+def test_empty_summary_warns_and_is_null():
+    with pytest.warns(LatticefitWarning):
+        s = size_summary([])
+    assert s["n"] == 0 and s["mean_nm"] is None and s["rsd_ci95_percent"] == [None, None]
+    s = size_summary([np.nan, -1.0], warn=False)
+    assert s["n"] == 0

@@ -87,7 +87,8 @@ def parse_d_range(text) -> tuple[float | None, float | None]:
         lo = float(parts[0]) * unit if parts[0] else None
         hi = float(parts[1]) * unit if parts[1] else None
     except ValueError:
-        raise LatticefitError(f"cannot read a d-range from {text!r}: expected MIN-MAX with a unit, e.g. 1-10A") from None
+        raise LatticefitError(
+            f"cannot read a d-range from {text!r}: expected MIN-MAX with a unit, e.g. 1-10A") from None
     if lo is not None and hi is not None and not (0 < lo < hi):
         raise LatticefitError(f"d-range {text!r} must have 0 < MIN < MAX")
     return lo, hi
@@ -168,7 +169,8 @@ class LatticeResult:
             return "no lattice spots found"
         lines.append(f"{'#':>3} {'d (Å)':>16} {'azimuth (°)':>16} {'snr':>8} {'order':>5} {'hk':>8}")
         for i, r in enumerate(self.spots.itertuples()):
-            lines.append(f"{i:>3} {_pm(r.d_angstrom, r.d_err_angstrom):>16} {_pm(r.azimuth_deg, r.azimuth_err_deg):>16} "
+            lines.append(f"{i:>3} {_pm(r.d_angstrom, r.d_err_angstrom):>16} "
+                         f"{_pm(r.azimuth_deg, r.azimuth_err_deg):>16} "
                          f"{r.snr:>8.1f} {int(r.order):>5} {f'({int(r.h)},{int(r.k)})':>8}")
         if self.basis:
             b = self.basis
@@ -178,7 +180,8 @@ class LatticeResult:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"LatticeResult({len(self.spots)} spots, basis={'yes' if self.basis else 'none'}, source={self.source!r})"
+        basis = "yes" if self.basis else "none"
+        return f"LatticeResult({len(self.spots)} spots, basis={basis}, source={self.source!r})"
 
 
 def _pm(v: float, e: float) -> str:
@@ -539,7 +542,8 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
         m = float((w * x).sum() / w.sum())
         e = float(1.0 / math.sqrt(w.sum()))
         chi2 = float((w * (x - m) ** 2).sum())
-        summary = {"mean_rel_diff": m, "mean_rel_diff_err": e, "z": m / e, "significant": bool(abs(m / e) > z_threshold),
+        summary = {"mean_rel_diff": m, "mean_rel_diff_err": e, "z": m / e,
+                   "significant": bool(abs(m / e) > z_threshold),
                    "chi2": chi2, "n": int(len(first))}
     else:
         notes.append("no reflection is common to the two regions")

@@ -36,6 +36,29 @@ import numpy as np
 import pandas as pd
 
 
+def _spin(n: int = 15_000_000) -> float:
+    t = time.perf_counter()
+    s = 0
+    for i in range(n):
+        s += i
+    return time.perf_counter() - t
+
+
+def machine_speedup() -> float:
+    """Throughput of 2 processes over 1 on a fixed pure-Python loop, measured now: the speed-up this machine
+    can give two workers at this moment (other users' processes take cores too)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        pool.map(_spin, [1000, 1000])  # start-up not timed
+        one = pool.apply(_spin)
+        t = time.perf_counter()
+        pool.map(_spin, [15_000_000, 15_000_000])
+        two = time.perf_counter() - t
+    return 2 * one / two
+
+
 def write_folder(folder: Path, n: int, kind: str, size: int) -> list[Path]:
     import tifffile
 
@@ -114,12 +137,14 @@ def main(argv=None) -> None:
         # warm-up: numba caches, imports (not timed, as a long session would have them warm)
         plain_loop(paths[:2])
         loads = [os.getloadavg()[0]]
+        avail_before = machine_speedup()
         t_loop, t_loop_analysis = plain_loop(paths)
         loads.append(os.getloadavg()[0])
         t1, s1 = batch_run(root / "in", root / "out1", 1, mode)
         loads.append(os.getloadavg()[0])
         t2, s2 = batch_run(root / "in", root / "out2", 2, mode)
         loads.append(os.getloadavg()[0])
+        avail_after = machine_speedup()
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
@@ -134,6 +159,8 @@ def main(argv=None) -> None:
     ]
     print(f"\n{n} files, {os.cpu_count()} cores; 1-min load average before each run and at the end: "
           + " / ".join(f"{v:.2f}" for v in loads) + " (other processes on the cores lower the jobs-2 speed-up)")
+    print(f"machine anchor: 2 processes of a pure-Python loop run {avail_before:.2f}x (before) and "
+          f"{avail_after:.2f}x (after) the throughput of 1: the most --jobs 2 can gain right now")
     print(f"{'run':38s} {'wall (s)':>9s} {'files/s':>8s} {'vs loop':>8s} {'vs jobs 1':>9s}")
     for name, t, r, vs_loop, vs_1 in rows:
         v1 = "" if np.isnan(vs_1) else f"{vs_1:9.2f}"

@@ -251,7 +251,8 @@ def test_resume_reuses_only_matching_records(mixed_folder, tmp_path):
     out = tmp_path / "out"
     first = batch.run(mixed_folder, out, jobs=1, analyzers=TINY)
     store = RecordStore(out)
-    t_before = {f: store.path_for(f).stat().st_mtime_ns for f in first["file"] if f != "notes.txt"}
+    # a rewritten record is a new file (temp + rename): a new inode
+    t_before = {f: store.path_for(f).stat().st_ino for f in first["file"] if f != "notes.txt"}
     # change one file's bytes, delete one figure, corrupt one record, leave a stale temp file
     write_tif(mixed_folder / "lat_1.tif", lattice_mg(11))
     (out / "dots_0.hspy.particles.png").unlink()
@@ -259,15 +260,15 @@ def test_resume_reuses_only_matching_records(mixed_folder, tmp_path):
     stale = store.root / ".0123.json.abcd.tmp"
     stale.write_text("{")
     again = batch.run(mixed_folder, out, jobs=1, resume=True, analyzers=TINY)
-    redone = {f for f, t in t_before.items() if store.path_for(f).stat().st_mtime_ns != t}
+    redone = {f for f, t in t_before.items() if store.path_for(f).stat().st_ino != t}
     assert redone == {"lat_1.tif", "dots_0.hspy", "lat_2.tif"}
     assert not stale.exists()
     assert len(again) == len(first)  # never a duplicated row
     assert (out / "dots_0.hspy.particles.png").is_file()
     # other settings: nothing is reused
-    t_mid = {f: store.path_for(f).stat().st_mtime_ns for f in t_before}
+    t_mid = {f: store.path_for(f).stat().st_ino for f in t_before}
     batch.run(mixed_folder, out, jobs=1, resume=True, mode="both", analyzers=TINY)
-    assert all(store.path_for(f).stat().st_mtime_ns != t for f, t in t_mid.items())
+    assert all(store.path_for(f).stat().st_ino != t for f, t in t_mid.items())
 
 
 def test_uninterrupted_equals_resumed_tables(mixed_folder, tmp_path, monkeypatch):

@@ -120,10 +120,10 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     n_done = len(list(records.glob("*.json")))
     assert 3 <= n_done < 12
     # resume: only the unfinished files are processed, and the tables equal the uninterrupted run's
-    before = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}
+    before = {p.name: p.stat().st_ino for p in records.glob("*.json")}
     res = subprocess.run(_cli("batch", folder, "-o", out, *common, "--resume"), capture_output=True, timeout=300)
     assert res.returncode == 0, res.stderr.decode()
-    after = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}
+    after = {p.name: p.stat().st_ino for p in records.glob("*.json")}
     assert len(after) == 12 and all(after[k] == v for k, v in before.items())  # finished files not redone
     _, err = ref.communicate(timeout=300)
     assert ref.returncode == 0, err.decode()

@@ -25,7 +25,7 @@ Examples
 >>> from latticefit import batch, synth
 >>> folder = pathlib.Path(tempfile.mkdtemp())
 >>> for seed in range(2):
-...     mg, _ = synth.haadf_dots((256, 256), pixel_size_nm=0.2, n_particles=12, seed=seed)
+...     mg, _ = synth.haadf_dots((256, 256), pixel_size_nm=0.2, n_particles=12, n_touching_pairs=1, seed=seed)
 ...     mg.to_signal().save(folder / f"dots_{seed}.hspy")
 >>> summary = batch.run(folder, folder / "out", jobs=1)  # doctest: +SKIP
 >>> summary[["file", "analysis", "status", "n_particles"]]  # doctest: +SKIP
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import sys
 import time
@@ -379,8 +380,12 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
     out = Path(out)
     if jobs is None:
         jobs = default_jobs()
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise LatticefitError(f"jobs must be a positive integer, got {jobs!r}")
+    try:
+        jobs = operator.index(jobs) if not isinstance(jobs, bool) else 0
+    except TypeError:
+        jobs = 0
+    if jobs < 1:
+        raise LatticefitError("jobs must be a positive integer")
     settings = batch_settings(mode=mode, phases=phases, pixel_size=pixel_size, signal=signal, frame=frame,
                               lattice_options=lattice_options, particle_options=particle_options,
                               analyzers=analyzers)

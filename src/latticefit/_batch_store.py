@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
-from .serialize import atomic_write_text, dumps
+from .serialize import atomic_write_bytes, atomic_write_text, dumps
 
 __all__ = [
     "RECORD_VERSION",
@@ -73,23 +72,6 @@ def file_content_hash(paths, *, chunk_size: int = _HASH_CHUNK) -> str:
                 h.update(block)
         h.update(b"\0")  # file boundary
     return h.hexdigest()
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _relpath_key(relpath: str) -> str:

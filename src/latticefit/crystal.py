@@ -389,7 +389,9 @@ def load_cif(path, *, name: str | None = None) -> Phase:
 
         atoms = ase.io.read(path, format="cif")
     except Exception as e:  # noqa: BLE001 - any parser failure is a bad file
-        raise FileReadError(f"cannot read CIF ({type(e).__name__}: {' '.join(str(e).split())[:200]})", path) from None
+        why = " ".join(str(e).split())[:200]
+        cause = f"{type(e).__name__}: {why}" if why else f"ase's CIF parser failed with {type(e).__name__}"
+        raise FileReadError(f"cannot read as CIF, not a valid CIF file? ({cause})", path) from None
     try:
         a, b, c, al, be, ga = (float(v) for v in atoms.cell.cellpar())
         frac = atoms.get_scaled_positions(wrap=True)

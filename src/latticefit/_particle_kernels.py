@@ -12,14 +12,21 @@ The kernels are the hot loops of :mod:`latticefit.particles`:
   overlapping detections;
 - :func:`paint_disks` / :func:`paint_disks_ref` rasterise disks;
 - :func:`fit_groups` is a Levenberg-Marquardt fit of groups of touching
-  blurred spheres over a background plane (one group per bounding-box patch),
+  blurred spheres over a quadratic background (one group per bounding-box patch),
   run in parallel over the groups; :func:`sphere_model_ref` evaluates the same
   model and its Jacobian with numpy for the tests.
 
 Model (fit units are pixels of the fitted patch)::
 
     I(x, y) = b0 + bx*(x - xc) + by*(y - yc)
+              + bxx*u**2 + bxy*u*v + byy*v**2        (u = (x - xc)/(xc + 1), v = (y - yc)/(yc + 1))
               + sum_k H_k / 2 * g(r_k / R_k, s_eff / R_k)
+
+The background is a quadratic surface (``N_BACKGROUND = 6`` terms): over a
+patch a few particle diameters wide a real (or synthetic) background curves,
+and on well-exposed images a plane leaves a size error larger than the
+statistical one. The quadratic terms use coordinates scaled to about +-1 over
+the patch so that the Fisher matrix stays well conditioned.
 
 where ``g(rho, s)`` is the chord length ``2*sqrt(1 - rho**2)`` of a unit sphere
 blurred by a 2-D Gaussian of standard deviation ``s`` (so ``H`` is the peak
@@ -34,7 +41,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
+#: number of background terms of a group's parameter vector (quadratic surface)
+N_BACKGROUND = 6
+
 __all__ = [
+    "N_BACKGROUND",
     "TABLE_RHO_MAX",
     "TABLE_S_MIN",
     "TABLE_S_MAX",
@@ -237,8 +248,8 @@ def _lookup_k(rho, k, ts, tab, tp):
 @njit(cache=True)
 def _s_cells(p, npart, fit_sigma, s_fixed2, tab, tp):
     """Per-sphere s-cell (k, ts) of the current parameters: computed once per model evaluation."""
-    nb = 4 if fit_sigma else 3
-    s2 = (p[3] * p[3] + 1.0 / 12.0) if fit_sigma else s_fixed2
+    nb = N_BACKGROUND + 1 if fit_sigma else N_BACKGROUND
+    s2 = (p[N_BACKGROUND] * p[N_BACKGROUND] + 1.0 / 12.0) if fit_sigma else s_fixed2
     seff = math.sqrt(s2)
     cells = np.empty((npart, 2))
     for k in range(npart):
@@ -458,18 +469,23 @@ def _model_point(xx, yy, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, jac, ce
 
     ``cells`` are the per-sphere table cells of ``s`` (:func:`_s_cells`).
     """
-    nb = 4 if fit_sigma else 3
-    v = p[0] + p[1] * (xx - xc) + p[2] * (yy - yc)
+    nb = N_BACKGROUND + 1 if fit_sigma else N_BACKGROUND
+    u = (xx - xc) / (xc + 1.0)
+    w = (yy - yc) / (yc + 1.0)
+    v = p[0] + p[1] * (xx - xc) + p[2] * (yy - yc) + p[3] * u * u + p[4] * u * w + p[5] * w * w
     want = jac.shape[0] > 0
     if want:
         jac[0] = 1.0
         jac[1] = xx - xc
         jac[2] = yy - yc
+        jac[3] = u * u
+        jac[4] = u * w
+        jac[5] = w * w
     if fit_sigma:
-        sig = p[3]
+        sig = p[N_BACKGROUND]
         s2 = sig * sig + 1.0 / 12.0
         if want:
-            jac[3] = 0.0
+            jac[N_BACKGROUND] = 0.0
     else:
         sig = 0.0
         s2 = s_fixed2
@@ -500,7 +516,7 @@ def _model_point(xx, yy, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, jac, ce
             jac[o + 3] = 0.5 * g
             if fit_sigma:
                 # d s / d sig = sig / (seff * R)
-                jac[3] += 0.5 * H * gs * sig / (seff * R)
+                jac[N_BACKGROUND] += 0.5 * H * gs * sig / (seff * R)
     return v
 
 
@@ -599,7 +615,7 @@ def _fit_one(xs, ys, data, wts, p0, npart, xc, yc, fit_sigma, s_fixed2, tab, tp,
     m = p.shape[0]
     lam = 1e-3
     JtJ, Jtr, chi2 = _normal_eq(xs, ys, data, wts, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp)
-    nb = 4 if fit_sigma else 3
+    nb = N_BACKGROUND + 1 if fit_sigma else N_BACKGROUND
     it = 0
     converged = False
     for it in range(max_iter):
@@ -620,7 +636,7 @@ def _fit_one(xs, ys, data, wts, p0, npart, xc, yc, fit_sigma, s_fixed2, tab, tp,
             if pn[o + 2] > r_max:
                 pn[o + 2] = r_max
         if fit_sigma:
-            pn[3] = abs(pn[3])
+            pn[N_BACKGROUND] = abs(pn[N_BACKGROUND])
         c2 = _chi2(xs, ys, data, wts, pn, npart, xc, yc, fit_sigma, s_fixed2, tab, tp)
         if c2 <= chi2:
             rel = (chi2 - c2) / max(chi2, 1e-300)
@@ -656,7 +672,7 @@ def fit_groups(xs, ys, data, wts, pix_off, params, par_off, npart, xc, yc, fit_s
         of all groups concatenated; group ``g`` owns ``pix_off[g]:pix_off[g+1]``.
     params : 1-D float64
         Initial parameters of all groups concatenated (``par_off``), each
-        ``[b0, bx, by, (sigma), x0, y0, R, H, x0, y0, R, H, ...]``.
+        ``[b0, bx, by, bxx, bxy, byy, (sigma), x0, y0, R, H, x0, y0, R, H, ...]``.
     npart : int64 array
         Number of spheres of each group.
     xc, yc : float64 arrays
@@ -723,9 +739,11 @@ def sphere_model_ref(xs, ys, p, npart, xc, yc, fit_sigma, s_fixed2):
     t = profile_table()
     xs = np.asarray(xs, float)
     ys = np.asarray(ys, float)
-    nb = 4 if fit_sigma else 3
-    v = p[0] + p[1] * (xs - xc) + p[2] * (ys - yc)
-    s2 = (p[3] ** 2 + 1.0 / 12.0) if fit_sigma else s_fixed2
+    nb = N_BACKGROUND + 1 if fit_sigma else N_BACKGROUND
+    u = (xs - xc) / (xc + 1.0)
+    w = (ys - yc) / (yc + 1.0)
+    v = p[0] + p[1] * (xs - xc) + p[2] * (ys - yc) + p[3] * u * u + p[4] * u * w + p[5] * w * w
+    s2 = (p[nb - 1] ** 2 + 1.0 / 12.0) if fit_sigma else s_fixed2
     for k in range(npart):
         x0, y0, R, H = p[nb + 4 * k: nb + 4 * k + 4]
         rho = np.hypot(xs - x0, ys - y0) / R

@@ -19,7 +19,7 @@
    ellipse axes and orientation, circularity, integrated intensity
    (:func:`skimage.measure.regionprops_table`) and the **model-fit diameter**:
    a least-squares fit of projected spheres (thickness ``2 sqrt(R^2 - r^2)``)
-   blurred by the probe over a local background plane, touching neighbours
+   blurred by the probe over a local quadratic background, touching neighbours
    fitted jointly, with the 1-sigma error from the Fisher information;
 5. **statistics** (:func:`latticefit.sizestats.size_summary`).
 
@@ -230,10 +230,13 @@ def estimate_noise_model(image) -> NoiseModel:
     """Pixel-noise model of an image, estimated from the data.
 
     The variance of each 32x32 tile (Immerkaer's estimator, which ignores smooth
-    structure) is regressed on the tile mean, robustly (the quietest half of
-    the tiles). When the pixel values are integer multiples of a quantum ``q``
-    and the variance is ``q * mean`` to within a factor 1.6, the image is taken
-    as (scaled) Poisson counts.
+    structure) is regressed on the tile mean. When the pixel values are integer
+    multiples of a quantum ``q`` and the variance is ``q * mean`` to within a
+    factor 1.6 (quietest half of the tiles), the image is taken as (scaled)
+    Poisson counts. Otherwise ``variance = offset + gain * I`` is fitted to the
+    lower third of the tiles of each intensity bin (structure only inflates the
+    estimator); ``offset`` may be negative (a detector dark level:
+    ``gain * (I - I_dark)``) as long as the variance stays positive.
 
     Examples
     --------
@@ -259,11 +262,29 @@ def estimate_noise_model(image) -> NoiseModel:
         if 0.6 * q <= ratio <= 1.6 * q:
             counts = True
             gain, offset = q, 0.0
-    if not counts and m.size > 8 and np.ptp(m[keep]) > 0:
-        A = np.column_stack([np.ones(keep.sum()), m[keep]])
-        coef, *_ = np.linalg.lstsq(A, v[keep], rcond=None)
-        if coef[1] > 0 and coef[0] >= 0:
-            offset, gain = float(coef[0]), float(coef[1])
+    if not counts and m.size > 8 and np.ptp(m) > 0:
+        # variance against intensity: in each intensity bin the lower third of the tiles (structure only
+        # ever inflates the estimator); selecting the quietest tiles overall would drop the bright ones,
+        # whose noise is larger by nature. Detectors add a dark level, so ``offset`` may be negative
+        # (variance = gain * (I - I_dark)); it only has to leave a positive variance over the image.
+        nb = int(min(12, max(3, m.size // 12)))
+        edges = np.unique(np.quantile(m, np.linspace(0, 1, nb + 1)))
+        which = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, len(edges) - 2)
+        bm, bv, bn = [], [], []
+        for b in range(len(edges) - 1):
+            sel = which == b
+            if sel.sum() >= 4:
+                vb = v[sel]
+                low = vb <= np.quantile(vb, 1.0 / 3.0)
+                bm.append(float(np.median(m[sel][low])))
+                bv.append(float(np.median(vb[low])))
+                bn.append(float(sel.sum()))
+        if len(bm) >= 3 and np.ptp(bm) > 0:
+            bm, bv, bn = np.array(bm), np.array(bv), np.array(bn)
+            A = np.column_stack([np.ones(len(bm)), bm]) * np.sqrt(bn)[:, None]
+            coef, *_ = np.linalg.lstsq(A, bv * np.sqrt(bn), rcond=None)
+            if coef[1] > 0 and coef[0] + coef[1] * float(bm.min()) > 0.1 * sigma * sigma:
+                offset, gain = float(coef[0]), float(coef[1])
     return NoiseModel(sigma=sigma, counts=counts, gain=gain, offset=offset, quantum=q)
 
 
@@ -592,7 +613,7 @@ def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, marg
             inside |= (fx - x[k]) ** 2 + (fy - y[k]) ** 2 < (1.3 * r[k] + 2 * fit_sigma_px) ** 2
         ring = patch[(~inside) & (wts > 0)]
         b0 = float(np.median(ring)) if ring.size >= 5 else float(np.percentile(patch, 10))
-        p = [b0, 0.0, 0.0]
+        p = [b0] + [0.0] * (K.N_BACKGROUND - 1)
         for k in idx:
             u = (x[k] - x0 + 0.5) / b - 0.5
             v = (y[k] - y0 + 0.5) / b - 0.5
@@ -619,11 +640,12 @@ def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, marg
 
 
 def _insert_sigma(prep, sigma_fit):
-    """Parameter layout with a per-group sigma after the plane (for the fit_sigma pass)."""
+    """Parameter layout with a per-group sigma after the background terms (for the fit_sigma pass)."""
     params, offs = [], [0]
     for g in range(len(prep["npart"])):
         p = prep["params"][prep["par_off"][g]:prep["par_off"][g + 1]]
-        params.append(np.concatenate([p[:3], [sigma_fit[g]], p[3:]]))
+        nb = K.N_BACKGROUND
+        params.append(np.concatenate([p[:nb], [sigma_fit[g]], p[nb:]]))
         offs.append(offs[-1] + len(params[-1]))
     return np.concatenate(params), np.array(offs, np.int64)
 
@@ -659,7 +681,7 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
             p_s, off_s = _insert_sigma(sub, sigma_guess / bsz[iso])
             out, _F, _msq, _c2, _it, conv = _run_fit(sub, True, np.zeros(len(iso)), p_s, off_s, sub["wts"])
             for j, g in enumerate(iso):
-                sg = abs(out[off_s[j] + 3]) * bsz[g]
+                sg = abs(out[off_s[j] + K.N_BACKGROUND]) * bsz[g]
                 if conv[j] and np.isfinite(sg):
                     sig_est.append(sg)
         probe_sigma_px = float(np.median(sig_est)) if sig_est else sigma_guess
@@ -711,7 +733,7 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
             red = red / exp_var if exp_var > 0 else np.nan
         x0, y0, b = prep["origin"][g]
         for j, k in enumerate(idx):
-            o = 3 + 4 * j
+            o = K.N_BACKGROUND + 4 * j
             u, v, R, Hh = p[o:o + 4]
             fx[k] = x0 + (u + 0.5) * b - 0.5
             fy[k] = y0 + (v + 0.5) * b - 0.5
@@ -754,7 +776,7 @@ def _stabilise(coarse, noise: NoiseModel | None):
     """
     if noise is None or not (noise.gain > 0):
         return coarse
-    a = max(noise.offset, 0.0)
+    a = noise.offset  # may be negative (dark level): the variance a + g I is positive over the image
     g = noise.gain
     lo = float(np.percentile(coarse, 1))
     # only worth it when the variance changes appreciably over the image
@@ -781,7 +803,7 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     if stab is coarse:
         bgc_lin = bgc
     else:  # the background in intensity units: inverse of the stabilising transform
-        g, a0 = noise_model.gain, max(noise_model.offset, 0.0)
+        g, a0 = noise_model.gain, noise_model.offset
         bgc_lin = ((g * bgc / 2.0) ** 2 - a0) / g
     coarse = stab - bgc
     n_s = max(2, int(math.ceil(math.log(sig_hi / sig_lo) / math.log(1.2))) + 1)
@@ -1201,8 +1223,10 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
     with np.errstate(divide="ignore", invalid="ignore"):
         circ = np.clip(4 * np.pi * area / perim**2, 0, 1)
     ok = fit.ok
-    xr = np.where(ok, fit.x, seeds["x"])
-    yr = np.where(ok, fit.y, seeds["y"])
+    # centre: the fit, or (failed fit) the centroid of the segmented region, or the detection
+    cx_reg, cy_reg = reg["centroid-1"].to_numpy(float), reg["centroid-0"].to_numpy(float)
+    xr = np.where(ok, fit.x, np.where(np.isfinite(cx_reg), cx_reg, seeds["x"]))
+    yr = np.where(ok, fit.y, np.where(np.isfinite(cy_reg), cy_reg, seeds["y"]))
     rr = np.where(ok, fit.r, np.nan)
     bb0, bb1 = reg["bbox-0"].to_numpy(float), reg["bbox-1"].to_numpy(float)
     bb2, bb3 = reg["bbox-2"].to_numpy(float), reg["bbox-3"].to_numpy(float)
@@ -1210,7 +1234,9 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
     touches = np.where(np.isnan(bb0), False, touches)
     rad_e = np.where(np.isfinite(rr), rr, seeds["r"])
     cut = (xr - rad_e < -0.5) | (yr - rad_e < -0.5) | (xr + rad_e > W - 0.5) | (yr + rad_e > H - 0.5)
-    edge = touches | cut
+    # labels on a coarse detection grid (f > 1) are blocky by up to f px: a region touching the border is
+    # then evidence of a cut only when there is no fitted disk to decide (the disk crossing the border is)
+    edge = (touches if fb == 1 else touches & ~ok) | cut
     minor = reg["axis_minor_length"].to_numpy(float)
     major = reg["axis_major_length"].to_numpy(float)
     solidity = reg["solidity"].to_numpy(float)
@@ -1243,6 +1269,11 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
     d_fit = table["diameter_nm"].to_numpy(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         insignificant = ~(fit.h > 3.0 * fit.h_err)
+    # a particle cut by the border whose sphere fit failed (a large part of it is outside, or its seed is the
+    # mirror-merged blob of reflect padding) is still a particle when the segmentation finds a region of at
+    # least the smallest diameter above 3 noise sigma: keep it (edge, fit_ok False) so the overlay shows it
+    # (and compact: solidity >= 0.8, as a convex particle cut by a straight border; not a noisy web)
+    insignificant &= ~(edge & ~ok & (table["ecd_nm"].to_numpy(float) >= dlo) & (solidity >= 0.8))
     no_region = ~(table["ecd_nm"].to_numpy(float) >= 0.5 * dlo)  # no region, or only the seed pixels
     small_failed = ~ok & ~(table["ecd_nm"].to_numpy(float) >= dlo)  # failed fit on a fragment
     out_of_range = (ok & ((d_fit < dlo / 1.25) | (d_fit > dhi * 1.25))) | insignificant | no_region | small_failed

@@ -346,7 +346,8 @@ def test_range_parsing_and_default_range():
 
     assert _parse_range("2-15nm", None) == (2.0, 15.0)
     assert _parse_range("20-150A", None) == pytest.approx((2.0, 15.0))
-    assert _parse_range((15, 2), None) == (2.0, 15.0)
+    with pytest.raises(AnalysisError, match="lower bound"):  # reversed ranges are a user error
+        _parse_range((15, 2), None)
     lo, hi = default_diameter_range_nm((512, 1024), 0.1)
     assert lo == pytest.approx(1.0) and hi == pytest.approx(12.8)
 
@@ -489,3 +490,39 @@ def test_particle_cut_by_corner_is_detected_and_outlined():
     assert len(near) == 1 and bool(near.edge.iloc[0])
     assert (res.labels == near.label.iloc[0]).sum() > 0.5 * np.pi * 22**2
     assert res.summary["n"] == 1 and abs(res.summary["mean_nm"] - 4.0) < 0.1
+
+
+# --- input validation (acceptance-test regressions) -------------------------------------------
+
+def test_default_range_never_sizes_atomic_columns():
+    from latticefit.errors import AnalysisError
+    from latticefit.particles import default_diameter_range_nm
+
+    assert default_diameter_range_nm((512, 512), 0.1) == pytest.approx((1.0, 12.8))
+    with pytest.raises(AnalysisError, match="too small for the default diameter range"):
+        default_diameter_range_nm((224, 1312), 0.015)  # an atomic-resolution HAADF: 3.4 nm field
+
+
+@pytest.mark.parametrize("bad", ["12-2nm", "3-3nm", (5, 2)])
+def test_reversed_or_empty_diameter_range_is_an_error(bad):
+    from latticefit.errors import AnalysisError
+    from latticefit.particles import _parse_range
+
+    with pytest.raises(AnalysisError, match="lower bound"):
+        _parse_range(bad, "f.tif")
+
+
+def test_comma_range_is_accepted():
+    from latticefit.particles import _parse_range
+
+    assert _parse_range("2,12", None) == (2.0, 12.0)
+    assert _parse_range("2-12nm", None) == (2.0, 12.0)
+
+
+@pytest.mark.parametrize("kw", [{"probe_sigma_nm": -1.0}, {"probe_sigma_nm": 0.0}, {"false_alarms": -1.0}])
+def test_non_positive_parameters_are_errors(kw):
+    from latticefit.errors import AnalysisError
+    from latticefit.particles import find_particles
+
+    with pytest.raises(AnalysisError, match="positive"):
+        find_particles(np.ones((64, 64), np.float32), pixel_size=0.1, diameter_range_nm=(1, 3), **kw)

@@ -413,7 +413,12 @@ def default_diameter_range_nm(shape, pixel_size_nm: float) -> tuple[float, float
     lo = max(3.0 * pixel_size_nm, 1.0)
     hi = min(shape) / 4.0 * pixel_size_nm
     if lo >= hi:
-        lo = 3.0 * pixel_size_nm
+        # a field this small holds no particle of >= 1 nm and 3 px; below 1 nm a HAADF "particle" is
+        # an atomic column, which is lattice work, not particle sizing
+        raise AnalysisError(
+            f"field of view {min(shape) * pixel_size_nm:.3g} nm is too small for the default diameter range "
+            f"({lo:.3g} nm to a quarter of the field): atomic columns are not particles; give diameter_range_nm "
+            "(CLI --diameter-range) to size features anyway")
     return (lo, max(hi, lo * 1.5))
 
 
@@ -479,7 +484,7 @@ def _parse_range(diameter_range_nm, source):
             if txt.endswith(u):
                 unit, txt = u, txt[: -len(u)]
                 break
-        parts = [p for p in txt.replace(":", "-").split("-") if p.strip()]
+        parts = [p for p in txt.replace(":", "-").replace(",", "-").split("-") if p.strip()]
         if len(parts) != 2:
             raise AnalysisError(f"diameter range {diameter_range_nm!r}: expected LO-HI with a unit, e.g. 2-15nm", source)
         vals = [parse_length_nm(p.strip() + unit) for p in parts]
@@ -490,7 +495,9 @@ def _parse_range(diameter_range_nm, source):
             raise AnalysisError(f"diameter range must be (lo, hi) in nm, got {diameter_range_nm!r}", source) from None
         if len(vals) != 2:
             raise AnalysisError(f"diameter range must be (lo, hi) in nm, got {diameter_range_nm!r}", source)
-    lo, hi = sorted(vals)
+    lo, hi = vals
+    if not lo < hi:
+        raise AnalysisError(f"diameter range {diameter_range_nm!r}: the lower bound must be below the upper one", source)
     return float(lo), float(hi)
 
 
@@ -1149,10 +1156,17 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
     if abs(py - px) > 0.01 * pix:
         warnings.warn(f"{src or 'image'}: non-square pixels ({py:.4g} x {px:.4g} nm); sizes use their geometric "
                       "mean", LatticefitWarning, stacklevel=2)
+    if probe_sigma_nm is not None and not (np.isfinite(probe_sigma_nm) and probe_sigma_nm > 0):
+        raise AnalysisError(f"probe_sigma_nm must be a positive length, got {probe_sigma_nm!r}", src)
+    if not (np.isfinite(false_alarms) and false_alarms > 0):
+        raise AnalysisError(f"false_alarms must be positive, got {false_alarms!r}", src)
     img = mg.data
     H, W = img.shape
     if diameter_range_nm is None:
-        dlo, dhi = default_diameter_range_nm((H, W), pix)
+        try:
+            dlo, dhi = default_diameter_range_nm((H, W), pix)
+        except AnalysisError as e:
+            raise e.with_source(src) from None
         range_note = "default: max(3 px, 1 nm) to a quarter of the shorter side"
     else:
         dlo, dhi = _parse_range(diameter_range_nm, src)
@@ -1290,7 +1304,10 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
     weights = table["ml_weight"].to_numpy(float)[use] if edge_correction == "miles-lantuejoul" else None
     summary = size_summary(table["diameter_nm"].to_numpy(float)[use], table["diameter_err_nm"].to_numpy(float)[use],
                            weights=weights, n_excluded=int(table["edge"].sum()), n_boot=n_boot, seed=seed,
-                           warn=True)
+                           warn=False)
+    if summary["n"] == 0:
+        warnings.warn(f"{src or 'image'}: no particle fit for statistics: the summary is empty",
+                      LatticefitWarning, stacklevel=2)
     summary["n_detected"] = int(len(table))
     summary["n_fit_failed"] = int((~table["fit_ok"]).sum())
     summary["n_cluster_unsplit"] = int(table["cluster_unsplit"].sum())

@@ -19,6 +19,16 @@ def _range_arg(text):
         raise argparse.ArgumentTypeError(e.message) from None
 
 
+def _positive(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return v
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "particles", help=HELP,
@@ -27,9 +37,9 @@ def register(subparsers) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="image file(s)")
     p.add_argument("--diameter-range", type=_range_arg, metavar="LO-HI",
                    help="particle diameters searched, e.g. 2-15nm (default: max(3 px, 1 nm) to 1/4 of the field)")
-    p.add_argument("--false-alarms", type=float, default=0.05, metavar="N",
+    p.add_argument("--false-alarms", type=_positive, default=0.05, metavar="N",
                    help="expected number of noise detections per image (sets the threshold; default 0.05)")
-    p.add_argument("--probe-sigma", type=float, metavar="NM", help="probe sigma in nm (default: fitted)")
+    p.add_argument("--probe-sigma", type=_positive, metavar="NM", help="probe sigma in nm (default: fitted)")
     p.add_argument("--miles-lantuejoul", action="store_true",
                    help="weight the statistics by the Miles-Lantuéjoul edge correction")
     p.add_argument("--json", metavar="PATH|-", help="write the JSON result ('-' for stdout)")

@@ -163,11 +163,38 @@ def test_choose_analysis_metadata_then_image():
             a, why = batch.choose_analysis(lat)
             assert a == "lattice" and why.startswith("image: periodicity"), why
             assert batch.choose_analysis(dots)[0] == "particles"
-    # atomic-resolution HAADF (a lattice image with a HAADF detector): particles and lattice
+    # atomic-resolution HAADF (a lattice image with a HAADF detector): lattice only, its columns are no particles
     lat.mode = "HAADF"
-    assert [a for a, _ in batch.choose_analyses(lat)] == ["particles", "lattice"]
+    [(a, why)] = batch.choose_analyses(lat)
+    assert a == "lattice" and why.startswith("metadata: HAADF; image: periodicity") and "particles not run" in why
     dots.mode = "HAADF"
-    assert batch.choose_analyses(dots) == [("particles", "metadata: HAADF")]
+    [(a, why)] = batch.choose_analyses(dots)
+    assert a == "particles" and why.startswith("metadata: HAADF; image: periodicity") and "< 10" in why
+
+
+def test_auto_mode_tiny_field_of_view_is_lattice():
+    """A 3.2 nm wide noisy lattice image scores below the periodicity threshold, but cannot hold a particle of
+    >= 1 nm: lattice, with the reason."""
+    mg = synth.perovskite_111(shape=(128, 128), noise_sigma=0.4, seed=0)[0]  # pixel 0.025 nm
+    mg.mode = None
+    assert batch.periodicity_score(mg.data) < batch.PERIODICITY_THRESHOLD  # the case the field-of-view rule catches
+    a, why = batch.choose_analysis(mg)
+    assert a == "lattice" and "field of view 3.2 nm holds no particle >= 1 nm" in why, why
+    mg.mode = "HAADF"
+    a, why = batch.choose_analysis(mg)
+    assert a == "lattice" and why.startswith("metadata: HAADF") and "field of view" in why, why
+    big = dots_mg(0)  # 51 nm across
+    big.mode = None
+    assert batch.choose_analysis(big)[0] == "particles"
+
+
+def test_auto_mode_real_atomic_resolution_haadf_is_lattice_only(realdata):
+    """Cropped_PTO-SRO_Aligned.hspy (HAADF, atomic columns) once gave 158 'particles' of 0.21 nm."""
+    from latticefit import io
+
+    mg = io.load(realdata / "lattice" / "Cropped_PTO-SRO_Aligned.hspy")
+    [(a, why)] = batch.choose_analyses(mg)
+    assert a == "lattice" and "particles not run" in why, why
 
 
 def test_periodicity_score_separates_noise_and_fringes():
@@ -193,7 +220,7 @@ def test_run_writes_results_tables_figures(mixed_folder, tmp_path):
     # auto: HAADF metadata -> particles; tifs without a mode -> periodic -> lattice
     assert set(by.loc[[f for f in files if f.endswith(".hspy")], "analysis"]) == {"particles"}
     assert set(by.loc[[f for f in files if f.endswith(".tif")], "analysis"]) == {"lattice"}
-    assert by.loc["dots_0.hspy", "analysis_reason"] == "metadata: HAADF"
+    assert by.loc["dots_0.hspy", "analysis_reason"].startswith("metadata: HAADF; image: periodicity")
     assert by.loc["lat_0.tif", "analysis_reason"].startswith("image: periodicity")
     # per-file outputs mirror the tree; the summary points at them
     assert (out / "day2" / "lat_3.tif.lattice.json").is_file()
@@ -226,6 +253,24 @@ def test_failed_analysis_is_an_error_row_and_the_run_goes_on(mixed_folder, tmp_p
     assert batch.failed_files(summary) == sorted(set(bad["file"]))
     errors = pd.read_csv(tmp_path / "out" / "errors.csv")
     assert len(errors[errors["status"] == "error"]) == len(bad)
+    assert list(errors.columns) == ["file", "signal", "analysis", "status", "error"]
+    assert set(errors.loc[errors["status"] == "error", "analysis"]) == {"lattice"}
+
+
+def failing_particles(mg, settings):
+    raise LatticefitError("no particles found", mg.source)
+
+
+def test_errors_csv_says_which_analysis_failed(tmp_path):
+    """A file failing in both analyses (mode both) gives two error rows that differ by their analysis."""
+    d = tmp_path / "in"
+    write_tif(d / "a.tif", lattice_mg(0))
+    batch.run(d, tmp_path / "out", mode="both", jobs=1,
+              analyzers={"lattice": failing_lattice, "particles": failing_particles})
+    errors = pd.read_csv(tmp_path / "out" / "errors.csv", keep_default_na=False)
+    assert errors[["file", "analysis", "status", "error"]].values.tolist() == [
+        ["a.tif", "lattice", "error", "no lattice found"], ["a.tif", "particles", "error", "no particles found"]]
+    assert not errors.duplicated(subset=["file", "signal", "analysis"]).any()
 
 
 def test_bad_files_are_listed_and_others_processed(tmp_path):
@@ -389,6 +434,51 @@ def test_index_html_links_every_figure_and_is_offline(mixed_folder, tmp_path):
         assert (out / link).is_file(), link
     assert not parser.external and "<script>" in page
     assert page.count("<tr") == len(summary) + 1
+
+
+def test_index_html_message_beside_status_and_consistent_numbers():
+    from latticefit._batch_html import index_html
+
+    summary = pd.DataFrame([
+        {"file": "bad.png", "signal": "", "analysis": "lattice", "status": "error",
+         "error": "bad.png: no pixel size in the file: pass --pixel-size", "warnings": ""},
+        {"file": "dots.dm4", "signal": "", "analysis": "particles", "status": "ok", "error": "", "warnings": "",
+         "n_particles": 158, "mean_nm": 4.00123, "mean_err_nm": 0.0512, "std_nm": 0.30634, "rsd_percent": 7.6561,
+         "figure": "dots.dm4.particles.png", "json": "dots.dm4.particles.json"},
+        {"file": "lat.emd", "signal": "", "analysis": "lattice", "status": "ok", "error": "",
+         "warnings": "0/15 spots indexed against SrTiO3: calibration off? try --free-scale",
+         "n_spots": 15, "d_angstrom": 2.76123, "d_err_angstrom": 0.00123, "n_indexed": 0},
+    ])
+    page = index_html(summary)
+    head = page.split("<thead>")[1].split("</thead>")[0]
+    headers = [h.split("</th>")[0] for h in head.split("<th>")[1:]]
+    i = headers.index("status")
+    assert headers[i + 1] == "error / warnings"  # on screen, not in the last column
+    rows = page.split("<tbody>")[1].split("</tbody>")[0].strip().split("\n")
+    import re
+
+    cells = [[re.sub(r"<[^>]+>", "", c.split(">", 1)[1].split("</td>")[0]) for c in r.split("<td")[1:]] for r in rows]
+    assert cells[0][i + 1] == "no pixel size in the file: pass --pixel-size"  # the row names the file already
+    assert cells[2][i + 1].startswith("0/15 spots indexed against SrTiO3")
+    by_header = dict(zip(headers, cells[1]))
+    assert by_header["mean (nm)"] == "4.00 ± 0.05" and by_header["std (nm)"] == "0.31"
+    assert by_header["RSD (%)"] == "7.7" and by_header["n particles"] == "158"
+    assert dict(zip(headers, cells[2]))["strongest d (Å)"] == "2.7612 ± 0.0012"
+
+
+def test_particle_figure_title_states_detected_and_counted():
+    import matplotlib.text
+
+    from latticefit._batch_analyses import analyze_particles
+
+    mg = synth.haadf_dots((256, 256), pixel_size_nm=0.25, diameter_nm=5.0, n_particles=14, n_touching_pairs=0,
+                          allow_edge=True, seed=4)[0]
+    out = analyze_particles(mg, {})
+    n_det, n_stat = out.summary["n_detected"], out.summary["n_particles"]
+    texts = [t.get_text() for t in out.figure.findobj(matplotlib.text.Text)]
+    assert n_det > n_stat  # seed 4 has dots cut by the image edge, left out of the statistics
+    assert f"(a) {n_det} detected, {n_stat} in statistics" in texts, texts
+    assert f"n = {n_stat}" in "\n".join(texts)
 
 
 def test_index_html_renders_in_headless_chromium(mixed_folder, tmp_path):

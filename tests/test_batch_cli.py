@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -147,3 +148,44 @@ def test_phases_index_lattice_files(tmp_path):
 
     doc = json.loads((tmp_path / "out" / "perovskite_00.tif.lattice.json").read_text())
     assert doc["result"]["phase"] == "MAPbBr3" and doc["settings"]["phases"] == [{"phase": "MAPbBr3"}, {"phase": "PbS"}]
+    # spots.csv: the g vector as gx/gy and its length as g_abs_inv_nm; no scalar named g_inv_nm
+    assert "g_inv_nm" not in spots.columns and {"gx_inv_nm", "gy_inv_nm", "g_abs_inv_nm"} <= set(spots.columns)
+    assert np.allclose(spots["g_abs_inv_nm"], np.hypot(spots["gx_inv_nm"], spots["gy_inv_nm"]), rtol=1e-6)
+    assert "spots indexed against" not in row["warnings"]  # all indexed: no indexing warning
+
+
+def test_missing_folder_writes_nothing_and_empty_folder_warns(tmp_path, capsys):
+    out = tmp_path / "b_x"
+    assert main(["batch", str(tmp_path / "nonexistent"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"latticefit: error: {tmp_path / 'nonexistent'}: folder not found\n"
+    assert not out.exists()  # nothing written
+    (tmp_path / "empty").mkdir()
+    assert main(["batch", str(tmp_path / "empty"), "-o", str(out), "-q"]) == 0
+    assert "warning: no files found" in capsys.readouterr().err
+
+
+def test_free_scale_indexes_a_miscalibrated_image_and_fixed_scale_warns(tmp_path, capsys):
+    """File pixel size 6 % too large: fixed-scale indexing matches (almost) nothing and says so;
+    --free-scale finds MAPbBr3 [111] and the implied factor 1/1.06 (ground truth: synth)."""
+    mg, truth = synth.perovskite_111(shape=(256, 256), noise_sigma=0.4, seed=3)
+    mg.pixel_size_nm = tuple(1.06 * p for p in mg.pixel_size_nm)
+    d = tmp_path / "in"
+    write_tif(d / "off.tif", mg)
+    out_fixed, out_free = tmp_path / "fixed", tmp_path / "free"
+    assert main(["batch", str(d), "-o", str(out_fixed), "--phase", "MAPbBr3", "--jobs", "1", "-q"]) == 0
+    row = pd.read_csv(out_fixed / "summary.csv", keep_default_na=False).iloc[0]
+    n_spots, n_indexed = int(row["n_spots"]), int(row["n_indexed"] or 0)
+    assert 2 * n_indexed < n_spots
+    note = f"{n_indexed}/{n_spots} spots indexed against MAPbBr3: calibration off? try --free-scale"
+    assert note in row["warnings"] and note in (out_fixed / "index.html").read_text(encoding="utf-8")
+    assert main(["batch", str(d), "-o", str(out_free), "--phase", "MAPbBr3", "--free-scale", "--jobs", "1",
+                 "-q"]) == 0
+    row = pd.read_csv(out_free / "summary.csv", keep_default_na=False).iloc[0]
+    assert row["phase"] == "MAPbBr3" and row["zone_axis"] == "[1 1 1]" and int(row["n_indexed"]) == int(row["n_spots"])
+    k, k_err = float(row["scale_factor"]), float(row["scale_factor_err"])
+    assert 0 < k_err < 0.01 and abs(k - 1 / 1.06) < max(4 * k_err, 0.003), (k, k_err)
+    assert "spots indexed against" not in row["warnings"]
+    # --free-scale without --phase is a bad argument
+    assert main(["batch", str(d), "-o", str(tmp_path / "o3"), "--free-scale"]) == 2
+    assert "free_scale needs phases" in capsys.readouterr().err

@@ -85,7 +85,7 @@ def _index(result, mg, settings):
     from .indexing import index_lattice
 
     names, cifs = _split_phases(settings)
-    kw: dict[str, Any] = {"phases": names or None, "cifs": cifs}
+    kw: dict[str, Any] = {"phases": names or None, "cifs": cifs, "free_scale": bool(settings.get("free_scale"))}
     if mg.beam_energy_kv:
         kw["beam_energy_kv"] = float(mg.beam_energy_kv)
     return index_lattice(result, **kw)
@@ -98,6 +98,32 @@ def _indexing_summary(idx) -> dict:
     return {"phase": b.phase.name, "zone_axis": "[" + " ".join(str(int(v)) for v in b.zone_axis) + "]",
             "n_indexed": int(b.n_matched), "scale_factor": _num(b.scale_factor),
             "scale_factor_err": _num(b.scale_factor_err)}
+
+
+def _phase_label(settings: Mapping) -> str:
+    names = []
+    for entry in settings.get("phases") or []:
+        ph = str(entry["phase"] if isinstance(entry, Mapping) else entry)
+        names.append(Path(ph).name if ph.lower().endswith(".cif") else ph)
+    return ", ".join(names)
+
+
+def indexing_note(n_indexed: int, n_spots: int, settings: Mapping) -> str | None:
+    """A warning for ``summary.csv`` when indexing explained no spot, or fewer than half of them.
+
+    Examples
+    --------
+    >>> indexing_note(0, 15, {"phases": [{"phase": "SrTiO3"}]})
+    '0/15 spots indexed against SrTiO3: calibration off? try --free-scale'
+    >>> indexing_note(14, 15, {"phases": [{"phase": "SrTiO3"}]}) is None
+    True
+    """
+    if n_spots <= 0 or 2 * n_indexed >= n_spots:
+        return None
+    text = f"{n_indexed}/{n_spots} spots indexed against {_phase_label(settings)}"
+    if settings.get("free_scale"):
+        return text + " (free scale 0.85-1.15): another phase, or a second phase in the image?"
+    return text + ": calibration off? try --free-scale"
 
 
 def _with_indexing(spots, indexed):
@@ -134,11 +160,27 @@ def analyze_lattice(mg, settings: Mapping) -> AnalysisOutcome:
         summary.update(_indexing_summary(idx))
         result = idx  # its to_dict() is the lattice record plus the indexing keys
         spots = _with_indexing(spots, idx.spots)
+        note = indexing_note(summary["n_indexed"], len(spots), settings)
+        if note:
+            notes.append(note)
     elif settings.get("phases"):
         notes.append("no spots to index")
     spec = power_spectrum(mg, workers=1)
     fig = lattice_figure(mg, res, spec, summary)
-    return AnalysisOutcome(summary=summary, result=result, spots=spots, figure=fig, notes=notes)
+    return AnalysisOutcome(summary=summary, result=result, spots=spots_table(spots), figure=fig, notes=notes)
+
+
+def spots_table(spots):
+    """The spots as written to ``spots.csv``: the g vector as ``gx_inv_nm``, ``gy_inv_nm`` and its length as
+    ``g_abs_inv_nm`` (never a scalar named ``g_inv_nm``, which in the JSON records is the vector)."""
+    out = spots.copy()
+    if "g_inv_nm" in out.columns:
+        if "g_abs_inv_nm" not in out.columns:
+            out.insert(list(out.columns).index("g_inv_nm"), "g_abs_inv_nm", out["g_inv_nm"].to_numpy())
+        out = out.drop(columns=["g_inv_nm"])
+    elif {"gx_inv_nm", "gy_inv_nm"} <= set(out.columns) and "g_abs_inv_nm" not in out.columns:
+        out["g_abs_inv_nm"] = np.hypot(out["gx_inv_nm"].to_numpy(float), out["gy_inv_nm"].to_numpy(float))
+    return out
 
 
 def _figure():
@@ -225,6 +267,11 @@ def lattice_figure(mg, result, spectrum, summary: Mapping):
                                                                 summary.get("basis_angle_err_deg"), "°"))
         if summary.get("phase"):
             lines.append(f"{summary['phase']} {summary.get('zone_axis', '')}")
+            if summary.get("scale_factor") is not None:
+                lines.append("scale factor = " + ps.format_uncertain(summary.get("scale_factor"),
+                                                                     summary.get("scale_factor_err")))
+        elif summary.get("n_indexed") == 0:
+            lines.append("not indexed")
         ax_fft.text(0.98, 0.02, "\n".join(lines), transform=ax_fft.transAxes, ha="right", va="bottom", fontsize=6,
                     color="white", bbox=dict(boxstyle="square,pad=0.2", fc="black", alpha=0.55, lw=0))
         fig.suptitle(_title(mg), fontsize=7)
@@ -267,7 +314,9 @@ def particles_figure(mg, result, summary: Mapping):
         fig = _figure()
         ax_img, ax_h = fig.subplots(1, 2)
         plot_overlay(result, mg, ax=ax_img)
-        ps.panel_label(ax_img, "a", title=f"{summary.get('n_detected', 0)} particles")
+        n_det, n_stat = summary.get("n_detected") or 0, summary.get("n_particles") or 0
+        ps.panel_label(ax_img, "a", title=(f"{n_det} detected, {n_stat} in statistics" if n_det != n_stat
+                                           else f"{n_det} particles"))
         d = np.asarray(result.diameters_nm, dtype=float)
         d = d[np.isfinite(d)]
         if d.size:

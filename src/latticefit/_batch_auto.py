@@ -4,9 +4,11 @@ The rule, in order:
 
 1. ``Micrograph.mode`` names a dark-field STEM detector or STEM (``HAADF``,
    ``ADF``, ``STEM``...): **particles** (bright particles on a dark support is
-   what HAADF is used for) and, when the image also resolves a lattice
-   (periodicity score at least :data:`PERIODICITY_THRESHOLD`, as in
-   atomic-resolution STEM of a crystal), **lattice** as well.
+   what HAADF is used for), unless the image resolves a lattice (periodicity
+   score at least :data:`PERIODICITY_THRESHOLD`, as in atomic-resolution STEM
+   of a crystal): then **lattice** only, because the bright blobs of such an
+   image are atomic columns (0.1-0.3 nm), not particles. ``mode='both'`` runs
+   both anyway.
 2. ``Micrograph.mode`` is ``TEM`` (HRTEM) or a bright-field detector (``BF``,
    ``ABF``): **lattice**.
 3. No mode in the metadata: the image decides. :func:`periodicity_score`
@@ -16,6 +18,10 @@ The rule, in order:
    times the background; particles on a support, noise and amorphous
    material give a smooth spectrum (score of a few). A score of at least
    :data:`PERIODICITY_THRESHOLD` means **lattice**, else **particles**.
+
+In 1 and 3, an image chosen for particles whose field of view cannot hold a
+particle of at least :data:`MIN_PARTICLE_DIAMETER_NM` (a few nm across,
+:func:`too_small_for_particles`) gets **lattice** instead: it is atomic-resolution work.
 """
 
 from __future__ import annotations
@@ -23,13 +29,18 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["PERIODICITY_THRESHOLD", "periodicity_score", "choose_analysis", "choose_analyses", "ANALYSES"]
+__all__ = ["PERIODICITY_THRESHOLD", "MIN_PARTICLE_DIAMETER_NM", "periodicity_score", "choose_analysis",
+           "choose_analyses", "too_small_for_particles", "ANALYSES"]
 
 #: the analyses a batch can run on a signal
 ANALYSES = ("lattice", "particles")
 
 #: periodicity score at or above which an image without acquisition mode is treated as a lattice image
 PERIODICITY_THRESHOLD = 10.0
+
+#: smallest particle diameter the particle analysis looks for by default (smaller bright blobs are atomic
+#: columns); an image whose field of view cannot hold one (see :func:`too_small_for_particles`) gets lattice
+MIN_PARTICLE_DIAMETER_NM = 1.0
 
 _DARK_FIELD_MODES = ("HAADF", "ADF", "DF", "STEM")
 _BRIGHT_FIELD_MODES = ("BF", "ABF", "TEM", "HRTEM")
@@ -120,11 +131,38 @@ def periodicity_score(data, *, tile: int = 256, max_tiles: int = 16) -> float:
     return float(np.max(vals[ok] / bg[ok]))
 
 
+def too_small_for_particles(mg) -> bool:
+    """Whether a calibrated image is too small to hold a particle of the default search range.
+
+    The particle analysis looks, by default, for diameters from max(3 px,
+    :data:`MIN_PARTICLE_DIAMETER_NM`) to a quarter of the shorter side
+    (:func:`latticefit.particles.default_diameter_range_nm`); when that range is
+    empty the image is a few nm across, i.e. atomic-resolution work.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latticefit import Micrograph
+    >>> too_small_for_particles(Micrograph(np.zeros((128, 128)), pixel_size_nm=(0.025, 0.025)))  # 3.2 nm across
+    True
+    >>> too_small_for_particles(Micrograph(np.zeros((128, 128)), pixel_size_nm=(0.4, 0.4)))
+    False
+    """
+    if mg.pixel_size_nm is None:
+        return False
+    px = float(max(mg.pixel_size_nm))
+    return max(3.0 * px, MIN_PARTICLE_DIAMETER_NM) >= min(mg.data.shape) / 4.0 * float(min(mg.pixel_size_nm))
+
+
+def _fov_text(mg) -> str:
+    return f"field of view {min(mg.data.shape) * float(min(mg.pixel_size_nm)):.3g} nm"
+
+
 def choose_analyses(mg) -> list[tuple[str, str]]:
     """Every analysis ``--mode auto`` runs on one image, each with its reason.
 
-    As :func:`choose_analysis`, plus the lattice analysis of a STEM/HAADF image
-    whose spectrum shows a resolved lattice.
+    Always one analysis: :func:`choose_analysis` decides. (A list, so that a
+    rule running several analyses on one image needs no new interface.)
 
     Examples
     --------
@@ -132,16 +170,10 @@ def choose_analyses(mg) -> list[tuple[str, str]]:
     >>> from latticefit import Micrograph
     >>> y, x = np.mgrid[:256, :256]
     >>> columns = Micrograph(np.cos(2 * np.pi * x / 9.0) * np.cos(2 * np.pi * y / 9.0), mode="HAADF")
-    >>> [a for a, _ in choose_analyses(columns)]
-    ['particles', 'lattice']
+    >>> [a for a, _ in choose_analyses(columns)]  # atomic-resolution HAADF: columns, not particles
+    ['lattice']
     """
-    first = choose_analysis(mg)
-    if first[0] != "particles" or not first[1].startswith("metadata"):
-        return [first]
-    score = periodicity_score(mg.data)
-    if score >= PERIODICITY_THRESHOLD:
-        return [first, ("lattice", f"{first[1]}; image: periodicity {score:.0f} >= {PERIODICITY_THRESHOLD:g}")]
-    return [first]
+    return [choose_analysis(mg)]
 
 
 def choose_analysis(mg) -> tuple[str, str]:
@@ -163,7 +195,7 @@ def choose_analysis(mg) -> tuple[str, str]:
     >>> import numpy as np
     >>> from latticefit import Micrograph
     >>> choose_analysis(Micrograph(np.zeros((64, 64)), mode="HAADF"))
-    ('particles', 'metadata: HAADF')
+    ('particles', 'metadata: HAADF; image: periodicity 0.0 < 10')
     >>> choose_analysis(Micrograph(np.zeros((64, 64)), mode="TEM"))
     ('lattice', 'metadata: TEM')
     """
@@ -173,10 +205,21 @@ def choose_analysis(mg) -> tuple[str, str]:
         if m in _BRIGHT_FIELD_MODES:
             return "lattice", f"metadata: {mode}"
         if m in _DARK_FIELD_MODES or "HAADF" in m or "STEM" in m:
-            return "particles", f"metadata: {mode}"
+            score = periodicity_score(mg.data)
+            if score >= PERIODICITY_THRESHOLD:
+                # atomic-resolution STEM: every bright blob is an atomic column, not a particle
+                return "lattice", (f"metadata: {mode}; image: periodicity {score:.0f} >= {PERIODICITY_THRESHOLD:g}: "
+                                   "atomic columns, particles not run")
+            if too_small_for_particles(mg):
+                return "lattice", (f"metadata: {mode}; image: periodicity {score:.1f} < {PERIODICITY_THRESHOLD:g} "
+                                   f"but {_fov_text(mg)} holds no particle >= {MIN_PARTICLE_DIAMETER_NM:g} nm")
+            return "particles", f"metadata: {mode}; image: periodicity {score:.1f} < {PERIODICITY_THRESHOLD:g}"
         if "TEM" in m:
             return "lattice", f"metadata: {mode}"
     score = periodicity_score(mg.data)
     if score >= PERIODICITY_THRESHOLD:
         return "lattice", f"image: periodicity {score:.0f} >= {PERIODICITY_THRESHOLD:g}"
+    if too_small_for_particles(mg):
+        return "lattice", (f"image: periodicity {score:.1f} < {PERIODICITY_THRESHOLD:g} but {_fov_text(mg)} "
+                           f"holds no particle >= {MIN_PARTICLE_DIAMETER_NM:g} nm")
     return "particles", f"image: periodicity {score:.1f} < {PERIODICITY_THRESHOLD:g}"

@@ -17,22 +17,28 @@ import pandas as pd
 from ._plotstyle import format_uncertain
 from .serialize import atomic_write_text
 
-__all__ = ["index_html", "write_index_html", "PAGE_COLUMNS"]
+__all__ = ["index_html", "write_index_html", "format_number", "PAGE_COLUMNS"]
 
 #: summary columns shown on the page, in this order, when present (the CSV holds them all)
+#: (``message`` is the error of a failed row, else its warnings; next to ``status`` so that it is on screen)
 PAGE_COLUMNS = [
-    "file", "signal", "analysis", "status",
-    "n_spots", "d_angstrom", "basis_angle_deg", "phase", "zone_axis",
+    "file", "signal", "analysis", "status", "message",
+    "n_spots", "d_angstrom", "basis_angle_deg", "phase", "zone_axis", "n_indexed", "scale_factor",
     "n_particles", "mean_nm", "std_nm", "rsd_percent",
     "acquisition_mode", "analysis_reason", "shape_px", "pixel_size_nm", "time_s",
 ]
-#: columns shown as ``value ± error`` (sorted by the value)
-_WITH_ERROR = {"d_angstrom": ("d_err_angstrom", "Å"), "basis_angle_deg": ("basis_angle_err_deg", "°"),
-               "mean_nm": ("mean_err_nm", "nm")}
+#: columns shown as ``value ± error`` (sorted by the value), rounded to the error's precision
+_WITH_ERROR = {"d_angstrom": "d_err_angstrom", "basis_angle_deg": "basis_angle_err_deg", "mean_nm": "mean_err_nm",
+               "scale_factor": "scale_factor_err"}
+#: columns without an error of their own, shown with the decimals of another column's value ± error
+_SAME_DECIMALS_AS = {"std_nm": "mean_nm"}
+#: fixed decimals
+_DECIMALS = {"rsd_percent": 1, "time_s": 2}
 _HEADERS = {"d_angstrom": "strongest d (Å)", "basis_angle_deg": "basis angle (°)", "mean_nm": "mean (nm)",
             "std_nm": "std (nm)", "rsd_percent": "RSD (%)", "n_particles": "n particles", "n_spots": "n spots",
             "pixel_size_nm": "pixel (nm)", "time_s": "time (s)", "analysis_reason": "why this analysis",
-            "acquisition_mode": "mode", "shape_px": "shape (px)", "zone_axis": "zone axis"}
+            "acquisition_mode": "mode", "shape_px": "shape (px)", "zone_axis": "zone axis",
+            "message": "error / warnings", "n_indexed": "n indexed", "scale_factor": "scale factor"}
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:1.2em;color:#111}
@@ -43,9 +49,13 @@ table{border-collapse:collapse;font-size:.85em}
 th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:middle}
 th{background:#f0f0f0;cursor:pointer;user-select:none;position:sticky;top:0;white-space:nowrap}
 th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.name{min-width:9em;max-width:16em;overflow-wrap:anywhere}
 tr.error td{background:#fde8e1}tr.skipped td{background:#f4f4f4;color:#666}
-td.msg{max-width:28em;font-size:.9em;color:#7a2a00}
+td.msg{min-width:14em;max-width:24em;font-size:.9em;color:#7a4a00}
+td.msg span.err{color:#a01800;font-weight:600}
+td.msg details summary{cursor:pointer}td.msg ul{margin:.2em 0 0 1em;padding:0}
+tr.skipped td.msg{color:#666}
 img.thumb{width:180px;height:auto;display:block;border:0}
 a{color:#0059a6}
 """
@@ -86,20 +96,108 @@ def _is_missing(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v)) or (not isinstance(v, str) and pd.isna(v))
 
 
-def _cell(col: str, v) -> str:
+def _number(v) -> float | None:
+    if _is_missing(v) or isinstance(v, (bool, str)):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _decimals(text: str) -> int:
+    return len(text.split(".", 1)[1]) if "." in text else 0
+
+
+def format_number(col: str, rec) -> str | None:
+    """The text of the number in column ``col`` of a summary row (None when it is not a number).
+
+    ``value ± error`` rounded to the error's precision where the row holds an
+    error (``d_err_angstrom`` for ``d_angstrom`` ...); a spread beside such a
+    value with its decimals (``std_nm`` beside ``mean_nm``); counts as
+    integers; everything else to 4 significant digits.
+
+    Examples
+    --------
+    >>> row = {"mean_nm": 4.0012, "mean_err_nm": 0.0512, "std_nm": 0.30634, "rsd_percent": 7.6561}
+    >>> [format_number(c, row) for c in ("mean_nm", "std_nm", "rsd_percent")]
+    ['4.00 ± 0.05', '0.31', '7.7']
+    """
+    v = _number(rec.get(col))
+    if v is None:
+        return None
+    if col in _WITH_ERROR:
+        return format_uncertain(v, _number(rec.get(_WITH_ERROR[col])))
+    if col in _SAME_DECIMALS_AS:
+        ref = _SAME_DECIMALS_AS[col]
+        ref_text = format_number(ref, rec)
+        if ref_text is not None and "±" in ref_text:
+            return f"{v:.{_decimals(ref_text.split('±')[0].strip())}f}"
+    if col in _DECIMALS:
+        return f"{v:.{_DECIMALS[col]}f}"
+    if col.startswith("n_") and v.is_integer() and abs(v) < 1e15:
+        return f"{int(v)}"
+    return format_uncertain(v)
+
+
+def _without_file_prefix(text: str, rec) -> str:
+    """``'a.emd[HAADF]: 3 spots dropped'`` -> ``'3 spots dropped'`` (the row names the file already)."""
+    file = str(rec.get("file") or "")
+    for name in (file, PurePosixPath(file).name):
+        if name and text.startswith(name):
+            rest = text[len(name):]
+            if rest.startswith("["):
+                rest = rest.split("]", 1)[1] if "]" in rest else rest
+            if rest.startswith(": "):
+                return rest[2:]
+    return text
+
+
+def _messages(rec) -> tuple[str, list[str]]:
+    """The one-line error of the row and its warnings (file-name prefixes removed)."""
+    err = " ".join(str(rec.get("error") or "").split()) if isinstance(rec.get("error"), str) else ""
+    warns = rec.get("warnings")
+    items = [_without_file_prefix(w.strip(), rec) for w in warns.split(" | ")] if isinstance(warns, str) else []
+    return _without_file_prefix(err, rec), [w for w in items if w]
+
+
+#: warnings longer than this are cut in the table (the full text unfolds on click)
+_SHORT_CHARS = 90
+
+
+def _message_cell(rec) -> str:
+    err, warns = _messages(rec)
+    sort = html.escape(" | ".join([err] + warns if err else warns))
+    cls = "err" if rec.get("status") == "error" else "note"
+    parts = [f'<span class="{cls}">{html.escape(err)}</span>'] if err else []
+    if warns:
+        first = warns[0] if len(warns[0]) <= _SHORT_CHARS else warns[0][:_SHORT_CHARS - 1].rstrip() + "…"
+        label = first if len(warns) == 1 else f"{len(warns)} warnings: {first}"
+        if len(warns) == 1 and first == warns[0]:
+            parts.append(f'<span class="warn">{html.escape(first)}</span>')
+        else:
+            full = "".join(f"<li>{html.escape(w)}</li>" for w in warns)
+            parts.append(f'<details class="warn"><summary>{html.escape(label)}</summary><ul>{full}</ul></details>')
+    return f'<td class="msg" data-sort="{sort}">{"".join(parts)}</td>'
+
+
+def _cell(col: str, rec) -> str:
+    if col == "message":
+        return _message_cell(rec)
+    v = rec.get(col)
     if _is_missing(v):
         return '<td data-sort=""></td>'
     if isinstance(v, bool):
         return f"<td>{'yes' if v else 'no'}</td>"
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        fv = float(v)
-        if fv.is_integer() and abs(fv) < 1e15 and col.startswith("n_"):
-            text = f"{int(fv)}"
-        elif col.endswith("_s"):
-            text = f"{fv:.2f}"
-        else:
-            text = f"{fv:.4g}"
-        return f'<td class="num" data-sort="{fv!r}">{html.escape(text)}</td>'
+    text = format_number(col, rec)
+    if text is not None:
+        return f'<td class="num" data-sort="{float(v)!r}">{html.escape(text)}</td>'
+    if col == "file" and isinstance(rec.get("json"), str) and rec.get("json"):
+        return (f'<td class="name" data-sort="{html.escape(str(v))}"><a href="{_href(rec["json"])}">'
+                f"{html.escape(str(v))}</a></td>")
+    if col in ("file", "signal"):
+        return f'<td class="name">{html.escape(str(v))}</td>'
     return f"<td>{html.escape(str(v))}</td>"
 
 
@@ -128,12 +226,12 @@ def index_html(summary: pd.DataFrame, *, title: str = "latticefit batch") -> str
     >>> 'src="a%20b.dm4.lattice.png"' in page
     True
     """
-    cols = [c for c in PAGE_COLUMNS if c in summary.columns]
+    cols = [c for c in PAGE_COLUMNS if c in summary.columns or c == "message"]
     n_files = summary["file"].nunique() if "file" in summary else 0
     status = summary["status"] if "status" in summary else pd.Series(dtype=str)
     failed = summary.loc[status == "error", "file"].nunique() if len(summary) else 0
     skipped = summary.loc[status == "skipped", "file"].nunique() if len(summary) else 0
-    head = "".join(f"<th>{html.escape(_HEADERS.get(c, c))}</th>" for c in ["figure"] + cols + ["error / warnings"])
+    head = "".join(f"<th>{html.escape(_HEADERS.get(c, c))}</th>" for c in ["figure"] + cols)
     body = []
     for rec in summary.to_dict(orient="records"):
         st = str(rec.get("status") or "")
@@ -144,20 +242,7 @@ def index_html(summary: pd.DataFrame, *, title: str = "latticefit batch") -> str
                      f'alt="{html.escape(fig)}"></a></td>')
         else:
             thumb = '<td data-sort=""></td>'
-        cells = [thumb]
-        for c in cols:
-            v = rec.get(c)
-            if c == "file" and isinstance(rec.get("json"), str) and rec.get("json"):
-                cells.append(f'<td data-sort="{html.escape(str(v))}"><a href="{_href(rec["json"])}">'
-                             f"{html.escape(str(v))}</a></td>")
-            elif c in _WITH_ERROR and not _is_missing(v) and not isinstance(v, str):
-                err = rec.get(_WITH_ERROR[c][0])
-                text = format_uncertain(float(v), None if _is_missing(err) else float(err))
-                cells.append(f'<td class="num" data-sort="{float(v)!r}">{html.escape(text)}</td>')
-            else:
-                cells.append(_cell(c, v))
-        msg = " | ".join(str(rec[k]) for k in ("error", "warnings") if isinstance(rec.get(k), str) and rec.get(k))
-        cells.append(f'<td class="msg">{html.escape(msg)}</td>')
+        cells = [thumb] + [_cell(c, rec) for c in cols]
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
     links = " · ".join(f'<a href="{n}">{n}</a>' for n in ("summary.csv", "spots.csv", "particles.csv", "errors.csv"))
     t = html.escape(title)

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: bump when the record layout changes: older records are then redone on --resume
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 #: first columns of summary.csv (then the analysis numbers, then the tail)
 SUMMARY_LEAD_COLUMNS = ["file", "signal", "analysis", "status", "error", "acquisition_mode", "analysis_reason",
@@ -42,7 +42,7 @@ SUMMARY_LEAD_COLUMNS = ["file", "signal", "analysis", "status", "error", "acquis
 #: columns holding wall times (seconds); they differ from run to run
 TIMING_COLUMNS = ["time_s", "load_s", "analysis_s", "figure_s"]
 SUMMARY_TAIL_COLUMNS = ["warnings", "figure", "json", "content_hash"] + TIMING_COLUMNS
-ERROR_COLUMNS = ["file", "signal", "status", "error"]
+ERROR_COLUMNS = ["file", "signal", "analysis", "status", "error"]
 
 _HASH_CHUNK = 1 << 20
 
@@ -193,7 +193,9 @@ def build_tables(records: list[dict], skipped: list[dict] = ()) -> dict[str, pd.
     summary = pd.DataFrame(summary_rows, columns=SUMMARY_LEAD_COLUMNS + middle + SUMMARY_TAIL_COLUMNS, dtype=object)
     summary = _integer_columns(summary).infer_objects()
 
-    error_rows = [{"file": r["file"], "signal": r.get("signal", ""), "status": r.get("status"), "error": r.get("error", "")}
+    # one row per failed file/signal/analysis (a file failing in both analyses has two rows that say which)
+    error_rows = [{"file": r["file"], "signal": r.get("signal", ""), "analysis": r.get("analysis", ""),
+                   "status": r.get("status"), "error": r.get("error", "")}
                   for r in summary_rows if r.get("status") in ("error", "skipped")]
     errors = pd.DataFrame(error_rows, columns=ERROR_COLUMNS)
     return {

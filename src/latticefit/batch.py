@@ -210,8 +210,8 @@ def _phase_entries(phases) -> list[dict]:
     return out
 
 
-def batch_settings(*, mode: str = "auto", phases=None, pixel_size=None, signal=None, frame="mean",
-                   lattice_options: Mapping | None = None, particle_options: Mapping | None = None,
+def batch_settings(*, mode: str = "auto", phases=None, free_scale: bool = False, pixel_size=None, signal=None,
+                   frame="mean", lattice_options: Mapping | None = None, particle_options: Mapping | None = None,
                    analyzers: Mapping[str, Callable] | None = None) -> dict:
     """The settings that decide a file's results (JSON-ready; their digest is stored in each record).
 
@@ -228,6 +228,7 @@ def batch_settings(*, mode: str = "auto", phases=None, pixel_size=None, signal=N
     return {
         "mode": mode,
         "phases": _phase_entries(phases),
+        "free_scale": bool(free_scale),
         "pixel_size_nm": [round(v, 12) for v in ps] if ps else None,
         "signal": signal,
         "frame": frame,
@@ -306,7 +307,7 @@ def _write_all(out: Path, records: dict, skipped: list[dict]) -> dict[str, pd.Da
 
 # ----------------------------------------------------------------------------- run
 def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int | None = None, scheduler=None,
-        resume: bool = False, phases=None, pattern=None, pixel_size=None, signal=None, frame="mean",
+        resume: bool = False, phases=None, free_scale: bool = False, pattern=None, pixel_size=None, signal=None, frame="mean",
         lattice_options: Mapping | None = None, particle_options: Mapping | None = None,
         analyzers: Mapping[str, Callable] | None = None, progress: bool | None = None,
         flush_interval_s: float = 5.0) -> pd.DataFrame:
@@ -322,9 +323,9 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
         Also process sub-folders (outputs mirror the tree).
     mode : {'auto', 'lattice', 'particles', 'both'}
         Which analysis each image gets; ``'auto'`` decides per image from its
-        acquisition mode (HAADF/STEM: particles, plus lattice when the image
-        resolves one; TEM: lattice) or, without one, from its periodicity (see
-        :func:`choose_analyses`).
+        acquisition mode (HAADF/STEM: particles, or lattice instead when the
+        image resolves a lattice, whose bright columns are no particles; TEM:
+        lattice) or, without one, from its periodicity (see :func:`choose_analysis`).
     jobs : int, optional
         Worker processes (default: every core this process may use). ``1``
         runs in this process.
@@ -339,6 +340,11 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
         Without it, earlier records in ``out`` are discarded.
     phases : list of str, optional
         Phases (names or CIF files) to index lattice spots against.
+    free_scale : bool
+        Index with a free calibration factor (0.85-1.15, see
+        :func:`latticefit.indexing.index_spots`): for images whose pixel size
+        is a few percent off. The implied factor is in ``scale_factor`` ±
+        ``scale_factor_err``. Needs ``phases``.
     pattern : str or list of str, optional
         Only files matching these globs (see :func:`discover_files`).
     pixel_size : float, str or (float, float), optional
@@ -386,7 +392,9 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
         jobs = 0
     if jobs < 1:
         raise LatticefitError("jobs must be a positive integer")
-    settings = batch_settings(mode=mode, phases=phases, pixel_size=pixel_size, signal=signal, frame=frame,
+    if free_scale and not phases:
+        raise LatticefitError("free_scale needs phases to index against (--phase NAME)")
+    settings = batch_settings(mode=mode, phases=phases, free_scale=free_scale, pixel_size=pixel_size, signal=signal, frame=frame,
                               lattice_options=lattice_options, particle_options=particle_options,
                               analyzers=analyzers)
     if folder.exists() and out.resolve() == folder.resolve():

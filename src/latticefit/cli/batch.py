@@ -40,9 +40,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (created)")
     p.add_argument("-r", "--recursive", action="store_true", help="also process sub-folders")
     p.add_argument("--mode", choices=["auto", "lattice", "particles", "both"], default="auto",
-                   help="analysis per image: auto (default) = particles for HAADF/STEM (plus lattice when the image "
-                        "resolves one), lattice for TEM/HRTEM, from the metadata or, without a mode there, from the "
-                        "image's periodicity")
+                   help="analysis per image: auto (default) = particles for HAADF/STEM (lattice instead when the image "
+                        "resolves a lattice: atomic columns are not particles), lattice for TEM/HRTEM, from the "
+                        "metadata or, without a mode there, from the image's periodicity; both = both analyses")
     p.add_argument("-j", "--jobs", type=_positive_int, metavar="N",
                    help="worker processes (default: all cores; 1 = in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -52,6 +52,9 @@ def register(subparsers) -> None:
                    help="reuse the results already in OUT for unchanged files and settings; redo the rest")
     p.add_argument("--phase", action="append", default=[], metavar="NAME|CIF",
                    help="phase to index lattice spots against (repeatable), e.g. MAPbBr3, PbS or a CIF file")
+    p.add_argument("--free-scale", action="store_true",
+                   help="with --phase: fit the calibration factor (0.85-1.15) while indexing, for images whose pixel "
+                        "size is a few percent off; the implied factor is in the scale_factor column")
     p.add_argument("--pattern", action="append", default=[], metavar="GLOB",
                    help="only files matching this glob (repeatable; case-insensitive), e.g. '*.dm4' or 'day2/*.emd'")
     add_load_args(p)
@@ -71,6 +74,7 @@ def run(args) -> int:
     progress = (not args.quiet) and sys.stderr.isatty()
     summary = run_batch(args.folder, args.out, recursive=args.recursive, mode=args.mode, jobs=args.jobs,
                         scheduler=args.scheduler, resume=args.resume, phases=args.phase or None,
+                        free_scale=args.free_scale,
                         pattern=args.pattern or None, pixel_size=args.pixel_size, signal=args.signal,
                         frame=frame, progress=progress)
     failed = failed_files(summary)

@@ -36,6 +36,7 @@ __all__ = [
     "format_uncertain",
     "round_to_uncertainty",
     "add_scalebar",
+    "scalebar_length_nm",
     "panel_label",
     "show_image",
     "note_box",
@@ -189,15 +190,38 @@ def format_uncertain(value, err=None, unit: str = "", *, sig: int = 4) -> str:
 
 
 # --------------------------------------------------------------------- drawing
+#: scale-bar lengths (nm): always in nm, never switched to pm or µm
+SCALEBAR_LENGTHS_NM = (0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000)
+
+
+def scalebar_length_nm(field_nm: float, fraction: float = 0.25) -> float:
+    """The longest of :data:`SCALEBAR_LENGTHS_NM` not above ``fraction`` of the field (nm).
+
+    Examples
+    --------
+    >>> scalebar_length_nm(3.0)
+    0.5
+    >>> scalebar_length_nm(25.6)
+    5
+    """
+    target = fraction * float(field_nm)
+    fits = [v for v in SCALEBAR_LENGTHS_NM if v <= target]
+    return fits[-1] if fits else SCALEBAR_LENGTHS_NM[0]
+
+
 def add_scalebar(ax, pixel_size_nm: float, *, color: str = "white", location: str = "lower right",
                  length_fraction: float = 0.25):
-    """Add a calibrated scale bar (matplotlib-scalebar) to an image shown in pixel coordinates."""
+    """Add a calibrated scale bar (matplotlib-scalebar) in nm, on a semi-transparent box, to an image in pixels."""
     from matplotlib_scalebar.scalebar import ScaleBar
 
+    x0, x1 = ax.get_xlim()
+    field_nm = abs(x1 - x0) * float(pixel_size_nm)
+    length = scalebar_length_nm(field_nm, length_fraction)
+    dark = color == "white"
     sb = ScaleBar(float(pixel_size_nm), units="nm", dimension="si-length", location=location,
-                  color=color, box_alpha=0.0, frameon=False, length_fraction=length_fraction,
-                  width_fraction=0.025, scale_loc="top", border_pad=0.6,
-                  font_properties={"size": 7, "weight": "bold"})
+                  color=color, box_color="black" if dark else "white", box_alpha=0.45, frameon=True,
+                  fixed_value=length, fixed_units="nm", width_fraction=0.025, scale_loc="top", border_pad=0.4,
+                  pad=0.3, sep=2, font_properties={"size": 7, "weight": "bold"})
     ax.add_artist(sb)
     return sb
 
@@ -277,10 +301,13 @@ def save_figure(fig, out, *, dpi: int = 300) -> list[Path]:
     paths = output_paths(out)
     paths["figure"].parent.mkdir(parents=True, exist_ok=True)
     written = []
-    fig.savefig(paths["figure"], dpi=dpi)
-    written.append(paths["figure"])
-    if paths["png"] != paths["figure"]:
-        fig.savefig(paths["png"], dpi=dpi)
-        written.append(paths["png"])
+    # the font settings (pdf.fonttype=42: TrueType, svg.fonttype='none': real <text>) are read at save time,
+    # so the figure is written inside the style context
+    with figure_style():
+        fig.savefig(paths["figure"], dpi=dpi)
+        written.append(paths["figure"])
+        if paths["png"] != paths["figure"]:
+            fig.savefig(paths["png"], dpi=dpi)
+            written.append(paths["png"])
     return written
 

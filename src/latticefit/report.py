@@ -65,6 +65,12 @@ FOV_RTOL = 0.03
 ANOMALY_RESOLUTION_NM = 0.8
 #: window of the displayed power spectra (the measurement uses its own); Hann keeps the spots compact
 FFT_DISPLAY_WINDOW = "hann"
+#: largest side (px) of the automatic matrix square (the largest square clear of every dot, capped here)
+MATRIX_MAX_SIDE_PX = 512
+#: the automatic dot disk is this fraction of the segmented dot's radius (keeps the soft rim and the interface out)
+DOT_RADIUS_FRACTION = 0.8
+#: margin (nm) kept between the automatic matrix square and any dot
+DOT_MARGIN_NM = 0.5
 
 
 # =====================================================================  geometry
@@ -310,6 +316,8 @@ def choose_dot_from_anomaly(score: np.ndarray, *, threshold: float = 3.5, min_ra
         return None, peak
     ys, xs = np.nonzero(blob)
     w = score[ys, xs]
+    if not np.isfinite(w).all() or w.sum() <= 0:  # a flat map (blank image): the blob's plain centroid
+        w = None
     cx, cy = float(np.average(xs, weights=w)), float(np.average(ys, weights=w))
     r = max(math.sqrt(blob.sum() / math.pi), min_radius_px)
     r = min(r, cx, cy, W - 1 - cx, H - 1 - cy)
@@ -318,59 +326,82 @@ def choose_dot_from_anomaly(score: np.ndarray, *, threshold: float = 3.5, min_ra
     return Circle(cx, cy, r), peak
 
 
-def choose_matrix_region(shape, exclude: np.ndarray | None, *, side_px: int, min_side_px: int = 48) -> Rect:
-    """A square as far as possible from every excluded pixel (the dots), inside the image.
+def choose_matrix_region(shape, exclude: np.ndarray | None, *, side_px: int = MATRIX_MAX_SIDE_PX,
+                         min_side_px: int = 48) -> Rect:
+    """The largest square (up to ``side_px``) inside the image that contains no excluded pixel (the dots).
+
+    Among the positions that hold a square of that side, the one farthest from the dots and from the
+    border is taken. When not even a ``min_side_px`` square fits, the ``min_side_px`` square centred
+    where the most room is (it then touches a dot).
 
     Parameters
     ----------
     shape : (int, int)
         Image shape.
     exclude : ndarray of bool or None
-        Pixels to stay away from (dots); None: the centre square.
+        Pixels to stay away from (dots, with a margin); None: the centre square.
     side_px : int
-        Wanted side; shrunk (down to ``min_side_px``) until the square avoids every excluded pixel.
+        Largest side wanted (default :data:`MATRIX_MAX_SIDE_PX`).
+    min_side_px : int
+        Smallest side returned.
 
     Raises
     ------
     RegionError
         When the image is smaller than ``min_side_px``.
+
+    Examples
+    --------
+    >>> ex = np.zeros((400, 400), bool); ex[150:250, 150:250] = True
+    >>> r = choose_matrix_region((400, 400), ex, side_px=512)
+    >>> r.w >= 149 and not ex[r.y:r.y + r.h, r.x:r.x + r.w].any()
+    True
     """
     H, W = shape
-    side = int(min(side_px, H, W))
-    if side < min_side_px and min(H, W) < min_side_px:
+    if min(H, W) < min_side_px:
         raise RegionError(f"image {W}x{H} px is too small for a {min_side_px} px matrix region")
-    side = max(side, min_side_px)
     if exclude is None or not np.any(exclude):
+        side = int(min(side_px, H, W))
         return Rect((W - side) // 2, (H - side) // 2, side, side)
-    dist = ndi.distance_transform_edt(~np.asarray(exclude, bool))
-    # preference: far from the dots and from the image border (filter edge effects, scale bars), so the
-    # candidate centre maximises min(distance to a dot, 2 x distance to the border)
+    exclude = np.asarray(exclude, bool)
+    # chessboard distance to the nearest excluded pixel: a square of half-extent m (side 2m + 1) centred on a
+    # pixel is clear when m < cheb; it is inside the image when m <= border
+    cheb = ndi.distance_transform_cdt(~exclude, metric="chessboard").astype(float)
     yy, xx = np.mgrid[:H, :W]
     border = np.minimum(np.minimum(yy, H - 1 - yy), np.minimum(xx, W - 1 - xx)).astype(float)
-    pref = np.minimum(dist, 2.0 * border)
-    best = None
-    while True:
-        half = side / 2.0
-        y0, y1 = int(math.ceil(half)), int(H - math.ceil(half))
-        x0, x1 = int(math.ceil(half)), int(W - math.ceil(half))
-        if y1 >= y0 and x1 >= x0:
-            ok = dist[y0:y1 + 1, x0:x1 + 1] >= half * math.sqrt(2.0)
-            sub = np.where(ok, pref[y0:y1 + 1, x0:x1 + 1], -1.0)
-            iy, ix = np.unravel_index(int(np.argmax(sub)), sub.shape)
-            if ok[iy, ix]:
-                best = (ix + x0, iy + y0, side)
-                break
-            if best is None or side <= min_side_px:
-                d = dist[y0:y1 + 1, x0:x1 + 1]
-                jy, jx = np.unravel_index(int(np.argmax(d)), d.shape)
-                best = (jx + x0, jy + y0, side)
-        if side <= min_side_px:
-            break
-        side = max(int(side * 0.8), min_side_px)
-    cx, cy, side = best
-    x = int(min(max(round(cx - side / 2), 0), W - side))
-    y = int(min(max(round(cy - side / 2), 0), H - side))
-    return Rect(x, y, int(side), int(side))
+    m_max = np.where(exclude, -1.0, np.minimum(cheb - 1.0, border))
+    side = int(min(side_px, 2 * m_max.max() + 1))
+    if side < min_side_px:  # nowhere clear: the most room, at the smallest size
+        side = int(min_side_px)
+        iy, ix = np.unravel_index(int(np.argmax(m_max)), m_max.shape)
+    else:
+        m_need = math.ceil((side - 1) / 2)
+        # preference among the positions that hold the square: far from the dots and from the border
+        dist = ndi.distance_transform_edt(~exclude)
+        pref = np.where(m_max >= m_need, np.minimum(dist, 2.0 * border), -1.0)
+        iy, ix = np.unravel_index(int(np.argmax(pref)), pref.shape)
+    x = int(min(max(ix - (side - 1) // 2, 0), W - side))
+    y = int(min(max(iy - (side - 1) // 2, 0), H - side))
+    return Rect(x, y, side, side)
+
+
+def anomaly_blobs(score: np.ndarray, *, threshold: float = 3.5) -> np.ndarray:
+    """Pixels of every blob of an :func:`anomaly_map` whose peak passes ``threshold``.
+
+    A blob is a connected region above half the threshold (so it reaches the dot's soft rim, where the
+    score falls off). These are all the candidate dots, not only the chosen one; the matrix region
+    avoids them.
+    """
+    score = np.asarray(score, float)
+    out = np.zeros(score.shape, bool)
+    if not score.size or not np.isfinite(score).any():
+        return out
+    lab, n = ndi.label(score >= 0.5 * threshold)
+    if n == 0:
+        return out
+    peaks = ndi.maximum(score, lab, index=np.arange(1, n + 1))
+    keep = np.flatnonzero(np.asarray(peaks) >= threshold) + 1
+    return np.isin(lab, keep)
 
 
 # =====================================================================  fringes
@@ -685,10 +716,10 @@ def _min_region_px(whole, pyx, shape) -> int:
     return int(np.clip(side, 64, max(64, min(H, W) / 2)))
 
 
-def _default_side_px(shape, radius_px: float | None, min_side_px: int) -> int:
-    H, W = shape
-    side = max(2 * radius_px, min_side_px) if radius_px else min_side_px
-    return int(np.clip(side, 64, max(64, min(H, W) / 2)))
+def _shrunk(c: Circle) -> Circle:
+    """The dot disk measured: DOT_RADIUS_FRACTION of the segmented radius (at least 16 px: a 32 px region)."""
+    r = max(DOT_RADIUS_FRACTION * c.r, min(c.r, 16.0))
+    return Circle(c.x, c.y, r)
 
 
 def _fit_circle_inside(c: Circle, r: float, shape) -> Circle:
@@ -709,7 +740,7 @@ def _particles_in_hrtem(particles, fov: FieldOfViewCheck):
 
 
 def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, phases=None, pixel_size=None,
-                         d_range_angstrom=None, diameter_range_nm=None) -> LatticeReport:
+                         d_range_angstrom=None, diameter_range_nm=None, free_scale=False) -> LatticeReport:
     """Choose the regions, measure and compare their lattices, index them: everything Fig. 4 shows.
 
     Parameters
@@ -732,6 +763,10 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
         Spacings considered by :func:`latticefit.lattice.measure_lattice`.
     diameter_range_nm : (float, float), optional
         Dot sizes kept by :func:`latticefit.particles.find_particles` on the HAADF.
+    free_scale : bool
+        Index with a free scale (``latticefit.indexing.index_lattice(..., free_scale=True)``), for an
+        image whose calibration is off. Without it, a region that fixed-scale indexing cannot explain
+        is retried with a free scale automatically, with a note giving the implied calibration factor.
 
     Returns
     -------
@@ -788,29 +823,41 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
 
     # ------------------------------------------------------- dot region
     anomaly = None
-    if roi_dot is not None:
-        dot_choice = RegionChoice("dot", roi_dot, "given")
-    else:
-        dot_choice = None
-        if mapped is not None:
-            x, y, dnm, edge = mapped
-            c = choose_dot_from_particles(x, y, dnm / pyx[1], (H, W), edge=edge)
-            if c is not None:
-                dot_choice = RegionChoice("dot", c, "haadf", "largest HAADF dot inside the HRTEM")
-        if dot_choice is None:
-            sp = whole.spots
+    dot_full = None  # the whole dot (its segmented radius), kept clear of the matrix square
+    if mapped is None and (roi_dot is None or roi_matrix is None):
+        sp = whole.spots
+        if sp is not None and len(sp):
             first = sp[sp["order"] == 1] if "order" in sp else sp
             first = first.sort_values("snr", ascending=False).head(3) if "snr" in first else first.head(3)
             g_px = np.column_stack([first["gx_inv_nm"].to_numpy(float) * pyx[1],
                                     first["gy_inv_nm"].to_numpy(float) * pyx[0]])
             smooth = max(4.0, ANOMALY_RESOLUTION_NM / pyx[1])
             anomaly = anomaly_map(hr.data, g_px, smooth_px=smooth)
-            c, peak = choose_dot_from_anomaly(anomaly)
+    if roi_dot is not None:
+        dot_choice = RegionChoice("dot", roi_dot, "given")
+        dot_full = roi_dot
+    else:
+        dot_choice = None
+        if mapped is not None:
+            x, y, dnm, edge = mapped
+            c = choose_dot_from_particles(x, y, dnm / pyx[1], (H, W), edge=edge)
             if c is not None:
-                dot_choice = RegionChoice("dot", c, "anomaly",
-                                          f"strongest HRTEM lattice/contrast anomaly (z = {peak:.1f})")
+                dot_full = c
+                dot_choice = RegionChoice("dot", _shrunk(c), "haadf",
+                                          f"largest HAADF dot inside the HRTEM, {DOT_RADIUS_FRACTION:g} R")
+        if dot_choice is None:
+            peak = 0.0
+            c = None
+            if anomaly is not None:
+                c, peak = choose_dot_from_anomaly(anomaly)
+            if c is not None:
+                dot_full = c
+                dot_choice = RegionChoice("dot", _shrunk(c), "anomaly",
+                                          f"strongest HRTEM lattice/contrast anomaly (z = {peak:.1f}), "
+                                          f"{DOT_RADIUS_FRACTION:g} R")
             else:
-                c, _ = choose_dot_from_anomaly(anomaly, threshold=0.0)
+                if anomaly is not None:
+                    c, _ = choose_dot_from_anomaly(anomaly, threshold=0.0)
                 c = _fit_circle_inside(c if c is not None else Circle(W / 2, H / 2, 1.0), min_side / 2, (H, W))
                 dot_choice = RegionChoice("dot", c, "fallback",
                                           f"no dot found (anomaly z = {peak:.1f} < 3.5): most deviating area")
@@ -821,16 +868,25 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
     if roi_matrix is not None:
         mat_choice = RegionChoice("matrix", roi_matrix, "given")
     else:
+        margin = DOT_MARGIN_NM / pyx[1]
         exclude = np.zeros((H, W), bool)
         yy, xx = np.ogrid[:H, :W]
         if mapped is not None:
             x, y, dnm, _ = mapped
             for xi, yi, di in zip(x, y, dnm / pyx[1]):
-                exclude |= (xx - xi) ** 2 + (yy - yi) ** 2 <= (0.5 * di + 4) ** 2
-        exclude |= dot_choice.roi.mask((H, W))
-        r_dot = getattr(dot_choice.roi, "r", None)
-        rect = choose_matrix_region((H, W), exclude, side_px=_default_side_px((H, W), r_dot, min_side))
-        mat_choice = RegionChoice("matrix", rect, "auto", "square farthest from every dot")
+                exclude |= (xx - xi) ** 2 + (yy - yi) ** 2 <= (0.5 * di + margin) ** 2
+        elif anomaly is not None:  # every candidate dot of the anomaly map, not only the chosen one
+            blobs = anomaly_blobs(anomaly)
+            if blobs.any():  # the map's edges are only known to its resolution
+                exclude |= ndi.distance_transform_edt(~blobs) <= max(margin, ANOMALY_RESOLUTION_NM / pyx[1])
+        full = dot_full if dot_full is not None else dot_choice.roi
+        if isinstance(full, Circle):
+            exclude |= (xx - full.x) ** 2 + (yy - full.y) ** 2 <= (full.r + margin) ** 2
+        else:
+            exclude |= full.mask((H, W))
+        rect = choose_matrix_region((H, W), exclude, side_px=max(MATRIX_MAX_SIDE_PX, min_side),
+                                    min_side_px=min(min_side, min(H, W)))
+        mat_choice = RegionChoice("matrix", rect, "auto", "largest square clear of every dot")
 
     # ------------------------------------------------------- measurements
     # compare_regions measures both regions; its results are the regions' lattices
@@ -853,7 +909,7 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
     # ------------------------------------------------------- indexing
     phase_objs = list(phases or [])
     if phase_objs:
-        _index_regions(regions, phase_objs, notes)
+        _index_regions(regions, phase_objs, notes, free_scale=free_scale)
         _align_dot_labels(regions, comparison)
     regions["dot"].basis_rows = _matched_basis_rows(regions, comparison)
 
@@ -861,16 +917,59 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
                          fov=fov, anomaly=anomaly, phases=phase_objs, notes=notes, whole=whole)
 
 
-def _index_regions(regions: dict, phases: list, notes: list) -> None:
-    """Index each region's spots; fills ``RegionResult.indexing`` and ``.hkl``; extinction warnings go to notes."""
+#: fixed-scale indexing that explains fewer than this fraction of a region's spots is retried with a free scale
+MIN_INDEXED_FRACTION = 0.5
+
+
+def _n_matched(res) -> int:
+    spots = getattr(res, "spots", None)
+    if spots is None or getattr(res, "best", None) is None or "status" not in spots:
+        return 0
+    return int(spots["status"].isin(["allowed", "extinct"]).sum())
+
+
+def _index_regions(regions: dict, phases: list, notes: list, *, free_scale: bool = False) -> None:
+    """Index each region's spots; fills ``RegionResult.indexing`` and ``.hkl``; extinction warnings go to notes.
+
+    With ``free_scale=False``, a region whose fixed-scale indexing explains fewer than
+    :data:`MIN_INDEXED_FRACTION` of its spots (a miscalibrated image) is indexed again with a free scale;
+    the free-scale solution is kept when it explains more spots, and the note states the implied
+    calibration factor. Either way a poorly indexed region is named in the notes.
+    """
     from . import indexing
 
-    for role, reg in regions.items():
+    names = ", ".join(getattr(p, "name", str(p)) for p in phases)
+    for key, reg in regions.items():
+        role = "region B" if reg.choice.method == "fallback" else key
+        n = len(reg.lattice.spots) if getattr(reg.lattice, "spots", None) is not None else 0
         try:
-            res = indexing.index_lattice(reg.lattice, phases)
+            res = indexing.index_lattice(reg.lattice, phases, free_scale=free_scale)
         except Exception as e:  # noqa: BLE001 - the figure is still useful without hkl
             _warn(notes, f"{role}: indexing failed ({' '.join(str(e).split())})")
             continue
+        m = _n_matched(res)
+        if n and m < MIN_INDEXED_FRACTION * n:
+            if free_scale:
+                _warn(notes, f"{role}: indexing against {names} with a free scale matched {m}/{n} spots: "
+                             "another phase or zone?")
+            else:
+                try:
+                    free = indexing.index_lattice(reg.lattice, phases, free_scale=True)
+                except Exception:  # noqa: BLE001
+                    free = None
+                mf = _n_matched(free) if free is not None else 0
+                if free is not None and mf > m and mf >= MIN_INDEXED_FRACTION * n:
+                    k, ke = free.scale_factor, free.scale_factor_err
+                    _warn(notes, f"{role}: indexing against {names} matched {m}/{n} spots at the file "
+                                 f"calibration, {mf}/{n} with a free scale: implied calibration factor "
+                                 f"k = {ps.format_uncertain(k, ke)} (true/file pixel size); d shown uncorrected")
+                    res = free
+                else:
+                    _warn(notes, f"{role}: indexing against {names} matched {m}/{n} spots: calibration off? "
+                                 "try --free-scale")
+        elif free_scale and res.best is not None:
+            _warn(notes, f"{role}: free-scale indexing against {names}: calibration factor "
+                         f"k = {ps.format_uncertain(res.scale_factor, res.scale_factor_err)} (true/file pixel size)")
         reg.indexing = res
         reg.hkl = _hkl_by_row(res)
         for w in _extinction_warnings(res):
@@ -999,7 +1098,22 @@ def _draw_overview(ax, report: LatticeReport, colors):
     ps.show_image(ax, hr.data, pixel_size_nm=hr.pixel_size_nm[1])
     for role, reg in report.regions.items():
         _draw_roi(ax, reg.choice.roi, colors[role], _region_title(reg))
-    ps.panel_label(ax, "a", title="HRTEM")
+    ps.panel_label(ax, "a", title=_mode_title(hr))
+
+
+def _mode_title(mg: Micrograph) -> str:
+    """Panel title from the acquisition mode: 'HAADF', 'STEM', 'HRTEM' (TEM, or no mode: the HRTEM input) or 'image'."""
+    mode = str(mg.mode or "").upper()
+    if not mode:  # no mode in the metadata: the detector name often is the title (e.g. 'HAADF', 'ADF')
+        title = str(mg.title or "").upper().replace("-", " ").replace("_", " ").split()
+        mode = next((w for w in title if w in ("HAADF", "ADF", "STEM")), "")
+    if "HAADF" in mode or "ADF" in mode:
+        return "HAADF"
+    if "STEM" in mode:
+        return "STEM"
+    if mode in ("", "TEM", "HRTEM", "CTEM"):
+        return "HRTEM"
+    return "image"
 
 
 def _draw_haadf(ax, report: LatticeReport, colors):
@@ -1128,13 +1242,19 @@ def _draw_fft(ax, report: LatticeReport, reg: RegionResult, letter: str, colors)
             ax.add_patch(CirclePatch((sgn * gxi, sgn * gyi), rad, fill=False, ec=col, lw=0.9 if is_basis else 0.6,
                                      ls="-" if sgn == 1 else ":"))
         hkl = reg.hkl.get(i)
-        if is_basis or hkl is not None:
+        row_a = _matrix_row(report, reg.role, i)
+        if is_basis or hkl is not None or row_a is not None:
             if hkl is not None:
                 lab = hkl_label(tuple(sign[i] * v for v in hkl))
-            else:
+            elif is_basis:
                 lab = f"$g_{rows.index(i) + 1}$"
+            else:  # the table's row label of this reflection
+                lab = f"#{row_a}"
             u = np.array([gxi, gyi]) / np.hypot(gxi, gyi)
-            ax.text(gxi + u[0] * 2.3 * rad, gyi + u[1] * 2.3 * rad, lab, color=col, fontsize=6, ha="center",
+            # beside the spot, but kept inside the panel (a label at the edge would be cut)
+            tx = float(np.clip(gxi + u[0] * 2.3 * rad, -0.82 * gmax, 0.82 * gmax))
+            ty = float(np.clip(gyi + u[1] * 2.3 * rad, -0.85 * gmax, 0.7 * gmax))  # clear of the angle text
+            ax.text(tx, ty, lab, color=col, fontsize=6, ha="center",
                     va="center", bbox=_dark_box(0.1), zorder=25)
     ang, ang_err = _basis_angle(reg.lattice, rows)
     if rows is not None and rows[1] is not None and np.isfinite(ang):
@@ -1174,7 +1294,7 @@ def _nice_step(gmax: float) -> float:
 
 
 def _reflection_name(report: LatticeReport, row_a: int, row_b: int, k: int) -> str:
-    """(hkl) when indexed; else g1/g2 for the spots drawn in the panels, 'spot i' (row of the matrix spots)."""
+    """(hkl) when indexed; else g1/g2 for the spots drawn in the panels, '#i' (row of the matrix spots, as in the FFTs)."""
     for role, row in (("matrix", row_a), ("dot", row_b)):
         reg = report.regions[role]
         hkl = reg.hkl.get(row)
@@ -1183,7 +1303,17 @@ def _reflection_name(report: LatticeReport, row_a: int, row_b: int, k: int) -> s
     drawn = report.regions["matrix"].drawn_rows() or ()
     if row_a in drawn:
         return f"$g_{{{list(drawn).index(row_a) + 1}}}$"
-    return f"spot {row_a}"
+    return f"#{row_a}"
+
+
+def _matrix_row(report: LatticeReport, role: str, row: int):
+    """The matrix spot row of a region's spot when it is in the comparison table (else None)."""
+    comp = report.comparison
+    if comp is None or len(comp.table) == 0:
+        return None
+    key = "spot_a" if role == "matrix" else "spot_b"
+    hit = comp.table[comp.table[key] == row]
+    return int(hit["spot_a"].iat[0]) if len(hit) else None
 
 
 def comparison_rows(report: LatticeReport, *, mathtext: bool = True) -> list[list[str]]:

@@ -326,7 +326,9 @@ def _draw_histogram(ax, pop: SizePopulation, letter: str, color):
                     color=ps.COLORS["lognorm"], lw=1.0, ls="--",
                     label="log-normal fit")
         ax.set_xlim(x[0], x[-1])
-        ax.set_ylim(0, max(float(np.max(counts + err)) * 1.5, 1.0))
+        # headroom for the error bars and the fitted curves, plus a little for the stats text (top left)
+        top = max(float(np.max(counts + err)), *(float(np.max(ln_.get_ydata())) for ln_ in ax.lines))
+        ax.set_ylim(0, max(top * 1.22, 1.0))
     n_edge = s.get("n_edge") or 0
     lines = [f"N = {s.get('n', 0)}" + (f" (+{n_edge} at edge)" if n_edge else ""),
              "mean ± SD = " + format_mean_sd(s.get("mean_nm"), s.get("std_nm")),

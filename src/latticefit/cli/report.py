@@ -41,6 +41,9 @@ def register(subparsers) -> None:
                    help="dot region in HRTEM pixels (default: from the HAADF, else from the HRTEM anomaly map)")
     p.add_argument("--phase", action="append", default=[], metavar="NAME|CIF",
                    help="phase to index against (repeatable), e.g. MAPbBr3, PbS or a CIF file")
+    p.add_argument("--free-scale", action="store_true",
+                   help="index with a free scale (the image calibration is off); without it, a region that "
+                        "fixed-scale indexing cannot explain is retried with a free scale, with a note")
     p.add_argument("--d-range", type=_d_range, metavar="MIN,MAX",
                    help="spacings considered, in Å: 1.5,8 or 1.5-8A (as for latticefit lattice)")
     p.add_argument("--width-mm", type=float, default=180.0, help="figure width in mm (default 180: double column)")
@@ -59,7 +62,7 @@ def run(args) -> int:
     haadf = io.load(args.haadf, signal=args.haadf_signal) if args.haadf else None
     phases = _phases(args.phase)
     rep = build_lattice_report(hrtem, haadf, roi_matrix=args.roi_matrix, roi_dot=args.roi_dot, phases=phases,
-                               d_range_angstrom=args.d_range)
+                               d_range_angstrom=args.d_range, free_scale=args.free_scale)
     plot_lattice_report(rep, width_mm=args.width_mm)
     written = rep.save(paths["figure"])
     for line in _summary_lines(rep):

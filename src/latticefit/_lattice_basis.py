@@ -65,6 +65,55 @@ def find_basis(G: np.ndarray, snr: np.ndarray, tol: np.ndarray, *, n_top: int = 
     return int(i), int(j), sign, hk, ok
 
 
+def reduce_basis(b1: np.ndarray, b2: np.ndarray):
+    """Lagrange-Gauss reduction: the two shortest vectors of the net spanned by b1, b2, at an acute angle.
+
+    Returns (r1, r2, T) with ``[r1 r2] = [b1 b2] @ T`` (T integer, unimodular), ``|r1| <= |r2|``.
+    """
+    u, v = np.asarray(b1, float), np.asarray(b2, float)
+    Tu, Tv = np.array([1, 0]), np.array([0, 1])
+
+    def step(x: float) -> int:  # rounding with a dead zone: a hexagonal net (|x| = 0.5) is already reduced
+        return int(np.trunc(x + 0.4 * np.sign(x)))
+
+    short, long_ = (u, v) if u @ u <= v @ v else (v, u)
+    if step((short @ long_) / (short @ short)) == 0:  # already reduced: keep the observed pair and its order
+        return u, v, np.eye(2, dtype=int)
+    if u @ u > v @ v:
+        u, v, Tu, Tv = v, u, Tv, Tu
+    for _ in range(100):
+        m = step((u @ v) / (u @ u))
+        if m == 0:
+            break
+        v, Tv = v - m * u, Tv - m * Tu
+        if v @ v < u @ u:
+            u, v, Tu, Tv = v, u, Tv, Tu
+        else:
+            break
+    if u @ v < 0:  # acute basis angle
+        v, Tv = -v, -Tv
+    return u, v, np.column_stack([Tu, Tv]).astype(int)
+
+
+def drop_duplicate_indices(hk: np.ndarray, ok: np.ndarray, snr: np.ndarray) -> np.ndarray:
+    """Indexed spots that repeat the indices of a stronger spot (``hk`` or ``-hk``): one reflection split in two.
+
+    Returns a bool mask of the spots to un-index (the weaker copies).
+    """
+    seen: set = set()
+    dup = np.zeros(len(hk), bool)
+    for r in np.argsort(-np.asarray(snr), kind="stable"):
+        if not ok[r]:
+            continue
+        h, k = int(hk[r][0]), int(hk[r][1])
+        key = (h, k) if (h > 0 or (h == 0 and k > 0)) else (-h, -k)
+        if key in seen:
+            dup[r] = True
+        else:
+            seen.add(key)
+    return dup
+
+
 def fit_basis(G: np.ndarray, covs: np.ndarray, hk: np.ndarray, use: np.ndarray) -> BasisFit:
     """Weighted least-squares fit of b1, b2 to ``G[use] = h b1 + k b2`` with the spots' covariances."""
     AtWA = np.zeros((4, 4))

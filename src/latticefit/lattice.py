@@ -57,41 +57,71 @@ __all__ = ["measure_lattice", "compare_regions", "LatticeResult", "RegionCompari
 SPOT_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "g_inv_nm", "d_angstrom", "d_err_angstrom", "azimuth_deg",
                 "azimuth_err_deg", "snr", "order", "h", "k", "cov_xx", "cov_xy", "cov_yy", "amplitude",
                 "phase_rad", "gx_px", "gy_px", "noise_sigma", "converged"]
+#: a reported spot needs at least this many fringe periods across the region (below, the DC and edge
+#: leakage bias the estimate beyond its statistical error)
+MIN_PERIODS = 5.5
 ANGLE_COLUMNS = ["spot_i", "spot_j", "angle_deg", "angle_err_deg"]
 
 
 # ============================================================================ parsing
 def parse_d_range(text) -> tuple[float | None, float | None]:
-    """Parse a d-range such as ``'1-10A'``, ``'0.1-1nm'``, ``'2-'`` or ``'1.5-3.2'`` (Å) into Å.
+    """Parse a d-range into Å: ``'3-5A'``, ``'3-5 Å'``, ``'0.3-0.5nm'``, ``'3,5'``, ``'3:5'``, ``'3-'``.
+
+    MIN and MAX are separated by ``-``, ``,`` or ``:``; an optional unit (``A``, ``Å``,
+    ``nm``, ``pm``) follows the range; a bare range is Å; an open end is None.
+
+    Raises
+    ------
+    LatticefitError
+        On unreadable text or a reversed, zero or negative range (one line).
 
     Examples
     --------
-    >>> parse_d_range("1-10A"), parse_d_range("0.2-0.5nm"), parse_d_range("3-")
-    ((1.0, 10.0), (2.0, 5.0), (3.0, None))
+    >>> parse_d_range("1-10A"), parse_d_range("0.2-0.5nm"), parse_d_range("3,5"), parse_d_range("3:5 Å")
+    ((1.0, 10.0), (2.0, 5.0), (3.0, 5.0), (3.0, 5.0))
+    >>> parse_d_range("3-")
+    (3.0, None)
     """
     if text is None:
         return None
     if isinstance(text, (tuple, list)):
-        lo, hi = text
-        return (float(lo) if lo is not None else None, float(hi) if hi is not None else None)
+        if len(text) != 2:
+            raise LatticefitError(f"a d-range needs (MIN, MAX), got {text!r}")
+        lo, hi = (float(v) if v is not None else None for v in text)
+        _check_d_range(lo, hi, text)
+        return lo, hi
     t = str(text).strip().replace(" ", "")
     unit = 1.0
     for suf, f in (("nm", 10.0), ("pm", 0.01), ("Å", 1.0), ("A", 1.0), ("a", 1.0)):
         if t.endswith(suf):
             t, unit = t[: -len(suf)], f
             break
-    parts = t.split("-")
+    bad = f"cannot read a d-range from {text!r}: expected MIN-MAX, MIN,MAX or MIN:MAX (Å, or with a unit: 1-10A, 0.1-1nm)"
+    seps = [c for c in ",:" if c in t]
+    if len(seps) > 1:
+        raise LatticefitError(bad)
+    if seps:
+        parts = t.split(seps[0])
+    elif t.startswith("-"):
+        raise LatticefitError(f"d-range {text!r} must be positive (0 < MIN < MAX)")
+    else:
+        parts = t.split("-")
     if len(parts) != 2:
-        raise LatticefitError(f"cannot read a d-range from {text!r}: expected MIN-MAX with a unit, e.g. 1-10A")
+        raise LatticefitError(bad if t.count("-") < 2 else f"d-range {text!r} must be positive (0 < MIN < MAX)")
     try:
         lo = float(parts[0]) * unit if parts[0] else None
         hi = float(parts[1]) * unit if parts[1] else None
     except ValueError:
-        raise LatticefitError(
-            f"cannot read a d-range from {text!r}: expected MIN-MAX with a unit, e.g. 1-10A") from None
-    if lo is not None and hi is not None and not (0 < lo < hi):
-        raise LatticefitError(f"d-range {text!r} must have 0 < MIN < MAX")
+        raise LatticefitError(bad) from None
+    _check_d_range(lo, hi, text)
     return lo, hi
+
+
+def _check_d_range(lo, hi, text) -> None:
+    if any(v is not None and not (np.isfinite(v) and v > 0) for v in (lo, hi)):
+        raise LatticefitError(f"d-range {text!r} must be positive (0 < MIN < MAX)")
+    if lo is not None and hi is not None and not lo < hi:
+        raise LatticefitError(f"d-range {text!r} is reversed or empty: MIN must be < MAX")
 
 
 # ============================================================================ result
@@ -152,7 +182,8 @@ class LatticeResult:
                 "g_inv_nm": [float(r.gx_inv_nm), float(r.gy_inv_nm)],
                 "d_angstrom": float(r.d_angstrom), "d_err_angstrom": float(r.d_err_angstrom),
                 "azimuth_deg": float(r.azimuth_deg), "azimuth_err_deg": float(r.azimuth_err_deg),
-                "snr": float(r.snr), "order": int(r.order), "hk": [int(r.h), int(r.k)],
+                "snr": float(r.snr), "order": int(r.order),
+                "hk": None if pd.isna(r.h) else [int(r.h), int(r.k)],
                 "cov_inv_nm2": [[float(r.cov_xx), float(r.cov_xy)], [float(r.cov_xy), float(r.cov_yy)]],
                 "amplitude": float(r.amplitude), "phase_rad": float(r.phase_rad),
             })
@@ -171,7 +202,7 @@ class LatticeResult:
         for i, r in enumerate(self.spots.itertuples()):
             lines.append(f"{i:>3} {_pm(r.d_angstrom, r.d_err_angstrom):>16} "
                          f"{_pm(r.azimuth_deg, r.azimuth_err_deg):>16} "
-                         f"{r.snr:>8.1f} {int(r.order):>5} {f'({int(r.h)},{int(r.k)})':>8}")
+                         f"{r.snr:>8.1f} {int(r.order):>5} {'-' if pd.isna(r.h) else f'({int(r.h)},{int(r.k)})':>8}")
         if self.basis:
             b = self.basis
             lines.append("basis: d1 = {} Å, d2 = {} Å, angle = {}°".format(
@@ -321,8 +352,15 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
             if (lo is None or g <= 1 / lo) and (hi is None or g >= 1 / hi):
                 kk.append(r)
         kept = kk
+    # fewer than MIN_PERIODS fringe periods across the region: the estimate is biased by the DC/edge leakage
+    n_short = sum(1 for r in kept if _periods(r[0], r[1], (M, N)) < MIN_PERIODS)
+    if n_short:
+        kept = [r for r in kept if _periods(r[0], r[1], (M, N)) >= MIN_PERIODS]
+        notes.append(f"{n_short} spot(s) with fewer than {MIN_PERIODS:g} fringe periods across the region were "
+                     "dropped (not measurable reliably: use a larger region)")
     if not kept:
-        notes.append("no significant lattice spot (pure noise, amorphous or blank region?)")
+        notes.append("no measurable lattice spot: the region is too small for its spacings" if n_short else
+                     "no significant lattice spot (pure noise, amorphous or blank region?)")
         return finish(_empty_spots(), _empty_angles(), None)
     n_nc = sum(1 for r in kept if not r[7])
     if n_nc:
@@ -342,17 +380,45 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     order = np.ones(len(G), int)
     basis = None
     found = lb.find_basis(G, snr, tol)
+    half_hidden = [_periods(r[0] / 2, r[1] / 2, (M, N)) < MIN_PERIODS for r in kept]
+    if found is not None:
+        i, j, sign, hk, ok = found
+        # conventional basis: the two shortest vectors of the indexed net (a unimodular change keeps the set)
+        r1, r2 = G[i], sign * G[j]
+        if int(ok.sum()) >= 3:  # with two spots the basis is the spots themselves
+            r1, r2, T = lb.reduce_basis(G[i], sign * G[j])
+            hk = np.rint(np.linalg.solve(T, hk.T).T).astype(int)
+        if min(_periods(r[0] * px, r[1] * py, (M, N)) for r in (r1, r2)) < MIN_PERIODS:
+            notes.append(f"the net of these spots has a basis vector with < {MIN_PERIODS:g} periods across the "
+                         "region, which cannot be measured: harmonics cannot be told apart, no basis "
+                         "(use a larger region)")
+            found = None
+        elif int(ok.sum()) <= 2 and (half_hidden[i] or half_hidden[j]):
+            notes.append("only two spots, and a fundamental at twice their spacing would have < "
+                         f"{MIN_PERIODS:g} periods across the region (not measurable): harmonics cannot be "
+                         "recognised, no basis (use a larger region)")
+            found = None
+    elif len(G) >= 2:
+        notes.append("the spots do not span two independent plane families: no basis")
+    else:
+        notes.append("a single plane family: no basis")
+    if found is None and any(half_hidden):
+        notes.append(f"a fundamental at twice the spacing of some spot(s) would have < {MIN_PERIODS:g} periods "
+                     "across the region and could not be seen: they may be harmonics (use a larger region)")
     if found is None:
-        if len(G) >= 2:
-            notes.append("the spots do not span two independent plane families: no basis")
-        else:
-            notes.append("a single plane family: no basis")
+        hk = np.zeros((len(G), 2), int)
         keep = np.ones(len(G), bool)
     else:
-        i, j, sign, hk, ok = found
-        if not keep_unindexed and (~ok).any():
-            notes.append(f"{int((~ok).sum())} significant spot(s) not on the lattice were dropped "
-                         "(keep_unindexed=True keeps them)")
+        dup = lb.drop_duplicate_indices(hk, ok, snr)
+        if dup.any():
+            ok = ok & ~dup
+            notes.append(f"{int(dup.sum())} spot(s) repeating the indices of a stronger spot (one reflection "
+                         "split in two, e.g. across the +-90 deg azimuth wrap) were dropped")
+        if not (ok[i] and ok[j] and tuple(np.abs(hk[i])) == (1, 0) and tuple(np.abs(hk[j])) == (0, 1)):
+            i, j = _basis_rows(hk, ok, snr)
+        if not keep_unindexed and (~ok & ~dup).any():
+            notes.append(f"{int((~ok & ~dup).sum())} significant spot(s) not on the lattice were dropped "
+                         "(keep them with keep_unindexed=True / --keep-unindexed)")
         keep = ok | keep_unindexed
         order = np.array([gcd(abs(int(h)), abs(int(k))) if o else 0 for (h, k), o in zip(hk, ok)])
         fit = lb.fit_basis(G, covs, hk, ok)
@@ -360,7 +426,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         nums = lb.basis_numbers(fit)
         basis = {"g1_inv_nm": [float(v) for v in fit.b1], "g2_inv_nm": [float(v) for v in fit.b2], **nums,
                  "cov_inv_nm2": fit.cov.tolist(), "chi2": float(fit.chi2), "dof": int(fit.dof),
-                 "n_spots": int(ok.sum()), "_rows": (int(i), int(j))}
+                 "n_spots": int(ok.sum()), "_rows": (i, j)}
 
     # ---- table
     G, covs, snr, hk, order = G[keep], covs[keep], snr[keep], hk[keep], order[keep]
@@ -384,17 +450,34 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         "gx_px": gx_px, "gy_px": gy_px, "noise_sigma": np.array([r[6] for r in kept]),
         "converged": np.array([bool(r[7]) for r in kept]),
     })
+    if basis is None:  # indices are undefined without a basis (never (0, 0))
+        spots["h"] = pd.array([pd.NA] * len(spots), dtype="Int64")
+        spots["k"] = pd.array([pd.NA] * len(spots), dtype="Int64")
     old_index = np.nonzero(keep)[0]
     order_idx = np.argsort(-spots["snr"].to_numpy(), kind="stable")
     spots = spots.iloc[order_idx].reset_index(drop=True)
     new_pos = {int(old_index[o]): p for p, o in enumerate(order_idx)}
     if basis is not None:
         i, j = basis.pop("_rows")
-        basis["g1_index"] = new_pos.get(i)
-        basis["g2_index"] = new_pos.get(j)
+        basis["g1_index"] = new_pos.get(i) if i is not None else None
+        basis["g2_index"] = new_pos.get(j) if j is not None else None
         basis["hk_convention"] = "g = h * g1 + k * g2"
     angles = _angles_table(spots)
     return finish(spots, angles, basis)
+
+
+def _periods(gx_px: float, gy_px: float, shape) -> float:
+    """Distance of g (cycles/px) from the spectrum centre in DFT bins of a (M, N) box (periods across the box)."""
+    return math.hypot(gx_px * shape[1], gy_px * shape[0])
+
+
+def _basis_rows(hk: np.ndarray, ok: np.ndarray, snr: np.ndarray):
+    """Rows of the strongest indexed spots with indices +-(1, 0) and +-(0, 1) (None when not observed)."""
+    out = []
+    for target in ((1, 0), (0, 1)):
+        rows = [r for r in range(len(hk)) if ok[r] and tuple(np.abs(hk[r])) == target]
+        out.append(int(max(rows, key=lambda r: snr[r])) if rows else None)
+    return out[0], out[1]
 
 
 def _angles_table(spots: pd.DataFrame, max_families: int = 8) -> pd.DataFrame:
@@ -418,6 +501,18 @@ def _angles_table(spots: pd.DataFrame, max_families: int = 8) -> pd.DataFrame:
 
 
 # ============================================================================ compare
+def _birge_ratio(res: LatticeResult) -> float:
+    """sqrt(chi2/dof) of a region's basis fit when significantly above 1 (p < 0.001), else 1."""
+    from scipy import stats
+
+    b = res.basis
+    if not b or not b.get("dof") or b["dof"] <= 0 or b.get("chi2") is None:
+        return 1.0
+    if stats.chi2.sf(b["chi2"], b["dof"]) >= 1e-3:
+        return 1.0
+    return float(math.sqrt(b["chi2"] / b["dof"]))
+
+
 @dataclass(eq=False)
 class RegionComparison:
     """Matched reflections of two regions of one image and their relative differences.
@@ -439,6 +534,8 @@ class RegionComparison:
         ``chi2``, ``n``).
     labels : (str, str)
     z_threshold : float
+    warnings : list of str
+        E.g. that a region's errors were scaled by its lattice-fit sqrt(chi2/dof).
     """
 
     a: LatticeResult
@@ -499,6 +596,14 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
     res_a = measure_lattice(mg, roi=roi_a, d_range_angstrom=d_range_angstrom, **measure_kwargs)
     res_b = measure_lattice(mg, roi=roi_b, d_range_angstrom=d_range_angstrom, **measure_kwargs)
     notes: list[str] = []
+    # a region whose spots deviate from a perfect lattice (distortion, drift, strain) scatters by more than
+    # the statistical errors: inflate its errors by sqrt(chi2/dof) (Birge ratio), as the basis errors are
+    scale_a, scale_b = _birge_ratio(res_a), _birge_ratio(res_b)
+    for lab, sc, res in ((labels[0], scale_a, res_a), (labels[1], scale_b, res_b)):
+        if sc > 1.0:
+            notes.append(f"region {lab}: its spots deviate from a perfect lattice (chi2/dof = "
+                         f"{res.basis['chi2'] / res.basis['dof']:.1f}); its d errors are scaled by "
+                         f"sqrt(chi2/dof) = {sc:.2f}, so the significance includes that scatter")
     rows = []
     sa, sb = res_a.spots, res_b.spots
     used_b: set[int] = set()
@@ -519,7 +624,7 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
         da, ea = sa.d_angstrom.iat[i], sa.d_err_angstrom.iat[i]
         db, eb = sb.d_angstrom.iat[j], sb.d_err_angstrom.iat[j]
         rel = db / da - 1.0
-        rel_err = (db / da) * math.hypot(ea / da, eb / db)
+        rel_err = (db / da) * math.hypot(ea / da * scale_a, eb / db * scale_b)
         daz = ((sb.azimuth_deg.iat[j] - sa.azimuth_deg.iat[i]) + 90.0) % 180.0 - 90.0
         daz_err = math.hypot(sa.azimuth_err_deg.iat[i], sb.azimuth_err_deg.iat[j])
         z = rel / rel_err if rel_err > 0 else float("inf")
@@ -547,7 +652,8 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
                    "chi2": chi2, "n": int(len(first))}
     else:
         notes.append("no reflection is common to the two regions")
-        warnings.warn(f"{mg.name}: no reflection is common to the two regions", LatticefitWarning, stacklevel=2)
+    for n in notes:
+        warnings.warn(f"{mg.name}: {n}", LatticefitWarning, stacklevel=2)
     return RegionComparison(a=res_a, b=res_b, table=table, summary=summary, labels=tuple(labels),
                             z_threshold=z_threshold, warnings=notes)
 

@@ -39,7 +39,9 @@ def register(subparsers) -> None:
     reg.add_argument("--roi", type=rect_arg, metavar="X,Y,W,H", help="rectangular region in pixels")
     reg.add_argument("--circle", type=circle_arg, metavar="X,Y,R", help="disk region (a dot) in pixels")
     p.add_argument("--d-range", type=_d_range_arg, metavar="MIN-MAX",
-                   help="keep spacings in this range, e.g. 1-10A or 0.1-1nm (a bare range is Å)")
+                   help="keep spacings in this range: 3-5A, 0.3-0.5nm, 3,5 or 3:5 (bare numbers are Å)")
+    p.add_argument("--keep-unindexed", action="store_true",
+                   help="keep significant spots that the fitted lattice does not index (order 0)")
     p.add_argument("--min-snr", type=float, default=5.0, metavar="S",
                    help="smallest amplitude signal-to-noise ratio of a reported spot (default 5)")
     p.add_argument("--json", metavar="PATH|-", help="write the result as JSON to PATH, or to stdout with '-'")
@@ -54,11 +56,14 @@ def run(args) -> int:
 
     mg = load(args.file, **load_kwargs(args))
     roi = args.roi or args.circle
-    res = measure_lattice(mg, roi=roi, d_range_angstrom=args.d_range, min_snr=args.min_snr)
+    res = measure_lattice(mg, roi=roi, d_range_angstrom=args.d_range, min_snr=args.min_snr,
+                          keep_unindexed=args.keep_unindexed)
     if args.json != "-":
         ps = res.pixel_size_nm
         where = f", region {roi.describe()}" if roi is not None else ""
-        print(f"{mg.name}: {res.region_shape[1]}x{res.region_shape[0]} px{where}, pixel size {ps[1]:.6g} nm")
+        M, N = res.region_shape
+        ps_text = f"{ps[0]:.6g} nm/px" if ps[0] == ps[1] else f"y {ps[0]:.6g} nm/px, x {ps[1]:.6g} nm/px"
+        print(f"{mg.name}: {M} x {N} px (height x width){where}, pixel size {ps_text}")
         print(res.table())
         sys.stdout.flush()
     if args.json:

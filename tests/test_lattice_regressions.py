@@ -184,9 +184,12 @@ def test_cli_lattice_and_index_share_the_range_syntax(tmp_path, capsys):
         assert main(["lattice", str(p), "--d-range", text, "--json", "-"]) == 0
         out = json.loads(capsys.readouterr().out)
         assert all(3 <= s["d_angstrom"] <= 5 for s in out["spots"]) and out["spots"]
-    from latticefit.cli.index import _d_range_arg
+    from latticefit.cli._common import d_range_arg  # the one parser lattice, index and report use
 
-    assert _d_range_arg("3-5A") == _d_range_arg("3,5") == (3.0, 5.0)
+    assert d_range_arg("3-5A") == d_range_arg("3,5") == (3.0, 5.0)
+    with pytest.raises(SystemExit):  # index uses the same parser
+        main(["index", str(p), "--d-range", "5-3"])
+    assert "reversed" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["lattice", str(p), "--d-range", "5-3"])
     assert "reversed" in capsys.readouterr().err

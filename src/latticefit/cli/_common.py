@@ -14,6 +14,8 @@ from ..units import parse_length_nm
 
 __all__ = [
     "pixel_size_arg",
+    "d_range_arg",
+    "diameter_range_arg",
     "rect_arg",
     "circle_arg",
     "add_load_args",
@@ -41,7 +43,23 @@ def _argtype(fn, what):
     return conv
 
 
+def _parse_d_range(text):
+    from ..lattice import parse_d_range  # lazy: keeps `latticefit --help` fast
+
+    return parse_d_range(text)
+
+
+def _parse_diameter_range(text):
+    from ..particles import _parse_range
+
+    return _parse_range(text, None)
+
+
 pixel_size_arg = _argtype(parse_length_nm, "pixel size")
+#: ``--d-range``: 3-5A, 0.3-0.5nm, 3,5 or 3:5 (bare numbers are Å), one syntax for every command
+d_range_arg = _argtype(_parse_d_range, "d range")
+#: ``--diameter-range``: 2-15nm, 2,15 or 2:15 (bare numbers are nm)
+diameter_range_arg = _argtype(_parse_diameter_range, "diameter range")
 rect_arg = _argtype(parse_rect, "rectangle")
 circle_arg = _argtype(parse_circle, "circle")
 

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..serialize import to_jsonable, write_json
-from ._common import add_load_args, circle_arg, load_kwargs, rect_arg, run_per_file
+from ._common import add_load_args, circle_arg, d_range_arg, load_kwargs, rect_arg, run_per_file
 
 
 def _uvw_arg(text):
@@ -28,16 +28,6 @@ def _range_arg(text):
     if not 0 < lo < hi:
         raise argparse.ArgumentTypeError(f"expected 0 < MIN < MAX, got {text!r}")
     return (lo, hi)
-
-
-def _d_range_arg(text):
-    from ..errors import LatticefitError
-    from ..lattice import parse_d_range
-
-    try:
-        return parse_d_range(text)
-    except LatticefitError as e:
-        raise argparse.ArgumentTypeError(e.message) from None
 
 
 def register(subparsers) -> None:
@@ -62,7 +52,7 @@ def register(subparsers) -> None:
     p.add_argument("--zone", type=_uvw_arg, action="append", metavar="U,V,W",
                    help="only consider this zone axis (and its symmetry equivalents; repeatable)")
     p.add_argument("--max-index", type=int, default=3, metavar="N", help="largest |u|,|v|,|w| searched (default 3)")
-    p.add_argument("--d-range", type=_d_range_arg, metavar="MIN-MAX", help="d-spacing range given to the lattice measurement: 3-5A, 0.3-0.5nm, 3,5 or 3:5 (bare numbers are Å)")
+    p.add_argument("--d-range", type=d_range_arg, metavar="MIN-MAX", help="d-spacing range given to the lattice measurement: 3-5A, 0.3-0.5nm, 3,5 or 3:5 (bare numbers are Å)")
     p.add_argument("--beam-energy", type=float, metavar="KV", help="beam energy in kV (default: the file's, else 200)")
     p.add_argument("--alternatives", type=int, default=5, metavar="N", help="runner-up solutions to report (default 5)")
     p.add_argument("--json", metavar="DEST", help="write JSON to DEST instead of the table ('-' = stdout, one compact object per file and line; "

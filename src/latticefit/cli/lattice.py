@@ -9,22 +9,11 @@ exit status 0.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from ._common import add_load_args, circle_arg, load_kwargs, rect_arg
+from ._common import add_load_args, circle_arg, d_range_arg, load_kwargs, rect_arg
 
 __all__ = ["register", "run"]
-
-
-def _d_range_arg(text):
-    from ..errors import LatticefitError
-    from ..lattice import parse_d_range
-
-    try:
-        return parse_d_range(text)
-    except LatticefitError as e:
-        raise argparse.ArgumentTypeError(e.message) from None
 
 
 def register(subparsers) -> None:
@@ -38,7 +27,7 @@ def register(subparsers) -> None:
     reg = p.add_mutually_exclusive_group()
     reg.add_argument("--roi", type=rect_arg, metavar="X,Y,W,H", help="rectangular region in pixels")
     reg.add_argument("--circle", type=circle_arg, metavar="X,Y,R", help="disk region (a dot) in pixels")
-    p.add_argument("--d-range", type=_d_range_arg, metavar="MIN-MAX",
+    p.add_argument("--d-range", type=d_range_arg, metavar="MIN-MAX",
                    help="keep spacings in this range: 3-5A, 0.3-0.5nm, 3,5 or 3:5 (bare numbers are Å)")
     p.add_argument("--keep-unindexed", action="store_true",
                    help="keep significant spots that the fitted lattice does not index (order 0)")

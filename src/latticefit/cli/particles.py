@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_load_args, load_kwargs, run_per_file
+from ._common import add_load_args, diameter_range_arg, load_kwargs, run_per_file
 
 HELP = "detect and size bright nanoparticles in HAADF-STEM images (model-fit diameters with errors, RSD)"
-
-
-def _range_arg(text):
-    from ..errors import LatticefitError
-    from ..particles import _parse_range
-
-    try:
-        return _parse_range(text, None)
-    except LatticefitError as e:
-        raise argparse.ArgumentTypeError(e.message) from None
 
 
 def _positive(text):
@@ -35,7 +25,7 @@ def register(subparsers) -> None:
         description=HELP + ". Prints a summary table; --json writes the full result (file, pixel_size_nm, "
                            "particles, summary), --csv one row per particle, --overlay a PNG of the outlines.")
     p.add_argument("files", nargs="+", metavar="FILE", help="image file(s)")
-    p.add_argument("--diameter-range", type=_range_arg, metavar="LO-HI",
+    p.add_argument("--diameter-range", type=diameter_range_arg, metavar="LO-HI",
                    help="particle diameters searched, e.g. 2-15nm (default: max(3 px, 1 nm) to 1/4 of the field)")
     p.add_argument("--false-alarms", type=_positive, default=0.05, metavar="N",
                    help="expected number of noise detections per image (sets the threshold; default 0.05)")

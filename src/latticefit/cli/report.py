@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-
-from ._common import add_load_args, circle_arg, load_kwargs, rect_arg
+from ._common import add_load_args, circle_arg, d_range_arg, load_kwargs, rect_arg
 
 HELP = "Fig. 4-style report: HRTEM (+HAADF) overview, matrix and dot regions, their FFTs and a comparison table"
-
-
-def _d_range(text):
-    """``1.5,8`` (Å) or the ``latticefit lattice`` form ``1.5-8A`` / ``0.15-0.8nm``."""
-    from ..errors import LatticefitError
-    from ..lattice import parse_d_range
-
-    t = str(text).strip()
-    try:
-        if "," in t:
-            lo, hi = (float(v) for v in t.split(","))
-            if not 0 < lo < hi:
-                raise ValueError
-            return (lo, hi)
-        return parse_d_range(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MIN,MAX in Å (or 1.5-8A), got {text!r}") from None
-    except LatticefitError as e:
-        raise argparse.ArgumentTypeError(e.message) from None
 
 
 def register(subparsers) -> None:
@@ -44,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--free-scale", action="store_true",
                    help="index with a free scale (the image calibration is off); without it, a region that "
                         "fixed-scale indexing cannot explain is retried with a free scale, with a note")
-    p.add_argument("--d-range", type=_d_range, metavar="MIN,MAX",
+    p.add_argument("--d-range", type=d_range_arg, metavar="MIN,MAX",
                    help="spacings considered, in Å: 1.5,8 or 1.5-8A (as for latticefit lattice)")
     p.add_argument("--width-mm", type=float, default=180.0, help="figure width in mm (default 180: double column)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.{pdf,png,svg}", help="figure file")

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
-from ._common import add_load_args, load_kwargs
+from ._common import add_load_args, diameter_range_arg, load_kwargs
 
 HELP = "Fig. 5-style size figure: HAADF images with dot outlines, size histograms with fits, N, mean ± SD, RSD"
-
-
-def _range_arg(text):
-    """``2,12`` (nm) or the ``latticefit particles`` form ``2-12nm``."""
-    from ..errors import LatticefitError
-    from ..particles import _parse_range
-
-    t = str(text).strip()
-    try:
-        if "," in t:
-            lo, hi = (float(v) for v in t.split(","))
-            if not 0 < lo < hi:
-                raise ValueError
-            return (lo, hi)
-        return _parse_range(t, None)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected MIN,MAX in nm (or 2-12nm), got {text!r}") from None
-    except LatticefitError as e:
-        raise argparse.ArgumentTypeError(e.message) from None
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("sizes", help=HELP, description=HELP + ". Writes OUT (pdf/png/svg), a 300-dpi PNG "
                               "beside it, OUT.json, OUT.csv (one row per population) and OUT_particles.csv.")
     p.add_argument("files", nargs="+", metavar="HAADF_FILE", help="HAADF-STEM images, one population each")
-    p.add_argument("--diameter-range", type=_range_arg, action="append", metavar="MIN,MAX",
+    p.add_argument("--diameter-range", type=diameter_range_arg, action="append", metavar="MIN,MAX",
                    help="dot diameters searched, in nm: 2,12 or 2-12nm; repeat to split each image into size "
                         "populations (e.g. --diameter-range 2-5nm --diameter-range 5-10nm)")
     p.add_argument("--name", action="append", metavar="LABEL", help="population label (repeatable, in order)")

@@ -179,35 +179,8 @@ def sphere_profile_table(rho, s):
 @njit(cache=True)
 def table_lookup(rho, s, tab, tp):
     """(g, g_rho, g_s) at one point; zero beyond the table's rho range, s clamped."""
-    drho = tp[0]
-    ls0 = tp[1]
-    dls = tp[2]
-    nrho = tab.shape[2]
-    ns = tab.shape[1]
-    fr = rho / drho
-    if fr >= nrho - 1:
-        return 0.0, 0.0, 0.0
-    if s < 1e-12:
-        s = 1e-12
-    fs = (math.log(s) - ls0) / dls
-    if fs < 0.0:
-        fs = 0.0
-    elif fs > ns - 1.000001:
-        fs = ns - 1.000001
-    i = int(fr)
-    k = int(fs)
-    if k >= ns - 1:
-        k = ns - 2
-    tr = fr - i
-    ts = fs - k
-    w00 = (1.0 - ts) * (1.0 - tr)
-    w01 = (1.0 - ts) * tr
-    w10 = ts * (1.0 - tr)
-    w11 = ts * tr
-    g = w00 * tab[0, k, i] + w01 * tab[0, k, i + 1] + w10 * tab[0, k + 1, i] + w11 * tab[0, k + 1, i + 1]
-    gr = w00 * tab[1, k, i] + w01 * tab[1, k, i + 1] + w10 * tab[1, k + 1, i] + w11 * tab[1, k + 1, i + 1]
-    gs = w00 * tab[2, k, i] + w01 * tab[2, k, i + 1] + w10 * tab[2, k + 1, i] + w11 * tab[2, k + 1, i + 1]
-    return g, gr, gs
+    k, ts = _s_index(s, tp, tab.shape[1])
+    return _lookup_k(rho, k, ts, tab, tp)
 
 
 @njit(cache=True)

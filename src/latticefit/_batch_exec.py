@@ -12,6 +12,7 @@ import concurrent.futures as cf
 import contextlib
 import multiprocessing as mp
 import os
+import time
 from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator
@@ -87,9 +88,34 @@ def single_threaded_workers():
                 os.environ[k] = v
 
 
-def _worker_init():
+def _exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """End this worker process as soon as the batch process ``parent_pid`` is gone (e.g. SIGKILLed).
+
+    A pool worker otherwise outlives a killed batch, blocked on its task queue and holding its memory
+    (with the ``forkserver`` start method its direct parent is the fork server, which survives too).
+    A daemon thread polls whether the batch process still exists and exits the worker when it does not.
+    """
+    import threading
+
+    def watch():
+        while True:
+            time.sleep(poll_s)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # a pid reused by another user's process: ours is gone
+                os._exit(0)
+
+    threading.Thread(target=watch, name="latticefit-parent-watch", daemon=True).start()
+
+
+def _worker_init(parent_pid: int | None = None):
     import logging
     import warnings
+
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
 
     import matplotlib
 
@@ -152,7 +178,8 @@ def run_process_pool(fn: Callable, tasks: Iterable[FileTask], jobs: int, *,
 
     def new_pool():
         with single_threaded_workers():
-            return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init)
+            return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
+                                          initargs=(os.getpid(),))
 
     pool = new_pool()
     inflight: dict[cf.Future, tuple[FileTask, bool]] = {}

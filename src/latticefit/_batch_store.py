@@ -19,7 +19,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from .serialize import atomic_write_bytes, atomic_write_text, dumps
+from .serialize import atomic_write_bytes, atomic_write_text, csv_safe_cell, dumps
 
 __all__ = [
     "RECORD_VERSION",
@@ -212,6 +212,8 @@ def write_tables(out, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
     paths = {}
     for name, df in tables.items():
         p = out / f"{name}.csv"
+        text_columns = [c for c in df.columns if df[c].dtype == object or pd.api.types.is_string_dtype(df[c])]
+        df = df.assign(**{c: df[c].map(csv_safe_cell) for c in text_columns})
         atomic_write_text(p, df.to_csv(index=False, lineterminator="\n"))
         paths[name] = p
     return paths

@@ -33,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import operator
@@ -58,7 +59,7 @@ from ._batch_store import (
 )
 from ._batch_task import AnalysisOutcome, FileTask, content_files, process_file
 from .errors import LatticefitError
-from .serialize import atomic_write_text, dumps
+from .serialize import atomic_write_text, dumps, printable_text
 from .units import pixel_size_pair_nm
 
 __all__ = [
@@ -172,8 +173,11 @@ def discover_files(folder, *, recursive: bool = False, pattern=None, exclude=())
             if name.startswith("."):
                 continue
             p = here / name
-            rel = p.relative_to(root).as_posix()
+            rel = printable_text(p.relative_to(root).as_posix())
             if patterns and not _matches(rel, patterns):
+                continue
+            if p.is_symlink() and not p.exists():
+                found.append(FoundFile(p, rel, False, "broken or looping symbolic link: skipped"))
                 continue
             if not p.is_file():
                 continue
@@ -402,7 +406,49 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
     found = discover_files(folder, recursive=recursive, pattern=pattern, exclude=[out])
     digest = settings_digest(settings)
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".latticefit").mkdir(exist_ok=True)
+    except OSError as e:
+        raise LatticefitError(f"cannot create the output folder: {e.strerror or e}", str(out)) from None
+    with exclusive_lock(out / ".latticefit" / "lock"):
+        return _run_in(out, found, settings, digest, resume=resume, analyzers=analyzers, progress=progress,
+                       scheduler=scheduler, jobs=jobs, flush_interval_s=flush_interval_s)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path):
+    """Hold an exclusive, non-blocking lock on ``path`` (holding this process's pid) while the block runs.
+
+    A second batch on the same output folder would mix its rows and settings with this one's, so it is
+    refused with an error naming the process that holds the folder. The lock is the kernel's
+    (``flock``): it goes away with the process, even after SIGKILL, so a killed run never leaves a stale lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise LatticefitError(f"cannot write in the output folder: {e.strerror or e}", str(path.parent.parent)) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise LatticefitError(f"another latticefit batch (pid {holder}) is writing to this output folder; "
+                                  "wait for it or choose another -o", str(path.parent.parent)) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run_in(out: Path, found, settings, digest, *, resume, analyzers, progress, scheduler, jobs, flush_interval_s):
+    """The locked part of :func:`run`: records, tasks, execution and tables."""
     store = RecordStore(out)
     if resume:
         _remove_stale_temporaries(out)

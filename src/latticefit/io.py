@@ -261,7 +261,8 @@ def _read_imagej_tiff(p: Path):
             if tag is None:
                 return 1.0
             num, den = tag.value if isinstance(tag.value, tuple) else (tag.value, 1)
-            return float(den) / float(num) if num else 1.0
+            value = float(den) / float(num) if num else float("nan")
+            return value if np.isfinite(value) and value > 0 else float("nan")
 
         sy, sx = scale("YResolution"), scale("XResolution")
     if rgb:
@@ -269,6 +270,8 @@ def _read_imagej_tiff(p: Path):
     unit = _decode_unit(ij["unit"]) if ij.get("unit") is not None else ""
     if unit.lower() in ("inch", "cm") or (not unit and res_unit != 1):
         unit, sy, sx = "", 1.0, 1.0  # a print resolution (dpi), not a microscope calibration
+    if not (np.isfinite(sx) and np.isfinite(sy)):
+        unit, sy, sx = "", 1.0, 1.0  # a zero or unreadable resolution is no calibration: load() warns
     s = hs.signals.Signal2D(data)
     ax, ay = s.axes_manager.signal_axes
     ax.scale, ay.scale = sx, sy

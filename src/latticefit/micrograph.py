@@ -305,6 +305,11 @@ def axes_pixel_size_nm(signal_axes, *, source: str | None = None) -> tuple[float
     for a in (ay, ax):
         scale = float(a.scale)
         units = a.units
+        if not np.isfinite(scale) or scale == 0.0:
+            warnings.warn(f"{source or 'image'}: pixel size {scale!r} {units or ''} is not usable "
+                          "(zero or not finite); the image is treated as uncalibrated", CalibrationWarning,
+                          stacklevel=3)
+            return None
         if is_empty_unit(units):
             if scale == 1.0:
                 out.append(None)

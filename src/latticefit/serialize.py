@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["to_jsonable", "dumps", "write_json", "atomic_write_text", "atomic_write_bytes"]
+__all__ = ["to_jsonable", "dumps", "write_json", "atomic_write_text", "atomic_write_bytes", "printable_text",
+           "csv_safe_cell"]
 
 
 def _current_umask() -> int:
@@ -24,10 +25,59 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def printable_text(text: str) -> str:
+    r"""``text`` as valid Unicode: bytes of a file name that are not UTF-8 shown as ``\xNN`` escapes.
+
+    File names that are not valid UTF-8 reach Python as lone surrogates (PEP 383), which no CSV, JSON or
+    HTML writer accepts; every table, record and output name uses this escaped form instead.
+
+    Examples
+    --------
+    >>> printable_text("a/b.tif")
+    'a/b.tif'
+    >>> printable_text(b"x\xff.tif".decode("utf-8", "surrogateescape"))
+    'x\\xff.tif'
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+#: first characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection")
+_FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe_cell(value):
+    """A table cell made safe to open in a spreadsheet: text that would start a formula is quoted as text.
+
+    Numbers and text that reads as a number (``-0.5``) are left alone; other text starting with ``=``,
+    ``+``, ``-``, ``@``, tab or CR gets a leading apostrophe, the spreadsheet convention for literal text.
+
+    Examples
+    --------
+    >>> csv_safe_cell("=HYPERLINK(1)"), csv_safe_cell("-0.5"), csv_safe_cell(3), csv_safe_cell("a")
+    ("'=HYPERLINK(1)", '-0.5', 3, 'a')
+    """
+    if not isinstance(value, str):
+        return value
+    value = printable_text(value)
+    if value.startswith(_FORMULA_LEAD):
+        try:
+            float(value)
+            return value
+        except ValueError:
+            return "'" + value
+    return value
+
+
 def to_jsonable(obj):
     """Recursively convert ``obj`` into JSON-ready Python types (NaN/inf -> None)."""
-    if obj is None or isinstance(obj, (bool, str)):
+    if obj is None or isinstance(obj, bool):
         return obj
+    if isinstance(obj, str):
+        return printable_text(obj)
     if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
         return int(obj)
     if isinstance(obj, np.bool_):

@@ -1,0 +1,159 @@
+"""Hardening (issue 17): a batch never loses the other files, inputs that lie about their calibration,
+output cells that a spreadsheet would execute, workers that outlive a killed batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from latticefit import batch, synth
+from latticefit._batch_task import AnalysisOutcome
+from latticefit.errors import CalibrationWarning, LatticefitError
+from latticefit.io import load
+from latticefit.serialize import csv_safe_cell, printable_text
+
+BAD_NAME = b"x\xff.tif".decode("utf-8", "surrogateescape")  # what os.listdir gives for a non-UTF-8 name
+
+
+def mean_lattice(mg, settings):
+    """A cheap stand-in analysis (the machinery is under test, not the lattice engine)."""
+    return AnalysisOutcome(summary={"n_spots": 1, "d_angstrom": float(mg.data.mean())}, result={},
+                           spots=pd.DataFrame({"d_angstrom": [float(mg.data.mean())]}))
+
+
+def write_tif(path, mg, resolution=None):
+    import tifffile
+
+    r = 1.0 / mg.pixel_size_nm[1] if resolution is None else resolution
+    tifffile.imwrite(path, mg.data, imagej=True, resolution=(r, r), metadata={"unit": "nm"})
+    return path
+
+
+@pytest.fixture
+def hostile_folder(tmp_path):
+    """Two good images, one with a non-UTF-8 name, a dangling and two looping symbolic links."""
+    d = tmp_path / "in"
+    d.mkdir()
+    mg = synth.perovskite_111(shape=(96, 96), noise_sigma=0.1, seed=1)[0]
+    for name in ("a.tif", "b.tif"):
+        write_tif(d / name, mg)
+    write_tif(os.path.join(os.fsencode(d), os.fsencode(BAD_NAME)).decode("utf-8", "surrogateescape"), mg)
+    (d / "dangling.tif").symlink_to(d / "nowhere.tif")
+    (d / "loop1.tif").symlink_to(d / "loop2.tif")
+    (d / "loop2.tif").symlink_to(d / "loop1.tif")
+    return d
+
+
+def run_batch(folder, out, **kw):
+    return batch.run(folder, out, mode="lattice", jobs=1, analyzers={"lattice": mean_lattice}, progress=False,
+                     **kw)
+
+
+def test_non_utf8_name_and_symlink_loops_keep_every_good_file(hostile_folder, tmp_path):
+    out = tmp_path / "out"
+    summary = run_batch(hostile_folder, out)
+    ok = sorted(summary.loc[summary["status"] == "ok", "file"])
+    assert ok == ["a.tif", "b.tif", "x\\xff.tif"]  # the bad byte shown escaped, the file analysed
+    errors = pd.read_csv(out / "errors.csv")
+    assert sorted(errors["file"]) == ["dangling.tif", "loop1.tif", "loop2.tif"]
+    assert errors["error"].str.contains("symbolic link").all()
+    assert (out / "x\\xff.tif.lattice.json").is_file()
+    again = run_batch(hostile_folder, out, resume=True)  # --resume reads the records back
+    pd.testing.assert_frame_equal(again.drop(columns=batch.TIMING_COLUMNS, errors="ignore"),
+                                  summary.drop(columns=batch.TIMING_COLUMNS, errors="ignore"))
+
+
+def test_second_batch_on_the_same_out_is_refused_naming_the_holder(hostile_folder, tmp_path):
+    out = tmp_path / "out"
+    (out / ".latticefit").mkdir(parents=True)
+    with batch.exclusive_lock(out / ".latticefit" / "lock"):
+        with pytest.raises(LatticefitError, match=f"pid {os.getpid()}"):
+            run_batch(hostile_folder, out)
+    assert len(run_batch(hostile_folder, out)) == 6  # the lock went with its holder
+
+
+def test_unwritable_out_is_one_error_naming_the_folder(hostile_folder, tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with pytest.raises(LatticefitError) as e:
+        run_batch(hostile_folder, not_a_folder / "out")
+    assert str(not_a_folder) in str(e.value)
+
+
+def test_formula_cells_are_quoted_in_the_csv(tmp_path):
+    mg = synth.perovskite_111(shape=(96, 96), noise_sigma=0.1, seed=2)[0]
+    d = tmp_path / "in"
+    d.mkdir()
+    write_tif(d / "=cmd.tif", mg)
+    run_batch(d, tmp_path / "out")
+    text = (tmp_path / "out" / "summary.csv").read_text()
+    assert "\n'=cmd.tif," in text and "\n=cmd" not in text
+
+
+@given(st.text())
+def test_csv_safe_cell_never_starts_a_formula(s):
+    v = csv_safe_cell(s)
+    v.encode("utf-8")  # always writable
+    if v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        float(v)  # only numbers may keep a sign in front
+
+
+@given(st.binary(max_size=12))
+def test_printable_text_is_valid_and_lossless_for_utf8(raw):
+    s = raw.decode("utf-8", "surrogateescape")
+    out = printable_text(s)
+    out.encode("utf-8")
+    try:
+        assert out == raw.decode("utf-8")
+    except UnicodeDecodeError:
+        assert "\\x" in out
+
+
+def test_imagej_resolution_zero_is_uncalibrated_with_a_warning(tmp_path):
+    mg = synth.perovskite_111(shape=(64, 64), noise_sigma=0.1, seed=3)[0]
+    p = write_tif(tmp_path / "zero_res.tif", mg, resolution=0)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        out = load(p)
+    assert out.pixel_size_nm is None
+    assert any(issubclass(x.category, CalibrationWarning) and "zero_res.tif" in str(x.message) for x in w)
+
+
+def test_zero_or_nonfinite_axis_scale_is_not_a_calibration():
+    import hyperspy.api as hs
+
+    from latticefit.micrograph import axes_pixel_size_nm
+
+    for bad in (0.0, float("nan"), float("inf")):
+        s = hs.signals.Signal2D(np.zeros((8, 8), np.float32))
+        for ax in s.axes_manager.signal_axes:
+            ax.scale, ax.units = bad, "nm"
+        with pytest.warns(CalibrationWarning, match="not usable"):
+            assert axes_pixel_size_nm(s.axes_manager.signal_axes, source="f.dm4") is None
+
+
+def test_pool_worker_exits_when_the_batch_process_dies():
+    """The watcher a batch worker runs: once the batch pid is gone, the worker ends within ~1 s."""
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    code = ("import sys, time; from latticefit._batch_exec import _exit_with_parent; "
+            f"_exit_with_parent({parent.pid}, poll_s=0.1); time.sleep(60); sys.exit(5)")
+    worker = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        time.sleep(0.5)
+        assert worker.poll() is None  # alive while the batch is
+        parent.kill()
+        parent.wait()
+        assert worker.wait(timeout=20) == 0  # exited by the watcher, not by the sleep
+    finally:
+        for p in (parent, worker):
+            if p.poll() is None:
+                p.kill()

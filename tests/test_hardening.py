@@ -157,3 +157,124 @@ def test_pool_worker_exits_when_the_batch_process_dies():
         for p in (parent, worker):
             if p.poll() is None:
                 p.kill()
+
+
+# ----------------------------------------------------------------------------- damaged and oversized files
+def _hspy_dataset(path):
+    import h5py
+
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) and o.ndim == 2 else None)
+    return names[0]
+
+
+@pytest.fixture
+def hspy_file(tmp_path):
+    import hyperspy.api as hs
+
+    s = hs.signals.Signal2D(np.random.default_rng(0).random((256, 256)).astype(np.float32))
+    p = tmp_path / "ok.hspy"
+    s.save(p, chunks=(64, 64))
+    return p
+
+
+def test_corrupt_chunks_and_truncation_are_found_by_info(hspy_file, realdata, tmp_path):
+    import h5py
+
+    from latticefit.errors import FileReadError
+    from latticefit.io import inspect
+
+    with h5py.File(hspy_file, "r") as f:
+        ds = f[_hspy_dataset(hspy_file)]
+        offsets = [ds.id.get_chunk_info(i).byte_offset for i in range(3, 6)]
+    with open(hspy_file, "r+b") as fh:
+        for o in offsets:
+            fh.seek(o)
+            fh.write(b"\xff" * 2000)
+    with pytest.raises(FileReadError, match="truncated or corrupt"):
+        inspect(hspy_file)
+    mrc = (realdata / "loaders" / "HAADFscan.mrc").read_bytes()
+    cut = tmp_path / "cut.mrc"
+    cut.write_bytes(mrc[: len(mrc) // 100])
+    with pytest.raises(FileReadError, match="truncated or corrupt"):
+        inspect(cut)
+
+
+def test_unchunked_hspy_loads(hspy_file):
+    import h5py
+
+    name = _hspy_dataset(hspy_file)
+    with h5py.File(hspy_file, "r+") as f:
+        data, attrs = f[name][()], dict(f[name].attrs)
+        del f[name]
+        new = f.create_dataset(name, data=data)  # contiguous, as h5py and other writers make it
+        for k, v in attrs.items():
+            new.attrs[k] = v
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationWarning)
+        mg = load(hspy_file)
+    np.testing.assert_array_equal(mg.data, data)
+
+
+def test_declared_size_beyond_the_budget_is_refused_before_reading(hspy_file, monkeypatch):
+    import h5py
+
+    from latticefit.errors import InvalidDataError
+    from latticefit.io import inspect
+
+    name = _hspy_dataset(hspy_file)
+    with h5py.File(hspy_file, "r+") as f:
+        attrs = dict(f[name].attrs)
+        del f[name]
+        new = f.create_dataset(name, shape=(60000, 60000), dtype="f4", chunks=(1000, 1000))  # sparse: 0 bytes
+        for k, v in attrs.items():
+            new.attrs[k] = v
+    assert hspy_file.stat().st_size < 1 << 20
+    monkeypatch.setenv("LATTICEFIT_MAX_IMAGE_BYTES", str(1 << 30))
+    for fn in (load, inspect):
+        with pytest.raises(InvalidDataError, match="exceed the memory budget of 1.0 GiB"):
+            fn(hspy_file)
+
+
+# ----------------------------------------------------------------------------- CIF files that would explode
+BIG_CELL_CIF = """data_big
+_cell_length_a 1000
+_cell_length_b 1000
+_cell_length_c 1000
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P 1'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Pb1 Pb 0 0 0
+"""
+
+
+def test_huge_cell_is_refused_before_the_reflection_list_is_built(tmp_path):
+    from latticefit.crystal import load_cif, reflections, zone_axis_reflections
+    from latticefit.errors import AnalysisError
+
+    p = tmp_path / "big.cif"
+    p.write_text(BIG_CELL_CIF)
+    phase = load_cif(p)
+    with pytest.raises(AnalysisError, match="beyond what can be indexed") as e:
+        zone_axis_reflections(phase, (0, 0, 1), d_min_angstrom=1.0)
+    assert "big.cif" in str(e.value)
+    assert len(reflections(phase, d_min_angstrom=200.0)) > 0  # a large cell is fine at a coarse d-range
+
+
+def test_oversized_cif_file_is_not_parsed(tmp_path, monkeypatch):
+    from latticefit import crystal
+    from latticefit.errors import FileReadError
+
+    p = tmp_path / "huge.cif"
+    p.write_text(BIG_CELL_CIF + "".join(f"Pb{i} Pb 0.{i % 97:02d} 0.5 0.5\n" for i in range(2000)))
+    monkeypatch.setattr(crystal, "MAX_CIF_BYTES", 10_000)
+    with pytest.raises(FileReadError, match="far larger than a crystal structure"):
+        crystal.load_cif(p)

@@ -70,6 +70,10 @@ __all__ = [
 #: |F| below this fraction of sum_j |f_j| counts as an exact extinction
 EXTINCTION_REL_TOL = 1e-6
 DEFAULT_BEAM_ENERGY_KV = 200.0
+#: largest CIF file read (bytes): a crystal structure is a few kB; beyond this it is not one (or a hostile file)
+MAX_CIF_BYTES = 4 << 20
+#: largest number of reflections x atoms worked out for one reflection list (structure factors)
+MAX_REFLECTION_WORK = 50_000_000
 
 
 @dataclass(frozen=True)
@@ -384,6 +388,10 @@ def load_cif(path, *, name: str | None = None) -> Phase:
     path = str(path)
     if not os.path.exists(path):
         raise FileReadError("CIF file not found", path)
+    size = os.path.getsize(path)
+    if size > MAX_CIF_BYTES:
+        raise FileReadError(f"CIF of {size / 2**20:.1f} MiB is far larger than a crystal structure "
+                            f"(limit {MAX_CIF_BYTES / 2**20:.0f} MiB): not read", path)
     try:
         import ase.io
 
@@ -644,6 +652,7 @@ def _reflection_table(phase: Phase, d_min_angstrom: float, beam_energy_kv) -> di
     A = phase.direct_matrix
     # |h| <= gmax * |a_i| bounds every index
     nmax = [int(math.ceil(gmax * np.linalg.norm(A[i]))) for i in range(3)]
+    _check_reflection_work(phase, d_min_angstrom, nmax)
     rng = [np.arange(-n, n + 1) for n in nmax]
     hkl = np.stack(np.meshgrid(*rng, indexing="ij"), -1).reshape(-1, 3)
     hkl = hkl[np.any(hkl != 0, axis=1)]
@@ -668,6 +677,25 @@ def _reflection_table(phase: Phase, d_min_angstrom: float, beam_energy_kv) -> di
            "allowed": allowed, "kind": kinds, "reason": reasons}
     phase._cache[key] = tab
     return tab
+
+
+def _check_reflection_work(phase: Phase, d_min_angstrom: float, nmax) -> None:
+    """Refuse, before allocating, a reflection list that would exhaust memory or time.
+
+    The number of reflections with d >= d_min is about the reciprocal-sphere volume times the cell
+    volume, (4/3) pi V / d_min^3; with the index box searched and one structure-factor term per atom,
+    a 1000 A cell to 1 A would need ~1e9 reflections x atoms. The bound is on d-range times cell, not on
+    the cell alone, so a large cell is fine at a coarse d_min.
+    """
+    n_box = float(np.prod([2 * n + 1 for n in nmax], dtype=np.float64))
+    n_refl = 4.0 / 3.0 * math.pi * phase.volume_angstrom3 / float(d_min_angstrom) ** 3
+    work = max(n_box, n_refl * max(len(phase.sites), 1))
+    if work > MAX_REFLECTION_WORK:
+        raise AnalysisError(
+            f"phase {phase.name!r}: a cell of {phase.volume_angstrom3:.3g} A^3 with {len(phase.sites)} atoms "
+            f"has ~{n_refl:.2g} reflections with d >= {d_min_angstrom:.3g} A; that is beyond what can be "
+            f"indexed (limit {MAX_REFLECTION_WORK:.0e} reflections x atoms): check the CIF's cell or raise d_min",
+            phase.source if phase.source not in (None, "built-in") else None)
 
 
 # ------------------------------------------------------------- zone axes

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -340,7 +341,16 @@ def _read_signals(p: Path, ext: str) -> tuple[list, str]:
         kwargs["reader"] = "HSPY"
     try:
         with _quiet_readers():
-            out = hs.load(str(p), **kwargs)
+            try:
+                out = hs.load(str(p), **kwargs)
+            except ValueError as e:
+                if not (kwargs["lazy"] and "chunks" in str(e)):
+                    raise
+                # an unchunked HDF5 dataset (valid; hyperspy itself loads it): dask cannot wrap it lazily
+                _check_unchunked_size(p, src)
+                out = hs.load(str(p), **{**kwargs, "lazy": False})
+    except LatticefitError:
+        raise
     except Exception as e:
         hint = " (truncated or corrupt?)" if p.stat().st_size < 4096 or "truncat" in str(e).lower() else ""
         raise FileReadError(f"cannot read as {fmt}{hint}: {_short_cause(e)}", src) from None
@@ -351,6 +361,82 @@ def _read_signals(p: Path, ext: str) -> tuple[list, str]:
         om = signals[0].original_metadata
         fmt = "Velox EMD" if (om.has_item("Core") or om.has_item("BinaryResult")) else "Berkeley EMD"
     return list(signals), fmt
+
+
+def memory_budget_bytes() -> int:
+    """Largest image (bytes as float32) latticefit agrees to analyse on this machine.
+
+    The analyses hold up to ~10 float32 copies of the image at once, so the default is a tenth of the
+    memory available now (``MemAvailable``); ``LATTICEFIT_MAX_IMAGE_BYTES`` overrides it.
+
+    Examples
+    --------
+    >>> memory_budget_bytes() > 0
+    True
+    """
+    env = os.environ.get("LATTICEFIT_MAX_IMAGE_BYTES")
+    if env:
+        try:
+            return max(int(float(env)), 1)
+        except ValueError:
+            pass
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, AttributeError):
+        avail = 8 << 30
+    return max(int(avail // 10), 64 << 20)
+
+
+def check_image_budget(shape, itemsize: int, src: str) -> None:
+    """Refuse, before anything is allocated, data whose declared size exceeds :func:`memory_budget_bytes`.
+
+    ``shape`` is the declared shape of the whole dataset (a stack included) and ``itemsize`` its bytes per
+    value; both the data as stored and one float32 frame must fit.
+    """
+    n_all = int(np.prod([int(v) for v in shape], dtype=np.float64))
+    n_frame = int(np.prod([int(v) for v in shape[-2:]], dtype=np.float64))
+    budget = memory_budget_bytes()
+    need = max(n_all * int(itemsize) // 4, n_frame * 4)
+    if need > budget:
+        dims = " x ".join(str(int(v)) for v in shape)
+        raise InvalidDataError(f"declared data of {dims} values ({need / 2**30:.1f} GiB as float32) exceed the "
+                               f"memory budget of {budget / 2**30:.1f} GiB (set LATTICEFIT_MAX_IMAGE_BYTES "
+                               "to raise it)", src)
+
+
+def _check_unchunked_size(p: Path, src: str) -> None:
+    import h5py
+
+    sizes = []
+    with h5py.File(p, "r") as f:
+        f.visititems(lambda name, obj: sizes.append((obj.shape, obj.dtype.itemsize))
+                     if isinstance(obj, h5py.Dataset) and obj.ndim >= 2 else None)
+    for shape, itemsize in sizes:
+        check_image_budget(shape, itemsize, src)
+
+
+def _probe_pixels(s, src: str) -> None:
+    """Read the data of ``s`` far enough to find truncation and corrupt blocks (``info`` reads no image else).
+
+    Lazy data up to 256 MiB are read whole; larger data, their first and last frame.
+    """
+    data = s.data
+    if not hasattr(data, "compute"):
+        return  # already in memory: it was read whole
+    try:
+        with _quiet_readers():
+            if data.nbytes <= 256 << 20:
+                data.compute()
+            else:
+                data[(0,) * (data.ndim - 2)].compute()
+                data[tuple(n - 1 for n in data.shape[:-2])].compute()
+    except Exception as e:  # noqa: BLE001 - any reader failure means a damaged file
+        raise FileReadError(f"cannot read the pixel data (truncated or corrupt?): {_short_cause(e)}", src) from None
 
 
 def _close(signals) -> None:
@@ -458,6 +544,7 @@ def _energy_kv(s) -> float | None:
 
 
 def _to_micrograph(s, *, title, titles, fmt, src, frame, pixel_size) -> Micrograph:
+    check_image_budget(s.data.shape, s.data.dtype.itemsize, src)
     if getattr(s, "_lazy", False):
         try:
             with _quiet_readers():
@@ -621,6 +708,8 @@ def inspect(path, *, signal=None, pixel_size=None) -> dict[str, Any]:
         shape = [int(v) for v in s.data.shape[-2:]]
         names = getattr(s.data.dtype, "names", None)
         dtype = "rgb" if names else str(s.data.dtype)
+        check_image_budget(s.data.shape, s.data.dtype.itemsize, src)
+        _probe_pixels(s, src)
         if s.data.dtype.kind == "f":
             with _quiet_readers():
                 finite = bool(np.isfinite(s.data).any())

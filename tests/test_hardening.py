@@ -278,3 +278,29 @@ def test_oversized_cif_file_is_not_parsed(tmp_path, monkeypatch):
     monkeypatch.setattr(crystal, "MAX_CIF_BYTES", 10_000)
     with pytest.raises(FileReadError, match="far larger than a crystal structure"):
         crystal.load_cif(p)
+
+
+# ----------------------------------------------------------------------------- numerics independent of units
+@pytest.mark.parametrize("transform", [lambda x: x * 1e18, lambda x: x * 1e-30, lambda x: x * 1e30,
+                                       lambda x: x + 1e9, lambda x: (x * 1e-30).astype(np.float32)],
+                         ids=["x1e18", "x1e-30", "x1e30", "offset1e9", "float32x1e-30"])
+def test_lattice_is_the_same_in_any_intensity_unit(transform):
+    from latticefit.lattice import measure_lattice
+
+    mg = synth.perovskite_111(shape=(256, 256), noise_sigma=0.1, seed=0)[0]
+    ref = measure_lattice(mg.data.astype(np.float64), pixel_size=mg.pixel_size_nm)
+    got = measure_lattice(transform(mg.data.astype(np.float64)), pixel_size=mg.pixel_size_nm)
+    assert len(got) == len(ref) > 0
+    np.testing.assert_allclose(got.spots["d_angstrom"], ref.spots["d_angstrom"], rtol=1e-4)
+
+
+@pytest.mark.parametrize("factor", [1e-30, 1e30])
+def test_particle_sizes_are_the_same_in_any_intensity_unit(factor):
+    from latticefit.particles import find_particles
+
+    mg = synth.haadf_dots((192, 192), pixel_size_nm=0.4, diameter_nm=5.0, n_particles=6, n_touching_pairs=0,
+                          seed=4)[0]
+    ref = find_particles(mg.data.astype(np.float64), pixel_size=mg.pixel_size_nm).table
+    got = find_particles(mg.data.astype(np.float64) * factor, pixel_size=mg.pixel_size_nm).table
+    assert len(got) == len(ref) > 0
+    np.testing.assert_allclose(np.sort(got["diameter_nm"]), np.sort(ref["diameter_nm"]), rtol=0.01)

@@ -75,6 +75,46 @@ def select_frame(data: np.ndarray, frame=None, *, source: str | None = None) -> 
     raise DataShapeError(f"{kind} of shape {tuple(data.shape)} is not a 2-D image", source)
 
 
+#: intensity spreads (robust, 1st-99th percentile) outside [2^-20, 2^20] are rescaled by a power of two
+_SPREAD_RANGE = (2.0**-20, 2.0**20)
+#: an offset above 2^16 spreads is removed before float32 (which keeps 24 bits: it would eat the contrast)
+_MAX_OFFSET_SPREADS = 2.0**16
+
+
+def _float32_exact(arr: np.ndarray) -> np.ndarray:
+    """Float data brought, in float64, to a range where float32 keeps its contrast.
+
+    A lattice multiplied by 1e-30 or 1e30, or sitting on an offset of 1e9, is the same image: in float32
+    its squares under- or overflow, or the offset leaves no bits for the fringes. The data are multiplied
+    by a power of two (exact) when their spread is far from 1, and a huge constant offset is subtracted;
+    ordinary detector counts (spread 1e-6 ... 1e6, offset below 65536 spreads) are left untouched, so
+    Poisson noise models still see counts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = 1e9 + np.cos(np.arange(64) / 3.0)[None, :] * np.ones((4, 1))
+    >>> y = _float32_exact(x)
+    >>> float(np.ptp(y.astype(np.float32))) > 1.9, abs(float(np.median(y))) < 1.0
+    (True, True)
+    """
+    a = np.asarray(arr, dtype=np.float64)
+    sample = a[np.isfinite(a)]
+    if sample.size == 0:
+        return a
+    if sample.size > 1 << 18:
+        sample = sample[:: sample.size // (1 << 18)]
+    lo, med, hi = np.percentile(sample, [1, 50, 99])
+    spread = hi - lo
+    if not (np.isfinite(spread) and spread > 0):
+        return a
+    if abs(med) > _MAX_OFFSET_SPREADS * spread:
+        a = a - np.round(med)
+    if not _SPREAD_RANGE[0] <= spread <= _SPREAD_RANGE[1]:
+        a = a * 2.0 ** -np.round(np.log2(spread))
+    return a
+
+
 def _clean_data(data, source) -> tuple[np.ndarray, int]:
     arr = np.asarray(data)
     if arr.ndim != 2:
@@ -85,7 +125,7 @@ def _clean_data(data, source) -> tuple[np.ndarray, int]:
         raise InvalidDataError("complex-valued data (an FFT or exit wave?) is not an image", source)
     if arr.dtype.kind not in "biuf":
         raise InvalidDataError(f"pixel type {arr.dtype} is not numeric", source)
-    out = np.ascontiguousarray(arr, dtype=np.float32)
+    out = np.ascontiguousarray(_float32_exact(arr) if arr.dtype.kind == "f" else arr, dtype=np.float32)
     finite = np.isfinite(out)
     n_bad = int(out.size - np.count_nonzero(finite))
     if n_bad == out.size:

@@ -196,14 +196,16 @@ def test_cli_table_and_region(synth_file, capsys):
     assert "outside" in err and err.count("\n") == 1
 
 
-def test_cli_noise_exits_zero_with_empty_json(tmp_path, capsys):
+def test_cli_noise_exits_2_and_still_writes_the_empty_json(tmp_path, capsys):
     p = tmp_path / "noise.hspy"
     Micrograph(np.random.default_rng(0).standard_normal((128, 128)), pixel_size_nm=(0.02, 0.02)).to_signal().save(p)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert main(["lattice", str(p), "--json", "-"]) == 0
-    d = json.loads(capsys.readouterr().out)
+        assert main(["lattice", str(p), "--json", "-"]) == 2  # nothing measured is not a success
+    out = capsys.readouterr()
+    d = json.loads(out.out)
     assert d["spots"] == [] and d["angles"] == [] and d["basis"] is None
+    assert out.err.count("latticefit: error") == 1 and "noise.hspy" in out.err
 
 
 # ------------------------------------------------------------------ real files

@@ -47,7 +47,8 @@ def test_cli_report_on_blank_image_warns_instead_of_crashing(tmp_path, capsys, v
     rc = main(["report", str(f), "-o", str(tmp_path / "x.pdf")])
     err = capsys.readouterr().err
     assert "unexpected" not in err
-    assert rc == 0, err
+    assert rc == 2, err  # nothing measured: not a success (issue 17), but the outputs are written
+    assert err.count("latticefit: error") == 1 and "blank.hspy" in err and "nothing measured" in err
     data = json.loads((tmp_path / "x.json").read_text())
     assert all(len(r["lattice"]["spots"]) == 0 for r in data["regions"].values())
     assert any("blank" in n or "no lattice" in n for n in data["notes"])

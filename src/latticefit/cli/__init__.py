@@ -49,6 +49,9 @@ def main(argv=None) -> int:
     # third-party chatter (hyperspy/rosettasciio deprecations) is not for the user
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # numpy's floating-point chatter (RuntimeWarning) is never the user's message: latticefit states
+    # what went wrong in its own warnings and errors, one line each
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -70,9 +73,23 @@ def main(argv=None) -> int:
     except Exception as e:  # never a traceback for the user unless asked for
         if os.environ.get("LATTICEFIT_DEBUG"):
             raise
-        print(f"latticefit: error: unexpected {type(e).__name__}: {' '.join(str(e).split())}"
-              " (set LATTICEFIT_DEBUG=1 for the traceback)", file=sys.stderr)
+        where = _input_named(args)
+        print(f"latticefit: error: {where + ': ' if where else ''}unexpected {type(e).__name__}: "
+              f"{' '.join(str(e).split())} (set LATTICEFIT_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
+
+
+def _input_named(args) -> str:
+    """The input the command was given (file, files, folder or HRTEM), for an error line that names it."""
+    for name in ("file", "hrtem", "folder", "files"):
+        v = getattr(args, name, None)
+        if isinstance(v, (list, tuple)):
+            v = v[0] if len(v) == 1 else ", ".join(str(x) for x in v)
+        if v:
+            from ..serialize import printable_text
+
+            return printable_text(str(v))
+    return ""
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -59,4 +59,7 @@ def run(args) -> int:
         d = res.to_dict()
         d["file"] = str(args.file)
         write_json(d, args.json)
+    if len(res) == 0:  # the (empty) result is written, but nothing was measured: not a success
+        print(f"latticefit: error: {args.file}: no lattice spots found: nothing measured", file=sys.stderr)
+        return 2
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from ._common import add_load_args, circle_arg, d_range_arg, load_kwargs, rect_arg
 
 HELP = "Fig. 4-style report: HRTEM (+HAADF) overview, matrix and dot regions, their FFTs and a comparison table"
@@ -47,6 +49,10 @@ def run(args) -> int:
     for line in _summary_lines(rep):
         print(line)
     print("wrote " + ", ".join(str(p) for p in written))
+    measured = [name for name, reg in rep.regions.items() if len(reg.lattice.spots)]
+    if not measured:  # the figure shows the blank regions, but there is no number in it
+        print(f"latticefit: error: {args.hrtem}: no lattice spots in any region: nothing measured", file=sys.stderr)
+        return 2
     return 0
 
 

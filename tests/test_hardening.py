@@ -304,3 +304,15 @@ def test_particle_sizes_are_the_same_in_any_intensity_unit(factor):
     got = find_particles(mg.data.astype(np.float64) * factor, pixel_size=mg.pixel_size_nm).table
     assert len(got) == len(ref) > 0
     np.testing.assert_allclose(np.sort(got["diameter_nm"]), np.sort(ref["diameter_nm"]), rtol=0.01)
+
+
+def test_implausible_pixel_sizes_are_uncalibrated_from_files_and_errors_in_the_api(tmp_path):
+    from latticefit.errors import CalibrationError
+    from latticefit.micrograph import Micrograph
+
+    mg = synth.perovskite_111(shape=(64, 64), noise_sigma=0.1, seed=5)[0]
+    p = write_tif(tmp_path / "absurd.tif", mg, resolution=(2**32 - 1, 1))  # 2.3e-10 nm/px
+    with pytest.warns(CalibrationWarning, match="outside any microscope's range"):
+        assert load(p).pixel_size_nm is None
+    with pytest.raises(CalibrationError, match="outside any microscope's range"):
+        Micrograph(mg.data, pixel_size_nm=(1e-12, 1e-12))

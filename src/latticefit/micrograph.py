@@ -75,6 +75,8 @@ def select_frame(data: np.ndarray, frame=None, *, source: str | None = None) -> 
     raise DataShapeError(f"{kind} of shape {tuple(data.shape)} is not a 2-D image", source)
 
 
+#: pixel sizes (nm) a microscope image can have: 1 fm to 10 mm; outside, the calibration is corrupt
+PLAUSIBLE_PIXEL_NM = (1e-6, 1e7)
 #: intensity spreads (robust, 1st-99th percentile) outside [2^-20, 2^20] are rescaled by a power of two
 _SPREAD_RANGE = (2.0**-20, 2.0**20)
 #: an offset above 2^16 spreads is removed before float32 (which keeps 24 bits: it would eat the contrast)
@@ -200,6 +202,10 @@ class Micrograph:
             py, px = (float(v) for v in self.pixel_size_nm)
             if not (math.isfinite(py) and math.isfinite(px) and py > 0 and px > 0):
                 raise CalibrationError(f"pixel size must be positive and finite, got {self.pixel_size_nm}", self.source)
+            lo, hi = PLAUSIBLE_PIXEL_NM
+            if not (lo <= py <= hi and lo <= px <= hi):
+                raise CalibrationError(f"pixel size {self.pixel_size_nm} nm is outside any microscope's range "
+                                       f"({lo:g} to {hi:g} nm)", self.source)
             self.pixel_size_nm = (py, px)
 
     # ------------------------------------------------------------------ basics
@@ -363,6 +369,12 @@ def axes_pixel_size_nm(signal_axes, *, source: str | None = None) -> tuple[float
                 raise CalibrationError(f"axis unit {units!r} is not a length ({e.message})", source) from None
         out.append(abs(scale) * factor)
     if out[0] is None and out[1] is None:
+        return None
+    bad = [v for v in out if v is not None and not PLAUSIBLE_PIXEL_NM[0] <= v <= PLAUSIBLE_PIXEL_NM[1]]
+    if bad:
+        warnings.warn(f"{source or 'image'}: pixel size {bad[0]:.3g} nm is outside any microscope's range "
+                      f"({PLAUSIBLE_PIXEL_NM[0]:g} to {PLAUSIBLE_PIXEL_NM[1]:g} nm); the image is treated as "
+                      "uncalibrated", CalibrationWarning, stacklevel=3)
         return None
     if out[0] is None or out[1] is None:
         v = out[0] if out[0] is not None else out[1]

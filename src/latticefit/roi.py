@@ -8,7 +8,7 @@ Examples
 >>> r = Circle(x=50, y=40, r=20)
 >>> r.bounds((100, 100))
 (20, 61, 30, 71)
->>> r.mask((100, 100)).sum() > 1200
+>>> bool(r.mask((100, 100)).sum() > 1200)
 True
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import RegionError
 
-__all__ = ["Rect", "Circle", "Mask", "ROI", "as_roi", "parse_rect", "parse_circle", "extract"]
+__all__ = ["Rect", "Circle", "Mask", "ROI", "as_roi", "from_hyperspy_roi", "parse_rect", "parse_circle", "extract"]
 
 
 @dataclass(frozen=True)
@@ -152,10 +152,91 @@ def parse_circle(text: str) -> Circle:
     return Circle(*vals)
 
 
-def as_roi(roi) -> ROI | None:
-    """Accept a Rect/Circle/Mask, a boolean array, a dict from ``to_dict()`` or a 4-/3-tuple."""
+_HYPERSPY_ROIS = ("RectangularROI", "CircleROI", "PolygonROI")
+
+
+def _is_hyperspy_roi(roi) -> bool:
+    return type(roi).__name__ in _HYPERSPY_ROIS and type(roi).__module__.startswith("hyperspy")
+
+
+def _image_axes(image):
+    """((scale, offset) along y, (scale, offset) along x) of a Signal2D (in its axes' own units, which are
+    the units its ROIs are drawn in) or of a Micrograph (nm, axes starting at 0), and the image shape."""
+    am = getattr(image, "axes_manager", None)
+    if am is not None:
+        ax, ay = am.signal_axes[0], am.signal_axes[1]
+        return (float(ay.scale), float(ay.offset)), (float(ax.scale), float(ax.offset)), am.signal_shape[::-1]
+    ps = getattr(image, "pixel_size_nm", None)
+    if ps is None:
+        raise RegionError("a hyperspy ROI is in calibrated units: pass a calibrated image "
+                          "(the Signal2D or Micrograph it was drawn on)")
+    return (float(ps[0]), 0.0), (float(ps[1]), 0.0), image.shape
+
+
+def from_hyperspy_roi(roi, image) -> ROI:
+    """A hyperspy ``RectangularROI``, ``CircleROI`` or ``PolygonROI`` as a latticefit region in pixels.
+
+    The ROI's coordinates are in the calibrated units of the signal it was drawn on; ``image`` (that
+    Signal2D, or a Micrograph, whose axes start at 0) converts them with its scale and offset. A circle
+    with an inner radius (an annulus) and a polygon become boolean masks.
+
+    Parameters
+    ----------
+    roi : hyperspy.roi.RectangularROI, CircleROI or PolygonROI
+        The region, in calibrated units.
+    image : hyperspy Signal2D or Micrograph
+        The image the region refers to.
+
+    Returns
+    -------
+    Rect, Circle or Mask
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs, numpy as np
+    >>> s = hs.signals.Signal2D(np.zeros((100, 120)))
+    >>> for a in s.axes_manager.signal_axes:
+    ...     a.scale, a.units = 0.02, "nm"
+    >>> from_hyperspy_roi(hs.roi.RectangularROI(left=0.2, top=0.4, right=1.2, bottom=1.0), s)
+    Rect(x=10, y=20, w=50, h=30)
+    >>> from_hyperspy_roi(hs.roi.CircleROI(cx=1.0, cy=1.0, r=0.4), s)
+    Circle(x=50.0, y=50.0, r=20.0)
+    """
+    (sy, oy), (sx, ox), shape = _image_axes(image)
+    kind = type(roi).__name__
+    if kind == "RectangularROI":
+        x0, x1 = (float(roi.left) - ox) / sx, (float(roi.right) - ox) / sx
+        y0, y1 = (float(roi.top) - oy) / sy, (float(roi.bottom) - oy) / sy
+        return Rect(int(round(min(x0, x1))), int(round(min(y0, y1))), int(round(abs(x1 - x0))),
+                    int(round(abs(y1 - y0))))
+    if kind == "CircleROI":
+        cx, cy = (float(roi.cx) - ox) / sx, (float(roi.cy) - oy) / sy
+        r, r_inner = float(roi.r), float(getattr(roi, "r_inner", 0.0) or 0.0)
+        if abs(sx - sy) <= 1e-6 * sx and r_inner == 0.0:
+            return Circle(cx, cy, r / sx)
+        yy, xx = np.mgrid[: shape[0], : shape[1]]
+        rho2 = ((xx - cx) * sx) ** 2 + ((yy - cy) * sy) ** 2
+        return Mask((rho2 <= r * r) & (rho2 >= r_inner * r_inner))
+    if kind == "PolygonROI":
+        from skimage.draw import polygon2mask
+
+        verts = np.asarray(roi.vertices, dtype=float)
+        if verts.ndim != 2 or len(verts) < 3:
+            raise RegionError("a polygon ROI needs at least 3 vertices")
+        rc = np.column_stack([(verts[:, 1] - oy) / sy, (verts[:, 0] - ox) / sx])
+        return Mask(polygon2mask(tuple(int(v) for v in shape), rc))
+    raise RegionError(f"cannot use a hyperspy {kind} as a region: give a RectangularROI, CircleROI or PolygonROI")
+
+
+def as_roi(roi, image=None) -> ROI | None:
+    """Accept a Rect/Circle/Mask, a boolean array, a dict from ``to_dict()``, a 4-/3-tuple, or a hyperspy
+    ROI (calibrated units; needs ``image``, the Signal2D or Micrograph it refers to)."""
     if roi is None or isinstance(roi, (Rect, Circle, Mask)):
         return roi
+    if _is_hyperspy_roi(roi):
+        if image is None:
+            raise RegionError("a hyperspy ROI is in calibrated units: pass the image it was drawn on")
+        return from_hyperspy_roi(roi, image)
     if isinstance(roi, dict):
         t = roi.get("type")
         if t == "rect":

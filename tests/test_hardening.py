@@ -316,3 +316,15 @@ def test_implausible_pixel_sizes_are_uncalibrated_from_files_and_errors_in_the_a
         assert load(p).pixel_size_nm is None
     with pytest.raises(CalibrationError, match="outside any microscope's range"):
         Micrograph(mg.data, pixel_size_nm=(1e-12, 1e-12))
+
+
+def test_unwritable_output_path_is_one_line_naming_it(tmp_path, capsys):
+    from latticefit.cli import main
+
+    mg = synth.perovskite_111(shape=(128, 128), noise_sigma=0.1, seed=6)[0]
+    img = write_tif(tmp_path / "img.tif", mg)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    assert main(["lattice", str(img), "--json", str(blocker / "out.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "blocker" in err[0] and "a file stands where a folder is needed" in err[0]

@@ -70,6 +70,15 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # read-only folder, disk full, a file where a folder should be: say which path
+        from ..serialize import printable_text
+
+        path = e.filename if e.filename is not None else _input_named(args)
+        why = e.strerror or " ".join(str(e).split())
+        if isinstance(e, (FileExistsError, NotADirectoryError)):
+            why = "cannot write there: a file stands where a folder is needed"
+        print(f"latticefit: error: {printable_text(str(path))}: {why}", file=sys.stderr)
+        return 2
     except Exception as e:  # never a traceback for the user unless asked for
         if os.environ.get("LATTICEFIT_DEBUG"):
             raise

@@ -593,16 +593,21 @@ class RegionComparison:
     labels: tuple[str, str] = ("a", "b")
     z_threshold: float = 3.0
     warnings: list = field(default_factory=list)
+    calibration: Any = None  # the self-calibration on region a (calibrate_on), or None
 
     def to_dict(self) -> dict:
-        return {"labels": list(self.labels), "z_threshold": self.z_threshold,
-                "regions": {self.labels[0]: self.a.to_dict(), self.labels[1]: self.b.to_dict()},
-                "matches": self.table.to_dict(orient="records"), "summary": self.summary,
-                "warnings": list(self.warnings)}
+        out = {"labels": list(self.labels), "z_threshold": self.z_threshold,
+               "regions": {self.labels[0]: self.a.to_dict(), self.labels[1]: self.b.to_dict()},
+               "matches": self.table.to_dict(orient="records"), "summary": self.summary,
+               "warnings": list(self.warnings)}
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.to_dict()
+        return out
 
 
 def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=None, z_threshold: float = 3.0,
-                    match_tolerance: float = 0.08, labels=("a", "b"), **measure_kwargs) -> RegionComparison:
+                    match_tolerance: float = 0.08, labels=("a", "b"), calibrate_on=None, phase=None,
+                    calibration=None, **measure_kwargs) -> RegionComparison:
     """Match the reflections of two regions of one image and report their relative differences.
 
     The relative difference of a spacing, ``d_b / d_a - 1``, does not depend on
@@ -623,6 +628,14 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
         Largest relative distance ``|g_a - g_b| / |g_a|`` of a match.
     labels : (str, str)
         Names of the regions in the output.
+    calibrate_on : ``'matrix'``, ``'a'`` or None
+        Self-calibration: region a (the matrix), of known ``phase``, calibrates the image affinely
+        (:func:`latticefit.calibration.calibrate`, ``affine=True``) and both regions are measured in
+        corrected units (the result's ``calibration``).
+    phase : str, Phase or CIF path
+        The phase of region a, for ``calibrate_on``.
+    calibration : Calibration, dict or path, optional
+        A lattice calibration applied to the image first.
     **measure_kwargs
         Other :func:`measure_lattice` options.
 
@@ -640,7 +653,17 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
     >>> bool(cmp.summary["significant"]), round(cmp.summary["mean_rel_diff"], 2)
     (True, 0.03)
     """
-    mg = as_micrograph(image, pixel_size)
+    mg = as_micrograph(image, pixel_size, calibration=calibration)
+    self_cal = None
+    if calibrate_on is not None:
+        if calibrate_on not in ("matrix", "a", labels[0]):
+            raise LatticefitError(f"calibrate_on must be 'matrix' (region a), got {calibrate_on!r}", mg.source)
+        if phase is None:
+            raise LatticefitError("calibrate_on needs the phase of region a (phase=...)", mg.source)
+        from .calibration import calibrate
+
+        self_cal = calibrate(mg, roi_a, phase, affine=True, tiles=False, d_range_angstrom=d_range_angstrom)
+        mg = self_cal.apply(mg)
     res_a = measure_lattice(mg, roi=roi_a, d_range_angstrom=d_range_angstrom, **measure_kwargs)
     res_b = measure_lattice(mg, roi=roi_b, d_range_angstrom=d_range_angstrom, **measure_kwargs)
     notes: list[str] = []
@@ -708,6 +731,6 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
     for n in notes:
         warnings.warn(f"{mg.name}: {n}", LatticefitWarning, stacklevel=2)
     return RegionComparison(a=res_a, b=res_b, table=table, summary=summary, labels=tuple(labels),
-                            z_threshold=z_threshold, warnings=notes)
+                            z_threshold=z_threshold, warnings=notes, calibration=self_cal)
 
 

@@ -486,7 +486,7 @@ def fit_pixel_scale(g_obs_inv_nm, g_calc_inv_nm, *, sigma_inv_nm=None, anisotrop
 
 
 def calibrate(image, roi=None, phase="SrTiO3", *, zone_axis=None, anisotropic: bool = False, affine: bool = False,
-              tiles=None, pixel_size=None, d_range_angstrom=None, max_index: int = 3, scale_range=(0.7, 1.3),
+              tiles=None, pixel_size=None, d_range_angstrom=None, max_index: int = 3, scale_range=(0.8, 1.25),
               beam_energy_kv: float | None = None) -> Calibration:
     """Calibrate the pixel size (or the full affine pixel matrix) on a region of known structure.
 
@@ -519,7 +519,8 @@ def calibrate(image, roi=None, phase="SrTiO3", *, zone_axis=None, anisotropic: b
         Tiles (rows, columns) of the region for the non-linear distortion (affine only); None: 3 x 3
         when each tile keeps >= 128 px, else 2 x 2, else none; False: skip.
     scale_range : (float, float)
-        Range searched for ``true / file``.
+        Range searched for ``true / file``; it stays inside (1/sqrt(2), sqrt(2)) because a square net
+        scaled by 1/sqrt(2) and turned by 45 deg indexes the same spots ((100) read as (110)).
 
     Returns
     -------

@@ -59,7 +59,7 @@ def fit_reciprocal_matrix(g_file, g_calc, cov=None) -> AffineFit:
     >>> import numpy as np
     >>> gc = np.array([[2.56, 0], [0, 2.56], [2.56, 2.56], [2.56, -2.56]])
     >>> M = np.array([[1.02, 0.01], [0.0, 0.99]])
-    >>> np.round(fit_reciprocal_matrix(gc @ M.T, gc).M, 6).tolist()
+    >>> (np.round(fit_reciprocal_matrix(gc @ M.T, gc).M, 6) + 0.0).tolist()
     [[1.02, 0.01], [0.0, 0.99]]
     """
     from scipy import stats

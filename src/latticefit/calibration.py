@@ -203,7 +203,7 @@ class Calibration:
             sv = np.array([s[0], s[1], s[0], s[1]])
             cov = cov * np.outer(sv, sv)
             info["scaled_from_file_pixel_size_nm"] = list(self.file_pixel_size_nm)
-            warnings.warn(f"{mg.source or 'image'}: calibration {self.file or ''} was made at "
+            warnings.warn(f"{mg.source or 'image'}: calibration{' ' + self.file if self.file else ''} was made at "
                           f"{fx:.6g} nm/px and is applied at {nominal[1]:.6g} nm/px (scaled by the ratio); "
                           f"a calibration is {VALIDITY}", CalibrationWarning, stacklevel=2)
         return replace(mg, data=mg.data, affine_nm_per_px=np.array(A), affine_cov=np.array(cov),

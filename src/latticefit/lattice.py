@@ -187,6 +187,9 @@ class LatticeResult:
                 "cov_inv_nm2": [[float(r.cov_xx), float(r.cov_xy)], [float(r.cov_xy), float(r.cov_yy)]],
                 "amplitude": float(r.amplitude), "phase_rad": float(r.phase_rad),
             })
+            if "d_err_calibration_angstrom" in self.spots.columns:  # a calibrated image: the two parts
+                spots[-1]["d_err_measurement_angstrom"] = float(r.d_err_measurement_angstrom)
+                spots[-1]["d_err_calibration_angstrom"] = float(r.d_err_calibration_angstrom)
         angles = [{"spots": [int(r.spot_i), int(r.spot_j)], "angle_deg": float(r.angle_deg),
                    "angle_err_deg": float(r.angle_err_deg)} for r in self.angles.itertuples()]
         return {"file": self.source, "pixel_size_nm": list(self.pixel_size_nm), "roi": self.roi,

@@ -269,7 +269,7 @@ class Calibration:
         write_json(self.to_dict(), str(path))
 
     @classmethod
-    def from_dict(cls, d: dict, *, file: str | None = None) -> "Calibration":
+    def from_dict(cls, d: dict, *, file: str | None = None) -> Calibration:
         """Rebuild a calibration from :meth:`to_dict` (raises :class:`CalibrationError` on a bad record)."""
         import pandas as pd
 
@@ -284,9 +284,11 @@ class Calibration:
             if not (np.all(np.isfinite(A)) and abs(np.linalg.det(A)) > 0 and np.all(np.isfinite(cov))):
                 raise ValueError("matrix_nm_per_px must be a finite invertible 2x2 matrix")
             name = d.get("phase") or (d.get("reference") or {}).get("phase")
+            if not isinstance(name, str):
+                raise KeyError("phase")
             try:
                 phase = get_phase(name)
-            except Exception:  # a CIF phase: keep its name
+            except LatticefitError:  # a CIF phase (not built in): keep its name
                 phase = str(name)
             res = d.get("residuals")
             return cls(
@@ -331,16 +333,16 @@ class Calibration:
         eky, ekx = self.scale_factor_yx_err
         A, E = self.matrix_nm_per_px, self.matrix_err_nm_per_px
         za = "[" + " ".join(str(v) for v in self.zone_axis) + "]"
-        lines = [f"reference: {getattr(self.phase, 'label', self.phase)} {za}, {self.n_spots} indexed spots"
-                 f"{'' if self.source is None else ', ' + str(self.source)}"
-                 f"{'' if not self.roi else ', region ' + json.dumps(self.roi)}",
+        where = ("" if self.source is None else ", " + str(self.source)) + \
+            ("" if not self.roi else ", region " + json.dumps(self.roi))
+        lines = [f"reference: {getattr(self.phase, 'label', self.phase)} {za}, {self.n_spots} indexed spots{where}",
                  f"model: {self.model}   (± are 1 SD; chi2/dof = {self.chi2_reduced:.2f})",
                  f"scale x (true/file)  {kx:.5f} ± {ekx:.5f}",
                  f"scale y (true/file)  {ky:.5f} ± {eky:.5f}",
                  f"anisotropy (x/y-1)   {self.anisotropy_percent:+.3f} ± {self.anisotropy_err_percent:.3f} %",
                  f"shear                {self.shear_deg:+.3f} ± {self.shear_err_deg:.3f} °",
-                 f"pixel matrix (nm/px) [[{A[0, 0]:.6g} ± {E[0, 0]:.2g}, {A[0, 1]:.6g} ± {E[0, 1]:.2g}], "
-                 f"[{A[1, 0]:.6g}, {A[1, 1]:.6g} ± {E[1, 1]:.2g}]]"]
+                 (f"pixel matrix (nm/px) [[{A[0, 0]:.6g} ± {E[0, 0]:.2g}, {A[0, 1]:.6g} ± {E[0, 1]:.2g}], "
+                  f"[{A[1, 0]:.6g}, {A[1, 1]:.6g} ± {E[1, 1]:.2g}]]")]
         if self.nonlinear:
             nl = self.nonlinear
             lines.append(f"non-linear distortion {nl['rms_percent']:.3f} % rms over {nl['n_tiles']} tiles "
@@ -563,9 +565,9 @@ def calibrate(image, roi=None, phase="SrTiO3", *, zone_axis=None, anisotropic: b
     ok = (spots["status"] == "allowed").to_numpy()
     go = spots.loc[ok, ["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
     gc = spots.loc[ok, ["gx_calc_inv_nm", "gy_calc_inv_nm"]].to_numpy(float)
-    common = dict(file_pixel_size_nm=tuple(file_ps), phase=ph, zone_axis=best.zone_axis, n_spots=int(ok.sum()),
-                  indexing=idx, source=mg.source, roi=_roi_dict(roi), lattice_spots=res.spots,
-                  image_shape=tuple(mg.shape), created_utc=_now())
+    common = {"file_pixel_size_nm": tuple(file_ps), "phase": ph, "zone_axis": best.zone_axis,
+              "n_spots": int(ok.sum()), "indexing": idx, "source": mg.source, "roi": _roi_dict(roi),
+              "lattice_spots": res.spots, "image_shape": tuple(mg.shape), "created_utc": _now()}
     if affine:
         cov = _component_covs(res.spots, ok)
         return _calibrate_affine(mg, roi, go, gc, cov, spots.loc[ok], common, tiles=tiles, measure_kw=kw)
@@ -620,7 +622,7 @@ def _calibrate_affine(mg, roi, go, gc, cov, ref_spots, common, *, tiles, measure
                             mg.source)
     A_file = mg.pixel_matrix_nm
     fit = ca.fit_reciprocal_matrix(go, gc, cov)
-    A, cov_A, p, cov_p, rot, mirror = _affine_from_fit(fit, A_file)
+    A, cov_A, p, cov_p, rot, _ = _affine_from_fit(fit, A_file)
     ep = np.sqrt(np.abs(np.diag(cov_p)))
     kx, ky = float(p[0]), float(p[1])
     k = 0.5 * (kx + ky)

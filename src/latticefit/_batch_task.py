@@ -204,6 +204,11 @@ def iter_signals(path: str, settings: Mapping[str, Any]):
     from .errors import DataShapeError
 
     kw = {"frame": settings.get("frame", "mean"), "pixel_size": settings.get("pixel_size_nm")}
+    if settings.get("calibration") is not None:
+        from .calibration import Calibration
+
+        rec = dict(settings["calibration"])
+        kw["calibration"] = Calibration.from_dict(rec, file=rec.pop("_file", None))
     if settings.get("signal") is not None:
         mg = io.load(path, signal=settings["signal"], **kw)
         yield 0, [mg.title], mg

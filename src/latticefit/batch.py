@@ -214,8 +214,17 @@ def _phase_entries(phases) -> list[dict]:
     return out
 
 
+def _calibration_record(calibration) -> dict:
+    from .calibration import as_calibration
+
+    cal = as_calibration(calibration)
+    d = cal.to_dict()
+    d["_file"] = cal.file
+    return d
+
+
 def batch_settings(*, mode: str = "auto", phases=None, free_scale: bool = False, pixel_size=None, signal=None,
-                   frame="mean", lattice_options: Mapping | None = None, particle_options: Mapping | None = None,
+                   frame="mean", calibration=None, lattice_options: Mapping | None = None, particle_options: Mapping | None = None,
                    analyzers: Mapping[str, Callable] | None = None) -> dict:
     """The settings that decide a file's results (JSON-ready; their digest is stored in each record).
 
@@ -237,6 +246,8 @@ def batch_settings(*, mode: str = "auto", phases=None, free_scale: bool = False,
         "signal": signal,
         "frame": frame,
         "lattice_options": dict(lattice_options or {}),
+        # a lattice calibration applied to every image (its full record: the digest changes with it)
+        **({"calibration": _calibration_record(calibration)} if calibration is not None else {}),
         "particle_options": dict(particle_options or {}),
         "analyzers": names or "default",
         "latticefit_version": __version__,
@@ -312,7 +323,7 @@ def _write_all(out: Path, records: dict, skipped: list[dict]) -> dict[str, pd.Da
 # ----------------------------------------------------------------------------- run
 def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int | None = None, scheduler=None,
         resume: bool = False, phases=None, free_scale: bool = False, pattern=None, pixel_size=None, signal=None, frame="mean",
-        lattice_options: Mapping | None = None, particle_options: Mapping | None = None,
+        calibration=None, lattice_options: Mapping | None = None, particle_options: Mapping | None = None,
         analyzers: Mapping[str, Callable] | None = None, progress: bool | None = None,
         flush_interval_s: float = 5.0) -> pd.DataFrame:
     """Analyse every supported file of a folder; write per-file results, figures, tables and a page.
@@ -349,6 +360,10 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
         :func:`latticefit.indexing.index_spots`): for images whose pixel size
         is a few percent off. The implied factor is in ``scale_factor`` ±
         ``scale_factor_err``. Needs ``phases``.
+    calibration : Calibration, dict or path to a calibration JSON, optional
+        A lattice calibration (:mod:`latticefit.calibration`) applied to every image when it is
+        read: lengths in corrected nm, errors including the calibration's. Valid for images taken
+        at the same magnification and scan settings.
     pattern : str or list of str, optional
         Only files matching these globs (see :func:`discover_files`).
     pixel_size : float, str or (float, float), optional
@@ -399,7 +414,7 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
     if free_scale and not phases:
         raise LatticefitError("free_scale needs phases to index against (--phase NAME)")
     settings = batch_settings(mode=mode, phases=phases, free_scale=free_scale, pixel_size=pixel_size, signal=signal, frame=frame,
-                              lattice_options=lattice_options, particle_options=particle_options,
+                              calibration=calibration, lattice_options=lattice_options, particle_options=particle_options,
                               analyzers=analyzers)
     if folder.exists() and out.resolve() == folder.resolve():
         raise LatticefitError("the output folder must not be the input folder", str(out))

@@ -572,7 +572,7 @@ def _open(path):
 
 
 # ------------------------------------------------------------------ public API
-def load(path, *, signal=None, frame=None, pixel_size=None) -> Micrograph:
+def load(path, *, signal=None, frame=None, pixel_size=None, calibration=None) -> Micrograph:
     """Read one 2-D image from a microscope file.
 
     Parameters
@@ -590,6 +590,9 @@ def load(path, *, signal=None, frame=None, pixel_size=None) -> Micrograph:
     pixel_size : float, str or (float, float), optional
         Overrides the calibration of the file: nm for a bare number, a length
         such as ``'0.21A'``, or a (y, x) pair.
+    calibration : Calibration, dict or path to a calibration JSON, optional
+        A lattice calibration applied to the image (:meth:`latticefit.calibration.Calibration.apply`):
+        the Micrograph carries its affine pixel-to-nm matrix and its uncertainty.
 
     Returns
     -------
@@ -626,8 +629,13 @@ def load(path, *, signal=None, frame=None, pixel_size=None) -> Micrograph:
     src = str(path)
     try:
         i = _select(signals, titles, signal, src)
-        return _to_micrograph(signals[i], title=titles[i], titles=titles, fmt=fmt, src=src,
-                              frame=frame, pixel_size=pixel_size)
+        mg = _to_micrograph(signals[i], title=titles[i], titles=titles, fmt=fmt, src=src,
+                            frame=frame, pixel_size=pixel_size)
+        if calibration is not None:
+            from .calibration import as_calibration
+
+            mg = as_calibration(calibration).apply(mg)
+        return mg
     except LatticefitError as e:
         raise e.with_source(src)
     finally:

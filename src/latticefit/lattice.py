@@ -187,6 +187,9 @@ class LatticeResult:
                 "cov_inv_nm2": [[float(r.cov_xx), float(r.cov_xy)], [float(r.cov_xy), float(r.cov_yy)]],
                 "amplitude": float(r.amplitude), "phase_rad": float(r.phase_rad),
             })
+            if "d_err_calibration_angstrom" in self.spots.columns:  # a calibrated image: the two parts
+                spots[-1]["d_err_measurement_angstrom"] = float(r.d_err_measurement_angstrom)
+                spots[-1]["d_err_calibration_angstrom"] = float(r.d_err_calibration_angstrom)
         angles = [{"spots": [int(r.spot_i), int(r.spot_j)], "angle_deg": float(r.angle_deg),
                    "angle_err_deg": float(r.angle_err_deg)} for r in self.angles.itertuples()]
         return {"file": self.source, "pixel_size_nm": list(self.pixel_size_nm), "roi": self.roi,
@@ -286,6 +289,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     """
     mg = as_micrograph(image, pixel_size)
     py, px = mg.require_calibration()
+    B = mg.reciprocal_matrix  # cycles/px -> 1/nm (A^-T: exact for non-square and sheared pixels)
     try:
         roi = as_roi(roi)
         sub, weight, (y0, x0) = extract(mg.data, roi)
@@ -348,7 +352,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         lo, hi = d_range_nm
         kk = []
         for r in kept:
-            g = math.hypot(r[0] / px, r[1] / py)
+            g = math.hypot(*(B @ [r[0], r[1]]))
             if (lo is None or g <= 1 / lo) and (hi is None or g >= 1 / hi):
                 kk.append(r)
         kept = kk
@@ -366,9 +370,8 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     if n_nc:
         notes.append(f"{n_nc} spot refinement(s) did not fully converge")
 
-    S = np.diag([1.0 / px, 1.0 / py])
-    G = np.array([[r[0] / px, r[1] / py] for r in kept])
-    covs = np.array([S @ r[5] @ S for r in kept])
+    G = np.array([B @ [r[0], r[1]] for r in kept])
+    covs = np.array([B @ r[5] @ B.T for r in kept])
     snr = np.array([r[2] for r in kept])
     gnorm = np.linalg.norm(G, axis=1)
     # indexing tolerance: half a bin or 1.5 % of |g|, whichever is larger, plus 4 sigma
@@ -388,7 +391,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         if int(ok.sum()) >= 3:  # with two spots the basis is the spots themselves
             r1, r2, T = lb.reduce_basis(G[i], sign * G[j])
             hk = np.rint(np.linalg.solve(T, hk.T).T).astype(int)
-        if min(_periods(r[0] * px, r[1] * py, (M, N)) for r in (r1, r2)) < MIN_PERIODS:
+        if min(_periods(*np.linalg.solve(B, r), (M, N)) for r in (r1, r2)) < MIN_PERIODS:
             notes.append(f"the net of these spots has a basis vector with < {MIN_PERIODS:g} periods across the "
                          "region, which cannot be measured: harmonics cannot be told apart, no basis "
                          "(use a larger region)")
@@ -463,7 +466,55 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         basis["g2_index"] = new_pos.get(j) if j is not None else None
         basis["hk_convention"] = "g = h * g1 + k * g2"
     angles = _angles_table(spots)
+    if mg.affine_cov is not None:
+        info["calibration"] = dict(mg.calibration_info or {})
+        spots, angles, basis = _add_calibration_errors(spots, angles, basis, B, mg.affine_cov)
     return finish(spots, angles, basis)
+
+
+def _add_calibration_errors(spots, angles, basis, B, cov_A):
+    """Add the calibration's own uncertainty (covariance of the pixel matrix) to the d and angle errors.
+
+    ``d_err_angstrom`` becomes the total; ``d_err_measurement_angstrom`` and
+    ``d_err_calibration_angstrom`` keep the parts (ratios within one image need only the first).
+    """
+    from ._calibration_affine import spot_calibration_errors
+
+    if len(spots) == 0:
+        return spots, angles, basis
+    g = spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
+    sg, sphi, dphi = spot_calibration_errors(g, B, cov_A)
+    d = spots["d_angstrom"].to_numpy(float)
+    e_meas = spots["d_err_angstrom"].to_numpy(float)
+    e_cal = d * sg / spots["g_inv_nm"].to_numpy(float)
+    spots = spots.copy()
+    spots["d_err_measurement_angstrom"] = e_meas
+    spots["d_err_calibration_angstrom"] = e_cal
+    spots["d_err_angstrom"] = np.hypot(e_meas, e_cal)
+    az_meas = spots["azimuth_err_deg"].to_numpy(float)
+    spots["azimuth_err_measurement_deg"] = az_meas
+    spots["azimuth_err_deg"] = np.hypot(az_meas, np.degrees(sphi))
+    if len(angles):
+        angles = angles.copy()
+        i, j = angles["spot_i"].to_numpy(int), angles["spot_j"].to_numpy(int)
+        dd = dphi[i] - dphi[j]
+        cal = np.degrees(np.sqrt(np.abs(np.einsum("nk,kl,nl->n", dd, cov_A, dd))))
+        meas = np.hypot(az_meas[i], az_meas[j])
+        angles["angle_err_measurement_deg"] = meas
+        angles["angle_err_deg"] = np.hypot(meas, cal)
+    if basis is not None:
+        gb = np.array([basis["g1_inv_nm"], basis["g2_inv_nm"]], float)
+        sgb, _, dphib = spot_calibration_errors(gb, B, cov_A)
+        db = 10.0 / np.linalg.norm(gb, axis=1)
+        ecal = db * sgb / np.linalg.norm(gb, axis=1)
+        basis["d_err_measurement_angstrom"] = list(basis["d_err_angstrom"])
+        basis["d_err_calibration_angstrom"] = [float(v) for v in ecal]
+        basis["d_err_angstrom"] = [float(math.hypot(a, b)) for a, b in zip(basis["d_err_angstrom"], ecal)]
+        dd = dphib[0] - dphib[1]
+        acal = math.degrees(math.sqrt(abs(dd @ cov_A @ dd)))
+        basis["angle_err_measurement_deg"] = basis["angle_err_deg"]
+        basis["angle_err_deg"] = float(math.hypot(basis["angle_err_deg"], acal))
+    return spots, angles, basis
 
 
 def _periods(gx_px: float, gy_px: float, shape) -> float:
@@ -545,16 +596,21 @@ class RegionComparison:
     labels: tuple[str, str] = ("a", "b")
     z_threshold: float = 3.0
     warnings: list = field(default_factory=list)
+    calibration: Any = None  # the self-calibration on region a (calibrate_on), or None
 
     def to_dict(self) -> dict:
-        return {"labels": list(self.labels), "z_threshold": self.z_threshold,
-                "regions": {self.labels[0]: self.a.to_dict(), self.labels[1]: self.b.to_dict()},
-                "matches": self.table.to_dict(orient="records"), "summary": self.summary,
-                "warnings": list(self.warnings)}
+        out = {"labels": list(self.labels), "z_threshold": self.z_threshold,
+               "regions": {self.labels[0]: self.a.to_dict(), self.labels[1]: self.b.to_dict()},
+               "matches": self.table.to_dict(orient="records"), "summary": self.summary,
+               "warnings": list(self.warnings)}
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.to_dict()
+        return out
 
 
 def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=None, z_threshold: float = 3.0,
-                    match_tolerance: float = 0.08, labels=("a", "b"), **measure_kwargs) -> RegionComparison:
+                    match_tolerance: float = 0.08, labels=("a", "b"), calibrate_on=None, phase=None,
+                    calibration=None, **measure_kwargs) -> RegionComparison:
     """Match the reflections of two regions of one image and report their relative differences.
 
     The relative difference of a spacing, ``d_b / d_a - 1``, does not depend on
@@ -575,6 +631,14 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
         Largest relative distance ``|g_a - g_b| / |g_a|`` of a match.
     labels : (str, str)
         Names of the regions in the output.
+    calibrate_on : ``'matrix'``, ``'a'`` or None
+        Self-calibration: region a (the matrix), of known ``phase``, calibrates the image affinely
+        (:func:`latticefit.calibration.calibrate`, ``affine=True``) and both regions are measured in
+        corrected units (the result's ``calibration``).
+    phase : str, Phase or CIF path
+        The phase of region a, for ``calibrate_on``.
+    calibration : Calibration, dict or path, optional
+        A lattice calibration applied to the image first.
     **measure_kwargs
         Other :func:`measure_lattice` options.
 
@@ -592,7 +656,17 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
     >>> bool(cmp.summary["significant"]), round(cmp.summary["mean_rel_diff"], 2)
     (True, 0.03)
     """
-    mg = as_micrograph(image, pixel_size)
+    mg = as_micrograph(image, pixel_size, calibration=calibration)
+    self_cal = None
+    if calibrate_on is not None:
+        if calibrate_on not in ("matrix", "a", labels[0]):
+            raise LatticefitError(f"calibrate_on must be 'matrix' (region a), got {calibrate_on!r}", mg.source)
+        if phase is None:
+            raise LatticefitError("calibrate_on needs the phase of region a (phase=...)", mg.source)
+        from .calibration import calibrate
+
+        self_cal = calibrate(mg, roi_a, phase, affine=True, tiles=False, d_range_angstrom=d_range_angstrom)
+        mg = self_cal.apply(mg)
     res_a = measure_lattice(mg, roi=roi_a, d_range_angstrom=d_range_angstrom, **measure_kwargs)
     res_b = measure_lattice(mg, roi=roi_b, d_range_angstrom=d_range_angstrom, **measure_kwargs)
     notes: list[str] = []
@@ -606,6 +680,11 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
                          f"sqrt(chi2/dof) = {sc:.2f}, so the significance includes that scatter")
     rows = []
     sa, sb = res_a.spots, res_b.spots
+    # a calibration common to both regions cancels in the ratio: measurement errors only
+    err_col_a, err_col_b = ("d_err_measurement_angstrom" if "d_err_measurement_angstrom" in s.columns
+                            else "d_err_angstrom" for s in (sa, sb))
+    az_col_a, az_col_b = ("azimuth_err_measurement_deg" if "azimuth_err_measurement_deg" in s.columns
+                          else "azimuth_err_deg" for s in (sa, sb))
     used_b: set[int] = set()
     for i in range(len(sa)):
         ga = np.array([sa.gx_inv_nm.iat[i], sa.gy_inv_nm.iat[i]])
@@ -621,12 +700,12 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
             continue
         j = best[1]
         used_b.add(j)
-        da, ea = sa.d_angstrom.iat[i], sa.d_err_angstrom.iat[i]
-        db, eb = sb.d_angstrom.iat[j], sb.d_err_angstrom.iat[j]
+        da, ea = sa.d_angstrom.iat[i], sa[err_col_a].iat[i]
+        db, eb = sb.d_angstrom.iat[j], sb[err_col_b].iat[j]
         rel = db / da - 1.0
         rel_err = (db / da) * math.hypot(ea / da * scale_a, eb / db * scale_b)
         daz = ((sb.azimuth_deg.iat[j] - sa.azimuth_deg.iat[i]) + 90.0) % 180.0 - 90.0
-        daz_err = math.hypot(sa.azimuth_err_deg.iat[i], sb.azimuth_err_deg.iat[j])
+        daz_err = math.hypot(sa[az_col_a].iat[i], sb[az_col_b].iat[j])
         z = rel / rel_err if rel_err > 0 else float("inf")
         rows.append({"spot_a": i, "spot_b": j, "d_a_angstrom": da, "d_a_err_angstrom": ea, "d_b_angstrom": db,
                      "d_b_err_angstrom": eb, "rel_diff": rel, "rel_diff_err": rel_err, "z": z,
@@ -655,6 +734,6 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
     for n in notes:
         warnings.warn(f"{mg.name}: {n}", LatticefitWarning, stacklevel=2)
     return RegionComparison(a=res_a, b=res_b, table=table, summary=summary, labels=tuple(labels),
-                            z_threshold=z_threshold, warnings=notes)
+                            z_threshold=z_threshold, warnings=notes, calibration=self_cal)
 
 

@@ -171,6 +171,16 @@ class Micrograph:
         Number of frames in the source signal (1 for a single image).
     file_format : str, optional
         Reader that read the file (``'DigitalMicrograph'``, ``'Velox EMD'`` ...).
+    affine_nm_per_px : (2, 2) array or None
+        Full pixel-to-nm matrix of a lattice calibration (:mod:`latticefit.calibration`):
+        ``[x_nm, y_nm] = A @ [x_px, y_px]`` (x right, y down). When set, ``pixel_size_nm`` is the length
+        of one pixel step along y and x (the column norms of ``A``), and the lattice engine maps
+        frequencies with ``A^-T`` (non-square and sheared pixels). None: ``A = diag(px, py)``.
+    affine_cov : (4, 4) array or None
+        Covariance of ``(A_xx, A_xy, A_yx, A_yy)``, (nm/px)^2: the calibration's own uncertainty,
+        propagated into every d-spacing and angle measured on this image.
+    calibration_info : dict or None
+        Where the calibration came from (reference phase, file, region, date, validity statement).
 
     Examples
     --------
@@ -192,6 +202,9 @@ class Micrograph:
     file_format: str | None = None
     n_invalid_pixels: int = 0
     original_dtype: str | None = None
+    affine_nm_per_px: np.ndarray | None = None
+    affine_cov: np.ndarray | None = None
+    calibration_info: dict | None = None
 
     def __post_init__(self):
         if self.original_dtype is None:
@@ -207,6 +220,15 @@ class Micrograph:
                 raise CalibrationError(f"pixel size {self.pixel_size_nm} nm is outside any microscope's range "
                                        f"({lo:g} to {hi:g} nm)", self.source)
             self.pixel_size_nm = (py, px)
+        if self.affine_nm_per_px is not None:
+            A = np.array(self.affine_nm_per_px, dtype=float).reshape(2, 2)
+            if not (np.all(np.isfinite(A)) and abs(np.linalg.det(A)) > 0):
+                raise CalibrationError(f"calibration matrix must be finite and invertible, got {A.tolist()}",
+                                       self.source)
+            self.affine_nm_per_px = A
+            self.pixel_size_nm = (float(np.hypot(*A[:, 1])), float(np.hypot(*A[:, 0])))
+            if self.affine_cov is not None:
+                self.affine_cov = np.array(self.affine_cov, dtype=float).reshape(4, 4)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -239,8 +261,34 @@ class Micrograph:
         return self.pixel_size_nm
 
     def with_pixel_size(self, pixel_size) -> "Micrograph":
-        """A copy with another pixel size (number in nm, ``'0.21A'`` or a (y, x) pair)."""
-        return replace(self, pixel_size_nm=pixel_size_pair_nm(pixel_size), data=self.data)
+        """A copy with another pixel size (number in nm, ``'0.21A'`` or a (y, x) pair); drops any affine calibration."""
+        return replace(self, pixel_size_nm=pixel_size_pair_nm(pixel_size), data=self.data, affine_nm_per_px=None,
+                       affine_cov=None, calibration_info=None)
+
+    @property
+    def pixel_matrix_nm(self) -> np.ndarray:
+        """The pixel-to-nm matrix ``A`` (x, y order): the affine calibration, else ``diag(px, py)``."""
+        if self.affine_nm_per_px is not None:
+            return self.affine_nm_per_px
+        py, px = self.require_calibration()
+        return np.diag([px, py])
+
+    @property
+    def reciprocal_matrix(self) -> np.ndarray:
+        """``A^-T``: maps a frequency (gx, gy) in cycles/px to (gx, gy) in 1/nm (g . r is invariant).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Micrograph(np.zeros((8, 8)), pixel_size_nm=(0.02, 0.01)).reciprocal_matrix.tolist()
+        [[100.0, 0.0], [0.0, 50.0]]
+        """
+        return np.linalg.inv(self.pixel_matrix_nm).T
+
+    @property
+    def pixel_area_nm2(self) -> float:
+        """Area of one pixel, nm^2 (``|det A|``)."""
+        return float(abs(np.linalg.det(self.pixel_matrix_nm)))
 
     def crop(self, y0: int, y1: int, x0: int, x1: int) -> "Micrograph":
         """A copy holding ``data[y0:y1, x0:x1]`` with the same calibration."""
@@ -414,7 +462,7 @@ def mode_from_metadata(md, *, title: str = "") -> str | None:
     return None
 
 
-def as_micrograph(image, pixel_size=None, *, source: str | None = None, frame=None) -> Micrograph:
+def as_micrograph(image, pixel_size=None, *, source: str | None = None, frame=None, calibration=None) -> Micrograph:
     """Turn a Micrograph, a hyperspy ``Signal2D`` or a 2-D array into a :class:`Micrograph`.
 
     Parameters
@@ -424,6 +472,10 @@ def as_micrograph(image, pixel_size=None, *, source: str | None = None, frame=No
     pixel_size : float, str or (float, float), optional
         Pixel size in nm (a bare number), a length string (``'0.21A'``) or a
         (y, x) pair. Overrides the calibration the image carries.
+    calibration : Calibration, dict or path to a calibration JSON, optional
+        A lattice calibration (:class:`latticefit.calibration.Calibration`) applied to the image
+        (after ``pixel_size``): the Micrograph then carries its affine pixel-to-nm matrix and its
+        uncertainty, so every length measured on it is in corrected nm.
 
     Examples
     --------
@@ -431,6 +483,10 @@ def as_micrograph(image, pixel_size=None, *, source: str | None = None, frame=No
     >>> as_micrograph(np.ones((32, 32)), pixel_size="0.5A").pixel_size_nm
     (0.05, 0.05)
     """
+    if calibration is not None:
+        from .calibration import as_calibration
+
+        return as_calibration(calibration).apply(as_micrograph(image, pixel_size, source=source, frame=frame))
     if isinstance(image, Micrograph):
         return image if pixel_size is None else image.with_pixel_size(pixel_size)
     if hasattr(image, "axes_manager") and hasattr(image, "metadata"):

@@ -408,6 +408,19 @@ def estimate_background(image, scale_px: float, *, n_iter: int = 4, clip_sigma: 
 
 
 # ======================================================================== detection
+def _add_calibration_error(table, mg):
+    """Add the relative error of the calibrated pixel length sqrt|det A| to every diameter error."""
+    from ._calibration_affine import propagate
+
+    v, var = propagate(lambda a: [math.sqrt(abs(np.linalg.det(a.reshape(2, 2))))], mg.affine_nm_per_px.ravel(),
+                       mg.affine_cov)
+    rel = math.sqrt(abs(var[0, 0])) / v[0]
+    table = table.copy()
+    table["diameter_err_measurement_nm"] = table["diameter_err_nm"]
+    table["diameter_err_nm"] = np.hypot(table["diameter_err_nm"], rel * table["diameter_nm"])
+    return table
+
+
 def default_diameter_range_nm(shape, pixel_size_nm: float) -> tuple[float, float]:
     """Default search range: from max(3 px, 1 nm) to a quarter of the shorter image side."""
     lo = max(3.0 * pixel_size_nm, 1.0)
@@ -1152,7 +1165,7 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
     mg = as_micrograph(image, pixel_size, source=source)
     src = source or mg.source
     py, px = mg.require_calibration()
-    pix = math.sqrt(py * px)
+    pix = math.sqrt(mg.pixel_area_nm2)  # = sqrt(py px); with an affine calibration sqrt|det A| (shear included)
     if abs(py - px) > 0.01 * pix:
         warnings.warn(f"{src or 'image'}: non-square pixels ({py:.4g} x {px:.4g} nm); sizes use their geometric "
                       "mean", LatticefitWarning, stacklevel=2)
@@ -1198,6 +1211,9 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
         summary = dict(summary)
         summary["diameter_range_nm"] = [dlo, dhi]
         summary["pixel_size_nm"] = [py, px]
+        if mg.affine_cov is not None and len(table):
+            table = _add_calibration_error(table, mg)
+            summary["calibration"] = dict(mg.calibration_info or {})
         return ParticleResult(table=table, summary=summary, labels=labels, pixel_size_nm=(py, px), source=src,
                               background_grid=(det["background"], det["f"]), settings=settings)
 

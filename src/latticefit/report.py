@@ -411,9 +411,9 @@ def fringe_phase(sub: np.ndarray, g_inv_nm, pixel_size_nm) -> float:
     ``r`` is measured in nm from the centre of pixel (0, 0) of ``sub``; ``g`` is (gx, gy) in 1/nm.
     """
     sub = np.asarray(sub, np.float64)
-    py, px = pixel_size_nm
+    gp = _pixel_matrix(pixel_size_nm).T @ np.asarray(g_inv_nm, float)  # cycles/px
     yy, xx = np.mgrid[: sub.shape[0], : sub.shape[1]]
-    arg = 2 * np.pi * (g_inv_nm[0] * xx * px + g_inv_nm[1] * yy * py)
+    arg = 2 * np.pi * (gp[0] * xx + gp[1] * yy)
     c = np.sum((sub - sub.mean()) * np.exp(-1j * arg))
     return float(np.angle(c))
 
@@ -428,10 +428,11 @@ def fringe_segments(g_inv_nm, phase: float, pixel_size_nm, center_px, *, n_lines
         ``[[x0, y0], [x1, y1]]`` per line, in the pixel frame where ``phase`` was measured.
     """
     gx, gy = float(g_inv_nm[0]), float(g_inv_nm[1])
-    py, px = pixel_size_nm
+    A = _pixel_matrix(pixel_size_nm)
+    px = math.sqrt(abs(np.linalg.det(A)))
     g = math.hypot(gx, gy)
     u = np.array([gx, gy]) / g  # unit vector along g (nm frame)
-    c_nm = np.array([center_px[0] * px, center_px[1] * py])
+    c_nm = A @ np.asarray(center_px, float)
     t0 = gx * c_nm[0] + gy * c_nm[1]
     off = phase / (2 * np.pi)
     n0 = round(t0 + off)
@@ -441,8 +442,14 @@ def fringe_segments(g_inv_nm, phase: float, pixel_size_nm, center_px, *, n_lines
         n = n0 + k - (n_lines - 1) // 2
         foot = c_nm + u * ((n - off - t0) / g)
         for_nm = np.array([foot - perp * half_length_px * px, foot + perp * half_length_px * px])
-        segs.append(np.column_stack([for_nm[:, 0] / px, for_nm[:, 1] / py]))
+        segs.append(np.linalg.solve(A, for_nm.T).T)
     return np.array(segs)
+
+
+def _pixel_matrix(pixel_size_nm) -> np.ndarray:
+    """A (py, px) pair or a 2x2 pixel-to-nm matrix (x, y order) -> the matrix."""
+    a = np.asarray(pixel_size_nm, float)
+    return a.reshape(2, 2) if a.size == 4 else np.diag([a[1], a[0]])
 
 
 def hkl_label(hkl, *, mathtext: bool = True) -> str:
@@ -618,6 +625,7 @@ class LatticeReport:
     notes: list = field(default_factory=list)
     figure: Any = None
     whole: Any = None  # LatticeResult of the whole HRTEM (reference spots, region size)
+    calibration: Any = None  # the self-calibration on the matrix region (calibrate_on='matrix'), or None
 
     # ------------------------------------------------------------ outputs
     def reflections_table(self):
@@ -646,6 +654,8 @@ class LatticeReport:
             "phases": [getattr(p, "name", str(p)) for p in self.phases],
             "whole_image_basis": getattr(self.whole, "basis", None),
             "notes": list(self.notes),
+            "calibration": (self.calibration.to_dict() if self.calibration is not None
+                            else self.hrtem.calibration_info),
         }
         for role, reg in self.regions.items():
             out["regions"][role] = {
@@ -740,7 +750,8 @@ def _particles_in_hrtem(particles, fov: FieldOfViewCheck):
 
 
 def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, phases=None, pixel_size=None,
-                         d_range_angstrom=None, diameter_range_nm=None, free_scale=False) -> LatticeReport:
+                         d_range_angstrom=None, diameter_range_nm=None, free_scale=False, calibration=None,
+                         calibrate_on=None) -> LatticeReport:
     """Choose the regions, measure and compare their lattices, index them: everything Fig. 4 shows.
 
     Parameters
@@ -767,6 +778,12 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
         Index with a free scale (``latticefit.indexing.index_lattice(..., free_scale=True)``), for an
         image whose calibration is off. Without it, a region that fixed-scale indexing cannot explain
         is retried with a free scale automatically, with a note giving the implied calibration factor.
+    calibration : Calibration, dict or path to a calibration JSON, optional
+        A lattice calibration applied to the HRTEM (see :mod:`latticefit.calibration`).
+    calibrate_on : ``'matrix'`` or None
+        Self-calibration: the matrix region, of the first of ``phases``, calibrates the HRTEM affinely
+        (:func:`latticefit.calibration.calibrate` with ``affine=True``) before both regions are measured,
+        so the dot is measured in corrected units, free of magnification and linear scan distortion.
 
     Returns
     -------
@@ -784,9 +801,15 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
     from .roi import extract
     from .spectrum import power_spectrum
 
-    hr = as_micrograph(hrtem, pixel_size)
+    hr = as_micrograph(hrtem, pixel_size, calibration=calibration)
     pyx = hr.require_calibration()
     notes: list[str] = []
+    if calibrate_on not in (None, "matrix"):
+        raise AnalysisError(f"calibrate_on must be 'matrix' or None, got {calibrate_on!r}", hr.source)
+    if calibrate_on and not phases:
+        raise AnalysisError("calibrate_on='matrix' needs the matrix phase (phases=[...], CLI --phase)", hr.source)
+    if calibrate_on and hr.affine_nm_per_px is not None:
+        raise AnalysisError("give either a calibration or calibrate_on='matrix', not both", hr.source)
     ha = as_micrograph(haadf) if haadf is not None else None
     H, W = hr.shape
 
@@ -829,8 +852,7 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
         if sp is not None and len(sp):
             first = sp[sp["order"] == 1] if "order" in sp else sp
             first = first.sort_values("snr", ascending=False).head(3) if "snr" in first else first.head(3)
-            g_px = np.column_stack([first["gx_inv_nm"].to_numpy(float) * pyx[1],
-                                    first["gy_inv_nm"].to_numpy(float) * pyx[0]])
+            g_px = first[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float) @ hr.pixel_matrix_nm  # A^T g, cycles/px
             smooth = max(4.0, ANOMALY_RESOLUTION_NM / pyx[1])
             anomaly = anomaly_map(hr.data, g_px, smooth_px=smooth)
     if roi_dot is not None:
@@ -888,6 +910,21 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
                                     min_side_px=min(min_side, min(H, W)))
         mat_choice = RegionChoice("matrix", rect, "auto", "largest square clear of every dot")
 
+    # ------------------------------------------------------- self-calibration on the matrix
+    self_cal = None
+    if calibrate_on == "matrix":
+        from .calibration import calibrate
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LatticefitWarning)
+            self_cal = calibrate(hr, mat_choice.roi, list(phases)[0], affine=True, tiles=False,
+                                 d_range_angstrom=d_range_angstrom)
+        hr = self_cal.apply(hr)
+        _warn(notes, f"calibrated on the matrix region: {self_cal.describe()}")
+    if hr.calibration_info:
+        _warn(notes, f"lengths in calibrated nm ({hr.calibration_info.get('reference_phase')}, "
+                     f"{hr.calibration_info.get('model')}); {hr.calibration_info.get('validity')}")
+
     # ------------------------------------------------------- measurements
     # compare_regions measures both regions; its results are the regions' lattices
     with warnings.catch_warnings(record=True) as caught:
@@ -914,7 +951,8 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
     regions["dot"].basis_rows = _matched_basis_rows(regions, comparison)
 
     return LatticeReport(hrtem=hr, haadf=ha, regions=regions, comparison=comparison, haadf_particles=particles,
-                         fov=fov, anomaly=anomaly, phases=phase_objs, notes=notes, whole=whole)
+                         fov=fov, anomaly=anomaly, phases=phase_objs, notes=notes, whole=whole,
+                         calibration=self_cal)
 
 
 #: fixed-scale indexing that explains fewer than this fraction of a region's spots is retried with a free scale
@@ -1186,8 +1224,8 @@ def _draw_region(ax, report: LatticeReport, reg: RegionResult, letter: str, colo
             if row is None:
                 continue
             g = spots.iloc[row][["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
-            phase = fringe_phase(sub, g, hr.pixel_size_nm)
-            segs = fringe_segments(g, phase, hr.pixel_size_nm, centers[k], n_lines=5,
+            phase = fringe_phase(sub, g, hr.pixel_matrix_nm)
+            segs = fringe_segments(g, phase, hr.pixel_matrix_nm, centers[k], n_lines=5,
                                    half_length_px=0.13 * min(h, w))
             col = colors[f"g{k + 1}"]
             for s in segs:

@@ -20,6 +20,7 @@ __all__ = [
     "circle_arg",
     "add_load_args",
     "load_kwargs",
+    "calibration_line",
     "run_per_file",
     "error_line",
     "quiet_third_party_logs",
@@ -82,11 +83,43 @@ def add_load_args(parser: argparse.ArgumentParser) -> None:
                         help="signal/detector to use in a multi-signal file (e.g. HAADF, DF2); default: the first 2-D image")
     parser.add_argument("--frame", type=_frame_arg, metavar="N|sum|mean",
                         help="frame of a 3-D stack: an index, 'sum' or 'mean'")
+    parser.add_argument("--calibration", metavar="CAL.json",
+                        help="apply a lattice calibration (from `latticefit calibrate -o CAL.json`): lengths in "
+                             "corrected nm, errors include the calibration's; valid for images taken at the "
+                             "same magnification and scan settings")
+
+
+def _calibration(args):
+    """The ``--calibration`` file read once (a bad file is a one-line error naming it)."""
+    path = getattr(args, "calibration", None)
+    if path is None:
+        return None
+    cached = getattr(args, "_calibration_obj", None)
+    if cached is None:
+        from ..calibration import load_calibration
+
+        cached = load_calibration(path)
+        args._calibration_obj = cached
+    return cached
 
 
 def load_kwargs(args) -> dict:
-    return {"pixel_size": getattr(args, "pixel_size", None), "signal": getattr(args, "signal", None),
-            "frame": getattr(args, "frame", None)}
+    kw = {"pixel_size": getattr(args, "pixel_size", None), "signal": getattr(args, "signal", None),
+          "frame": getattr(args, "frame", None)}
+    cal = _calibration(args)
+    if cal is not None:
+        kw["calibration"] = cal
+    return kw
+
+
+def calibration_line(mg) -> str | None:
+    """One line stating the calibration an image carries and its assumption (None when uncalibrated)."""
+    info = getattr(mg, "calibration_info", None)
+    if not info:
+        return None
+    za = "[" + " ".join(str(v) for v in info.get("zone_axis") or []) + "]"
+    return (f"calibration: {info.get('file') or 'given'} ({info.get('reference_phase')} {za}, "
+            f"{info.get('model')}, from {info.get('reference_file')}); {info.get('validity')}")
 
 
 def error_line(exc: BaseException, path=None) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_load_args
+from ._common import _calibration, add_load_args
 
 __all__ = ["register", "run"]
 
@@ -76,7 +76,7 @@ def run(args) -> int:
                         scheduler=args.scheduler, resume=args.resume, phases=args.phase or None,
                         free_scale=args.free_scale,
                         pattern=args.pattern or None, pixel_size=args.pixel_size, signal=args.signal,
-                        frame=frame, progress=progress)
+                        frame=frame, progress=progress, calibration=_calibration(args))
     failed = failed_files(summary)
     n_files = summary["file"].nunique() if len(summary) else 0
     n_skipped = summary.loc[summary["status"] == "skipped", "file"].nunique() if len(summary) else 0

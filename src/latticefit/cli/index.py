@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..serialize import to_jsonable, write_json
-from ._common import add_load_args, circle_arg, d_range_arg, load_kwargs, rect_arg, run_per_file
+from ._common import add_load_args, calibration_line, circle_arg, d_range_arg, load_kwargs, rect_arg, run_per_file
 
 
 def _uvw_arg(text):
@@ -81,6 +81,8 @@ def run(args) -> int:
                             n_alternatives=args.alternatives)
         rec = idx.to_dict()
         rec.setdefault("file", str(path))
+        if mg.calibration_info:
+            rec["calibration"] = mg.calibration_info
         if args.json == "-":  # one compact object per file and line, as `latticefit info --json`
             sys.stdout.write(json.dumps(to_jsonable(rec), ensure_ascii=False, separators=(",", ":"),
                                         allow_nan=False) + "\n")
@@ -88,7 +90,8 @@ def run(args) -> int:
         elif args.json:
             records.append(rec)
         else:
-            sys.stdout.write(f"{path}\n{idx.table()}\n")
+            cl = calibration_line(mg)
+            sys.stdout.write(f"{path}\n" + (cl + "\n" if cl else "") + f"{idx.table()}\n")
             sys.stdout.flush()
 
     status = run_per_file(args.files, one)

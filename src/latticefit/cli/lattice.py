@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import add_load_args, circle_arg, d_range_arg, load_kwargs, rect_arg
+from ._common import add_load_args, calibration_line, circle_arg, d_range_arg, load_kwargs, rect_arg
 
 __all__ = ["register", "run"]
 
@@ -53,6 +53,8 @@ def run(args) -> int:
         M, N = res.region_shape
         ps_text = f"{ps[0]:.6g} nm/px" if ps[0] == ps[1] else f"y {ps[0]:.6g} nm/px, x {ps[1]:.6g} nm/px"
         print(f"{mg.name}: {M} x {N} px (height x width){where}, pixel size {ps_text}")
+        if calibration_line(mg):
+            print(calibration_line(mg))
         print(res.table())
         sys.stdout.flush()
     if args.json:

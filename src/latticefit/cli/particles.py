@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_load_args, diameter_range_arg, load_kwargs, run_per_file
+from ._common import add_load_args, calibration_line, diameter_range_arg, load_kwargs, run_per_file
 
 HELP = "detect and size bright nanoparticles in HAADF-STEM images (model-fit diameters with errors, RSD)"
 
@@ -66,6 +66,8 @@ def run(args) -> int:
         if args.json != "-":
             for line in summary_lines(res):
                 print(line)
+            if calibration_line(mg):
+                print(calibration_line(mg))
         if args.json:
             if args.json == "-":
                 json_records.append(res.to_dict())

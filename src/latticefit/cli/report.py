@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                         "fixed-scale indexing cannot explain is retried with a free scale, with a note")
     p.add_argument("--d-range", type=d_range_arg, metavar="MIN,MAX",
                    help="spacings considered, in Å: 1.5,8 or 1.5-8A (as for latticefit lattice)")
+    p.add_argument("--calibrate-on", choices=("matrix",), metavar="matrix",
+                   help="self-calibration: the matrix region (of the first --phase) calibrates the image affinely "
+                        "(scale x/y, shear) and the dot is measured in corrected units")
     p.add_argument("--width-mm", type=float, default=180.0, help="figure width in mm (default 180: double column)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.{pdf,png,svg}", help="figure file")
     add_load_args(p)
@@ -43,7 +46,8 @@ def run(args) -> int:
     haadf = io.load(args.haadf, signal=args.haadf_signal) if args.haadf else None
     phases = _phases(args.phase)
     rep = build_lattice_report(hrtem, haadf, roi_matrix=args.roi_matrix, roi_dot=args.roi_dot, phases=phases,
-                               d_range_angstrom=args.d_range, free_scale=args.free_scale)
+                               d_range_angstrom=args.d_range, free_scale=args.free_scale,
+                               calibrate_on=args.calibrate_on)
     plot_lattice_report(rep, width_mm=args.width_mm)
     written = rep.save(paths["figure"])
     for line in _summary_lines(rep):

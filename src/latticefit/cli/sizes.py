@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_load_args, diameter_range_arg, load_kwargs
+from ._common import add_load_args, calibration_line, diameter_range_arg, load_kwargs
 
 HELP = "Fig. 5-style size figure: HAADF images with dot outlines, size histograms with fits, N, mean ± SD, RSD"
 
@@ -34,5 +34,7 @@ def run(args) -> int:
     written = fd.save(paths["figure"])
     for line in summary_lines(fd):
         print(line)
+    if images and calibration_line(images[0]):
+        print(calibration_line(images[0]))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -1,0 +1,22 @@
+"""Geometric phase analysis (GPA): strain, rotation and dilatation maps with per-pixel error maps.
+
+After Hÿtch, Snoeck & Kilaas (1998), Ultramicroscopy 74:131.
+
+- :func:`strain_map` runs GPA on an image and returns a :class:`StrainMap`;
+- :func:`plot_strain_map` draws its maps (``latticefit gpa`` on the command line).
+"""
+
+from __future__ import annotations
+
+from ._api import choose_reflections, strain_map
+from ._circuit import burgers_vector
+from ._result import MAP_NAMES, SCHEMA_VERSION, StrainMap
+
+__all__ = ["strain_map", "StrainMap", "choose_reflections", "burgers_vector", "plot_strain_map", "MAP_NAMES", "SCHEMA_VERSION"]
+
+
+def plot_strain_map(result, **kwargs):
+    """Figure of the maps of a :class:`StrainMap` (see :func:`latticefit.gpa._plot.plot_strain_map`)."""
+    from ._plot import plot_strain_map as _plot
+
+    return _plot(result, **kwargs)

@@ -27,7 +27,7 @@ MIN_ANGLE_DEG = 15.0
 #: the mask sigma may reach this fraction of the shortest |g| (beyond it, it picks up DC and neighbours)
 MAX_MASK_FRACTION = 0.3
 #: pixels closer to the image edge than this many point-spread sigmas are flagged invalid
-EDGE_SIGMAS = 3.5
+EDGE_SIGMAS = 4.0
 #: width of the cosine taper at the edges (point-spread sigmas), see :func:`_phase.tukey_window`
 TAPER_SIGMAS = 2.0
 #: median amplitude signal-to-noise in the reference region below which a reflection is "no lattice"
@@ -201,6 +201,12 @@ def strain_map(image, *, g=None, sigma_nm: float | None = None, reference=None, 
     differences used, propagated through ``-(1/2 pi) C G^-1 . C^-1``. The
     errors of neighbouring pixels are correlated over the point spread.
 
+    Edges: the image is tapered over 2 point-spread sigmas before the FFT and
+    pixels within 4 sigmas of an edge are flagged not ``valid``. On a perfect
+    lattice the false strain at 4 sigmas is < 1e-5; a region strained by e
+    relative to the reference reads about 0.01 e low within 4-5 sigmas of an
+    edge (measured on a 2 % step), not included in sigma.
+
     Examples
     --------
     >>> import numpy as np
@@ -264,17 +270,15 @@ def _strain_map(mg, g, sigma_nm, reference, calibration, refine) -> StrainMap:
     _check_fringes(fields, ref_mask, src)
     g_start = g_px.copy()
     if refine:
-        grads, dg = _refine(fields, ref_mask)
+        dg = _refine(fields, ref_mask)[1]
         g_px = g_px + dg
         # re-centre the masks when g moved by more than a tenth of the mask width
         if np.max(np.abs(dg)) * math.sqrt(np.max(np.linalg.eigvalsh(inv_metric))) > 0.1 * s_inv_nm:
             fields = _fields(spec, shape, g_px, s_inv_nm, inv_metric, p_noise)
-            grads, dg2 = _refine(fields, ref_mask)
-            g_px = g_px + dg2
-    else:
-        grads = [_strain.phase_gradient(f.h, (f.g_px[0] - f.k0_px[0], f.g_px[1] - f.k0_px[1])) for f in fields]
+            g_px = g_px + _refine(fields, ref_mask)[1]
     del spec
-    return _assemble(mg, data, fields, grads, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask,
+    maps = _maps(fields, g_px, c)
+    return _assemble(mg, data, fields, maps, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask,
                      reference)
 
 
@@ -288,25 +292,29 @@ def _check_fringes(fields, ref_mask, src) -> None:
                                 f"reference region (need >= {MIN_FRINGE_SNR:g})", src)
 
 
-def _assemble(mg, data, fields, grads, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask, reference):
-    c_inv = np.linalg.inv(c)
+def _maps(fields, g_px, c) -> dict:
+    """The per-pixel maps, in float32 numpy (its SIMD atan2 beat a fused numba pass 2x in bench_gpa)."""
+    res = [(gg[0] - f.k0_px[0], gg[1] - f.k0_px[1]) for f, gg in zip(fields, g_px)]
+    grads = [_strain.phase_gradient(f.h, r) for f, r in zip(fields, res)]
     flat = (grads[0][0], grads[0][1], grads[1][0], grads[1][1])
     maps = _strain.deformation(flat, g_px, c)
     coefs = _strain.strain_sigma_coefficients(g_px, c, [f.grad_var_base for f in fields])
-    sig = _strain.strain_sigmas(fields[0].h, fields[1].h, coefs)
-    phases = [_strain.wrapped_phase(f.h, (gg[0] - f.k0_px[0], gg[1] - f.k0_px[1])) for f, gg in zip(fields, g_px)]
-    ux, uy = _strain.displacement(phases[0], phases[1], g_px, c)
-    amp = [(2.0 * np.abs(f.h)).astype(np.float32) for f in fields]
-    phase_sigma = [np.sqrt(f.phase_var_base / np.maximum(np.abs(f.h) ** 2, 1e-30)).astype(np.float32) for f in fields]
+    maps.update({f"sigma_{k}": v for k, v in _strain.strain_sigmas(fields[0].h, fields[1].h, coefs).items()})
+    phases = [_strain.wrapped_phase(f.h, r) for f, r in zip(fields, res)]
+    maps["ux_nm"], maps["uy_nm"] = _strain.displacement(phases[0], phases[1], g_px, c)
+    for n, (f, p) in enumerate(zip(fields, phases), start=1):
+        w = np.maximum(np.abs(f.h) ** 2, np.float32(1e-30))
+        maps[f"phase_g{n}_rad"] = p
+        maps[f"sigma_phase_g{n}_rad"] = np.sqrt(np.float32(f.phase_var_base) / w)
+        maps[f"amplitude_g{n}"] = np.float32(2.0) * np.sqrt(w)
+    return maps
+
+
+def _assemble(mg, data, fields, maps, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask, reference):
+    c_inv = np.linalg.inv(c)
     ref = None if reference is None else as_roi(reference).to_dict()
     return StrainMap(
-        exx=maps["exx"], eyy=maps["eyy"], exy=maps["exy"], rotation_rad=maps["rotation_rad"],
-        dilatation=maps["dilatation"],
-        sigma_exx=sig["exx"], sigma_eyy=sig["eyy"], sigma_exy=sig["exy"], sigma_rotation_rad=sig["rotation_rad"],
-        sigma_dilatation=sig["dilatation"],
-        ux_nm=ux, uy_nm=uy, phase_g1_rad=phases[0], phase_g2_rad=phases[1],
-        sigma_phase_g1_rad=phase_sigma[0], sigma_phase_g2_rad=phase_sigma[1],
-        amplitude_g1=amp[0], amplitude_g2=amp[1], valid=valid, reference_mask=ref_mask,
+        **maps, valid=valid, reference_mask=ref_mask,
         g_inv_nm=g_px @ c_inv, g_initial_inv_nm=g_start @ c_inv, g_px=g_px,
         matrix_nm_per_px=c, sigma_nm=sigma_nm, mask_sigma_inv_nm=s_inv_nm,
         noise_sigma_per_px=math.sqrt(p_noise / data.size), source=mg.source, reference=ref,

@@ -152,7 +152,7 @@ def masked_field(spec: np.ndarray, shape, g_px, *, s_inv_nm: float, inv_metric: 
                         grad_var_base=grad_var, phase_var_base=base * float(m2.sum()))
 
 
-def noise_power(spec: np.ndarray, shape, g_list_px, *, exclude_px: float, max_bins: int = 250_000) -> float:
+def noise_power(spec: np.ndarray, shape, g_list_px, *, exclude_px: float, max_bins: int = 60_000) -> float:
     """Noise power per FFT bin, ``E|F(k)|^2``, from the spectrum between the lattice reflections.
 
     The bins of the half spectrum with ``0.5 g_min < |k| < 1.5 g_max`` farther than

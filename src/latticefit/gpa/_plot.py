@@ -76,7 +76,7 @@ def plot_strain_map(result, *, width_mm: float = ps.DOUBLE_COLUMN_MM, title: str
 
     Strain maps are in %, rotation in mrad, on a diverging colormap centred on
     0 whose half-range is at least 3 median sigmas (pure noise looks like
-    noise, not like strain); pixels within 3.5 point-spread sigmas of the
+    noise, not like strain); pixels within 4 point-spread sigmas of the
     edges (not valid) are grey. The scale bars sit under the panels.
 
     Returns
@@ -132,6 +132,6 @@ def plot_strain_map(result, *, width_mm: float = ps.DOUBLE_COLUMN_MM, title: str
                      f"{st['rotation']['median_sigma_mrad']:.2f} mrad")
         lines.append("σ: 1 SD per pixel, Fisher propagation")
         lines.append("  of the measured noise")
-        lines.append("blue: reference; grey: edge (3.5 σ)")
+        lines.append("blue: reference; grey: edge (4 σ)")
         axes[7].text(0.02, 0.98, "\n".join(lines), transform=axes[7].transAxes, ha="left", va="top", fontsize=5.6)
     return fig

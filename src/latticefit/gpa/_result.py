@@ -47,7 +47,7 @@ class StrainMap:
     amplitude_g1, amplitude_g2 : ndarray
         Local fringe amplitude ``a`` of ``a cos(2 pi g.r + P)`` in image units.
     valid : ndarray of bool
-        Pixels farther than 3 point-spread sigmas from the image edge.
+        Pixels farther than 4 point-spread sigmas from the image edge.
     reference_mask : ndarray of bool
         The pixels g was refined on (mean strain zero there).
     g_inv_nm, g_initial_inv_nm : (2, 2) ndarray

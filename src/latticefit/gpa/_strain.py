@@ -52,16 +52,19 @@ def phase_gradient(h: np.ndarray, residual_px) -> tuple[np.ndarray, np.ndarray]:
 def wrapped_phase(h: np.ndarray, residual_px) -> np.ndarray:
     """Phase ``P_g`` in (-pi, pi]: ``angle(h) - 2 pi (g - k0).r``, r in pixels."""
     ny, nx = h.shape
-    ramp = (TWO_PI * residual_px[0]) * np.arange(nx, dtype=np.float32)[None, :] \
-        + (TWO_PI * residual_px[1]) * np.arange(ny, dtype=np.float32)[:, None]
-    p = np.angle(h) - ramp.astype(np.float32)
-    return (np.mod(p + np.pi, TWO_PI) - np.pi).astype(np.float32)
+    ramp = (float(TWO_PI * residual_px[0]) * np.arange(nx, dtype=np.float32)[None, :]
+            + float(TWO_PI * residual_px[1]) * np.arange(ny, dtype=np.float32)[:, None])
+    p = np.angle(h) - ramp
+    p += np.float32(np.pi)
+    np.mod(p, np.float32(TWO_PI), out=p)
+    p -= np.float32(np.pi)
+    return p
 
 
 def displacement(p1, p2, g_px: np.ndarray, c_nm_per_px: np.ndarray):
     """``u = -(1/2 pi) C G^-1 (P1, P2)`` in nm (modulo a lattice vector)."""
-    k = -(c_nm_per_px @ np.linalg.inv(g_px)) / TWO_PI
-    return (k[0, 0] * p1 + k[0, 1] * p2).astype(np.float32), (k[1, 0] * p1 + k[1, 1] * p2).astype(np.float32)
+    k = (-(c_nm_per_px @ np.linalg.inv(g_px)) / TWO_PI).tolist()
+    return (k[0][0] * p1 + k[0][1] * p2).astype(np.float32), (k[1][0] * p1 + k[1][1] * p2).astype(np.float32)
 
 
 def deformation(grads, g_px: np.ndarray, c_nm_per_px: np.ndarray) -> dict[str, np.ndarray]:
@@ -72,17 +75,18 @@ def deformation(grads, g_px: np.ndarray, c_nm_per_px: np.ndarray) -> dict[str, n
     """
     p1x, p1y, p2x, p2y = grads
     # D_nm = K Phi C^-1 with K = -(1/2 pi) C G^-1 and Phi = [[P1x, P1y], [P2x, P2y]]
-    c_inv = np.linalg.inv(c_nm_per_px)
-    k = -(c_nm_per_px @ np.linalg.inv(g_px)) / TWO_PI
+    # plain floats: a numpy float64 scalar would promote the float32 maps to float64 (NEP 50)
+    c_inv = np.linalg.inv(c_nm_per_px).tolist()
+    k = (-(c_nm_per_px @ np.linalg.inv(g_px)) / TWO_PI).tolist()
     # Phi C^-1 (rows k, columns nm-x, nm-y)
-    q11 = p1x * c_inv[0, 0] + p1y * c_inv[1, 0]
-    q12 = p1x * c_inv[0, 1] + p1y * c_inv[1, 1]
-    q21 = p2x * c_inv[0, 0] + p2y * c_inv[1, 0]
-    q22 = p2x * c_inv[0, 1] + p2y * c_inv[1, 1]
-    dxx = k[0, 0] * q11 + k[0, 1] * q21
-    dxy = k[0, 0] * q12 + k[0, 1] * q22
-    dyx = k[1, 0] * q11 + k[1, 1] * q21
-    dyy = k[1, 0] * q12 + k[1, 1] * q22
+    q11 = p1x * c_inv[0][0] + p1y * c_inv[1][0]
+    q12 = p1x * c_inv[0][1] + p1y * c_inv[1][1]
+    q21 = p2x * c_inv[0][0] + p2y * c_inv[1][0]
+    q22 = p2x * c_inv[0][1] + p2y * c_inv[1][1]
+    dxx = k[0][0] * q11 + k[0][1] * q21
+    dxy = k[0][0] * q12 + k[0][1] * q22
+    dyx = k[1][0] * q11 + k[1][1] * q21
+    dyy = k[1][0] * q12 + k[1][1] * q22
     # F = (I - D)^-1
     axx, axy, ayx, ayy = 1.0 - dxx, -dxy, -dyx, 1.0 - dyy
     det = axx * ayy - axy * ayx
@@ -133,6 +137,6 @@ def strain_sigma_coefficients(g_px: np.ndarray, c_nm_per_px: np.ndarray, grad_va
 
 def strain_sigmas(h1: np.ndarray, h2: np.ndarray, coefs) -> dict[str, np.ndarray]:
     """Per-pixel 1-sigma maps from :func:`strain_sigma_coefficients` and the field amplitudes."""
-    inv1 = 1.0 / np.maximum(np.abs(h1) ** 2, np.float32(1e-30))
-    inv2 = 1.0 / np.maximum(np.abs(h2) ** 2, np.float32(1e-30))
-    return {name: np.sqrt(a1 * inv1 + a2 * inv2).astype(np.float32) for name, (a1, a2) in coefs.items()}
+    inv1 = np.float32(1.0) / np.maximum(np.abs(h1) ** 2, np.float32(1e-30))
+    inv2 = np.float32(1.0) / np.maximum(np.abs(h2) ** 2, np.float32(1e-30))
+    return {name: np.sqrt(float(a1) * inv1 + float(a2) * inv2) for name, (a1, a2) in coefs.items()}

@@ -1,0 +1,270 @@
+"""GPA (latticefit.gpa.strain_map): accuracy on known answers, speed at 4096², multislice dots.
+
+Measured in one run, against anchors measured in the same run:
+
+1. **accuracy** on plain-numpy lattices (not latticefit.synth): a perfect
+   noisy lattice (mean strain / SE, z-score SD and 2-sigma coverage over noise
+   realisations), +1 % and +2 % isotropic steps of Gaussian columns, a 2 %
+   simple shear, an edge dislocation's Burgers circuit, g mis-set by 0.5 %,
+   each for latticefit and for the *peer*: a plain numpy GPA written from
+   Hÿtch, Snoeck & Kilaas (1998) (full-grid Gaussian mask, ifft2, phase by
+   ``angle(H) - 2 pi g.r``, gradient by ``Im(conj(e^iP) grad e^iP)``,
+   linear ``e = (D + D^T)/2``, no g refinement, no edge taper).
+2. **speed**: warm wall and CPU time of a 4096² GPA (and of the peer) against one complex64 ``scipy.fft.fft2`` of 4096² (the anchor),
+   with the load average (the machine is shared: ratios are what carry over).
+3. **multislice** (when ``tests/data/multislice`` of the fixtures worktree, or
+   ``--multislice DIR``, holds the files): mean dilatation inside vs outside
+   the PbS dot, ± SE, for ``mapbbr3_001_dot_strained_exit.tif`` and
+   ``mapbbr3_001_dot_bulk_mid.tif``.
+
+Usage::
+
+    python benchmarks/bench_gpa.py            # all
+    python benchmarks/bench_gpa.py --quick    # 2048² speed, fewer realisations
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.fft
+
+from latticefit.gpa import burgers_vector, strain_map
+from latticefit.micrograph import Micrograph
+
+PS, A = 0.02, 0.4
+G = np.array([[1 / A, 0.0], [0.0, 1 / A]])
+
+
+# ----------------------------------------------------------------- peer
+def peer_gpa(img, g_inv_nm, ps_nm, s_inv_nm):
+    """Plain numpy GPA from the paper: returns exx, eyy, exy (linear), rotation (rad)."""
+    ny, nx = img.shape
+    f = np.fft.fft2(img - img.mean())
+    kx = np.fft.fftfreq(nx, ps_nm)[None, :]
+    ky = np.fft.fftfreq(ny, ps_nm)[:, None]
+    y, x = np.mgrid[:ny, :nx] * ps_nm
+    grads = []
+    for gx, gy in g_inv_nm:
+        m = np.exp(-((kx - gx) ** 2 + (ky - gy) ** 2) / (2 * s_inv_nm ** 2))
+        h = np.fft.ifft2(f * m)
+        p = np.angle(h) - 2 * np.pi * (gx * x + gy * y)
+        e = np.exp(1j * p)
+        dy, dx = np.gradient(e, ps_nm)
+        grads.append((np.imag(np.conj(e) * dx), np.imag(np.conj(e) * dy)))
+    ginv = np.linalg.inv(np.asarray(g_inv_nm))
+    phi = np.array([[grads[0][0], grads[0][1]], [grads[1][0], grads[1][1]]])
+    d = -np.einsum("ik,kjyx->ijyx", ginv, phi) / (2 * np.pi)
+    return d[0, 0], d[1, 1], 0.5 * (d[0, 1] + d[1, 0]), 0.5 * (d[1, 0] - d[0, 1])
+
+
+# ----------------------------------------------------------------- lattices (plain numpy)
+def cosines(n, ux=0.0, uy=0.0, noise=0.0, rng=None):
+    y, x = np.mgrid[:n, :n] * PS
+    img = np.cos(2 * np.pi * (x - ux) / A) + np.cos(2 * np.pi * (y - uy) / A)
+    return img + (rng.normal(0, noise, img.shape) if noise else 0)
+
+
+def columns(n, displace, width=0.05, noise=0.0, rng=None):
+    img = np.zeros((n, n))
+    g0 = np.arange(-2, int(n * PS / A) + 3) * A
+    X0, Y0 = np.meshgrid(g0, g0)
+    dx, dy = displace(X0, Y0)
+    r = int(np.ceil(5 * width / PS))
+    for cx, cy in zip((X0 + dx).ravel() / PS, (Y0 + dy).ravel() / PS):
+        i0, j0 = int(round(cy)), int(round(cx))
+        ys, xs = slice(max(i0 - r, 0), min(i0 + r + 1, n)), slice(max(j0 - r, 0), min(j0 + r + 1, n))
+        if ys.start >= ys.stop or xs.start >= xs.stop:
+            continue
+        yy, xx = np.mgrid[ys, xs]
+        img[ys, xs] += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) * PS ** 2 / (2 * width ** 2))
+    return img + (rng.normal(0, noise, img.shape) if noise else 0)
+
+
+def mg(img):
+    return Micrograph(np.asarray(img, float), pixel_size_nm=(PS, PS))
+
+
+def accuracy(n_real: int):
+    rng = np.random.default_rng(11)
+    rows = []
+    sig = 0.3
+    s_inv = 1 / (2 * np.pi * sig)
+    # perfect lattice, noise realisations
+    z_all, zp_all, means = [], [], []
+    for _ in range(n_real):
+        img = cosines(256, noise=0.5, rng=rng)
+        sm = strain_map(mg(img), g=G, sigma_nm=sig)
+        v = sm.valid
+        z_all.append((sm.exx[v] / sm.sigma_exx[v])[::37])
+        means.append(sm.region_mean("exx"))
+        pe = peer_gpa(img, G, PS, s_inv)[0]
+        zp_all.append((pe[v] / sm.sigma_exx[v])[::37])
+    z = np.concatenate(z_all)
+    zp = np.concatenate(zp_all)
+    mz = np.array([m / s for m, s in means])
+    rows.append(("perfect lattice, noise 0.5: z = exx/sigma SD", f"{z.std():.3f}", f"{zp.std():.3f} (latticefit sigma)"))
+    rows.append(("perfect lattice: |z| < 2 coverage", f"{np.mean(np.abs(z) < 2):.3f}", f"{np.mean(np.abs(zp) < 2):.3f}"))
+    rows.append(("perfect lattice: region mean / SE, SD over images", f"{mz.std():.2f} (mean {mz.mean():+.2f})", "-"))
+    clean = cosines(256)
+    sm = strain_map(mg(clean), g=G, sigma_nm=sig)
+    pe = peer_gpa(clean, G, PS, s_inv)[0]
+    rows.append(("noise-free perfect: max |exx| valid px", f"{np.abs(sm.exx[sm.valid]).max():.1e}",
+                 f"{np.abs(pe[sm.valid]).max():.1e}"))
+    # dilatation steps
+    n = 320
+    for eps in (0.01, 0.02):
+        def disp(X0, Y0, eps=eps):
+            right = X0 > 160 * PS
+            return eps * np.where(right, X0 - 160 * PS, 0.0), eps * np.where(right, Y0 - n * PS / 2, 0.0)
+
+        img = columns(n, disp, noise=0.005, rng=rng)
+        sm = strain_map(mg(img), g=G, sigma_nm=sig, reference=(0, 0, 130, n))
+        reg = (slice(80, 240), slice(215, 250))
+        pe = peer_gpa(img, G, PS, s_inv)
+        rows.append((f"+{eps:.0%} isotropic step: exx, eyy (%)",
+                     f"{np.median(sm.exx[reg]) * 100:.4f}, {np.median(sm.eyy[reg]) * 100:.4f}",
+                     f"{np.median(pe[0][reg]) * 100:.4f}, {np.median(pe[1][reg]) * 100:.4f}"))
+    # shear
+    gam = 0.02
+    y = np.mgrid[:n, :n][0] * PS
+    img = cosines(n, ux=gam * np.maximum(y - n * PS / 2, 0.0))
+    sm = strain_map(mg(img), g=G, sigma_nm=sig, reference=(0, 0, n, n // 2 - 30))
+    reg = (slice(215, 255), slice(65, 255))
+    pe = peer_gpa(img, G, PS, s_inv)
+    rows.append(("2 % simple shear: exy (%) [truth 1], rotation (mrad) [truth -9.9997]",
+                 f"{np.median(sm.exy[reg]) * 100:.4f}, {np.median(sm.rotation_rad[reg]) * 1e3:.4f}",
+                 f"{np.median(pe[2][reg]) * 100:.4f}, {np.median(pe[3][reg]) * 1e3:.4f} (ref. = whole field)"))
+    # dislocation
+    yy, xx = np.mgrid[:n, :n] * PS
+    X, Y = xx - n * PS / 2 + 0.013, yy - n * PS / 2 + 0.007
+    r2, th, nu = X ** 2 + Y ** 2, np.arctan2(Y, X), 0.3
+    ux = A / (2 * np.pi) * (th + X * Y / (2 * (1 - nu) * r2))
+    uy = -A / (2 * np.pi) * ((1 - 2 * nu) / (4 * (1 - nu)) * np.log(r2) + (X ** 2 - Y ** 2) / (4 * (1 - nu) * r2))
+    sm = strain_map(mg(cosines(n, ux, uy, noise=0.1, rng=rng)), g=G, sigma_nm=sig)
+    bv = [np.linalg.norm(burgers_vector(sm, 160 - h, 160 - h, 160 + h, 160 + h)) / A for h in (50, 80)]
+    rows.append(("edge dislocation: |b|/a, loops 100 and 160 px", f"{bv[0]:.4f}, {bv[1]:.4f}", "-"))
+    # mis-set g
+    sm = strain_map(mg(cosines(384, noise=0.2, rng=rng)), g=G * np.array([[1.005], [0.995]]), sigma_nm=sig)
+    err = np.abs(sm.g_inv_nm - G).max() * A * 100
+    rows.append(("g mis-set by 0.5 %: max |g - g_true| / |g| after refinement (%)", f"{err:.4f}",
+                 "no refinement: 0.5"))
+    return rows
+
+
+# ----------------------------------------------------------------- speed
+def _best(fn, n=3):
+    walls, cpus = [], []
+    for _ in range(n):
+        t, c = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return min(walls), min(cpus)
+
+
+def speed(side: int):
+    rng = np.random.default_rng(0)
+    img = cosines(side, noise=0.5, rng=rng).astype(np.float32)
+    m = mg(img)
+    sig = 0.3
+    z = img.astype(np.complex64)
+    anchor = _best(lambda: scipy.fft.fft2(z, workers=2))
+    strain_map(m, g=G, sigma_nm=sig)  # warm: FFT plans, page faults
+    rows = [("scipy.fft.fft2 complex64 (anchor)", *anchor)]
+    rows.append(("latticefit strain_map (g given)", *_best(lambda: strain_map(m, g=G, sigma_nm=sig))))
+    rows.append(("peer: plain numpy GPA (complex128)", *_best(lambda: peer_gpa(img, G, PS, 1 / (2 * np.pi * sig)), n=1)))
+    return rows, anchor[0]
+
+
+# ----------------------------------------------------------------- multislice
+def _dot_geometry(truth: dict, name: str):
+    """(x_px, y_px, r_px) of the dot from truth.json, looking in the entry of the file and at the top level."""
+    entry = truth.get(name) or truth.get(Path(name).stem) or {}
+    if isinstance(truth.get("files"), dict):
+        entry = truth["files"].get(name, entry)
+    for d in (entry, entry.get("dot", {}) if isinstance(entry, dict) else {}, truth, truth.get("dot", {})):
+        if not isinstance(d, dict):
+            continue
+        keys = {k.lower(): v for k, v in d.items()}
+        for cx, cy, rr in (("center_x_px", "center_y_px", "radius_px"), ("x_px", "y_px", "radius_px"),
+                           ("dot_x_px", "dot_y_px", "dot_radius_px"), ("cx_px", "cy_px", "r_px")):
+            if cx in keys and cy in keys and rr in keys:
+                return float(keys[cx]), float(keys[cy]), float(keys[rr])
+        if "center_px" in keys and "radius_px" in keys:
+            c = keys["center_px"]
+            return float(c[0]), float(c[1]), float(keys["radius_px"])
+    return None
+
+
+def multislice(folder: Path):
+    from latticefit.io import load
+
+    truth_path = folder / "truth.json"
+    if not truth_path.exists():
+        return [("multislice", f"no truth.json in {folder}", "")]
+    truth = json.loads(truth_path.read_text())
+    rows = []
+    for name in ("mapbbr3_001_dot_strained_exit.tif", "mapbbr3_001_dot_bulk_mid.tif"):
+        p = folder / name
+        if not p.exists():
+            rows.append((name, "missing", ""))
+            continue
+        im = load(p)
+        geo = _dot_geometry(truth, name)
+        if geo is None:
+            rows.append((name, f"dot geometry not found in truth.json (keys {list(truth)[:8]})", ""))
+            continue
+        x0, y0, r = geo
+        yy, xx = np.mgrid[:im.shape[0], :im.shape[1]]
+        rr = np.hypot(xx - x0, yy - y0)
+        ref = rr > 1.6 * r
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sm = strain_map(im, reference=ref)
+        inside, outside = rr < 0.6 * r, (rr > 1.6 * r)
+        mi, si = sm.region_mean("dilatation", inside)
+        mo, so = sm.region_mean("dilatation", outside)
+        diff, sd = mi - mo, np.hypot(si, so)
+        rows.append((name, f"inside {mi * 100:+.3f} ± {si * 100:.3f} %, outside {mo * 100:+.3f} ± {so * 100:.3f} % (SE)",
+                     f"difference {diff * 100:+.3f} ± {sd * 100:.3f} % (z = {diff / sd:+.1f}); "
+                     f"mean (exx+eyy)/2 diff {diff * 50:+.3f} %; resolution sigma {sm.sigma_nm:.2f} nm, r_dot {r:.0f} px"))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--side", type=int, default=None)
+    ap.add_argument("--multislice", type=Path, default=None)
+    ap.add_argument("--skip-accuracy", action="store_true")
+    args = ap.parse_args()
+    side = args.side or (2048 if args.quick else 4096)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if not args.skip_accuracy:
+        print("\n## accuracy (latticefit vs plain numpy peer, same images)")
+        print(f"{'case':<72} {'latticefit':>26}  peer")
+        for case, a, b in accuracy(10 if args.quick else 30):
+            print(f"{case:<72} {a:>26}  {b}")
+    print(f"\n## speed, {side} x {side} px, warm (best of 3; peer once)")
+    rows, t_fft = speed(side)
+    print(f"{'':<40} {'wall s':>8} {'cpu s':>8} {'wall / fft2':>12}")
+    for name, w, c in rows:
+        print(f"{name:<40} {w:>8.3f} {c:>8.3f} {w / t_fft:>12.1f}")
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    folder = args.multislice or Path(__file__).resolve().parents[1] / "tests/data/multislice"
+    if not (folder / "truth.json").exists():
+        folder = Path("/work/wt/fixtures/tests/data/multislice")
+    print(f"\n## multislice ({folder})")
+    for r in multislice(folder):
+        print("  ".join(r))
+
+
+if __name__ == "__main__":
+    main()

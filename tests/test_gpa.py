@@ -73,7 +73,7 @@ def test_perfect_lattice_noise_free_has_no_false_strain():
 def test_perfect_lattice_with_noise_is_zero_within_sigma_and_g_auto():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sm = strain_map(mg(cosine_lattice(384, noise=0.5, seed=3)), sigma_nm=0.5)
+        sm = strain_map(mg(cosine_lattice(320, noise=0.3, seed=3)), sigma_nm=0.3)
     # g chosen by measure_lattice: the two cosines, |g| = 2.5/nm
     assert sorted(np.linalg.norm(sm.g_inv_nm, axis=1).round(3)) == [2.5, 2.5]
     for name in ("exx", "eyy", "exy", "dilatation"):
@@ -264,7 +264,7 @@ def test_cli_gpa_writes_figure_maps_and_json(tmp_path, capsys):
     x, _ = _grid(256)
     img = cosine_lattice(256, ux=0.01 / 1.01 * np.maximum(x - 2.56, 0.0), noise=0.1)
     f = _write_hspy(tmp_path, img)
-    out = tmp_path / "strain.pdf"
+    out = tmp_path / "strain.png"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rc = main(["gpa", str(f), "-o", str(out), "--resolution", "3A", "--reference", "0,0,120,256",
@@ -274,7 +274,7 @@ def test_cli_gpa_writes_figure_maps_and_json(tmp_path, capsys):
     assert d["schema_version"] == "latticefit.gpa/1"
     assert d["resolution_sigma_nm"] == pytest.approx(0.3)
     assert set(d["maps_valid"]["exx"]) >= {"mean_percent", "sd_percent", "median_sigma_percent"}
-    assert out.exists() and out.with_suffix(".png").exists() and out.with_suffix(".npz").exists()
+    assert out.exists() and out.with_suffix(".npz").exists()
     with np.load(out.with_suffix(".npz")) as z:
         right = z["exx"][80:180, 180:195]
     assert np.median(right) == pytest.approx(0.01, rel=0.05)

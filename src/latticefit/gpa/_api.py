@@ -211,12 +211,12 @@ def strain_map(image, *, g=None, sigma_nm: float | None = None, reference=None, 
     --------
     >>> import numpy as np
     >>> from latticefit.micrograph import Micrograph
-    >>> y, x = np.mgrid[:256, :256] * 0.02            # nm
-    >>> a = np.where(x < 2.56, 0.4, 0.404)             # +1 % lattice on the right
-    >>> img = np.cos(2 * np.pi * x / a) + np.cos(2 * np.pi * y / 0.4)
+    >>> y, x = np.mgrid[:320, :320] * 0.02                    # nm
+    >>> ux = 0.01 / 1.01 * np.maximum(x - 3.2, 0)               # lattice 1 % longer along x, right half
+    >>> img = np.cos(2 * np.pi * (x - ux) / 0.4) + np.cos(2 * np.pi * y / 0.4)
     >>> sm = strain_map(Micrograph(img, pixel_size_nm=(0.02, 0.02)),
-    ...                 g=((2.5, 0), (0, 2.5)), sigma_nm=0.4, reference=(10, 10, 90, 236))
-    >>> round(float(np.median(sm.exx[:, 200:240])) * 100, 2)
+    ...                 g=((2.5, 0), (0, 2.5)), sigma_nm=0.3, reference=(0, 0, 130, 320))
+    >>> round(float(np.median(sm.exx[100:220, 215:250])) * 100, 2)
     1.0
     """
     mg = as_micrograph(image, pixel_size)

@@ -97,7 +97,7 @@ def plot_strain_map(result, *, width_mm: float = ps.DOUBLE_COLUMN_MM, title: str
         axes[0].contour(r.reference_mask, levels=[0.5], colors=[ps.COLORS.get("matrix", "#0072B2")],
                         linewidths=0.8)
         axes[0].contour(r.valid, levels=[0.5], colors=["0.6"], linewidths=0.6, linestyles="dashed")
-        ps.panel_label(axes[0], "a", title="image, reference")
+        ps.panel_label(axes[0], "a")
         _scalebar_below(axes[0], px, nx)
         v = r.valid
         lim_e = max(display_range(getattr(r, n), getattr(r, f"sigma_{n}"), v) for n in ("exx", "eyy"))

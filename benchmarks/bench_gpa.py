@@ -182,6 +182,14 @@ def speed(side: int):
     strain_map(m, g=G, sigma_nm=sig)  # warm: FFT plans, page faults
     rows = [("scipy.fft.fft2 complex64 (anchor)", *anchor)]
     rows.append(("latticefit strain_map (g given)", *_best(lambda: strain_map(m, g=G, sigma_nm=sig))))
+    from latticefit.gpa import _kernels, _strain
+
+    gr = [rng.normal(0, 0.01, img.shape).astype(np.float32) for _ in range(4)]
+    c = np.diag([PS, PS])
+    gpx = G * PS
+    rows.append(("  of which: 2x2 algebra, numpy reference", *_best(lambda: _strain.deformation(gr, gpx, c))))
+    rows.append(("  of which: 2x2 algebra, numba kernel", *_best(lambda: _kernels.deformation_maps(gr, gpx, c))))
+    del gr
     rows.append(("peer: plain numpy GPA (complex128)", *_best(lambda: peer_gpa(img, G, PS, 1 / (2 * np.pi * sig)), n=1)))
     return rows, anchor[0]
 

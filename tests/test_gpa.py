@@ -297,3 +297,16 @@ def test_cli_gpa_bad_input_is_one_line_exit_2(tmp_path, capsys, case):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert len(err) == 1 and f.name in err[0], err
+
+
+def test_numba_deformation_kernel_matches_numpy_reference():
+    from latticefit.gpa import _kernels, _strain
+
+    rng = np.random.default_rng(4)
+    grads = [rng.normal(0, 0.02, (60, 70)).astype(np.float32) for _ in range(4)]
+    g = np.array([[0.05, 0.01], [-0.01, 0.06]])
+    c = np.array([[0.02, 0.001], [0.0005, 0.025]])
+    ref = _strain.deformation(grads, g, c)
+    fast = _kernels.deformation_maps(grads, g, c)
+    for name, v in ref.items():
+        np.testing.assert_allclose(fast[name], v, rtol=0, atol=2e-6, err_msg=name)

@@ -269,15 +269,17 @@ def _strain_map(mg, g, sigma_nm, reference, calibration, refine) -> StrainMap:
     fields = _fields(spec, shape, g_px, s_inv_nm, inv_metric, p_noise)
     _check_fringes(fields, ref_mask, src)
     g_start = g_px.copy()
+    grads = None
     if refine:
-        dg = _refine(fields, ref_mask)[1]
+        grads, dg = _refine(fields, ref_mask)  # gradients already corrected for the refined g
         g_px = g_px + dg
         # re-centre the masks when g moved by more than a tenth of the mask width
         if np.max(np.abs(dg)) * math.sqrt(np.max(np.linalg.eigvalsh(inv_metric))) > 0.1 * s_inv_nm:
             fields = _fields(spec, shape, g_px, s_inv_nm, inv_metric, p_noise)
-            g_px = g_px + _refine(fields, ref_mask)[1]
+            grads, dg = _refine(fields, ref_mask)
+            g_px = g_px + dg
     del spec
-    maps = _maps(fields, g_px, c)
+    maps = _maps(fields, g_px, c, grads)
     return _assemble(mg, data, fields, maps, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask,
                      reference)
 
@@ -292,12 +294,22 @@ def _check_fringes(fields, ref_mask, src) -> None:
                                 f"reference region (need >= {MIN_FRINGE_SNR:g})", src)
 
 
-def _maps(fields, g_px, c) -> dict:
-    """The per-pixel maps, in float32 numpy (its SIMD atan2 beat a fused numba pass 2x in bench_gpa)."""
+def _maps(fields, g_px, c, grads=None, engine: str = "numba") -> dict:
+    """The per-pixel maps: angles in numpy (SIMD float32 atan2), the 2x2 algebra in one numba pass.
+
+    ``engine='numpy'`` uses the numpy reference :func:`_strain.deformation` throughout.
+    """
     res = [(gg[0] - f.k0_px[0], gg[1] - f.k0_px[1]) for f, gg in zip(fields, g_px)]
-    grads = [_strain.phase_gradient(f.h, r) for f, r in zip(fields, res)]
+    if grads is None:
+        grads = [_strain.phase_gradient(f.h, r) for f, r in zip(fields, res)]
     flat = (grads[0][0], grads[0][1], grads[1][0], grads[1][1])
-    maps = _strain.deformation(flat, g_px, c)
+    if engine == "numba":
+        from ._kernels import deformation_maps
+
+        maps = deformation_maps(flat, g_px, c)
+    else:
+        maps = _strain.deformation(flat, g_px, c)
+    del grads, flat
     coefs = _strain.strain_sigma_coefficients(g_px, c, [f.grad_var_base for f in fields])
     maps.update({f"sigma_{k}": v for k, v in _strain.strain_sigmas(fields[0].h, fields[1].h, coefs).items()})
     phases = [_strain.wrapped_phase(f.h, r) for f, r in zip(fields, res)]

@@ -189,7 +189,6 @@ def speed(side: int):
     gpx = G * PS
     rows.append(("  of which: 2x2 algebra, numpy reference", *_best(lambda: _strain.deformation(gr, gpx, c))))
     rows.append(("  of which: 2x2 algebra, numba kernel", *_best(lambda: _kernels.deformation_maps(gr, gpx, c))))
-    del gr
     rows.append(("peer: plain numpy GPA (complex128)", *_best(lambda: peer_gpa(img, G, PS, 1 / (2 * np.pi * sig)), n=1)))
     return rows, anchor[0]
 

@@ -108,7 +108,7 @@ def test_isotropic_dilatation_step_in_columns(eps):
 
 def test_shear_step_sign_and_size():
     gam, n = 0.02, 320
-    x, y = _grid(n)
+    _, y = _grid(n)
     img = cosine_lattice(n, ux=gam * np.maximum(y - n * PS / 2, 0.0))  # u_x = gamma (y - y0) below y0
     sm = strain_map(mg(img), g=G, sigma_nm=0.3, reference=(0, 0, n, n // 2 - 30))
     below = (slice(215, 255), slice(65, 255))

@@ -12,7 +12,7 @@ from ._api import choose_reflections, strain_map
 from ._circuit import burgers_vector
 from ._result import MAP_NAMES, SCHEMA_VERSION, StrainMap
 
-__all__ = ["strain_map", "StrainMap", "choose_reflections", "burgers_vector", "plot_strain_map", "MAP_NAMES", "SCHEMA_VERSION"]
+__all__ = ["MAP_NAMES", "SCHEMA_VERSION", "StrainMap", "burgers_vector", "choose_reflections", "plot_strain_map", "strain_map"]
 
 
 def plot_strain_map(result, **kwargs):

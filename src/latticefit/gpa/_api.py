@@ -19,7 +19,7 @@ from ..roi import as_roi
 from . import _phase, _strain
 from ._result import StrainMap
 
-__all__ = ["strain_map", "choose_reflections"]
+__all__ = ["choose_reflections", "strain_map"]
 
 FFT_WORKERS = 2
 #: smallest acute angle between g1 and g2 (degrees)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-__all__ = ["LatticeField", "tukey_window", "half_spectrum", "masked_field", "noise_power"]
+__all__ = ["LatticeField", "half_spectrum", "masked_field", "noise_power", "tukey_window"]
 
 #: the Gaussian mask is cut at this many sigmas (its value there: exp(-8) = 3e-4)
 MASK_CUT_SIGMAS = 6.0

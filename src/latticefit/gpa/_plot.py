@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _plotstyle as ps
 
-__all__ = ["plot_strain_map", "display_range"]
+__all__ = ["display_range", "plot_strain_map"]
 
 #: the colour range is at least this many median sigmas, so that pure noise looks like noise
 RANGE_SIGMAS = 3.0
@@ -86,7 +86,7 @@ def plot_strain_map(result, *, width_mm: float = ps.DOUBLE_COLUMN_MM, title: str
     import matplotlib.pyplot as plt
 
     r = result
-    py, px = r.pixel_size_nm
+    px = r.pixel_size_nm[1]
     with ps.figure_style():
         ny, nx = r.shape
         w = ps.mm_to_inch(width_mm)

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import LatticefitError
 from ..serialize import atomic_write_bytes, dumps
 
-__all__ = ["StrainMap", "SCHEMA_VERSION", "MAP_NAMES"]
+__all__ = ["MAP_NAMES", "SCHEMA_VERSION", "StrainMap"]
 
 SCHEMA_VERSION = "latticefit.gpa/1"
 #: the strain-like maps (dimensionless; rotation in rad) that carry a sigma map
@@ -166,10 +166,10 @@ class StrainMap:
             "edge_excluded_px": int(np.argmax(self.valid[ny // 2])) if self.valid.any() else None,
             "reference": self.reference if self.reference is not None else "whole field (valid pixels)",
             "noise_sigma_per_px": self.noise_sigma_per_px,
-            "uncertainty_method": "Fisher (linear propagation) of white noise measured between the reflections; "
-                                  "1-sigma SD per pixel, correlated over the point spread",
-            "strain_definition": "F - I, local lattice = F x reference lattice (finite, F = (I - D)^-1); "
-                                 "x = column, y = row; rotation positive from +x towards +y; dilatation = exx + eyy",
+            "uncertainty_method": ("Fisher (linear propagation) of white noise measured between the reflections; "
+                                   "1-sigma SD per pixel, correlated over the point spread"),
+            "strain_definition": ("F - I, local lattice = F x reference lattice (finite, F = (I - D)^-1); "
+                                  "x = column, y = row; rotation positive from +x towards +y; dilatation = exx + eyy"),
             "maps_valid": stats,
             "warnings": list(self.warnings),
         }

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["phase_gradient", "wrapped_phase", "deformation", "strain_sigmas", "COMPONENT_WEIGHTS"]
+__all__ = ["COMPONENT_WEIGHTS", "deformation", "displacement", "phase_gradient", "strain_sigma_coefficients", "strain_sigmas", "wrapped_phase"]
 
 TWO_PI = 2.0 * np.pi
 

@@ -310,3 +310,22 @@ def test_numba_deformation_kernel_matches_numpy_reference():
     fast = _kernels.deformation_maps(grads, g, c)
     for name, v in ref.items():
         np.testing.assert_allclose(fast[name], v, rtol=0, atol=2e-6, err_msg=name)
+
+
+def test_region_mean_standard_error_is_calibrated():
+    """z = (mean over a disc outside the reference) / SE over noise realisations is ~N(0, 1)."""
+    n = 256
+    clean = cosine_lattice(n)
+    yy, xx = np.mgrid[:n, :n]
+    rr = np.hypot(xx - 130, yy - 125)
+    disc, ref = rr < 18, rr > 30
+    rng = np.random.default_rng(9)
+    z = []
+    for _ in range(30):
+        sm = strain_map(mg(clean + rng.normal(0, 0.5, clean.shape)), g=G, sigma_nm=0.3, reference=ref)
+        for name in ("exx", "dilatation"):
+            m, se = sm.region_mean(name, disc)
+            z.append(m / se)
+    z = np.asarray(z)
+    assert 0.7 < z.std() < 1.35, z.std()
+    assert abs(z.mean()) < 0.5

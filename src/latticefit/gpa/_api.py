@@ -330,5 +330,5 @@ def _assemble(mg, data, fields, maps, g_px, g_start, c, sigma_nm, s_inv_nm, p_no
         g_inv_nm=g_px @ c_inv, g_initial_inv_nm=g_start @ c_inv, g_px=g_px,
         matrix_nm_per_px=c, sigma_nm=sigma_nm, mask_sigma_inv_nm=s_inv_nm,
         noise_sigma_per_px=math.sqrt(p_noise / data.size), source=mg.source, reference=ref,
-        image=data,
+        image=data, noise_model=[(f.window, f.noise_power_per_bin, f.h) for f in fields],
     )

@@ -69,6 +69,9 @@ class LatticeField:
         The whole-bin carrier (kx, ky) removed, cycles/px.
     g_px : (float, float)
         The mask centre (gx, gy), cycles/px.
+    window : (ndarray, ndarray, ndarray)
+        Offsets (dy, dx) in bins of the mask window from ``k0`` and the mask values there.
+    noise_power_per_bin : float
     grad_var_base : (float, float)
         Variance of the central-difference phase gradient (x, y) times ``|h|^2``
         for the measured noise power: ``var(dP/dx) = grad_var_base[0] / |h|^2``.
@@ -81,6 +84,8 @@ class LatticeField:
     g_px: tuple[float, float]
     grad_var_base: tuple[float, float]
     phase_var_base: float
+    window: tuple = ()
+    noise_power_per_bin: float = 0.0
 
 
 def _window_bins(shape, g_px, inv_metric, s_inv_nm):
@@ -149,7 +154,8 @@ def masked_field(spec: np.ndarray, shape, g_px, *, s_inv_nm: float, inv_metric: 
     sy = np.sin(2 * np.pi * dy / ny) ** 2
     grad_var = (base * float((m2 * sx).sum()), base * float((m2 * sy).sum()))
     return LatticeField(h=h, k0_px=(kx0 / nx, ky0 / ny), g_px=(float(g_px[0]), float(g_px[1])),
-                        grad_var_base=grad_var, phase_var_base=base * float(m2.sum()))
+                        grad_var_base=grad_var, phase_var_base=base * float(m2.sum()),
+                        window=(dy, dx, mask), noise_power_per_bin=float(noise_power_per_bin))
 
 
 def noise_power(spec: np.ndarray, shape, g_list_px, *, exclude_px: float, max_bins: int = 60_000) -> float:

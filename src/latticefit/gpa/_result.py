@@ -95,6 +95,8 @@ class StrainMap:
     reference: dict | None = None
     image: np.ndarray | None = field(default=None, repr=False)
     warnings: list = field(default_factory=list)
+    #: per field: ((dy, dx, mask) window, noise power per bin, complex field) for exact region SEs
+    noise_model: list = field(default_factory=list, repr=False)
 
     # ------------------------------------------------------------------ summaries
     @property
@@ -113,22 +115,41 @@ class StrainMap:
         return 2.0 * math.sqrt(2.0 * math.log(2.0)) * self.sigma_nm
 
     def region_mean(self, name: str, mask=None) -> tuple[float, float]:
-        """Inverse-variance weighted mean of map ``name`` over ``mask`` (default: valid pixels) and its SE.
+        """Mean of map ``name`` over ``mask`` (default: the valid pixels) and its standard error (1 SE).
 
-        The SE counts the pixels of one point spread as one measurement
-        (``n_eff = n / (4 pi sigma_px^2)``), the correlation length of the noise.
+        The SE is exact for white noise (Fisher, same model as the sigma maps):
+        the mean over a region R of a phase-gradient map is a linear filter of
+        the noise, ``var = P / (2 N^2 |h|^2) sum_k M(k)^2 |sum_j c_j sin(2 pi dk_j)|^2 |R(k)|^2 / n_R^2``
+        with R(k) the DFT of the region, ``c`` the weights of the map on the
+        gradients and ``1/|h|^2`` averaged over R. It is much smaller than
+        ``sigma / sqrt(n)`` because the mean of a derivative telescopes to the
+        region's boundary. Without the noise model it falls back to
+        ``sigma_rms / sqrt(n / (4 pi sigma_px^2))``.
         """
         m = self.valid if mask is None else (np.asarray(mask, dtype=bool) & self.valid)
         v = getattr(self, name)[m].astype(np.float64)
-        s = getattr(self, f"sigma_{name}")[m].astype(np.float64)
         if v.size == 0:
             return float("nan"), float("nan")
-        w = 1.0 / s ** 2
-        mean = float((v * w).sum() / w.sum())
-        sig_px = self.sigma_nm / math.sqrt(abs(np.linalg.det(self.matrix_nm_per_px)))
-        n_eff = max(1.0, v.size / (4.0 * math.pi * sig_px ** 2))
-        se = float(math.sqrt(1.0 / w.mean() / n_eff))
-        return mean, se
+        mean = float(v.mean())
+        if not self.noise_model:
+            s = getattr(self, f"sigma_{name}")[m].astype(np.float64)
+            sig_px = self.sigma_nm / math.sqrt(abs(np.linalg.det(self.matrix_nm_per_px)))
+            n_eff = max(1.0, v.size / (4.0 * math.pi * sig_px ** 2))
+            return mean, float(math.sqrt(np.mean(s ** 2) / n_eff))
+        from ._strain import map_gradient_weights
+
+        dm = map_gradient_weights(self.g_px, self.matrix_nm_per_px)[name]
+        ny, nx = self.shape
+        r_hat = np.fft.fft2(m.astype(np.float64))
+        var = 0.0
+        for kk, ((dy, dx, mk), p_bin, h) in enumerate(self.noise_model):
+            dyb, dxb = np.broadcast_arrays(dy, dx)
+            transfer = dm[kk, 0] * np.sin(2 * np.pi * dxb / nx) + dm[kk, 1] * np.sin(2 * np.pi * dyb / ny)
+            rk = r_hat[np.mod(dyb, ny), np.mod(dxb, nx)]
+            inv_h2 = float(np.mean(1.0 / np.maximum(np.abs(h[m]).astype(np.float64) ** 2, 1e-30)))
+            var += p_bin / (2.0 * (nx * ny) ** 2) * inv_h2 * float(
+                np.sum(mk ** 2 * transfer ** 2 * np.abs(rk) ** 2)) / v.size ** 2
+        return mean, float(math.sqrt(var))
 
     def to_dict(self) -> dict:
         """JSON summary (schema ``latticefit.gpa/1``): method, g, resolution, per-map statistics in %."""

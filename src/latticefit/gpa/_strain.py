@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COMPONENT_WEIGHTS", "deformation", "displacement", "phase_gradient", "strain_sigma_coefficients", "strain_sigmas", "wrapped_phase"]
+__all__ = ["COMPONENT_WEIGHTS", "deformation", "displacement", "map_gradient_weights", "phase_gradient", "strain_sigma_coefficients", "strain_sigmas", "wrapped_phase"]
 
 TWO_PI = 2.0 * np.pi
 
@@ -120,18 +120,22 @@ def strain_sigma_coefficients(g_px: np.ndarray, c_nm_per_px: np.ndarray, grad_va
     ``grad_var_base[k][j] / |h_k|^2`` (the two masks do not overlap; the x and y
     differences of one field are uncorrelated by the symmetry of the mask).
     """
+    out = {}
+    for name, dm in map_gradient_weights(g_px, c_nm_per_px).items():
+        coef = [sum(dm[kk, j] ** 2 * grad_var_base[kk][j] for j in range(2)) for kk in range(2)]
+        out[name] = (coef[0], coef[1])
+    return out
+
+
+def map_gradient_weights(g_px: np.ndarray, c_nm_per_px: np.ndarray) -> dict[str, np.ndarray]:
+    """Per map, the 2x2 derivative ``d map / d Phi[k, j]`` (field k, pixel axis j) at F = I."""
     c_inv = np.linalg.inv(c_nm_per_px)
     k = -(c_nm_per_px @ np.linalg.inv(g_px)) / TWO_PI
     out = {}
     for name, w in COMPONENT_WEIGHTS.items():
         wm = np.array([[w[0], w[1]], [w[2], w[3]]])  # weights on F[a, b]
-        coef = [0.0, 0.0]
-        for kk in range(2):
-            for j in range(2):
-                # d map / d Phi[kk, j] = sum_ab w_ab K[a, kk] Cinv[j, b]
-                dm = float(np.einsum("ab,a,b->", wm, k[:, kk], c_inv[j, :]))
-                coef[kk] += dm * dm * grad_var_base[kk][j]
-        out[name] = (coef[0], coef[1])
+        # d map / d Phi[kk, j] = sum_ab w_ab K[a, kk] Cinv[j, b]
+        out[name] = np.einsum("ab,ak,jb->kj", wm, k, c_inv)
     return out
 
 

@@ -146,15 +146,15 @@ def test_misset_g_is_refined_back():
 
 
 def test_sigma_map_covers_the_true_error_95_percent():
-    """40 noise realisations, z = (exx - 0) / sigma_exx at pixels 8 px apart (the point spread is 8 px)."""
-    n, a, ps = 128, 0.3, 0.02
+    """40 noise realisations, z = (exx - 0) / sigma_exx at pixels 61 px apart in the raster (point spread 10 px)."""
+    n, a, ps = 160, 0.3, 0.02
     y, x = np.mgrid[:n, :n] * ps
     clean = np.cos(2 * np.pi * x / a) + np.cos(2 * np.pi * (x + y) / a / np.sqrt(2) * np.sqrt(2))
     zs = []
     rng = np.random.default_rng(7)
     for _ in range(40):
         img = clean + rng.normal(0.0, 0.7, clean.shape)
-        sm = strain_map(Micrograph(img, pixel_size_nm=(ps, ps)), g=((1 / a, 0), (1 / a, 1 / a)), sigma_nm=0.16)
+        sm = strain_map(Micrograph(img, pixel_size_nm=(ps, ps)), g=((1 / a, 0), (1 / a, 1 / a)), sigma_nm=0.2)
         for name in ("exx", "eyy", "exy"):
             v = getattr(sm, name) / getattr(sm, f"sigma_{name}")
             zs.append(v[sm.valid].reshape(-1)[::61])

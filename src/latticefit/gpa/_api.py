@@ -25,7 +25,10 @@ FFT_WORKERS = 2
 #: smallest acute angle between g1 and g2 (degrees)
 MIN_ANGLE_DEG = 15.0
 #: the mask sigma may reach this fraction of the shortest |g| (beyond it, it picks up DC and neighbours)
-MAX_MASK_FRACTION = 0.3
+MAX_MASK_FRACTION = 0.25
+#: the default resolution keeps the mask at most this fraction of |g| (the DC of a HAADF image is then
+#: 5 mask sigmas away; at 0.3 the SrTiO3 [110] ADF file showed 7x-noise false strain from leakage)
+DEFAULT_MASK_FRACTION = 0.2
 #: pixels closer to the image edge than this many point-spread sigmas are flagged invalid
 EDGE_SIGMAS = 4.0
 #: width of the cosine taper at the edges (point-spread sigmas), see :func:`_phase.tukey_window`
@@ -167,7 +170,9 @@ def strain_map(image, *, g=None, sigma_nm: float | None = None, reference=None, 
     sigma_nm : float, optional
         Spatial resolution: the standard deviation (nm) of the Gaussian real-space
         point spread of the maps; the Fourier mask has sigma ``1 / (2 pi sigma_nm)``.
-        Default: two periods of the longer of the two spacings.
+        Default: two periods of the longer of the two spacings, or 6 % of the
+        shorter image side if that is less, but at least 0.8 periods (mask
+        sigma at most 0.2 |g|; 0.25 |g| is the finest accepted).
     reference : Rect, Circle, Mask or bool array, optional
         Region whose lattice is the reference (zero strain). Default: the whole
         field away from the edges.
@@ -245,7 +250,11 @@ def _strain_map(mg, g, sigma_nm, reference, calibration, refine) -> StrainMap:
                             f"need >= {MIN_ANGLE_DEG:g}): GPA needs two independent reflections", src)
     d_nm = [1.0 / float(np.linalg.norm(v)) for v in g_nm0]
     if sigma_nm is None:
-        sigma_nm = 2.0 * max(d_nm)
+        # two periods of the longer spacing, finer on a small field (so that half of it stays away from the
+        # edges), never finer than the mask allows
+        px_nm0 = math.sqrt(abs(np.linalg.det(c)))
+        sigma_nm = max(min(2.0 * max(d_nm), 0.06 * min(shape) * px_nm0),
+                       max(d_nm) / (2.0 * math.pi * DEFAULT_MASK_FRACTION))
     sigma_nm = float(sigma_nm)
     if not sigma_nm > 0:
         raise AnalysisError(f"resolution sigma_nm must be positive, got {sigma_nm}", src)

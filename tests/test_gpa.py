@@ -329,3 +329,33 @@ def test_region_mean_standard_error_is_calibrated():
     z = np.asarray(z)
     assert 0.7 < z.std() < 1.35, z.std()
     assert abs(z.mean()) < 0.5
+
+
+def _dot_image(n, r_nm, eps, noise, seed):
+    """Gaussian columns; inside a disc the lattice is (1 + eps) larger, outside u = eps R^2 r / |r|^2 (continuous)."""
+    c = n * PS / 2 + 0.011
+
+    def displace(X0, Y0):
+        dx, dy = X0 - c, Y0 - c
+        r2 = np.maximum(dx ** 2 + dy ** 2, 1e-12)
+        f = np.where(r2 < r_nm ** 2, eps, eps * r_nm ** 2 / r2)
+        return f * dx, f * dy
+
+    return column_lattice(n, displace, noise=noise, seed=seed), c / PS
+
+
+@pytest.mark.parametrize("eps, noise, expect", [(0.01, 0.02, True), (0.0005, 0.05, False)])
+def test_dot_contrast_significant_for_1_percent_not_for_noise(eps, noise, expect):
+    from latticefit.gpa import disc_masks, region_contrast
+
+    n, r_nm = 400, 1.8
+    img, c_px = _dot_image(n, r_nm, eps, noise, seed=5)
+    r_px = r_nm / PS
+    inside, ring = disc_masks((n, n), c_px, c_px, r_px, outer=(1.6, 2.4))
+    sm = strain_map(mg(img), g=G, sigma_nm=0.3, reference=ring)
+    rc = region_contrast(sm, inside, ring)
+    assert rc.significant is expect, rc.line()
+    if expect:
+        # the core (r < 0.6 R, 3 point-spread sigmas from the rim) carries the full 2 eps dilatation
+        assert rc.difference == pytest.approx(2 * eps, rel=0.05), rc.line()
+    assert rc.to_dict()["test"].startswith("two-sided z-test")

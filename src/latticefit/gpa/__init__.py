@@ -3,16 +3,19 @@
 After Hÿtch, Snoeck & Kilaas (1998), Ultramicroscopy 74:131.
 
 - :func:`strain_map` runs GPA on an image and returns a :class:`StrainMap`;
-- :func:`plot_strain_map` draws its maps (``latticefit gpa`` on the command line).
+- :func:`plot_strain_map` draws its maps (``latticefit gpa`` on the command line);
+- :func:`region_contrast` compares a dot with the matrix (z-test), :func:`burgers_vector` closes a circuit.
 """
 
 from __future__ import annotations
 
 from ._api import choose_reflections, strain_map
 from ._circuit import burgers_vector
+from ._regions import RegionContrast, disc_masks, region_contrast
 from ._result import MAP_NAMES, SCHEMA_VERSION, StrainMap
 
-__all__ = ["MAP_NAMES", "SCHEMA_VERSION", "StrainMap", "burgers_vector", "choose_reflections", "plot_strain_map", "strain_map"]
+__all__ = ["MAP_NAMES", "SCHEMA_VERSION", "RegionContrast", "StrainMap", "burgers_vector", "choose_reflections",
+           "disc_masks", "plot_strain_map", "region_contrast", "strain_map"]
 
 
 def plot_strain_map(result, **kwargs):

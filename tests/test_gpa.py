@@ -359,3 +359,17 @@ def test_dot_contrast_significant_for_1_percent_not_for_noise(eps, noise, expect
         # the core (r < 0.6 R, 3 point-spread sigmas from the rim) carries the full 2 eps dilatation
         assert rc.difference == pytest.approx(2 * eps, rel=0.05), rc.line()
     assert rc.to_dict()["test"].startswith("two-sided z-test")
+
+
+def test_cli_gpa_dot_contrast_in_json(tmp_path, capsys):
+    from latticefit.cli import main
+
+    img, c = _dot_image(300, 1.2, 0.01, 0.02, seed=6)
+    f = _write_hspy(tmp_path, img, "dot.hspy")
+    rc = main(["gpa", str(f), "-o", str(tmp_path / "d.png"), "--resolution", "0.26nm", "--dot", f"{c},{c},60",
+               "--json", "-"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    dil = d["dot"]["contrasts"][0]
+    assert dil["map_name"] == "dilatation" and dil["significant"]
+    assert dil["difference"] == pytest.approx(0.02, rel=0.1)

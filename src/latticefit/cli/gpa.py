@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import LatticefitError
-from ._common import add_load_args, load_kwargs, rect_arg
+from ._common import add_load_args, circle_arg, load_kwargs, rect_arg
 
 __all__ = ["register", "run"]
 
@@ -58,6 +58,9 @@ def register(subparsers) -> None:
                         "(default: two periods of the longer spacing)")
     p.add_argument("--reference", type=rect_arg, metavar="X,Y,W,H",
                    help="reference region in pixels (zero strain); default the whole field")
+    p.add_argument("--dot", type=circle_arg, metavar="X,Y,R",
+                   help="a dot (disc, pixels): report its mean strain against the matrix ring 1.6-3 R around it "
+                        "(z-test); the ring is the reference unless --reference is given")
     p.add_argument("--maps", metavar="PATH.npz|.hspy", help="arrays to write (default OUT.npz beside the figure)")
     p.add_argument("--json", metavar="PATH|-", help="write the summary as JSON to PATH, or to stdout with '-'")
     add_load_args(p)
@@ -98,8 +101,21 @@ def run(args) -> int:
         if maps_path.suffix.lower() not in (".npz", ".hspy"):
             raise LatticefitError(f"--maps {maps_path}: arrays are written as .npz or .hspy")
         mg = load(args.file, **load_kwargs(args))
+        reference = args.reference
+        dot_masks = None
+        if args.dot is not None:
+            from ..gpa import disc_masks
+
+            dot_masks = disc_masks(mg.shape, args.dot.x, args.dot.y, args.dot.r)
+            if reference is None:
+                reference = dot_masks[1]
         g = None if args.g == "auto" else _reflections(mg, args.g, args.reference)
-        sm = strain_map(mg, g=g, sigma_nm=args.resolution, reference=args.reference)
+        sm = strain_map(mg, g=g, sigma_nm=args.resolution, reference=reference)
+        contrasts = []
+        if dot_masks is not None:
+            from ..gpa import region_contrast
+
+            contrasts = [region_contrast(sm, *dot_masks, name=n) for n in ("dilatation", "exx", "eyy")]
     except LatticefitError as e:
         raise e.with_source(str(args.file)) from None
     sm.source = str(args.file)
@@ -110,10 +126,15 @@ def run(args) -> int:
     if args.json != "-":
         print(f"{Path(args.file).name}: {sm.shape[1]} x {sm.shape[0]} px")
         print("\n".join(sm.summary_lines()))
+        for rc in contrasts:
+            print(f"dot {args.dot.describe()}: {rc.line()}")
         print("wrote " + ", ".join(str(p) for p in written))
         sys.stdout.flush()
     if args.json:
         d = sm.to_dict()
         d["outputs"] = [str(p) for p in written]
+        if contrasts:
+            d["dot"] = {"x_px": args.dot.x, "y_px": args.dot.y, "r_px": args.dot.r,
+                        "contrasts": [rc.to_dict() for rc in contrasts]}
         write_json(d, args.json)
     return 0

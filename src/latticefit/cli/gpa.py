@@ -4,7 +4,7 @@ Writes the figure (``-o strain.pdf`` / ``.png``, always a PNG beside it), the
 arrays (``--maps strain.npz`` / ``.hspy``; default ``OUT.npz``) and, with
 ``--json PATH|-``, the summary (schema ``latticefit.gpa/1``). ``--g n1,n2``
 takes spots number n1 and n2 of the ``latticefit lattice`` table; ``auto``
-(default) takes its fitted basis.
+(default) takes the strongest spot and the strongest one not collinear with it.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ def register(subparsers) -> None:
     p.add_argument("file", metavar="FILE", help="microscope file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.pdf|png|svg", help="figure to write")
     p.add_argument("--g", type=_g_arg, default="auto", metavar="N1,N2|auto",
-                   help="the two reflections: spot numbers of `latticefit lattice`, or auto (its fitted basis)")
+                   help="the two reflections: spot numbers of `latticefit lattice`, or auto (the strongest two "
+                        "non-collinear first-order spots)")
     p.add_argument("--resolution", type=_length_arg, metavar="LENGTH",
                    help="spatial resolution, the sigma of the Gaussian point spread, e.g. 1nm or 8A "
                         "(default: two periods of the longer spacing)")

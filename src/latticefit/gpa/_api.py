@@ -63,10 +63,12 @@ def _as_g_pair(g, c: np.ndarray, source) -> np.ndarray:
 
 
 def choose_reflections(mg, *, reference=None) -> np.ndarray:
-    """The two basis reflections of :func:`measure_lattice` on the reference region, rows (gx, gy) in 1/nm.
+    """Two reflections from :func:`measure_lattice` on the reference region, rows (gx, gy) in 1/nm.
 
-    A large image is measured on its central ``CHOOSE_MAX_SIDE_PX`` square (or the
-    reference region). Falls back to the two strongest non-collinear first-order spots.
+    The strongest first-order spot and the strongest first-order spot at least
+    15 degrees from it (lowest noise in the phase); if there is none, the same
+    among all spots. A large image is measured on its central
+    ``CHOOSE_MAX_SIDE_PX`` square (or the reference region).
 
     Raises
     ------
@@ -82,16 +84,15 @@ def choose_reflections(mg, *, reference=None) -> np.ndarray:
         s = CHOOSE_MAX_SIDE_PX
         roi = Rect(max(0, (nx - s) // 2), max(0, (ny - s) // 2), min(s, nx), min(s, ny))
     res = measure_lattice(mg, roi=roi)
-    spots = res.spots
-    if res.basis is not None:
-        return np.array([res.basis["g1_inv_nm"], res.basis["g2_inv_nm"]], dtype=float)
+    spots = res.spots  # strongest (highest snr) first
     first = spots[spots.order == 1] if len(spots) else spots
-    for i in range(len(first)):
-        for j in range(i + 1, len(first)):
-            a = np.array([first.gx_inv_nm.iloc[i], first.gy_inv_nm.iloc[i]])
-            b = np.array([first.gx_inv_nm.iloc[j], first.gy_inv_nm.iloc[j]])
-            if _acute_angle_deg(a, b) >= MIN_ANGLE_DEG:
-                return np.array([a, b])
+    for table in (first, spots):
+        for i in range(len(table)):
+            a = np.array([table.gx_inv_nm.iloc[i], table.gy_inv_nm.iloc[i]])
+            for j in range(i + 1, len(table)):
+                b = np.array([table.gx_inv_nm.iloc[j], table.gy_inv_nm.iloc[j]])
+                if _acute_angle_deg(a, b) >= MIN_ANGLE_DEG:
+                    return np.array([a, b])
     raise AnalysisError(f"no lattice: found {len(spots)} significant reflection(s), GPA needs two non-collinear ones",
                         mg.source)
 
@@ -166,7 +167,7 @@ def strain_map(image, *, g=None, sigma_nm: float | None = None, reference=None, 
         A calibrated image (or give ``pixel_size`` / ``calibration``).
     g : ((gx, gy), (gx, gy)) in 1/nm, optional
         The two reflections (x = column, y = row, as in :func:`measure_lattice`).
-        Default: the fitted basis of :func:`measure_lattice` on the reference region.
+        Default: :func:`choose_reflections` (the two strongest non-collinear spots).
     sigma_nm : float, optional
         Spatial resolution: the standard deviation (nm) of the Gaussian real-space
         point spread of the maps; the Fourier mask has sigma ``1 / (2 pi sigma_nm)``.

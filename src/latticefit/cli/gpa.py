@@ -96,11 +96,11 @@ def run(args) -> int:
     from ..serialize import write_json
 
     out = Path(args.output)
+    ps.output_paths(out)  # the output formats are checked before any work (the error names the output)
+    maps_path = Path(args.maps) if args.maps else out.with_suffix(".npz")
+    if maps_path.suffix.lower() not in (".npz", ".hspy"):
+        raise LatticefitError(f"--maps {maps_path}: arrays are written as .npz or .hspy")
     try:
-        ps.output_paths(out)  # the figure format is checked before any work
-        maps_path = Path(args.maps) if args.maps else out.with_suffix(".npz")
-        if maps_path.suffix.lower() not in (".npz", ".hspy"):
-            raise LatticefitError(f"--maps {maps_path}: arrays are written as .npz or .hspy")
         mg = load(args.file, **load_kwargs(args))
         reference = args.reference
         dot_masks = None

@@ -14,7 +14,8 @@ Measured in one run, against anchors measured in the same run:
    with the load average (the machine is shared: ratios are what carry over).
 3. **multislice** (when ``tests/data/multislice`` of the fixtures worktree, or
    ``--multislice DIR``, holds the files): mean dilatation inside vs outside
-   the PbS dot (core r < 0.6 R vs ring 1.6-3 R, the ring is the reference), ± SE, z-test, for ``mapbbr3_001_dot_strained_exit.tif`` and
+   the PbS dot (core r < 0.6 R vs ring 1.6-3 R, the ring is the reference), ± SE, z-test,
+   with the automatic g, {200} and {220}, at two resolutions, for ``mapbbr3_001_dot_strained_exit.tif`` and
    ``mapbbr3_001_dot_bulk_mid.tif``.
 
 Usage::
@@ -202,8 +203,21 @@ def _dot_geometry(truth: dict, name: str):
     return float(dot["centre_x_px"]), float(dot["centre_y_px"]), float(dot["diameter_px"]) / 2.0
 
 
+def _pair_near(spots, d_nm: float, tol: float = 0.03):
+    """(gx, gy) of the two strongest non-collinear spots with d within ``tol`` of ``d_nm``."""
+    near = spots[np.abs(spots.d_angstrom / 10.0 / d_nm - 1) < tol]
+    gs = near[["gx_inv_nm", "gy_inv_nm"]].to_numpy()
+    for i in range(len(gs)):
+        for j in range(i + 1, len(gs)):
+            c = abs(gs[i] @ gs[j]) / np.linalg.norm(gs[i]) / np.linalg.norm(gs[j])
+            if c < np.cos(np.radians(15)):
+                return np.array([gs[i], gs[j]])
+    raise RuntimeError(f"no two spots near d = {d_nm * 10:.3f} Å")
+
+
 def multislice(folder: Path):
     from latticefit.io import load
+    from latticefit.lattice import measure_lattice
 
     truth_path = folder / "truth.json"
     if not truth_path.exists():
@@ -224,10 +238,17 @@ def multislice(folder: Path):
         inside, ring = disc_masks(im.shape, x0, y0, r, outer=(1.6, 3.0))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            sm = strain_map(im, reference=ring)
-        rc = region_contrast(sm, inside, ring)
-        rows.append((name, rc.line(), f"[resolution sigma {sm.sigma_nm:.2f} nm, dot r {r:.0f} px, "
-                                      f"d = {', '.join(f'{v:.3f}' for v in sm.to_dict()['d_angstrom'])} Å]"))
+            spots = measure_lattice(im).spots
+        a_nm = 0.5933  # MAPbBr3; PbS (Fm-3m) has no {100}: only {200}, {220} fringes run through the dot
+        for label, d_nm in (("auto g", None), ("{200}", a_nm / 2), ("{220}", a_nm / (2 * np.sqrt(2)))):
+            g = None if d_nm is None else _pair_near(spots, d_nm)
+            for sig in (0.4, 0.6):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    sm = strain_map(im, g=g, sigma_nm=sig, reference=ring)
+                rc = region_contrast(sm, inside, ring)
+                d = ", ".join(f"{v:.3f}" for v in sm.to_dict()["d_angstrom"])
+                rows.append((f"{name} {label} (d = {d} Å), sigma {sig} nm:", rc.line(), ""))
     return rows
 
 
@@ -237,6 +258,7 @@ def main():
     ap.add_argument("--side", type=int, default=None)
     ap.add_argument("--multislice", type=Path, default=None)
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
     args = ap.parse_args()
     side = args.side or (2048 if args.quick else 4096)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -245,12 +267,13 @@ def main():
         print(f"{'case':<72} {'latticefit':>26}  peer")
         for case, a, b in accuracy(10 if args.quick else 30):
             print(f"{case:<72} {a:>26}  {b}")
-    print(f"\n## speed, {side} x {side} px, warm (best of 3; peer once)")
-    rows, t_fft = speed(side)
-    print(f"{'':<40} {'wall s':>8} {'cpu s':>8} {'wall / fft2':>12}")
-    for name, w, c in rows:
-        print(f"{name:<40} {w:>8.3f} {c:>8.3f} {w / t_fft:>12.1f}")
-    print(f"load average {os.getloadavg()[0]:.1f}")
+    if not args.skip_speed:
+        print(f"\n## speed, {side} x {side} px, warm (best of 3; peer once)")
+        rows, t_fft = speed(side)
+        print(f"{'':<40} {'wall s':>8} {'cpu s':>8} {'wall / fft2':>12}")
+        for name, w, c in rows:
+            print(f"{name:<40} {w:>8.3f} {c:>8.3f} {w / t_fft:>12.1f}")
+        print(f"load average {os.getloadavg()[0]:.1f}")
     folder = args.multislice or Path(__file__).resolve().parents[1] / "tests/data/multislice"
     if not (folder / "truth.json").exists():
         folder = Path("/work/wt/fixtures/tests/data/multislice")

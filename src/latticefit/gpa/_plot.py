@@ -13,12 +13,19 @@ RANGE_SIGMAS = 3.0
 
 
 def display_range(values: np.ndarray, sigma: np.ndarray, valid: np.ndarray) -> float:
-    """Half-width of a colour range centred on 0: ``max(3 median sigma, 99th percentile of |value|)``."""
-    v = np.abs(values[valid])
+    """Half-width of a colour range centred on 0: ``max(3 median sigma, 99th percentile of |value|)``.
+
+    The percentile is taken over the well-measured pixels only (sigma at most
+    3 x its median), so that phase singularities where the fringe amplitude
+    vanishes (a dot rim, a dislocation core) do not wash out the rest of the map.
+    """
     s = sigma[valid]
-    if v.size == 0:
+    if s.size == 0:
         return 1.0
-    lim = max(RANGE_SIGMAS * float(np.median(s)), float(np.percentile(v, 99.0)))
+    med = float(np.median(s))
+    good = valid & (sigma <= 3.0 * med)
+    v = np.abs(values[good])
+    lim = max(RANGE_SIGMAS * med, float(np.percentile(v, 99.0)) if v.size else 0.0)
     return lim if lim > 0 else 1.0
 
 
@@ -113,7 +120,7 @@ def plot_strain_map(result, *, width_mm: float = ps.DOUBLE_COLUMN_MM, title: str
         for i, (name, k, lim, label) in enumerate(panels, start=1):
             _map_panel(fig, axes[i], caxes[i], getattr(r, name) * k, v, lim, "RdBu_r", label, "bcdef"[i - 1], px)
         sd = r.sigma_dilatation * 100
-        smax = float(np.percentile(sd[v], 99)) if v.any() else 1.0
+        smax = min(float(np.percentile(sd[v], 99)), 4.0 * float(np.median(sd[v]))) if v.any() else 1.0
         _map_panel(fig, axes[6], caxes[6], sd, v, smax, "viridis", r"$\sigma$ of dilatation (%, 1 SD)", "g", px)
         axes[7].axis("off")
         caxes[0].axis("off")

@@ -18,7 +18,7 @@ from .. import __version__
 from ..errors import LatticefitError
 
 # order = order in --help
-COMMANDS = ["info", "lattice", "index", "phases", "calibrate", "particles", "report", "sizes", "batch"]
+COMMANDS = ["info", "lattice", "index", "phases", "calibrate", "particles", "report", "sizes", "gpa", "batch"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -50,8 +51,8 @@ def _pixel_matrix(mg, calibration) -> np.ndarray:
             raise AnalysisError(f"calibration matrix_nm_per_px must be a finite invertible 2x2 matrix, got {m!r}",
                                 mg.source)
         return c
-    py, px = mg.require_calibration()
-    return np.diag([px, py])
+    mg.require_calibration()
+    return np.asarray(mg.pixel_matrix_nm, dtype=float)  # the image's affine calibration, else diag(px, py)
 
 
 def _as_g_pair(g, c: np.ndarray, source) -> np.ndarray:
@@ -225,7 +226,11 @@ def strain_map(image, *, g=None, sigma_nm: float | None = None, reference=None, 
     >>> round(float(np.median(sm.exx[100:220, 215:250])) * 100, 2)
     1.0
     """
-    mg = as_micrograph(image, pixel_size)
+    if hasattr(calibration, "apply") or isinstance(calibration, (str, os.PathLike, dict)):
+        # a latticefit Calibration (object, record or JSON path): the Micrograph carries its matrix
+        mg, calibration = as_micrograph(image, pixel_size, calibration=calibration), None
+    else:
+        mg = as_micrograph(image, pixel_size)
     try:
         return _strain_map(mg, g, sigma_nm, reference, calibration, refine)
     except LatticefitError as e:

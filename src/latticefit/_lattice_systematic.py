@@ -47,8 +47,9 @@ import numpy as np
 MIN_TILES = 6
 #: most tiles measured (evenly spread over the field)
 MAX_TILES = 36
-#: smallest tile side (px)
+#: smallest tile side (px), and in periods of the coarsest reference spacing
 MIN_TILE_PX = 48
+MIN_TILE_PERIODS = 7.0
 #: the tiles' scatter counts as systematic only when chi2 has p below this
 P_SIGNIFICANT = 0.01
 #: tiles farther than this many robust sigmas from the median deformation are left out
@@ -175,7 +176,7 @@ def tile_grid(field_box, region_shape, *, min_tiles: int = MIN_TILES, max_tiles:
     """
     x0, y0, W, H = (int(v) for v in field_box)
     h, w = (int(min(region_shape[0], H)), int(min(region_shape[1], W)))
-    while (H // h) * (W // w) < min_tiles and min(h, w) * 0.9 >= min_side:
+    while (H // h) * (W // w) < min_tiles and int(min(h, w) * 0.9) >= min_side:
         h, w = int(h * 0.9), int(w * 0.9)
     ny, nx = H // h, W // w
     if ny * nx < 2:
@@ -314,7 +315,13 @@ def estimate_systematic(image, reference_spots, region_shape, *, field_box=None,
 
     H, W = image.shape
     box = field_box if field_box is not None else (0, 0, W, H)
-    tiles = tile_grid(box, region_shape, min_tiles=min_tiles, max_tiles=max_tiles)
+    # tiles must hold enough periods of the coarsest reference spacing to measure it
+    min_side = MIN_TILE_PX
+    if reference_spots is not None and len(reference_spots):
+        py, px = image.require_calibration()
+        d_max_px = 0.1 * float(reference_spots["d_angstrom"].max()) / min(py, px)
+        min_side = max(min_side, int(math.ceil(MIN_TILE_PERIODS * d_max_px)))
+    tiles = tile_grid(box, region_shape, min_tiles=min_tiles, max_tiles=max_tiles, min_side=min_side)
     model = SystematicModel(method="unavailable", tile_shape_px=tuple(tiles[0][3:1:-1]) if tiles else (0, 0))
     spots = reference_spots
     if spots is None or len(spots) == 0:
@@ -458,3 +465,66 @@ def apply_systematic(result, model: SystematicModel) -> None:
         b["angle_err_sys_deg"] = asys
         b["angle_err_deg"] = float(math.hypot(b["angle_err_stat_deg"], asys))
     result.info["systematic"] = model.to_dict()
+
+
+# ============================================================================ look-elsewhere
+def n_independent_regions(field_shape, roi) -> int:
+    """How many non-overlapping regions the size of ``roi``'s box fit in the field (at least 1).
+
+    Examples
+    --------
+    >>> from latticefit.roi import Circle
+    >>> n_independent_regions((1024, 1024), Circle(500, 500, 64))  # boxes of 129 px
+    49
+    """
+    H, W = field_shape
+    y0, y1, x0, x1 = roi.bounds(field_shape)
+    h, w = max(1, y1 - y0), max(1, x1 - x0)
+    return max(1, (H // h) * (W // w))
+
+
+def sidak_z_threshold(z_threshold: float, n_trials: int) -> float:
+    """Two-sided |z| threshold with the family-wise false-alarm rate of ``z_threshold`` over ``n_trials`` looks.
+
+    Šidák: ``p_local = 1 - (1 - p_global)^(1/n)``, ``p_global = 2 sf(z_threshold)``.
+
+    Examples
+    --------
+    >>> round(sidak_z_threshold(3.0, 1), 3), round(sidak_z_threshold(3.0, 64), 2)
+    (3.0, 4.14)
+    """
+    from scipy import stats
+
+    p_global = 2.0 * stats.norm.sf(z_threshold)
+    p_local = -math.expm1(math.log1p(-p_global) / max(1, int(n_trials)))
+    return float(stats.norm.isf(p_local / 2.0))
+
+
+def apply_look_elsewhere(comparison, field_shape, roi, *, why: str = "it deviates most",
+                         name: str = "region B") -> str:
+    """Re-test a comparison whose region b was chosen *because* it deviates (in place); returns a note.
+
+    The region was the most deviating of ``n`` independent candidate regions
+    (non-overlapping regions of its size in the field), so its |z| is the largest
+    of ``n`` looks: the threshold is raised by Šidák's correction to keep the
+    family-wise false-alarm rate of the blind threshold. ``table['significant']``,
+    ``summary['significant']`` and ``comparison.z_threshold`` are replaced; the
+    blind threshold stays in ``summary['z_threshold_blind']``.
+    """
+    n = n_independent_regions(field_shape, roi)
+    z0 = float(comparison.z_threshold)
+    z1 = round(sidak_z_threshold(z0, n), 2)
+    t = comparison.table
+    if len(t):
+        t["significant"] = np.abs(t["z"].to_numpy(float)) > z1
+    s = comparison.summary
+    s["z_threshold_blind"] = z0
+    s["look_elsewhere"] = {"method": "sidak", "n_candidate_regions": int(n), "z_threshold": z1}
+    if s.get("z") is not None:
+        s["significant"] = bool(abs(s["z"]) > z1)
+    comparison.z_threshold = z1
+    note = (f"{name} was chosen because {why}: its differences are tested with a look-elsewhere (Šidák) "
+            f"correction over {n} independent candidate regions of its size, |z| > {z1:.2f} instead of "
+            f"|z| > {z0:g} (the same family-wise false-alarm rate)")
+    comparison.warnings.append(note)
+    return note

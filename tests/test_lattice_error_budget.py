@@ -87,8 +87,8 @@ def test_tile_grid_and_field_box():
     mg, _ = synth.cubic_001(shape=(512, 512), noise_sigma=1.0, seed=7)
     res = measure_lattice(mg, systematic="none")
     m = estimate_systematic(mg, res.spots, res.region_shape)  # the whole image: smaller tiles
-    assert m.n_tiles >= 6 and 7 * 19.5 <= m.tile_shape_px[0] < 512  # >= 7 periods of the 3.9 Å spacing
-    small, _ = synth.cubic_001(shape=(256, 256), noise_sigma=1.0, seed=7)
+    assert m.n_tiles >= 6 and 6 * 19.5 <= m.tile_shape_px[0] < 512  # >= 6 periods of the 3.9 Å spacing
+    small, _ = synth.cubic_001(shape=(160, 160), noise_sigma=1.0, seed=7)
     res = measure_lattice(small)  # too small to tile: statistical errors only, and says so
     assert res.systematic.method == "unavailable" and any("systematic" in w for w in res.warnings)
 

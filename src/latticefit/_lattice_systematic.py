@@ -47,9 +47,9 @@ import numpy as np
 MIN_TILES = 6
 #: most tiles measured (evenly spread over the field)
 MAX_TILES = 36
-#: smallest tile side (px), and in periods of the coarsest reference spacing
+#: smallest tile side (px), and in periods of the strongest reference spacing
 MIN_TILE_PX = 48
-MIN_TILE_PERIODS = 7.0
+MIN_TILE_PERIODS = 6.0
 #: the tiles' scatter counts as systematic only when chi2 has p below this
 P_SIGNIFICANT = 0.01
 #: tiles farther than this many robust sigmas from the median deformation are left out
@@ -172,7 +172,7 @@ def tile_grid(field_box, region_shape, *, min_tiles: int = MIN_TILES, max_tiles:
     >>> len(tile_grid((0, 0, 1024, 1024), (200, 200)))
     25
     >>> tile_grid((0, 0, 512, 512), (512, 512))[0][2:]
-    (170, 170)
+    (158, 158)
     """
     x0, y0, W, H = (int(v) for v in field_box)
     h, w = (int(min(region_shape[0], H)), int(min(region_shape[1], W)))
@@ -315,12 +315,13 @@ def estimate_systematic(image, reference_spots, region_shape, *, field_box=None,
 
     H, W = image.shape
     box = field_box if field_box is not None else (0, 0, W, H)
-    # tiles must hold enough periods of the coarsest reference spacing to measure it
+    # tiles must hold enough periods of the strongest reference spacing to measure it (coarser, weaker
+    # spots may go unmatched in a tile; >= 2 independent matched spots are needed)
     min_side = MIN_TILE_PX
     if reference_spots is not None and len(reference_spots):
         py, px = image.require_calibration()
-        d_max_px = 0.1 * float(reference_spots["d_angstrom"].max()) / min(py, px)
-        min_side = max(min_side, int(math.ceil(MIN_TILE_PERIODS * d_max_px)))
+        d_px = 0.1 * float(reference_spots["d_angstrom"].iloc[0]) / min(py, px)
+        min_side = max(min_side, int(math.ceil(MIN_TILE_PERIODS * d_px)))
     tiles = tile_grid(box, region_shape, min_tiles=min_tiles, max_tiles=max_tiles, min_side=min_side)
     model = SystematicModel(method="unavailable", tile_shape_px=tuple(tiles[0][3:1:-1]) if tiles else (0, 0))
     spots = reference_spots
@@ -369,9 +370,13 @@ def estimate_systematic(image, reference_spots, region_shape, *, field_box=None,
         q[2, ok] = np.einsum("ni,ni->n", nrm[ok], dg) / gn[ok]
         q[3, ok] = np.einsum("ni,nij,nj->n", nrm[ok], ct, nrm[ok]) / gn[ok] ** 2
         per.append(q)
+    if not tiles:
+        model.notes.append(f"the field holds fewer than 2 tiles of >= {min_side} px: no estimate of the image's "
+                           "systematic variation (errors are statistical only)")
+        return model
     if len(thetas) < 3:
-        model.notes.append(f"only {len(thetas)} of {len(tiles)} tiles hold the region's lattice: no "
-                           "systematic estimate (errors are statistical only)")
+        model.notes.append(f"only {len(thetas)} of {len(tiles)} tiles hold the region's lattice: no estimate of "
+                           "the image's systematic variation (errors are statistical only)")
         model.n_tiles = len(thetas)
         return model
     th, cv = np.array(thetas), np.array(covs)
@@ -491,7 +496,7 @@ def sidak_z_threshold(z_threshold: float, n_trials: int) -> float:
     Examples
     --------
     >>> round(sidak_z_threshold(3.0, 1), 3), round(sidak_z_threshold(3.0, 64), 2)
-    (3.0, 4.14)
+    (3.0, 4.09)
     """
     from scipy import stats
 

@@ -216,11 +216,25 @@ class LatticeResult:
             lines.append("basis: d1 = {} Å, d2 = {} Å, angle = {}°".format(
                 _pm(b["d_angstrom"][0], b["d_err_angstrom"][0]), _pm(b["d_angstrom"][1], b["d_err_angstrom"][1]),
                 _pm(b["angle_deg"], b["angle_err_deg"])))
+        lines.append(_budget_line(self.systematic))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         basis = "yes" if self.basis else "none"
         return f"LatticeResult({len(self.spots)} spots, basis={basis}, source={self.source!r})"
+
+
+def _budget_line(model) -> str:
+    """What the ± of the table are (the error budget)."""
+    if model is None or model.method == "none":
+        return "± : 1 sigma standard uncertainty, statistical (Fisher) only"
+    if model.method != "tiles":
+        return "± : 1 sigma standard uncertainty, statistical only (too few tiles to estimate the image's distortion)"
+    if not model.significant:
+        return (f"± : 1 sigma standard uncertainty; the image's own distortion is not significant over "
+                f"{model.n_tiles} tiles (p = {model.p_value:.2g}): statistical only")
+    return (f"± : 1 sigma standard uncertainty, statistical and the image's own distortion (scatter of "
+            f"{model.n_tiles} tiles) in quadrature")
 
 
 def _pm(v: float, e: float) -> str:
@@ -597,11 +611,15 @@ class RegionComparison:
         ``d_b_angstrom``, ``d_b_err_angstrom``, ``rel_diff`` (``d_b / d_a - 1``),
         ``rel_diff_err``, ``z`` (``rel_diff / rel_diff_err``), ``significant``
         (``|z| > z_threshold``), ``azimuth_a_deg``, ``dazimuth_deg`` (b - a),
-        ``dazimuth_err_deg``, ``snr_a``, ``snr_b``, ``order``.
+        ``dazimuth_err_deg``, ``snr_a``, ``snr_b``, ``order``,
+        ``rel_diff_err_stat`` and ``z_stat`` (statistical part only; the
+        ``d_*_err_angstrom``, ``rel_diff_err`` and ``z`` columns include the
+        image's systematic term).
     summary : dict
-        Weighted mean relative difference of the first-order reflections
-        (``mean_rel_diff``, ``mean_rel_diff_err``, ``z``, ``significant``,
-        ``chi2``, ``n``).
+        Generalised least-squares mean relative difference of the
+        first-order reflections (``mean_rel_diff``, ``mean_rel_diff_err``,
+        ``z``, ``significant``, ``chi2``, ``n``; ``mean_rel_diff_stat``,
+        ``mean_rel_diff_err_stat``, ``z_stat`` with statistical errors only).
     labels : (str, str)
     z_threshold : float
     warnings : list of str

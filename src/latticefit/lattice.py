@@ -61,6 +61,9 @@ SPOT_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "g_inv_nm", "d_angstrom", "d_err_angst
 #: leakage bias the estimate beyond its statistical error)
 MIN_PERIODS = 5.5
 ANGLE_COLUMNS = ["spot_i", "spot_j", "angle_deg", "angle_err_deg"]
+#: the statistical (Fisher) and systematic (image's own distortion) parts of the errors; d_err_angstrom and
+#: azimuth_err_deg are their quadrature sum (see _lattice_systematic)
+_ERR_PART_COLUMNS = ("d_err_stat_angstrom", "d_err_sys_angstrom", "azimuth_err_stat_deg", "azimuth_err_sys_deg")
 
 
 # ============================================================================ parsing
@@ -170,6 +173,8 @@ class LatticeResult:
     region_shape: tuple[int, int]
     warnings: list = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    #: the image's systematic lattice variation added to the errors (``_lattice_systematic.SystematicModel``)
+    systematic: Any = None
 
     def __len__(self) -> int:
         return len(self.spots)
@@ -186,12 +191,15 @@ class LatticeResult:
                 "hk": None if pd.isna(r.h) else [int(r.h), int(r.k)],
                 "cov_inv_nm2": [[float(r.cov_xx), float(r.cov_xy)], [float(r.cov_xy), float(r.cov_yy)]],
                 "amplitude": float(r.amplitude), "phase_rad": float(r.phase_rad),
+                **{k: float(getattr(r, k)) for k in _ERR_PART_COLUMNS if k in self.spots.columns},
             })
             if "d_err_calibration_angstrom" in self.spots.columns:  # a calibrated image: the two parts
                 spots[-1]["d_err_measurement_angstrom"] = float(r.d_err_measurement_angstrom)
                 spots[-1]["d_err_calibration_angstrom"] = float(r.d_err_calibration_angstrom)
         angles = [{"spots": [int(r.spot_i), int(r.spot_j)], "angle_deg": float(r.angle_deg),
-                   "angle_err_deg": float(r.angle_err_deg)} for r in self.angles.itertuples()]
+                   "angle_err_deg": float(r.angle_err_deg),
+                   **{k: float(getattr(r, k)) for k in ("angle_err_stat_deg", "angle_err_sys_deg")
+                      if k in self.angles.columns}} for r in self.angles.itertuples()]
         return {"file": self.source, "pixel_size_nm": list(self.pixel_size_nm), "roi": self.roi,
                 "region_shape": list(self.region_shape), "spots": spots, "angles": angles,
                 "basis": self.basis, "warnings": list(self.warnings), "method": dict(self.info)}
@@ -211,11 +219,25 @@ class LatticeResult:
             lines.append("basis: d1 = {} Å, d2 = {} Å, angle = {}°".format(
                 _pm(b["d_angstrom"][0], b["d_err_angstrom"][0]), _pm(b["d_angstrom"][1], b["d_err_angstrom"][1]),
                 _pm(b["angle_deg"], b["angle_err_deg"])))
+        lines.append(_budget_line(self.systematic))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         basis = "yes" if self.basis else "none"
         return f"LatticeResult({len(self.spots)} spots, basis={basis}, source={self.source!r})"
+
+
+def _budget_line(model) -> str:
+    """What the ± of the table are (the error budget)."""
+    if model is None or model.method == "none":
+        return "± : 1 sigma standard uncertainty, statistical (Fisher) only"
+    if model.method != "tiles":
+        return "± : 1 sigma standard uncertainty, statistical only (too few tiles to estimate the image's distortion)"
+    if not model.significant:
+        return (f"± : 1 sigma standard uncertainty; the image's own distortion is not significant over "
+                f"{model.n_tiles} tiles (p = {model.p_value:.2g}): statistical only")
+    return (f"± : 1 sigma standard uncertainty, statistical and the image's own distortion (scatter of "
+            f"{model.n_tiles} tiles) in quadrature")
 
 
 def _pm(v: float, e: float) -> str:
@@ -236,7 +258,7 @@ def _empty_angles() -> pd.DataFrame:
 # ============================================================================ measure
 def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, min_snr: float = 5.0,
                     max_spots: int = 40, keep_unindexed: bool = False, p_false: float = 1e-3,
-                    window_bins: int = 32, workers: int = FFT_WORKERS) -> LatticeResult:
+                    window_bins: int = 32, workers: int = FFT_WORKERS, systematic="auto") -> LatticeResult:
     """Measure the lattice spots of an image or region, with 1-sigma uncertainties.
 
     Parameters
@@ -265,6 +287,15 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         Half-width of the DFT window of the refinement (rectangles).
     workers : int
         FFT threads.
+    systematic : {"auto", "none"} or SystematicModel
+        The image's own systematic lattice variation (scan distortion, drift)
+        added in quadrature to the statistical errors: ``"auto"`` estimates it
+        from tiles of the region's size over the whole image
+        (``_lattice_systematic``), ``"none"`` keeps the Fisher errors only, a
+        model (``result.systematic`` of an earlier call) reuses an estimate.
+        Both parts are columns: ``d_err_stat_angstrom``,
+        ``d_err_sys_angstrom`` (``d_err_angstrom`` is the total), and the same
+        for azimuths and angles.
 
     Returns
     -------
@@ -305,10 +336,15 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     roi_dict = roi.to_dict() if roi is not None else None
 
     def finish(spots, angles, basis):
+        out = LatticeResult(spots=spots, angles=angles, basis=basis, pixel_size_nm=(py, px), roi=roi_dict,
+                            source=mg.source, region_shape=(M, N), warnings=notes, info=info)
+        # ---- error budget: the image's own systematic variation (see _lattice_systematic)
+        _add_systematic(out, mg, systematic, dict(d_range_angstrom=d_range, min_snr=min_snr, max_spots=max_spots,
+                                                  keep_unindexed=keep_unindexed, p_false=p_false,
+                                                  window_bins=window_bins, workers=workers))
         for n in notes:
             warnings.warn(f"{mg.name}: {n}", LatticefitWarning, stacklevel=3)
-        return LatticeResult(spots=spots, angles=angles, basis=basis, pixel_size_nm=(py, px), roi=roi_dict,
-                             source=mg.source, region_shape=(M, N), warnings=notes, info=info)
+        return out
 
     vals = sub[weight] if weight is not None else sub
     if float(np.ptp(vals[::7, ::7] if vals.ndim == 2 else vals)) == 0.0 and float(np.ptp(vals)) == 0.0:
@@ -493,6 +529,7 @@ def _add_calibration_errors(spots, angles, basis, B, cov_A):
     spots["d_err_angstrom"] = np.hypot(e_meas, e_cal)
     az_meas = spots["azimuth_err_deg"].to_numpy(float)
     spots["azimuth_err_measurement_deg"] = az_meas
+    spots["azimuth_err_calibration_deg"] = np.degrees(sphi)
     spots["azimuth_err_deg"] = np.hypot(az_meas, np.degrees(sphi))
     if len(angles):
         angles = angles.copy()
@@ -501,6 +538,7 @@ def _add_calibration_errors(spots, angles, basis, B, cov_A):
         cal = np.degrees(np.sqrt(np.abs(np.einsum("nk,kl,nl->n", dd, cov_A, dd))))
         meas = np.hypot(az_meas[i], az_meas[j])
         angles["angle_err_measurement_deg"] = meas
+        angles["angle_err_calibration_deg"] = cal
         angles["angle_err_deg"] = np.hypot(meas, cal)
     if basis is not None:
         gb = np.array([basis["g1_inv_nm"], basis["g2_inv_nm"]], float)
@@ -513,8 +551,28 @@ def _add_calibration_errors(spots, angles, basis, B, cov_A):
         dd = dphib[0] - dphib[1]
         acal = math.degrees(math.sqrt(abs(dd @ cov_A @ dd)))
         basis["angle_err_measurement_deg"] = basis["angle_err_deg"]
+        basis["angle_err_calibration_deg"] = acal
         basis["angle_err_deg"] = float(math.hypot(basis["angle_err_deg"], acal))
     return spots, angles, basis
+
+
+def _add_systematic(out: LatticeResult, mg, systematic, measure_kwargs: dict) -> None:
+    """Estimate (or reuse) the image's systematic lattice variation and add it to ``out``'s errors."""
+    from . import _lattice_systematic as ls
+
+    if isinstance(systematic, ls.SystematicModel):
+        model = systematic
+    elif systematic in (None, "none", False):
+        model = ls.SystematicModel(method="none")
+    elif systematic == "auto":
+        if len(out.spots):
+            model = ls.estimate_systematic(mg, out.spots, out.region_shape, measure_kwargs=measure_kwargs)
+        else:
+            model = ls.SystematicModel(method="unavailable")
+        out.warnings.extend(model.notes)
+    else:
+        raise LatticefitError(f"systematic must be 'auto', 'none' or a SystematicModel, got {systematic!r}")
+    ls.apply_systematic(out, model)
 
 
 def _periods(gx_px: float, gy_px: float, shape) -> float:
@@ -552,6 +610,35 @@ def _angles_table(spots: pd.DataFrame, max_families: int = 8) -> pd.DataFrame:
 
 
 # ============================================================================ compare
+def _err_parts(spots: pd.DataFrame, i: int) -> tuple[float, float]:
+    """(statistical, systematic) d error of row ``i`` (Å); (total, 0) for a table without the parts."""
+    if "d_err_stat_angstrom" in spots.columns:
+        return float(spots.d_err_stat_angstrom.iat[i]), float(spots.d_err_sys_angstrom.iat[i])
+    return float(spots.d_err_angstrom.iat[i]), 0.0
+
+
+def _rel_diff_cov(rows: pd.DataFrame, res_a: LatticeResult, res_b: LatticeResult) -> np.ndarray:
+    """Covariance of the relative differences of matched reflections: statistical (diagonal) plus each region's
+    systematic part, which is correlated between reflections (one local deformation moves them all)."""
+    cov = np.diag(rows["rel_diff_err_stat"].to_numpy(float) ** 2)
+    for res, col in ((res_a, "spot_a"), (res_b, "spot_b")):
+        model = getattr(res, "systematic", None)
+        if model is not None and len(rows):
+            g = res.spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)[rows[col].to_numpy(int)]
+            cov = cov + model.rel_d_cov(g)
+    return cov
+
+
+def _gls_mean(x: np.ndarray, cov: np.ndarray) -> tuple[float, float, float]:
+    """Generalised least-squares mean of correlated values: (mean, its 1-sigma error, chi2)."""
+    ci = np.linalg.pinv(cov)
+    one = np.ones(len(x))
+    var = 1.0 / float(one @ ci @ one)
+    m = var * float(one @ ci @ x)
+    r = x - m
+    return m, math.sqrt(var), float(r @ ci @ r)
+
+
 def _birge_ratio(res: LatticeResult) -> float:
     """sqrt(chi2/dof) of a region's basis fit when significantly above 1 (p < 0.001), else 1."""
     from scipy import stats
@@ -578,11 +665,15 @@ class RegionComparison:
         ``d_b_angstrom``, ``d_b_err_angstrom``, ``rel_diff`` (``d_b / d_a - 1``),
         ``rel_diff_err``, ``z`` (``rel_diff / rel_diff_err``), ``significant``
         (``|z| > z_threshold``), ``azimuth_a_deg``, ``dazimuth_deg`` (b - a),
-        ``dazimuth_err_deg``, ``snr_a``, ``snr_b``, ``order``.
+        ``dazimuth_err_deg``, ``snr_a``, ``snr_b``, ``order``,
+        ``rel_diff_err_stat`` and ``z_stat`` (statistical part only; the
+        ``d_*_err_angstrom``, ``rel_diff_err`` and ``z`` columns include the
+        image's systematic term).
     summary : dict
-        Weighted mean relative difference of the first-order reflections
-        (``mean_rel_diff``, ``mean_rel_diff_err``, ``z``, ``significant``,
-        ``chi2``, ``n``).
+        Generalised least-squares mean relative difference of the
+        first-order reflections (``mean_rel_diff``, ``mean_rel_diff_err``,
+        ``z``, ``significant``, ``chi2``, ``n``; ``mean_rel_diff_stat``,
+        ``mean_rel_diff_err_stat``, ``z_stat`` with statistical errors only).
     labels : (str, str)
     z_threshold : float
     warnings : list of str
@@ -610,7 +701,7 @@ class RegionComparison:
 
 def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=None, z_threshold: float = 3.0,
                     match_tolerance: float = 0.08, labels=("a", "b"), calibrate_on=None, phase=None,
-                    calibration=None, **measure_kwargs) -> RegionComparison:
+                    calibration=None, systematic="auto", **measure_kwargs) -> RegionComparison:
     """Match the reflections of two regions of one image and report their relative differences.
 
     The relative difference of a spacing, ``d_b / d_a - 1``, does not depend on
@@ -639,6 +730,11 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
         The phase of region a, for ``calibrate_on``.
     calibration : Calibration, dict or path, optional
         A lattice calibration applied to the image first.
+    systematic : {"auto", "none"} or SystematicModel
+        The image's systematic lattice variation in each region's errors (see
+        :func:`measure_lattice`); ``rel_diff_err`` and ``z`` use the total
+        (statistical + systematic) errors, ``rel_diff_err_stat`` and
+        ``z_stat`` the statistical part only.
     **measure_kwargs
         Other :func:`measure_lattice` options.
 
@@ -667,8 +763,8 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
 
         self_cal = calibrate(mg, roi_a, phase, affine=True, tiles=False, d_range_angstrom=d_range_angstrom)
         mg = self_cal.apply(mg)
-    res_a = measure_lattice(mg, roi=roi_a, d_range_angstrom=d_range_angstrom, **measure_kwargs)
-    res_b = measure_lattice(mg, roi=roi_b, d_range_angstrom=d_range_angstrom, **measure_kwargs)
+    res_a = measure_lattice(mg, roi=roi_a, d_range_angstrom=d_range_angstrom, systematic=systematic, **measure_kwargs)
+    res_b = measure_lattice(mg, roi=roi_b, d_range_angstrom=d_range_angstrom, systematic=systematic, **measure_kwargs)
     notes: list[str] = []
     # a region whose spots deviate from a perfect lattice (distortion, drift, strain) scatters by more than
     # the statistical errors: inflate its errors by sqrt(chi2/dof) (Birge ratio), as the basis errors are
@@ -703,32 +799,36 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
         da, ea = sa.d_angstrom.iat[i], sa[err_col_a].iat[i]
         db, eb = sb.d_angstrom.iat[j], sb[err_col_b].iat[j]
         rel = db / da - 1.0
-        rel_err = (db / da) * math.hypot(ea / da * scale_a, eb / db * scale_b)
+        # statistical part (Birge-scaled) and the image's systematic part, in quadrature (_lattice_systematic)
+        sta, stb = _err_parts(sa, i), _err_parts(sb, j)
+        rel_err_stat = (db / da) * math.hypot(sta[0] / da * scale_a, stb[0] / db * scale_b)
+        rel_err = (db / da) * math.hypot(rel_err_stat * da / db, sta[1] / da, stb[1] / db)
         daz = ((sb.azimuth_deg.iat[j] - sa.azimuth_deg.iat[i]) + 90.0) % 180.0 - 90.0
         daz_err = math.hypot(sa[az_col_a].iat[i], sb[az_col_b].iat[j])
         z = rel / rel_err if rel_err > 0 else float("inf")
         rows.append({"spot_a": i, "spot_b": j, "d_a_angstrom": da, "d_a_err_angstrom": ea, "d_b_angstrom": db,
                      "d_b_err_angstrom": eb, "rel_diff": rel, "rel_diff_err": rel_err, "z": z,
+                     "rel_diff_err_stat": rel_err_stat,
+                     "z_stat": rel / rel_err_stat if rel_err_stat > 0 else float("inf"),
                      "significant": bool(abs(z) > z_threshold), "azimuth_a_deg": sa.azimuth_deg.iat[i],
                      "dazimuth_deg": daz, "dazimuth_err_deg": daz_err, "snr_a": sa.snr.iat[i], "snr_b": sb.snr.iat[j],
                      "order": int(sa.order.iat[i])})
     cols = ["spot_a", "spot_b", "d_a_angstrom", "d_a_err_angstrom", "d_b_angstrom", "d_b_err_angstrom", "rel_diff",
             "rel_diff_err", "z", "significant", "azimuth_a_deg", "dazimuth_deg", "dazimuth_err_deg", "snr_a", "snr_b",
-            "order"]
+            "order", "rel_diff_err_stat", "z_stat"]
     table = pd.DataFrame(rows, columns=cols)
     summary = {"mean_rel_diff": None, "mean_rel_diff_err": None, "z": None, "significant": False, "chi2": None, "n": 0}
     if len(table):
         first = table[table["order"] <= 1]
         if len(first) == 0:
             first = table
-        w = 1.0 / first["rel_diff_err"].to_numpy() ** 2
         x = first["rel_diff"].to_numpy()
-        m = float((w * x).sum() / w.sum())
-        e = float(1.0 / math.sqrt(w.sum()))
-        chi2 = float((w * (x - m) ** 2).sum())
-        summary = {"mean_rel_diff": m, "mean_rel_diff_err": e, "z": m / e,
-                   "significant": bool(abs(m / e) > z_threshold),
-                   "chi2": chi2, "n": int(len(first))}
+        m, e, chi2 = _gls_mean(x, np.diag(first["rel_diff_err_stat"].to_numpy() ** 2))
+        m_sys, e_tot, chi2_tot = _gls_mean(x, _rel_diff_cov(first, res_a, res_b))
+        summary = {"mean_rel_diff": m_sys, "mean_rel_diff_err": e_tot, "z": m_sys / e_tot,
+                   "significant": bool(abs(m_sys / e_tot) > z_threshold),
+                   "chi2": chi2_tot, "n": int(len(first)),
+                   "mean_rel_diff_stat": m, "mean_rel_diff_err_stat": e, "z_stat": m / e}
     else:
         notes.append("no reflection is common to the two regions")
     for n in notes:

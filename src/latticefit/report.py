@@ -841,7 +841,7 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
     # whole-image lattice: the reference spots of the anomaly map and the smallest useful region
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LatticefitWarning)
-        whole = measure_lattice(hr, d_range_angstrom=d_range_angstrom)
+        whole = measure_lattice(hr, d_range_angstrom=d_range_angstrom, systematic="none")  # reference spots only
     min_side = _min_region_px(whole, pyx, (H, W))
 
     # ------------------------------------------------------- dot region
@@ -931,6 +931,13 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
         warnings.simplefilter("always", LatticefitWarning)
         comparison = compare_regions(hr, mat_choice.roi, dot_choice.roi, d_range_angstrom=d_range_angstrom,
                                      labels=("matrix", "dot"))
+    if dot_choice.method in ("fallback", "anomaly"):  # chosen because it deviates: look-elsewhere correction
+        from ._lattice_systematic import apply_look_elsewhere
+
+        fb = dot_choice.method == "fallback"
+        _warn(notes, apply_look_elsewhere(comparison, (H, W), dot_choice.roi,
+                                          why="it deviates most" if fb else "it is the strongest HRTEM anomaly",
+                                          name="region B" if fb else "the dot region"))
     region_msgs = [str(m) for lat in (comparison.a, comparison.b) for m in (getattr(lat, "warnings", None) or [])]
     for w in caught:  # the per-region warnings are repeated below with the region's name
         if not any(str(w.message).endswith(m) for m in region_msgs):

@@ -1,0 +1,554 @@
+"""The image's own systematic lattice variation (scan distortion, drift, local distortion), from its data.
+
+The Fisher error of a spot (``_lattice_refine``) is the error of a perfect
+lattice in white noise. A real scan is not a perfect lattice: drift, scan
+distortion, fly-back and specimen bending change the local lattice from place
+to place, so two regions of one crystal differ by more than their Fisher errors
+say. This module measures that variation on the image itself:
+
+1. Tiles: the field is cut into non-overlapping rectangles of the analysed
+   region's size (smaller when fewer than ``MIN_TILES`` fit, e.g. for the whole
+   image; at most ``MAX_TILES``, evenly spread).
+2. Per tile, the lattice is refined (:func:`latticefit.lattice.measure_lattice`)
+   and its spots are matched to the region's; the local deformation ``D`` of the
+   reciprocal lattice, ``g_tile = (I + D) g_ref`` (4 components: two strains, a
+   shear and a rotation; 2 -- scale and rotation -- with a single plane family),
+   is fitted by weighted least squares to the matched spots, with its
+   statistical covariance ``C_t`` from the spots' Fisher covariances. Fitting
+   ``D`` removes the field's global affine map (the mean lattice) and leaves the
+   tile-to-tile variation.
+3. Excess scatter: ``chi2 = sum_t (D_t - D_mean)^T C_t^-1 (D_t - D_mean)`` on
+   ``p (n - 1)`` degrees of freedom tests whether the tiles scatter more than
+   their statistical errors. If not (p >= ``P_SIGNIFICANT``), the systematic
+   term is 0 (a clean image keeps its Fisher errors, CRLB efficiency
+   unchanged). Otherwise ``Sigma_sys = Cov_sample(D_t) - mean(C_t)``, projected
+   on the positive semi-definite cone. Tiles whose ``D`` lies more than
+   ``CLIP_SIGMA`` robust sigmas from the median are left out (a second grain,
+   vacuum).
+4. Propagation: for a reflection of unit direction ``u`` (normal ``n``),
+   ``delta d / d = -u^T D u`` and ``delta azimuth = n^T D u``, so
+   ``var_sys(d) / d^2 = c^T Sigma c`` with ``c = vec(u u^T)``; an angle between
+   two families has ``a_i - a_j`` with ``a = vec(n u^T)`` (a common rotation
+   cancels). The systematic and statistical terms add in quadrature.
+
+The term is the scatter of tiles of the region's size; for a region larger than
+the tiles (the whole image) it is used as is, an upper bound when the
+distortion averages out over larger areas.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: fewest usable tiles for an estimate; fewer -> the tiles are made smaller
+MIN_TILES = 6
+#: most tiles measured (evenly spread over the field)
+MAX_TILES = 36
+#: smallest tile side (px), and in periods of the strongest reference spacing
+MIN_TILE_PX = 48
+MIN_TILE_PERIODS = 6.0
+#: the tiles' scatter counts as systematic only when chi2 has p below this
+P_SIGNIFICANT = 0.01
+#: tiles farther than this many robust sigmas from the median deformation are left out
+CLIP_SIGMA = 5.0
+
+_R90 = np.array([0.0, -1.0, 1.0, 0.0])  # vec of the rotation generator [[0, -1], [1, 0]]
+
+
+@dataclass(eq=False)
+class SystematicModel:
+    """Covariance of the local lattice deformation over the field, estimated from the image's tiles.
+
+    Attributes
+    ----------
+    cov_D : ndarray (4, 4)
+        Systematic covariance of ``vec(D) = (Dxx, Dxy, Dyx, Dyy)`` (dimensionless), 0 when the
+        tiles do not scatter significantly more than their Fisher errors.
+    cov_D_sample : ndarray (4, 4)
+        Sample covariance of the tiles' ``D`` (statistical + systematic).
+    method : str
+        ``"tiles"``, ``"none"`` (not asked for) or ``"unavailable"`` (too few usable tiles).
+    n_tiles, n_rejected : int
+        Tiles used and tiles left out as outliers.
+    tile_shape_px : (int, int)
+    chi2, dof, p_value : float, int, float
+        Test of the tiles' scatter against their statistical errors.
+    notes : list of str
+    """
+
+    cov_D: np.ndarray = field(default_factory=lambda: np.zeros((4, 4)))
+    cov_D_sample: np.ndarray = field(default_factory=lambda: np.full((4, 4), np.nan))
+    method: str = "none"
+    n_tiles: int = 0
+    n_rejected: int = 0
+    tile_shape_px: tuple = (0, 0)
+    chi2: float = float("nan")
+    dof: int = 0
+    p_value: float = float("nan")
+    n_params: int = 0
+    notes: list = field(default_factory=list)
+    #: reflections followed from tile to tile (n, 2) 1/nm, and the part of their own tile-to-tile variance of
+    #: d/d_mean (and of the azimuth, rad^2) that the affine model does not explain (0 unless significant)
+    g_ref_inv_nm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    extra_rel_d_var: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    extra_azimuth_var_rad2: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def significant(self) -> bool:
+        return bool(np.any(self.cov_D != 0) or np.any(self.extra_rel_d_var > 0)
+                    or np.any(self.extra_azimuth_var_rad2 > 0))
+
+    def _extra(self, g, values) -> np.ndarray:
+        """Per-reflection extra variance of the reference reflection matching each ``g`` (0 if none)."""
+        if not len(self.g_ref_inv_nm):
+            return np.zeros(len(g))
+        idx, _ = _match_each(g, self.g_ref_inv_nm)
+        return np.where(idx >= 0, values[np.clip(idx, 0, None)], 0.0)
+
+    def rel_d_var(self, g) -> np.ndarray:
+        """Systematic variance of ``d / d_mean - 1`` of reflections ``g`` ((n, 2) 1/nm)."""
+        return np.diag(self.rel_d_cov(g)).copy()
+
+    def rel_d_cov(self, g) -> np.ndarray:
+        """Systematic covariance matrix (n, n) of ``d / d_mean - 1`` of reflections ``g``."""
+        g = np.atleast_2d(np.asarray(g, float))
+        c = _c_vec(g)
+        return c @ self.cov_D @ c.T + np.diag(self._extra(g, self.extra_rel_d_var))
+
+    def azimuth_var_rad2(self, g) -> np.ndarray:
+        g = np.atleast_2d(np.asarray(g, float))
+        a = _a_vec(g)
+        return np.einsum("ni,ij,nj->n", a, self.cov_D, a) + self._extra(g, self.extra_azimuth_var_rad2)
+
+    def angle_var_rad2(self, g_i, g_j) -> np.ndarray:
+        """Systematic variance of the angle between families ``g_i`` and ``g_j`` (rows)."""
+        g_i, g_j = np.atleast_2d(np.asarray(g_i, float)), np.atleast_2d(np.asarray(g_j, float))
+        da = _a_vec(g_i) - _a_vec(g_j)
+        return (np.einsum("ni,ij,nj->n", da, self.cov_D, da) + self._extra(g_i, self.extra_azimuth_var_rad2)
+                + self._extra(g_j, self.extra_azimuth_var_rad2))
+
+    def to_dict(self) -> dict:
+        sd = np.sqrt(np.clip(np.diag(self.cov_D), 0, None))
+        return {"method": self.method, "n_tiles": self.n_tiles, "n_rejected": self.n_rejected,
+                "tile_shape_px": [int(v) for v in self.tile_shape_px],
+                "chi2": _num(self.chi2), "dof": int(self.dof), "p_value": _num(self.p_value),
+                "significant": self.significant, "cov_D": self.cov_D.tolist(),
+                "sd_D": [float(v) for v in sd], "notes": list(self.notes)}
+
+
+def _num(v):
+    return float(v) if v is not None and np.isfinite(v) else None
+
+
+def _unit(g: np.ndarray):
+    gn = np.linalg.norm(g, axis=1)
+    u = g / np.where(gn > 0, gn, 1.0)[:, None]
+    return u, np.column_stack([-u[:, 1], u[:, 0]])
+
+
+def _c_vec(g):
+    u, _ = _unit(g)
+    return np.einsum("ni,nj->nij", u, u).reshape(-1, 4)
+
+
+def _a_vec(g):
+    u, n = _unit(g)
+    return np.einsum("ni,nj->nij", n, u).reshape(-1, 4)
+
+
+# ============================================================================ tiles
+def tile_grid(field_box, region_shape, *, min_tiles: int = MIN_TILES, max_tiles: int = MAX_TILES,
+              min_side: int = MIN_TILE_PX):
+    """Non-overlapping tiles ``(x, y, w, h)`` covering ``field_box = (x0, y0, W, H)`` in the region's shape.
+
+    The tiles keep the region's aspect ratio and are shrunk until ``min_tiles``
+    fit (not below ``min_side`` px); at most ``max_tiles``, evenly spread.
+
+    Examples
+    --------
+    >>> len(tile_grid((0, 0, 1024, 1024), (200, 200)))
+    25
+    >>> tile_grid((0, 0, 512, 512), (512, 512))[0][2:]
+    (158, 158)
+    """
+    x0, y0, W, H = (int(v) for v in field_box)
+    h, w = (int(min(region_shape[0], H)), int(min(region_shape[1], W)))
+    while (H // h) * (W // w) < min_tiles and int(min(h, w) * 0.9) >= min_side:
+        h, w = int(h * 0.9), int(w * 0.9)
+    ny, nx = H // h, W // w
+    if ny * nx < 2:
+        return []
+    oy, ox = y0 + (H - ny * h) // 2, x0 + (W - nx * w) // 2
+    tiles = [(ox + i * w, oy + j * h, w, h) for j in range(ny) for i in range(nx)]
+    if len(tiles) > max_tiles:
+        pick = np.unique(np.round(np.linspace(0, len(tiles) - 1, max_tiles)).astype(int))
+        tiles = [tiles[k] for k in pick]
+    return tiles
+
+
+def _fit_deformation(g_ref: np.ndarray, g_tile: np.ndarray, cov_tile: np.ndarray, P: np.ndarray):
+    """Weighted LS of ``g_tile - g_ref = D g_ref`` with ``vec(D) = P theta``; (theta, cov_theta)."""
+    A = np.zeros((2 * len(g_ref), 4))
+    A[0::2, 0:2] = g_ref
+    A[1::2, 2:4] = g_ref
+    A = A @ P
+    y = (g_tile - g_ref).reshape(-1)
+    W = np.zeros((2 * len(g_ref), 2 * len(g_ref)))
+    for k, c in enumerate(cov_tile):
+        try:
+            W[2 * k:2 * k + 2, 2 * k:2 * k + 2] = np.linalg.inv(c)
+        except np.linalg.LinAlgError:
+            return None
+    F = A.T @ W @ A
+    try:
+        cov = np.linalg.inv(F)
+    except np.linalg.LinAlgError:
+        return None
+    if not np.all(np.isfinite(cov)) or np.linalg.cond(F) > 1e12:
+        return None
+    return cov @ A.T @ W @ y, cov
+
+
+def _match(g_ref: np.ndarray, g: np.ndarray, tol: float = 0.03):
+    """Rows of ``g`` matching each ``g_ref`` row (sign-aligned), or -1."""
+    out = np.full(len(g_ref), -1)
+    sign = np.ones(len(g_ref))
+    used = set()
+    for i, gr in enumerate(g_ref):
+        best = None
+        for j, gg in enumerate(g):
+            if j in used:
+                continue
+            for s in (1.0, -1.0):
+                dist = np.linalg.norm(s * gg - gr) / np.linalg.norm(gr)
+                if dist <= tol and (best is None or dist < best[0]):
+                    best = (dist, j, s)
+        if best is not None:
+            out[i], sign[i] = best[1], best[2]
+            used.add(best[1])
+    return out, sign
+
+
+def _match_each(g: np.ndarray, g_ref: np.ndarray, tol: float = 0.03):
+    """For each row of ``g``, the row of ``g_ref`` within ``tol`` (relative, either sign), or -1."""
+    g = np.atleast_2d(g)
+    dp = np.linalg.norm(g[:, None, :] - g_ref[None], axis=2)
+    dm = np.linalg.norm(g[:, None, :] + g_ref[None], axis=2)
+    rel = np.minimum(dp, dm) / np.linalg.norm(g_ref, axis=1)[None]
+    j = np.argmin(rel, axis=1)
+    ok = rel[np.arange(len(g)), j] <= tol
+    return np.where(ok, j, -1), ok
+
+
+def _excess_per_reflection(x: np.ndarray, v: np.ndarray, model_var: np.ndarray, min_n: int = 5) -> np.ndarray:
+    """Per column: tile-to-tile variance of ``x`` beyond its statistical variances ``v`` and beyond
+    ``model_var``, when the column's chi2 is significant (p < P_SIGNIFICANT); else 0."""
+    from scipy import stats
+
+    out = np.zeros(x.shape[1])
+    for i in range(x.shape[1]):
+        m = np.isfinite(x[:, i]) & np.isfinite(v[:, i]) & (v[:, i] > 0)
+        if m.sum() < min_n:
+            continue
+        xi, vi = x[m, i], v[m, i]
+        w = 1.0 / vi
+        mean = float((w * xi).sum() / w.sum())
+        chi2 = float((w * (xi - mean) ** 2).sum())
+        if stats.chi2.sf(chi2, m.sum() - 1) >= P_SIGNIFICANT:
+            continue
+        emp = float(np.var(xi, ddof=1) - vi.mean())
+        out[i] = max(0.0, emp - float(model_var[i]))
+    return out
+
+
+def _spot_arrays(spots):
+    g = spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
+    cov = np.stack([spots["cov_xx"].to_numpy(float), spots["cov_xy"].to_numpy(float),
+                    spots["cov_xy"].to_numpy(float), spots["cov_yy"].to_numpy(float)], axis=1).reshape(-1, 2, 2)
+    return g, cov
+
+
+def estimate_systematic(image, reference_spots, region_shape, *, field_box=None, measure_kwargs=None,
+                        min_tiles: int = MIN_TILES, max_tiles: int = MAX_TILES) -> SystematicModel:
+    """Estimate the image's systematic lattice variation at the scale of ``region_shape``.
+
+    Parameters
+    ----------
+    image : Micrograph
+        The calibrated image.
+    reference_spots : pandas.DataFrame
+        Spots of the analysed region (``measure_lattice(...).spots``): the
+        reflections followed from tile to tile.
+    region_shape : (int, int)
+        (rows, columns) of the analysed region's box: the tile size.
+    field_box : (x, y, w, h), optional
+        Part of the image to tile (default: all of it), e.g. one half for a
+        held-out check.
+    measure_kwargs : dict, optional
+        Options of :func:`latticefit.lattice.measure_lattice` for the tiles
+        (``d_range_angstrom``, ``min_snr``...).
+
+    Returns
+    -------
+    SystematicModel
+
+    Examples
+    --------
+    >>> from latticefit import synth
+    >>> from latticefit.lattice import measure_lattice
+    >>> mg, _ = synth.cubic_001(shape=(384, 384), noise_sigma=1.0, seed=3)
+    >>> res = measure_lattice(mg, roi=(0, 0, 128, 128), systematic="none")
+    >>> m = estimate_systematic(mg, res.spots, res.region_shape)
+    >>> m.method, m.n_tiles, m.significant  # a perfect lattice: no excess scatter
+    ('tiles', 9, False)
+    """
+    import warnings
+
+    from scipy import stats
+
+    from .errors import LatticefitWarning
+    from .lattice import measure_lattice
+    from .roi import Rect
+
+    H, W = image.shape
+    box = field_box if field_box is not None else (0, 0, W, H)
+    # tiles must hold enough periods of the strongest reference spacing to measure it (coarser, weaker
+    # spots may go unmatched in a tile; >= 2 independent matched spots are needed)
+    min_side = MIN_TILE_PX
+    if reference_spots is not None and len(reference_spots):
+        py, px = image.require_calibration()
+        d_px = 0.1 * float(reference_spots["d_angstrom"].iloc[0]) / min(py, px)
+        min_side = max(min_side, int(math.ceil(MIN_TILE_PERIODS * d_px)))
+    tiles = tile_grid(box, region_shape, min_tiles=min_tiles, max_tiles=max_tiles, min_side=min_side)
+    model = SystematicModel(method="unavailable", tile_shape_px=tuple(tiles[0][3:1:-1]) if tiles else (0, 0))
+    spots = reference_spots
+    if spots is None or len(spots) == 0:
+        model.notes.append("no reference spots: no systematic estimate")
+        return model
+    if "order" in spots:
+        spots = spots[spots["order"].to_numpy() >= 1] if (spots["order"].to_numpy() >= 1).any() else spots
+    g_ref, _ = _spot_arrays(spots)
+    u, _ = _unit(g_ref)
+    two_d = len(g_ref) >= 2 and np.linalg.matrix_rank(u, tol=0.1) >= 2
+    P = np.eye(4) if two_d else np.column_stack([[1.0, 0.0, 0.0, 1.0], _R90])
+    p = P.shape[1]
+    kw = dict(measure_kwargs or {})
+    kw["systematic"] = "none"
+    thetas, covs = [], []
+    gn = np.linalg.norm(g_ref, axis=1)
+    _, nrm = _unit(g_ref)
+    per = []  # per tile: (rel |g| change, its variance, azimuth change, its variance) of each reference reflection
+    for (x, y, w, h) in tiles:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LatticefitWarning)
+            try:
+                res = measure_lattice(image, roi=Rect(x, y, w, h), **kw)
+            except Exception:  # noqa: BLE001 - a tile that cannot be measured is left out
+                continue
+        if len(res.spots) == 0:
+            continue
+        g_t, cov_t = _spot_arrays(res.spots)
+        idx, sign = _match(g_ref, g_t)
+        ok = idx >= 0
+        if ok.sum() < (2 if two_d else 1):
+            continue
+        if two_d and np.linalg.matrix_rank(u[ok], tol=0.1) < 2:
+            continue
+        fit = _fit_deformation(g_ref[ok], sign[ok, None] * g_t[idx[ok]], cov_t[idx[ok]], P)
+        if fit is None:
+            continue
+        thetas.append(fit[0])
+        covs.append(fit[1])
+        q = np.full((4, len(g_ref)), np.nan)
+        dg = sign[ok, None] * g_t[idx[ok]] - g_ref[ok]
+        ct = cov_t[idx[ok]]
+        q[0, ok] = np.einsum("ni,ni->n", u[ok], dg) / gn[ok]
+        q[1, ok] = np.einsum("ni,nij,nj->n", u[ok], ct, u[ok]) / gn[ok] ** 2
+        q[2, ok] = np.einsum("ni,ni->n", nrm[ok], dg) / gn[ok]
+        q[3, ok] = np.einsum("ni,nij,nj->n", nrm[ok], ct, nrm[ok]) / gn[ok] ** 2
+        per.append(q)
+    if not tiles:
+        model.notes.append(f"the field holds fewer than 2 tiles of >= {min_side} px: no estimate of the image's "
+                           "systematic variation (errors are statistical only)")
+        return model
+    if len(thetas) < 3:
+        model.notes.append(f"only {len(thetas)} of {len(tiles)} tiles hold the region's lattice: no estimate of "
+                           "the image's systematic variation (errors are statistical only)")
+        model.n_tiles = len(thetas)
+        return model
+    th, cv = np.array(thetas), np.array(covs)
+    keep = _inliers(th, cv)
+    model.n_rejected = int((~keep).sum())
+    th, cv = th[keep], cv[keep]
+    per = np.array(per)[keep]
+    n = len(th)
+    model.n_tiles, model.n_params = n, p
+    if n < 3:
+        model.notes.append("too few tiles left after outlier rejection: no systematic estimate")
+        return model
+    mean = np.linalg.solve(np.linalg.inv(cv).sum(0), np.einsum("nij,nj->i", np.linalg.inv(cv), th))
+    r = th - mean
+    chi2 = float(np.einsum("ni,nij,nj->", r, np.linalg.inv(cv), r))
+    dof = p * (n - 1)
+    model.method, model.chi2, model.dof = "tiles", chi2, dof
+    model.p_value = float(stats.chi2.sf(chi2, dof))
+    sample = np.cov(th.T, ddof=1).reshape(p, p)
+    model.cov_D_sample = P @ sample @ P.T
+    if model.p_value < P_SIGNIFICANT:  # else the tiles agree within their statistical errors
+        excess = sample - cv.mean(0)
+        ev, V = np.linalg.eigh(0.5 * (excess + excess.T))
+        excess = (V * np.clip(ev, 0, None)) @ V.T
+        model.cov_D = P @ excess @ P.T
+    # what the affine model leaves: each reflection's own significant excess scatter (non-affine distortion)
+    model.g_ref_inv_nm = g_ref
+    a = _a_vec(g_ref)
+    model.extra_rel_d_var = _excess_per_reflection(per[:, 0], per[:, 1], np.diag(_c_vec(g_ref) @ model.cov_D
+                                                                                  @ _c_vec(g_ref).T))
+    model.extra_azimuth_var_rad2 = _excess_per_reflection(per[:, 2], per[:, 3],
+                                                          np.einsum("ni,ij,nj->n", a, model.cov_D, a))
+    return model
+
+
+def _inliers(th: np.ndarray, cv: np.ndarray) -> np.ndarray:
+    """Tiles within ``CLIP_SIGMA`` robust sigmas (MAD, floored by the median statistical sigma) of the median."""
+    med = np.median(th, axis=0)
+    mad = 1.4826 * np.median(np.abs(th - med), axis=0)
+    stat = np.sqrt(np.median(np.einsum("nii->ni", cv), axis=0))
+    scale = np.maximum(mad, stat)
+    return np.all(np.abs(th - med) <= CLIP_SIGMA * scale, axis=1)
+
+
+# ============================================================================ propagation
+def _hypot(*parts):
+    return np.sqrt(sum(np.asarray(p, dtype=float) ** 2 for p in parts))
+
+
+def apply_systematic(result, model: SystematicModel) -> None:
+    """Add the systematic term to the spots, angles and basis of a LatticeResult (in place).
+
+    Each error then has up to three parts, as ordinary columns: ``*_stat`` (Fisher, the noise),
+    ``*_sys`` (this image's systematic variation) and ``*_calibration`` (an applied lattice calibration's
+    own uncertainty, when there is one); ``*_measurement`` is the first two in quadrature (what a ratio
+    of two regions of one image needs: a common calibration cancels) and the plain name the total.
+    Spots: ``d_err_*_angstrom`` and ``azimuth_err_*_deg``; angles ``angle_err_*_deg``; the basis the
+    same keys (lists for the two d's).
+    """
+    result.systematic = model
+    sp = result.spots
+    meas_d = "d_err_measurement_angstrom" if "d_err_measurement_angstrom" in sp else "d_err_angstrom"
+    meas_az = "azimuth_err_measurement_deg" if "azimuth_err_measurement_deg" in sp else "azimuth_err_deg"
+    if "d_err_stat_angstrom" not in sp:
+        sp["d_err_stat_angstrom"] = sp[meas_d].to_numpy(float) if len(sp) else []
+        sp["azimuth_err_stat_deg"] = sp[meas_az].to_numpy(float) if len(sp) else []
+    if len(sp):
+        g = sp[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
+        d = sp["d_angstrom"].to_numpy(float)
+        d_sys = d * np.sqrt(np.clip(model.rel_d_var(g), 0, None))
+        az_sys = np.degrees(np.sqrt(np.clip(model.azimuth_var_rad2(g), 0, None)))
+    else:
+        d_sys = az_sys = np.zeros(0)
+    cal_d = sp["d_err_calibration_angstrom"].to_numpy(float) if "d_err_calibration_angstrom" in sp else 0.0
+    cal_az = sp["azimuth_err_calibration_deg"].to_numpy(float) if "azimuth_err_calibration_deg" in sp else 0.0
+    sp["d_err_sys_angstrom"] = d_sys
+    sp["d_err_measurement_angstrom"] = _hypot(sp["d_err_stat_angstrom"], d_sys)
+    sp["d_err_angstrom"] = _hypot(sp["d_err_measurement_angstrom"], cal_d)
+    sp["azimuth_err_sys_deg"] = az_sys
+    sp["azimuth_err_measurement_deg"] = _hypot(sp["azimuth_err_stat_deg"], az_sys)
+    sp["azimuth_err_deg"] = _hypot(sp["azimuth_err_measurement_deg"], cal_az)
+    an = result.angles
+    meas_an = "angle_err_measurement_deg" if "angle_err_measurement_deg" in an else "angle_err_deg"
+    if "angle_err_stat_deg" not in an:
+        an["angle_err_stat_deg"] = an[meas_an].to_numpy(float) if len(an) else []
+    if len(an) and len(sp):
+        gi = g[an["spot_i"].to_numpy(int)]
+        gj = g[an["spot_j"].to_numpy(int)]
+        a_sys = np.degrees(np.sqrt(np.clip(model.angle_var_rad2(gi, gj), 0, None)))
+    else:
+        a_sys = np.zeros(len(an))
+    cal_an = an["angle_err_calibration_deg"].to_numpy(float) if "angle_err_calibration_deg" in an else 0.0
+    an["angle_err_sys_deg"] = a_sys
+    an["angle_err_measurement_deg"] = _hypot(an["angle_err_stat_deg"], a_sys)
+    an["angle_err_deg"] = _hypot(an["angle_err_measurement_deg"], cal_an)
+    b = result.basis
+    if b:
+        b.setdefault("d_err_stat_angstrom", list(b.get("d_err_measurement_angstrom", b["d_err_angstrom"])))
+        b.setdefault("angle_err_stat_deg", b.get("angle_err_measurement_deg", b["angle_err_deg"]))
+        g1, g2 = np.asarray(b["g1_inv_nm"], float), np.asarray(b["g2_inv_nm"], float)
+        G = np.vstack([g1, g2])
+        ds = np.asarray(b["d_angstrom"], float) * np.sqrt(np.clip(model.rel_d_var(G), 0, None))
+        asys = math.degrees(math.sqrt(max(float(model.angle_var_rad2(g1, g2)[0]), 0.0)))
+        cal_b = b.get("d_err_calibration_angstrom", [0.0, 0.0])
+        meas = [float(math.hypot(s, y)) for s, y in zip(b["d_err_stat_angstrom"], ds)]
+        b["d_err_sys_angstrom"] = [float(v) for v in ds]
+        b["d_err_measurement_angstrom"] = meas
+        b["d_err_angstrom"] = [float(math.hypot(m, c)) for m, c in zip(meas, cal_b)]
+        b["angle_err_sys_deg"] = asys
+        b["angle_err_measurement_deg"] = float(math.hypot(b["angle_err_stat_deg"], asys))
+        b["angle_err_deg"] = float(math.hypot(b["angle_err_measurement_deg"], b.get("angle_err_calibration_deg", 0.0)))
+    result.info["systematic"] = model.to_dict()
+
+
+# ============================================================================ look-elsewhere
+def n_independent_regions(field_shape, roi) -> int:
+    """How many non-overlapping regions the size of ``roi``'s box fit in the field (at least 1).
+
+    Examples
+    --------
+    >>> from latticefit.roi import Circle
+    >>> n_independent_regions((1024, 1024), Circle(500, 500, 64))  # boxes of 129 px
+    49
+    """
+    H, W = field_shape
+    y0, y1, x0, x1 = roi.bounds(field_shape)
+    h, w = max(1, y1 - y0), max(1, x1 - x0)
+    return max(1, (H // h) * (W // w))
+
+
+def sidak_z_threshold(z_threshold: float, n_trials: int) -> float:
+    """Two-sided |z| threshold with the family-wise false-alarm rate of ``z_threshold`` over ``n_trials`` looks.
+
+    Šidák: ``p_local = 1 - (1 - p_global)^(1/n)``, ``p_global = 2 sf(z_threshold)``.
+
+    Examples
+    --------
+    >>> round(sidak_z_threshold(3.0, 1), 3), round(sidak_z_threshold(3.0, 64), 2)
+    (3.0, 4.09)
+    """
+    from scipy import stats
+
+    p_global = 2.0 * stats.norm.sf(z_threshold)
+    p_local = -math.expm1(math.log1p(-p_global) / max(1, int(n_trials)))
+    return float(stats.norm.isf(p_local / 2.0))
+
+
+def apply_look_elsewhere(comparison, field_shape, roi, *, why: str = "it deviates most",
+                         name: str = "region B") -> str:
+    """Re-test a comparison whose region b was chosen *because* it deviates (in place); returns a note.
+
+    The region was the most deviating of ``n`` independent candidate regions
+    (non-overlapping regions of its size in the field), so its |z| is the largest
+    of ``n`` looks: the threshold is raised by Šidák's correction to keep the
+    family-wise false-alarm rate of the blind threshold. ``table['significant']``,
+    ``summary['significant']`` and ``comparison.z_threshold`` are replaced; the
+    blind threshold stays in ``summary['z_threshold_blind']``.
+    """
+    n = n_independent_regions(field_shape, roi)
+    z0 = float(comparison.z_threshold)
+    z1 = round(sidak_z_threshold(z0, n), 2)
+    t = comparison.table
+    if len(t):
+        t["significant"] = np.abs(t["z"].to_numpy(float)) > z1
+    s = comparison.summary
+    s["z_threshold_blind"] = z0
+    s["look_elsewhere"] = {"method": "sidak", "n_candidate_regions": int(n), "z_threshold": z1}
+    if s.get("z") is not None:
+        s["significant"] = bool(abs(s["z"]) > z1)
+    comparison.z_threshold = z1
+    note = (f"{name} was chosen because {why}: its differences are tested with a look-elsewhere (Šidák) "
+            f"correction over {n} independent candidate regions of its size, |z| > {z1:.2f} instead of "
+            f"|z| > {z0:g} (the same family-wise false-alarm rate)")
+    comparison.warnings.append(note)
+    return note

@@ -338,7 +338,8 @@ def hann_fft_abs(img: np.ndarray) -> np.ndarray:
     return np.abs(np.fft.fftshift(np.fft.fft2((img - img.mean()) * w)))
 
 
-def visibility(img: np.ndarray, px_nm: float, fams: list[dict], r_peak=2, r_bg=(5.0, 9.0)) -> list[dict]:
+def visibility(img: np.ndarray, px_nm: float, fams: list[dict], r_peak=2, r_bg=(5.0, 9.0),
+               also_exclude: list[dict] = ()) -> list[dict]:
     """Peak / local-background of every zone reflection in the Hann-windowed |FFT|.
 
     Peak: maximum of |FFT| within ``r_peak`` px of the expected position g * N * px.
@@ -350,7 +351,8 @@ def visibility(img: np.ndarray, px_nm: float, fams: list[dict], r_peak=2, r_bg=(
     ny, nx = A.shape
     cy, cx = ny // 2, nx // 2
     yy, xx = np.mgrid[0:ny, 0:nx]
-    all_pos = [(cx + m["gx_inv_nm"] * nx * px_nm, cy + m["gy_inv_nm"] * ny * px_nm) for f in fams for m in f["members"]]
+    all_pos = [(cx + m["gx_inv_nm"] * nx * px_nm, cy + m["gy_inv_nm"] * ny * px_nm)
+               for f in list(fams) + list(also_exclude) for m in f["members"]]
     excl = (xx - cx) ** 2 + (yy - cy) ** 2 < 36
     for (u, v) in all_pos:
         excl |= (xx - u) ** 2 + (yy - v) ** 2 < 9
@@ -373,6 +375,43 @@ def visibility(img: np.ndarray, px_nm: float, fams: list[dict], r_peak=2, r_bg=(
                     "members_visible": int(n_vis), "visible": bool(ok) and n_vis * 2 >= len(ok),
                     "peak_over_background": ratios})
     return out
+
+
+def fft_visibility(counts: np.ndarray, entry: dict) -> dict:
+    """Visibility of the matrix phase over the whole field.
+
+    The dot phase is not measured separately: cube-on-cube, every PbS reflection of the
+    zone lies within 1 % of an allowed matrix reflection (< 1 FFT pixel at these fields),
+    and a crop inside the dot is too small to resolve the dense matrix net around it.
+    """
+    every = [f for v in entry["families"].values() for f in v]
+    return {ph: visibility(counts.astype(float), entry["pixel_size_x_nm"], fams, also_exclude=every)
+            for ph, fams in entry["families"].items() if ph != "PbS"}
+
+
+def mark_coincidences(entry: dict) -> None:
+    """PbS families whose |g| is within 1.5 % of a matrix family (cube-on-cube: same spot)."""
+    if "PbS" not in entry["families"]:
+        return
+    matrix = [ph for ph in entry["families"] if ph != "PbS"][0]
+    for f in entry["families"]["PbS"]:
+        same = [m["family"] for m in entry["families"][matrix]
+                if abs(m["g_abs_inv_nm"] / f["g_abs_inv_nm"] - 1) < 0.015 and m["hkl_rep"] == f["hkl_rep"]]
+        f["coincides_with_matrix_family"] = same[0] if same else None
+
+
+def refresh_truth(out: Path, truth: dict) -> None:
+    """Recompute the FFT visibility (and coincidences) of every image from its committed pixels."""
+    import tifffile
+
+    for name, e in truth["images"].items():
+        counts = tifffile.imread(out / name)
+        mark_coincidences(e)
+        e["fft_visibility"] = fft_visibility(counts, e)
+        if "PbS" in e["families"]:
+            e["fft_visibility_note"] = ("PbS (dot) reflections are not measured separately: each coincides within 1 % "
+                                        "with an allowed matrix reflection (coincides_with_matrix_family)")
+        e["bytes"] = (out / name).stat().st_size
 
 
 # ----------------------------------------------------------------------------- writing
@@ -414,7 +453,7 @@ class Recipe:
     dot_depth: str | None = None  # "mid" or "exit"
     seed: int = 0
     note: str = ""
-    frozen_phonons: int = 2  # CPU budget: 4 for the headline [111] image, 2 for the others
+    frozen_phonons: int = 2  # CPU budget (shared 2 cores): 4 for the headline [111] image, 1-2 for the others
     sampling_angstrom: float = 0.125
 
 
@@ -423,20 +462,23 @@ RECIPES = [
            sampling_angstrom=0.1),
     Recipe("mapbbr3_001_hrtem", "001", (22, 22, 17), 512, 0.025, 400.0, seed=1),
     Recipe("mapbbr3_001_pbs_dot_hrtem", "001", (22, 22, 17), 512, 0.025, 400.0, 4.5, A_PBS, "mid", seed=2),
-    Recipe("mapbbr3_111_pbs_dot_hrtem", "111", (16, 9, 10), 512, 0.025, 400.0, 4.5, A_PBS, "mid", seed=112),
+    Recipe("mapbbr3_111_pbs_dot_hrtem", "111", (16, 9, 10), 512, 0.025, 400.0, 4.5, A_PBS, "mid", seed=112,
+           frozen_phonons=1, sampling_angstrom=0.15),
     Recipe("mapbbr3_001_dot_strained_exit", "001", (24, 24, 17), 560, 0.025, 400.0, 5.0, 1.01 * A_MAPBBR3, "exit",
-           seed=3, note="PbS dot with a = 1.01 x 5.933 Å (+1 % vs the matrix), 0.8 nm above the exit surface"),
+           seed=3, note="PbS dot with a = 1.01 x 5.933 Å (+1 % vs the matrix), 0.8 nm above the exit surface",
+           frozen_phonons=1, sampling_angstrom=0.15),
     Recipe("mapbbr3_001_dot_bulk_mid", "001", (24, 24, 17), 560, 0.025, 400.0, 5.0, A_PBS, "mid",
-           seed=4, note="bulk PbS dot (a = 5.936 Å, +0.05 % vs the matrix) in the middle of the slab"),
+           seed=4, note="bulk PbS dot (a = 5.936 Å, +0.05 % vs the matrix) in the middle of the slab",
+           frozen_phonons=1, sampling_angstrom=0.15),
 ]
 ORDER = ["mapbbr3_111_hrtem", "srtio3_110", "mapbbr3_001_hrtem", "mapbbr3_001_pbs_dot_hrtem",
          "mapbbr3_111_pbs_dot_hrtem", "mapbbr3_001_dot_strained_exit", "mapbbr3_001_dot_bulk_mid"]
 
 STEM_300KV = {
     "energy_ev": 300e3, "convergence_mrad": 21.4, "Cs_angstrom": 0.0, "defocus_angstrom": 0.0,  # probe-corrected
-    "haadf_mrad": (65.0, 130.0), "abf_mrad": (10.7, 21.4),
-    "sampling_angstrom": 0.05, "slice_thickness_angstrom": 2.0, "frozen_phonons": 3,
-    "scan_gpts_xy": (24, 18), "supercell_reps": (3, 4, 18), "out_px": 512, "px_nm": 0.02,
+    "haadf_mrad": (60.0, 110.0), "abf_mrad": (10.7, 21.4),
+    "sampling_angstrom": 0.06, "slice_thickness_angstrom": 2.0, "frozen_phonons": 2,
+    "scan_gpts_xy": (20, 14), "supercell_reps": (3, 4, 10), "out_px": 512, "px_nm": 0.02,
     "electrons_per_probe_position": 2000.0,
 }
 
@@ -489,7 +531,6 @@ def run_hrtem(rc: Recipe, out: Path) -> dict:
         "simulation_wall_s": round(wall, 1), "simulation_cpu_s": round(cpu, 1),
         "families": fams,
         "first_order_angles": {k: first_order_angles(v) for k, v in fams.items()},
-        "fft_visibility": {k: visibility(counts.astype(float), rc.px_nm, v) for k, v in fams.items()},
         "note": rc.note,
     }
     if dot:
@@ -502,6 +543,11 @@ def run_hrtem(rc: Recipe, out: Path) -> dict:
                         "a_angstrom": round(float(rc.dot_a_angstrom), 5),
                         "mismatch_percent": round(100 * (rc.dot_a_angstrom / A_MAPBBR3 - 1), 4),
                         "n_atoms": dot.n_atoms, "orientation": "cube-on-cube, PbS Pb site on the matrix Pb site nearest the centre"}
+    mark_coincidences(entry)
+    entry["fft_visibility"] = fft_visibility(counts, entry)
+    if dot:
+        entry["fft_visibility_note"] = ("PbS (dot) reflections are not measured separately: each coincides within 1 % "
+                                        "with an allowed matrix reflection (coincides_with_matrix_family)")
     return entry
 
 
@@ -545,8 +591,8 @@ def run_stem(out: Path) -> list[dict]:
             "simulation_wall_s": round(wall, 1), "simulation_cpu_s": round(cpu, 1),
             "simulation_note": "one STEM run gives both the HAADF and the ABF file",
             "families": fams, "first_order_angles": {k: first_order_angles(v) for k, v in fams.items()},
-            "fft_visibility": {k: visibility(counts.astype(float), sim["px_nm"], v) for k, v in fams.items()},
         })
+        entries[-1]["fft_visibility"] = fft_visibility(counts, entries[-1])
     return entries
 
 
@@ -554,6 +600,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT_DEFAULT)
     ap.add_argument("--only", action="append", choices=ORDER, help="make only these (repeatable)")
+    ap.add_argument("--merge", type=Path, action="append", default=[],
+                    help="also take the images and truth entries made into another --out folder")
+    ap.add_argument("--refresh-truth", action="store_true",
+                    help="no simulation: recompute the FFT visibility of every image in truth.json")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     truth_path = args.out / "truth.json"
@@ -566,7 +616,14 @@ def main(argv=None) -> int:
     import ase
 
     truth["versions"] = {"abtem": abtem.__version__, "ase": ase.__version__, "numpy": np.__version__}
-    todo = args.only or ORDER
+    for other in args.merge:
+        import shutil
+
+        t_other = json.loads((other / "truth.json").read_text())
+        for name, e in t_other["images"].items():
+            shutil.copy2(other / name, args.out / name)
+            truth["images"][name] = e
+    todo = [] if (args.refresh_truth or args.merge) and not args.only else (args.only or ORDER)
     for name in ORDER:
         if name not in todo:
             continue
@@ -577,6 +634,10 @@ def main(argv=None) -> int:
             vis = ", ".join(f"{v['family']}" for ph in e["fft_visibility"].values() for v in ph if v["visible"])
             print(f"{e['file']}: {e['bytes']} B, sim {e['simulation_wall_s']} s wall / {e['simulation_cpu_s']} s CPU; "
                   f"visible: {vis}", flush=True)
+        truth_path.write_text(json.dumps(truth, indent=1) + "\n")
+    if args.refresh_truth or args.merge:
+        refresh_truth(args.out, truth)
+        truth["images"] = dict(sorted(truth["images"].items()))
         truth_path.write_text(json.dumps(truth, indent=1) + "\n")
     total = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
     print(f"total {total / 2**20:.2f} MiB in {args.out}")

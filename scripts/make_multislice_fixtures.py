@@ -321,10 +321,13 @@ def stem_intensities(atoms, cell_xy, sim: dict, seed: int) -> dict:
                         Cs=sim["Cs_angstrom"], defocus=sim["defocus_angstrom"])
     scan = abtem.GridScan(start=(0, 0), end=tuple(cell_xy), gpts=tuple(sim["scan_gpts_xy"]), endpoint=False)
     dets = {"haadf": abtem.AnnularDetector(*sim["haadf_mrad"]), "abf": abtem.AnnularDetector(*sim["abf_mrad"])}
-    meas = probe.scan(pot, scan=scan, detectors=list(dets.values()))
+    meas = probe.scan(pot, scan=scan, detectors=list(dets.values()), lazy=True)
+    import dask
+
+    arrays = dask.compute(*[m.array for m in meas])  # one multislice run for both detectors
     out = {}
-    for (name, _), m in zip(dets.items(), meas):
-        arr = np.asarray(m.compute().array)
+    for name, arr in zip(dets, arrays):
+        arr = np.asarray(arr)
         if arr.ndim == 3:
             arr = arr.mean(0)
         out[name] = arr.T

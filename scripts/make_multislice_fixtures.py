@@ -9,7 +9,9 @@ which is deliberately *not* a dependency of the project's own environment::
     /work/venv-abtem/bin/python scripts/make_multislice_fixtures.py            # all images
     /work/venv-abtem/bin/python scripts/make_multislice_fixtures.py --only mapbbr3_111_hrtem
 
-(run from the repository root; ``--out DIR`` writes elsewhere). Every image is
+(run from the repository root; ``--out DIR`` writes elsewhere, ``--merge DIR`` copies the
+images and truth entries made in another ``--out`` folder, ``--refresh-truth`` recomputes
+only the FFT visibility from the committed pixels). Every image is
 seeded, so a rerun with the same abTEM/numpy versions rewrites the same pixels.
 
 What it does, per image:

@@ -85,7 +85,9 @@ def unit_cells():
     """ASE conventional cells (space group + Wyckoff positions), MA as a marker 'He' at 1b."""
     from ase.spacegroup import crystal
 
-    cp = lambda a: [a, a, a, 90, 90, 90]  # noqa: E731
+    def cp(a):
+        return [a, a, a, 90, 90, 90]
+
     # Pm-3m, Pb at 1a (0,0,0), Br at 3d (1/2,0,0),(0,1/2,0),(0,0,1/2), MA at 1b (1/2,1/2,1/2)
     mapbbr3 = crystal(["Pb", "Br", "He"], basis=[(0, 0, 0), (0.5, 0, 0), (0.5, 0.5, 0.5)],
                       spacegroup=221, cellpar=cp(A_MAPBBR3))
@@ -107,13 +109,15 @@ def period_lengths(zone: str, a: float) -> np.ndarray:
     return np.array([np.linalg.norm(v) for v in FRAMES[zone]]) * a
 
 
-def fill(cell, a: float, R: np.ndarray, box: np.ndarray, origin=np.zeros(3), inside=None, lo_corner=np.zeros(3)):
+def fill(cell, a: float, R: np.ndarray, box: np.ndarray, origin=None, inside=None, lo_corner=None):
     """Symbols and positions (Å, frame coordinates) of a lattice with basis ``cell`` in ``box``.
 
     Lattice points are ``origin + R @ (a * (n + f))``; kept when 0 <= p < box (periodic
     box, an exact multiple of the repeat lengths) or, with ``inside``, where inside(p)
     (then only points of the box lo_corner .. lo_corner + box are tried).
     """
+    origin = np.zeros(3) if origin is None else np.asarray(origin, float)
+    lo_corner = np.zeros(3) if lo_corner is None else np.asarray(lo_corner, float)
     frac = cell.get_scaled_positions()
     syms = np.array(cell.get_chemical_symbols())
     corners = lo_corner + np.array(list(itertools.product(*[(0, L) for L in box]))) - origin
@@ -398,7 +402,7 @@ def mark_coincidences(entry: dict) -> None:
     """PbS families whose |g| is within 1.5 % of a matrix family (cube-on-cube: same spot)."""
     if "PbS" not in entry["families"]:
         return
-    matrix = [ph for ph in entry["families"] if ph != "PbS"][0]
+    matrix = next(ph for ph in entry["families"] if ph != "PbS")
     for f in entry["families"]["PbS"]:
         same = [m["family"] for m in entry["families"][matrix]
                 if abs(m["g_abs_inv_nm"] / f["g_abs_inv_nm"] - 1) < 0.015 and m["hkl_rep"] == f["hkl_rep"]]
@@ -497,7 +501,7 @@ def run_hrtem(rc: Recipe, out: Path) -> dict:
         r = rc.dot_diameter_nm * 5
         z = L[2] / 2 if rc.dot_depth == "mid" else L[2] - r - 8.0
         dot = Dot(np.array([L[0] / 2, L[1] / 2, z]), rc.dot_diameter_nm * 10, rc.dot_a_angstrom)
-    atoms, R, box = supercell("mapbbr3", rc.zone, rc.reps, rng, dot)
+    atoms, _, box = supercell("mapbbr3", rc.zone, rc.reps, rng, dot)
     sim = dict(HRTEM_200KV, frozen_phonons=rc.frozen_phonons, sampling_angstrom=rc.sampling_angstrom)
     sim["sigmas"] = {**SIGMAS["mapbbr3"], **({"S": SIGMAS["pbs"]["S"]} if dot else {})}
     sim["defocus_angstrom"] = round(scherzer(sim), 1)
@@ -560,7 +564,7 @@ def run_stem(out: Path) -> list[dict]:
     sim = dict(STEM_300KV)
     sim["sigmas"] = SIGMAS["srtio3"]
     rng = np.random.default_rng(110)
-    atoms, R, box = supercell("srtio3", "110", sim["supercell_reps"], rng)
+    atoms, _, box = supercell("srtio3", "110", sim["supercell_reps"], rng)
     cell_xy = period_lengths("110", A_STO)[:2]
     t0, c0 = time.time(), time.process_time()
     ims = stem_intensities(atoms, cell_xy, sim, seed=110)

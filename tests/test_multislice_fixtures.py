@@ -48,8 +48,7 @@ def test_fixture_loads_with_its_calibration(name):
 
 
 def _families(t):
-    for phase, fams in t["families"].items():
-        yield phase, fams
+    yield from t["families"].items()
 
 
 @pytest.mark.parametrize("name", sorted(IMAGES))
@@ -75,7 +74,7 @@ def test_truth_reflections_follow_from_the_structure(name):
 
 
 def test_perovskite_111_has_six_110_at_60_degrees():
-    for name, t in IMAGES.items():
+    for t in IMAGES.values():
         if t["zone_axis"] != "[111]":
             continue
         fam = t["families"]["MAPbBr3"][0]

@@ -62,7 +62,7 @@ def machine_speedup() -> float:
 def write_folder(folder: Path, n: int, kind: str, size: int) -> list[Path]:
     import tifffile
 
-    from latticefit import synth
+    from latticefit.synth import _core as synth
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -104,7 +104,7 @@ def plain_loop(paths: list[Path]) -> tuple[float, float]:
 
 
 def batch_run(folder: Path, out: Path, jobs: int, mode: str) -> tuple[float, pd.DataFrame]:
-    from latticefit import batch
+    from latticefit.batch import _run as batch
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()

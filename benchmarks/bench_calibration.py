@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latticefit.calibration import calibrate
+from latticefit.crystal import calibrate
 from latticefit.lattice import measure_lattice
 from latticefit.micrograph import Micrograph
 from latticefit.roi import Rect

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from latticefit.crystal import get_phase, library_names, same_zone_axis, zone_axis_reflections
-from latticefit.indexing import index_spots
+from latticefit.crystal import index_spots
 
 CASES = [("SrTiO3", (0, 0, 1), 3), ("SrTiO3", (1, 1, 0), 3), ("MAPbBr3", (1, 1, 1), 2), ("PbS", (1, 1, 1), 2),
          ("PbS", (0, 0, 1), 2), ("Au", (1, 1, 0), 3), ("Si", (1, 1, 0), 3), ("CdSe-wz", (1, 1, 0), 3),
@@ -108,7 +108,7 @@ def run_real(repeats: int = 5) -> None:
     import os
     import warnings
 
-    from latticefit.indexing import index_lattice
+    from latticefit.crystal import index_lattice
     from latticefit.io import load
     from latticefit.lattice import measure_lattice
 

@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from latticefit import synth
+from latticefit.synth import _core as synth
 from latticefit.lattice import measure_lattice
 from latticefit.roi import Circle
 

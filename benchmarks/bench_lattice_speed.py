@@ -32,7 +32,7 @@ warnings.simplefilter("ignore")
 
 
 def _image(n):
-    from latticefit import synth
+    from latticefit.synth import _core as synth
 
     mg, _ = synth.cubic_001(shape=(n, n), rotation_deg=13.0, offset_px=(0.3, 0.4), noise_sigma=1.0, seed=1,
                             dtype=np.float32)

@@ -40,7 +40,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from latticefit import synth
+from latticefit.synth import _core as synth
 from latticefit.particles import find_particles
 
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latticefit import synth
-from latticefit._lattice_systematic import estimate_systematic
+from latticefit.synth import _core as synth
+from latticefit.lattice._systematic import estimate_systematic
 from latticefit.io import load
 from latticefit.lattice import compare_regions, measure_lattice
 from latticefit.roi import Rect

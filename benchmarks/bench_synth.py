@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from latticefit import synth
+from latticefit.synth import _core as synth
 
 
 def best_of(fn, n=3):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latticefit import synth
+from latticefit.synth import _core as synth
 from latticefit.serialize import dumps
 
 ROOT = Path(__file__).resolve().parents[1]

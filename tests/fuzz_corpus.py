@@ -57,7 +57,7 @@ def seed_files(folder: Path) -> list[Path]:
     """Small valid images (a perovskite lattice and a dot field, as ImageJ TIFF and .hspy)."""
     import hyperspy.api as hs
 
-    from latticefit import synth
+    from latticefit.synth import _core as synth
 
     folder.mkdir(parents=True, exist_ok=True)
     lat = synth.perovskite_111(shape=(128, 128), noise_sigma=0.1, seed=11)[0]

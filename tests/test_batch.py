@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latticefit import batch, synth
-from latticefit._batch_store import RecordStore, build_tables, file_content_hash
-from latticefit._batch_task import AnalysisOutcome, signal_tags
+from latticefit.batch import _run as batch
+from latticefit.synth import _core as synth
+from latticefit.batch import RecordStore, build_tables, file_content_hash
+from latticefit.batch import AnalysisOutcome, signal_tags
 from latticefit.errors import LatticefitError
 from latticefit.micrograph import Micrograph
 
@@ -319,7 +320,7 @@ def test_resume_reuses_only_matching_records(mixed_folder, tmp_path):
 def test_uninterrupted_equals_resumed_tables(mixed_folder, tmp_path, monkeypatch):
     full = batch.run(mixed_folder, tmp_path / "full", jobs=1, analyzers=TINY)
     # a run that stops after 3 files (as a kill would), then resumes
-    import latticefit.batch as B
+    import latticefit.batch._run as B
 
     real = B._write_outputs
     calls = {"n": 0}
@@ -344,7 +345,7 @@ def test_uninterrupted_equals_resumed_tables(mixed_folder, tmp_path, monkeypatch
 
 
 def test_atomic_write_keeps_old_content_when_interrupted(tmp_path, monkeypatch):
-    from latticefit import _batch_store
+    from latticefit.batch import _store as _batch_store
 
     store = RecordStore(tmp_path)
     store.save({"record_version": 1, "file": "a.dm4", "status": "ok"})
@@ -437,7 +438,7 @@ def test_index_html_links_every_figure_and_is_offline(mixed_folder, tmp_path):
 
 
 def test_index_html_message_beside_status_and_consistent_numbers():
-    from latticefit._batch_html import index_html
+    from latticefit.batch import index_html
 
     summary = pd.DataFrame([
         {"file": "bad.png", "signal": "", "analysis": "lattice", "status": "error",
@@ -469,7 +470,7 @@ def test_index_html_message_beside_status_and_consistent_numbers():
 def test_particle_figure_title_states_detected_and_counted():
     import matplotlib.text
 
-    from latticefit._batch_analyses import analyze_particles
+    from latticefit.batch import analyze_particles
 
     mg = synth.haadf_dots((256, 256), pixel_size_nm=0.25, diameter_nm=5.0, n_particles=14, n_touching_pairs=0,
                           allow_edge=True, seed=4)[0]

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latticefit import batch, synth
-from latticefit._batch_store import RecordStore
+from latticefit.batch import _run as batch
+from latticefit.synth import _core as synth
+from latticefit.batch import RecordStore
 from latticefit.cli import main
 
 TIMING = batch.TIMING_COLUMNS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latticefit.calibration import Calibration, fit_pixel_scale
+from latticefit.crystal import Calibration, fit_pixel_scale
 from latticefit.crystal import get_phase
 from latticefit.micrograph import Micrograph
 

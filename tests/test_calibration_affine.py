@@ -9,12 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from latticefit.calibration import (
-    Calibration,
-    as_calibration,
-    calibrate,
-    load_calibration,
-)
+from latticefit.crystal import Calibration, as_calibration, calibrate, load_calibration
 from latticefit.cli import main
 from latticefit.crystal import get_phase
 from latticefit.errors import CalibrationError
@@ -172,7 +167,7 @@ def _stretch_x_calibration(path, p_nm, kx=1.02):
 
 @pytest.fixture(scope="module")
 def cli_files(tmp_path_factory):
-    from latticefit import synth
+    from latticefit.synth import _core as synth
 
     d = tmp_path_factory.mktemp("calcli")
     # an axis-aligned square lattice: (100) along x, (010) along y

@@ -7,32 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from latticefit.crystal import (
-    Phase,
-    angle_between_reflections,
-    d_spacing,
-    equivalent_zone_axes,
-    extinction_reason,
-    get_phase,
-    hkl_to_hkil,
-    library_names,
-    load_cif,
-    reflections,
-    resolve_phases,
-    same_zone_axis,
-    structure_factor,
-    unique_zone_axes,
-    uvw_to_uvtw,
-    zone_axis_of,
-    zone_axis_reflections,
-)
+from latticefit.crystal import Phase, angle_between_reflections, d_spacing, equivalent_zone_axes, extinction_reason, get_phase, hkl_to_hkil, library_names, load_cif, reflections, resolve_phases, same_zone_axis, structure_factor, unique_zone_axes, uvw_to_uvtw, zone_axis_of, zone_axis_reflections
 from latticefit.errors import AnalysisError, FileReadError
-from latticefit.scattering import (
-    electron_scattering_factor,
-    electron_wavelength_angstrom,
-    relativistic_gamma,
-    scattering_coefficients,
-)
+from latticefit.crystal import electron_scattering_factor, electron_wavelength_angstrom, relativistic_gamma, scattering_coefficients
 
 # f_e(0) = sum a_i of the *other* published Peng et al. (1996) fit (0 <= s <= 2 1/Å, Acta Cryst. A52
 # Table 1); the module uses the 0 <= s <= 6 1/Å fit, so this checks the transcription against an

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from latticefit import batch, synth
-from latticefit._batch_task import AnalysisOutcome
+from latticefit.batch import _run as batch
+from latticefit.synth import _core as synth
+from latticefit.batch import AnalysisOutcome
 from latticefit.errors import CalibrationWarning, LatticefitError
 from latticefit.io import load
 from latticefit.serialize import csv_safe_cell, printable_text
@@ -144,7 +145,7 @@ def test_zero_or_nonfinite_axis_scale_is_not_a_calibration():
 def test_pool_worker_exits_when_the_batch_process_dies():
     """The watcher a batch worker runs: once the batch pid is gone, the worker ends within ~1 s."""
     parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    code = ("import sys, time; from latticefit._batch_exec import _exit_with_parent; "
+    code = ("import sys, time; from latticefit.batch._exec import _exit_with_parent; "
             f"_exit_with_parent({parent.pid}, poll_s=0.1); time.sleep(60); sys.exit(5)")
     worker = subprocess.Popen([sys.executable, "-c", code])
     try:
@@ -270,7 +271,7 @@ def test_huge_cell_is_refused_before_the_reflection_list_is_built(tmp_path):
 
 
 def test_oversized_cif_file_is_not_parsed(tmp_path, monkeypatch):
-    from latticefit import crystal
+    from latticefit.crystal import _phases as crystal
     from latticefit.errors import FileReadError
 
     p = tmp_path / "huge.cif"

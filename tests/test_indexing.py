@@ -9,15 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latticefit.crystal import (
-    angle_between_reflections,
-    d_spacing,
-    get_phase,
-    same_zone_axis,
-    zone_axis_reflections,
-)
+from latticefit.crystal import angle_between_reflections, d_spacing, get_phase, same_zone_axis, zone_axis_reflections
 from latticefit.errors import AnalysisError
-from latticefit.indexing import index_lattice, index_spots, spot_uncertainties
+from latticefit.crystal import index_lattice, index_spots, spot_uncertainties
 
 
 def predicted_spots(phase, uvw, *, n_shells, rotation_deg, rng, noise_rel=0.003, noise_deg=0.3,

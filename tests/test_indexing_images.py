@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import realfile
-from latticefit import synth
-from latticefit.calibration import calibrate, mismatch
+from latticefit.synth import _core as synth
+from latticefit.crystal import calibrate, mismatch
 from latticefit.cli import main
 from latticefit.crystal import same_zone_axis
-from latticefit.indexing import index_lattice
+from latticefit.crystal import index_lattice
 from latticefit.lattice import measure_lattice
 from latticefit.roi import Circle, Rect
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import realfile
-from latticefit import synth
+from latticefit.synth import _core as synth
 from latticefit.cli import main
 from latticefit.errors import CalibrationError, LatticefitWarning, RegionError
 from latticefit.lattice import LatticeResult, compare_regions, measure_lattice, parse_d_range

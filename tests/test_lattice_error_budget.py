@@ -10,15 +10,8 @@ import pandas as pd
 import pytest
 from scipy import ndimage as ndi
 
-from latticefit import synth
-from latticefit._lattice_systematic import (
-    SystematicModel,
-    apply_look_elsewhere,
-    estimate_systematic,
-    n_independent_regions,
-    sidak_z_threshold,
-    tile_grid,
-)
+from latticefit.synth import _core as synth
+from latticefit.lattice._systematic import SystematicModel, apply_look_elsewhere, estimate_systematic, n_independent_regions, sidak_z_threshold, tile_grid
 from latticefit.errors import LatticefitWarning
 from latticefit.lattice import RegionComparison, compare_regions, measure_lattice
 from latticefit.micrograph import Micrograph

@@ -1,11 +1,11 @@
-"""Every numba kernel of latticefit._lattice_kernels against its numpy reference."""
+"""Every numba kernel of latticefit.lattice._kernels against its numpy reference."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from latticefit import _lattice_kernels as K
+from latticefit.lattice import _kernels as K
 
 
 @pytest.mark.parametrize("shape", [(32, 48), (33, 47), (64, 64)])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import realfile
-from latticefit import synth
+from latticefit.synth import _core as synth
 from latticefit.cli import main
 from latticefit.errors import LatticefitError
 from latticefit.lattice import compare_regions, measure_lattice, parse_d_range
@@ -47,7 +47,7 @@ def test_reflection_at_the_azimuth_wrap_is_reported_once(rot):
 
 
 def test_split_reflection_indices_are_dropped_once():
-    from latticefit._lattice_basis import drop_duplicate_indices, reduce_basis
+    from latticefit.lattice._basis import drop_duplicate_indices, reduce_basis
 
     # a reflection split in two across the wrap indexes as (-1, 1) and (1, -1): the weaker copy goes
     hk = np.array([[1, 0], [0, 1], [-1, 1], [1, -1], [-2, 2], [2, -2]])

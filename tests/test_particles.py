@@ -10,18 +10,10 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from latticefit import _particle_kernels as K
-from latticefit import synth
+from latticefit.particles import _kernels as K
+from latticefit.synth import _core as synth
 from latticefit.errors import AnalysisError, LatticefitWarning
-from latticefit.particles import (
-    JSON_PARTICLE_KEYS,
-    ParticleResult,
-    estimate_background,
-    estimate_noise_model,
-    find_particles,
-    plot_overlay,
-    region_measures,
-)
+from latticefit.particles import JSON_PARTICLE_KEYS, ParticleResult, estimate_background, estimate_noise_model, find_particles, plot_overlay, region_measures
 
 
 # ------------------------------------------------------------------ helpers
@@ -100,7 +92,7 @@ def test_prune_keeps_touching_pair_drops_rim_blob():
 
 
 def test_cluster_blob_replaced_by_its_touching_members():
-    from latticefit.particles import _split_cluster_blobs
+    from latticefit.particles._pipeline import _split_cluster_blobs
 
     # a large-scale blob between two touching spheres outranks them; a single big blob with one small
     # blob inside (texture) stays
@@ -182,7 +174,7 @@ def test_region_measures_match_regionprops():
 
 
 def test_region_measure_kernel_matches_numpy_reference(field):
-    from latticefit.particles import _measure_regions, _measure_regions_ref
+    from latticefit.particles._pipeline import _measure_regions, _measure_regions_ref
 
     mg, truth, res = field
     n = int(res.labels.max())
@@ -342,7 +334,7 @@ def test_unresolvable_range_is_an_error():
 
 
 def test_range_parsing_and_default_range():
-    from latticefit.particles import _parse_range, default_diameter_range_nm
+    from latticefit.particles._pipeline import _parse_range, default_diameter_range_nm
 
     assert _parse_range("2-15nm", None) == (2.0, 15.0)
     assert _parse_range("20-150A", None) == pytest.approx((2.0, 15.0))
@@ -506,14 +498,14 @@ def test_default_range_never_sizes_atomic_columns():
 @pytest.mark.parametrize("bad", ["12-2nm", "3-3nm", (5, 2)])
 def test_reversed_or_empty_diameter_range_is_an_error(bad):
     from latticefit.errors import AnalysisError
-    from latticefit.particles import _parse_range
+    from latticefit.particles._pipeline import _parse_range
 
     with pytest.raises(AnalysisError, match="lower bound"):
         _parse_range(bad, "f.tif")
 
 
 def test_comma_range_is_accepted():
-    from latticefit.particles import _parse_range
+    from latticefit.particles._pipeline import _parse_range
 
     assert _parse_range("2,12", None) == (2.0, 12.0)
     assert _parse_range("2-12nm", None) == (2.0, 12.0)

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latticefit import synth
+from latticefit.synth import _core as synth
 from latticefit._plotstyle import format_uncertain
 from latticefit.cli import main
 from latticefit.errors import LatticefitWarning
-from latticefit.report import _basis_angle, build_lattice_report, lattice_report, plot_lattice_report
+from latticefit.report._lattice_report import _basis_angle, build_lattice_report, lattice_report, plot_lattice_report
 
 from conftest import SAMPLE_DATA, realfile
 

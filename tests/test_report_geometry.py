@@ -5,12 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from latticefit import Micrograph, synth
+from latticefit import Micrograph
+from latticefit.synth import _core as synth
 from latticefit._plotstyle import format_uncertain, output_paths, round_to_uncertainty
 from latticefit.errors import LatticefitError
-from latticefit.report import (anomaly_map, check_fields_of_view, choose_dot_from_anomaly,
-                               choose_dot_from_particles, choose_matrix_region, fringe_phase, fringe_segments,
-                               haadf_to_hrtem_points, hkl_label)
+from latticefit.report import anomaly_map, check_fields_of_view, choose_dot_from_anomaly, choose_dot_from_particles, choose_matrix_region, fringe_phase, fringe_segments, haadf_to_hrtem_points, hkl_label
 from latticefit.roi import Circle, Rect
 
 

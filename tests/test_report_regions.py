@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from latticefit import io
-from latticefit.report import DOT_RADIUS_FRACTION, build_lattice_report
+from latticefit.report._lattice_report import DOT_RADIUS_FRACTION, build_lattice_report
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latticefit import synth
+from latticefit.synth import _core as synth
 from latticefit.cli import main
-from latticefit.sizes_figure import format_mean_sd, format_rsd, histogram_errors, size_figure
+from latticefit.report import format_mean_sd, format_rsd, histogram_errors, size_figure
 
 from conftest import SAMPLE_DATA, realfile
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latticefit import synth
+from latticefit.synth import _core as synth
 from latticefit.errors import LatticefitError, RegionError
 from latticefit.micrograph import Micrograph
 from latticefit.roi import Circle, Mask, Rect

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from latticefit import synth
+from latticefit.synth import _core as synth
 from latticefit.errors import InvalidDataError, LatticefitError
 from latticefit.serialize import dumps
 

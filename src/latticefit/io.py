@@ -32,15 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import (
-    CalibrationWarning,
-    DataShapeError,
-    FileReadError,
-    InvalidDataError,
-    LatticefitError,
-    SignalSelectionError,
-    UnsupportedFormatError,
-)
+from .errors import CalibrationWarning, DataShapeError, FileReadError, InvalidDataError, LatticefitError, SignalSelectionError, UnsupportedFormatError
 from .micrograph import Micrograph, axes_pixel_size_nm, mode_from_metadata
 from .units import pixel_size_pair_nm
 
@@ -632,7 +624,7 @@ def load(path, *, signal=None, frame=None, pixel_size=None, calibration=None) ->
         mg = _to_micrograph(signals[i], title=titles[i], titles=titles, fmt=fmt, src=src,
                             frame=frame, pixel_size=pixel_size)
         if calibration is not None:
-            from .calibration import as_calibration
+            from .crystal._calibration import as_calibration
 
             mg = as_calibration(calibration).apply(mg)
         return mg

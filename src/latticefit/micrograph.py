@@ -14,13 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import (
-    CalibrationError,
-    CalibrationWarning,
-    DataShapeError,
-    InvalidDataError,
-    LatticefitWarning,
-)
+from .errors import CalibrationError, CalibrationWarning, DataShapeError, InvalidDataError, LatticefitWarning
 from .units import is_empty_unit, pixel_size_pair_nm, unit_to_nm
 
 __all__ = ["Micrograph", "as_micrograph", "select_frame", "axes_pixel_size_nm", "mode_from_metadata"]
@@ -484,7 +478,7 @@ def as_micrograph(image, pixel_size=None, *, source: str | None = None, frame=No
     (0.05, 0.05)
     """
     if calibration is not None:
-        from .calibration import as_calibration
+        from .crystal._calibration import as_calibration
 
         return as_calibration(calibration).apply(as_micrograph(image, pixel_size, source=source, frame=frame))
     if isinstance(image, Micrograph):

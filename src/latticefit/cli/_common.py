@@ -45,13 +45,13 @@ def _argtype(fn, what):
 
 
 def _parse_d_range(text):
-    from ..lattice import parse_d_range  # lazy: keeps `latticefit --help` fast
+    from ..lattice._measure import parse_d_range  # lazy: keeps `latticefit --help` fast
 
     return parse_d_range(text)
 
 
 def _parse_diameter_range(text):
-    from ..particles import _parse_range
+    from ..particles._pipeline import _parse_range
 
     return _parse_range(text, None)
 
@@ -96,7 +96,7 @@ def _calibration(args):
         return None
     cached = getattr(args, "_calibration_obj", None)
     if cached is None:
-        from ..calibration import load_calibration
+        from ..crystal._calibration import load_calibration
 
         cached = load_calibration(path)
         args._calibration_obj = cached

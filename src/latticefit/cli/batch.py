@@ -68,7 +68,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..batch import failed_files, run as run_batch
+    from ..batch._run import failed_files, run as run_batch
 
     frame = args.frame if args.frame is not None else "mean"
     progress = (not args.quiet) and sys.stderr.isatty()

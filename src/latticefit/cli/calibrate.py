@@ -59,7 +59,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..calibration import calibrate
+    from ..crystal._calibration import calibrate
     from ..io import load
 
     mg = load(args.file, **load_kwargs(args))

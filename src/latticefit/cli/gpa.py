@@ -73,7 +73,7 @@ def _reflections(mg, sel, reference):
     import numpy as np
 
     from ..errors import AnalysisError
-    from ..lattice import measure_lattice
+    from ..lattice._measure import measure_lattice
 
     res = measure_lattice(mg, roi=reference)
     n = len(res.spots)

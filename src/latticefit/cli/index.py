@@ -62,10 +62,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..crystal import resolve_phases
-    from ..indexing import index_lattice
+    from ..crystal._phases import resolve_phases
+    from ..crystal._indexing import index_lattice
     from ..io import load
-    from ..lattice import measure_lattice
+    from ..lattice._measure import measure_lattice
 
     phases = resolve_phases(args.phase, args.cif)  # bad names / CIFs fail once, before any file
     records = []

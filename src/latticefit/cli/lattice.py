@@ -40,7 +40,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..io import load
-    from ..lattice import measure_lattice
+    from ..lattice._measure import measure_lattice
     from ..serialize import write_json
 
     mg = load(args.file, **load_kwargs(args))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..crystal import get_phase, library_names, load_cif
+from ..crystal._phases import get_phase, library_names, load_cif
 from ..serialize import write_json
 
 

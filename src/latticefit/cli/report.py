@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from .. import io
     from .._plotstyle import output_paths
-    from ..report import build_lattice_report, plot_lattice_report
+    from ..report._lattice_report import build_lattice_report, plot_lattice_report
 
     paths = output_paths(args.output)  # bad extension: one-line error before any work
     hrtem = io.load(args.hrtem, **load_kwargs(args))
@@ -64,13 +64,13 @@ def _phases(names):
     """Phase names and CIF paths (by extension) -> Phase objects; [] when none given (no indexing)."""
     if not names:
         return []
-    from ..crystal import resolve_phases
+    from ..crystal._phases import resolve_phases
 
     cifs = [n for n in names if str(n).lower().endswith(".cif")]
     return resolve_phases([n for n in names if n not in cifs], cifs)
 
 
 def _summary_lines(rep):
-    from ..report import summary_lines
+    from ..report._lattice_report import summary_lines
 
     return summary_lines(rep)

@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from .. import io
     from .._plotstyle import output_paths
-    from ..sizes_figure import build_size_figure, plot_size_figure, summary_lines
+    from ..report._sizes import build_size_figure, plot_size_figure, summary_lines
 
     paths = output_paths(args.output)  # bad extension: one-line error before any work
     images = [io.load(f, **load_kwargs(args)) for f in args.files]

@@ -76,7 +76,7 @@ def choose_reflections(mg, *, reference=None) -> np.ndarray:
     AnalysisError
         If fewer than two non-collinear reflections are found.
     """
-    from ..lattice import measure_lattice
+    from ..lattice._measure import measure_lattice
     from ..roi import Rect
 
     roi = reference

@@ -68,9 +68,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import InvalidDataError
-from .micrograph import Micrograph
-from .units import pixel_size_pair_nm
+from ..errors import InvalidDataError
+from ..micrograph import Micrograph
+from ..units import pixel_size_pair_nm
 
 __all__ = [
     "LatticeTruth",
@@ -901,7 +901,7 @@ class ParticleTruth:
 
     def to_dict(self) -> dict:
         """JSON-ready dict; ``particles`` is a list of records."""
-        from .serialize import to_jsonable
+        from ..serialize import to_jsonable
 
         recs = to_jsonable(self.particles.to_dict(orient="records"))
         return {
@@ -1321,7 +1321,7 @@ class PairTruth:
 
     def to_dict(self) -> dict:
         """JSON-ready dict: ``dots`` records plus the ``hrtem`` and ``haadf`` truths."""
-        from .serialize import to_jsonable
+        from ..serialize import to_jsonable
 
         return {
             "kind": "fig4_pair",

@@ -43,13 +43,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _lattice_basis as lb
-from ._lattice_detect import detect_candidates
-from ._lattice_refine import refine_mask, refine_rect
-from .errors import LatticefitError, LatticefitWarning
-from .micrograph import as_micrograph
-from .roi import as_roi, extract
-from .spectrum import FFT_WORKERS, half_plane_power
+from . import _basis as lb
+from ._detect import detect_candidates
+from ._refine import refine_mask, refine_rect
+from ..errors import LatticefitError, LatticefitWarning
+from ..micrograph import as_micrograph
+from ..roi import as_roi, extract
+from ..spectrum import FFT_WORKERS, half_plane_power
 
 __all__ = ["measure_lattice", "compare_regions", "LatticeResult", "RegionComparison", "parse_d_range",
            "SPOT_COLUMNS"]
@@ -514,7 +514,7 @@ def _add_calibration_errors(spots, angles, basis, B, cov_A):
     ``d_err_angstrom`` becomes the total; ``d_err_measurement_angstrom`` and
     ``d_err_calibration_angstrom`` keep the parts (ratios within one image need only the first).
     """
-    from ._calibration_affine import spot_calibration_errors
+    from .._calibration_affine import spot_calibration_errors
 
     if len(spots) == 0:
         return spots, angles, basis
@@ -558,7 +558,7 @@ def _add_calibration_errors(spots, angles, basis, B, cov_A):
 
 def _add_systematic(out: LatticeResult, mg, systematic, measure_kwargs: dict) -> None:
     """Estimate (or reuse) the image's systematic lattice variation and add it to ``out``'s errors."""
-    from . import _lattice_systematic as ls
+    from . import _systematic as ls
 
     if isinstance(systematic, ls.SystematicModel):
         model = systematic
@@ -759,7 +759,7 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
             raise LatticefitError(f"calibrate_on must be 'matrix' (region a), got {calibrate_on!r}", mg.source)
         if phase is None:
             raise LatticefitError("calibrate_on needs the phase of region a (phase=...)", mg.source)
-        from .calibration import calibrate
+        from ..crystal._calibration import calibrate
 
         self_cal = calibrate(mg, roi_a, phase, affine=True, tiles=False, d_range_angstrom=d_range_angstrom)
         mg = self_cal.apply(mg)

@@ -39,8 +39,8 @@ from functools import reduce
 
 import numpy as np
 
-from .errors import AnalysisError, FileReadError
-from .scattering import electron_scattering_factor, relativistic_gamma
+from ..errors import AnalysisError, FileReadError
+from ._scattering import electron_scattering_factor, relativistic_gamma
 
 __all__ = [
     "Site",

@@ -19,7 +19,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from .serialize import atomic_write_bytes, atomic_write_text, csv_safe_cell, dumps
+from ..serialize import atomic_write_bytes, atomic_write_text, csv_safe_cell, dumps
 
 __all__ = [
     "RECORD_VERSION",
@@ -168,7 +168,7 @@ def build_tables(records: list[dict], skipped: list[dict] = ()) -> dict[str, pd.
     Parameters
     ----------
     records : list of dict
-        One record per processed file (see :func:`latticefit._batch_task.process_file`).
+        One record per processed file (see :func:`latticefit.batch._task.process_file`).
     skipped : list of dict
         Files not processed, each ``{"file": relpath, "note": why}``.
 

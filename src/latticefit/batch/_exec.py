@@ -17,9 +17,9 @@ from collections import deque
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator
 
-from ._batch_store import RECORD_VERSION
-from ._batch_task import FileTask, error_message
-from .errors import LatticefitError
+from ._store import RECORD_VERSION
+from ._task import FileTask, error_message
+from ..errors import LatticefitError
 
 __all__ = ["default_jobs", "run_serial", "run_process_pool", "run_dask", "crashed_record"]
 
@@ -148,7 +148,7 @@ _START_FAILURE = ("worker processes could not start; a script that calls lattice
 
 #: modules the fork server imports once, so that each worker starts without importing them again
 _PRELOAD = ["numpy", "scipy.ndimage", "pandas", "matplotlib.figure", "matplotlib.backends.backend_agg",
-            "latticefit._batch_task", "latticefit.io"]
+            "latticefit.batch._task", "latticefit.io"]
 
 
 def _context(name: str | None):

@@ -47,10 +47,10 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import _particle_kernels as K
-from .errors import AnalysisError, LatticefitWarning
-from .micrograph import Micrograph, as_micrograph
-from .sizestats import miles_lantuejoul_weights, size_summary
+from . import _kernels as K
+from ..errors import AnalysisError, LatticefitWarning
+from ..micrograph import Micrograph, as_micrograph
+from ._sizestats import miles_lantuejoul_weights, size_summary
 
 __all__ = [
     "ParticleResult",
@@ -153,7 +153,7 @@ class ParticleResult:
 
     def to_csv(self, path) -> None:
         """Write :attr:`table` as CSV (one row per particle)."""
-        from .serialize import atomic_write_text
+        from ..serialize import atomic_write_text
 
         atomic_write_text(path, self.table.to_csv(index=False))
 
@@ -410,7 +410,7 @@ def estimate_background(image, scale_px: float, *, n_iter: int = 4, clip_sigma: 
 # ======================================================================== detection
 def _add_calibration_error(table, mg):
     """Add the relative error of the calibrated pixel length sqrt|det A| to every diameter error."""
-    from ._calibration_affine import propagate
+    from .._calibration_affine import propagate
 
     v, var = propagate(lambda a: [math.sqrt(abs(np.linalg.det(a.reshape(2, 2))))], mg.affine_nm_per_px.ravel(),
                        mg.affine_cov)
@@ -488,7 +488,7 @@ def _threshold_factor(n_eff: float, false_alarms: float) -> float:
 
 # ============================================================================ main
 def _parse_range(diameter_range_nm, source):
-    from .units import parse_length_nm
+    from ..units import parse_length_nm
 
     if isinstance(diameter_range_nm, str):
         txt = diameter_range_nm.strip()
@@ -1388,7 +1388,7 @@ def plot_overlay(result: ParticleResult, image=None, ax=None, *, circles: bool =
     from matplotlib.lines import Line2D
     from matplotlib.patches import Circle as MplCircle
 
-    from ._plotstyle import COLORS, OKABE_ITO, show_image
+    from .._plotstyle import COLORS, OKABE_ITO, show_image
 
     if ax is None:
         _fig, ax = plt.subplots(figsize=(5, 5))
@@ -1443,7 +1443,7 @@ def _g(v) -> str:
 
 def summary_lines(result: ParticleResult) -> list[str]:
     """A short human-readable summary table of a :class:`ParticleResult`."""
-    from ._plotstyle import format_uncertain
+    from .._plotstyle import format_uncertain
 
     s = result.summary
     name = result.source or "image"

@@ -46,21 +46,14 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pandas as pd
 
-from . import __version__
-from ._batch_auto import PERIODICITY_THRESHOLD, choose_analyses, choose_analysis, periodicity_score
-from ._batch_exec import default_jobs, run_dask, run_process_pool, run_serial
-from ._batch_store import (
-    TIMING_COLUMNS,
-    RecordStore,
-    atomic_write_bytes,
-    build_tables,
-    file_content_hash,
-    write_tables,
-)
-from ._batch_task import AnalysisOutcome, FileTask, content_files, process_file
-from .errors import LatticefitError
-from .serialize import atomic_write_text, dumps, printable_text
-from .units import pixel_size_pair_nm
+from .. import __version__
+from ._auto import PERIODICITY_THRESHOLD, choose_analyses, choose_analysis, periodicity_score
+from ._exec import default_jobs, run_dask, run_process_pool, run_serial
+from ._store import TIMING_COLUMNS, RecordStore, atomic_write_bytes, build_tables, file_content_hash, write_tables
+from ._task import AnalysisOutcome, FileTask, content_files, process_file
+from ..errors import LatticefitError
+from ..serialize import atomic_write_text, dumps, printable_text
+from ..units import pixel_size_pair_nm
 
 __all__ = [
     "run",
@@ -151,7 +144,7 @@ def discover_files(folder, *, recursive: bool = False, pattern=None, exclude=())
     >>> [(f.relpath, f.supported) for f in discover_files(d)]
     [('a.dm4', True), ('notes.txt', False), ('scan.emi', True)]
     """
-    from . import io
+    from .. import io
 
     root = Path(folder)
     if not root.exists():
@@ -200,7 +193,7 @@ def _callable_name(fn) -> str:
 def _phase_entries(phases) -> list[dict]:
     """Phase names (checked against the library) and CIF files (with their content hash, so that an
     edited CIF makes ``resume`` redo the lattice files)."""
-    from .crystal import get_phase
+    from ..crystal._phases import get_phase
 
     out = []
     for ph in [phases] if isinstance(phases, str) else (phases or ()):
@@ -215,7 +208,7 @@ def _phase_entries(phases) -> list[dict]:
 
 
 def _calibration_record(calibration) -> dict:
-    from .calibration import as_calibration
+    from ..crystal._calibration import as_calibration
 
     cal = as_calibration(calibration)
     d = cal.to_dict()
@@ -312,7 +305,7 @@ def failed_files(summary: pd.DataFrame) -> list[str]:
 
 
 def _write_all(out: Path, records: dict, skipped: list[dict]) -> dict[str, pd.DataFrame]:
-    from ._batch_html import write_index_html
+    from ._html import write_index_html
 
     tables = build_tables(list(records.values()), skipped)
     write_tables(out, tables)

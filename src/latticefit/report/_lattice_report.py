@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import _plotstyle as ps
-from .errors import AnalysisError, LatticefitWarning, RegionError
-from .micrograph import Micrograph, as_micrograph
-from .roi import Circle, Rect, as_roi
+from .. import _plotstyle as ps
+from ..errors import AnalysisError, LatticefitWarning, RegionError
+from ..micrograph import Micrograph, as_micrograph
+from ..roi import Circle, Rect, as_roi
 
 __all__ = [
     "LatticeReport",
@@ -690,7 +690,7 @@ class LatticeReport:
     def save(self, out) -> list[Path]:
         """Write the figure (``OUT.pdf|png|svg`` + a 300-dpi PNG), ``OUT.json``, ``OUT.csv`` (the comparison
         table: one row per reflection measured in both regions) and ``OUT_spots.csv`` (every spot of each region)."""
-        from .serialize import atomic_write_text, write_json
+        from ..serialize import atomic_write_text, write_json
 
         paths = ps.output_paths(out)
         spots_csv = paths["csv"].with_name(paths["csv"].stem + "_spots.csv")
@@ -797,9 +797,9 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
     CalibrationError
         When the HRTEM has no pixel size.
     """
-    from .lattice import compare_regions, measure_lattice
-    from .roi import extract
-    from .spectrum import power_spectrum
+    from ..lattice._measure import compare_regions, measure_lattice
+    from ..roi import extract
+    from ..spectrum import power_spectrum
 
     hr = as_micrograph(hrtem, pixel_size, calibration=calibration)
     pyx = hr.require_calibration()
@@ -830,7 +830,7 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
         if not fov.agree:
             _warn(notes, fov.message)
         try:
-            from .particles import find_particles
+            from ..particles._pipeline import find_particles
 
             particles = find_particles(ha, diameter_range_nm=diameter_range_nm)
         except Exception as e:  # noqa: BLE001 - the report goes on without outlines
@@ -913,7 +913,7 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
     # ------------------------------------------------------- self-calibration on the matrix
     self_cal = None
     if calibrate_on == "matrix":
-        from .calibration import calibrate
+        from ..crystal._calibration import calibrate
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LatticefitWarning)
@@ -932,7 +932,7 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
         comparison = compare_regions(hr, mat_choice.roi, dot_choice.roi, d_range_angstrom=d_range_angstrom,
                                      labels=("matrix", "dot"))
     if dot_choice.method in ("fallback", "anomaly"):  # chosen because it deviates: look-elsewhere correction
-        from ._lattice_systematic import apply_look_elsewhere
+        from ..lattice._systematic import apply_look_elsewhere
 
         fb = dot_choice.method == "fallback"
         _warn(notes, apply_look_elsewhere(comparison, (H, W), dot_choice.roi,
@@ -981,7 +981,7 @@ def _index_regions(regions: dict, phases: list, notes: list, *, free_scale: bool
     the free-scale solution is kept when it explains more spots, and the note states the implied
     calibration factor. Either way a poorly indexed region is named in the notes.
     """
-    from . import indexing
+    from ..crystal import _indexing as indexing
 
     names = ", ".join(getattr(p, "name", str(p)) for p in phases)
     for key, reg in regions.items():
@@ -1182,7 +1182,7 @@ def _draw_haadf(ax, report: LatticeReport, colors):
         return
     parts = report.haadf_particles
     if parts is not None:
-        from .particles import plot_overlay
+        from ..particles._pipeline import plot_overlay
 
         plot_overlay(parts, ha, ax, circles=True, centres=False, scalebar=True, legend=False, linewidth=0.7)
     else:
@@ -1206,7 +1206,7 @@ def _draw_haadf(ax, report: LatticeReport, colors):
 
 
 def _region_image(hr: Micrograph, roi):
-    from .roi import extract
+    from ..roi import extract
 
     sub, weight, (y0, x0) = extract(hr.data, roi, min_size=1)
     return sub, (x0, y0)

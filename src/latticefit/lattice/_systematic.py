@@ -309,9 +309,9 @@ def estimate_systematic(image, reference_spots, region_shape, *, field_box=None,
 
     from scipy import stats
 
-    from .errors import LatticefitWarning
-    from .lattice import measure_lattice
-    from .roi import Rect
+    from ..errors import LatticefitWarning
+    from ._measure import measure_lattice
+    from ..roi import Rect
 
     H, W = image.shape
     box = field_box if field_box is not None else (0, 0, W, H)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ._lattice_kernels import local_maxima_nb, ring_median_nb
+from ._kernels import local_maxima_nb, ring_median_nb
 
 DETECT_SIZE = 1024  # spectra larger than this (per axis) are binned for detection
 NYQUIST_FRACTION = 0.47  # |fx|, |fy| < this many cycles/px

@@ -14,8 +14,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from ._plotstyle import format_uncertain
-from .serialize import atomic_write_text
+from .._plotstyle import format_uncertain
+from ..serialize import atomic_write_text
 
 __all__ = ["index_html", "write_index_html", "format_number", "PAGE_COLUMNS"]
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
-from ._batch_auto import ANALYSES, choose_analyses
-from ._batch_store import RECORD_VERSION, file_content_hash
-from .errors import LatticefitError
-from .serialize import dumps, to_jsonable
+from ._auto import ANALYSES, choose_analyses
+from ._store import RECORD_VERSION, file_content_hash
+from ..errors import LatticefitError
+from ..serialize import dumps, to_jsonable
 
 __all__ = ["FileTask", "AnalysisOutcome", "process_file", "content_files", "signal_tags", "plan_analyses",
            "output_stem", "error_message", "Analyzer", "iter_signals"]
@@ -200,12 +200,12 @@ def iter_signals(path: str, settings: Mapping[str, Any]):
     ``settings['signal']`` only that signal is read. Stacks are reduced with
     ``settings['frame']`` (the batch default is ``'mean'``).
     """
-    from . import io
-    from .errors import DataShapeError
+    from .. import io
+    from ..errors import DataShapeError
 
     kw = {"frame": settings.get("frame", "mean"), "pixel_size": settings.get("pixel_size_nm")}
     if settings.get("calibration") is not None:
-        from .calibration import Calibration
+        from ..crystal._calibration import Calibration
 
         rec = dict(settings["calibration"])
         kw["calibration"] = Calibration.from_dict(rec, file=rec.pop("_file", None))
@@ -237,7 +237,7 @@ def iter_signals(path: str, settings: Mapping[str, Any]):
 def _resolve_analyzers(analyzers) -> Mapping[str, Analyzer]:
     if analyzers is not None:
         return analyzers
-    from ._batch_analyses import default_analyzers
+    from ._analyses import default_analyzers
 
     return default_analyzers()
 

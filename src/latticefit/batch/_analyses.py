@@ -1,7 +1,7 @@
 """The built-in analyses of a batch: lattice metrology (+ indexing) and particle sizing, each with a small figure.
 
 Each analyzer has the signature ``fn(micrograph, settings) -> AnalysisOutcome``
-(see :mod:`latticefit._batch_task`): it calls the library functions
+(see :mod:`latticefit.batch._task`): it calls the library functions
 (:func:`latticefit.lattice.measure_lattice`,
 :func:`latticefit.indexing.index_lattice`,
 :func:`latticefit.particles.find_particles`), picks the key numbers for
@@ -22,8 +22,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import _plotstyle as ps
-from ._batch_task import AnalysisOutcome
+from .. import _plotstyle as ps
+from ._task import AnalysisOutcome
 
 __all__ = ["default_analyzers", "analyze_lattice", "analyze_particles", "lattice_summary", "particle_summary",
            "FIGURE_SIZE_IN", "FIGURE_DPI"]
@@ -82,7 +82,7 @@ def _split_phases(settings: Mapping) -> tuple[list[str], list[str]]:
 
 
 def _index(result, mg, settings):
-    from .indexing import index_lattice
+    from ..crystal._indexing import index_lattice
 
     names, cifs = _split_phases(settings)
     kw: dict[str, Any] = {"phases": names or None, "cifs": cifs, "free_scale": bool(settings.get("free_scale"))}
@@ -145,8 +145,8 @@ def _with_indexing(spots, indexed):
 
 def analyze_lattice(mg, settings: Mapping) -> AnalysisOutcome:
     """Lattice spots (d ± err, angles) of the whole image; indexed when ``settings['phases']`` names phases."""
-    from .lattice import measure_lattice
-    from .spectrum import power_spectrum
+    from ..lattice._measure import measure_lattice
+    from ..spectrum import power_spectrum
 
     # a batch runs one file per core: the FFTs of one file use one thread
     opts = {"workers": 1, **dict(settings.get("lattice_options") or {})}
@@ -298,7 +298,7 @@ def particle_summary(result) -> dict:
 
 def analyze_particles(mg, settings: Mapping) -> AnalysisOutcome:
     """Particles (model-fit diameters) and their size statistics."""
-    from .particles import find_particles
+    from ..particles._pipeline import find_particles
 
     res = find_particles(mg, **dict(settings.get("particle_options") or {}))
     summary = particle_summary(res)
@@ -308,7 +308,7 @@ def analyze_particles(mg, settings: Mapping) -> AnalysisOutcome:
 
 def particles_figure(mg, result, summary: Mapping):
     """(a) image with the particle outlines, (b) histogram of the diameters in the statistics."""
-    from .particles import plot_overlay
+    from ..particles._pipeline import plot_overlay
 
     with ps.figure_style():
         fig = _figure()

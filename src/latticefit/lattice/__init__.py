@@ -1,0 +1,14 @@
+"""Lattice metrology: spot detection, sub-pixel refinement, basis search, error budget, region comparison."""
+
+from __future__ import annotations
+
+from ._measure import *  # noqa: F403
+
+__all__ = [
+    "LatticeResult",
+    "RegionComparison",
+    "SPOT_COLUMNS",
+    "compare_regions",
+    "measure_lattice",
+    "parse_d_range",
+]

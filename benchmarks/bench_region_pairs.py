@@ -88,7 +88,7 @@ def run_file(name, sides, n_pairs, seed):
         t0 = time.perf_counter()
         # the whole-field estimate, once per size (what systematic='auto' computes for a region of this size)
         ref = measure_lattice(mg, roi=Rect((W - side) // 2, (H - side) // 2, side, side), systematic="none")
-        whole = estimate_systematic(mg, ref.spots, (side, side))
+        whole = estimate_systematic(mg, ref.spots, (side, side), measure=measure_lattice)
         for k in range(n_pairs):
             pr = random_pair(rng, (0, 0, W, H), side)
             if pr is None:
@@ -99,7 +99,7 @@ def run_file(name, sides, n_pairs, seed):
                     acc[key].append(z[key])
         # held-out: estimate on one half, test pairs drawn inside the other half
         for est_box, test_box in (halves(mg.shape), halves(mg.shape)[::-1]):
-            model = estimate_systematic(mg, ref.spots, (side, side), field_box=est_box)
+            model = estimate_systematic(mg, ref.spots, (side, side), field_box=est_box, measure=measure_lattice)
             for k in range(max(1, n_pairs // 2)):
                 pr = random_pair(rng, test_box, side)
                 if pr is None:

@@ -24,12 +24,25 @@ def realdata() -> Path:
     return REALDATA
 
 
-def realfile(relpath: str) -> Path:
-    """Path of one real file, skipping the test when it is absent."""
+def _realfile(relpath: str) -> Path:
     p = REALDATA / relpath
     if not p.exists():
-        pytest.skip(f"real file {relpath} not found under {REALDATA}")
+        pytest.skip(f"real file {relpath} not found under {REALDATA} (the real microscope files live beside "
+                    "the project, not in it; set LATTICEFIT_REALDATA to point elsewhere)")
     return p
+
+
+@pytest.fixture(scope="session")
+def realfile():
+    """``realfile(relpath)``: path of one real file under ``../shared/realdata``, skipping when it is absent."""
+    return _realfile
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that use the real files carry the ``realdata`` marker (``-m "not realdata"`` deselects them)."""
+    for item in items:
+        if {"realfile", "realdata"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.realdata)
 
 
 @pytest.fixture(scope="session")

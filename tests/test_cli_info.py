@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from conftest import realfile
 from latticefit.cli import main
 
 
@@ -33,7 +32,7 @@ def test_info_json_one_object_per_line(tmp_path, capsys):
         assert key in a
 
 
-def test_info_real_velox(capsys):
+def test_info_real_velox(realfile, capsys):
     f = realfile("loaders/STEM HAADF-DF4-DF2-BF Diffraction Micro.emd")
     assert main(["info", "--json", "--signal", "DF2", str(f)]) == 0
     rec = json.loads(capsys.readouterr().out)
@@ -42,7 +41,7 @@ def test_info_real_velox(capsys):
     assert rec["beam_energy_kv"] == 300.0 and rec["format"] == "Velox EMD"
 
 
-def test_info_human_table(capsys):
+def test_info_human_table(realfile, capsys):
     f = realfile("particles/03_Scanning Preview.emi")
     assert main(["info", str(f)]) == 0
     out = capsys.readouterr().out

@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import realfile
 from latticefit.synth import _core as synth
 from latticefit.crystal import calibrate, mismatch
 from latticefit.cli import main
@@ -149,7 +148,7 @@ def test_cli_index_and_phases(tmp_path, capsys):
 
 
 @pytest.mark.realdata
-def test_real_srtio3_110_adf():
+def test_real_srtio3_110_adf(realfile):
     from latticefit.io import load
 
     mg = load(realfile("lattice/test_ADF_cropped.hdf5"))
@@ -160,7 +159,7 @@ def test_real_srtio3_110_adf():
 
 
 @pytest.mark.realdata
-def test_real_srtio3_001_with_free_scale(capsys):
+def test_real_srtio3_001_with_free_scale(realfile, capsys):
     f = realfile("lattice/Acquisition_18.emd")
     assert main(["index", str(f), "--free-scale", "--json", "-"]) == 0  # whole library
     rec = json.loads(capsys.readouterr().out)

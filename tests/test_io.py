@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import realfile
 from latticefit import io
 from latticefit.errors import (
     CalibrationWarning,
@@ -43,7 +42,7 @@ REAL_CALIBRATIONS = [
 
 
 @pytest.mark.parametrize("rel, ps, kwargs, title", REAL_CALIBRATIONS, ids=[r[0] for r in REAL_CALIBRATIONS])
-def test_real_file_calibration(rel, ps, kwargs, title):
+def test_real_file_calibration(realfile, rel, ps, kwargs, title):
     mg = io.load(realfile(rel), **kwargs)
     assert mg.data.dtype == np.float32 and mg.data.ndim == 2
     assert mg.pixel_size_nm == pytest.approx(ps, rel=1e-4)
@@ -61,7 +60,7 @@ def test_every_real_file_is_covered(realdata):
     assert present - listed == set(), "add the new real files to REAL_CALIBRATIONS"
 
 
-def test_hdf5_with_empty_units_assumes_nm_and_warns():
+def test_hdf5_with_empty_units_assumes_nm_and_warns(realfile):
     f = realfile("lattice/test_ADF_cropped.hdf5")
     with pytest.warns(CalibrationWarning, match="assuming nm"):
         mg = io.load(f)
@@ -70,7 +69,7 @@ def test_hdf5_with_empty_units_assumes_nm_and_warns():
     assert mg.original_dtype == "float16"
 
 
-def test_metadata_mode_energy_and_format():
+def test_metadata_mode_energy_and_format(realfile):
     mg = io.load(realfile("particles/JEOL HAADF Image.dm4"))
     assert mg.beam_energy_kv == 80.0
     assert mg.mode == "HAADF"
@@ -82,7 +81,7 @@ def test_metadata_mode_energy_and_format():
     assert io.load(realfile("lattice/Acquisition_18.emd")).file_format == "Berkeley EMD"
 
 
-def test_velox_stack_needs_frame():
+def test_velox_stack_needs_frame(realfile):
     f = realfile("loaders/fei_example_tem_stack.emd")
     with pytest.raises(DataShapeError, match="frame"):
         io.load(f)
@@ -90,7 +89,7 @@ def test_velox_stack_needs_frame():
     assert mg.frames == 2 and mg.shape == (3, 3) and mg.file_format == "Velox EMD"
 
 
-def test_tia_stack_frame_choices():
+def test_tia_stack_frame_choices(realfile):
     f = realfile("particles/03_Scanning Preview.emi")
     with pytest.raises(DataShapeError) as ei:
         io.load(f)
@@ -103,7 +102,7 @@ def test_tia_stack_frame_choices():
     np.testing.assert_allclose(ser.data, mean.data)
 
 
-def test_multi_signal_dm3():
+def test_multi_signal_dm3(realfile):
     f = realfile("loaders/multi_signal.dm3")
     mg = io.load(f)
     assert mg.title == "HAADF" and mg.signals == ["HAADF", "Plot"] and mg.shape == (512, 512)
@@ -115,7 +114,7 @@ def test_multi_signal_dm3():
     assert [m.title for m in io.load_all(f)] == ["HAADF"]
 
 
-def test_velox_four_detectors():
+def test_velox_four_detectors(realfile):
     f = realfile("loaders/STEM HAADF-DF4-DF2-BF Diffraction Micro.emd")
     assert io.load(f).title == "HAADF"
     df2 = io.load(f, signal="DF2")
@@ -134,14 +133,14 @@ def test_velox_four_detectors():
     assert all(m.pixel_size_nm == pytest.approx((87.3708, 87.3708), rel=1e-5) for m in all_)
 
 
-def test_pixel_size_override():
+def test_pixel_size_override(realfile):
     mg = io.load(realfile("particles/JEOL HAADF Image.dm4"), pixel_size="2A")
     assert mg.pixel_size_nm == pytest.approx((0.2, 0.2))
     mg = io.load(realfile("particles/JEOL HAADF Image.dm4"), pixel_size=(0.1, 0.3))
     assert mg.pixel_size_nm == pytest.approx((0.1, 0.3))
 
 
-def test_inspect_describes_stack_without_frame():
+def test_inspect_describes_stack_without_frame(realfile):
     d = io.inspect(realfile("particles/03_Scanning Preview.emi"))
     assert d["frames"] == 5 and d["shape"] == [128, 128] and d["dtype"] == "uint16"
     assert d["pixel_size_nm"] == pytest.approx([0.38435, 0.38435], rel=1e-4)
@@ -197,7 +196,7 @@ def test_zero_byte_and_text_as_dm(tmp_path):
 
 @pytest.mark.parametrize("rel", ["particles/JEOL HAADF Image.dm4", "lattice/Acquisition_18.emd",
                                  "loaders/STEM HAADF-DF4-DF2-BF Diffraction Micro.emd"])
-def test_truncated_files(tmp_path, rel):
+def test_truncated_files(realfile, tmp_path, rel):
     src = realfile(rel)
     f = tmp_path / ("cut" + src.suffix)
     with open(src, "rb") as fh:

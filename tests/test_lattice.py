@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import realfile
 from latticefit.synth import _core as synth
 from latticefit.cli import main
 from latticefit.errors import CalibrationError, LatticefitWarning, RegionError
@@ -209,7 +208,7 @@ def test_cli_noise_exits_2_and_still_writes_the_empty_json(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ real files
-def test_real_srtio3_110_spacings_and_angle():
+def test_real_srtio3_110_spacings_and_angle(realfile):
     from latticefit.io import load
 
     mg = load(realfile("lattice/test_ADF_cropped.hdf5"))
@@ -228,7 +227,7 @@ def test_real_srtio3_110_spacings_and_angle():
     assert abs(min(ang, 180 - ang) - 90) < 0.3
 
 
-def test_real_srtio3_001_ratio_survives_a_bad_calibration():
+def test_real_srtio3_001_ratio_survives_a_bad_calibration(realfile):
     from latticefit.io import load
 
     mg = load(realfile("lattice/Acquisition_18.emd"))

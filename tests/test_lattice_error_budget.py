@@ -79,7 +79,7 @@ def test_tile_grid_and_field_box():
     assert len(tile_grid((0, 0, 2048, 2048), (64, 64))) == 36
     mg, _ = synth.cubic_001(shape=(512, 512), noise_sigma=1.0, seed=7)
     res = measure_lattice(mg, systematic="none")
-    m = estimate_systematic(mg, res.spots, res.region_shape)  # the whole image: smaller tiles
+    m = estimate_systematic(mg, res.spots, res.region_shape, measure=measure_lattice)  # the whole image: smaller tiles
     assert m.n_tiles >= 6 and 6 * 19.5 <= m.tile_shape_px[0] < 512  # >= 6 periods of the 3.9 Å spacing
     small, _ = synth.cubic_001(shape=(160, 160), noise_sigma=1.0, seed=7)
     res = measure_lattice(small)  # too small to tile: statistical errors only, and says so
@@ -133,7 +133,7 @@ def test_real_pairs_rms_z(realdata):
     H, W = mg.shape
     side = 112
     ref = measure_lattice(mg, roi=Rect((W - side) // 2, (H - side) // 2, side, side), systematic="none")
-    model = estimate_systematic(mg, ref.spots, (side, side))
+    model = estimate_systematic(mg, ref.spots, (side, side), measure=measure_lattice)
     assert model.significant
     pairs = [((0, 0), (200, 250)), ((250, 10), (20, 280)), ((130, 140), (260, 280)), ((10, 150), (260, 120))]
     z_stat, z_tot = [], []

@@ -8,7 +8,6 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import realfile
 from latticefit.synth import _core as synth
 from latticefit.cli import main
 from latticefit.errors import LatticefitError
@@ -73,7 +72,7 @@ def test_basis_is_the_reduced_pair_of_a_square_net():
     assert res.basis["g1_index"] is not None and res.basis["g2_index"] is not None
 
 
-def test_real_pto_gives_the_square_perovskite_basis():
+def test_real_pto_gives_the_square_perovskite_basis(realfile):
     from latticefit.io import load
 
     mg = load(realfile("lattice/Cropped_PTO-SRO_Aligned.hspy"))

@@ -400,8 +400,7 @@ def test_cli_json_contract_csv_overlay(tmp_path, capsys):
 
 # ------------------------------------------------------------------ real files
 @pytest.mark.realdata
-def test_real_jeol_dm4(realdata):
-    from conftest import realfile
+def test_real_jeol_dm4(realfile, realdata):
 
     from latticefit import io
 
@@ -412,8 +411,7 @@ def test_real_jeol_dm4(realdata):
 
 
 @pytest.mark.realdata
-def test_real_emi_touching_pair_split(realdata):
-    from conftest import realfile
+def test_real_emi_touching_pair_split(realfile, realdata):
 
     from latticefit import io
 
@@ -427,8 +425,7 @@ def test_real_emi_touching_pair_split(realdata):
 
 
 @pytest.mark.realdata
-def test_real_velox_emd_bright_dots(realdata):
-    from conftest import realfile
+def test_real_velox_emd_bright_dots(realfile, realdata):
 
     from latticefit import io
 

@@ -4,6 +4,8 @@ import json
 import math
 import re
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +16,8 @@ from latticefit.cli import main
 from latticefit.errors import LatticefitWarning
 from latticefit.report._lattice_report import _basis_angle, build_lattice_report, lattice_report, plot_lattice_report
 
-from conftest import SAMPLE_DATA, realfile
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +161,7 @@ def test_cli_report_unreadable_file(tmp_path, capsys):
 
 
 @pytest.mark.realdata
-def test_cli_report_on_real_lattice_without_haadf(tmp_path, capsys):
+def test_cli_report_on_real_lattice_without_haadf(realfile, tmp_path, capsys):
     f = realfile("lattice/test_ADF_cropped.hdf5")
     argv = ["report", str(f), "--phase", "SrTiO3", "--d-range", "1.5,8", "--width-mm", "85",
             "-o", str(tmp_path / "sto.png")]

@@ -3,6 +3,8 @@
 import json
 import re
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,8 @@ from latticefit.synth import _core as synth
 from latticefit.cli import main
 from latticefit.report import format_mean_sd, format_rsd, histogram_errors, size_figure
 
-from conftest import SAMPLE_DATA, realfile
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+
 
 
 def test_format_mean_sd_and_rsd():
@@ -116,7 +119,7 @@ def test_cli_sizes_bad_input_is_one_line(argv, msg, capsys, tmp_path, monkeypatc
 
 
 @pytest.mark.realdata
-def test_cli_sizes_on_real_dm4(tmp_path, capsys):
+def test_cli_sizes_on_real_dm4(realfile, tmp_path, capsys):
     f = realfile("particles/JEOL HAADF Image.dm4")
     assert main(["sizes", str(f), "-o", str(tmp_path / "jeol.png")]) == 0
     data = json.loads((tmp_path / "jeol.json").read_text())

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
-from .lattice._kernels import periodic_power_nb
+from ._fft_kernels import periodic_power_nb
 from .errors import LatticefitError
 from .micrograph import as_micrograph
 from .roi import as_roi, extract

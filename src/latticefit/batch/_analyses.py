@@ -23,7 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import _plotstyle as ps
-from ._task import AnalysisOutcome
+from ._types import AnalysisOutcome
 
 __all__ = ["default_analyzers", "analyze_lattice", "analyze_particles", "lattice_summary", "particle_summary",
            "FIGURE_SIZE_IN", "FIGURE_DPI"]

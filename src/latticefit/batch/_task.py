@@ -20,40 +20,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
 from ._auto import ANALYSES, choose_analyses
+from ._types import Analyzer, AnalysisOutcome
 from ._store import RECORD_VERSION, file_content_hash
 from ..errors import LatticefitError
 from ..serialize import dumps, to_jsonable
 
 __all__ = ["FileTask", "AnalysisOutcome", "process_file", "content_files", "signal_tags", "plan_analyses",
            "output_stem", "error_message", "Analyzer", "iter_signals"]
-
-
-@dataclass
-class AnalysisOutcome:
-    """What an analyzer returns for one image.
-
-    Parameters
-    ----------
-    summary : dict
-        Key numbers (scalars) for ``summary.csv``, e.g. ``{"n_spots": 6, "d_angstrom": 4.19}``.
-    result : object
-        The full result, JSON-ready or with ``to_dict()``; written to the per-file JSON.
-    spots, particles : DataFrame, optional
-        Rows for ``spots.csv`` / ``particles.csv``.
-    figure : matplotlib Figure or bytes, optional
-        The per-file figure (a Figure is rendered to PNG in the worker).
-    """
-
-    summary: dict
-    result: Any = None
-    spots: Any = None
-    particles: Any = None
-    figure: Any = None
-    notes: list = field(default_factory=list)
-
-
-#: an analyzer: ``fn(micrograph, settings) -> AnalysisOutcome``
-Analyzer = Callable[[Any, Mapping[str, Any]], AnalysisOutcome]
 
 
 @dataclass(frozen=True)

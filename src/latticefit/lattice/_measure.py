@@ -566,7 +566,8 @@ def _add_systematic(out: LatticeResult, mg, systematic, measure_kwargs: dict) ->
         model = ls.SystematicModel(method="none")
     elif systematic == "auto":
         if len(out.spots):
-            model = ls.estimate_systematic(mg, out.spots, out.region_shape, measure_kwargs=measure_kwargs)
+            model = ls.estimate_systematic(mg, out.spots, out.region_shape, measure=measure_lattice,
+                                          measure_kwargs=measure_kwargs)
         else:
             model = ls.SystematicModel(method="unavailable")
         out.warnings.extend(model.notes)

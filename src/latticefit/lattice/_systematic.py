@@ -271,7 +271,7 @@ def _spot_arrays(spots):
     return g, cov
 
 
-def estimate_systematic(image, reference_spots, region_shape, *, field_box=None, measure_kwargs=None,
+def estimate_systematic(image, reference_spots, region_shape, *, measure, field_box=None, measure_kwargs=None,
                         min_tiles: int = MIN_TILES, max_tiles: int = MAX_TILES) -> SystematicModel:
     """Estimate the image's systematic lattice variation at the scale of ``region_shape``.
 
@@ -284,6 +284,9 @@ def estimate_systematic(image, reference_spots, region_shape, *, field_box=None,
         reflections followed from tile to tile.
     region_shape : (int, int)
         (rows, columns) of the analysed region's box: the tile size.
+    measure : callable
+        The lattice measurement run on each tile, :func:`latticefit.lattice.measure_lattice` (passed in, so
+        that this module does not import the one that calls it).
     field_box : (x, y, w, h), optional
         Part of the image to tile (default: all of it), e.g. one half for a
         held-out check.
@@ -301,7 +304,7 @@ def estimate_systematic(image, reference_spots, region_shape, *, field_box=None,
     >>> from latticefit.lattice import measure_lattice
     >>> mg, _ = synth.cubic_001(shape=(384, 384), noise_sigma=1.0, seed=3)
     >>> res = measure_lattice(mg, roi=(0, 0, 128, 128), systematic="none")
-    >>> m = estimate_systematic(mg, res.spots, res.region_shape)
+    >>> m = estimate_systematic(mg, res.spots, res.region_shape, measure=measure_lattice)
     >>> m.method, m.n_tiles, m.significant  # a perfect lattice: no excess scatter
     ('tiles', 9, False)
     """
@@ -310,7 +313,6 @@ def estimate_systematic(image, reference_spots, region_shape, *, field_box=None,
     from scipy import stats
 
     from ..errors import LatticefitWarning
-    from ._measure import measure_lattice
     from ..roi import Rect
 
     H, W = image.shape
@@ -345,7 +347,7 @@ def estimate_systematic(image, reference_spots, region_shape, *, field_box=None,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LatticefitWarning)
             try:
-                res = measure_lattice(image, roi=Rect(x, y, w, h), **kw)
+                res = measure(image, roi=Rect(x, y, w, h), **kw)
             except Exception:  # noqa: BLE001 - a tile that cannot be measured is left out
                 continue
         if len(res.spots) == 0:

@@ -152,7 +152,7 @@ def test_real_pairs_rms_z(realdata):
 def test_acquisition18_report_not_significant(realdata):
     """One SrTiO3 crystal, no dots: 0.1 printed 'mean Δd/d = 0.33 ± 0.05 % (z = 6.5, significant)'."""
     from latticefit.io import load
-    from latticefit.report import build_lattice_report, summary_lines
+    from latticefit.report import build_lattice_report, lattice_report_lines
 
     path = realdata / "lattice" / "Acquisition_18.emd"
     if not path.exists():
@@ -164,5 +164,5 @@ def test_acquisition18_report_not_significant(realdata):
     assert s["significant"] is False and abs(s["z"]) < 3
     assert abs(s["z_stat"]) > abs(s["z"])  # the statistical part alone is what called it significant
     assert "look_elsewhere" in s
-    line = [ln for ln in summary_lines(rep) if ln.startswith("mean Δd/d")][0]
+    line = [ln for ln in lattice_report_lines(rep) if ln.startswith("mean Δd/d")][0]
     assert "not significant" in line

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from ._sizes import *  # noqa: F403
 from ._lattice_report import *  # noqa: F403
+from ._lattice_report import summary_lines as lattice_report_lines
+from ._sizes import summary_lines as size_figure_lines
+
+del summary_lines  # two meanings: use lattice_report_lines / size_figure_lines
 
 __all__ = [
     "FieldOfViewCheck",
@@ -32,5 +36,6 @@ __all__ = [
     "plot_size_figure",
     "size_figure",
     "split_population",
-    "summary_lines",
+    "lattice_report_lines",
+    "size_figure_lines",
 ]

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--calibrate-on", choices=("matrix",), metavar="matrix",
                    help="self-calibration: the matrix region (of the first --phase) calibrates the image affinely "
                         "(scale x/y, shear) and the dot is measured in corrected units")
+    p.add_argument("--all-dots", action="store_true",
+                   help="also measure every dot wholly inside the HRTEM against the matrix (per-dot Δd/d, GPA "
+                        "strain, the population verdict): writes OUT_dots.csv, OUT_dots.json and OUT_dots.png")
     p.add_argument("--width-mm", type=float, default=180.0, help="figure width in mm (default 180: double column)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.{pdf,png,svg}", help="figure file")
     add_load_args(p)
@@ -53,6 +56,8 @@ def run(args) -> int:
     for line in _summary_lines(rep):
         print(line)
     print("wrote " + ", ".join(str(p) for p in written))
+    if args.all_dots:
+        _all_dots(args, hrtem, haadf, rep, paths)
     measured = [name for name, reg in rep.regions.items() if len(reg.lattice.spots)]
     if not measured:  # the figure shows the blank regions, but there is no number in it
         print(f"latticefit: error: {args.hrtem}: no lattice spots in any region: nothing measured", file=sys.stderr)
@@ -74,3 +79,27 @@ def _summary_lines(rep):
     from ..report._lattice_report import summary_lines
 
     return summary_lines(rep)
+
+
+def _all_dots(args, hrtem, haadf, rep, paths) -> None:
+    """``--all-dots``: every dot against the report's matrix region; table, verdict and files."""
+    from .._plotstyle import save_figure
+    from ..errors import LatticefitError
+    from ..report._dots import measure_dots, plot_dot_statistics
+    from ..serialize import atomic_write_text, write_json
+
+    fig_path = paths["figure"]
+    stem = fig_path.with_name(fig_path.stem + "_dots")
+    try:
+        st = measure_dots(rep.hrtem, haadf, roi_matrix=rep.regions["matrix"].choice.roi,
+                          d_range_angstrom=args.d_range)
+    except LatticefitError as e:
+        print(f"latticefit: warning: {args.hrtem}: --all-dots: {' '.join(str(e).split())}", file=sys.stderr)
+        return
+    for n in st.notes:
+        print(f"latticefit: warning: {args.hrtem}: {n}", file=sys.stderr)
+    print(st)
+    write_json(st.to_dict(), stem.with_suffix(".json"))
+    atomic_write_text(stem.with_suffix(".csv"), st.table.to_csv(index=False))
+    written = save_figure(plot_dot_statistics(st), stem.with_suffix(".png"))
+    print("wrote " + ", ".join(str(p) for p in [*written, stem.with_suffix(".json"), stem.with_suffix(".csv")]))

@@ -8,6 +8,7 @@ __all__ = [
     "LatticeResult",
     "RegionComparison",
     "SPOT_COLUMNS",
+    "compare_lattices",
     "compare_regions",
     "measure_lattice",
     "parse_d_range",

@@ -51,7 +51,7 @@ from ..micrograph import as_micrograph
 from ..roi import as_roi, extract
 from ..spectrum import FFT_WORKERS, half_plane_power
 
-__all__ = ["measure_lattice", "compare_regions", "LatticeResult", "RegionComparison", "parse_d_range",
+__all__ = ["measure_lattice", "compare_regions", "compare_lattices", "LatticeResult", "RegionComparison", "parse_d_range",
            "SPOT_COLUMNS"]
 
 SPOT_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "g_inv_nm", "d_angstrom", "d_err_angstrom", "azimuth_deg",
@@ -766,6 +766,31 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
         mg = self_cal.apply(mg)
     res_a = measure_lattice(mg, roi=roi_a, d_range_angstrom=d_range_angstrom, systematic=systematic, **measure_kwargs)
     res_b = measure_lattice(mg, roi=roi_b, d_range_angstrom=d_range_angstrom, systematic=systematic, **measure_kwargs)
+    return compare_lattices(res_a, res_b, z_threshold=z_threshold, match_tolerance=match_tolerance, labels=labels,
+                            name=mg.name, calibration=self_cal)
+
+
+def compare_lattices(res_a: LatticeResult, res_b: LatticeResult, *, z_threshold: float = 3.0,
+                     match_tolerance: float = 0.08, labels=("a", "b"), name: str = "image",
+                     calibration=None) -> RegionComparison:
+    """Match the reflections of two measured regions and report their relative differences.
+
+    The comparison step of :func:`compare_regions`, for lattices already measured (e.g. one matrix
+    region compared with many dots, :func:`latticefit.report.measure_dots`). Parameters as in
+    :func:`compare_regions`; ``name`` labels the warnings, ``calibration`` is recorded in the result.
+
+    Examples
+    --------
+    >>> from latticefit import synth
+    >>> from latticefit.roi import Circle, Rect
+    >>> mg, t = synth.perovskite_111(shape=(512, 512), noise_sigma=0.3, seed=2,
+    ...     inclusions=[dict(x_px=380, y_px=380, radius_nm=3.5, mismatch=0.03)])
+    >>> a = measure_lattice(mg, roi=Rect(20, 20, 220, 220))
+    >>> b = measure_lattice(mg, roi=Circle(380, 380, 70))
+    >>> round(compare_lattices(a, b).summary["mean_rel_diff"], 2)
+    0.03
+    """
+    self_cal = calibration
     notes: list[str] = []
     # a region whose spots deviate from a perfect lattice (distortion, drift, strain) scatters by more than
     # the statistical errors: inflate its errors by sqrt(chi2/dof) (Birge ratio), as the basis errors are
@@ -833,7 +858,7 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
     else:
         notes.append("no reflection is common to the two regions")
     for n in notes:
-        warnings.warn(f"{mg.name}: {n}", LatticefitWarning, stacklevel=2)
+        warnings.warn(f"{name}: {n}", LatticefitWarning, stacklevel=3)
     return RegionComparison(a=res_a, b=res_b, table=table, summary=summary, labels=tuple(labels),
                             z_threshold=z_threshold, warnings=notes, calibration=self_cal)
 

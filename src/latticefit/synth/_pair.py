@@ -1,0 +1,169 @@
+"""Part of :mod:`_core` (see its docstring): pair."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidDataError
+from ._lattice import _check_shape, perovskite_111
+from ._particles import ParticleTruth, _draw_diameters, haadf_particles_image
+from ._truth import LatticeTruth
+
+# ----------------------------------------------------------------------------- Fig. 4 pair
+
+
+@dataclass
+class PairTruth:
+    """Ground truth of :func:`fig4_pair`.
+
+    Attributes
+    ----------
+    lattice : LatticeTruth
+        Truth of the HRTEM image (matrix net and one inclusion per dot).
+    particles : ParticleTruth
+        Truth of the HAADF image (the same dots, in HAADF pixel coordinates).
+    dots : pandas.DataFrame
+        One row per dot: ``x_nm``, ``y_nm`` (from the top-left corner of the
+        field), ``x_hrtem_px``, ``y_hrtem_px``, ``x_haadf_px``, ``y_haadf_px``,
+        ``diameter_nm``, ``mismatch``, ``d_angstrom`` (first-order d in the dot).
+    field_nm : (float, float)
+        Field of view (height, width) in nm, the same for both images.
+    """
+
+    lattice: LatticeTruth
+    particles: ParticleTruth
+    dots: Any
+    field_nm: tuple[float, float]
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict: ``dots`` records plus the ``hrtem`` and ``haadf`` truths."""
+        from ..serialize import to_jsonable
+
+        return {
+            "kind": "fig4_pair",
+            "field_nm": list(self.field_nm),
+            "dots": to_jsonable(self.dots.to_dict(orient="records")),
+            "hrtem": self.lattice.to_dict(),
+            "haadf": self.particles.to_dict(),
+        }
+
+
+def fig4_pair(
+    *,
+    hrtem_shape=(1024, 1024),
+    hrtem_pixel_size_nm: float = 0.025,
+    haadf_shape=(512, 512),
+    dot_diameter_nm: float = 4.0,
+    dot_rsd: float = 0.06,
+    n_dots: int = 4,
+    mismatch: float = 0.0024,
+    rotation_deg: float = 12.0,
+    hrtem_background: float = 3.0,
+    hrtem_contrast: float = 1.0,
+    hrtem_noise_sigma: float = 0.5,
+    hrtem_dose: float | None = None,
+    dot_contrast: float = 1.15,
+    edge_nm: float = 0.2,
+    haadf_background: float = 60.0,
+    haadf_particle_contrast: float = 1.5,
+    haadf_dose: float | None = 60.0,
+    probe_sigma_nm: float = 0.08,
+    seed: int | None = 0,
+):
+    """An HRTEM perovskite [111] image with embedded dots and a HAADF image of the same field (Fig. 4 case).
+
+    The HRTEM image is :func:`perovskite_111` with ``n_dots`` inclusions of
+    lattice mismatch ``mismatch`` (+0.24 %: dot {1-10} d = 4.205 Å against
+    4.195 Å in the matrix). The HAADF image covers the same field (its pixel
+    size is ``field / haadf_shape``) and shows the same dots as bright
+    spheres over a smooth matrix background.
+
+    Parameters
+    ----------
+    hrtem_shape, hrtem_pixel_size_nm : (int, int), float
+        HRTEM image size and pixel size; they fix the field of view.
+    haadf_shape : (int, int)
+        HAADF image size (same field, so its pixel size is ``field / shape``).
+    dot_diameter_nm, dot_rsd, n_dots : float, float, int
+        Dot sizes (normal distribution) and number (at most 8; one per
+        quadrant for 4, jittered by +-5 % of the field).
+    mismatch : float
+        Relative lattice-parameter change inside the dots.
+    rotation_deg : float
+        Direction of the perovskite ``a1`` (projection of [100]).
+    hrtem_background, hrtem_contrast, hrtem_noise_sigma, hrtem_dose : float
+        HRTEM rendering (see :func:`lattice_image`).
+    dot_contrast : float
+        Fringe contrast inside a dot relative to the matrix.
+    edge_nm : float
+        Width of the blend at the dot rim in the HRTEM image.
+    haadf_background, haadf_particle_contrast, haadf_dose, probe_sigma_nm : float
+        HAADF rendering (see :func:`haadf_dots`).
+    seed : int, optional
+        Seed of every random draw (sizes, positions, noise).
+
+    Returns
+    -------
+    hrtem : Micrograph
+    haadf : Micrograph
+    truth : PairTruth
+
+    Examples
+    --------
+    >>> hr, hd, t = fig4_pair(hrtem_shape=(256, 256), haadf_shape=(128, 128), hrtem_pixel_size_nm=0.05)
+    >>> len(t.dots), hd.pixel_size_nm
+    (4, (0.1, 0.1))
+    """
+    import pandas as pd
+
+    source = "synth:fig4_pair"
+    hh, hw = _check_shape(hrtem_shape, source)
+    dh, dw = _check_shape(haadf_shape, source)
+    ps_hr = float(hrtem_pixel_size_nm)
+    field_h, field_w = hh * ps_hr, hw * ps_hr
+    ps_hd = (field_h / dh, field_w / dw)
+    rng = np.random.default_rng(seed)
+    diam = _draw_diameters(rng, n_dots, float(dot_diameter_nm), float(dot_rsd), "normal")
+    # dots well inside and apart: one per quadrant, jittered
+    quads = [(0.27, 0.28), (0.72, 0.3), (0.3, 0.73), (0.7, 0.7), (0.5, 0.5), (0.5, 0.15), (0.15, 0.5), (0.85, 0.5)]
+    if n_dots > len(quads):
+        raise InvalidDataError(f"fig4_pair places at most {len(quads)} dots, got n_dots={n_dots}", source)
+    x_nm = np.array([quads[i][0] for i in range(n_dots)]) * field_w + rng.uniform(-0.05, 0.05, n_dots) * field_w
+    y_nm = np.array([quads[i][1] for i in range(n_dots)]) * field_h + rng.uniform(-0.05, 0.05, n_dots) * field_h
+    # pixel centres: HRTEM pixel i covers [i, i+1] * ps from the field corner
+    x_hr, y_hr = x_nm / ps_hr - 0.5, y_nm / ps_hr - 0.5
+    x_hd, y_hd = x_nm / ps_hd[1] - 0.5, y_nm / ps_hd[0] - 0.5
+    incl = [
+        {"x_px": float(x), "y_px": float(y), "radius_nm": float(d) / 2.0, "mismatch": float(mismatch),
+         "contrast": float(hrtem_contrast * dot_contrast), "edge_nm": float(edge_nm)}
+        for x, y, d in zip(x_hr, y_hr, diam)
+    ]
+    hrtem_seed, haadf_seed = (int(s) for s in rng.integers(0, 2**63 - 1, size=2))
+    hrtem, lt = perovskite_111((hh, hw), pixel_size_nm=ps_hr, rotation_deg=rotation_deg, contrast=hrtem_contrast,
+                               noise_sigma=hrtem_noise_sigma, dose=hrtem_dose, inclusions=incl, seed=hrtem_seed,
+                               background=hrtem_background)
+    hrtem.source = source + ":hrtem"
+    haadf = haadf_particles_image((dh, dw), x_hd, y_hd, diam, pixel_size_nm=ps_hd,
+                                  reference_diameter_nm=float(dot_diameter_nm), background=haadf_background,
+                                  gradient=0.15, particle_contrast=haadf_particle_contrast,
+                                  probe_sigma_nm=probe_sigma_nm, dose=haadf_dose, seed=haadf_seed)
+    haadf.source = source + ":haadf"
+    R = diam / 2.0
+    pdf = pd.DataFrame({"x_px": x_hd, "y_px": y_hd, "diameter_nm": diam, "diameter_px": diam / ps_hd[1],
+                        "edge": ((x_hd - R / ps_hd[1]) < -0.5) | ((x_hd + R / ps_hd[1]) > dw - 0.5)
+                        | ((y_hd - R / ps_hd[0]) < -0.5) | ((y_hd + R / ps_hd[0]) > dh - 0.5),
+                        "touching": np.zeros(n_dots, bool), "pair": -np.ones(n_dots, int),
+                        "gap_nm": np.full(n_dots, np.nan)})
+    pt = ParticleTruth(particles=pdf, pixel_size_nm=ps_hd, diameter_nm=float(dot_diameter_nm), rsd=float(dot_rsd),
+                       background=float(haadf_background), gradient=0.15,
+                       particle_contrast=float(haadf_particle_contrast), probe_sigma_nm=float(probe_sigma_nm),
+                       dose=None if haadf_dose is None else float(haadf_dose), shape=(dh, dw))
+    dots = pd.DataFrame({
+        "x_nm": x_nm, "y_nm": y_nm, "x_hrtem_px": x_hr, "y_hrtem_px": y_hr, "x_haadf_px": x_hd,
+        "y_haadf_px": y_hd, "diameter_nm": diam, "mismatch": float(mismatch),
+        "d_angstrom": [float(i["d_angstrom"][0]) for i in lt.inclusions],
+    })
+    return hrtem, haadf, PairTruth(lattice=lt, particles=pt, dots=dots, field_nm=(field_h, field_w))

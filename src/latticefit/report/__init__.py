@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ._dots import *  # noqa: F403
-from ._sizes import *  # noqa: F403
 from ._lattice_report import *  # noqa: F403
 from ._lattice_report import summary_lines as lattice_report_lines
+from ._sizes import *  # noqa: F403
 from ._sizes import summary_lines as size_figure_lines
 
-del summary_lines  # two meanings: use lattice_report_lines / size_figure_lines
+del summary_lines  # noqa: F821 - two meanings: use lattice_report_lines / size_figure_lines
 
 __all__ = [
     "DOT_COLUMNS",

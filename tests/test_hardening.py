@@ -271,7 +271,7 @@ def test_huge_cell_is_refused_before_the_reflection_list_is_built(tmp_path):
 
 
 def test_oversized_cif_file_is_not_parsed(tmp_path, monkeypatch):
-    from latticefit.crystal import _phases as crystal
+    from latticefit.crystal import _structure as crystal
     from latticefit.errors import FileReadError
 
     p = tmp_path / "huge.cif"

@@ -624,7 +624,7 @@ def load(path, *, signal=None, frame=None, pixel_size=None, calibration=None) ->
         mg = _to_micrograph(signals[i], title=titles[i], titles=titles, fmt=fmt, src=src,
                             frame=frame, pixel_size=pixel_size)
         if calibration is not None:
-            from .crystal._calibration import as_calibration
+            from .crystal._calibration_record import as_calibration
 
             mg = as_calibration(calibration).apply(mg)
         return mg

@@ -478,7 +478,7 @@ def as_micrograph(image, pixel_size=None, *, source: str | None = None, frame=No
     (0.05, 0.05)
     """
     if calibration is not None:
-        from .crystal._calibration import as_calibration
+        from .crystal._calibration_record import as_calibration
 
         return as_calibration(calibration).apply(as_micrograph(image, pixel_size, source=source, frame=frame))
     if isinstance(image, Micrograph):

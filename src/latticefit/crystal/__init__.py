@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ._calibration import *  # noqa: F403
 from ._indexing import *  # noqa: F403
-from ._scattering import *  # noqa: F403
 from ._phases import *  # noqa: F403
+from ._scattering import *  # noqa: F403
 
 __all__ = [
     "CALIBRATION_SCHEMA_VERSION",

@@ -57,8 +57,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._phases import DEFAULT_BEAM_ENERGY_KV, Phase, _reflection_table, format_hkl, hkl_to_hkil, resolve_phases, unique_zone_axes, uvw_to_uvtw, zone_frame
 from ..errors import AnalysisError
+from ._phases import (
+    DEFAULT_BEAM_ENERGY_KV,
+    Phase,
+    _reflection_table,
+    format_hkl,
+    hkl_to_hkil,
+    resolve_phases,
+    unique_zone_axes,
+    uvw_to_uvtw,
+    zone_frame,
+)
 
 __all__ = [
     "IndexingSolution",

@@ -760,7 +760,7 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
             raise LatticefitError(f"calibrate_on must be 'matrix' (region a), got {calibrate_on!r}", mg.source)
         if phase is None:
             raise LatticefitError("calibrate_on needs the phase of region a (phase=...)", mg.source)
-        from ..crystal._calibration import calibrate
+        from ..crystal._calibrate import calibrate
 
         self_cal = calibrate(mg, roi_a, phase, affine=True, tiles=False, d_range_angstrom=d_range_angstrom)
         mg = self_cal.apply(mg)

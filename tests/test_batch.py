@@ -500,3 +500,19 @@ def test_index_html_renders_in_headless_chromium(mixed_folder, tmp_path):
 
     img = iio.imread(shot)
     assert img.shape[0] == 900 and img[..., :3].std() > 10  # not a blank page
+
+
+def test_no_figures_keeps_every_number_and_writes_no_png(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    mg = synth.perovskite_111(shape=(128, 128), noise_sigma=0.2, seed=3)[0]
+    import tifffile
+
+    tifffile.imwrite(folder / "a.tif", mg.data.astype("float32"), imagej=True,
+                     resolution=(1 / mg.pixel_size_nm[1], 1 / mg.pixel_size_nm[0]), metadata={"unit": "nm"})
+    with_fig = batch.run(folder, tmp_path / "fig", jobs=1, mode="lattice")
+    without = batch.run(folder, tmp_path / "nofig", jobs=1, mode="lattice", figures=False)
+    assert not list((tmp_path / "nofig").rglob("*.png"))
+    assert list((tmp_path / "fig").rglob("*.png"))
+    keep = [c for c in with_fig.columns if not c.endswith("_s") and c != "figure"]
+    pd.testing.assert_frame_equal(with_fig[keep].reset_index(drop=True), without[keep].reset_index(drop=True))

@@ -218,7 +218,7 @@ def _calibration_record(calibration) -> dict:
 
 def batch_settings(*, mode: str = "auto", phases=None, free_scale: bool = False, pixel_size=None, signal=None,
                    frame="mean", calibration=None, lattice_options: Mapping | None = None, particle_options: Mapping | None = None,
-                   analyzers: Mapping[str, Callable] | None = None) -> dict:
+                   analyzers: Mapping[str, Callable] | None = None, figures: bool = True) -> dict:
     """The settings that decide a file's results (JSON-ready; their digest is stored in each record).
 
     Examples
@@ -243,6 +243,8 @@ def batch_settings(*, mode: str = "auto", phases=None, free_scale: bool = False,
         **({"calibration": _calibration_record(calibration)} if calibration is not None else {}),
         "particle_options": dict(particle_options or {}),
         "analyzers": names or "default",
+        # only when off, so that the digest of a default run does not change
+        **({"figures": False} if not figures else {}),
         "latticefit_version": __version__,
     }
 
@@ -318,7 +320,7 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
         resume: bool = False, phases=None, free_scale: bool = False, pattern=None, pixel_size=None, signal=None, frame="mean",
         calibration=None, lattice_options: Mapping | None = None, particle_options: Mapping | None = None,
         analyzers: Mapping[str, Callable] | None = None, progress: bool | None = None,
-        flush_interval_s: float = 5.0) -> pd.DataFrame:
+        flush_interval_s: float = 5.0, figures: bool = True) -> pd.DataFrame:
     """Analyse every supported file of a folder; write per-file results, figures, tables and a page.
 
     Parameters
@@ -377,6 +379,9 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
     flush_interval_s : float
         The tables and page are rewritten at most this often while the run goes
         on (and always at the end).
+    figures : bool
+        Draw the per-file figures (False: numbers only, ``latticefit batch --no-figures``; the page
+        then has no thumbnails).
 
     Returns
     -------
@@ -408,7 +413,7 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
         raise LatticefitError("free_scale needs phases to index against (--phase NAME)")
     settings = batch_settings(mode=mode, phases=phases, free_scale=free_scale, pixel_size=pixel_size, signal=signal, frame=frame,
                               calibration=calibration, lattice_options=lattice_options, particle_options=particle_options,
-                              analyzers=analyzers)
+                              analyzers=analyzers, figures=figures)
     if folder.exists() and out.resolve() == folder.resolve():
         raise LatticefitError("the output folder must not be the input folder", str(out))
     found = discover_files(folder, recursive=recursive, pattern=pattern, exclude=[out])

@@ -233,6 +233,10 @@ def process_file(task: FileTask) -> dict:
     Never raises for a bad file or a failed analysis: those become rows with
     ``status='error'`` and a one-line ``error``.
 
+    Method: hash the file's content; then, one image in memory at a time, read each signal
+    (:func:`iter_signals`), plan its analyses (:func:`plan_analyses`), run each analyzer and store
+    its outcome (:func:`_run_analysis`): a summary row, the per-file JSON, the figure, table rows.
+
     Returns
     -------
     dict
@@ -242,111 +246,135 @@ def process_file(task: FileTask) -> dict:
         ``_outputs`` ``{path relative to OUT: bytes | str}`` for the parent to write.
     """
     t0 = time.perf_counter()
-    settings = task.settings
     rec: dict[str, Any] = {"record_version": RECORD_VERSION, "file": task.relpath, "content_hash": None,
                            "settings_hash": task.settings_hash, "status": "ok", "rows": [], "spots": [],
                            "particles": [], "time_s": None, "load_s": None}
     outputs: dict[str, Any] = {}
-
-    def fail_file(exc, t_load=None):
-        rec["rows"] = [{"signal": "", "analysis": "", "status": "error", "error": error_message(exc)}]
-        rec["status"] = "error"
-        rec["load_s"] = t_load
-
     try:
         rec["content_hash"] = file_content_hash(content_files(task.path))
     except OSError as e:
-        fail_file(LatticefitError(f"cannot read the file ({e.strerror or e})"))
-        rec["time_s"] = time.perf_counter() - t0
-        rec["_outputs"] = outputs
-        return rec
-
+        _fail_file(rec, LatticefitError(f"cannot read the file ({e.strerror or e})"))
+        return _finish(rec, outputs, t0)
     try:
         analyzers = _resolve_analyzers(task.analyzers)
     except Exception as e:  # noqa: BLE001 - e.g. an analysis module that fails to import
-        fail_file(e)
-        rec["time_s"] = time.perf_counter() - t0
-        rec["_outputs"] = outputs
-        return rec
-
-    mode = settings.get("mode", "auto")
+        _fail_file(rec, e)
+        return _finish(rec, outputs, t0)
     load_s = 0.0
-    signals = iter_signals(task.path, settings)
-    while True:
-        # one image in memory at a time: each signal is read, analysed and dropped before the next
-        with warnings.catch_warnings(record=True) as load_warnings:
-            warnings.simplefilter("always")
-            t_load0 = time.perf_counter()
-            try:
-                i_signal, titles, mg = next(signals)
-            except StopIteration:
-                break
-            except Exception as e:  # noqa: BLE001 - the file cannot be read at all
-                load_s += time.perf_counter() - t_load0
-                fail_file(e, load_s)
-                break
-            load_s += time.perf_counter() - t_load0
-        load_note = _warning_text(load_warnings, task.relpath, task.path)
+    signals = iter_signals(task.path, task.settings)
+    while True:  # one image in memory at a time: each signal is read, analysed and dropped before the next
+        t_load0 = time.perf_counter()
+        got, load_note = _next_signal(signals, task)
+        load_s += time.perf_counter() - t_load0
+        if got is None:
+            break
+        if isinstance(got, BaseException):  # the file cannot be read at all
+            _fail_file(rec, got, load_s)
+            break
+        i_signal, titles, mg = got
         if isinstance(mg, BaseException):
-            rec["rows"].append({"signal": titles[i_signal], "analysis": "", "status": "error",
-                                "error": error_message(mg), "warnings": load_note})
-            rec["status"] = "error"
+            _error_row(rec, {"signal": titles[i_signal], "analysis": "", "warnings": load_note}, mg)
             continue
-        tag = signal_tags(titles)[i_signal]
         base = {"signal": mg.title or "", **_image_columns(mg)}
         try:
-            plans = plan_analyses(mg, mode)
+            plans = plan_analyses(mg, task.settings.get("mode", "auto"))
         except Exception as e:  # noqa: BLE001
-            rec["rows"].append({**base, "analysis": "", "status": "error", "error": error_message(e)})
-            rec["status"] = "error"
+            _error_row(rec, {**base, "analysis": ""}, e)
             continue
+        tag = signal_tags(titles)[i_signal]
         for analysis, reason in plans:
-            row = {**base, "analysis": analysis, "analysis_reason": reason, "status": "ok", "error": ""}
-            stem = output_stem(task.relpath, tag, analysis)
-            with warnings.catch_warnings(record=True) as wlist:
-                warnings.simplefilter("always")
-                t1 = time.perf_counter()
-                try:
-                    fn = analyzers[analysis]
-                    outcome = fn(mg, settings)
-                except Exception as e:  # noqa: BLE001 - one failed analysis is one error row
-                    row.update(status="error", error=error_message(e), analysis_s=time.perf_counter() - t1)
-                    outcome = None
-                if outcome is not None:
-                    row["analysis_s"] = time.perf_counter() - t1
-                    row.update(to_jsonable(outcome.summary or {}))
-                    t2 = time.perf_counter()
-                    try:
-                        png = _figure_png(outcome.figure)
-                    except Exception as e:  # noqa: BLE001 - a figure that fails is a note, not a lost result
-                        png = None
-                        warnings.warn(f"figure not drawn: {error_message(e)}", stacklevel=1)
-                    row["figure_s"] = time.perf_counter() - t2
-                    doc = {"file": task.relpath, "signal": mg.title or "", "analysis": analysis,
-                           "analysis_reason": reason, "image": mg.summary(), "settings": settings,
-                           "summary": outcome.summary, "notes": list(outcome.notes), "result": outcome.result}
-                    doc["image"]["file"] = task.relpath
-                    outputs[stem + ".json"] = dumps(doc) + "\n"
-                    row["json"] = PurePosixPath(stem + ".json").as_posix()
-                    if png is not None:
-                        outputs[stem + ".png"] = png
-                        row["figure"] = stem + ".png"
-                    sig = mg.title or ""
-                    if outcome.spots is not None:
-                        rec["spots"].append({"signal": sig, "rows": _table_rows(outcome.spots)})
-                    if outcome.particles is not None:
-                        rec["particles"].append({"signal": sig, "rows": _table_rows(outcome.particles)})
-                    if outcome.notes:
-                        warnings.warn("; ".join(str(n) for n in outcome.notes), stacklevel=1)
-            notes = [n for n in (load_note, _warning_text(wlist, task.relpath, task.path)) if n]
-            row["warnings"] = " | ".join(notes)
+            row = _run_analysis(task, mg, analysis, reason, analyzers, base, tag, rec, outputs)
+            row["warnings"] = " | ".join(n for n in (load_note, row.pop("_warnings")) if n)
             if row["status"] == "error":
                 rec["status"] = "error"
             rec["rows"].append(row)
         del mg
     if rec["load_s"] is None:
         rec["load_s"] = load_s
+    return _finish(rec, outputs, t0)
+
+
+def _fail_file(rec: dict, exc, t_load=None) -> None:
+    """The whole file failed: one error row."""
+    rec["rows"] = [{"signal": "", "analysis": "", "status": "error", "error": error_message(exc)}]
+    rec["status"] = "error"
+    rec["load_s"] = t_load
+
+
+def _error_row(rec: dict, row: dict, exc) -> None:
+    rec["rows"].append({**row, "status": "error", "error": error_message(exc)})
+    rec["status"] = "error"
+
+
+def _finish(rec: dict, outputs: dict, t0: float) -> dict:
     rec["time_s"] = time.perf_counter() - t0
     rec = to_jsonable(rec | {"_outputs": {}})
     rec["_outputs"] = outputs
     return rec
+
+
+def _next_signal(signals, task: FileTask):
+    """``((i_signal, titles, micrograph_or_error), load_note)``; ``(None, "")`` at the end; an exception
+    in place of the tuple when the file cannot be read at all."""
+    with warnings.catch_warnings(record=True) as load_warnings:
+        warnings.simplefilter("always")
+        try:
+            got = next(signals)
+        except StopIteration:
+            return None, ""
+        except Exception as e:  # noqa: BLE001 - the file cannot be read at all
+            return e, ""
+    return got, _warning_text(load_warnings, task.relpath, task.path)
+
+
+def _run_analysis(task: FileTask, mg, analysis: str, reason: str, analyzers, base: dict, tag: str, rec: dict,
+                  outputs: dict) -> dict:
+    """Run one analyzer on one image; store its JSON, figure and table rows; return its summary row.
+
+    The row's ``_warnings`` holds the warnings raised meanwhile (the caller joins them with the load's).
+    """
+    row = {**base, "analysis": analysis, "analysis_reason": reason, "status": "ok", "error": ""}
+    stem = output_stem(task.relpath, tag, analysis)
+    with warnings.catch_warnings(record=True) as wlist:
+        warnings.simplefilter("always")
+        t1 = time.perf_counter()
+        try:
+            outcome = analyzers[analysis](mg, task.settings)
+        except Exception as e:  # noqa: BLE001 - one failed analysis is one error row
+            row.update(status="error", error=error_message(e), analysis_s=time.perf_counter() - t1)
+            outcome = None
+        if outcome is not None:
+            row["analysis_s"] = time.perf_counter() - t1
+            row.update(to_jsonable(outcome.summary or {}))
+            _store_outcome(task, mg, analysis, reason, outcome, stem, row, rec, outputs)
+    row["_warnings"] = _warning_text(wlist, task.relpath, task.path)
+    return row
+
+
+def _store_outcome(task: FileTask, mg, analysis: str, reason: str, outcome, stem: str, row: dict, rec: dict,
+                   outputs: dict) -> None:
+    """The per-file JSON, the figure (unless ``settings['figures']`` is False) and the table rows."""
+    t2 = time.perf_counter()
+    png = None
+    if task.settings.get("figures", True):
+        try:
+            png = _figure_png(outcome.figure)
+        except Exception as e:  # noqa: BLE001 - a figure that fails is a note, not a lost result
+            warnings.warn(f"figure not drawn: {error_message(e)}", stacklevel=1)
+    row["figure_s"] = time.perf_counter() - t2
+    doc = {"file": task.relpath, "signal": mg.title or "", "analysis": analysis, "analysis_reason": reason,
+           "image": mg.summary(), "settings": task.settings, "summary": outcome.summary,
+           "notes": list(outcome.notes), "result": outcome.result}
+    doc["image"]["file"] = task.relpath
+    outputs[stem + ".json"] = dumps(doc) + "\n"
+    row["json"] = PurePosixPath(stem + ".json").as_posix()
+    if png is not None:
+        outputs[stem + ".png"] = png
+        row["figure"] = stem + ".png"
+    sig = mg.title or ""
+    if outcome.spots is not None:
+        rec["spots"].append({"signal": sig, "rows": _table_rows(outcome.spots)})
+    if outcome.particles is not None:
+        rec["particles"].append({"signal": sig, "rows": _table_rows(outcome.particles)})
+    if outcome.notes:
+        warnings.warn("; ".join(str(n) for n in outcome.notes), stacklevel=1)

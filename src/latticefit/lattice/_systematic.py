@@ -308,23 +308,7 @@ def estimate_systematic(image, reference_spots, region_shape, *, measure, field_
     >>> m.method, m.n_tiles, m.significant  # a perfect lattice: no excess scatter
     ('tiles', 9, False)
     """
-    import warnings
-
-    from scipy import stats
-
-    from ..errors import LatticefitWarning
-    from ..roi import Rect
-
-    H, W = image.shape
-    box = field_box if field_box is not None else (0, 0, W, H)
-    # tiles must hold enough periods of the strongest reference spacing to measure it (coarser, weaker
-    # spots may go unmatched in a tile; >= 2 independent matched spots are needed)
-    min_side = MIN_TILE_PX
-    if reference_spots is not None and len(reference_spots):
-        py, px = image.require_calibration()
-        d_px = 0.1 * float(reference_spots["d_angstrom"].iloc[0]) / min(py, px)
-        min_side = max(min_side, int(math.ceil(MIN_TILE_PERIODS * d_px)))
-    tiles = tile_grid(box, region_shape, min_tiles=min_tiles, max_tiles=max_tiles, min_side=min_side)
+    tiles, min_side = _tiles_for(image, reference_spots, region_shape, field_box, min_tiles, max_tiles)
     model = SystematicModel(method="unavailable", tile_shape_px=tuple(tiles[0][3:1:-1]) if tiles else (0, 0))
     spots = reference_spots
     if spots is None or len(spots) == 0:
@@ -332,86 +316,131 @@ def estimate_systematic(image, reference_spots, region_shape, *, measure, field_
         return model
     if "order" in spots:
         spots = spots[spots["order"].to_numpy() >= 1] if (spots["order"].to_numpy() >= 1).any() else spots
-    g_ref, _ = _spot_arrays(spots)
-    u, _ = _unit(g_ref)
-    two_d = len(g_ref) >= 2 and np.linalg.matrix_rank(u, tol=0.1) >= 2
-    P = np.eye(4) if two_d else np.column_stack([[1.0, 0.0, 0.0, 1.0], _R90])
-    p = P.shape[1]
+    ref = _Reference.of(spots)
     kw = dict(measure_kwargs or {})
     kw["systematic"] = "none"
-    thetas, covs = [], []
-    gn = np.linalg.norm(g_ref, axis=1)
-    _, nrm = _unit(g_ref)
-    per = []  # per tile: (rel |g| change, its variance, azimuth change, its variance) of each reference reflection
-    for (x, y, w, h) in tiles:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", LatticefitWarning)
-            try:
-                res = measure(image, roi=Rect(x, y, w, h), **kw)
-            except Exception:  # noqa: BLE001 - a tile that cannot be measured is left out
-                continue
-        if len(res.spots) == 0:
-            continue
-        g_t, cov_t = _spot_arrays(res.spots)
-        idx, sign = _match(g_ref, g_t)
-        ok = idx >= 0
-        if ok.sum() < (2 if two_d else 1):
-            continue
-        if two_d and np.linalg.matrix_rank(u[ok], tol=0.1) < 2:
-            continue
-        fit = _fit_deformation(g_ref[ok], sign[ok, None] * g_t[idx[ok]], cov_t[idx[ok]], P)
-        if fit is None:
-            continue
-        thetas.append(fit[0])
-        covs.append(fit[1])
-        q = np.full((4, len(g_ref)), np.nan)
-        dg = sign[ok, None] * g_t[idx[ok]] - g_ref[ok]
-        ct = cov_t[idx[ok]]
-        q[0, ok] = np.einsum("ni,ni->n", u[ok], dg) / gn[ok]
-        q[1, ok] = np.einsum("ni,nij,nj->n", u[ok], ct, u[ok]) / gn[ok] ** 2
-        q[2, ok] = np.einsum("ni,ni->n", nrm[ok], dg) / gn[ok]
-        q[3, ok] = np.einsum("ni,nij,nj->n", nrm[ok], ct, nrm[ok]) / gn[ok] ** 2
-        per.append(q)
+    measured = [m for m in (_measure_tile(image, t, measure, kw, ref) for t in tiles) if m is not None]
     if not tiles:
         model.notes.append(f"the field holds fewer than 2 tiles of >= {min_side} px: no estimate of the image's "
                            "systematic variation (errors are statistical only)")
         return model
-    if len(thetas) < 3:
-        model.notes.append(f"only {len(thetas)} of {len(tiles)} tiles hold the region's lattice: no estimate of "
+    if len(measured) < 3:
+        model.notes.append(f"only {len(measured)} of {len(tiles)} tiles hold the region's lattice: no estimate of "
                            "the image's systematic variation (errors are statistical only)")
-        model.n_tiles = len(thetas)
+        model.n_tiles = len(measured)
         return model
-    th, cv = np.array(thetas), np.array(covs)
+    _combine_tiles(model, measured, ref)
+    return model
+
+
+def _tiles_for(image, reference_spots, region_shape, field_box, min_tiles, max_tiles):
+    """The tile grid over ``field_box``: tiles of the region's size, holding enough periods of the strongest
+    reference spacing to measure it (coarser, weaker spots may go unmatched; >= 2 matched spots needed)."""
+    H, W = image.shape
+    box = field_box if field_box is not None else (0, 0, W, H)
+    min_side = MIN_TILE_PX
+    if reference_spots is not None and len(reference_spots):
+        py, px = image.require_calibration()
+        d_px = 0.1 * float(reference_spots["d_angstrom"].iloc[0]) / min(py, px)
+        min_side = max(min_side, int(math.ceil(MIN_TILE_PERIODS * d_px)))
+    return tile_grid(box, region_shape, min_tiles=min_tiles, max_tiles=max_tiles, min_side=min_side), min_side
+
+
+@dataclass
+class _Reference:
+    """The reference reflections followed from tile to tile, with their unit vectors."""
+
+    g: np.ndarray  # (n, 2) 1/nm
+    u: np.ndarray  # unit vectors
+    nrm: np.ndarray  # unit normals
+    g_abs: np.ndarray
+    two_d: bool  # two independent directions: the full 2x2 deformation is fitted
+    P: np.ndarray  # deformation parameters -> the 4 elements of D
+
+    @classmethod
+    def of(cls, spots) -> _Reference:
+        g, _ = _spot_arrays(spots)
+        u, _ = _unit(g)
+        _, nrm = _unit(g)
+        two_d = len(g) >= 2 and np.linalg.matrix_rank(u, tol=0.1) >= 2
+        P = np.eye(4) if two_d else np.column_stack([[1.0, 0.0, 0.0, 1.0], _R90])
+        return cls(g, u, nrm, np.linalg.norm(g, axis=1), bool(two_d), P)
+
+
+def _measure_tile(image, tile, measure, kw, ref: _Reference):
+    """``(theta, cov, q)`` of one tile: its deformation parameters relative to the reference, their
+    covariance, and per reflection (rel |g| change, its variance, azimuth change, its variance); None when
+    the tile does not hold the lattice."""
+    import warnings
+
+    from ..errors import LatticefitWarning
+    from ..roi import Rect
+
+    x, y, w, h = tile
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatticefitWarning)
+        try:
+            res = measure(image, roi=Rect(x, y, w, h), **kw)
+        except Exception:  # noqa: BLE001 - a tile that cannot be measured is left out
+            return None
+    if len(res.spots) == 0:
+        return None
+    g_t, cov_t = _spot_arrays(res.spots)
+    idx, sign = _match(ref.g, g_t)
+    ok = idx >= 0
+    if ok.sum() < (2 if ref.two_d else 1):
+        return None
+    if ref.two_d and np.linalg.matrix_rank(ref.u[ok], tol=0.1) < 2:
+        return None
+    fit = _fit_deformation(ref.g[ok], sign[ok, None] * g_t[idx[ok]], cov_t[idx[ok]], ref.P)
+    if fit is None:
+        return None
+    q = np.full((4, len(ref.g)), np.nan)
+    dg = sign[ok, None] * g_t[idx[ok]] - ref.g[ok]
+    ct = cov_t[idx[ok]]
+    u, nrm, gn = ref.u[ok], ref.nrm[ok], ref.g_abs[ok]
+    q[0, ok] = np.einsum("ni,ni->n", u, dg) / gn
+    q[1, ok] = np.einsum("ni,nij,nj->n", u, ct, u) / gn ** 2
+    q[2, ok] = np.einsum("ni,ni->n", nrm, dg) / gn
+    q[3, ok] = np.einsum("ni,nij,nj->n", nrm, ct, nrm) / gn ** 2
+    return fit[0], fit[1], q
+
+
+def _combine_tiles(model: SystematicModel, measured: list, ref: _Reference) -> None:
+    """Fill ``model`` from the tiles: outlier rejection, the χ² test of one common deformation, the excess
+    (systematic) covariance of the deformation, and each reflection's own excess scatter."""
+    from scipy import stats
+
+    th, cv = np.array([m[0] for m in measured]), np.array([m[1] for m in measured])
+    per = np.array([m[2] for m in measured])
     keep = _inliers(th, cv)
     model.n_rejected = int((~keep).sum())
-    th, cv = th[keep], cv[keep]
-    per = np.array(per)[keep]
-    n = len(th)
+    th, cv, per = th[keep], cv[keep], per[keep]
+    n, p = len(th), ref.P.shape[1]
     model.n_tiles, model.n_params = n, p
     if n < 3:
         model.notes.append("too few tiles left after outlier rejection: no systematic estimate")
-        return model
-    mean = np.linalg.solve(np.linalg.inv(cv).sum(0), np.einsum("nij,nj->i", np.linalg.inv(cv), th))
+        return
+    icv = np.linalg.inv(cv)
+    mean = np.linalg.solve(icv.sum(0), np.einsum("nij,nj->i", icv, th))
     r = th - mean
-    chi2 = float(np.einsum("ni,nij,nj->", r, np.linalg.inv(cv), r))
+    chi2 = float(np.einsum("ni,nij,nj->", r, icv, r))
     dof = p * (n - 1)
     model.method, model.chi2, model.dof = "tiles", chi2, dof
     model.p_value = float(stats.chi2.sf(chi2, dof))
     sample = np.cov(th.T, ddof=1).reshape(p, p)
-    model.cov_D_sample = P @ sample @ P.T
+    model.cov_D_sample = ref.P @ sample @ ref.P.T
     if model.p_value < P_SIGNIFICANT:  # else the tiles agree within their statistical errors
         excess = sample - cv.mean(0)
         ev, V = np.linalg.eigh(0.5 * (excess + excess.T))
         excess = (V * np.clip(ev, 0, None)) @ V.T
-        model.cov_D = P @ excess @ P.T
+        model.cov_D = ref.P @ excess @ ref.P.T
     # what the affine model leaves: each reflection's own significant excess scatter (non-affine distortion)
-    model.g_ref_inv_nm = g_ref
-    a = _a_vec(g_ref)
-    model.extra_rel_d_var = _excess_per_reflection(per[:, 0], per[:, 1], np.diag(_c_vec(g_ref) @ model.cov_D
-                                                                                  @ _c_vec(g_ref).T))
+    model.g_ref_inv_nm = ref.g
+    a, c = _a_vec(ref.g), _c_vec(ref.g)
+    model.extra_rel_d_var = _excess_per_reflection(per[:, 0], per[:, 1], np.diag(c @ model.cov_D @ c.T))
     model.extra_azimuth_var_rad2 = _excess_per_reflection(per[:, 2], per[:, 3],
                                                           np.einsum("ni,ij,nj->n", a, model.cov_D, a))
-    return model
 
 
 def _inliers(th: np.ndarray, cv: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .. import _plotstyle as ps
+from ..crystal._structure import is_cif_path
 from ._types import AnalysisOutcome
 
 __all__ = ["default_analyzers", "analyze_lattice", "analyze_particles", "lattice_summary", "particle_summary",
@@ -77,7 +78,7 @@ def _split_phases(settings: Mapping) -> tuple[list[str], list[str]]:
     names, cifs = [], []
     for entry in settings.get("phases") or []:
         ph = entry["phase"] if isinstance(entry, Mapping) else str(entry)
-        (cifs if str(ph).lower().endswith(".cif") else names).append(ph)
+        (cifs if is_cif_path(ph) else names).append(ph)
     return names, cifs
 
 
@@ -104,7 +105,7 @@ def _phase_label(settings: Mapping) -> str:
     names = []
     for entry in settings.get("phases") or []:
         ph = str(entry["phase"] if isinstance(entry, Mapping) else entry)
-        names.append(Path(ph).name if ph.lower().endswith(".cif") else ph)
+        names.append(Path(ph).name if is_cif_path(ph) else ph)
     return ", ".join(names)
 
 

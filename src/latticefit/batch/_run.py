@@ -193,12 +193,12 @@ def _callable_name(fn) -> str:
 def _phase_entries(phases) -> list[dict]:
     """Phase names (checked against the library) and CIF files (with their content hash, so that an
     edited CIF makes ``resume`` redo the lattice files)."""
-    from ..crystal._phases import get_phase
+    from ..crystal._phases import get_phase, is_cif_path
 
     out = []
     for ph in [phases] if isinstance(phases, str) else (phases or ()):
         p = Path(str(ph))
-        if p.suffix.lower() == ".cif":
+        if is_cif_path(ph):
             if not p.is_file():
                 raise LatticefitError("CIF file not found", str(ph))
             out.append({"phase": str(p.resolve()), "content_hash": file_content_hash(p)})

@@ -15,9 +15,9 @@ import io as _stdio
 import re
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from ._auto import ANALYSES, choose_analyses
 from ._types import Analyzer, AnalysisOutcome

@@ -71,8 +71,7 @@ def _phases(names):
         return []
     from ..crystal._phases import resolve_phases
 
-    cifs = [n for n in names if str(n).lower().endswith(".cif")]
-    return resolve_phases([n for n in names if n not in cifs], cifs)
+    return resolve_phases(names)
 
 
 def _summary_lines(rep):

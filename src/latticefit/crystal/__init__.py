@@ -8,6 +8,8 @@ from ._phases import *  # noqa: F403
 from ._scattering import *  # noqa: F403
 
 __all__ = [
+    "as_phase",
+    "is_cif_path",
     "CALIBRATION_SCHEMA_VERSION",
     "COST_UNMATCHED",
     "Calibration",

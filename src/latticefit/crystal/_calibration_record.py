@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import CalibrationError, CalibrationWarning, LatticefitError
 from ..micrograph import Micrograph, as_micrograph
 from ._indexing import IndexingResult
-from ._phases import Phase, format_hkl, get_phase, load_cif
+from ._phases import as_phase, Phase, format_hkl, get_phase
 
 CALIBRATION_SCHEMA_VERSION = 1
 #: the assumption under which a calibration made on one image applies to another
@@ -21,12 +21,7 @@ VALIDITY = ("valid for images taken at the same magnification and scan settings 
 
 
 def _phase(phase) -> Phase:
-    if isinstance(phase, Phase):
-        return phase
-    s = str(phase)
-    if s.lower().endswith(".cif"):
-        return load_cif(s)
-    return get_phase(s)
+    return as_phase(phase)
 
 
 def _roi_dict(roi):

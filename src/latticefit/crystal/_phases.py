@@ -46,6 +46,8 @@ from ._reflections import (  # noqa: F401
     structure_factor,
 )
 from ._structure import (  # noqa: F401
+    as_phase,
+    is_cif_path,
     _ALIASES,
     _BUILT,
     _CENTRING_RULES,
@@ -81,6 +83,8 @@ from ._zones import (  # noqa: F401
 )
 
 __all__ = [
+    "as_phase",
+    "is_cif_path",
     "Site",
     "Phase",
     "PHASE_LIBRARY",

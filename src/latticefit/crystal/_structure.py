@@ -385,9 +385,34 @@ def _dedupe_sites(sites):
     return out
 
 
+def is_cif_path(obj) -> bool:
+    """Whether a phase argument names a CIF file (by its extension, any case) rather than a library phase.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> is_cif_path("MAPbBr3"), is_cif_path("data/PbS.CIF"), is_cif_path(Path("x.cif"))
+    (False, True, True)
+    """
+    return not isinstance(obj, Phase) and str(obj).lower().endswith(".cif")
+
+
+def as_phase(obj) -> Phase:
+    """The one place that turns a phase argument into a :class:`Phase`: a Phase, a library name or a CIF path.
+
+    Examples
+    --------
+    >>> as_phase("srtio3").name, as_phase(as_phase("PbS")).name
+    ('SrTiO3', 'PbS')
+    """
+    if isinstance(obj, Phase):
+        return obj
+    return load_cif(str(obj)) if is_cif_path(obj) else get_phase(str(obj))
+
+
 def resolve_phases(phases=None, cifs=()) -> list[Phase]:
-    """Phases from names / Phase objects plus CIF paths; the whole library when both are empty."""
-    out = [get_phase(p) for p in (phases or [])]
+    """Phases from names / Phase objects / CIF paths plus CIF paths; the whole library when both are empty."""
+    out = [as_phase(p) for p in (phases or [])]
     out += [load_cif(c) for c in (cifs or [])]
     if not out:
         out = [get_phase(n) for n in PHASE_LIBRARY]

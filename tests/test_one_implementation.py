@@ -1,0 +1,53 @@
+"""One implementation per concept (issue #10 point 4), each with a property test."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from latticefit._plotstyle import format_uncertain, round_to_uncertainty
+from latticefit.crystal import PHASE_LIBRARY, as_phase, is_cif_path
+from latticefit.lattice import parse_d_range
+
+
+@given(st.text(min_size=0, max_size=30).filter(lambda s: "\x00" not in s), st.sampled_from([".cif", ".CIF", ".Cif", ""]))
+def test_cif_or_phase_name_is_decided_by_the_extension_only(stem, ext):
+    assert is_cif_path(stem + ext) == (ext != "" or stem.lower().endswith(".cif"))
+
+
+@pytest.mark.parametrize("name", sorted(PHASE_LIBRARY))
+def test_every_library_phase_resolves_by_name_and_is_idempotent(name):
+    ph = as_phase(name)
+    assert as_phase(ph) is ph
+    assert as_phase(name.lower()).name == ph.name
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+       st.floats(min_value=1e-6, max_value=1e5, allow_nan=False))
+def test_value_pm_error_is_rounded_to_the_uncertainty(value, err):
+    v, e = round_to_uncertainty(value, err)
+    # the error keeps 1-2 significant digits and the value is rounded at the same decimal place
+    digits = e.replace("-", "").replace(".", "").lstrip("0")
+    if "." not in e:  # "100": trailing zeros of an integer are not significant
+        digits = digits.rstrip("0") or "0"
+    assert 1 <= len(digits) <= 2
+    dec_e = len(e.split(".")[1]) if "." in e else 0
+    dec_v = len(v.split(".")[1]) if "." in v else 0
+    assert dec_e == dec_v
+    unit = 10.0 ** -dec_e if dec_e else 10.0 ** (len(e) - len(e.rstrip("0")))  # the error's last digit
+    assert abs(float(v) - value) <= 0.5 * unit * (1 + 1e-9) + 1e-9 * abs(value)
+    assert abs(float(e) - err) <= 0.5 * unit * (1 + 1e-9)
+    assert "±" in format_uncertain(value, err)
+
+
+@given(st.floats(min_value=0.3, max_value=50), st.floats(min_value=0.3, max_value=50),
+       st.sampled_from(["{a},{b}", "{a}-{b}A", "{a}-{b}", "{a},{b}A"]))
+def test_d_range_grammar(a, b, form):
+    lo, hi = sorted((round(a, 3), round(b, 3)))
+    if math.isclose(lo, hi):
+        return
+    assert parse_d_range(form.format(a=lo, b=hi)) == pytest.approx((lo, hi))

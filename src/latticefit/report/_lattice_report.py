@@ -813,8 +813,7 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
     ha = as_micrograph(haadf) if haadf is not None else None
     H, W = hr.shape
 
-    roi_matrix = as_roi(roi_matrix)
-    roi_dot = as_roi(roi_dot)
+    roi_matrix, roi_dot = (as_roi(r, hrtem, pixel_size=pixel_size) for r in (roi_matrix, roi_dot))
     for role, roi in (("matrix", roi_matrix), ("dot", roi_dot)):
         if roi is not None:
             try:

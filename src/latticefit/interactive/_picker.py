@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .._plotstyle import OKABE_ITO
 from ..errors import LatticefitError
@@ -206,20 +207,22 @@ class RegionPicker:
         r = as_roi(roi, self._roi_frame())
         if isinstance(r, Mask):
             raise LatticefitError("the picker takes rectangles and disks")
+        other = self.labels[1 - self.labels.index(label)]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = measure_lattice(self.mg, roi=r, **self.measure_kwargs)
+            if other in self._regions:
+                # both regions: compare_regions measures each with measure_lattice(**measure_kwargs), the very
+                # results a separate measure_lattice call gives (the printed code makes both calls)
+                rois = {label: r, other: self._regions[other]}
+                cmp = compare_regions(self.mg, rois[self.labels[0]], rois[self.labels[1]], labels=self.labels,
+                                      **self.measure_kwargs)
+                results = {self.labels[0]: cmp.a, self.labels[1]: cmp.b}
+            else:
+                cmp, results = None, {label: measure_lattice(self.mg, roi=r, **self.measure_kwargs)}
         self._notes = [str(w.message) for w in caught]
         self._regions[label] = r
-        self.results[label] = res
-        self.comparison = None
-        if len(self._regions) == 2:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                self.comparison = compare_regions(self.mg, self._regions[self.labels[0]],
-                                                  self._regions[self.labels[1]], labels=self.labels,
-                                                  **self.measure_kwargs)
-            self._notes += [str(w.message) for w in caught]
+        self.results.update(results)
+        self.comparison = cmp
         if label == self.labels[0] and self.labels[1] not in self._regions:
             self.active = self.labels[1]
             for sel in self.selectors.values():
@@ -287,7 +290,7 @@ class RegionPicker:
             for i, row in enumerate(first.itertuples()):
                 if i >= 4:
                     break
-                hk = "" if row.h is None or row.h != row.h else f"({int(row.h)},{int(row.k)})"
+                hk = "" if pd.isna(row.h) else f"({int(row.h)},{int(row.k)})"
                 lines.append(f"  d = {_fmt(row.d_angstrom, row.d_err_angstrom)} Å  {hk}")
             if res.basis:
                 b = res.basis

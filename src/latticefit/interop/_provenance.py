@@ -71,11 +71,18 @@ def _kind(result) -> str:
 
 
 def _source_of(result, image) -> str | None:
+    """The analysed file: the result's source, else the image's; a signal hyperspy loaded knows its folder."""
     src = getattr(result, "source", None) or getattr(getattr(result, "a", None), "source", None)
     if src is None and image is not None:
         src = getattr(image, "source", None)
         if src is None and hasattr(image, "metadata"):
             src = image.metadata.get_item("General.original_filename")
+    tp = getattr(image, "tmp_parameters", None)
+    if tp is not None and tp.has_item("folder") and tp.has_item("filename"):
+        loaded = Path(tp.folder) / f"{tp.filename}{tp.get_item('extension') or ''}"
+        if loaded.is_file() and (src is None or not Path(src).is_file()) and (src is None or Path(src).name
+                                                                               == loaded.name):
+            src = str(loaded)
     return None if src is None else str(src)
 
 

@@ -101,3 +101,13 @@ def test_lattice_report_takes_hyperspy_rois(hrtem):
                                roi_dot=hs.roi.CircleROI(cx=1.0 + 280 * p, cy=1.0 + 280 * p, r=60 * p))
     assert rep.regions["matrix"].lattice.roi == Rect(0, 0, 180, 180).to_dict()
     assert rep.regions["dot"].lattice.roi == Circle(280, 280, 60).to_dict()
+
+
+def test_polygon_roi_is_measured_as_a_mask(hrtem):
+    mg, s = hrtem
+    p = mg.pixel_size_nm[1]
+    verts = [(1.0 + x * p, 1.0 + y * p) for x, y in ((150, 150), (380, 150), (380, 380))]  # a triangle
+    a = measure_lattice(s, roi=hs.roi.PolygonROI(verts), systematic="none")
+    assert a.roi["type"] == "mask" and a.info["refinement"] == "mask-least-squares"
+    assert abs(a.roi["n_pixels"] - 230 * 230 / 2) < 2 * 230 * 2
+    assert round(a.basis["angle_deg"]) == 60

@@ -107,3 +107,29 @@ def test_real_file_hyperspy_roi_measure_save_reopen(realfile, tmp_path):
     back = load_result(save_result(res, tmp_path / "real.hspy", mg))
     assert back.provenance["source"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     np.testing.assert_allclose(back.result.spots.d_angstrom, res.spots.d_angstrom)
+
+
+def test_cli_json_and_report_json_carry_a_provenance_block(hrtem_file, tmp_path, capsys):
+    from latticefit.cli import main
+
+    assert main(["lattice", str(hrtem_file), "--roi", "0,0,256,256", "--json", str(tmp_path / "l.json")]) == 0
+    p = json.loads((tmp_path / "l.json").read_text())["provenance"]
+    assert p["kind"] == "lattice" and p["parameters"]["roi"]["w"] == 256
+    assert p["source"]["sha256"] == hashlib.sha256(hrtem_file.read_bytes()).hexdigest()
+    haadf = hrtem_file.with_name("pbs_dots_4nm_haadf.tif")
+    assert main(["particles", str(haadf), "--json", str(tmp_path / "p.json")]) == 0
+    p = json.loads((tmp_path / "p.json").read_text())["provenance"]
+    assert p["kind"] == "particles" and p["source"]["sha256"] == hashlib.sha256(haadf.read_bytes()).hexdigest()
+
+
+def test_report_json_provenance(hrtem_file, tmp_path):
+    from latticefit.report import build_lattice_report
+
+    rep = build_lattice_report(lf.load(hrtem_file), roi_matrix=Rect(24, 484, 175, 175),
+                               roi_dot=Circle(337.5, 788.3, 87.9))
+    rep.save(tmp_path / "fig4.png")
+    d = json.loads((tmp_path / "fig4.json").read_text())
+    p = d["provenance"]
+    assert p["kind"] == "lattice_report" and p["source"]["sha256"]
+    assert p["parameters"]["regions"]["matrix"]["roi"] == Rect(24, 484, 175, 175).to_dict()
+    assert p["calibration"]["pixel_size_nm"] == [0.025, 0.025]

@@ -41,6 +41,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..io import load
     from ..lattice._measure import measure_lattice
+    from ..interop import provenance
     from ..serialize import write_json
 
     mg = load(args.file, **load_kwargs(args))
@@ -60,6 +61,7 @@ def run(args) -> int:
     if args.json:
         d = res.to_dict()
         d["file"] = str(args.file)
+        d["provenance"] = provenance(res, mg, parameters=args)
         write_json(d, args.json)
     if len(res) == 0:  # the (empty) result is written, but nothing was measured: not a success
         print(f"latticefit: error: {args.file}: no lattice spots found: nothing measured", file=sys.stderr)

@@ -60,6 +60,8 @@ def file_sha256(path) -> str | None:
 
 
 def _kind(result) -> str:
+    if hasattr(result, "regions") and hasattr(result, "hrtem"):
+        return "lattice_report"
     if hasattr(result, "spots") and hasattr(result, "basis"):
         return "lattice"
     if hasattr(result, "a") and hasattr(result, "b") and hasattr(result, "summary"):
@@ -73,6 +75,8 @@ def _kind(result) -> str:
 def _source_of(result, image) -> str | None:
     """The analysed file: the result's source, else the image's; a signal hyperspy loaded knows its folder."""
     src = getattr(result, "source", None) or getattr(getattr(result, "a", None), "source", None)
+    if src is None and hasattr(result, "hrtem"):
+        src = result.hrtem.source
     if src is None and image is not None:
         src = getattr(image, "source", None)
         if src is None and hasattr(image, "metadata"):
@@ -94,9 +98,9 @@ def provenance(result, image=None, *, parameters: dict | None = None) -> dict:
     result : LatticeResult, RegionComparison or ParticleResult
     image : Micrograph or Signal2D, optional
         The analysed image (its calibration and affine correction are recorded).
-    parameters : dict, optional
-        The call's parameters (e.g. ``{"roi": ..., "d_range_angstrom": ...}``); without them the ones the
-        result records (its region, method, settings).
+    parameters : dict or argparse.Namespace, optional
+        The call's parameters (e.g. ``{"roi": ..., "d_range_angstrom": ...}``, or a command line's parsed
+        arguments); without them the ones the result records (its region, method, settings).
 
     Returns
     -------
@@ -116,6 +120,10 @@ def provenance(result, image=None, *, parameters: dict | None = None) -> dict:
     import hyperspy
 
     kind = _kind(result)
+    if parameters is not None and not isinstance(parameters, dict):  # argparse.Namespace
+        parameters = {k: v for k, v in vars(parameters).items() if not callable(v)}
+    if image is None and kind == "lattice_report":
+        image = result.hrtem
     src = _source_of(result, image)
     path = Path(src) if src else None
     exists = path is not None and path.is_file()
@@ -126,6 +134,8 @@ def provenance(result, image=None, *, parameters: dict | None = None) -> dict:
         except LatticefitError:
             mg = None
     ps = getattr(result, "pixel_size_nm", None) or getattr(getattr(result, "a", None), "pixel_size_nm", None)
+    if ps is None and mg is not None:
+        ps = mg.pixel_size_nm
     cal = {"pixel_size_nm": [float(v) for v in ps] if ps is not None else None,
            "affine_nm_per_px": None, "info": None}
     if mg is not None and mg.affine_nm_per_px is not None:
@@ -134,6 +144,9 @@ def provenance(result, image=None, *, parameters: dict | None = None) -> dict:
     if parameters is None:
         if kind == "lattice":
             parameters = {"roi": result.roi, "method": result.info}
+        elif kind == "lattice_report":
+            parameters = {"regions": {role: reg.choice.to_dict() for role, reg in result.regions.items()},
+                          "phases": [getattr(p, "name", str(p)) for p in result.phases]}
         elif kind == "comparison":
             parameters = {"roi_a": result.a.roi, "roi_b": result.b.roi, "labels": list(result.labels),
                           "z_threshold": result.z_threshold, "method": result.a.info}
@@ -146,11 +159,20 @@ def provenance(result, image=None, *, parameters: dict | None = None) -> dict:
         "kind": kind,
         "source": {"file": src, "sha256": file_sha256(path) if exists else None,
                    "size_bytes": path.stat().st_size if exists else None},
+        "other_sources": _other_sources(result, kind),
         "calibration": cal,
         "parameters": parameters,
         "environment": {"python": platform.python_version(), "numpy": np.__version__,
                         "pandas": pd.__version__, "hyperspy": hyperspy.__version__},
     })
+
+
+def _other_sources(result, kind) -> list:
+    """The HAADF of a lattice report (file and sha256)."""
+    if kind != "lattice_report" or result.haadf is None or not result.haadf.source:
+        return []
+    p = Path(result.haadf.source)
+    return [{"role": "haadf", "file": str(p), "sha256": file_sha256(p) if p.is_file() else None}]
 
 
 # ------------------------------------------------------------------ (de)serialising results

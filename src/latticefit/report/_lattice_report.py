@@ -697,7 +697,7 @@ class LatticeReport:
         if self.figure is None:
             plot_lattice_report(self)
         written = ps.save_figure(self.figure, paths["figure"])
-        write_json(self.to_dict(), paths["json"])
+        write_json({**self.to_dict(), "provenance": _provenance(self)}, paths["json"])
         atomic_write_text(paths["csv"], self.comparison_table().to_csv(index=False))
         atomic_write_text(spots_csv, self.reflections_table().to_csv(index=False))
         return written + [paths["json"], paths["csv"], spots_csv]
@@ -1103,6 +1103,13 @@ def _region_title(reg: RegionResult) -> str:
     if reg.role == "dot" and reg.choice.method == "fallback":
         return "region B"
     return _ROLE_TITLE.get(reg.role, reg.role)
+
+
+def _provenance(report) -> dict:
+    """The ``provenance`` block of the report's JSON (latticefit.interop.provenance)."""
+    from ..interop import provenance
+
+    return provenance(report)
 
 
 def _draw_roi(ax, roi, color, label=None, *, offset=(0.0, 0.0), lw=1.2):

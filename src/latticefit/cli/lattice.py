@@ -39,9 +39,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..interop import provenance
     from ..io import load
     from ..lattice._measure import measure_lattice
-    from ..interop import provenance
     from ..serialize import write_json
 
     mg = load(args.file, **load_kwargs(args))

@@ -51,8 +51,8 @@ def _out_path(template, path, n_files, suffix):
 
 def run(args) -> int:
     from .. import io
-    from ..particles._pipeline import find_particles, plot_overlay, summary_lines
     from ..interop import provenance
+    from ..particles._pipeline import find_particles, plot_overlay, summary_lines
     from ..serialize import write_json
 
     n = len(args.files)

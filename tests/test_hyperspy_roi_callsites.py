@@ -111,3 +111,14 @@ def test_polygon_roi_is_measured_as_a_mask(hrtem):
     assert a.roi["type"] == "mask" and a.info["refinement"] == "mask-least-squares"
     assert abs(a.roi["n_pixels"] - 230 * 230 / 2) < 2 * 230 * 2
     assert round(a.basis["angle_deg"]) == 60
+
+
+def test_strain_map_reference_takes_a_hyperspy_roi():
+    from latticefit.gpa import strain_map
+
+    mg, _ = synth.cubic_001(shape=(256, 256), seed=0)
+    s = mg.to_signal()
+    p = mg.pixel_size_nm[1]
+    sm = strain_map(s, sigma_nm=0.4, reference=hs.roi.RectangularROI(left=40 * p, top=40 * p, right=140 * p,
+                                                                      bottom=140 * p))
+    assert sm.reference == Rect(40, 40, 100, 100).to_dict()

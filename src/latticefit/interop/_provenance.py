@@ -184,10 +184,12 @@ def _frame(df: pd.DataFrame) -> dict:
 def _unframe(d: dict) -> pd.DataFrame:
     df = pd.DataFrame({c: d["data"][c] for c in d["columns"]}, columns=d["columns"])
     for c, t in d["dtypes"].items():
+        if t in ("object", "str", "string"):
+            continue
         try:
-            df[c] = df[c].astype(t) if t != "object" else df[c]
-        except (TypeError, ValueError):
-            df[c] = pd.to_numeric(df[c], errors="ignore") if t.startswith(("int", "float")) else df[c]
+            df[c] = df[c].astype(t)
+        except (TypeError, ValueError):  # e.g. None in an int column: keep what pandas made of it
+            pass
     return df
 
 
@@ -344,6 +346,9 @@ def _clean_md(obj):
     if isinstance(obj, list):
         if obj and all(isinstance(v, (int, float, bool)) for v in obj):
             return np.asarray(obj)
+        if any(isinstance(v, (int, float)) for v in obj) and all(v is None or isinstance(v, (int, float))
+                                                                  for v in obj):
+            return np.array([np.nan if v is None else v for v in obj], float)  # null -> NaN, positions kept
         return [_clean_md(v) for v in obj if v is not None]
     return obj
 

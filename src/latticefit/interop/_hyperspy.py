@@ -299,9 +299,12 @@ def to_signal(result, image=None, *, roi=None, markers: bool = True, g_max_inv_n
     >>> from latticefit import synth
     >>> from latticefit.lattice import measure_lattice
     >>> mg, _ = synth.perovskite_111(shape=(256, 256), noise_sigma=0.2, seed=1)
-    >>> s = to_signal(measure_lattice(mg, roi=(0, 0, 160, 160), systematic="none"), mg)
-    >>> s.axes_manager.signal_shape, "Markers" in s.metadata
-    ((160, 160), True)
+    >>> res = measure_lattice(mg, roi=(0, 0, 160, 160), systematic="none")
+    >>> to_signal(res, mg, g_max_inv_nm="all").axes_manager.signal_shape
+    (160, 160)
+    >>> s = to_signal(res, mg)  # zoomed on the spots: |g| <= 1.25 x the largest
+    >>> s.axes_manager.signal_shape, s.axes_manager[0].units, sorted(s.metadata.Markers.keys())
+    ((48, 48), '1/nm', ['Circles', 'Texts'])
     """
     if hasattr(result, "exx") and hasattr(result, "to_signal"):
         return result.to_signal()

@@ -133,3 +133,15 @@ def test_report_json_provenance(hrtem_file, tmp_path):
     assert p["kind"] == "lattice_report" and p["source"]["sha256"]
     assert p["parameters"]["regions"]["matrix"]["roi"] == Rect(24, 484, 175, 175).to_dict()
     assert p["calibration"]["pixel_size_nm"] == [0.025, 0.025]
+
+
+def test_zspy_round_trip_or_a_clear_error(lattice, tmp_path):
+    mg, res = lattice
+    try:
+        import zarr  # noqa: F401
+    except ImportError:
+        with pytest.raises(lf.LatticefitError, match="zarr"):
+            save_result(res, tmp_path / "r.zspy", mg)
+        return
+    back = load_result(save_result(res, tmp_path / "r.zspy", mg))
+    np.testing.assert_allclose(back.result.spots.d_angstrom, res.spots.d_angstrom)

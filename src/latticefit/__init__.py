@@ -11,7 +11,9 @@
 - :func:`lf.strain_map <latticefit.gpa.strain_map>` maps strain by geometric phase analysis;
 - :func:`lf.build_lattice_report <latticefit.report.build_lattice_report>` and
   :func:`lf.size_figure <latticefit.report.size_figure>` make the Fig. 4 / Fig. 5 figures;
-- :func:`lf.run_batch <latticefit.batch.run>` analyses a whole folder.
+- :func:`lf.run_batch <latticefit.batch.run>` analyses a whole folder;
+- :func:`lf.save_result <latticefit.interop.save_result>` writes a result with the analysed image and its
+  provenance (``.hspy``/``.json``/``.csv``), :func:`lf.load_result <latticefit.interop.load_result>` re-opens it.
 
 The subpackages (``lf.lattice``, ``lf.crystal``, ``lf.particles``, ``lf.gpa``, ``lf.report``, ``lf.batch``,
 ``lf.synth``, ``lf.io``, ...) are reachable as attributes too.
@@ -51,9 +53,11 @@ _LAZY = {
     "build_lattice_report": ("latticefit.report", "build_lattice_report"),
     "size_figure": ("latticefit.report", "size_figure"),
     "run_batch": ("latticefit.batch", "run"),
+    "save_result": ("latticefit.interop", "save_result"),
+    "load_result": ("latticefit.interop", "load_result"),
 }
-_SUBPACKAGES = ("batch", "cli", "crystal", "errors", "gpa", "io", "lattice", "micrograph", "particles", "report",
-                "roi", "serialize", "spectrum", "synth", "units")
+_SUBPACKAGES = ("batch", "cli", "crystal", "errors", "gpa", "interactive", "interop", "io", "lattice", "micrograph",
+                "particles", "report", "roi", "serialize", "spectrum", "synth", "units")
 
 __all__ = ["__version__", *_LAZY, *_SUBPACKAGES]
 

@@ -159,13 +159,20 @@ def _is_hyperspy_roi(roi) -> bool:
     return type(roi).__name__ in _HYPERSPY_ROIS and type(roi).__module__.startswith("hyperspy")
 
 
-def _image_axes(image):
+def _image_axes(image, pixel_size=None):
     """((scale, offset) along y, (scale, offset) along x) of a Signal2D (in its axes' own units, which are
-    the units its ROIs are drawn in) or of a Micrograph (nm, axes starting at 0), and the image shape."""
+    the units its ROIs are drawn in) or of a Micrograph or array (nm, axes starting at 0; ``pixel_size``
+    overrides a Micrograph's and calibrates an array), and the image shape.
+    """
     am = getattr(image, "axes_manager", None)
     if am is not None:
         ax, ay = am.signal_axes[0], am.signal_axes[1]
         return (float(ay.scale), float(ay.offset)), (float(ax.scale), float(ax.offset)), am.signal_shape[::-1]
+    if pixel_size is not None:
+        from .units import pixel_size_pair_nm
+
+        py, px = pixel_size_pair_nm(pixel_size)
+        return (py, 0.0), (px, 0.0), tuple(np.shape(getattr(image, "data", image)))[-2:]
     ps = getattr(image, "pixel_size_nm", None)
     if ps is None:
         raise RegionError("a hyperspy ROI is in calibrated units: pass a calibrated image "
@@ -173,7 +180,7 @@ def _image_axes(image):
     return (float(ps[0]), 0.0), (float(ps[1]), 0.0), image.shape
 
 
-def from_hyperspy_roi(roi, image) -> ROI:
+def from_hyperspy_roi(roi, image, *, pixel_size=None) -> ROI:
     """A hyperspy ``RectangularROI``, ``CircleROI`` or ``PolygonROI`` as a latticefit region in pixels.
 
     The ROI's coordinates are in the calibrated units of the signal it was drawn on; ``image`` (that
@@ -184,8 +191,11 @@ def from_hyperspy_roi(roi, image) -> ROI:
     ----------
     roi : hyperspy.roi.RectangularROI, CircleROI or PolygonROI
         The region, in calibrated units.
-    image : hyperspy Signal2D or Micrograph
+    image : hyperspy Signal2D, Micrograph or array
         The image the region refers to.
+    pixel_size : float, str or (float, float), optional
+        Pixel size (nm for a bare number) of a Micrograph or array ``image`` (a Signal2D's ROIs are in its
+        own axes' units and use its own scale and offset).
 
     Returns
     -------
@@ -202,7 +212,7 @@ def from_hyperspy_roi(roi, image) -> ROI:
     >>> from_hyperspy_roi(hs.roi.CircleROI(cx=1.0, cy=1.0, r=0.4), s)
     Circle(x=50.0, y=50.0, r=20.0)
     """
-    (sy, oy), (sx, ox), shape = _image_axes(image)
+    (sy, oy), (sx, ox), shape = _image_axes(image, pixel_size)
     kind = type(roi).__name__
     if kind == "RectangularROI":
         x0, x1 = (float(roi.left) - ox) / sx, (float(roi.right) - ox) / sx
@@ -228,15 +238,27 @@ def from_hyperspy_roi(roi, image) -> ROI:
     raise RegionError(f"cannot use a hyperspy {kind} as a region: give a RectangularROI, CircleROI or PolygonROI")
 
 
-def as_roi(roi, image=None) -> ROI | None:
-    """Accept a Rect/Circle/Mask, a boolean array, a dict from ``to_dict()``, a 4-/3-tuple, or a hyperspy
-    ROI (calibrated units; needs ``image``, the Signal2D or Micrograph it refers to)."""
+def as_roi(roi, image=None, *, pixel_size=None) -> ROI | None:
+    """Any region as a latticefit :class:`Rect`, :class:`Circle` or :class:`Mask` in pixels.
+
+    Accepts a Rect/Circle/Mask, a boolean array, a dict from ``to_dict()``, a 4-/3-tuple, or a hyperspy
+    ``RectangularROI``/``CircleROI``/``PolygonROI`` in calibrated units, which needs ``image`` (the Signal2D,
+    Micrograph or array it was drawn on; ``pixel_size`` for an array, see :func:`from_hyperspy_roi`).
+
+    Examples
+    --------
+    >>> import hyperspy.api as hs, numpy as np
+    >>> as_roi((10, 20, 64, 32))
+    Rect(x=10, y=20, w=64, h=32)
+    >>> as_roi(hs.roi.CircleROI(cx=2.0, cy=1.0, r=0.5), np.zeros((100, 100)), pixel_size=0.025)
+    Circle(x=80.0, y=40.0, r=20.0)
+    """
     if roi is None or isinstance(roi, (Rect, Circle, Mask)):
         return roi
     if _is_hyperspy_roi(roi):
         if image is None:
             raise RegionError("a hyperspy ROI is in calibrated units: pass the image it was drawn on")
-        return from_hyperspy_roi(roi, image)
+        return from_hyperspy_roi(roi, image, pixel_size=pixel_size)
     if isinstance(roi, dict):
         t = roi.get("type")
         if t == "rect":

@@ -39,6 +39,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..interop import provenance
     from ..io import load
     from ..lattice._measure import measure_lattice
     from ..serialize import write_json
@@ -60,6 +61,7 @@ def run(args) -> int:
     if args.json:
         d = res.to_dict()
         d["file"] = str(args.file)
+        d["provenance"] = provenance(res, mg, parameters=args)
         write_json(d, args.json)
     if len(res) == 0:  # the (empty) result is written, but nothing was measured: not a success
         print(f"latticefit: error: {args.file}: no lattice spots found: nothing measured", file=sys.stderr)

@@ -51,6 +51,7 @@ def _out_path(template, path, n_files, suffix):
 
 def run(args) -> int:
     from .. import io
+    from ..interop import provenance
     from ..particles._pipeline import find_particles, plot_overlay, summary_lines
     from ..serialize import write_json
 
@@ -69,10 +70,11 @@ def run(args) -> int:
             if calibration_line(mg):
                 print(calibration_line(mg))
         if args.json:
+            rec = {**res.to_dict(), "provenance": provenance(res, mg, parameters=args)}
             if args.json == "-":
-                json_records.append(res.to_dict())
+                json_records.append(rec)
             else:
-                write_json(res.to_dict(), _out_path(args.json, path, n, ".json"))
+                write_json(rec, _out_path(args.json, path, n, ".json"))
         if args.csv:
             res.to_csv(_out_path(args.csv, path, n, ".csv"))
         if args.overlay:

@@ -175,9 +175,9 @@ def strain_map(image, *, g=None, sigma_nm: float | None = None, reference=None, 
         Default: two periods of the longer of the two spacings, or 6 % of the
         shorter image side if that is less, but at least 0.8 periods (mask
         sigma at most 0.2 |g|; 0.25 |g| is the finest accepted).
-    reference : Rect, Circle, Mask or bool array, optional
-        Region whose lattice is the reference (zero strain). Default: the whole
-        field away from the edges.
+    reference : Rect, Circle, Mask, bool array or hyperspy ROI, optional
+        Region whose lattice is the reference (zero strain); a hyperspy ROI is in
+        the image's calibrated units. Default: the whole field away from the edges.
     calibration : object with ``matrix_nm_per_px``, optional
         An affine calibration: the 2x2 matrix taking (x_px, y_px) to (x_nm, y_nm).
         Used instead of the pixel size: maps are in the calibrated frame
@@ -232,6 +232,7 @@ def strain_map(image, *, g=None, sigma_nm: float | None = None, reference=None, 
     else:
         mg = as_micrograph(image, pixel_size)
     try:
+        reference = as_roi(reference, image, pixel_size=pixel_size)  # a hyperspy ROI: in the image's units
         return _strain_map(mg, g, sigma_nm, reference, calibration, refine)
     except LatticefitError as e:
         raise e.with_source(mg.source) from None

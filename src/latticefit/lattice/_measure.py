@@ -266,9 +266,10 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     image : Micrograph, Signal2D or array_like
         The image (see :func:`latticefit.as_micrograph`); must be calibrated
         (or given ``pixel_size``).
-    roi : Rect, Circle, Mask, bool array, tuple or dict, optional
+    roi : Rect, Circle, Mask, bool array, tuple, dict or hyperspy ROI, optional
         Region to analyse: a rectangle, a disk (a dot) or a mask, at least 32
-        px across. Default: the whole image.
+        px across; a hyperspy ``RectangularROI``/``CircleROI``/``PolygonROI`` is
+        in the image's calibrated units. Default: the whole image.
     pixel_size : float, str or (float, float), optional
         Overrides the calibration (a bare number is nm).
     d_range_angstrom : (float or None, float or None) or str, optional
@@ -322,7 +323,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     py, px = mg.require_calibration()
     B = mg.reciprocal_matrix  # cycles/px -> 1/nm (A^-T: exact for non-square and sheared pixels)
     try:
-        roi = as_roi(roi)
+        roi = as_roi(roi, image, pixel_size=pixel_size)
         sub, weight, (y0, x0) = extract(mg.data, roi)
     except LatticefitError as e:
         raise e.with_source(mg.source) from None
@@ -714,7 +715,8 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
     ----------
     image : Micrograph, Signal2D or array_like
     roi_a, roi_b : region
-        The two regions (e.g. the matrix and a dot).
+        The two regions (e.g. the matrix and a dot); hyperspy ROIs are in the
+        calibrated units of ``image`` (before ``calibration``/``calibrate_on``).
     d_range_angstrom : optional
         Passed to :func:`measure_lattice`.
     z_threshold : float
@@ -753,6 +755,7 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
     >>> bool(cmp.summary["significant"]), round(cmp.summary["mean_rel_diff"], 2)
     (True, 0.03)
     """
+    roi_a, roi_b = (as_roi(r, image, pixel_size=pixel_size) for r in (roi_a, roi_b))  # hyperspy ROIs: before calibration
     mg = as_micrograph(image, pixel_size, calibration=calibration)
     self_cal = None
     if calibrate_on is not None:

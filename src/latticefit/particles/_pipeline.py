@@ -1098,7 +1098,7 @@ def _empty_table():
     return pd.DataFrame(cols)
 
 
-def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alarms: float = 0.05,
+def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, false_alarms: float = 0.05,
                    probe_sigma_nm: float | None = None, edge_correction: str = "exclude",
                    background_scale_nm: float | None = None, n_boot: int = 2000, seed: int = 0,
                    source: str | None = None) -> ParticleResult:
@@ -1108,6 +1108,9 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
     ----------
     image : Micrograph, hyperspy Signal2D or 2-D array
         The image (any numeric dtype: uint16 counts and float give the same result).
+    roi : Rect, Circle, Mask, hyperspy RectangularROI/CircleROI/PolygonROI, tuple or dict, optional
+        Analyse only this region (a hyperspy ROI in the image's calibrated units): particles whose centre
+        lies in it are kept, those its border cuts are ``edge``; positions stay in full-image pixels.
     diameter_range_nm : (float, float) or str, optional
         Smallest and largest particle diameter searched, in nm (``(2, 15)`` or
         ``'2-15nm'``). Default: :func:`default_diameter_range_nm`, from
@@ -1160,6 +1163,11 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
     >>> abs(res.summary["mean_nm"] - 7.0) < 0.5
     True
     """
+    if roi is not None:  # the region's box, particles kept by centre (hyperspy ROIs too): _roi.py
+        kw = {k: v for k, v in locals().items() if k != "roi"}
+        from ._roi import find_particles_in_roi
+
+        return find_particles_in_roi(find_particles, roi=roi, **kw)
     import pandas as pd
 
     mg = as_micrograph(image, pixel_size, source=source)

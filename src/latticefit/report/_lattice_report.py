@@ -255,7 +255,7 @@ class LatticeReport:
         if self.figure is None:
             plot_lattice_report(self)
         written = ps.save_figure(self.figure, paths["figure"])
-        write_json(self.to_dict(), paths["json"])
+        write_json({**self.to_dict(), "provenance": _provenance(self)}, paths["json"])
         atomic_write_text(paths["csv"], self.comparison_table().to_csv(index=False))
         atomic_write_text(spots_csv, self.reflections_table().to_csv(index=False))
         return written + [paths["json"], paths["csv"], spots_csv]
@@ -371,8 +371,7 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
     ha = as_micrograph(haadf) if haadf is not None else None
     H, W = hr.shape
 
-    roi_matrix = as_roi(roi_matrix)
-    roi_dot = as_roi(roi_dot)
+    roi_matrix, roi_dot = (as_roi(r, hrtem, pixel_size=pixel_size) for r in (roi_matrix, roi_dot))
     for role, roi in (("matrix", roi_matrix), ("dot", roi_dot)):
         if roi is not None:
             try:
@@ -652,6 +651,13 @@ def _matched_basis_rows(regions: dict, comparison):
     match = {int(r["spot_a"]): int(r["spot_b"]) for r in comparison.table.to_dict("records")}
     rows_b = tuple(match.get(r) if r is not None else None for r in rows_a)
     return rows_b if rows_b[0] is not None and rows_b[1] is not None else None
+
+
+def _provenance(report) -> dict:
+    """The ``provenance`` block of the report's JSON (latticefit.interop.provenance)."""
+    from ..interop import provenance
+
+    return provenance(report)
 
 
 def lattice_report(hrtem, haadf=None, **kwargs) -> LatticeReport:

@@ -257,7 +257,7 @@ def _empty_angles() -> pd.DataFrame:
 
 # ============================================================================ measure
 def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, min_snr: float = 5.0,
-                    max_spots: int = 40, keep_unindexed: bool = False, p_false: float = 1e-3,
+                    max_spots: int = 64, keep_unindexed: bool = False, p_false: float = 1e-3,
                     window_bins: int = 32, workers: int = FFT_WORKERS, systematic="auto") -> LatticeResult:
     """Measure the lattice spots of an image or region, with 1-sigma uncertainties.
 

@@ -45,6 +45,9 @@ import pandas as pd
 
 from . import _lattice_basis as lb
 from ._lattice_detect import detect_candidates
+from ._lattice_multi import Lattice, further_lattices, lattice_from_fit
+from . import _lattice_plausibility as lp
+from ._lattice_plausibility import empty_rejected
 from ._lattice_refine import refine_mask, refine_rect
 from .errors import LatticefitError, LatticefitWarning
 from .micrograph import as_micrograph
@@ -56,7 +59,7 @@ __all__ = ["measure_lattice", "compare_regions", "LatticeResult", "RegionCompari
 
 SPOT_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "g_inv_nm", "d_angstrom", "d_err_angstrom", "azimuth_deg",
                 "azimuth_err_deg", "snr", "order", "h", "k", "cov_xx", "cov_xy", "cov_yy", "amplitude",
-                "phase_rad", "gx_px", "gy_px", "noise_sigma", "converged"]
+                "phase_rad", "gx_px", "gy_px", "noise_sigma", "converged", "lattice", "lattice_order"]
 #: a reported spot needs at least this many fringe periods across the region (below, the DC and edge
 #: leakage bias the estimate beyond its statistical error)
 MIN_PERIODS = 5.5
@@ -175,6 +178,11 @@ class LatticeResult:
     info: dict[str, Any] = field(default_factory=dict)
     #: the image's systematic lattice variation added to the errors (``_lattice_systematic.SystematicModel``)
     systematic: Any = None
+    #: every lattice: [0] the main one (as ``basis``), then the further nets of the spots it leaves
+    #: (``_lattice_multi.Lattice``; a spot's ``lattice`` column names its net, -1 none)
+    lattices: list = field(default_factory=list)
+    #: spots refused as implausible (``_lattice_plausibility``): d, azimuth, snr and ``reason``
+    rejected_spots: pd.DataFrame = field(default_factory=lambda: empty_rejected())
 
     def __len__(self) -> int:
         return len(self.spots)
@@ -335,9 +343,12 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     info = {"refinement": "rect-window-ML" if weight is None else "mask-least-squares", "min_snr": min_snr}
     roi_dict = roi.to_dict() if roi is not None else None
 
+    extra: dict[str, Any] = {"lattices": [], "rejected_spots": empty_rejected()}
+
     def finish(spots, angles, basis):
         out = LatticeResult(spots=spots, angles=angles, basis=basis, pixel_size_nm=(py, px), roi=roi_dict,
-                            source=mg.source, region_shape=(M, N), warnings=notes, info=info)
+                            source=mg.source, region_shape=(M, N), warnings=notes, info=info,
+                            lattices=extra["lattices"], rejected_spots=extra["rejected_spots"])
         # ---- error budget: the image's own systematic variation (see _lattice_systematic)
         _add_systematic(out, mg, systematic, dict(d_range_angstrom=d_range, min_snr=min_snr, max_spots=max_spots,
                                                   keep_unindexed=keep_unindexed, p_false=p_false,
@@ -409,6 +420,18 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     G = np.array([B @ [r[0], r[1]] for r in kept])
     covs = np.array([B @ r[5] @ B.T for r in kept])
     snr = np.array([r[2] for r in kept])
+    # ---- plausibility: blank images, > 50 nm or < 2 px, beyond the beam's limit, streaks, scan lines
+    reasons, pnotes = lp.check_spots(G, np.array([[r[0], r[1]] for r in kept]), P, (M, N), (py, px), data=vals,
+                                     mode=mg.mode, beam_energy_kv=mg.beam_energy_kv)
+    notes.extend(pnotes)
+    rejected = [lp.rejected_table(G, snr, reasons)]
+    extra["rejected_spots"] = rejected[0]
+    good = np.array([r is None for r in reasons])
+    if not good.all():
+        kept = [r for r, g_ok in zip(kept, good) if g_ok]
+        G, covs, snr = G[good], covs[good], snr[good]
+        if not kept:
+            return finish(_empty_spots(), _empty_angles(), None)
     gnorm = np.linalg.norm(G, axis=1)
     # indexing tolerance: half a bin or 1.5 % of |g|, whichever is larger, plus 4 sigma
     bin_nm = 1.0 / min(M * py, N * px)
@@ -417,6 +440,9 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
 
     hk = np.zeros((len(G), 2), int)
     order = np.ones(len(G), int)
+    lat_id = np.full(len(G), -1)  # 0: the main lattice, 1, 2, ...: further lattices, -1: none
+    lat_order = np.zeros(len(G), int)
+    further: list = []
     basis = None
     found = lb.find_basis(G, snr, tol)
     half_hidden = [_periods(r[0] / 2, r[1] / 2, (M, N)) < MIN_PERIODS for r in kept]
@@ -455,11 +481,30 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
                          "split in two, e.g. across the +-90 deg azimuth wrap) were dropped")
         if not (ok[i] and ok[j] and tuple(np.abs(hk[i])) == (1, 0) and tuple(np.abs(hk[j])) == (0, 1)):
             i, j = _basis_rows(hk, ok, snr)
-        if not keep_unindexed and (~ok & ~dup).any():
-            notes.append(f"{int((~ok & ~dup).sum())} significant spot(s) not on the lattice were dropped "
-                         "(keep them with keep_unindexed=True / --keep-unindexed)")
-        keep = ok | keep_unindexed
         order = np.array([gcd(abs(int(h)), abs(int(k))) if o else 0 for (h, k), o in zip(hk, ok)])
+        lat_id[ok], lat_order[ok] = 0, order[ok]
+        # ---- off-lattice spots beyond the information limit the data support (_lattice_plausibility)
+        g_lim, how = lp.information_limit(G, ok, P, (M, N), (py, px))
+        info["information_limit_angstrom"] = None if g_lim is None else 10.0 / g_lim
+        far = lp.beyond_limit(G, ~ok & ~dup, g_lim, how)
+        farm = np.array([r is not None for r in far])
+        if farm.any():
+            rejected.append(lp.rejected_table(G, snr, far))
+            extra["rejected_spots"] = pd.concat(rejected, ignore_index=True)
+            notes.append(f"{int(farm.sum())} spot(s) off the lattice beyond the information limit the data "
+                         f"support ({10 / g_lim:.3g} Å: {how}) refused as noise (see rejected_spots)")
+        # ---- further lattices from the spots the main one leaves (a dot, a twin, a moire: _lattice_multi)
+        further = further_lattices(G, covs, snr, tol, ~ok & ~dup & ~farm)
+        for m, (hk_m, member, fit_m, order_m) in enumerate(further, start=1):
+            lat_id[member], hk[member], lat_order[member] = m, hk_m[member], order_m[member]
+        if further:
+            notes.append(f"{len(further)} further lattice(s) index {int((lat_id >= 1).sum())} spot(s) off the main "
+                         "lattice (a dot, twin, second phase or moire?): see result.lattices")
+        loose = (lat_id < 0) & ~dup & ~farm
+        if not keep_unindexed and loose.any():
+            notes.append(f"{int(loose.sum())} significant spot(s) on no lattice were dropped "
+                         "(keep them with keep_unindexed=True / --keep-unindexed)")
+        keep = ok | (lat_id >= 1) | (keep_unindexed & ~farm)
         fit = lb.fit_basis(G, covs, hk, ok)
         notes.extend(fit.notes)
         nums = lb.basis_numbers(fit)
@@ -469,6 +514,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
 
     # ---- table
     G, covs, snr, hk, order = G[keep], covs[keep], snr[keep], hk[keep], order[keep]
+    lat_id, lat_order = lat_id[keep], lat_order[keep]
     kept = [r for r, k in zip(kept, keep) if k]
     gnorm = np.linalg.norm(G, axis=1)
     u = G / gnorm[:, None]
@@ -488,6 +534,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         "amplitude": np.array([r[3] for r in kept]), "phase_rad": np.angle(np.exp(1j * phase_img)),
         "gx_px": gx_px, "gy_px": gy_px, "noise_sigma": np.array([r[6] for r in kept]),
         "converged": np.array([bool(r[7]) for r in kept]),
+        "lattice": lat_id.astype(int), "lattice_order": lat_order.astype(int),
     })
     if basis is None:  # indices are undefined without a basis (never (0, 0))
         spots["h"] = pd.array([pd.NA] * len(spots), dtype="Int64")
@@ -505,7 +552,30 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     if mg.affine_cov is not None:
         info["calibration"] = dict(mg.calibration_info or {})
         spots, angles, basis = _add_calibration_errors(spots, angles, basis, B, mg.affine_cov)
+    if basis is not None:
+        extra["lattices"] = _lattice_list(spots, basis, further)
     return finish(spots, angles, basis)
+
+
+def _lattice_list(spots: pd.DataFrame, basis: dict, further: list) -> list:
+    """The main lattice (from ``basis``) and the further ones as :class:`Lattice` objects (result row order)."""
+    lat = spots["lattice"].to_numpy(int)
+    main = Lattice(index=0, g1_inv_nm=basis["g1_inv_nm"], g2_inv_nm=basis["g2_inv_nm"],
+                   d_angstrom=list(basis["d_angstrom"]), d_err_angstrom=list(basis["d_err_angstrom"]),
+                   angle_deg=basis["angle_deg"], angle_err_deg=basis["angle_err_deg"],
+                   spots=[int(r) for r in np.nonzero(lat == 0)[0]], g1_index=basis.get("g1_index"),
+                   g2_index=basis.get("g2_index"), cov_inv_nm2=basis["cov_inv_nm2"], chi2=basis["chi2"],
+                   dof=basis["dof"])
+    out = [main]
+    h, k = spots["h"].to_numpy(), spots["k"].to_numpy()
+    for m, (_, _, fit_m, _) in enumerate(further, start=1):
+        rows = np.nonzero(lat == m)[0]
+        lt = lattice_from_fit(m, fit_m, rows)
+        for name, target in (("g1_index", (1, 0)), ("g2_index", (0, 1))):
+            hit = [int(r) for r in rows if (abs(int(h[r])), abs(int(k[r]))) == target]
+            setattr(lt, name, hit[0] if hit else None)  # rows are strongest first
+        out.append(lt)
+    return out
 
 
 def _add_calibration_errors(spots, angles, basis, B, cov_A):

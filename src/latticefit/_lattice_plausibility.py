@@ -1,0 +1,284 @@
+"""Plausibility of lattice spots: what a significant FFT maximum can be when it is not a lattice.
+
+Spots refused here are kept out of every lattice and of the indexing, listed in
+``LatticeResult.rejected_spots`` with a ``reason`` and summarised in a warning:
+
+- a blank or featureless image (its robust contrast is below ``BLANK_CONTRAST``
+  of its level): nothing it shows is a lattice;
+- spacings above ``MAX_D_NM`` (50 nm) or periods below 2 px;
+- spacings below the information limit: from the beam energy when the metadata
+  has it, ``lambda / (2 * APERTURE_RAD)`` (35 mrad, a generous aberration-corrected
+  aperture), and from the data: the |g| beyond which the azimuthal median of the
+  power spectrum has fallen to its noise floor, or the highest-order reflection
+  of the main lattice, whichever is larger (:func:`information_limit`);
+- streaks: a maximum elongated along its radial direction (the streak of a
+  straight edge through the origin of the spectrum) rather than a compact spot;
+- scan-line periodicities: in a STEM image, spots exactly on the kx = 0 or ky = 0
+  axis when no spot lies off the axes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["REJECTED_COLUMNS", "empty_rejected", "rejected_table", "check_spots", "information_limit",
+           "beam_limit_angstrom", "electron_wavelength_pm", "is_featureless"]
+
+REJECTED_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "d_angstrom", "azimuth_deg", "snr", "reason"]
+MAX_D_NM = 50.0
+MIN_PERIOD_PX = 2.0
+APERTURE_RAD = 0.035
+BLANK_CONTRAST = 0.005
+#: margin on the data's information limit (spots off every lattice beyond it are refused)
+LIMIT_MARGIN = 1.1
+
+
+def empty_rejected() -> pd.DataFrame:
+    """An empty ``rejected_spots`` table."""
+    return pd.DataFrame({c: pd.Series(dtype=object if c == "reason" else float) for c in REJECTED_COLUMNS})
+
+
+def rejected_table(G: np.ndarray, snr: np.ndarray, reasons: list) -> pd.DataFrame:
+    """The ``rejected_spots`` table of the spots whose reason is not None (strongest first)."""
+    rows = [i for i, r in enumerate(reasons) if r]
+    if not rows:
+        return empty_rejected()
+    g = np.asarray(G, float)[rows]
+    gn = np.linalg.norm(g, axis=1)
+    df = pd.DataFrame({"gx_inv_nm": g[:, 0], "gy_inv_nm": g[:, 1], "d_angstrom": 10.0 / gn,
+                       "azimuth_deg": np.degrees(np.arctan2(g[:, 1], g[:, 0])),
+                       "snr": np.asarray(snr, float)[rows], "reason": [reasons[i] for i in rows]})
+    return df.sort_values("snr", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def electron_wavelength_pm(kv: float) -> float:
+    """Relativistic electron wavelength (pm) at ``kv`` kilovolts.
+
+    >>> round(electron_wavelength_pm(200.0), 3), round(electron_wavelength_pm(80.0), 3)
+    (2.508, 4.176)
+    """
+    v = kv * 1e3
+    return 1226.39 / math.sqrt(v * (1 + 0.97848e-6 * v))
+
+
+def beam_limit_angstrom(kv: float | None, aperture_rad: float = APERTURE_RAD) -> float | None:
+    """Finest spacing an image can transfer at ``kv``: ``lambda / (2 alpha)`` in Å (None without ``kv``).
+
+    >>> round(beam_limit_angstrom(80.0), 3), round(beam_limit_angstrom(300.0), 3)
+    (0.597, 0.281)
+    """
+    if not kv or not np.isfinite(kv) or kv <= 0:
+        return None
+    return electron_wavelength_pm(kv) / 100.0 / (2.0 * aperture_rad)
+
+
+def is_featureless(data: np.ndarray) -> str | None:
+    """Why an image is blank/featureless (a reason text), or None.
+
+    Blank: the robust range (0.5-99.5 percentiles) is below ``BLANK_CONTRAST``
+    of the level, e.g. a detector reading its offset with no specimen.
+
+    >>> rng = np.random.default_rng(0)
+    >>> is_featureless(10000 + rng.integers(0, 10, (64, 64))) is not None
+    True
+    >>> is_featureless(rng.poisson(50, (64, 64)).astype(float)) is None
+    True
+    """
+    d = np.asarray(data, float)
+    v = d[:: max(1, d.shape[0] // 256), :: max(1, d.shape[1] // 256)] if d.ndim == 2 else d
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None
+    lo, med, hi = np.percentile(v, [0.5, 50, 99.5])
+    level = abs(med)
+    if level > 0 and hi - lo < BLANK_CONTRAST * level and hi - lo < 0.5 * level:
+        return (f"blank/featureless image (contrast {100 * (hi - lo) / level:.2g} % of its level): "
+                "not a lattice")
+    return None
+
+
+def _ring_profile(P: np.ndarray, shape):
+    """Median power per ring of |f| (cycles/px, one bin wide) inside the Nyquist box; (f, median)."""
+    M, N = shape
+    fy = np.fft.fftfreq(M)[:, None]
+    fx = (np.arange(P.shape[1]) / N)[None, :]
+    ok = (np.abs(fy) < 0.47) & (np.abs(fx) < 0.47)
+    f = np.hypot(fy, fx)
+    step = 1.0 / min(M, N)
+    ring = np.floor(f / step).astype(int)
+    ring = np.where(ok, ring, -1)
+    n = int(0.47 / step)
+    meds = np.full(n, np.nan)
+    flat_r, flat_p = ring.ravel(), P.ravel()
+    order = np.argsort(flat_r, kind="stable")
+    r_sorted, p_sorted = flat_r[order], flat_p[order]
+    edges = np.searchsorted(r_sorted, np.arange(n + 1))
+    for i in range(2, n):
+        a, b = edges[i], edges[i + 1]
+        if b - a >= 8:
+            meds[i] = float(np.median(p_sorted[a:b]))
+    return (np.arange(n) + 0.5) * step, meds
+
+
+def spectral_floor_limit(P: np.ndarray, shape, pixel_size_nm) -> float | None:
+    """|g| (1/nm) beyond which the azimuthal median of the power stays at its noise floor, or None.
+
+    The floor is the median level of the outer 15 % of the rings; the limit is
+    where the profile, coming from low |g|, last exceeds 1.25 x that floor. An
+    image whose profile is still falling at the Nyquist border (no flat tail over
+    at least 20 % of the radii) has no measurable floor: None.
+    """
+    f, med = _ring_profile(P, shape)
+    ok = np.isfinite(med)
+    if ok.sum() < 20:
+        return None
+    f, med = f[ok], med[ok]
+    k = max(5, len(med) // 5)
+    sm = np.convolve(med, np.ones(5) / 5, "same")
+    floor = float(np.median(med[-max(3, int(0.15 * len(med))):]))
+    if floor <= 0:
+        return None
+    above = np.nonzero(sm[:-2] > 1.25 * floor)[0]
+    last = int(above.max()) + 1 if len(above) else 0
+    if len(med) - last < k:  # no flat tail
+        return None
+    py, px = pixel_size_nm
+    return float(f[last] / max(py, px))
+
+
+def information_limit(G: np.ndarray, on_lattice: np.ndarray, P: np.ndarray, shape, pixel_size_nm):
+    """The data's information limit (1/nm) and how it was found: (g_limit or None, text)."""
+    g_floor = spectral_floor_limit(P, shape, pixel_size_nm)
+    gn = np.linalg.norm(np.asarray(G, float), axis=1)
+    g_lat = float(gn[on_lattice].max()) if np.any(on_lattice) else None
+    if g_floor is None and g_lat is None:
+        return None, ""
+    if g_lat is not None and (g_floor is None or g_lat >= g_floor):
+        return g_lat, f"the finest lattice reflection ({10 / g_lat:.3g} Å)"
+    return g_floor, f"where the spectrum falls to its noise floor ({10 / g_floor:.3g} Å)"
+
+
+def _streak(P: np.ndarray, shape, fy: float, fx: float) -> bool:
+    """True when the maximum at (fy, fx) (cycles/px) is elongated along its radial direction."""
+    M, N = shape
+    y, x = fy * M, fx * N  # bins
+    r = math.hypot(y, x)
+    if r < 1e-9:
+        return False
+    uy, ux = y / r, x / r
+
+    def val(yy: float, xx: float) -> float:
+        iy, ix = int(round(yy)), int(round(xx))
+        if ix < 0:
+            iy, ix = -iy, -ix
+        if ix >= P.shape[1]:
+            return np.nan
+        return float(P[iy % M, ix])
+
+    ring = []
+    for t in np.linspace(0, np.pi, 64, endpoint=False):
+        ring.append(val(r * math.sin(t - np.pi / 2), r * math.cos(t - np.pi / 2)))
+    bg = float(np.nanmedian(ring))
+    peak = max(val(y + dy, x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) - bg
+    if not peak > 0:
+        return False
+    rad = [val(y + s * uy, x + s * ux) - bg for s in (-3, -2, 2, 3) if r + s > 1.5]
+    tan = [val(y + s * ux, x - s * uy) - bg for s in (-3, -2, 2, 3)]
+    if len(rad) < 3:
+        return False
+    rad_ex, tan_ex = float(np.nanmin(rad)), float(np.nanmax(tan))
+    return rad_ex > 0.2 * peak and rad_ex > 3.0 * max(tan_ex, 0.0)
+
+
+def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_size_nm, data=None, mode=None,
+                beam_energy_kv=None) -> tuple[list, list]:
+    """Per spot, the reason it is implausible as a lattice reflection (None when plausible).
+
+    Parameters
+    ----------
+    G : ndarray (n, 2)
+        Spot vectors (gx, gy), 1/nm.
+    f_px : ndarray (n, 2)
+        The same in cycles/px, (fx, fy).
+    P : ndarray
+        Half-plane power spectrum (rfft2 layout) of the region.
+    shape : (int, int)
+        Region shape.
+    pixel_size_nm : (float, float)
+    data : ndarray, optional
+        The region's pixels (for the blank-image test).
+    mode : str, optional
+        Acquisition mode ('STEM', 'HAADF', ...: the scan-line test applies to scans).
+    beam_energy_kv : float, optional
+
+    Returns
+    -------
+    (reasons, notes)
+        A reason text or None per spot, and warnings summarising them.
+
+    Examples
+    --------
+    >>> P = np.ones((64, 33))
+    >>> G = np.array([[0.01, 0.0], [2.5, 0.0]])  # 100 nm, 4 Å
+    >>> reasons, notes = check_spots(G, G * 0.02, P, (64, 64), (0.02, 0.02))
+    >>> reasons[0].startswith("spacing"), reasons[1]
+    (True, None)
+    """
+    G = np.asarray(G, float)
+    f_px = np.asarray(f_px, float)
+    n = len(G)
+    reasons: list = [None] * n
+    notes: list = []
+    if n == 0:
+        return reasons, notes
+    blank = is_featureless(data) if data is not None else None
+    if blank:
+        notes.append(f"{n} spot(s) refused: {blank}")
+        return [blank] * n, notes
+    gn = np.linalg.norm(G, axis=1)
+    d_nm = 1.0 / gn
+    period_px = 1.0 / np.hypot(f_px[:, 0], f_px[:, 1])
+    lim = beam_limit_angstrom(beam_energy_kv)
+    for i in range(n):
+        if d_nm[i] > MAX_D_NM:
+            reasons[i] = f"spacing {10 * d_nm[i]:.4g} Å above {MAX_D_NM:g} nm: not a lattice (gradient, edge or drift)"
+        elif period_px[i] < MIN_PERIOD_PX:
+            reasons[i] = f"period {period_px[i]:.2f} px below {MIN_PERIOD_PX:g} px"
+        elif lim is not None and 10 * d_nm[i] < lim:
+            reasons[i] = (f"spacing {10 * d_nm[i]:.3g} Å below the information limit at {beam_energy_kv:g} kV "
+                          f"({lim:.3g} Å = lambda / (2 x {1e3 * APERTURE_RAD:g} mrad))")
+        elif _streak(P, shape, f_px[i, 1], f_px[i, 0]):
+            reasons[i] = "streak (elongated along its radial direction: an edge, not a lattice)"
+    scan = str(mode or "").upper() in ("STEM", "HAADF", "ADF", "ABF", "BF-STEM", "DF")
+    if scan:
+        M, N = shape
+        on_axis = (np.abs(f_px[:, 0]) * N < 0.5) | (np.abs(f_px[:, 1]) * M < 0.5)
+        live = np.array([r is None for r in reasons])
+        if live.any() and on_axis[live].all():
+            for i in np.nonzero(live & on_axis)[0]:
+                reasons[i] = "scan-line periodicity (on the kx = 0 / ky = 0 axis, no spot off the axes)"
+    groups: dict = {}
+    for r in reasons:
+        if r:
+            kind = r.split(" (")[0] if r.startswith(("streak", "scan-line")) else (
+                "below the information limit" if "information limit" in r else r.split(":")[0].split(" ")[0])
+            groups[kind] = groups.get(kind, 0) + 1
+    for kind, cnt in groups.items():
+        label = {"spacing": "spacing above 50 nm", "period": "period below 2 px"}.get(kind, kind)
+        notes.append(f"{cnt} spot(s) refused as not a lattice reflection: {label} (see rejected_spots)")
+    return reasons, notes
+
+
+def beyond_limit(G: np.ndarray, free: np.ndarray, g_limit: float | None, how: str) -> list:
+    """Reasons for the ``free`` (off-lattice) spots beyond ``LIMIT_MARGIN`` x the information limit."""
+    out: list = [None] * len(G)
+    if g_limit is None:
+        return out
+    gn = np.linalg.norm(np.asarray(G, float), axis=1)
+    for i in np.nonzero(np.asarray(free, bool) & (gn > LIMIT_MARGIN * g_limit))[0]:
+        out[i] = (f"spacing {10 / gn[i]:.3g} Å beyond the information limit the data support, "
+                  f"{10 / g_limit:.3g} Å ({how}): noise, not a lattice")
+    return out

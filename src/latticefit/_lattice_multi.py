@@ -111,8 +111,32 @@ def _spans_plane(G: np.ndarray) -> bool:
     return bool((cross >= 0.1).any())
 
 
-def further_lattices(G: np.ndarray, covs: np.ndarray, snr: np.ndarray, tol: np.ndarray, free: np.ndarray):
+def _acceptable(G, hk, member, basis, tol, main_basis, g_limit) -> bool:
+    rows = np.nonzero(member)[0]
+    for target in ((1, 0), (0, 1)):
+        if not any((abs(int(hk[r][0])), abs(int(hk[r][1]))) == target for r in rows):
+            return False  # a basis vector not observed
+    tol_b = float(np.median(tol[rows]))
+    for b in basis:
+        if g_limit is not None and np.linalg.norm(b) > 1.1 * g_limit:
+            return False
+        if main_basis is not None:
+            hkf = np.linalg.solve(main_basis, b)
+            if np.abs(hkf).max() <= 12 and np.linalg.norm(main_basis @ np.rint(hkf) - b) <= tol_b:
+                return False  # a main-lattice node: a side band
+    return True
+
+
+def further_lattices(G: np.ndarray, covs: np.ndarray, snr: np.ndarray, tol: np.ndarray, free: np.ndarray,
+                     main_basis=None, g_limit: float | None = None):
     """Group the ``free`` spots (bool mask) into further nets.
+
+    A net is accepted when it indexes ``MIN_SPOTS`` spots spanning the plane with
+    ``|h|, |k| <= MAX_INDEX``, both its (reduced) basis vectors are observed
+    spots, they lie within ``g_limit`` (1/nm, the information limit) and neither
+    is a node of the main lattice (``main_basis``, 2 x 2 columns g1, g2): a net
+    stepping by a main-lattice vector is a side band of the main lattice (scan
+    noise mixed with it), not a second crystal.
 
     Returns
     -------
@@ -151,6 +175,8 @@ def further_lattices(G: np.ndarray, covs: np.ndarray, snr: np.ndarray, tol: np.n
         dup = lb.drop_duplicate_indices(hk, member, snr)
         member &= ~dup
         if int(member.sum()) < MIN_SPOTS:
+            break
+        if not _acceptable(G, hk, member, (r1, r2), tol, main_basis, g_limit):
             break
         fit = lb.fit_basis(G, covs, hk, member)
         order = np.array([gcd(abs(int(h)), abs(int(k))) if m else 0 for (h, k), m in zip(hk, member)])

@@ -34,6 +34,10 @@ APERTURE_RAD = 0.035
 BLANK_CONTRAST = 0.005
 #: margin on the data's information limit (spots off every lattice beyond it are refused)
 LIMIT_MARGIN = 1.1
+#: a jump in |g| of the lattice's reflections by more than this marks the end of its signal
+GAP_RATIO = 1.5
+#: a maximum less than this many times the power of the radial line through it is a bump on a streak
+STREAK_BUMP = 10.0
 
 
 def empty_rejected() -> pd.DataFrame:
@@ -153,7 +157,7 @@ def information_limit(G: np.ndarray, on_lattice: np.ndarray, P: np.ndarray, shap
     """The data's information limit (1/nm) and how it was found: (g_limit or None, text)."""
     g_floor = spectral_floor_limit(P, shape, pixel_size_nm)
     gn = np.linalg.norm(np.asarray(G, float), axis=1)
-    g_lat = float(gn[on_lattice].max()) if np.any(on_lattice) else None
+    g_lat = _lattice_reach(gn[np.asarray(on_lattice, bool)])
     if g_floor is None and g_lat is None:
         return None, ""
     if g_lat is not None and (g_floor is None or g_lat >= g_floor):
@@ -161,40 +165,68 @@ def information_limit(G: np.ndarray, on_lattice: np.ndarray, P: np.ndarray, shap
     return g_floor, f"where the spectrum falls to its noise floor ({10 / g_floor:.3g} Å)"
 
 
-def _streak(P: np.ndarray, shape, fy: float, fx: float) -> bool:
-    """True when the maximum at (fy, fx) (cycles/px) is elongated along its radial direction."""
+def _lattice_reach(gn: np.ndarray) -> float | None:
+    """Largest |g| of a lattice's reflections before the first gap of more than ``GAP_RATIO`` in |g|.
+
+    A lattice shows its orders up to the information limit without large gaps
+    (beyond its first orders); an "indexed" spot far past a gap is a chance
+    coincidence of noise with a high-order node.
+    """
+    if len(gn) == 0:
+        return None
+    g = np.sort(gn)
+    start = 2.0 * g[0] * 1.5  # the first orders may be sparse
+    for a, b in zip(g[:-1], g[1:]):
+        if a >= start and b > GAP_RATIO * a:
+            return float(a)
+    return float(g[-1])
+
+
+def _streak(P: np.ndarray, shape, fy: float, fx: float, profile) -> bool:
+    """True when the maximum at (fy, fx) (cycles/px) sits on a radial streak through the origin.
+
+    The power along the radial line through the spot, from 0.6 to 1.4 times its
+    radius (the spot's own +-1.5 bins left out), over the azimuthal median at
+    each radius: a streak (the transform of a straight edge) keeps it several
+    times above the background and several times above the same measure along
+    the tangential line through the spot; a compact spot, even a broad one, or a
+    row of harmonics does not.
+    """
     M, N = shape
     y, x = fy * M, fx * N  # bins
     r = math.hypot(y, x)
-    if r < 1e-9:
+    if r < 3:
         return False
     uy, ux = y / r, x / r
+    f_step, meds = profile
 
-    def val(yy: float, xx: float) -> float:
-        iy, ix = int(round(yy)), int(round(xx))
-        if ix < 0:
-            iy, ix = -iy, -ix
-        if ix >= P.shape[1]:
-            return np.nan
-        return float(P[iy % M, ix])
+    def ratios(points):
+        out = []
+        for yy, xx in points:
+            iy, ix = int(round(yy)), int(round(xx))
+            if ix < 0:
+                iy, ix = -iy, -ix
+            if ix >= P.shape[1] or abs(iy) >= M // 2:
+                continue
+            k = int(math.hypot(iy / M, ix / N) / f_step)
+            if k >= len(meds) or not np.isfinite(meds[k]) or meds[k] <= 0:
+                continue
+            out.append(float(P[iy % M, ix]) / meds[k])
+        return out
 
-    ring = []
-    for t in np.linspace(0, np.pi, 64, endpoint=False):
-        ring.append(val(r * math.sin(t - np.pi / 2), r * math.cos(t - np.pi / 2)))
-    bg = float(np.nanmedian(ring))
-    peak = max(val(y + dy, x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)) - bg
-    if not peak > 0:
+    offs = [o for o in np.linspace(-0.4 * r, 0.4 * r, 33) if abs(o) >= 1.5 and r + o >= 2]
+    rad = ratios([((r + o) * uy, (r + o) * ux) for o in offs])
+    tan = ratios([(y + o * ux, x - o * uy) for o in offs])
+    if len(rad) < 8 or len(tan) < 8:
         return False
-    rad = [val(y + s * uy, x + s * ux) - bg for s in (-3, -2, 2, 3) if r + s > 1.5]
-    tan = [val(y + s * ux, x - s * uy) - bg for s in (-3, -2, 2, 3)]
-    if len(rad) < 3:
-        return False
-    rad_ex, tan_ex = float(np.nanmin(rad)), float(np.nanmax(tan))
-    return rad_ex > 0.2 * peak and rad_ex > 3.0 * max(tan_ex, 0.0)
+    m_rad, m_tan = float(np.median(rad)), float(np.median(tan))
+    peak = max(ratios([(y + dy, x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]) or [0.0])
+    # a line brighter than across it, or a bump on the line rather than a compact spot standing far above it
+    return m_rad > 3.0 and (m_rad > 3.0 * m_tan or peak < STREAK_BUMP * m_rad)
 
 
 def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_size_nm, data=None, mode=None,
-                beam_energy_kv=None) -> tuple[list, list]:
+                beam_energy_kv=None, region=None) -> tuple[list, list]:
     """Per spot, the reason it is implausible as a lattice reflection (None when plausible).
 
     Parameters
@@ -210,6 +242,8 @@ def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_siz
     pixel_size_nm : (float, float)
     data : ndarray, optional
         The region's pixels (for the blank-image test).
+    region : ndarray, optional
+        The region's 2-D box (its Hann-windowed power is used for the streak test).
     mode : str, optional
         Acquisition mode ('STEM', 'HAADF', ...: the scan-line test applies to scans).
     beam_energy_kv : float, optional
@@ -242,6 +276,14 @@ def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_siz
     d_nm = 1.0 / gn
     period_px = 1.0 / np.hypot(f_px[:, 0], f_px[:, 1])
     lim = beam_limit_angstrom(beam_energy_kv)
+    if region is not None and np.ndim(region) == 2 and tuple(np.shape(region)) == tuple(shape):
+        # the streak test on the Hann-windowed power: the rectangular window's leakage of a strong spot on
+        # an axis runs along that axis, i.e. radially, like a streak
+        reg = np.asarray(region, float)
+        w = np.outer(np.hanning(shape[0]), np.hanning(shape[1]))
+        P = np.abs(np.fft.rfft2((reg - reg.mean()) * w)) ** 2
+    f_ring, meds = _ring_profile(P, shape)
+    profile = (f_ring[1] - f_ring[0], meds)
     for i in range(n):
         if d_nm[i] > MAX_D_NM:
             reasons[i] = f"spacing {10 * d_nm[i]:.4g} Å above {MAX_D_NM:g} nm: not a lattice (gradient, edge or drift)"
@@ -250,7 +292,7 @@ def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_siz
         elif lim is not None and 10 * d_nm[i] < lim:
             reasons[i] = (f"spacing {10 * d_nm[i]:.3g} Å below the information limit at {beam_energy_kv:g} kV "
                           f"({lim:.3g} Å = lambda / (2 x {1e3 * APERTURE_RAD:g} mrad))")
-        elif _streak(P, shape, f_px[i, 1], f_px[i, 0]):
+        elif _streak(P, shape, f_px[i, 1], f_px[i, 0], profile):
             reasons[i] = "streak (elongated along its radial direction: an edge, not a lattice)"
     scan = str(mode or "").upper() in ("STEM", "HAADF", "ADF", "ABF", "BF-STEM", "DF")
     if scan:

@@ -422,7 +422,8 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     snr = np.array([r[2] for r in kept])
     # ---- plausibility: blank images, > 50 nm or < 2 px, beyond the beam's limit, streaks, scan lines
     reasons, pnotes = lp.check_spots(G, np.array([[r[0], r[1]] for r in kept]), P, (M, N), (py, px), data=vals,
-                                     mode=mg.mode, beam_energy_kv=mg.beam_energy_kv)
+                                     mode=mg.mode, beam_energy_kv=mg.beam_energy_kv,
+                                     region=sub if weight is None else None)
     notes.extend(pnotes)
     rejected = [lp.rejected_table(G, snr, reasons)]
     extra["rejected_spots"] = rejected[0]
@@ -479,22 +480,24 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
             ok = ok & ~dup
             notes.append(f"{int(dup.sum())} spot(s) repeating the indices of a stronger spot (one reflection "
                          "split in two, e.g. across the +-90 deg azimuth wrap) were dropped")
+        # ---- off-lattice spots beyond the information limit the data support (_lattice_plausibility)
+        g_lim, how = lp.information_limit(G, ok, P, (M, N), (py, px))
+        info["information_limit_angstrom"] = None if g_lim is None else 10.0 / g_lim
+        far = lp.beyond_limit(G, ~dup, g_lim, how)  # lattice spots too: chance high-order coincidences
+        farm = np.array([r is not None for r in far])
+        ok = ok & ~farm
+        if farm.any():
+            rejected.append(lp.rejected_table(G, snr, far))
+            extra["rejected_spots"] = pd.concat(rejected, ignore_index=True)
+            notes.append(f"{int(farm.sum())} spot(s) beyond the information limit the data "
+                         f"support ({10 / g_lim:.3g} Å: {how}) refused as noise (see rejected_spots)")
         if not (ok[i] and ok[j] and tuple(np.abs(hk[i])) == (1, 0) and tuple(np.abs(hk[j])) == (0, 1)):
             i, j = _basis_rows(hk, ok, snr)
         order = np.array([gcd(abs(int(h)), abs(int(k))) if o else 0 for (h, k), o in zip(hk, ok)])
         lat_id[ok], lat_order[ok] = 0, order[ok]
-        # ---- off-lattice spots beyond the information limit the data support (_lattice_plausibility)
-        g_lim, how = lp.information_limit(G, ok, P, (M, N), (py, px))
-        info["information_limit_angstrom"] = None if g_lim is None else 10.0 / g_lim
-        far = lp.beyond_limit(G, ~ok & ~dup, g_lim, how)
-        farm = np.array([r is not None for r in far])
-        if farm.any():
-            rejected.append(lp.rejected_table(G, snr, far))
-            extra["rejected_spots"] = pd.concat(rejected, ignore_index=True)
-            notes.append(f"{int(farm.sum())} spot(s) off the lattice beyond the information limit the data "
-                         f"support ({10 / g_lim:.3g} Å: {how}) refused as noise (see rejected_spots)")
         # ---- further lattices from the spots the main one leaves (a dot, a twin, a moire: _lattice_multi)
-        further = further_lattices(G, covs, snr, tol, ~ok & ~dup & ~farm)
+        B_main = np.column_stack([r1, r2])
+        further = further_lattices(G, covs, snr, tol, ~ok & ~dup & ~farm, main_basis=B_main, g_limit=g_lim)
         for m, (hk_m, member, fit_m, order_m) in enumerate(further, start=1):
             lat_id[member], hk[member], lat_order[member] = m, hk_m[member], order_m[member]
         if further:

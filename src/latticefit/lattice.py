@@ -63,6 +63,8 @@ SPOT_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "g_inv_nm", "d_angstrom", "d_err_angst
 #: a reported spot needs at least this many fringe periods across the region (below, the DC and edge
 #: leakage bias the estimate beyond its statistical error)
 MIN_PERIODS = 5.5
+#: version of the ``LatticeResult.to_dict`` JSON (2: ``lattices``, ``rejected_spots``, a spot's ``lattice``)
+LATTICE_SCHEMA_VERSION = 2
 ANGLE_COLUMNS = ["spot_i", "spot_j", "angle_deg", "angle_err_deg"]
 #: the statistical (Fisher) and systematic (image's own distortion) parts of the errors; d_err_angstrom and
 #: azimuth_err_deg are their quadrature sum (see _lattice_systematic)
@@ -208,9 +210,17 @@ class LatticeResult:
                    "angle_err_deg": float(r.angle_err_deg),
                    **{k: float(getattr(r, k)) for k in ("angle_err_stat_deg", "angle_err_sys_deg")
                       if k in self.angles.columns}} for r in self.angles.itertuples()]
-        return {"file": self.source, "pixel_size_nm": list(self.pixel_size_nm), "roi": self.roi,
+        for rec, r in zip(spots, self.spots.itertuples()):
+            if "lattice" in self.spots.columns:
+                rec["lattice"] = int(r.lattice)
+        rejected = [{"g_inv_nm": [float(r.gx_inv_nm), float(r.gy_inv_nm)], "d_angstrom": float(r.d_angstrom),
+                     "azimuth_deg": float(r.azimuth_deg), "snr": float(r.snr), "reason": str(r.reason)}
+                    for r in self.rejected_spots.itertuples()]
+        return {"schema_version": LATTICE_SCHEMA_VERSION, "file": self.source,
+                "pixel_size_nm": list(self.pixel_size_nm), "roi": self.roi,
                 "region_shape": list(self.region_shape), "spots": spots, "angles": angles,
-                "basis": self.basis, "warnings": list(self.warnings), "method": dict(self.info)}
+                "basis": self.basis, "lattices": [lat.to_dict() for lat in self.lattices],
+                "rejected_spots": rejected, "warnings": list(self.warnings), "method": dict(self.info)}
 
     def table(self) -> str:
         """A readable table of the spots (d in Å) and the basis."""
@@ -221,18 +231,33 @@ class LatticeResult:
         for i, r in enumerate(self.spots.itertuples()):
             lines.append(f"{i:>3} {_pm(r.d_angstrom, r.d_err_angstrom):>16} "
                          f"{_pm(r.azimuth_deg, r.azimuth_err_deg):>16} "
-                         f"{r.snr:>8.1f} {int(r.order):>5} {'-' if pd.isna(r.h) else f'({int(r.h)},{int(r.k)})':>8}")
+                         f"{r.snr:>8.1f} {int(r.order):>5} {_hk_text(r):>8}")
         if self.basis:
             b = self.basis
             lines.append("basis: d1 = {} Å, d2 = {} Å, angle = {}°".format(
                 _pm(b["d_angstrom"][0], b["d_err_angstrom"][0]), _pm(b["d_angstrom"][1], b["d_err_angstrom"][1]),
                 _pm(b["angle_deg"], b["angle_err_deg"])))
+        for lat in self.lattices[1:]:
+            lines.append(lat.describe() + " (hk column 'n:(h,k)')")
+        if len(self.rejected_spots):
+            lines.append(f"{len(self.rejected_spots)} spot(s) refused as not lattice reflections (rejected_spots): "
+                         + "; ".join(sorted({str(x).split(':')[0].split(' (')[0] for x in self.rejected_spots.reason})))
         lines.append(_budget_line(self.systematic))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         basis = "yes" if self.basis else "none"
         return f"LatticeResult({len(self.spots)} spots, basis={basis}, source={self.source!r})"
+
+
+def _hk_text(r) -> str:
+    """(h,k) of a spot in its lattice: plain for the main one, ``n:(h,k)`` for further lattice n, ``-`` for none."""
+    if pd.isna(r.h):
+        return "-"
+    lat = int(getattr(r, "lattice", 0)) if not pd.isna(getattr(r, "lattice", 0)) else 0
+    if lat < 0:
+        return "-"
+    return f"({int(r.h)},{int(r.k)})" if lat == 0 else f"{lat}:({int(r.h)},{int(r.k)})"
 
 
 def _budget_line(model) -> str:

@@ -55,6 +55,8 @@ def register(subparsers) -> None:
     p.add_argument("--free-scale", action="store_true",
                    help="with --phase: fit the calibration factor (0.85-1.15) while indexing, for images whose pixel "
                         "size is a few percent off; the implied factor is in the scale_factor column")
+    p.add_argument("--keep-unindexed", action="store_true",
+                   help="keep significant spots that no fitted lattice indexes (order 0) in spots.csv")
     p.add_argument("--pattern", action="append", default=[], metavar="GLOB",
                    help="only files matching this glob (repeatable; case-insensitive), e.g. '*.dm4' or 'day2/*.emd'")
     add_load_args(p)
@@ -76,7 +78,8 @@ def run(args) -> int:
                         scheduler=args.scheduler, resume=args.resume, phases=args.phase or None,
                         free_scale=args.free_scale,
                         pattern=args.pattern or None, pixel_size=args.pixel_size, signal=args.signal,
-                        frame=frame, progress=progress, calibration=_calibration(args))
+                        frame=frame, progress=progress, calibration=_calibration(args),
+                        lattice_options={"keep_unindexed": True} if args.keep_unindexed else None)
     failed = failed_files(summary)
     n_files = summary["file"].nunique() if len(summary) else 0
     n_skipped = summary.loc[summary["status"] == "skipped", "file"].nunique() if len(summary) else 0

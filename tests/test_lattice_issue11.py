@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import realfile
 
 import latticefit
 from latticefit import _lattice_basis as lb
@@ -21,8 +22,6 @@ from latticefit import synth
 from latticefit.cli import main
 from latticefit.lattice import measure_lattice
 from latticefit.roi import Circle, Rect
-
-from conftest import realfile
 
 DATA = Path(__file__).resolve().parent / "data" / "multislice"
 TRUTH = json.loads((DATA / "truth.json").read_text())
@@ -43,7 +42,7 @@ def test_harmonics_stronger_than_the_fundamental_do_not_win():
     a, b = np.array([2.38, 0.0]), np.array([1.19, 2.061])  # a hexagonal net, |a| = |b|
     G = np.array([2 * a, 2 * b, 2 * (b - a), a + b, 2 * a - b, a, b, b - a, 3 * a])
     snr = np.array([215.0, 214, 213, 138, 136, 32, 31, 30, 100])
-    i, j, sign, hk, ok = lb.find_basis(G, snr, np.full(len(G), 0.02))
+    i, j, sign, _, ok = lb.find_basis(G, snr, np.full(len(G), 0.02))
     assert ok.all()
     area = abs(np.cross(G[i], sign * G[j]))
     assert area == pytest.approx(abs(np.cross(a, b)), rel=1e-9), "the primitive cell, not a sub-lattice"
@@ -108,8 +107,8 @@ def test_report_labels_the_110_pair_on_the_111_fixture():
 # ------------------------------------------------------------------ 2. further lattices
 def test_a_mismatched_rotated_dot_is_a_second_lattice():
     mg, _ = synth.perovskite_111(shape=(512, 512), noise_sigma=0.3, seed=2,
-                                 inclusions=[dict(x_px=256, y_px=256, radius_nm=4.5, mismatch=0.04,
-                                                  rotation_deg=8)])
+                                 inclusions=[{"x_px": 256, "y_px": 256, "radius_nm": 4.5, "mismatch": 0.04,
+                                              "rotation_deg": 8}])
     res = _measure(mg, systematic="none")
     assert len(res.lattices) == 2 and res.lattices[0].index == 0
     dot = res.lattices[1]

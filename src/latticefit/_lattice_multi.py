@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _lattice_basis as lb
 
-__all__ = ["Lattice", "MIN_SPOTS", "further_lattices", "lattice_from_fit"]
+__all__ = ["MIN_SPOTS", "Lattice", "further_lattices", "lattice_from_fit"]
 
 #: fewest spots of an accepted further lattice (two of them independent)
 MIN_SPOTS = 3

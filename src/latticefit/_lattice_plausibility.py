@@ -19,13 +19,14 @@ Spots refused here are kept out of every lattice and of the indexing, listed in
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["REJECTED_COLUMNS", "empty_rejected", "rejected_table", "check_spots", "information_limit",
-           "beam_limit_angstrom", "electron_wavelength_pm", "is_featureless"]
+__all__ = ["REJECTED_COLUMNS", "beam_limit_angstrom", "beyond_limit", "check_spots", "electron_wavelength_pm",
+           "empty_rejected", "information_limit", "is_featureless", "rejected_table"]
 
 REJECTED_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "d_angstrom", "azimuth_deg", "snr", "reason"]
 MAX_D_NM = 50.0
@@ -176,7 +177,7 @@ def _lattice_reach(gn: np.ndarray) -> float | None:
         return None
     g = np.sort(gn)
     start = 2.0 * g[0] * 1.5  # the first orders may be sparse
-    for a, b in zip(g[:-1], g[1:]):
+    for a, b in itertools.pairwise(g):
         if a >= start and b > GAP_RATIO * a:
             return float(a)
     return float(g[-1])
@@ -203,7 +204,7 @@ def _streak(P: np.ndarray, shape, fy: float, fx: float, profile) -> bool:
     def ratios(points):
         out = []
         for yy, xx in points:
-            iy, ix = int(round(yy)), int(round(xx))
+            iy, ix = round(yy), round(xx)
             if ix < 0:
                 iy, ix = -iy, -ix
             if ix >= P.shape[1] or abs(iy) >= M // 2:

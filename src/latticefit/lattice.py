@@ -44,9 +44,9 @@ import numpy as np
 import pandas as pd
 
 from . import _lattice_basis as lb
+from . import _lattice_plausibility as lp
 from ._lattice_detect import detect_candidates
 from ._lattice_multi import Lattice, further_lattices, lattice_from_fit
-from . import _lattice_plausibility as lp
 from ._lattice_plausibility import empty_rejected
 from ._lattice_refine import refine_mask, refine_rect
 from .errors import LatticefitError, LatticefitWarning

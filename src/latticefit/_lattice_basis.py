@@ -39,7 +39,7 @@ MAX_INDEX = 12
 
 
 def find_basis(G: np.ndarray, snr: np.ndarray, tol: np.ndarray, *, max_index: int = MAX_INDEX,
-               max_spots: int = 120):
+               max_spots: int = 120, exclude=None):
     """The finest lattice, spanned by two of the spots, that indexes the most significant signal.
 
     Every pair of spots (the ``max_spots`` strongest) that is not (almost)
@@ -60,6 +60,9 @@ def find_basis(G: np.ndarray, snr: np.ndarray, tol: np.ndarray, *, max_index: in
         Indexing tolerance of each spot, 1/nm.
     max_index, max_spots : int
         Largest index of an indexed spot; most spots tried as basis vectors.
+    exclude : bool array, optional
+        Spots that neither span nor score a candidate (suspects, e.g. streak-like
+        maxima); they are indexed by the winning net all the same.
 
     Returns
     -------
@@ -82,7 +85,9 @@ def find_basis(G: np.ndarray, snr: np.ndarray, tol: np.ndarray, *, max_index: in
     n = len(G)
     if n < 2:
         return None
-    top = np.argsort(-snr, kind="stable")[:max_spots]
+    w = snr if exclude is None else np.where(np.asarray(exclude, bool), 0.0, snr)
+    cand = np.nonzero(w > 0)[0] if exclude is not None else np.arange(n)
+    top = cand[np.argsort(-w[cand], kind="stable")][:max_spots]
     ii, jj = np.triu_indices(len(top), 1)
     I, J = top[ii], top[jj]
     gi, gj = G[I], G[J]
@@ -104,7 +109,7 @@ def find_basis(G: np.ndarray, snr: np.ndarray, tol: np.ndarray, *, max_index: in
     rec = hk[..., :1] * gi[:, None, :] + hk[..., 1:] * gj[:, None, :]
     res = np.linalg.norm(G[None] - rec, axis=2)
     ok = (res <= tol[None]) & (np.abs(hk).sum(2) > 0) & (np.abs(hk).max(2) <= max_index)
-    score = ok @ snr
+    score = ok @ w
     order_cost = (np.abs(hk).sum(2) * ok).sum(1)
     area = np.abs(cross)
     # most signal (to 1e-9 relative), then the finest net, then the lowest orders, then the strongest pair

@@ -12,7 +12,8 @@ Spots refused here are kept out of every lattice and of the indexing, listed in
   power spectrum has fallen to its noise floor, or the highest-order reflection
   of the main lattice, whichever is larger (:func:`information_limit`);
 - streaks: a maximum elongated along its radial direction (the streak of a
-  straight edge through the origin of the spectrum) rather than a compact spot;
+  straight edge through the origin of the spectrum) rather than a compact spot
+  (second moments of the Hann-windowed power around it);
 - scan-line periodicities: in a STEM image, spots exactly on the kx = 0 or ky = 0
   axis when no spot lies off the axes.
 """
@@ -37,8 +38,12 @@ BLANK_CONTRAST = 0.005
 LIMIT_MARGIN = 1.1
 #: a jump in |g| of the lattice's reflections by more than this marks the end of its signal
 GAP_RATIO = 1.5
-#: a maximum less than this many times the power of the radial line through it is a bump on a streak
-STREAK_BUMP = 10.0
+#: a maximum whose second moments are this many times longer than wide, along the radius, is a streak
+STREAK_ELONGATION = 4.0
+#: a compact maximum less than this many times the power of the radial ridge it sits on is a bump on a streak
+STREAK_BUMP = 30.0
+#: the bump-on-a-ridge test applies to spacings above this (nm): edge ripples, not atomic planes
+RIDGE_MIN_D_NM = 2.0
 
 
 def empty_rejected() -> pd.DataFrame:
@@ -183,47 +188,80 @@ def _lattice_reach(gn: np.ndarray) -> float | None:
     return float(g[-1])
 
 
-def _streak(P: np.ndarray, shape, fy: float, fx: float, profile) -> bool:
-    """True when the maximum at (fy, fx) (cycles/px) sits on a radial streak through the origin.
+def _streak(P: np.ndarray, shape, fy: float, fx: float, profile, d_nm: float = np.inf) -> bool:
+    """True when the maximum at (fy, fx) (cycles/px) is elongated along its radial direction (a streak).
 
-    The power along the radial line through the spot, from 0.6 to 1.4 times its
-    radius (the spot's own +-1.5 bins left out), over the azimuthal median at
-    each radius: a streak (the transform of a straight edge) keeps it several
-    times above the background and several times above the same measure along
-    the tangential line through the spot; a compact spot, even a broad one, or a
-    row of harmonics does not.
+    The second moments of the background-subtracted power in the 5 x 5 bins
+    around the maximum (on the Hann-windowed spectrum, whose spots are compact
+    and isotropic in bins) give its shape: a streak (the transform of a
+    straight edge, running through the origin) is more than ``STREAK_ELONGATION``
+    times longer than wide, along the radius, or, for spacings above
+    ``RIDGE_MIN_D_NM`` (the ripples of an object's outline), a compact bump less
+    than ``STREAK_BUMP`` times above the radial ridge it sits on. An atomic-scale
+    spot on a ridge (scan lines along an axis, a row of satellites) is left alone.
     """
     M, N = shape
     y, x = fy * M, fx * N  # bins
     r = math.hypot(y, x)
     if r < 3:
         return False
-    uy, ux = y / r, x / r
     f_step, meds = profile
+    k = int(math.hypot(fy, fx) / f_step)
+    if k >= len(meds) or not np.isfinite(meds[k]):
+        return False
+    bg = float(meds[k])
+    cy, cx = round(y), round(x)
+    w = np.zeros((5, 5))
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            iy, ix = cy + dy, cx + dx
+            if ix < 0:
+                iy, ix = -iy, -ix
+            if ix >= P.shape[1]:
+                return False
+            w[dy + 2, dx + 2] = max(float(P[iy % M, ix]) - bg, 0.0)
+    tot = w.sum()
+    if tot <= 0:
+        return False
+    yy, xx = np.mgrid[-2:3, -2:3].astype(float)
+    my, mx = (w * yy).sum() / tot, (w * xx).sum() / tot
+    cyy = (w * (yy - my) ** 2).sum() / tot
+    cxx = (w * (xx - mx) ** 2).sum() / tot
+    cxy = (w * (yy - my) * (xx - mx)).sum() / tot
+    evals, evecs = np.linalg.eigh(np.array([[cyy, cxy], [cxy, cxx]]))
+    lo, hi = max(float(evals[0]), 1e-3), float(evals[1])
+    major = evecs[:, 1]  # (y, x)
+    radial = abs(major[0] * y + major[1] * x) / r
+    if hi / lo > STREAK_ELONGATION and radial > math.cos(math.radians(20.0)):
+        return True
+    if d_nm <= RIDGE_MIN_D_NM:
+        return False  # an atomic-scale spot on a ridge (scan lines along an axis, satellites) is left alone
+    # a compact bump on a radial ridge: the power along the radial line through it (outside the spot's Hann
+    # main lobe) stays > 3x the azimuthal median and the maximum is not far above that ridge (at large
+    # spacings the low-frequency spectrum of an object's outline is all ridges)
+    uy, ux = y / r, x / r
 
-    def ratios(points):
+    def line(points):
         out = []
-        for yy, xx in points:
-            iy, ix = round(yy), round(xx)
+        for py_, px_ in points:
+            iy, ix = round(py_), round(px_)
             if ix < 0:
                 iy, ix = -iy, -ix
             if ix >= P.shape[1] or abs(iy) >= M // 2:
                 continue
-            k = int(math.hypot(iy / M, ix / N) / f_step)
-            if k >= len(meds) or not np.isfinite(meds[k]) or meds[k] <= 0:
+            kk = int(math.hypot(iy / M, ix / N) / f_step)
+            if kk >= len(meds) or not np.isfinite(meds[kk]) or meds[kk] <= 0:
                 continue
-            out.append(float(P[iy % M, ix]) / meds[k])
+            out.append(float(P[iy % M, ix]) / meds[kk])
         return out
 
-    offs = [o for o in np.linspace(-0.4 * r, 0.4 * r, 33) if abs(o) >= 1.5 and r + o >= 2]
-    rad = ratios([((r + o) * uy, (r + o) * ux) for o in offs])
-    tan = ratios([(y + o * ux, x - o * uy) for o in offs])
-    if len(rad) < 8 or len(tan) < 8:
+    offs = [o for o in np.linspace(-0.4 * r, 0.4 * r, 33) if abs(o) >= 2.5 and r + o >= 2]
+    rad = line([((r + o) * uy, (r + o) * ux) for o in offs])
+    if len(rad) < 6:
         return False
-    m_rad, m_tan = float(np.median(rad)), float(np.median(tan))
-    peak = max(ratios([(y + dy, x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]) or [0.0])
-    # a line brighter than across it, or a bump on the line rather than a compact spot standing far above it
-    return m_rad > 3.0 and (m_rad > 3.0 * m_tan or peak < STREAK_BUMP * m_rad)
+    m_rad = float(np.median(rad))
+    peak = float(w[2, 2]) / bg + 1.0
+    return m_rad > 3.0 and peak < STREAK_BUMP * m_rad
 
 
 def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_size_nm, data=None, mode=None,
@@ -293,7 +331,7 @@ def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_siz
         elif lim is not None and 10 * d_nm[i] < lim:
             reasons[i] = (f"spacing {10 * d_nm[i]:.3g} Å below the information limit at {beam_energy_kv:g} kV "
                           f"({lim:.3g} Å = lambda / (2 x {1e3 * APERTURE_RAD:g} mrad))")
-        elif _streak(P, shape, f_px[i, 1], f_px[i, 0], profile):
+        elif _streak(P, shape, f_px[i, 1], f_px[i, 0], profile, d_nm[i]):
             reasons[i] = "streak (elongated along its radial direction: an edge, not a lattice)"
     scan = str(mode or "").upper() in ("STEM", "HAADF", "ADF", "ABF", "BF-STEM", "DF")
     if scan:
@@ -306,7 +344,9 @@ def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_siz
     groups: dict = {}
     for r in reasons:
         if r:
-            kind = r.split(" (")[0] if r.startswith(("streak", "scan-line")) else (
+            if r.startswith("streak"):  # refused (or not) once the lattice is known: measure_lattice says so
+                continue
+            kind = r.split(" (")[0] if r.startswith("scan-line") else (
                 "below the information limit" if "information limit" in r else r.split(":")[0].split(" ")[0])
             groups[kind] = groups.get(kind, 0) + 1
     for kind, cnt in groups.items():

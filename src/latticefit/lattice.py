@@ -450,14 +450,18 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
                                      mode=mg.mode, beam_energy_kv=mg.beam_energy_kv,
                                      region=sub if weight is None else None)
     notes.extend(pnotes)
-    rejected = [lp.rejected_table(G, snr, reasons)]
+    # a streak-like maximum is refused only when the lattice of the other spots does not index it (a lattice
+    # spot can sit on a streak of scan lines or in a row of satellites)
+    streak = np.array([bool(r) and r.startswith("streak") for r in reasons])
+    rejected = [lp.rejected_table(G, snr, [None if s_ else r for r, s_ in zip(reasons, streak)])]
     extra["rejected_spots"] = rejected[0]
-    good = np.array([r is None for r in reasons])
+    good = np.array([r is None for r in reasons]) | streak
     if not good.all():
         kept = [r for r, g_ok in zip(kept, good) if g_ok]
-        G, covs, snr = G[good], covs[good], snr[good]
-        if not kept:
-            return finish(_empty_spots(), _empty_angles(), None)
+        G, covs, snr, streak = G[good], covs[good], snr[good], streak[good]
+        reasons = [r for r, g_ok in zip(reasons, good) if g_ok]
+    if not kept:
+        return finish(_empty_spots(), _empty_angles(), None)
     gnorm = np.linalg.norm(G, axis=1)
     # indexing tolerance: half a bin or 1.5 % of |g|, whichever is larger, plus 4 sigma
     bin_nm = 1.0 / min(M * py, N * px)
@@ -470,7 +474,15 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     lat_order = np.zeros(len(G), int)
     further: list = []
     basis = None
-    found = lb.find_basis(G, snr, tol)
+    found = lb.find_basis(G, snr, tol, exclude=streak)
+
+    def refuse_streaks(mask) -> None:
+        if mask.any():
+            rejected.append(lp.rejected_table(G, snr, [r if m else None for r, m in zip(reasons, mask)]))
+            extra["rejected_spots"] = pd.concat(rejected, ignore_index=True)
+            notes.append(f"{int(mask.sum())} spot(s) refused as not a lattice reflection: streak (elongated along "
+                         "the radius, or a bump on a radial streak, and on no lattice of the other spots; see "
+                         "rejected_spots)")
     half_hidden = [_periods(r[0] / 2, r[1] / 2, (M, N)) < MIN_PERIODS for r in kept]
     if found is not None:
         i, j, sign, hk, ok = found
@@ -498,7 +510,8 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
                      "across the region and could not be seen: they may be harmonics (use a larger region)")
     if found is None:
         hk = np.zeros((len(G), 2), int)
-        keep = np.ones(len(G), bool)
+        keep = ~streak
+        refuse_streaks(streak)
     else:
         dup = lb.drop_duplicate_indices(hk, ok, snr)
         if dup.any():
@@ -511,6 +524,8 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         far = lp.beyond_limit(G, ~dup, g_lim, how)  # lattice spots too: chance high-order coincidences
         farm = np.array([r is not None for r in far])
         ok = ok & ~farm
+        refuse_streaks(streak & ~ok & ~farm)
+        farm = farm | (streak & ~ok)
         if farm.any():
             rejected.append(lp.rejected_table(G, snr, far))
             extra["rejected_spots"] = pd.concat(rejected, ignore_index=True)

@@ -524,13 +524,13 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         far = lp.beyond_limit(G, ~dup, g_lim, how)  # lattice spots too: chance high-order coincidences
         farm = np.array([r is not None for r in far])
         ok = ok & ~farm
-        refuse_streaks(streak & ~ok & ~farm)
-        farm = farm | (streak & ~ok)
         if farm.any():
             rejected.append(lp.rejected_table(G, snr, far))
             extra["rejected_spots"] = pd.concat(rejected, ignore_index=True)
             notes.append(f"{int(farm.sum())} spot(s) beyond the information limit the data "
                          f"support ({10 / g_lim:.3g} Å: {how}) refused as noise (see rejected_spots)")
+        refuse_streaks(streak & ~ok & ~farm)
+        farm = farm | (streak & ~ok)  # refused: out of further lattices and of keep_unindexed
         if not (ok[i] and ok[j] and tuple(np.abs(hk[i])) == (1, 0) and tuple(np.abs(hk[j])) == (0, 1)):
             i, j = _basis_rows(hk, ok, snr)
         order = np.array([gcd(abs(int(h)), abs(int(k))) if o else 0 for (h, k), o in zip(hk, ok)])

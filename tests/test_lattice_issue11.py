@@ -221,3 +221,16 @@ def test_spacing_limits():
     G = np.array([[0.01, 0.0], [30.0, 0.0]])  # 100 nm; 0.33 Å at 0.02 nm/px is a 1.7 px period
     reasons, _ = lp.check_spots(G, G * 0.02, np.ones((64, 33)), (64, 64), (0.02, 0.02))
     assert "50 nm" in reasons[0] and "2 px" in reasons[1]
+
+
+def test_report_text_lists_further_lattices():
+    from latticefit.report import build_lattice_report, summary_lines
+
+    mg, _ = synth.perovskite_111(shape=(512, 512), noise_sigma=0.3, seed=2,
+                                 inclusions=[{"x_px": 256, "y_px": 256, "radius_nm": 4.5, "mismatch": 0.04,
+                                              "rotation_deg": 8}])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = build_lattice_report(mg, roi_matrix=Rect(56, 56, 400, 400), roi_dot=Circle(256, 256, 150))
+    lines = summary_lines(rep)
+    assert any("further lattice 1:" in ln for ln in lines)

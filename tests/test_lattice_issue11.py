@@ -234,3 +234,19 @@ def test_report_text_lists_further_lattices():
         rep = build_lattice_report(mg, roi_matrix=Rect(56, 56, 400, 400), roi_dot=Circle(256, 256, 150))
     lines = summary_lines(rep)
     assert any("further lattice 1:" in ln for ln in lines)
+
+
+def test_spectral_information_limit_is_where_the_signal_meets_the_noise_floor():
+    from latticefit.spectrum import half_plane_power
+
+    rng = np.random.default_rng(0)
+    n = 256
+    F = np.fft.fft2(rng.normal(size=(n, n)))
+    F[np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :]) > 0.2] = 0  # signal up to 0.2 cycles/px
+    img = np.real(np.fft.ifft2(F)) * 10 + rng.normal(size=(n, n))
+    P, _ = half_plane_power(img, None, "periodic")
+    assert lp.spectral_floor_limit(P, (n, n), (0.01, 0.01)) == pytest.approx(20.0, rel=0.08)  # 1/nm
+    # a spectrum still falling at the Nyquist border has no measurable floor
+    smooth = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(n, n))) / (1 + 30 * np.hypot(
+        np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])) ** 2))
+    assert lp.spectral_floor_limit(half_plane_power(smooth, None, "periodic")[0], (n, n), (0.01, 0.01)) is None

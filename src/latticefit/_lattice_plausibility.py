@@ -112,24 +112,17 @@ def is_featureless(data: np.ndarray) -> str | None:
 
 def _ring_profile(P: np.ndarray, shape):
     """Median power per ring of |f| (cycles/px, one bin wide) inside the Nyquist box; (f, median)."""
+    from ._lattice_kernels import ring_median_nb
+
     M, N = shape
-    fy = np.fft.fftfreq(M)[:, None]
-    fx = (np.arange(P.shape[1]) / N)[None, :]
-    ok = (np.abs(fy) < 0.47) & (np.abs(fx) < 0.47)
-    f = np.hypot(fy, fx)
+    fy = np.fft.fftfreq(M).astype(np.float32)[:, None]
+    fx = (np.arange(P.shape[1], dtype=np.float32) / N)[None, :]
     step = 1.0 / min(M, N)
-    ring = np.floor(f / step).astype(int)
-    ring = np.where(ok, ring, -1)
+    ring = np.floor(np.sqrt(fy * fy + fx * fx) / step).astype(np.int64)
+    ring[(np.abs(fy) >= 0.47) | (np.abs(fx) >= 0.47) | (ring < 2)] = -1
     n = int(0.47 / step)
-    meds = np.full(n, np.nan)
-    flat_r, flat_p = ring.ravel(), P.ravel()
-    order = np.argsort(flat_r, kind="stable")
-    r_sorted, p_sorted = flat_r[order], flat_p[order]
-    edges = np.searchsorted(r_sorted, np.arange(n + 1))
-    for i in range(2, n):
-        a, b = edges[i], edges[i + 1]
-        if b - a >= 8:
-            meds[i] = float(np.median(p_sorted[a:b]))
+    ring[ring >= n] = -1
+    meds = ring_median_nb(np.ascontiguousarray(P, dtype=np.float64), ring, n, 512)
     return (np.arange(n) + 0.5) * step, meds
 
 

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["REJECTED_COLUMNS", "beam_limit_angstrom", "beyond_limit", "check_spots", "electron_wavelength_pm",
-           "empty_rejected", "information_limit", "is_featureless", "rejected_table"]
+           "empty_rejected", "information_limit", "is_featureless", "rejected_table", "ring_profile",
+           "spectral_floor_limit"]
 
 REJECTED_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "d_angstrom", "azimuth_deg", "snr", "reason"]
 MAX_D_NM = 50.0
@@ -110,23 +111,29 @@ def is_featureless(data: np.ndarray) -> str | None:
     return None
 
 
-def _ring_profile(P: np.ndarray, shape):
-    """Median power per ring of |f| (cycles/px, one bin wide) inside the Nyquist box; (f, median)."""
+def ring_profile(P: np.ndarray, shape):
+    """Median power per ring of |f| (cycles/px) inside the Nyquist box: (f of each ring, median).
+
+    Rings are one bin wide (``1 / min(M, N)`` cycles/px); spectra larger than
+    1024 bins per axis are sampled on a strided grid, with rings as wide as the
+    stride.
+    """
     from ._lattice_kernels import ring_median_nb
 
     M, N = shape
-    fy = np.fft.fftfreq(M).astype(np.float32)[:, None]
-    fx = (np.arange(P.shape[1], dtype=np.float32) / N)[None, :]
-    step = 1.0 / min(M, N)
+    st = max(1, math.ceil(max(M, N) / 1024))
+    fy = np.fft.fftfreq(M)[::st].astype(np.float32)[:, None]
+    fx = (np.arange(0, P.shape[1], st, dtype=np.float32) / N)[None, :]
+    step = st / min(M, N)
     ring = np.floor(np.sqrt(fy * fy + fx * fx) / step).astype(np.int64)
     ring[(np.abs(fy) >= 0.47) | (np.abs(fx) >= 0.47) | (ring < 2)] = -1
     n = int(0.47 / step)
     ring[ring >= n] = -1
-    meds = ring_median_nb(np.ascontiguousarray(P, dtype=np.float64), ring, n, 512)
+    meds = ring_median_nb(np.ascontiguousarray(P[::st, ::st], dtype=np.float64), ring, n, 512)
     return (np.arange(n) + 0.5) * step, meds
 
 
-def spectral_floor_limit(P: np.ndarray, shape, pixel_size_nm) -> float | None:
+def spectral_floor_limit(P: np.ndarray, shape, pixel_size_nm, profile=None) -> float | None:
     """|g| (1/nm) beyond which the azimuthal median of the power stays at its noise floor, or None.
 
     The floor is the median level of the outer 15 % of the rings; the limit is
@@ -134,7 +141,7 @@ def spectral_floor_limit(P: np.ndarray, shape, pixel_size_nm) -> float | None:
     image whose profile is still falling at the Nyquist border (no flat tail over
     at least 20 % of the radii) has no measurable floor: None.
     """
-    f, med = _ring_profile(P, shape)
+    f, med = profile if profile is not None else ring_profile(P, shape)
     ok = np.isfinite(med)
     if ok.sum() < 20:
         return None
@@ -152,9 +159,9 @@ def spectral_floor_limit(P: np.ndarray, shape, pixel_size_nm) -> float | None:
     return float(f[last] / max(py, px))
 
 
-def information_limit(G: np.ndarray, on_lattice: np.ndarray, P: np.ndarray, shape, pixel_size_nm):
+def information_limit(G: np.ndarray, on_lattice: np.ndarray, P: np.ndarray, shape, pixel_size_nm, profile=None):
     """The data's information limit (1/nm) and how it was found: (g_limit or None, text)."""
-    g_floor = spectral_floor_limit(P, shape, pixel_size_nm)
+    g_floor = spectral_floor_limit(P, shape, pixel_size_nm, profile)
     gn = np.linalg.norm(np.asarray(G, float), axis=1)
     g_lat = _lattice_reach(gn[np.asarray(on_lattice, bool)])
     if g_floor is None and g_lat is None:
@@ -181,7 +188,43 @@ def _lattice_reach(gn: np.ndarray) -> float | None:
     return float(g[-1])
 
 
-def _streak(P: np.ndarray, shape, fy: float, fx: float, profile, d_nm: float = np.inf) -> bool:
+class _PowerAt:
+    """Power at integer full-plane bins (iy, ix) (any sign) of a half-plane spectrum.
+
+    With the raw rfft2 ``U`` of the rectangle, the power of its Hann-windowed
+    transform, exactly, from the 3 x 3 stencil ``(-1/4, 1/2, -1/4)`` per axis (no
+    second FFT): the rectangular window's leakage of a strong spot on an axis
+    runs along that axis, i.e. radially, like a streak; Hann's does not. Without
+    ``U`` (a disk or mask: already tapered), the power ``P`` itself.
+    """
+
+    def __init__(self, P: np.ndarray, U, shape):
+        self.P, self.U, (self.M, self.N) = P, U, shape
+        #: ratio of a white background's Hann power to its rectangular power: (3/8)^2
+        self.scale = 0.140625 if U is not None else 1.0
+
+    def _full(self, A, iy, ix, conj):
+        M, N = self.M, self.N
+        xm = np.mod(ix, N)
+        mirror = xm > N // 2
+        yy = np.where(mirror, -iy, iy) % M
+        xx = np.where(mirror, N - xm, xm)
+        v = A[yy, xx]
+        return np.where(mirror, np.conj(v), v) if conj else v
+
+    def __call__(self, iy, ix) -> np.ndarray:
+        iy, ix = np.asarray(iy, np.int64), np.asarray(ix, np.int64)
+        if self.U is None:
+            return self._full(self.P, iy, ix, False).astype(float)
+        c = (-0.25, 0.5, -0.25)
+        acc = np.zeros(iy.shape, complex)
+        for a in (-1, 0, 1):
+            for b in (-1, 0, 1):
+                acc += c[a + 1] * c[b + 1] * self._full(self.U, iy + a, ix + b, True)
+        return np.abs(acc) ** 2
+
+
+def _streak(power_at: _PowerAt, fy: float, fx: float, profile, d_nm: float = np.inf) -> bool:
     """True when the maximum at (fy, fx) (cycles/px) is elongated along its radial direction (a streak).
 
     The second moments of the background-subtracted power in the 5 x 5 bins
@@ -193,30 +236,23 @@ def _streak(P: np.ndarray, shape, fy: float, fx: float, profile, d_nm: float = n
     than ``STREAK_BUMP`` times above the radial ridge it sits on. An atomic-scale
     spot on a ridge (scan lines along an axis, a row of satellites) is left alone.
     """
-    M, N = shape
+    M, N = power_at.M, power_at.N
     y, x = fy * M, fx * N  # bins
     r = math.hypot(y, x)
     if r < 3:
         return False
     f_step, meds = profile
+    meds = meds * power_at.scale
     k = int(math.hypot(fy, fx) / f_step)
-    if k >= len(meds) or not np.isfinite(meds[k]):
+    if k >= len(meds) or not np.isfinite(meds[k]) or meds[k] <= 0:
         return False
     bg = float(meds[k])
     cy, cx = round(y), round(x)
-    w = np.zeros((5, 5))
-    for dy in range(-2, 3):
-        for dx in range(-2, 3):
-            iy, ix = cy + dy, cx + dx
-            if ix < 0:
-                iy, ix = -iy, -ix
-            if ix >= P.shape[1]:
-                return False
-            w[dy + 2, dx + 2] = max(float(P[iy % M, ix]) - bg, 0.0)
-    tot = w.sum()
+    yy, xx = np.mgrid[-2:3, -2:3]
+    w = np.clip(power_at(cy + yy, cx + xx) - bg, 0.0, None)
+    tot = float(w.sum())
     if tot <= 0:
         return False
-    yy, xx = np.mgrid[-2:3, -2:3].astype(float)
     my, mx = (w * yy).sum() / tot, (w * xx).sum() / tot
     cyy = (w * (yy - my) ** 2).sum() / tot
     cxx = (w * (xx - mx) ** 2).sum() / tot
@@ -232,33 +268,25 @@ def _streak(P: np.ndarray, shape, fy: float, fx: float, profile, d_nm: float = n
     # a compact bump on a radial ridge: the power along the radial line through it (outside the spot's Hann
     # main lobe) stays > 3x the azimuthal median and the maximum is not far above that ridge (at large
     # spacings the low-frequency spectrum of an object's outline is all ridges)
-    uy, ux = y / r, x / r
-
-    def line(points):
-        out = []
-        for py_, px_ in points:
-            iy, ix = round(py_), round(px_)
-            if ix < 0:
-                iy, ix = -iy, -ix
-            if ix >= P.shape[1] or abs(iy) >= M // 2:
-                continue
-            kk = int(math.hypot(iy / M, ix / N) / f_step)
-            if kk >= len(meds) or not np.isfinite(meds[kk]) or meds[kk] <= 0:
-                continue
-            out.append(float(P[iy % M, ix]) / meds[kk])
-        return out
-
-    offs = [o for o in np.linspace(-0.4 * r, 0.4 * r, 33) if abs(o) >= 2.5 and r + o >= 2]
-    rad = line([((r + o) * uy, (r + o) * ux) for o in offs])
-    if len(rad) < 6:
+    offs = np.array([o for o in np.linspace(-0.4 * r, 0.4 * r, 33) if abs(o) >= 2.5 and r + o >= 2])
+    if len(offs) < 6:
         return False
-    m_rad = float(np.median(rad))
+    iy = np.rint((r + offs) * y / r).astype(np.int64)
+    ix = np.rint((r + offs) * x / r).astype(np.int64)
+    kk = (np.hypot(iy / M, ix / N) / f_step).astype(np.int64)
+    use = (np.abs(iy) < M // 2) & (np.abs(ix) <= N // 2) & (kk < len(meds))
+    iy, ix, kk = iy[use], ix[use], kk[use]
+    ref = meds[kk]
+    good = np.isfinite(ref) & (ref > 0)
+    if good.sum() < 6:
+        return False
+    m_rad = float(np.median(power_at(iy[good], ix[good]) / ref[good]))
     peak = float(w[2, 2]) / bg + 1.0
     return m_rad > 3.0 and peak < STREAK_BUMP * m_rad
 
 
 def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_size_nm, data=None, mode=None,
-                beam_energy_kv=None, region=None) -> tuple[list, list]:
+                beam_energy_kv=None, U=None, profile=None) -> tuple[list, list]:
     """Per spot, the reason it is implausible as a lattice reflection (None when plausible).
 
     Parameters
@@ -274,8 +302,11 @@ def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_siz
     pixel_size_nm : (float, float)
     data : ndarray, optional
         The region's pixels (for the blank-image test).
-    region : ndarray, optional
-        The region's 2-D box (its Hann-windowed power is used for the streak test).
+    U : ndarray, optional
+        The raw rfft2 of the rectangle (its Hann-windowed power, by a stencil, is
+        used for the streak test); None for a disk or mask.
+    profile : (f, median), optional
+        :func:`ring_profile` of ``P`` (computed when not given).
     mode : str, optional
         Acquisition mode ('STEM', 'HAADF', ...: the scan-line test applies to scans).
     beam_energy_kv : float, optional
@@ -308,14 +339,9 @@ def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_siz
     d_nm = 1.0 / gn
     period_px = 1.0 / np.hypot(f_px[:, 0], f_px[:, 1])
     lim = beam_limit_angstrom(beam_energy_kv)
-    if region is not None and np.ndim(region) == 2 and tuple(np.shape(region)) == tuple(shape):
-        # the streak test on the Hann-windowed power: the rectangular window's leakage of a strong spot on
-        # an axis runs along that axis, i.e. radially, like a streak
-        reg = np.asarray(region, float)
-        w = np.outer(np.hanning(shape[0]), np.hanning(shape[1]))
-        P = np.abs(np.fft.rfft2((reg - reg.mean()) * w)) ** 2
-    f_ring, meds = _ring_profile(P, shape)
-    profile = (f_ring[1] - f_ring[0], meds)
+    f_ring, meds = profile if profile is not None else ring_profile(P, shape)
+    prof = (f_ring[1] - f_ring[0], meds)
+    power_at = _PowerAt(P, U if U is not None and U.shape == P.shape else None, shape)
     for i in range(n):
         if d_nm[i] > MAX_D_NM:
             reasons[i] = f"spacing {10 * d_nm[i]:.4g} Å above {MAX_D_NM:g} nm: not a lattice (gradient, edge or drift)"
@@ -324,7 +350,7 @@ def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_siz
         elif lim is not None and 10 * d_nm[i] < lim:
             reasons[i] = (f"spacing {10 * d_nm[i]:.3g} Å below the information limit at {beam_energy_kv:g} kV "
                           f"({lim:.3g} Å = lambda / (2 x {1e3 * APERTURE_RAD:g} mrad))")
-        elif _streak(P, shape, f_px[i, 1], f_px[i, 0], profile, d_nm[i]):
+        elif _streak(power_at, f_px[i, 1], f_px[i, 0], prof, d_nm[i]):
             reasons[i] = "streak (elongated along its radial direction: an edge, not a lattice)"
     scan = str(mode or "").upper() in ("STEM", "HAADF", "ADF", "ABF", "BF-STEM", "DF")
     if scan:

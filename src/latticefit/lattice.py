@@ -446,9 +446,9 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     covs = np.array([B @ r[5] @ B.T for r in kept])
     snr = np.array([r[2] for r in kept])
     # ---- plausibility: blank images, > 50 nm or < 2 px, beyond the beam's limit, streaks, scan lines
+    profile = lp.ring_profile(P, (M, N))
     reasons, pnotes = lp.check_spots(G, np.array([[r[0], r[1]] for r in kept]), P, (M, N), (py, px), data=vals,
-                                     mode=mg.mode, beam_energy_kv=mg.beam_energy_kv,
-                                     region=sub if weight is None else None)
+                                     mode=mg.mode, beam_energy_kv=mg.beam_energy_kv, U=U, profile=profile)
     notes.extend(pnotes)
     # a streak-like maximum is refused only when the lattice of the other spots does not index it (a lattice
     # spot can sit on a streak of scan lines or in a row of satellites)
@@ -519,7 +519,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
             notes.append(f"{int(dup.sum())} spot(s) repeating the indices of a stronger spot (one reflection "
                          "split in two, e.g. across the +-90 deg azimuth wrap) were dropped")
         # ---- off-lattice spots beyond the information limit the data support (_lattice_plausibility)
-        g_lim, how = lp.information_limit(G, ok, P, (M, N), (py, px))
+        g_lim, how = lp.information_limit(G, ok, P, (M, N), (py, px), profile)
         info["information_limit_angstrom"] = None if g_lim is None else 10.0 / g_lim
         far = lp.beyond_limit(G, ~dup, g_lim, how)  # lattice spots too: chance high-order coincidences
         farm = np.array([r is not None for r in far])

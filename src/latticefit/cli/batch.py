@@ -57,6 +57,8 @@ def register(subparsers) -> None:
                         "size is a few percent off; the implied factor is in the scale_factor column")
     p.add_argument("--no-figures", action="store_true",
                    help="numbers only: no per-file figure (faster; index.html has no thumbnails)")
+    p.add_argument("--keep-unindexed", action="store_true",
+                   help="keep significant spots that no fitted lattice indexes (order 0) in spots.csv")
     p.add_argument("--pattern", action="append", default=[], metavar="GLOB",
                    help="only files matching this glob (repeatable; case-insensitive), e.g. '*.dm4' or 'day2/*.emd'")
     add_load_args(p)
@@ -79,7 +81,8 @@ def run(args) -> int:
                         free_scale=args.free_scale,
                         pattern=args.pattern or None, pixel_size=args.pixel_size, signal=args.signal,
                         frame=frame, progress=progress, calibration=_calibration(args),
-                        figures=not args.no_figures)
+                        figures=not args.no_figures,
+                        lattice_options={"keep_unindexed": True} if args.keep_unindexed else None)
     failed = failed_files(summary)
     n_files = summary["file"].nunique() if len(summary) else 0
     n_skipped = summary.loc[summary["status"] == "skipped", "file"].nunique() if len(summary) else 0

@@ -53,6 +53,8 @@ def register(subparsers) -> None:
                    help="only consider this zone axis (and its symmetry equivalents; repeatable)")
     p.add_argument("--max-index", type=int, default=3, metavar="N", help="largest |u|,|v|,|w| searched (default 3)")
     p.add_argument("--d-range", type=d_range_arg, metavar="MIN-MAX", help="d-spacing range given to the lattice measurement: 3-5A, 0.3-0.5nm, 3,5 or 3:5 (bare numbers are Å)")
+    p.add_argument("--keep-unindexed", action="store_true",
+                   help="keep (and index) significant spots that no fitted lattice indexes")
     p.add_argument("--beam-energy", type=float, metavar="KV", help="beam energy in kV (default: the file's, else 200)")
     p.add_argument("--alternatives", type=int, default=5, metavar="N", help="runner-up solutions to report (default 5)")
     p.add_argument("--json", metavar="DEST", help="write JSON to DEST instead of the table ('-' = stdout, one compact object per file and line; "
@@ -74,6 +76,8 @@ def run(args) -> int:
         mg = load(path, **load_kwargs(args))
         roi = args.roi or args.circle
         kw = {} if args.d_range is None else {"d_range_angstrom": args.d_range}
+        if getattr(args, "keep_unindexed", False):
+            kw["keep_unindexed"] = True
         res = measure_lattice(mg, roi=roi, **kw)
         kv = args.beam_energy or mg.beam_energy_kv or 200.0
         idx = index_lattice(res, phases, free_scale=args.free_scale, scale_range=args.scale_range,

@@ -33,6 +33,8 @@ def register(subparsers) -> None:
     p.add_argument("--all-dots", action="store_true",
                    help="also measure every dot wholly inside the HRTEM against the matrix (per-dot Δd/d, GPA "
                         "strain, the population verdict): writes OUT_dots.csv, OUT_dots.json and OUT_dots.png")
+    p.add_argument("--keep-unindexed", action="store_true",
+                   help="keep significant spots that no fitted lattice indexes (order 0)")
     p.add_argument("--width-mm", type=float, default=180.0, help="figure width in mm (default 180: double column)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.{pdf,png,svg}", help="figure file")
     add_load_args(p)
@@ -50,7 +52,7 @@ def run(args) -> int:
     phases = _phases(args.phase)
     rep = build_lattice_report(hrtem, haadf, roi_matrix=args.roi_matrix, roi_dot=args.roi_dot, phases=phases,
                                d_range_angstrom=args.d_range, free_scale=args.free_scale,
-                               calibrate_on=args.calibrate_on)
+                               calibrate_on=args.calibrate_on, keep_unindexed=args.keep_unindexed)
     plot_lattice_report(rep, width_mm=args.width_mm)
     written = rep.save(paths["figure"])
     for line in _summary_lines(rep):

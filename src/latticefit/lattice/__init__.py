@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from ._measure import *  # noqa: F403
+from ._multi import Lattice
 
 __all__ = [
+    "Lattice",
     "LatticeResult",
     "RegionComparison",
     "SPOT_COLUMNS",

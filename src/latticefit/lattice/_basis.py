@@ -34,35 +34,89 @@ def _index(G: np.ndarray, B: np.ndarray, tol: np.ndarray):
     return hk.astype(int), ok
 
 
-def find_basis(G: np.ndarray, snr: np.ndarray, tol: np.ndarray, *, n_top: int = 8):
-    """Two basis vectors, chosen among the spots, that index the most signal with the lowest orders.
+#: largest |h|, |k| of an indexed spot in a candidate basis (higher "orders" are chance coincidences)
+MAX_INDEX = 12
 
-    Returns (i, j, sign_j, hk, indexed) or None when the spots do not span the plane.
+
+def find_basis(G: np.ndarray, snr: np.ndarray, tol: np.ndarray, *, max_index: int = MAX_INDEX,
+               max_spots: int = 120, exclude=None):
+    """The finest lattice, spanned by two of the spots, that indexes the most significant signal.
+
+    Every pair of spots (the ``max_spots`` strongest) that is not (almost)
+    collinear spans a candidate net; each candidate indexes every spot that lies
+    within ``tol`` of a node with ``|h|, |k| <= max_index``. The candidate that
+    indexes the largest summed SNR wins; among candidates indexing the same
+    signal the finest (smallest cell area) wins, then the lowest orders. A
+    coarser sub-lattice of harmonics (e.g. the {220} net of a [111] perovskite)
+    indexes a subset of the spots of the primitive net, so it never wins over it.
+
+    Parameters
+    ----------
+    G : ndarray (n, 2)
+        Spot vectors (gx, gy), 1/nm.
+    snr : ndarray (n,)
+        Their signal-to-noise ratios (the weights of the score).
+    tol : ndarray (n,)
+        Indexing tolerance of each spot, 1/nm.
+    max_index, max_spots : int
+        Largest index of an indexed spot; most spots tried as basis vectors.
+    exclude : bool array, optional
+        Spots that neither span nor score a candidate (suspects, e.g. streak-like
+        maxima); they are indexed by the winning net all the same.
+
+    Returns
+    -------
+    (i, j, sign_j, hk, indexed) or None
+        Rows of the two basis spots (the basis is ``G[i]``, ``sign_j * G[j]``,
+        at an acute angle), integer indices of every spot and the indexed mask;
+        None when no two spots span the plane.
+
+    Examples
+    --------
+    >>> a, b = np.array([1.0, 0.0]), np.array([0.5, 3 ** 0.5 / 2])  # hexagonal net
+    >>> G = np.array([2 * a, 2 * b, 2 * (b - a), a + b, a, b])  # harmonics strongest
+    >>> snr = np.array([200.0, 200, 200, 130, 30, 30])
+    >>> i, j, s, hk, ok = find_basis(G, snr, np.full(6, 0.01))
+    >>> sorted((int(i), int(j))), int(ok.sum())
+    ([4, 5], 6)
     """
+    G = np.asarray(G, float)
+    snr = np.asarray(snr, float)
     n = len(G)
     if n < 2:
         return None
-    top = np.argsort(-snr)[:n_top]
-    best = None
-    for ii in range(len(top)):
-        for jj in range(ii + 1, len(top)):
-            i, j = top[ii], top[jj]
-            gi, gj = G[i], G[j]
-            s = abs(gi[0] * gj[1] - gi[1] * gj[0]) / (np.linalg.norm(gi) * np.linalg.norm(gj))
-            if s < 0.1:  # (almost) collinear
-                continue
-            sign = 1.0 if np.dot(gi, gj) >= 0 else -1.0  # acute basis angle
-            B = np.column_stack([gi, sign * gj])
-            hk, ok = _index(G, B, tol)
-            score = float(snr[ok].sum())
-            order_cost = float(np.abs(hk[ok]).sum())
-            key = (round(score, 9), -order_cost, -abs(np.linalg.det(B)))
-            if best is None or key > best[0]:
-                best = (key, i, j, sign, hk, ok)
-    if best is None:
+    w = snr if exclude is None else np.where(np.asarray(exclude, bool), 0.0, snr)
+    cand = np.nonzero(w > 0)[0] if exclude is not None else np.arange(n)
+    top = cand[np.argsort(-w[cand], kind="stable")][:max_spots]
+    ii, jj = np.triu_indices(len(top), 1)
+    I, J = top[ii], top[jj]
+    gi, gj = G[I], G[J]
+    cross = gi[:, 0] * gj[:, 1] - gi[:, 1] * gj[:, 0]
+    norm = np.linalg.norm(gi, axis=1) * np.linalg.norm(gj, axis=1)
+    good = np.abs(cross) >= 0.1 * norm  # not (almost) collinear
+    if not good.any():
         return None
-    _, i, j, sign, hk, ok = best
-    return int(i), int(j), sign, hk, ok
+    I, J, gi, gj, cross = I[good], J[good], gi[good], gj[good], cross[good]
+    sign = np.where(np.einsum("pi,pi->p", gi, gj) >= 0, 1.0, -1.0)  # acute basis angle
+    gj = gj * sign[:, None]
+    cross = cross * sign
+    # inverse of B = [gi gj] (columns): hk = B^-1 g for every pair and spot
+    inv = np.empty((len(I), 2, 2))
+    inv[:, 0, 0], inv[:, 0, 1] = gj[:, 1] / cross, -gj[:, 0] / cross
+    inv[:, 1, 0], inv[:, 1, 1] = -gi[:, 1] / cross, gi[:, 0] / cross
+    hkf = np.einsum("pab,nb->pna", inv, G)
+    hk = np.rint(hkf)
+    rec = hk[..., :1] * gi[:, None, :] + hk[..., 1:] * gj[:, None, :]
+    res = np.linalg.norm(G[None] - rec, axis=2)
+    ok = (res <= tol[None]) & (np.abs(hk).sum(2) > 0) & (np.abs(hk).max(2) <= max_index)
+    score = ok @ w
+    order_cost = (np.abs(hk).sum(2) * ok).sum(1)
+    area = np.abs(cross)
+    # most signal (to 1e-9 relative), then the finest net, then the lowest orders, then the strongest pair
+    rounded = np.round(score / max(float(score.max()), 1e-300), 9)
+    pair_snr = snr[I] + snr[J]
+    best = np.lexsort((-pair_snr, order_cost, np.round(area / area.max(), 6), -rounded))[0]
+    return int(I[best]), int(J[best]), float(sign[best]), hk[best].astype(int), ok[best]
 
 
 def reduce_basis(b1: np.ndarray, b2: np.ndarray):

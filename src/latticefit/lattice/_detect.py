@@ -40,7 +40,7 @@ def _gamma_mean_over_median(k: float) -> float:
 
 
 def detect_candidates(P: np.ndarray, shape, pixel_size_nm, *, d_range_nm=None, p_false: float = 1e-3,
-                      max_candidates: int = 40) -> Candidates:
+                      max_candidates: int = 64) -> Candidates:
     """Local maxima of the power ``P`` (rfft2 layout, rows in fft order) that stand above the radial background.
 
     Parameters

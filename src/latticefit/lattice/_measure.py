@@ -44,7 +44,10 @@ import numpy as np
 import pandas as pd
 
 from . import _basis as lb
+from . import _plausibility as lp
 from ._detect import detect_candidates
+from ._multi import Lattice, _pm, further_lattices, lattice_from_fit
+from ._plausibility import empty_rejected
 from ._refine import refine_mask, refine_rect
 from ..errors import LatticefitError, LatticefitWarning
 from ..micrograph import as_micrograph
@@ -56,13 +59,15 @@ __all__ = ["measure_lattice", "compare_regions", "compare_lattices", "LatticeRes
 
 SPOT_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "g_inv_nm", "d_angstrom", "d_err_angstrom", "azimuth_deg",
                 "azimuth_err_deg", "snr", "order", "h", "k", "cov_xx", "cov_xy", "cov_yy", "amplitude",
-                "phase_rad", "gx_px", "gy_px", "noise_sigma", "converged"]
+                "phase_rad", "gx_px", "gy_px", "noise_sigma", "converged", "lattice", "lattice_order"]
 #: a reported spot needs at least this many fringe periods across the region (below, the DC and edge
 #: leakage bias the estimate beyond its statistical error)
 MIN_PERIODS = 5.5
+#: version of the ``LatticeResult.to_dict`` JSON (2: ``lattices``, ``rejected_spots``, a spot's ``lattice``)
+LATTICE_SCHEMA_VERSION = 2
 ANGLE_COLUMNS = ["spot_i", "spot_j", "angle_deg", "angle_err_deg"]
 #: the statistical (Fisher) and systematic (image's own distortion) parts of the errors; d_err_angstrom and
-#: azimuth_err_deg are their quadrature sum (see _lattice_systematic)
+#: azimuth_err_deg are their quadrature sum (see lattice._systematic)
 _ERR_PART_COLUMNS = ("d_err_stat_angstrom", "d_err_sys_angstrom", "azimuth_err_stat_deg", "azimuth_err_sys_deg")
 
 
@@ -173,8 +178,13 @@ class LatticeResult:
     region_shape: tuple[int, int]
     warnings: list = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
-    #: the image's systematic lattice variation added to the errors (``_lattice_systematic.SystematicModel``)
+    #: the image's systematic lattice variation added to the errors (``lattice._systematic.SystematicModel``)
     systematic: Any = None
+    #: every lattice: [0] the main one (as ``basis``), then the further nets of the spots it leaves
+    #: (``lattice._multi.Lattice``; a spot's ``lattice`` column names its net, -1 none)
+    lattices: list = field(default_factory=list)
+    #: spots refused as implausible (``lattice._plausibility``): d, azimuth, snr and ``reason``
+    rejected_spots: pd.DataFrame = field(default_factory=lambda: empty_rejected())
 
     def __len__(self) -> int:
         return len(self.spots)
@@ -200,9 +210,17 @@ class LatticeResult:
                    "angle_err_deg": float(r.angle_err_deg),
                    **{k: float(getattr(r, k)) for k in ("angle_err_stat_deg", "angle_err_sys_deg")
                       if k in self.angles.columns}} for r in self.angles.itertuples()]
-        return {"file": self.source, "pixel_size_nm": list(self.pixel_size_nm), "roi": self.roi,
+        for rec, r in zip(spots, self.spots.itertuples()):
+            if "lattice" in self.spots.columns:
+                rec["lattice"] = int(r.lattice)
+        rejected = [{"g_inv_nm": [float(r.gx_inv_nm), float(r.gy_inv_nm)], "d_angstrom": float(r.d_angstrom),
+                     "azimuth_deg": float(r.azimuth_deg), "snr": float(r.snr), "reason": str(r.reason)}
+                    for r in self.rejected_spots.itertuples()]
+        return {"schema_version": LATTICE_SCHEMA_VERSION, "file": self.source,
+                "pixel_size_nm": list(self.pixel_size_nm), "roi": self.roi,
                 "region_shape": list(self.region_shape), "spots": spots, "angles": angles,
-                "basis": self.basis, "warnings": list(self.warnings), "method": dict(self.info)}
+                "basis": self.basis, "lattices": [lat.to_dict() for lat in self.lattices],
+                "rejected_spots": rejected, "warnings": list(self.warnings), "method": dict(self.info)}
 
     def table(self) -> str:
         """A readable table of the spots (d in Å) and the basis."""
@@ -213,18 +231,33 @@ class LatticeResult:
         for i, r in enumerate(self.spots.itertuples()):
             lines.append(f"{i:>3} {_pm(r.d_angstrom, r.d_err_angstrom):>16} "
                          f"{_pm(r.azimuth_deg, r.azimuth_err_deg):>16} "
-                         f"{r.snr:>8.1f} {int(r.order):>5} {'-' if pd.isna(r.h) else f'({int(r.h)},{int(r.k)})':>8}")
+                         f"{r.snr:>8.1f} {int(r.order):>5} {_hk_text(r):>8}")
         if self.basis:
             b = self.basis
             lines.append("basis: d1 = {} Å, d2 = {} Å, angle = {}°".format(
                 _pm(b["d_angstrom"][0], b["d_err_angstrom"][0]), _pm(b["d_angstrom"][1], b["d_err_angstrom"][1]),
                 _pm(b["angle_deg"], b["angle_err_deg"])))
+        for lat in self.lattices[1:]:
+            lines.append(lat.describe() + " (hk column 'n:(h,k)')")
+        if len(self.rejected_spots):
+            lines.append(f"{len(self.rejected_spots)} spot(s) refused as not lattice reflections (rejected_spots): "
+                         + "; ".join(sorted({str(x).split(':')[0].split(' (')[0] for x in self.rejected_spots.reason})))
         lines.append(_budget_line(self.systematic))
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         basis = "yes" if self.basis else "none"
         return f"LatticeResult({len(self.spots)} spots, basis={basis}, source={self.source!r})"
+
+
+def _hk_text(r) -> str:
+    """(h,k) of a spot in its lattice: plain for the main one, ``n:(h,k)`` for further lattice n, ``-`` for none."""
+    if pd.isna(r.h):
+        return "-"
+    lat = int(getattr(r, "lattice", 0)) if not pd.isna(getattr(r, "lattice", 0)) else 0
+    if lat < 0:
+        return "-"
+    return f"({int(r.h)},{int(r.k)})" if lat == 0 else f"{lat}:({int(r.h)},{int(r.k)})"
 
 
 def _budget_line(model) -> str:
@@ -240,13 +273,6 @@ def _budget_line(model) -> str:
             f"{model.n_tiles} tiles) in quadrature")
 
 
-def _pm(v: float, e: float) -> str:
-    if not np.isfinite(e) or e <= 0:
-        return f"{v:.4f}"
-    digits = max(0, min(6, 1 - int(math.floor(math.log10(e)))))
-    return f"{v:.{digits}f} ± {e:.{digits}f}"
-
-
 def _empty_spots() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=float) for c in SPOT_COLUMNS})
 
@@ -257,7 +283,7 @@ def _empty_angles() -> pd.DataFrame:
 
 # ============================================================================ measure
 def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, min_snr: float = 5.0,
-                    max_spots: int = 40, keep_unindexed: bool = False, p_false: float = 1e-3,
+                    max_spots: int = 64, keep_unindexed: bool = False, p_false: float = 1e-3,
                     window_bins: int = 32, workers: int = FFT_WORKERS, systematic="auto") -> LatticeResult:
     """Measure the lattice spots of an image or region, with 1-sigma uncertainties.
 
@@ -292,7 +318,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         The image's own systematic lattice variation (scan distortion, drift)
         added in quadrature to the statistical errors: ``"auto"`` estimates it
         from tiles of the region's size over the whole image
-        (``_lattice_systematic``), ``"none"`` keeps the Fisher errors only, a
+        (``lattice._systematic``), ``"none"`` keeps the Fisher errors only, a
         model (``result.systematic`` of an earlier call) reuses an estimate.
         Both parts are columns: ``d_err_stat_angstrom``,
         ``d_err_sys_angstrom`` (``d_err_angstrom`` is the total), and the same
@@ -336,10 +362,13 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     info = {"refinement": "rect-window-ML" if weight is None else "mask-least-squares", "min_snr": min_snr}
     roi_dict = roi.to_dict() if roi is not None else None
 
+    extra: dict[str, Any] = {"lattices": [], "rejected_spots": empty_rejected()}
+
     def finish(spots, angles, basis):
         out = LatticeResult(spots=spots, angles=angles, basis=basis, pixel_size_nm=(py, px), roi=roi_dict,
-                            source=mg.source, region_shape=(M, N), warnings=notes, info=info)
-        # ---- error budget: the image's own systematic variation (see _lattice_systematic)
+                            source=mg.source, region_shape=(M, N), warnings=notes, info=info,
+                            lattices=extra["lattices"], rejected_spots=extra["rejected_spots"])
+        # ---- error budget: the image's own systematic variation (see lattice._systematic)
         _add_systematic(out, mg, systematic, dict(d_range_angstrom=d_range, min_snr=min_snr, max_spots=max_spots,
                                                   keep_unindexed=keep_unindexed, p_false=p_false,
                                                   window_bins=window_bins, workers=workers))
@@ -410,6 +439,23 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     G = np.array([B @ [r[0], r[1]] for r in kept])
     covs = np.array([B @ r[5] @ B.T for r in kept])
     snr = np.array([r[2] for r in kept])
+    # ---- plausibility: blank images, > 50 nm or < 2 px, beyond the beam's limit, streaks, scan lines
+    profile = lp.ring_profile(P, (M, N))
+    reasons, pnotes = lp.check_spots(G, np.array([[r[0], r[1]] for r in kept]), P, (M, N), (py, px), data=vals,
+                                     mode=mg.mode, beam_energy_kv=mg.beam_energy_kv, U=U, profile=profile)
+    notes.extend(pnotes)
+    # a streak-like maximum is refused only when the lattice of the other spots does not index it (a lattice
+    # spot can sit on a streak of scan lines or in a row of satellites)
+    streak = np.array([bool(r) and r.startswith("streak") for r in reasons])
+    rejected = [lp.rejected_table(G, snr, [None if s_ else r for r, s_ in zip(reasons, streak)])]
+    extra["rejected_spots"] = rejected[0]
+    good = np.array([r is None for r in reasons]) | streak
+    if not good.all():
+        kept = [r for r, g_ok in zip(kept, good) if g_ok]
+        G, covs, snr, streak = G[good], covs[good], snr[good], streak[good]
+        reasons = [r for r, g_ok in zip(reasons, good) if g_ok]
+    if not kept:
+        return finish(_empty_spots(), _empty_angles(), None)
     gnorm = np.linalg.norm(G, axis=1)
     # indexing tolerance: half a bin or 1.5 % of |g|, whichever is larger, plus 4 sigma
     bin_nm = 1.0 / min(M * py, N * px)
@@ -418,8 +464,19 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
 
     hk = np.zeros((len(G), 2), int)
     order = np.ones(len(G), int)
+    lat_id = np.full(len(G), -1)  # 0: the main lattice, 1, 2, ...: further lattices, -1: none
+    lat_order = np.zeros(len(G), int)
+    further: list = []
     basis = None
-    found = lb.find_basis(G, snr, tol)
+    found = lb.find_basis(G, snr, tol, exclude=streak)
+
+    def refuse_streaks(mask) -> None:
+        if mask.any():
+            rejected.append(lp.rejected_table(G, snr, [r if m else None for r, m in zip(reasons, mask)]))
+            extra["rejected_spots"] = pd.concat(rejected, ignore_index=True)
+            notes.append(f"{int(mask.sum())} spot(s) refused as not a lattice reflection: streak (elongated along "
+                         "the radius, or a bump on a radial streak, and on no lattice of the other spots; see "
+                         "rejected_spots)")
     half_hidden = [_periods(r[0] / 2, r[1] / 2, (M, N)) < MIN_PERIODS for r in kept]
     if found is not None:
         i, j, sign, hk, ok = found
@@ -447,20 +504,44 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
                      "across the region and could not be seen: they may be harmonics (use a larger region)")
     if found is None:
         hk = np.zeros((len(G), 2), int)
-        keep = np.ones(len(G), bool)
+        keep = ~streak
+        refuse_streaks(streak)
     else:
         dup = lb.drop_duplicate_indices(hk, ok, snr)
         if dup.any():
             ok = ok & ~dup
             notes.append(f"{int(dup.sum())} spot(s) repeating the indices of a stronger spot (one reflection "
                          "split in two, e.g. across the +-90 deg azimuth wrap) were dropped")
+        # ---- off-lattice spots beyond the information limit the data support (lattice._plausibility)
+        g_lim, how = lp.information_limit(G, ok, P, (M, N), (py, px), profile)
+        info["information_limit_angstrom"] = None if g_lim is None else 10.0 / g_lim
+        far = lp.beyond_limit(G, ~dup, g_lim, how)  # lattice spots too: chance high-order coincidences
+        farm = np.array([r is not None for r in far])
+        ok = ok & ~farm
+        if farm.any():
+            rejected.append(lp.rejected_table(G, snr, far))
+            extra["rejected_spots"] = pd.concat(rejected, ignore_index=True)
+            notes.append(f"{int(farm.sum())} spot(s) beyond the information limit the data "
+                         f"support ({10 / g_lim:.3g} Å: {how}) refused as noise (see rejected_spots)")
+        refuse_streaks(streak & ~ok & ~farm)
+        farm = farm | (streak & ~ok)  # refused: out of further lattices and of keep_unindexed
         if not (ok[i] and ok[j] and tuple(np.abs(hk[i])) == (1, 0) and tuple(np.abs(hk[j])) == (0, 1)):
             i, j = _basis_rows(hk, ok, snr)
-        if not keep_unindexed and (~ok & ~dup).any():
-            notes.append(f"{int((~ok & ~dup).sum())} significant spot(s) not on the lattice were dropped "
-                         "(keep them with keep_unindexed=True / --keep-unindexed)")
-        keep = ok | keep_unindexed
         order = np.array([gcd(abs(int(h)), abs(int(k))) if o else 0 for (h, k), o in zip(hk, ok)])
+        lat_id[ok], lat_order[ok] = 0, order[ok]
+        # ---- further lattices from the spots the main one leaves (a dot, a twin, a moire: lattice._multi)
+        B_main = np.column_stack([r1, r2])
+        further = further_lattices(G, covs, snr, tol, ~ok & ~dup & ~farm, main_basis=B_main, g_limit=g_lim)
+        for m, (hk_m, member, fit_m, order_m) in enumerate(further, start=1):
+            lat_id[member], hk[member], lat_order[member] = m, hk_m[member], order_m[member]
+        if further:
+            notes.append(f"{len(further)} further lattice(s) index {int((lat_id >= 1).sum())} spot(s) off the main "
+                         "lattice (a dot, twin, second phase or moire?): see result.lattices")
+        loose = (lat_id < 0) & ~dup & ~farm
+        if not keep_unindexed and loose.any():
+            notes.append(f"{int(loose.sum())} significant spot(s) on no lattice were dropped "
+                         "(keep them with keep_unindexed=True / --keep-unindexed)")
+        keep = ok | (lat_id >= 1) | (keep_unindexed & ~farm)
         fit = lb.fit_basis(G, covs, hk, ok)
         notes.extend(fit.notes)
         nums = lb.basis_numbers(fit)
@@ -470,6 +551,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
 
     # ---- table
     G, covs, snr, hk, order = G[keep], covs[keep], snr[keep], hk[keep], order[keep]
+    lat_id, lat_order = lat_id[keep], lat_order[keep]
     kept = [r for r, k in zip(kept, keep) if k]
     gnorm = np.linalg.norm(G, axis=1)
     u = G / gnorm[:, None]
@@ -489,6 +571,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         "amplitude": np.array([r[3] for r in kept]), "phase_rad": np.angle(np.exp(1j * phase_img)),
         "gx_px": gx_px, "gy_px": gy_px, "noise_sigma": np.array([r[6] for r in kept]),
         "converged": np.array([bool(r[7]) for r in kept]),
+        "lattice": lat_id.astype(int), "lattice_order": lat_order.astype(int),
     })
     if basis is None:  # indices are undefined without a basis (never (0, 0))
         spots["h"] = pd.array([pd.NA] * len(spots), dtype="Int64")
@@ -506,7 +589,30 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     if mg.affine_cov is not None:
         info["calibration"] = dict(mg.calibration_info or {})
         spots, angles, basis = _add_calibration_errors(spots, angles, basis, B, mg.affine_cov)
+    if basis is not None:
+        extra["lattices"] = _lattice_list(spots, basis, further)
     return finish(spots, angles, basis)
+
+
+def _lattice_list(spots: pd.DataFrame, basis: dict, further: list) -> list:
+    """The main lattice (from ``basis``) and the further ones as :class:`Lattice` objects (result row order)."""
+    lat = spots["lattice"].to_numpy(int)
+    main = Lattice(index=0, g1_inv_nm=basis["g1_inv_nm"], g2_inv_nm=basis["g2_inv_nm"],
+                   d_angstrom=list(basis["d_angstrom"]), d_err_angstrom=list(basis["d_err_angstrom"]),
+                   angle_deg=basis["angle_deg"], angle_err_deg=basis["angle_err_deg"],
+                   spots=[int(r) for r in np.nonzero(lat == 0)[0]], g1_index=basis.get("g1_index"),
+                   g2_index=basis.get("g2_index"), cov_inv_nm2=basis["cov_inv_nm2"], chi2=basis["chi2"],
+                   dof=basis["dof"])
+    out = [main]
+    h, k = spots["h"].to_numpy(), spots["k"].to_numpy()
+    for m, (_, _, fit_m, _) in enumerate(further, start=1):
+        rows = np.nonzero(lat == m)[0]
+        lt = lattice_from_fit(m, fit_m, rows)
+        for name, target in (("g1_index", (1, 0)), ("g2_index", (0, 1))):
+            hit = [int(r) for r in rows if (abs(int(h[r])), abs(int(k[r]))) == target]
+            setattr(lt, name, hit[0] if hit else None)  # rows are strongest first
+        out.append(lt)
+    return out
 
 
 def _add_calibration_errors(spots, angles, basis, B, cov_A):
@@ -828,7 +934,7 @@ def compare_lattices(res_a: LatticeResult, res_b: LatticeResult, *, z_threshold:
         da, ea = sa.d_angstrom.iat[i], sa[err_col_a].iat[i]
         db, eb = sb.d_angstrom.iat[j], sb[err_col_b].iat[j]
         rel = db / da - 1.0
-        # statistical part (Birge-scaled) and the image's systematic part, in quadrature (_lattice_systematic)
+        # statistical part (Birge-scaled) and the image's systematic part, in quadrature (lattice._systematic)
         sta, stb = _err_parts(sa, i), _err_parts(sb, j)
         rel_err_stat = (db / da) * math.hypot(sta[0] / da * scale_a, stb[0] / db * scale_b)
         rel_err = (db / da) * math.hypot(rel_err_stat * da / db, sta[1] / da, stb[1] / db)

@@ -1,6 +1,6 @@
 """The image's own systematic lattice variation (scan distortion, drift, local distortion), from its data.
 
-The Fisher error of a spot (``_lattice_refine``) is the error of a perfect
+The Fisher error of a spot (``lattice._refine``) is the error of a perfect
 lattice in white noise. A real scan is not a perfect lattice: drift, scan
 distortion, fly-back and specimen bending change the local lattice from place
 to place, so two regions of one crystal differ by more than their Fisher errors

@@ -309,7 +309,7 @@ def _particles_in_hrtem(particles, fov: FieldOfViewCheck):
 
 def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, phases=None, pixel_size=None,
                          d_range_angstrom=None, diameter_range_nm=None, free_scale=False, calibration=None,
-                         calibrate_on=None) -> LatticeReport:
+                         calibrate_on=None, keep_unindexed=False) -> LatticeReport:
     """Choose the regions, measure and compare their lattices, index them: everything Fig. 4 shows.
 
     Parameters
@@ -487,7 +487,7 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LatticefitWarning)
         comparison = compare_regions(hr, mat_choice.roi, dot_choice.roi, d_range_angstrom=d_range_angstrom,
-                                     labels=("matrix", "dot"))
+                                     labels=("matrix", "dot"), keep_unindexed=keep_unindexed)
     if dot_choice.method in ("fallback", "anomaly"):  # chosen because it deviates: look-elsewhere correction
         from ..lattice._systematic import apply_look_elsewhere
 
@@ -690,6 +690,8 @@ def summary_lines(report: LatticeReport) -> list[str]:
             parts.append("angle " + ps.format_uncertain(ang, err, "°"))
         how = reg.choice.method + (f": {reg.choice.note}" if reg.choice.note else "")
         lines.append(f"{_region_title(reg)} {reg.choice.roi.describe()} ({how}): " + "; ".join(parts))
+        for lat in getattr(reg.lattice, "lattices", [])[1:]:  # further lattices (a dot, twin, moire)
+            lines.append(f"  {_region_title(reg)} further {lat.describe()}")
     rows = comparison_rows(report, mathtext=False)
     if rows:
         lines.append(f"reflection | d matrix (Å) | d {_region_title(report.regions['dot'])} (Å) | Δd (Å) | Δd/d | "

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import realfile
 
 import latticefit
 from latticefit.lattice import _basis as lb
@@ -73,7 +72,7 @@ def test_srtio3_110_multislice_gives_001_at_3905(name):
     assert any(d == pytest.approx(3.905, rel=5e-4) for d in res.basis["d_angstrom"])
 
 
-def test_real_srtio3_110_adf_gives_001():
+def test_real_srtio3_110_adf_gives_001(realfile):
     mg = latticefit.load(realfile("lattice/test_ADF_cropped.hdf5"))
     res = _measure(mg, systematic="none")
     s = res.spots[res.spots.lattice == 0]
@@ -82,7 +81,7 @@ def test_real_srtio3_110_adf_gives_001():
     assert res.basis["angle_deg"] == pytest.approx(90, abs=0.5)
 
 
-def test_real_srtio3_110_abf_gives_001():
+def test_real_srtio3_110_abf_gives_001(realfile):
     mg = latticefit.load(realfile("lattice/test_ABF_cropped.hdf5"))
     res = _measure(mg, systematic="none")
     s = res.spots[res.spots.lattice == 0]
@@ -126,7 +125,7 @@ def test_one_crystal_gives_no_further_lattice():
         assert len(res.lattices) == 1, name
 
 
-def test_real_stem_noise_makes_no_further_lattice():
+def test_real_stem_noise_makes_no_further_lattice(realfile):
     for rel in ("lattice/Acquisition_18.emd", "lattice/test_ADF_cropped.hdf5"):
         res = _measure(latticefit.load(realfile(rel)), systematic="none")
         assert len(res.lattices) == 1, rel
@@ -169,7 +168,7 @@ def test_pure_noise_gives_no_spot_with_64_candidates(seed):
 
 
 # ------------------------------------------------------------------ 4. plausibility
-def test_blank_haadf_gives_no_lattice():
+def test_blank_haadf_gives_no_lattice(realfile):
     mg = latticefit.load(realfile("loaders/STEM HAADF-DF4-DF2-BF Diffraction Micro.emd"), signal="HAADF")
     res = _measure(mg, systematic="none")
     assert len(res.spots) == 0 and res.basis is None
@@ -177,7 +176,7 @@ def test_blank_haadf_gives_no_lattice():
     assert any("blank" in w for w in res.warnings)
 
 
-def test_rod_edge_streak_is_not_a_lattice():
+def test_rod_edge_streak_is_not_a_lattice(realfile):
     mg = latticefit.load(realfile("loaders/128x128-TEM_search.emi"))
     res = _measure(mg, systematic="none")
     assert not (np.abs(res.spots.d_angstrom - 801.5) < 5).any()
@@ -187,7 +186,7 @@ def test_rod_edge_streak_is_not_a_lattice():
     assert any("streak" in r for r in rej.reason)
 
 
-def test_spots_beyond_the_information_limit_are_refused_on_real_srtio3():
+def test_spots_beyond_the_information_limit_are_refused_on_real_srtio3(realfile):
     mg = latticefit.load(realfile("lattice/test_ADF_cropped.hdf5"))
     res = _measure(mg, systematic="none", keep_unindexed=True)
     assert res.spots.d_angstrom.min() > 0.6, "no spot below the information limit is reported or indexed"

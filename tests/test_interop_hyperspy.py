@@ -65,7 +65,7 @@ def test_to_signal_of_a_lattice_result_renders_with_markers(hrtem, tmp_path):
     assert s.metadata.latticefit.roi.as_dictionary() == Circle(128, 128, 90).to_dict()
     assert set(s.metadata.Markers.keys()) == {"Circles", "Texts"}
     half = s.axes_manager[0].scale * s.axes_manager[0].size / 2
-    assert half == pytest.approx(1.25 * res.spots.g_inv_nm.max(), rel=0.05)  # zoomed on the spots
+    assert half == pytest.approx(1.25 * res.spots.g_abs_inv_nm.max(), rel=0.05)  # zoomed on the spots
     s.plot(colorbar=False)
     out = tmp_path / "fft.png"
     s._plot.signal_plot.figure.savefig(out)

@@ -48,7 +48,7 @@ def test_square_lattice_spacings_within_their_errors():
     assert j2 is not None and res.spots.order.iat[j2] == 2
     # sorted by snr, strongest first, with the documented columns
     assert np.all(np.diff(res.spots.snr.to_numpy()) <= 0)
-    for c in ("gx_inv_nm", "gy_inv_nm", "g_inv_nm", "d_angstrom", "d_err_angstrom", "azimuth_deg",
+    for c in ("gx_inv_nm", "gy_inv_nm", "g_abs_inv_nm", "d_angstrom", "d_err_angstrom", "azimuth_deg",
               "azimuth_err_deg", "snr", "order", "cov_xx", "cov_xy", "cov_yy", "amplitude"):
         assert c in res.spots.columns
     assert np.all((res.spots.azimuth_deg > -90.0001) & (res.spots.azimuth_deg <= 90.0001))

@@ -182,7 +182,7 @@ def reflections(phase: Phase, *, d_min_angstrom: float = 1.0, beam_energy_kv: fl
                 include_extinct: bool = True):
     """Every reflection with d >= ``d_min_angstrom`` (both Friedel mates), as a DataFrame.
 
-    Columns: h, k, l, d_angstrom, g_inv_nm, F_abs (Å), intensity_rel (|F|^2 over the strongest
+    Columns: h, k, l, d_angstrom, g_abs_inv_nm, F_abs (Å), intensity_rel (|F|^2 over the strongest
     allowed), allowed, extinction_kind, extinction_reason.
 
     Examples
@@ -200,7 +200,7 @@ def reflections(phase: Phase, *, d_min_angstrom: float = 1.0, beam_energy_kv: fl
     return pd.DataFrame({
         "h": hkl[:, 0], "k": hkl[:, 1], "l": hkl[:, 2],
         "d_angstrom": tab["d"][keep],
-        "g_inv_nm": 10.0 / tab["d"][keep],
+        "g_abs_inv_nm": 10.0 / tab["d"][keep],
         "F_abs": tab["F_abs"][keep],
         "intensity_rel": tab["intensity_rel"][keep],
         "allowed": tab["allowed"][keep],

@@ -176,7 +176,7 @@ def zone_axis_reflections(phase: Phase, zone_axis, *, d_min_angstrom: float = 1.
     hkl = tab["hkl"][idx]
     df = pd.DataFrame({
         "h": hkl[:, 0], "k": hkl[:, 1], "l": hkl[:, 2],
-        "d_angstrom": tab["d"][idx], "g_inv_nm": 10.0 / tab["d"][idx],
+        "d_angstrom": tab["d"][idx], "g_abs_inv_nm": 10.0 / tab["d"][idx],
         "gx_inv_nm": gx, "gy_inv_nm": gy, "angle_deg": np.degrees(np.arctan2(gy, gx)),
         "F_abs": tab["F_abs"][idx], "intensity_rel": tab["intensity_rel"][idx],
         "allowed": tab["allowed"][idx],

@@ -263,7 +263,7 @@ class RegionPicker:
         c = _COLOURS[self.labels.index(label)]
         sp = res.spots
         if len(sp):
-            gm = 1.25 * float(sp.g_inv_nm.max())
+            gm = 1.25 * float(sp.g_abs_inv_nm.max())
             size = 0.05 * gm
             for gx, gy, d, o in zip(sp.gx_inv_nm, sp.gy_inv_nm, sp.d_angstrom, sp.order):
                 col = OKABE_ITO["sky_blue"] if o == 1 else OKABE_ITO["orange"]

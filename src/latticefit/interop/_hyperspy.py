@@ -321,7 +321,7 @@ def to_signal(result, image=None, *, roi=None, markers: bool = True, g_max_inv_n
         s = fft_signal(image, roi=region)
         if len(result.spots) and g_max_inv_nm != "all":
             # the spots' neighbourhood: 1.25 x the largest |g| (the rest is noise up to Nyquist)
-            gm = float(g_max_inv_nm or 1.25 * result.spots["g_inv_nm"].max())
+            gm = float(g_max_inv_nm or 1.25 * result.spots["g_abs_inv_nm"].max())
             ax, ay = s.axes_manager.signal_axes
             if gm < min(-ax.offset, -ay.offset):
                 s = s.isig[-gm:gm, -gm:gm]

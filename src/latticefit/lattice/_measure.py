@@ -57,7 +57,7 @@ from ..spectrum import FFT_WORKERS, half_plane_power
 __all__ = ["measure_lattice", "compare_regions", "compare_lattices", "LatticeResult", "RegionComparison", "parse_d_range",
            "SPOT_COLUMNS"]
 
-SPOT_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "g_inv_nm", "d_angstrom", "d_err_angstrom", "azimuth_deg",
+SPOT_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "g_abs_inv_nm", "d_angstrom", "d_err_angstrom", "azimuth_deg",
                 "azimuth_err_deg", "snr", "order", "h", "k", "cov_xx", "cov_xy", "cov_yy", "amplitude",
                 "phase_rad", "gx_px", "gy_px", "noise_sigma", "converged", "lattice", "lattice_order"]
 #: a reported spot needs at least this many fringe periods across the region (below, the DC and edge
@@ -141,7 +141,7 @@ class LatticeResult:
     ----------
     spots : pandas.DataFrame
         One row per Friedel pair, strongest (highest ``snr``) first. Columns:
-        ``gx_inv_nm``, ``gy_inv_nm`` (the g vector, 1/nm), ``g_inv_nm`` (|g|),
+        ``gx_inv_nm``, ``gy_inv_nm`` (the g vector, 1/nm), ``g_abs_inv_nm`` (|g|),
         ``d_angstrom``, ``d_err_angstrom`` (1 sigma), ``azimuth_deg`` (of g, from
         +x towards +y, in (-90, 90]), ``azimuth_err_deg``, ``snr`` (amplitude
         signal-to-noise ratio, ``a sqrt(n_pixels) / (2 sigma)``), ``order``
@@ -563,7 +563,7 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     gy_px = np.array([r[1] for r in kept])
     phase_img = np.array([r[4] for r in kept]) - 2 * np.pi * (gx_px * x0 + gy_px * y0)
     spots = pd.DataFrame({
-        "gx_inv_nm": G[:, 0], "gy_inv_nm": G[:, 1], "g_inv_nm": gnorm, "d_angstrom": d,
+        "gx_inv_nm": G[:, 0], "gy_inv_nm": G[:, 1], "g_abs_inv_nm": gnorm, "d_angstrom": d,
         "d_err_angstrom": d * np.sqrt(var_g) / gnorm,
         "azimuth_deg": np.degrees(np.arctan2(G[:, 1], G[:, 0])), "azimuth_err_deg": np.degrees(np.sqrt(var_az)),
         "snr": snr, "order": order.astype(int), "h": hk[:, 0].astype(int), "k": hk[:, 1].astype(int),
@@ -629,7 +629,7 @@ def _add_calibration_errors(spots, angles, basis, B, cov_A):
     sg, sphi, dphi = spot_calibration_errors(g, B, cov_A)
     d = spots["d_angstrom"].to_numpy(float)
     e_meas = spots["d_err_angstrom"].to_numpy(float)
-    e_cal = d * sg / spots["g_inv_nm"].to_numpy(float)
+    e_cal = d * sg / spots["g_abs_inv_nm"].to_numpy(float)
     spots = spots.copy()
     spots["d_err_measurement_angstrom"] = e_meas
     spots["d_err_calibration_angstrom"] = e_cal

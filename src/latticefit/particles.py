@@ -50,6 +50,9 @@ from scipy import ndimage as ndi
 from . import _particle_kernels as K
 from .errors import AnalysisError, LatticefitWarning
 from .micrograph import Micrograph, as_micrograph
+from ._particle_checks import BORDER_RULES, check_fits, count_line_parts
+from ._particle_checks import CHI2_FACTOR as _CHI2_FACTOR
+from ._particle_checks import FIT_ECD_BAND as _FIT_ECD_BAND
 from .sizestats import miles_lantuejoul_weights, size_summary
 
 __all__ = [
@@ -61,6 +64,7 @@ __all__ = [
     "default_diameter_range_nm",
     "plot_overlay",
     "summary_lines",
+    "count_line",
     "region_measures",
     "TABLE_COLUMNS",
     "JSON_PARTICLE_KEYS",
@@ -72,6 +76,7 @@ TABLE_COLUMNS = (
     "ecd_nm", "feret_max_nm", "feret_min_nm", "major_axis_nm", "minor_axis_nm", "orientation_deg",
     "circularity", "solidity", "area_nm2", "integrated_intensity", "peak_height", "log_radius_nm",
     "edge", "cluster_unsplit", "fit_ok", "fit_group", "chi2_red", "ml_weight",
+    "aspect_ratio", "status", "reject_reason", "in_statistics", "error_scale",
 )
 #: keys of each particle in the JSON contract
 JSON_PARTICLE_KEYS = ("x_px", "y_px", "diameter_nm", "diameter_err_nm", "ecd_nm", "feret_max_nm",
@@ -136,8 +141,7 @@ class ParticleResult:
     def diameters_nm(self) -> np.ndarray:
         """Model-fit diameters of the particles used in the statistics."""
         t = self.table
-        use = (~t["edge"].to_numpy(bool)) & t["fit_ok"].to_numpy(bool)
-        return t["diameter_nm"].to_numpy(float)[use]
+        return t["diameter_nm"].to_numpy(float)[t["in_statistics"].to_numpy(bool)]
 
     def to_dict(self) -> dict:
         """The JSON contract: ``file``, ``pixel_size_nm``, ``particles`` (list of dicts), ``summary``."""
@@ -1093,15 +1097,18 @@ def _empty_table():
     cols = {c: pd.Series(dtype=float) for c in TABLE_COLUMNS}
     for c in ("label", "fit_group"):
         cols[c] = pd.Series(dtype=np.int64)
-    for c in ("edge", "cluster_unsplit", "fit_ok"):
+    for c in ("edge", "cluster_unsplit", "fit_ok", "in_statistics"):
         cols[c] = pd.Series(dtype=bool)
+    for c in ("status", "reject_reason"):
+        cols[c] = pd.Series(dtype=str)
     return pd.DataFrame(cols)
 
 
 def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alarms: float = 0.05,
                    probe_sigma_nm: float | None = None, edge_correction: str = "exclude",
                    background_scale_nm: float | None = None, n_boot: int = 2000, seed: int = 0,
-                   source: str | None = None) -> ParticleResult:
+                   source: str | None = None, border_rule: str | None = None,
+                   keep_flagged: bool = False) -> ParticleResult:
     """Detect, segment and size bright nanoparticles in a HAADF-STEM image.
 
     Parameters
@@ -1122,10 +1129,17 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
     probe_sigma_nm : float, optional
         Standard deviation of the Gaussian probe. Default: fitted on the
         brightest isolated particles (median), then fixed for all fits.
-    edge_correction : {'exclude', 'miles-lantuejoul'}
-        Statistics leave out particles cut by the image border; with
-        ``'miles-lantuejoul'`` the others are also weighted by the inverse of
-        their probability to lie wholly inside the field.
+    edge_correction : {'exclude', 'miles-lantuejoul', 'include'}
+        Former name of ``border_rule`` (used when ``border_rule`` is None).
+    border_rule : {'exclude', 'miles-lantuejoul', 'include'}, optional
+        Counting rule for particles cut by the image border (Bresch et al. 2022 compare them):
+        ``'exclude'`` leaves them out (biased against large particles), ``'miles-lantuejoul'`` leaves
+        them out and weights the others by the inverse of their probability to lie wholly inside the
+        field (unbiased), ``'include'`` keeps those whose fit passes the checks (their fit uses the
+        visible part only).
+    keep_flagged : bool
+        Keep ``cluster`` and ``rejected`` particles (see :mod:`latticefit._particle_checks`) in the
+        statistics; by default they are listed (``status``, ``reject_reason``) but left out.
     background_scale_nm : float, optional
         Smoothing length of the background (default twice the largest diameter).
     n_boot, seed : int
@@ -1193,8 +1207,10 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
         raise AnalysisError(f"diameter range {dlo:.3g}-{dhi:.3g} nm: the smallest diameter ({dlo_px:.0f} px) is "
                             f"more than half the image ({H}x{W} px)", src)
     dhi_px = max(min(dhi_px, min(H, W) / 2.0), dlo_px * 1.2)
-    if edge_correction not in ("exclude", "miles-lantuejoul"):
-        raise AnalysisError(f"edge_correction must be 'exclude' or 'miles-lantuejoul', got {edge_correction!r}", src)
+    border_rule = edge_correction if border_rule is None else border_rule
+    if border_rule not in BORDER_RULES:
+        raise AnalysisError(f"border_rule must be one of {', '.join(BORDER_RULES)}, got {border_rule!r}", src)
+    edge_correction = border_rule
 
     noise = estimate_noise_model(img)
     bg_scale_px = (background_scale_nm / pix) if background_scale_nm else max(2.0 * dhi_px, 16.0)
@@ -1204,7 +1220,8 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
         "diameter_range_nm": [dlo, dhi], "diameter_range": range_note, "false_alarms": false_alarms,
         "threshold_sigma": det["k"], "log_sigmas_px": (det["sigmas"] * det["f"]).tolist(),
         "detection_binning": det["f"], "background_scale_px": bg_scale_px, "noise": noise.to_dict(),
-        "edge_correction": edge_correction, "outline_fraction": OUTLINE_FRACTION,
+        "edge_correction": edge_correction, "border_rule": border_rule, "keep_flagged": bool(keep_flagged),
+        "outline_fraction": OUTLINE_FRACTION,
     }
 
     def _result(table, labels, summary):
@@ -1314,18 +1331,27 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
         labels = lut[labels]
         table = table[~out_of_range].reset_index(drop=True)
         table["label"] = np.arange(1, len(table) + 1, dtype=np.int64)
-    settings["n_rejected"] = int(out_of_range.sum())  # out of range or not significant in the fit
-
-    use = (~table["edge"].to_numpy(bool)) & table["fit_ok"].to_numpy(bool)
-    weights = table["ml_weight"].to_numpy(float)[use] if edge_correction == "miles-lantuejoul" else None
+    settings["n_dropped"] = int(out_of_range.sum())  # out of range or not significant in the fit: not particles
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["aspect_ratio"] = table["feret_max_nm"] / table["feret_min_nm"]
+    # checked fits: status / reject_reason / in_statistics, errors scaled by sqrt(chi2_red) (weighted fits)
+    table = check_fits(table, border_rule=border_rule, keep_flagged=keep_flagged, errors_scaled=not noise.counts)
+    parts = count_line_parts(table)
+    use = table["in_statistics"].to_numpy(bool)
+    weights = table["ml_weight"].to_numpy(float)[use] if border_rule == "miles-lantuejoul" else None
     summary = size_summary(table["diameter_nm"].to_numpy(float)[use], table["diameter_err_nm"].to_numpy(float)[use],
-                           weights=weights, n_excluded=int(table["edge"].sum()), n_boot=n_boot, seed=seed,
+                           weights=weights, n_excluded=parts["n_edge"], n_boot=n_boot, seed=seed,
                            warn=False)
+    summary.update({k: v for k, v in parts.items() if k != "n_detected"})
+    summary["border_rule"] = border_rule
+    summary["keep_flagged"] = bool(keep_flagged)
     if summary["n"] == 0:
         warnings.warn(f"{src or 'image'}: no particle fit for statistics: the summary is empty",
                       LatticefitWarning, stacklevel=2)
     summary["n_detected"] = int(len(table))
     summary["n_fit_failed"] = int((~table["fit_ok"]).sum())
+    summary["rejection"] = {"fit_ecd_band": list(_FIT_ECD_BAND), "chi2_factor": _CHI2_FACTOR,
+                            "error_scale_max": float(table["error_scale"].max()) if len(table) else 1.0}
     summary["n_cluster_unsplit"] = int(table["cluster_unsplit"].sum())
     summary["probe_sigma_nm"] = settings["probe_sigma_nm"]
     ecd = table["ecd_nm"].to_numpy(float)[use]
@@ -1441,15 +1467,26 @@ def _g(v) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.3g}"
 
 
+def count_line(s: dict, n_detected: int | None = None) -> str:
+    """``"N detected = n in statistics + e cut by the border + r rejected (reasons) + c unsplit clusters"``."""
+    nd = s.get("n_detected", n_detected)
+    rule = s.get("border_rule", "exclude")
+    parts = [f"{s['n']} in statistics" + (" (flagged kept)" if s.get("n_flagged_kept") else "")]
+    parts.append(f"{s.get('n_edge', 0)} cut by the border (border rule {rule})")
+    reasons = s.get("reasons") or {}
+    why = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in reasons.items())
+    parts.append(f"{s.get('n_rejected', 0)} rejected fits" + (f" ({why})" if why else ""))
+    parts.append(f"{s.get('n_cluster', 0)} unsplit clusters")
+    return f"{nd} particles detected = " + " + ".join(parts)
+
+
 def summary_lines(result: ParticleResult) -> list[str]:
     """A short human-readable summary table of a :class:`ParticleResult`."""
     from ._plotstyle import format_uncertain
 
     s = result.summary
     name = result.source or "image"
-    lines = [f"{name}: {s.get('n_detected', len(result.table))} particles detected, {s['n']} in statistics "
-             f"({s['n_edge']} cut by the border excluded"
-             + (f", {s.get('n_fit_failed', 0)} fits failed" if s.get("n_fit_failed") else "") + ")"]
+    lines = [f"{name}: {count_line(s, len(result.table))}"]
     if s["n"]:
         lines += [
             f"  model-fit diameter  mean {format_uncertain(s['mean_nm'], s.get('mean_err_nm'), 'nm')}"

@@ -24,7 +24,8 @@ def main(jobs_path, out_path):
     import hyperspy.api as hs
     import particlespy.api as ps
 
-    jobs = json.load(open(jobs_path))
+    with open(jobs_path) as fh:
+        jobs = json.load(fh)
     out = []
     for job in jobs:
         img = np.load(job["npy"]).astype(np.float32)
@@ -45,7 +46,8 @@ def main(jobs_path, out_path):
             rows.append({"y_px": pr["x"]["value"] / job["pixel_size_nm"], "x_px": pr["y"]["value"] / job["pixel_size_nm"],
                          "ecd_nm": pr["equivalent circular diameter"]["value"]})
         out.append({"npy": job["npy"], "particles": rows, "seconds": dt})
-    json.dump(out, open(out_path, "w"))
+    with open(out_path, "w") as fh:
+        json.dump(out, fh)
 
 
 if __name__ == "__main__":

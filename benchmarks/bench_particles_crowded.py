@@ -73,7 +73,7 @@ def make_field(kind, d, pix, dose, seed):
     n = 512
     field_nm = n * pix
     # about 30 % of the field covered by dots
-    n_groups = max(3, int(round(16 * field_nm**2 / (15 * d) ** 2)))
+    n_groups = max(3, round(16 * field_nm**2 / (15 * d) ** 2))
     return haadf_crowded((n, n), pixel_size_nm=pix, diameter_nm=d, n_groups=n_groups, n_isolated=n_groups,
                          dose=dose, seed=seed, probe_sigma_nm=min(0.1, 0.3 * pix) if kind == "crowd" else 0.3 * pix)
 
@@ -156,7 +156,7 @@ def run_peer(jobs):
                        "watershed_size_px": max(3, int(dpx / 2))})
         jp.write_text(json.dumps(js))
         r = subprocess.run([PEER_PY, str(HERE / "_particlespy_worker.py"), str(jp), str(op)], capture_output=True,
-                           text=True)
+                           text=True, check=False)
         if r.returncode != 0:
             print("particlespy: worker failed:", r.stderr.strip().splitlines()[-1:] or r.returncode)
             return None
@@ -196,8 +196,8 @@ def main(argv=None):
                    edge=c.status == "edge")
         ox, oy, oe = otsu_ws(mg.data, pix, d)
         ow = score(ox, oy, oe, np.ones(len(ox), bool), truth)
-        rows.append(dict(kind=kind, d=d, pix=pix, dpx=d / pix, dose=dose, n_true=int((~truth.particles.edge).sum()),
-                         lf=lf, ow=ow, t=dt, truth=truth))
+        rows.append({"kind": kind, "d": d, "pix": pix, "dpx": d / pix, "dose": dose, "n_true": int((~truth.particles.edge).sum()),
+                         "lf": lf, "ow": ow, "t": dt, "truth": truth})
         jobs.append((mg.data, pix, d))
     peer = None if args.no_peer else run_peer(jobs)
     if peer is not None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_fits", "count_line_parts", "FIT_ECD_BAND", "CHI2_FACTOR", "STATUSES", "BORDER_RULES"]
+__all__ = ["BORDER_RULES", "CHI2_FACTOR", "FIT_ECD_BAND", "STATUSES", "check_fits", "count_line_parts"]
 
 #: accepted range of (model-fit diameter) / (mask ECD)
 FIT_ECD_BAND = (0.7, 1.45)
@@ -111,7 +111,7 @@ def count_line_parts(table) -> dict:
     st = table["status"].to_numpy(str) if len(table) else np.zeros(0, str)
     ins = table["in_statistics"].to_numpy(bool) if len(table) else np.zeros(0, bool)
     rr = table["reject_reason"].to_numpy(str) if len(table) else np.zeros(0, str)
-    out = {"n_detected": int(len(st)), "n_in_statistics": int(ins.sum()),
+    out = {"n_detected": len(st), "n_in_statistics": int(ins.sum()),
            "n_edge": int(np.sum(~ins & (st == "edge"))), "n_rejected": int(np.sum(~ins & (st == "rejected"))),
            "n_cluster": int(np.sum(~ins & (st == "cluster"))),
            "n_flagged_kept": int(np.sum(ins & np.isin(st, ["cluster", "rejected"]))),

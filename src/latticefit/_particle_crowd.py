@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-__all__ = ["pixel_noise", "white_log_noise", "WHITE_NOISE_CAP"]
+__all__ = ["WHITE_NOISE_CAP", "pixel_noise", "white_log_noise"]
 
 #: on scales without enough clean background the measured noise may exceed the white-noise prediction by this
 #: factor (some correlated noise) before it is taken as contaminated by particle signal
@@ -85,7 +85,7 @@ def opening_background(img, size_px, *, clip_sigma=2.0):
     m = max(1, int(size_px // 8))
     m = min(m, max(1, min(img.shape) // 8))
     blocks = K.bin_image(img, m) if m > 1 else img
-    side = max(3, int(math.ceil(0.75 * size_px / m)) + 1)
+    side = max(3, math.ceil(0.75 * size_px / m) + 1)
     opened = ndi.grey_opening(ndi.gaussian_filter(blocks, 0.7), size=(side, side), mode="reflect")
     opened = ndi.gaussian_filter(opened, max(side / 6.0, 1.0), mode="reflect")
     r = blocks - opened
@@ -205,7 +205,7 @@ def spatial_maxima(stack, thresholds, border=0):
 def spatial_maxima_ref(stack, thresholds, border=0):
     """Numpy reference of :func:`spatial_maxima` (same rows, same order)."""
     stack = np.asarray(stack, dtype=np.float64)
-    ns, h, w = stack.shape
+    _ns, h, w = stack.shape
     padded = np.pad(stack, ((0, 0), (1, 1), (1, 1)), mode="constant", constant_values=-np.inf)
     keep = stack > np.asarray(thresholds)[:, None, None]
     for di in (-1, 0, 1):

@@ -120,6 +120,6 @@ def rsd_precision_advice(rsd_percent: float, n: int, *, targets_pp=(1.0, 0.5)) -
     if not np.isfinite(c) or c <= 0:
         return out
     for x in targets_pp:
-        need = int(math.ceil((1.96 * 100.0 * c / x) ** 2 * (1.0 + 2.0 * c * c) / 2.0))
+        need = math.ceil((1.96 * 100.0 * c / x) ** 2 * (1.0 + 2.0 * c * c) / 2.0)
         out["targets"].append({"halfwidth_pp": float(x), "n_needed": need, "n_more": max(0, need - int(n))})
     return out

@@ -50,11 +50,11 @@ from scipy import ndimage as ndi
 
 from . import _particle_crowd
 from . import _particle_kernels as K
-from .errors import AnalysisError, LatticefitWarning
-from .micrograph import Micrograph, as_micrograph
 from ._particle_checks import BORDER_RULES, check_fits, count_line_parts
 from ._particle_checks import CHI2_FACTOR as _CHI2_FACTOR
 from ._particle_checks import FIT_ECD_BAND as _FIT_ECD_BAND
+from .errors import AnalysisError, LatticefitWarning
+from .micrograph import Micrograph, as_micrograph
 from .sizestats import miles_lantuejoul_weights, size_summary
 
 __all__ = [
@@ -915,12 +915,12 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
             r2 = sigmas[k2i] * f / LOG_SIGMA_PER_RADIUS
             keep, extra = _particle_crowd.split_crowds(y, x, r, strength, keep, y2, x2, r2, s2,
                                                        prune=K.prune_blobs, overlap=PRUNE_OVERLAP)
-            seeds = dict(x=np.concatenate([x[keep], x2[extra]]), y=np.concatenate([y[keep], y2[extra]]),
-                         r=np.concatenate([r[keep], r2[extra]]),
-                         strength=np.concatenate([strength[keep], s2[extra]]),
-                         ci=np.concatenate([i[keep].astype(int), i2[extra]]),
-                         cj=np.concatenate([j[keep].astype(int), j2[extra]]),
-                         ck=np.concatenate([k[keep].astype(int), k2i[extra]]))
+            seeds = {"x": np.concatenate([x[keep], x2[extra]]), "y": np.concatenate([y[keep], y2[extra]]),
+                     "r": np.concatenate([r[keep], r2[extra]]),
+                     "strength": np.concatenate([strength[keep], s2[extra]]),
+                     "ci": np.concatenate([i[keep].astype(int), i2[extra]]),
+                     "cj": np.concatenate([j[keep].astype(int), j2[extra]]),
+                     "ck": np.concatenate([k[keep].astype(int), k2i[extra]])}
     return seeds, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, L=L,
                        pixel_noise=pixel_noise)
 
@@ -1524,13 +1524,13 @@ def summary_lines(result: ParticleResult) -> list[str]:
             return f"95% CI {_g(v[0])}-{_g(v[1])}{unit}"
 
         lines += [
-            f"  model-fit diameter  mean {format_uncertain(s['mean_nm'], s.get('mean_err_nm'), 'nm')} (± SE; "
-            f"{ci('mean_ci95_nm', ' nm')})   median {_g(s['median_nm'])} nm ({ci('median_ci95_nm', ' nm')})",
-            f"  SD {_g(s['std_nm'])} nm ({ci('std_ci95_nm', ' nm')})   RSD {_g(s['rsd_percent'])}% "
-            f"({ci('rsd_ci95_percent', '%')}, bootstrap)   corrected for measurement noise "
-            f"{_g(s['rsd_corrected_percent'])}%",
-            f"  per-particle error (rms, 1 SE) {_g(s.get('mean_measurement_err_nm'))} nm   "
-            f"mask ECD mean {_g(s.get('ecd_mean_nm'))} nm   probe sigma {_g(s.get('probe_sigma_nm'))} nm",
+            (f"  model-fit diameter  mean {format_uncertain(s['mean_nm'], s.get('mean_err_nm'), 'nm')} (± SE; "
+             f"{ci('mean_ci95_nm', ' nm')})   median {_g(s['median_nm'])} nm ({ci('median_ci95_nm', ' nm')})"),
+            (f"  SD {_g(s['std_nm'])} nm ({ci('std_ci95_nm', ' nm')})   RSD {_g(s['rsd_percent'])}% "
+             f"({ci('rsd_ci95_percent', '%')}, bootstrap)   corrected for measurement noise "
+             f"{_g(s['rsd_corrected_percent'])}%"),
+            (f"  per-particle error (rms, 1 SE) {_g(s.get('mean_measurement_err_nm'))} nm   "
+             f"mask ECD mean {_g(s.get('ecd_mean_nm'))} nm   probe sigma {_g(s.get('probe_sigma_nm'))} nm"),
         ]
         g = s.get("gaussian") or {}
         ln = s.get("lognormal") or {}

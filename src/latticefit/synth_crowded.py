@@ -22,10 +22,16 @@ import numpy as np
 
 from .errors import InvalidDataError
 from .micrograph import Micrograph
-from .synth import ParticleTruth, _apply_noise, _check_shape, _draw_diameters, sphere_thickness_image
+from .synth import (
+    ParticleTruth,
+    _apply_noise,
+    _check_shape,
+    _draw_diameters,
+    sphere_thickness_image,
+)
 from .units import pixel_size_pair_nm
 
-__all__ = ["haadf_crowded", "LAYOUTS"]
+__all__ = ["LAYOUTS", "haadf_crowded"]
 
 #: group layouts drawn by :func:`haadf_crowded`
 LAYOUTS = ("raft", "chain", "aggregate", "pair")

@@ -86,7 +86,12 @@ def opening_background(img, size_px, *, clip_sigma=2.0):
     m = min(m, max(1, min(img.shape) // 8))
     blocks = K.bin_image(img, m) if m > 1 else img
     side = max(3, math.ceil(0.75 * size_px / m) + 1)
-    opened = ndi.grey_opening(ndi.gaussian_filter(blocks, 0.7), size=(side, side), mode="reflect")
+    sm = ndi.gaussian_filter(blocks, 0.7)
+    # opening with the outside ignored (reflect padding would mirror a dot in a corner into a blob too large
+    # for the square, and leave it in the background)
+    hi, lo = float(sm.max()) + 1.0, float(sm.min()) - 1.0
+    opened = ndi.grey_dilation(ndi.grey_erosion(sm, size=(side, side), mode="constant", cval=hi),
+                               size=(side, side), mode="constant", cval=lo)
     opened = ndi.gaussian_filter(opened, max(side / 6.0, 1.0), mode="reflect")
     r = blocks - opened
     neg = r[r < np.median(r)]

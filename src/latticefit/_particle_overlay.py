@@ -4,8 +4,9 @@
 and thick enough to see at print size; ``edge``, ``cluster`` and ``rejected`` each in their own colour and
 line style, rejected fits also crossed) and returns the legend handles. :func:`place_scalebar` puts the
 scale bar in the emptiest corner of the image: the first of lower right, lower left, upper right whose box
-holds no pixel of a detected particle (outline or fitted circle), then the same with a shorter bar, and
-otherwise outside the image, under its lower right corner. The upper left corner holds the panel letter.
+holds no pixel of a detected particle (outline or fitted circle), then any free stretch of the bottom or top
+edge, then the same with a shorter bar, and otherwise outside the image, under its lower right corner. The
+upper left corner holds the panel letter.
 """
 
 from __future__ import annotations
@@ -68,21 +69,49 @@ def _box_px(ax, shape, pixel_size_nm, length_fraction, fontsize=7.0):
     return width + margin, height + margin
 
 
+def _free_run(cols_busy, width, prefer_right=True):
+    """Start index of a run of ``width`` free columns (``cols_busy`` False), the rightmost first, or None."""
+    n = len(cols_busy)
+    if width > n:
+        return None
+    busy = np.concatenate([[0], np.cumsum(cols_busy.astype(int))])
+    starts = np.arange(0, n - width + 1)
+    free = (busy[starts + width] - busy[starts]) == 0
+    if not free.any():
+        return None
+    ok = starts[free]
+    return int(ok.max() if prefer_right else ok.min())
+
+
 def place_scalebar(ax, pixel_size_nm, labels, table=None, *, length_fraction=0.25):
-    """Add the scale bar where it covers no detected particle; returns the location used (or ``'outside'``)."""
+    """Add the scale bar where it covers no detected particle; returns where it went.
+
+    Tried in order: the lower right, lower left and upper right corners; then any free stretch along the
+    bottom edge (rightmost first) or the top edge right of the panel letter; all that with the standard bar
+    (``length_fraction`` of the field) and then a shorter one (0.15). Otherwise the bar goes outside the
+    image, under its lower right corner (``'outside'``).
+    """
     from ._plotstyle import add_scalebar
 
     h, w = labels.shape
     occ = occupancy(labels, table, (h, w))
     for frac in (length_fraction, 0.15):
         bw, bh = _box_px(ax, (h, w), pixel_size_nm, frac)
-        bw, bh = math.ceil(min(bw, w)), math.ceil(min(bh, h))
+        bw, bh = int(math.ceil(min(bw, w))), int(math.ceil(min(bh, h)))
         boxes = {"lower right": occ[h - bh:, w - bw:], "lower left": occ[h - bh:, :bw],
                  "upper right": occ[:bh, w - bw:]}
         for loc, box in boxes.items():
             if not box.any():
                 add_scalebar(ax, pixel_size_nm, location=loc, length_fraction=frac)
                 return loc
+        for loc, strip, lo in (("lower", occ[h - bh:], 0), ("upper", occ[:bh], int(0.4 * w))):
+            start = _free_run(strip[:, lo:].any(axis=0), bw)
+            if start is not None:
+                x1 = (lo + start + bw - 0.5) / w  # right edge of the box, axes fraction
+                anchor = (x1, 0.0) if loc == "lower" else (x1, 1.0)
+                add_scalebar(ax, pixel_size_nm, location=f"{loc} right", length_fraction=frac,
+                             bbox_to_anchor=anchor)
+                return f"{loc} edge"
     add_scalebar(ax, pixel_size_nm, location="upper right", length_fraction=length_fraction,
                  bbox_to_anchor=(1.0, 0.0))
     return "outside"

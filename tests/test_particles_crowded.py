@@ -237,7 +237,12 @@ def test_scalebar_goes_to_an_empty_corner_or_outside():
     labels[0:40, 140:200] = 3
     _fig2, ax2 = plt.subplots(figsize=(4, 4))
     ax2.imshow(np.zeros((200, 200)))
-    assert place_scalebar(ax2, 0.1, labels) == "outside"
+    assert place_scalebar(ax2, 0.1, labels) == "lower edge"  # the free stretch between the two bottom dots
+    labels[185:200, :] = 4
+    labels[:15, :] = 5
+    _fig3, ax3 = plt.subplots(figsize=(4, 4))
+    ax3.imshow(np.zeros((200, 200)))
+    assert place_scalebar(ax3, 0.1, labels) == "outside"
     plt.close("all")
 
 

@@ -97,7 +97,7 @@ def place_scalebar(ax, pixel_size_nm, labels, table=None, *, length_fraction=0.2
     occ = occupancy(labels, table, (h, w))
     for frac in (length_fraction, 0.15):
         bw, bh = _box_px(ax, (h, w), pixel_size_nm, frac)
-        bw, bh = int(math.ceil(min(bw, w))), int(math.ceil(min(bh, h)))
+        bw, bh = math.ceil(min(bw, w)), math.ceil(min(bh, h))
         boxes = {"lower right": occ[h - bh:, w - bw:], "lower left": occ[h - bh:, :bw],
                  "upper right": occ[:bh, w - bw:]}
         for loc, box in boxes.items():

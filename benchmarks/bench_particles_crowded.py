@@ -5,7 +5,8 @@ random aggregates (20 % of their contacts overlap in projection), touching pairs
 50 % background ramp and a film edge (+40 % background on one side), RSD 8 %:
 
 - ``crowd``: 4 and 7 nm dots at 0.06 / 0.10 / 0.15 nm/px, dose 20 and 100 counts/px (12 fields);
-- ``small``: dots of 5, 6.5 and 8 px diameter (4 nm dots at 0.8 / 0.615 / 0.5 nm/px), dose 20 and 100 (6 fields).
+- ``small``: dots of 5, 6.5 and 8 px diameter (4 nm dots at 0.8 / 0.615 / 0.5 nm/px), dose 20 and 100 (6 fields
+  of 256 x 256 px with 500-900 dots each; the crowd fields are 512 x 512 px).
 
 Per field and method: F1 of the detections (a detection matches a true dot when its centre lies within the
 true radius, one to one; detections matched to a dot cut by the border and unmatched detections the method
@@ -28,7 +29,7 @@ repeats).
 
 Usage::
 
-    python benchmarks/bench_particles_crowded.py [--quick] [--no-speed] [--no-peer]
+    python benchmarks/bench_particles_crowded.py [--quick] [--no-speed] [--no-peer] [--baseline-src DIR]
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def fields(quick=False):
 
 
 def make_field(kind, d, pix, dose, seed):
-    n = 512
+    n = 512 if kind == "crowd" else 256  # small dots: ~900 per field
     field_nm = n * pix
     # about 30 % of the field covered by dots
     n_groups = max(3, round(16 * field_nm**2 / (15 * d) ** 2))
@@ -175,12 +176,26 @@ def speed(repeats=5):
     return float(np.median(ts))
 
 
+def speed_of_tree(src, repeats=5):
+    """:func:`speed` with the latticefit of another source tree (e.g. the main branch), in a subprocess."""
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_particles_crowded as b; "
+            f"print(b.speed({repeats}))")
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    try:
+        return float(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return float("nan")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="every third field only")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-peer", action="store_true", help="skip particlespy")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--baseline-src", metavar="DIR", help="also time the 2048^2 field with the latticefit in DIR "
+                    "(e.g. the main branch's src), alternating with this one")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     rows, jobs = [], []
@@ -229,7 +244,16 @@ def main(argv=None):
               f"  |RSD err| mean {np.nanmean(np.abs(e)):.2f} pp (<= 1 pp on {int((np.abs(e) <= 1).sum())}/{len(s)})")
     print(f"latticefit time per 512^2 field: median {np.median([r['t'] for r in rows]):.2f} s")
     if not args.no_speed:
-        print(f"speed: find_particles on 2048^2 with 300 dots, warm: {speed():.2f} s")
+        if args.baseline_src:
+            here = Path(__file__).resolve().parents[1] / "src"
+            t_new, t_old = [], []
+            for _ in range(2):  # alternate, so that a busy machine hurts both alike
+                t_new.append(speed_of_tree(here))
+                t_old.append(speed_of_tree(args.baseline_src))
+            print(f"speed: find_particles on 2048^2 with 300 dots, warm: {min(t_new):.2f} s "
+                  f"(baseline {args.baseline_src}: {min(t_old):.2f} s; best of 2 medians of 5)")
+        else:
+            print(f"speed: find_particles on 2048^2 with 300 dots, warm: {speed():.2f} s")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ True
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +92,8 @@ OUTLINE_FRACTION = 0.2
 PRUNE_OVERLAP = 0.4
 #: background of the detection: 'opening' (grey opening, follows steps) or 'smooth' (masked smoothing)
 BACKGROUND_METHOD = "opening"
+#: flagged detections fainter than this fraction of the accepted particles' median contrast are dropped
+FAINT_FRACTION = 0.25
 #: split kept blobs that smaller single-scale maxima tile (:func:`latticefit._particle_crowd.split_crowds`)
 CROWD_SPLIT = True
 #: patches are block-averaged so that the smallest radius of a group spans at least this many fit pixels
@@ -1375,9 +1376,21 @@ def find_particles(image, *, diameter_range_nm=None, pixel_size=None, false_alar
         (table["ecd_nm"].to_numpy(float) < dlo)
     small_failed = ~ok & ~(table["ecd_nm"].to_numpy(float) >= dlo)  # failed fit on a fragment
     out_of_range = (ok & ((d_fit < dlo / 1.25) | (d_fit > dhi * 1.25))) | insignificant | no_region | small_failed
-    if os.environ.get("LF_DEBUG"):
-        print(table[["x_px", "y_px", "diameter_nm", "ecd_nm", "fit_ok", "chi2_red", "log_radius_nm"]].assign(
-            insig=insignificant, noreg=no_region, smallf=small_failed, oor=out_of_range).to_string())
+    # faint structure: a detection the checks would flag (cluster / failed fit) whose mean contrast over its
+    # segment is below FAINT_FRACTION of the median of the accepted particles is background structure (a film
+    # edge, a thickness step, a stain), not a dot of the population: dropped, counted in settings
+    pre = check_fits(table.assign(edge=table["edge"] | out_of_range), border_rule=border_rule)
+    contrast = table["integrated_intensity"].to_numpy(float) / np.maximum(area, 1.0)
+    accepted = (pre["status"].to_numpy(str) == "ok") & ~out_of_range
+    faint = np.zeros(n, bool)
+    if accepted.sum() >= 3:
+        # unsplit clusters and failed fits only: a real but non-spherical particle (chi2 or leaves_segment)
+        # of another brightness than the majority stays, rejected and shown
+        flagged = ((pre["status"].to_numpy(str) == "cluster") | (pre["reject_reason"].to_numpy(str) == "no_convergence")) \
+            & ~out_of_range
+        faint = flagged & (contrast < FAINT_FRACTION * float(np.median(contrast[accepted])))
+    settings["n_faint_dropped"] = int(faint.sum())
+    out_of_range |= faint
     if out_of_range.any():
         keep_lab = np.concatenate([[0], table["label"].to_numpy()[~out_of_range]])
         lut = np.zeros(n + 1, np.int32)

@@ -50,7 +50,6 @@ from scipy.spatial import cKDTree
 
 from latticefit import synth
 from latticefit.particles import find_particles
-from latticefit.synth_crowded import haadf_crowded
 
 HERE = Path(__file__).resolve().parent
 PEER_PY = os.environ.get("PARTICLESPY_PYTHON", "/work/venv-particlespy/bin/python")
@@ -71,6 +70,9 @@ def fields(quick=False):
 
 
 def make_field(kind, d, pix, dose, seed):
+    # imported here: the speed run may use a source tree without it
+    from latticefit.synth_crowded import haadf_crowded
+
     n = 512 if kind == "crowd" else 256  # small dots: ~900 per field
     field_nm = n * pix
     # about 30 % of the field covered by dots

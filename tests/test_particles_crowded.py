@@ -213,6 +213,11 @@ def test_crowd_splitting_replaces_a_blob_tiled_by_smaller_maxima():
     cr, cs = np.array([5.5, 5.5, 5.5]), np.array([8.0, 8.0, 8.0])
     keep, extra = C.split_crowds(y, x, r, s, np.array([True]), cy, cx, cr, cs, prune=K.prune_blobs, overlap=0.4)
     assert not keep[0] and list(extra) == [0, 1, 2]
+    # two weak bumps on one dot's top (5 and 20 sigma against its 72) do not split it
+    keep, extra = C.split_crowds(np.array([222.0]), np.array([173.0]), np.array([14.2]), np.array([72.0]),
+                                 np.array([True]), np.array([218.0, 229.0]), np.array([172.0, 172.0]),
+                                 np.array([4.3, 7.5]), np.array([5.3, 20.0]), prune=K.prune_blobs, overlap=0.4)
+    assert keep[0] and len(extra) == 0
     # concentric smaller maxima (one sphere seen at several scales) do not split it
     keep, extra = C.split_crowds(y, x, r, s, np.array([True]), np.array([50.0, 50.5]), np.array([50.0, 49.5]),
                                  np.array([5.0, 7.0]), np.array([8.0, 9.0]), prune=K.prune_blobs, overlap=0.4)

@@ -237,12 +237,13 @@ def intensity_peaks(coarse, sigma):
     return s >= ndi.maximum_filter(s, size=3, mode="nearest")
 
 
-def split_crowds(y, x, r, strength, keep, cy, cx, cr, cs, *, prune, overlap, min_cover=0.35):
+def split_crowds(y, x, r, strength, keep, cy, cx, cr, cs, *, prune, overlap, min_cover=0.35, min_strength=0.35):
     """Replace kept blobs by the smaller candidates that tile them (a raft, chain or aggregate seen as one).
 
     ``y, x, r, strength, keep``: the detections (scale-space maxima) and which are kept; ``cy, cx, cr, cs``:
     extra candidates (maxima of single scales that sit on an intensity top). A kept blob ``i`` is replaced
-    when at least two candidates inside it (centre within ``r_i``, radius 0.2-0.75 ``r_i``), pruned among
+    when at least two candidates inside it (centre within ``r_i``, radius 0.2-0.75 ``r_i``, significance at
+    least ``min_strength`` of its own: noise bumps on one dot's top are far weaker), pruned among
     themselves, lie side by side (centre distance >= 0.8 (r_a + r_b)) and cover ``min_cover`` of its area;
     the largest radius cap (0.75, 0.6, 0.45, 0.3 ``r_i``) that gives such a tiling wins.
 
@@ -268,7 +269,7 @@ def split_crowds(y, x, r, strength, keep, cy, cx, cr, cs, *, prune, overlap, min
         near = np.asarray(tree.query_ball_point([x[i], y[i]], r[i]), dtype=np.int64)
         near = near[(near != i) & ~used[near]]
         for cap in (0.75, 0.6, 0.45, 0.3):
-            cand = near[(ar[near] >= 0.2 * r[i]) & (ar[near] <= cap * r[i])]
+            cand = near[(ar[near] >= 0.2 * r[i]) & (ar[near] <= cap * r[i]) & (a_s[near] >= min_strength * strength[i])]
             if len(cand) < 2:
                 continue
             sub = cand[prune(ay[cand], ax[cand], ar[cand], a_s[cand], overlap)]

@@ -210,7 +210,7 @@ def scalebar_length_nm(field_nm: float, fraction: float = 0.25) -> float:
 
 
 def add_scalebar(ax, pixel_size_nm: float, *, color: str = "white", location: str = "lower right",
-                 length_fraction: float = 0.25):
+                 length_fraction: float = 0.25, bbox_to_anchor=None):
     """Add a calibrated scale bar (matplotlib-scalebar) in nm, on a semi-transparent box, to an image in pixels."""
     from matplotlib_scalebar.scalebar import ScaleBar
 
@@ -221,7 +221,8 @@ def add_scalebar(ax, pixel_size_nm: float, *, color: str = "white", location: st
     sb = ScaleBar(float(pixel_size_nm), units="nm", dimension="si-length", location=location,
                   color=color, box_color="black" if dark else "white", box_alpha=0.45, frameon=True,
                   fixed_value=length, fixed_units="nm", width_fraction=0.025, scale_loc="top", border_pad=0.4,
-                  pad=0.3, sep=2, font_properties={"size": 7, "weight": "bold"})
+                  pad=0.3, sep=2, font_properties={"size": 7, "weight": "bold"},
+                  **({"bbox_to_anchor": bbox_to_anchor, "bbox_transform": ax.transAxes} if bbox_to_anchor else {}))
     ax.add_artist(sb)
     return sb
 

@@ -30,8 +30,12 @@ def register(subparsers) -> None:
     p.add_argument("--false-alarms", type=_positive, default=0.05, metavar="N",
                    help="expected number of noise detections per image (sets the threshold; default 0.05)")
     p.add_argument("--probe-sigma", type=_positive, metavar="NM", help="probe sigma in nm (default: fitted)")
-    p.add_argument("--miles-lantuejoul", action="store_true",
-                   help="weight the statistics by the Miles-Lantuéjoul edge correction")
+    p.add_argument("--border-rule", choices=("exclude", "miles-lantuejoul", "include"), default=None,
+                   help="particles cut by the image border: exclude them (default), exclude them and weight the "
+                        "others by the Miles-Lantuéjoul correction, or include them (see Bresch et al. 2022)")
+    p.add_argument("--miles-lantuejoul", action="store_true", help="same as --border-rule miles-lantuejoul")
+    p.add_argument("--keep-flagged", action="store_true",
+                   help="keep rejected fits and unsplit clusters in the statistics (default: listed, left out)")
     p.add_argument("--json", metavar="PATH|-", help="write the JSON result ('-' for stdout)")
     p.add_argument("--csv", metavar="PATH", help="write one row per particle")
     p.add_argument("--overlay", metavar="PNG", help="write the image with the particle outlines")
@@ -62,8 +66,9 @@ def run(args) -> int:
         mg = io.load(path, **load_kwargs(args))
         res = find_particles(mg, diameter_range_nm=args.diameter_range, false_alarms=args.false_alarms,
                              probe_sigma_nm=args.probe_sigma,
-                             edge_correction="miles-lantuejoul" if args.miles_lantuejoul else "exclude",
-                             source=str(path))
+                             border_rule=args.border_rule or ("miles-lantuejoul" if args.miles_lantuejoul
+                                                              else "exclude"),
+                             keep_flagged=args.keep_flagged, source=str(path))
         if args.json != "-":
             for line in summary_lines(res):
                 print(line)

@@ -47,7 +47,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from . import _crowd as _particle_crowd
 from . import _kernels as K
+from ._checks import BORDER_RULES, check_fits, count_line_parts
+from ._checks import CHI2_FACTOR as _CHI2_FACTOR
+from ._checks import FIT_ECD_BAND as _FIT_ECD_BAND
 from ..errors import AnalysisError, LatticefitWarning
 from ..micrograph import Micrograph, as_micrograph
 from ._sizestats import miles_lantuejoul_weights, size_summary
@@ -61,6 +65,7 @@ __all__ = [
     "default_diameter_range_nm",
     "plot_overlay",
     "summary_lines",
+    "count_line",
     "region_measures",
     "TABLE_COLUMNS",
     "JSON_PARTICLE_KEYS",
@@ -72,6 +77,7 @@ TABLE_COLUMNS = (
     "ecd_nm", "feret_max_nm", "feret_min_nm", "major_axis_nm", "minor_axis_nm", "orientation_deg",
     "circularity", "solidity", "area_nm2", "integrated_intensity", "peak_height", "log_radius_nm",
     "edge", "cluster_unsplit", "fit_ok", "fit_group", "chi2_red", "ml_weight",
+    "aspect_ratio", "status", "reject_reason", "in_statistics", "error_scale",
 )
 #: keys of each particle in the JSON contract
 JSON_PARTICLE_KEYS = ("x_px", "y_px", "diameter_nm", "diameter_err_nm", "ecd_nm", "feret_max_nm",
@@ -84,6 +90,12 @@ LOG_SIGMA_PER_RADIUS = 0.6
 OUTLINE_FRACTION = 0.2
 #: a detection is dropped when its centre is closer than max(r) + PRUNE_OVERLAP * min(r) to a stronger one
 PRUNE_OVERLAP = 0.4
+#: background of the detection: 'opening' (grey opening, follows steps) or 'smooth' (masked smoothing)
+BACKGROUND_METHOD = "opening"
+#: flagged detections fainter than this fraction of the accepted particles' median contrast are dropped
+FAINT_FRACTION = 0.25
+#: split kept blobs that smaller single-scale maxima tile (:func:`latticefit._particle_crowd.split_crowds`)
+CROWD_SPLIT = True
 #: patches are block-averaged so that the smallest radius of a group spans at least this many fit pixels
 FIT_RADIUS_PX = 7
 
@@ -136,8 +148,7 @@ class ParticleResult:
     def diameters_nm(self) -> np.ndarray:
         """Model-fit diameters of the particles used in the statistics."""
         t = self.table
-        use = (~t["edge"].to_numpy(bool)) & t["fit_ok"].to_numpy(bool)
-        return t["diameter_nm"].to_numpy(float)[use]
+        return t["diameter_nm"].to_numpy(float)[t["in_statistics"].to_numpy(bool)]
 
     def to_dict(self) -> dict:
         """The JSON contract: ``file``, ``pixel_size_nm``, ``particles`` (list of dicts), ``summary``."""
@@ -818,8 +829,12 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     f = max(1, int(sig_lo // 1.6))
     coarse = K.bin_image(np.ascontiguousarray(img, dtype=np.float32), f) if f > 1 else img.astype(np.float32)
     hc, wc = coarse.shape
+    coarse_raw = coarse
     stab = _stabilise(coarse, noise_model)
-    bgc, pmask = _background_grid(stab, bg_scale_px / f)
+    if BACKGROUND_METHOD == "opening":  # follows steps (film edge, thicker matrix) and ramps, see _particle_crowd
+        bgc, pmask = _particle_crowd.opening_background(stab, max(0.5 * bg_scale_px, 1.2 * dlo_px) / f)
+    else:
+        bgc, pmask = _background_grid(stab, bg_scale_px / f)
     if stab is coarse:
         bgc_lin = bgc
     else:  # the background in intensity units: inverse of the stabilising transform
@@ -835,21 +850,31 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     psub = pmask[::step, ::step]
     dsub = ndi.distance_transform_edt(~psub) * step if psub.any() else np.full(psub.shape, np.inf)
     noise = np.empty(n_s)
+    crowded = np.zeros(n_s, bool)
     for k in range(n_s):
         sel = dsub > 3.0 * sigmas[k]
         if sel.sum() < 500 and k > 0:
             # too few clean pixels at this scale (crowded field): white-noise scaling of the previous
             # scale, whose normalised LoG response falls as 1/sigma
             noise[k] = noise[k - 1] * sigmas[k - 1] / sigmas[k]
+            crowded[k] = True
             continue
         if sel.sum() < 500:
             sel = dsub >= np.quantile(dsub, 0.5)
+            crowded[k] = True
         v = L[k][::step, ::step][sel].astype(np.float64)
         v = v - np.median(v)
         mad = 1.4826 * np.median(np.abs(v)) + 1e-30
         # RMS of the values within 5 MAD-sigma: keeps the noise's own tails, drops stray particle signal
         vv = v[np.abs(v) < 5.0 * mad]
         noise[k] = float(np.sqrt(np.mean(vv * vv))) if vv.size > 10 else mad
+    # crowded fields leave no clean background: the noise of those scales then holds particle signal. Cap it
+    # at WHITE_NOISE_CAP times the response of white noise of the image's own pixel noise (_particle_crowd)
+    pixel_noise = None
+    if crowded.any():
+        pixel_noise = _particle_crowd.pixel_noise(stab, f, stabilised=stab is not coarse_raw)
+        cap = _particle_crowd.white_log_noise(pixel_noise, sigmas) * _particle_crowd.WHITE_NOISE_CAP
+        noise = np.where(crowded, np.minimum(noise, cap), noise)
     n_eff = MAXIMA_DENSITY * hc * wc * float(np.sum(1.0 / sigmas**2))
     kthr = _threshold_factor(n_eff, false_alarms)
     cand = K.scale_space_maxima(L, kthr * noise, 0)
@@ -873,7 +898,32 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     keep = _split_cluster_blobs(y, x, r, strength, keep)
     seeds = dict(x=x[keep], y=y[keep], r=r[keep], strength=strength[keep], ci=i[keep].astype(int),
                  cj=j[keep].astype(int), ck=k[keep].astype(int))
-    return seeds, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, L=L)
+    if CROWD_SPLIT:
+        # crowds: maxima of single scales on an intensity top may tile a kept blob (rafts, chains, aggregates)
+        c2 = _particle_crowd.spatial_maxima(L, kthr * noise, 0)
+        tops = _particle_crowd.intensity_peaks(coarse, sigmas[0])
+        if len(c2):
+            k2, i2, j2, v2 = c2.T
+            i2, j2, k2i = i2.astype(int), j2.astype(int), k2.astype(int)
+            on_top = ndi.maximum_filter(tops, size=3)[i2, j2]
+            s2 = v2 / noise[k2i]
+            c_keep = on_top & (s2 >= kthr * np.sqrt((1.0 + _border_corr((np.minimum(i2, hc - 1 - i2) + 0.5)
+                                                                          / sigmas[k2i]))
+                                                     * (1.0 + _border_corr((np.minimum(j2, wc - 1 - j2) + 0.5)
+                                                                           / sigmas[k2i]))))
+            i2, j2, k2i, s2 = i2[c_keep], j2[c_keep], k2i[c_keep], s2[c_keep]
+            y2, x2 = (i2 + 0.5) * f - 0.5, (j2 + 0.5) * f - 0.5
+            r2 = sigmas[k2i] * f / LOG_SIGMA_PER_RADIUS
+            keep, extra = _particle_crowd.split_crowds(y, x, r, strength, keep, y2, x2, r2, s2,
+                                                       prune=K.prune_blobs, overlap=PRUNE_OVERLAP)
+            seeds = {"x": np.concatenate([x[keep], x2[extra]]), "y": np.concatenate([y[keep], y2[extra]]),
+                     "r": np.concatenate([r[keep], r2[extra]]),
+                     "strength": np.concatenate([strength[keep], s2[extra]]),
+                     "ci": np.concatenate([i[keep].astype(int), i2[extra]]),
+                     "cj": np.concatenate([j[keep].astype(int), j2[extra]]),
+                     "ck": np.concatenate([k[keep].astype(int), k2i[extra]])}
+    return seeds, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, L=L,
+                       pixel_noise=pixel_noise)
 
 
 def _split_cluster_blobs(y, x, r, strength, keep):
@@ -910,7 +960,7 @@ def _split_cluster_blobs(y, x, r, strength, keep):
     return keep
 
 
-def _segment(coarse, seeds, sigmas, f, shape):
+def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
     """Seeded watershed on the smoothed coarse image; returns the full-resolution label image."""
     from skimage.segmentation import watershed
 
@@ -918,6 +968,8 @@ def _segment(coarse, seeds, sigmas, f, shape):
     S = ndi.gaussian_filter(coarse, s_seg)
     neg = -S[S < 0]
     nS = float(np.median(neg) / 0.6745) if neg.size > 20 else float(np.std(S))
+    if pixel_noise is not None:  # crowded field: the negative side holds particle edges, cap by white noise
+        nS = min(nS, _particle_crowd.WHITE_NOISE_CAP * pixel_noise / (2.0 * math.sqrt(math.pi) * s_seg))
     n = len(seeds["x"])
     hc, wc = coarse.shape
     ci = np.clip(np.rint((seeds["y"] + 0.5) / f - 0.5).astype(int), 0, hc - 1)
@@ -1093,15 +1145,18 @@ def _empty_table():
     cols = {c: pd.Series(dtype=float) for c in TABLE_COLUMNS}
     for c in ("label", "fit_group"):
         cols[c] = pd.Series(dtype=np.int64)
-    for c in ("edge", "cluster_unsplit", "fit_ok"):
+    for c in ("edge", "cluster_unsplit", "fit_ok", "in_statistics"):
         cols[c] = pd.Series(dtype=bool)
+    for c in ("status", "reject_reason"):
+        cols[c] = pd.Series(dtype=str)
     return pd.DataFrame(cols)
 
 
 def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, false_alarms: float = 0.05,
                    probe_sigma_nm: float | None = None, edge_correction: str = "exclude",
                    background_scale_nm: float | None = None, n_boot: int = 2000, seed: int = 0,
-                   source: str | None = None) -> ParticleResult:
+                   source: str | None = None, border_rule: str | None = None,
+                   keep_flagged: bool = False) -> ParticleResult:
     """Detect, segment and size bright nanoparticles in a HAADF-STEM image.
 
     Parameters
@@ -1125,10 +1180,17 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
     probe_sigma_nm : float, optional
         Standard deviation of the Gaussian probe. Default: fitted on the
         brightest isolated particles (median), then fixed for all fits.
-    edge_correction : {'exclude', 'miles-lantuejoul'}
-        Statistics leave out particles cut by the image border; with
-        ``'miles-lantuejoul'`` the others are also weighted by the inverse of
-        their probability to lie wholly inside the field.
+    edge_correction : {'exclude', 'miles-lantuejoul', 'include'}
+        Former name of ``border_rule`` (used when ``border_rule`` is None).
+    border_rule : {'exclude', 'miles-lantuejoul', 'include'}, optional
+        Counting rule for particles cut by the image border (Bresch et al. 2022 compare them):
+        ``'exclude'`` leaves them out (biased against large particles), ``'miles-lantuejoul'`` leaves
+        them out and weights the others by the inverse of their probability to lie wholly inside the
+        field (unbiased), ``'include'`` keeps those whose fit passes the checks (their fit uses the
+        visible part only).
+    keep_flagged : bool
+        Keep ``cluster`` and ``rejected`` particles (see :mod:`latticefit._particle_checks`) in the
+        statistics; by default they are listed (``status``, ``reject_reason``) but left out.
     background_scale_nm : float, optional
         Smoothing length of the background (default twice the largest diameter).
     n_boot, seed : int
@@ -1201,8 +1263,10 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
         raise AnalysisError(f"diameter range {dlo:.3g}-{dhi:.3g} nm: the smallest diameter ({dlo_px:.0f} px) is "
                             f"more than half the image ({H}x{W} px)", src)
     dhi_px = max(min(dhi_px, min(H, W) / 2.0), dlo_px * 1.2)
-    if edge_correction not in ("exclude", "miles-lantuejoul"):
-        raise AnalysisError(f"edge_correction must be 'exclude' or 'miles-lantuejoul', got {edge_correction!r}", src)
+    border_rule = edge_correction if border_rule is None else border_rule
+    if border_rule not in BORDER_RULES:
+        raise AnalysisError(f"border_rule must be one of {', '.join(BORDER_RULES)}, got {border_rule!r}", src)
+    edge_correction = border_rule
 
     noise = estimate_noise_model(img)
     bg_scale_px = (background_scale_nm / pix) if background_scale_nm else max(2.0 * dhi_px, 16.0)
@@ -1212,7 +1276,8 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
         "diameter_range_nm": [dlo, dhi], "diameter_range": range_note, "false_alarms": false_alarms,
         "threshold_sigma": det["k"], "log_sigmas_px": (det["sigmas"] * det["f"]).tolist(),
         "detection_binning": det["f"], "background_scale_px": bg_scale_px, "noise": noise.to_dict(),
-        "edge_correction": edge_correction, "outline_fraction": OUTLINE_FRACTION,
+        "edge_correction": edge_correction, "border_rule": border_rule, "keep_flagged": bool(keep_flagged),
+        "outline_fraction": OUTLINE_FRACTION,
     }
 
     def _result(table, labels, summary):
@@ -1244,7 +1309,7 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
         n_merged += int(inside.sum())
         seeds = {k: v[~inside] for k, v in seeds.items()}
     settings["n_merged"] = n_merged
-    labels, _ = _segment(det["coarse"], seeds, det["sigmas"], det["f"], (H, W))
+    labels, _ = _segment(det["coarse"], seeds, det["sigmas"], det["f"], (H, W), det.get("pixel_noise"))
     n = len(seeds["x"])
     settings["probe_sigma_nm"] = fit.sigma_px * pix
     settings["probe_sigma"] = "given" if probe_sigma_nm is not None else "fitted (median of isolated particles)"
@@ -1313,8 +1378,27 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
     # (and compact: solidity >= 0.8, as a convex particle cut by a straight border; not a noisy web)
     insignificant &= ~(edge & ~ok & (table["ecd_nm"].to_numpy(float) >= dlo) & (solidity >= 0.8))
     no_region = ~(table["ecd_nm"].to_numpy(float) >= 0.5 * dlo)  # no region, or only the seed pixels
+    # a fitted "particle" with hardly a segment (ECD below half its fit and below the smallest diameter) is a
+    # bump of the background or noise, not a particle a person would outline
+    no_region |= ok & (table["ecd_nm"].to_numpy(float) < 0.5 * np.minimum(d_fit, 2 * dlo)) & \
+        (table["ecd_nm"].to_numpy(float) < dlo)
     small_failed = ~ok & ~(table["ecd_nm"].to_numpy(float) >= dlo)  # failed fit on a fragment
     out_of_range = (ok & ((d_fit < dlo / 1.25) | (d_fit > dhi * 1.25))) | insignificant | no_region | small_failed
+    # faint structure: a detection the checks would flag (cluster / failed fit) whose mean contrast over its
+    # segment is below FAINT_FRACTION of the median of the accepted particles is background structure (a film
+    # edge, a thickness step, a stain), not a dot of the population: dropped, counted in settings
+    pre = check_fits(table.assign(edge=table["edge"] | out_of_range), border_rule=border_rule)
+    contrast = table["integrated_intensity"].to_numpy(float) / np.maximum(area, 1.0)
+    accepted = (pre["status"].to_numpy(str) == "ok") & ~out_of_range
+    faint = np.zeros(n, bool)
+    if accepted.sum() >= 3:
+        # unsplit clusters and failed fits only: a real but non-spherical particle (chi2 or leaves_segment)
+        # of another brightness than the majority stays, rejected and shown
+        flagged = ((pre["status"].to_numpy(str) == "cluster") | (pre["reject_reason"].to_numpy(str) == "no_convergence")) \
+            & ~out_of_range
+        faint = flagged & (contrast < FAINT_FRACTION * float(np.median(contrast[accepted])))
+    settings["n_faint_dropped"] = int(faint.sum())
+    out_of_range |= faint
     if out_of_range.any():
         keep_lab = np.concatenate([[0], table["label"].to_numpy()[~out_of_range]])
         lut = np.zeros(n + 1, np.int32)
@@ -1322,18 +1406,27 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
         labels = lut[labels]
         table = table[~out_of_range].reset_index(drop=True)
         table["label"] = np.arange(1, len(table) + 1, dtype=np.int64)
-    settings["n_rejected"] = int(out_of_range.sum())  # out of range or not significant in the fit
-
-    use = (~table["edge"].to_numpy(bool)) & table["fit_ok"].to_numpy(bool)
-    weights = table["ml_weight"].to_numpy(float)[use] if edge_correction == "miles-lantuejoul" else None
+    settings["n_dropped"] = int(out_of_range.sum())  # out of range or not significant in the fit: not particles
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["aspect_ratio"] = table["feret_max_nm"] / table["feret_min_nm"]
+    # checked fits: status / reject_reason / in_statistics, errors scaled by sqrt(chi2_red) (weighted fits)
+    table = check_fits(table, border_rule=border_rule, keep_flagged=keep_flagged, errors_scaled=not noise.counts)
+    parts = count_line_parts(table)
+    use = table["in_statistics"].to_numpy(bool)
+    weights = table["ml_weight"].to_numpy(float)[use] if border_rule == "miles-lantuejoul" else None
     summary = size_summary(table["diameter_nm"].to_numpy(float)[use], table["diameter_err_nm"].to_numpy(float)[use],
-                           weights=weights, n_excluded=int(table["edge"].sum()), n_boot=n_boot, seed=seed,
+                           weights=weights, n_excluded=parts["n_edge"], n_boot=n_boot, seed=seed,
                            warn=False)
+    summary.update({k: v for k, v in parts.items() if k != "n_detected"})
+    summary["border_rule"] = border_rule
+    summary["keep_flagged"] = bool(keep_flagged)
     if summary["n"] == 0:
         warnings.warn(f"{src or 'image'}: no particle fit for statistics: the summary is empty",
                       LatticefitWarning, stacklevel=2)
     summary["n_detected"] = int(len(table))
     summary["n_fit_failed"] = int((~table["fit_ok"]).sum())
+    summary["rejection"] = {"fit_ecd_band": list(_FIT_ECD_BAND), "chi2_factor": _CHI2_FACTOR,
+                            "error_scale_max": float(table["error_scale"].max()) if len(table) else 1.0}
     summary["n_cluster_unsplit"] = int(table["cluster_unsplit"].sum())
     summary["probe_sigma_nm"] = settings["probe_sigma_nm"]
     ecd = table["ecd_nm"].to_numpy(float)[use]
@@ -1365,10 +1458,11 @@ def plot_overlay(result: ParticleResult, image=None, ax=None, *, circles: bool =
                  scalebar: bool = True, legend: bool = True, linewidth: float = 0.8):
     """Draw the segmented particles over the image.
 
-    Outlines of the label image in orange, particles cut by the border in
-    reddish purple, clusters that could not be split in vermillion (dashed),
-    fitted model diameters as dotted sky-blue circles and centre marks; all
-    Okabe-Ito (colour-blind safe).
+    Outlines of the label image by status (:mod:`latticefit._particle_overlay`): particles in the
+    statistics in orange with their fitted model diameter as a solid sky-blue circle, particles cut by
+    the border in reddish purple, unsplit clusters in vermillion (dashed), rejected fits in yellow
+    (dotted, crossed); all Okabe-Ito (colour-blind safe). The scale bar goes to the emptiest corner
+    and never covers a detected particle (outside the image when no corner is free).
 
     Parameters
     ----------
@@ -1392,54 +1486,30 @@ def plot_overlay(result: ParticleResult, image=None, ax=None, *, circles: bool =
     >>> ax = plot_overlay(find_particles(mg, diameter_range_nm=(2, 10)), mg)
     """
     import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Circle as MplCircle
 
-    from .._plotstyle import COLORS, OKABE_ITO, show_image
+    from . import _overlay as _particle_overlay
+    from .._plotstyle import show_image
 
     if ax is None:
         _fig, ax = plt.subplots(figsize=(5, 5))
     pix = float(math.sqrt(result.pixel_size_nm[0] * result.pixel_size_nm[1]))
     if image is not None:
         data = image.data if isinstance(image, Micrograph) else np.asarray(image, dtype=np.float32)
-        show_image(ax, data, pixel_size_nm=pix if scalebar else None, scalebar=scalebar)
-    else:
-        h, w = result.labels.shape
-        ax.set_xlim(-0.5, w - 0.5)
-        ax.set_ylim(h - 0.5, -0.5)
-        ax.set_aspect("equal")
+        show_image(ax, data, scalebar=False)
     h, w = result.labels.shape
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
+    ax.set_aspect("equal")
     t = result.table
+    if scalebar and image is not None:
+        # the emptiest corner: no segment and no fitted disk of any detection under the bar
+        occ_t = t.assign(diameter_px_overlay=t["diameter_nm"] / pix) if len(t) else None
+        _particle_overlay.place_scalebar(ax, pix, result.labels, occ_t)
     if len(t) == 0:
         ax.text(0.5, 0.5, "no particles", transform=ax.transAxes, ha="center", va="center", color="white")
         return ax
-    colours = {"ok": COLORS["outline"], "edge": COLORS["edge"], "unsplit": OKABE_ITO["vermillion"]}
-    kind = np.where(t["edge"].to_numpy(bool), "edge", np.where(t["cluster_unsplit"].to_numpy(bool), "unsplit", "ok"))
-    segs = _outline_segments(result.labels, t["label"].to_numpy(int))
-    for key, style in (("ok", "solid"), ("edge", "solid"), ("unsplit", "dashed")):
-        lines = [s for lab, kd in zip(t["label"].to_numpy(int), kind) if kd == key for s in segs.get(lab, [])]
-        if lines:
-            ax.add_collection(LineCollection(lines, colors=colours[key], linewidths=linewidth, linestyles=style,
-                                             zorder=5))
-    if circles:
-        for x, y, d, okf in zip(t["x_px"], t["y_px"], t["diameter_nm"], t["fit_ok"]):
-            if okf and np.isfinite(d):
-                ax.add_patch(MplCircle((x, y), d / pix / 2.0, fill=False, ec=OKABE_ITO["sky_blue"], lw=0.6 * linewidth,
-                                       ls=(0, (1, 1.5)), zorder=6))
-    if centres:
-        ms = 4.0 if len(t) < 100 else 2.5
-        ax.plot(t["x_px"], t["y_px"], "+", color=OKABE_ITO["sky_blue"], ms=ms, mew=0.7, zorder=7, ls="none")
+    handles = _particle_overlay.draw_particles(ax, result, circles=circles, centres=centres, linewidth=linewidth)
     if legend:
-        handles = [Line2D([], [], color=colours["ok"], lw=1.2, label="particle outline")]
-        if circles:
-            handles.append(Line2D([], [], color=OKABE_ITO["sky_blue"], lw=1.0, ls=":", label="model-fit diameter"))
-        if (kind == "edge").any():
-            handles.append(Line2D([], [], color=colours["edge"], lw=1.2, label="cut by border (excluded)"))
-        if (kind == "unsplit").any():
-            handles.append(Line2D([], [], color=colours["unsplit"], lw=1.2, ls="--", label="unsplit cluster?"))
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=2, fontsize=6, frameon=False,
                   handlelength=1.8, borderaxespad=0.2)
     return ax
@@ -1449,24 +1519,53 @@ def _g(v) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.3g}"
 
 
+def count_line(s: dict, n_detected: int | None = None) -> str:
+    """``"N detected = n in statistics + e cut by the border + r rejected (reasons) + c unsplit clusters"``."""
+    nd = s.get("n_detected", n_detected)
+    rule = s.get("border_rule", "exclude")
+    parts = [f"{s['n']} in statistics" + (" (flagged kept)" if s.get("n_flagged_kept") else "")]
+    parts.append(f"{s.get('n_edge', 0)} cut by the border (border rule {rule})")
+    reasons = s.get("reasons") or {}
+    why = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in reasons.items())
+    parts.append(f"{s.get('n_rejected', 0)} rejected fits" + (f" ({why})" if why else ""))
+    parts.append(f"{s.get('n_cluster', 0)} unsplit clusters")
+    return f"{nd} particles detected = " + " + ".join(parts)
+
+
 def summary_lines(result: ParticleResult) -> list[str]:
     """A short human-readable summary table of a :class:`ParticleResult`."""
     from .._plotstyle import format_uncertain
 
     s = result.summary
     name = result.source or "image"
-    lines = [f"{name}: {s.get('n_detected', len(result.table))} particles detected, {s['n']} in statistics "
-             f"({s['n_edge']} cut by the border excluded"
-             + (f", {s.get('n_fit_failed', 0)} fits failed" if s.get("n_fit_failed") else "") + ")"]
+    lines = [f"{name}: {count_line(s, len(result.table))}"]
     if s["n"]:
+        def ci(key, unit=""):
+            v = s.get(key) or [None, None]
+            return f"95% CI {_g(v[0])}-{_g(v[1])}{unit}"
+
         lines += [
-            f"  model-fit diameter  mean {format_uncertain(s['mean_nm'], s.get('mean_err_nm'), 'nm')}"
-            f"   median {_g(s['median_nm'])} nm   SD {_g(s['std_nm'])} nm",
-            f"  RSD {_g(s['rsd_percent'])}%  (95% CI {_g(s['rsd_ci95_percent'][0])}-{_g(s['rsd_ci95_percent'][1])}%)"
-            f"   corrected for measurement noise {_g(s['rsd_corrected_percent'])}%",
-            f"  per-particle error (rms) {_g(s.get('mean_measurement_err_nm'))} nm   "
-            f"mask ECD mean {_g(s.get('ecd_mean_nm'))} nm   probe sigma {_g(s.get('probe_sigma_nm'))} nm",
+            (f"  model-fit diameter  mean {format_uncertain(s['mean_nm'], s.get('mean_err_nm'), 'nm')} (± SE; "
+             f"{ci('mean_ci95_nm', ' nm')})   median {_g(s['median_nm'])} nm ({ci('median_ci95_nm', ' nm')})"),
+            (f"  SD {_g(s['std_nm'])} nm ({ci('std_ci95_nm', ' nm')})   RSD {_g(s['rsd_percent'])}% "
+             f"({ci('rsd_ci95_percent', '%')}, bootstrap)   corrected for measurement noise "
+             f"{_g(s['rsd_corrected_percent'])}%"),
+            (f"  per-particle error (rms, 1 SE) {_g(s.get('mean_measurement_err_nm'))} nm   "
+             f"mask ECD mean {_g(s.get('ecd_mean_nm'))} nm   probe sigma {_g(s.get('probe_sigma_nm'))} nm"),
         ]
+        g = s.get("gaussian") or {}
+        ln = s.get("lognormal") or {}
+        gof = s.get("goodness_of_fit") or {}
+        if g and ln:
+            lines.append(
+                f"  fits: normal mu {_g(g.get('mu_nm'))} nm sigma {_g(g.get('sigma_nm'))} nm "
+                f"(KS p {_g((gof.get('normal') or {}).get('p'))}); lognormal median {_g(ln.get('median_nm'))} nm "
+                f"sigma_ln {_g(ln.get('sigma_log'))} (KS p {_g((gof.get('lognormal') or {}).get('p'))})")
+        adv = s.get("rsd_precision") or {}
+        if adv.get("targets"):
+            need = ", ".join(f"{t['n_needed']} for ±{t['halfwidth_pp']:g} pp" for t in adv["targets"])
+            lines.append(f"  RSD precision: ±{_g(adv.get('rsd_ci95_halfwidth_pp'))} pp (95% CI half-width) with "
+                         f"N = {s['n']}; particles needed: {need}")
         for note in s.get("notes", []):
             lines.append(f"  note: {note}")
     return lines

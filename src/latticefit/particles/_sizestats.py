@@ -252,7 +252,9 @@ def size_summary(d, err=None, *, weights=None, n_excluded: int = 0, n_boot: int 
         ``rsd_percent``, ``rsd_ci95_percent`` [lo, hi],
         ``rsd_corrected_percent``, ``mean_err_nm`` (standard error of the mean),
         ``mean_measurement_err_nm``, ``gaussian``, ``lognormal``, ``histogram``,
-        ``notes``. With no particles every statistic is None/NaN and a
+        ``notes``, bootstrap 95 % CIs ``mean_ci95_nm`` / ``median_ci95_nm`` / ``std_ci95_nm``,
+        ``goodness_of_fit`` (KS of both fits) and ``rsd_precision`` (particles needed for +-1 / +-0.5 pp
+        on the RSD, :func:`latticefit.particles._size_precision.rsd_precision_advice`). With no particles every statistic is None/NaN and a
         :class:`~latticefit.errors.LatticefitWarning` is issued.
 
     Examples
@@ -270,7 +272,9 @@ def size_summary(d, err=None, *, weights=None, n_excluded: int = 0, n_boot: int 
             warnings.warn("no particles to summarise: statistics are empty", LatticefitWarning, stacklevel=2)
         out.update({k: None for k in EMPTY_SUMMARY_KEYS})
         out["rsd_ci95_percent"] = [None, None]
-        out.update({"gaussian": None, "lognormal": None, "histogram": fd_histogram(d), "notes": ["no particles"]})
+        out.update({"gaussian": None, "lognormal": None, "histogram": fd_histogram(d), "notes": ["no particles"],
+                    "mean_ci95_nm": [None, None], "median_ci95_nm": [None, None], "std_ci95_nm": [None, None],
+                    "goodness_of_fit": None, "rsd_precision": None})
         return out
     mean, sd = weighted_mean_sd(d, w)
     if w is None:
@@ -300,4 +304,10 @@ def size_summary(d, err=None, *, weights=None, n_excluded: int = 0, n_boot: int 
         "histogram": fd_histogram(d, weights=w),
         "notes": notes,
     })
+    # bootstrap CIs of mean / median / SD (same resamples as the RSD's), KS goodness of fit, RSD advisor
+    from ._size_precision import bootstrap_cis, goodness_of_fit, rsd_precision_advice
+
+    out.update(bootstrap_cis(d, weights=w, n_boot=n_boot, seed=seed))
+    out["goodness_of_fit"] = goodness_of_fit(d, out["gaussian"], out["lognormal"])
+    out["rsd_precision"] = rsd_precision_advice(rc if np.isfinite(rc) else rsd, n)
     return out

@@ -118,6 +118,8 @@ class SizePopulation:
     def used_mask(self) -> np.ndarray:
         """Rows of the particle table that enter the statistics (non-edge, fitted)."""
         t = self.particles.table
+        if "in_statistics" in t:  # checked fits: rejected fits and unsplit clusters are left out too
+            return t["in_statistics"].to_numpy(bool)
         use = ~t["edge"].to_numpy(bool)
         if "fit_ok" in t:
             use &= t["fit_ok"].to_numpy(bool)
@@ -275,6 +277,8 @@ def split_population(result, diameter_range_nm):
     use = ~sub["edge"].to_numpy(bool)
     if "fit_ok" in sub:
         use &= sub["fit_ok"].to_numpy(bool)
+    if "in_statistics" in sub:
+        use = sub["in_statistics"].to_numpy(bool)
     err = sub["diameter_err_nm"].to_numpy(float)[use] if "diameter_err_nm" in sub else None
     weights = None
     if result.summary.get("weighted") and "ml_weight" in sub:
@@ -351,12 +355,16 @@ def _shared_legend(fig, pops, ncol: int):
     from matplotlib.patches import Patch
 
     handles = [Line2D([], [], color=ps.COLORS["outline"], lw=1.0, label="particle outline"),
-               Line2D([], [], color=ps.OKABE_ITO["sky_blue"], lw=1.0, ls=":", label="model-fit diameter")]
+               Line2D([], [], color=ps.OKABE_ITO["sky_blue"], lw=1.0, label="model-fit diameter")]
     tables = [p.particles.table for p in pops]
     if any(t["edge"].astype(bool).any() for t in tables if len(t)):
         handles.append(Line2D([], [], color=ps.COLORS["edge"], lw=1.0, label="cut by border (excluded)"))
     if any(t["cluster_unsplit"].astype(bool).any() for t in tables if len(t) and "cluster_unsplit" in t):
-        handles.append(Line2D([], [], color=ps.OKABE_ITO["vermillion"], lw=1.0, ls="--", label="unsplit cluster?"))
+        handles.append(Line2D([], [], color=ps.OKABE_ITO["vermillion"], lw=1.0, ls="--",
+                              label="unsplit cluster (excluded)"))
+    if any((t["status"] == "rejected").any() for t in tables if len(t) and "status" in t):
+        handles.append(Line2D([], [], color=ps.OKABE_ITO["yellow"], lw=1.0, ls=":", marker="x", ms=3,
+                              label="rejected fit (excluded)"))
     handles += [Patch(facecolor="0.6", edgecolor="0.4", label=r"histogram ± $\sqrt{n}$"),
                 Line2D([], [], color=ps.COLORS["gauss"], lw=1.0, label="Gaussian fit"),
                 Line2D([], [], color=ps.COLORS["lognorm"], lw=1.0, ls="--", label="log-normal fit")]

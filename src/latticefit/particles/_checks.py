@@ -1,0 +1,122 @@
+"""Quality checks of the per-particle model fits, and who goes into the statistics.
+
+:func:`check_fits` gives every particle of a :func:`latticefit.particles.find_particles` table a
+``status`` (``ok``, ``edge``, ``cluster``, ``rejected``), a ``reject_reason`` and ``in_statistics``:
+
+- ``edge``: cut by the image border (left out unless the border rule is ``include``);
+- ``cluster``: the segment looks like several particles the splitting could not separate (``cluster_unsplit``);
+- ``rejected``, with the first reason that applies:
+
+  * ``no_convergence``: the fit did not converge, or gave no finite size or error;
+  * ``leaves_segment``: the fitted diameter and the equivalent circular diameter (ECD) of the particle's own
+    segment disagree by more than the band ``FIT_ECD_BAND`` (the sphere of a projected sphere's 20 %-of-peak
+    outline is 0.98 of its diameter; the band leaves room for blur, pixelation and a watershed cut);
+  * ``chi2``: ``chi2_red`` is above ``CHI2_FACTOR`` times the image's median ``chi2_red`` of the fitted
+    particles (and above 2). The gain of a detector is seldom known, so the absolute chi2 of one image says
+    little; a fit much worse than the others of the same image does say that the model does not hold there.
+
+The statistical 1-sigma errors (``diameter_err_nm``, ``x_err_px``, ``y_err_px``) are multiplied by
+``sqrt(chi2_red)`` when it is above 1 and the fit was weighted by a noise model (``errors_scaled=False``): an
+imperfect model leaves residuals larger than the noise, and the covariance of a weighted fit does not know it.
+
+Examples
+--------
+>>> import pandas as pd
+>>> t = pd.DataFrame({"diameter_nm": [5.0, 5.1, 9.0, 5.0], "ecd_nm": [5.0, 5.0, 4.0, 5.2],
+...                   "diameter_err_nm": [0.1] * 4, "x_err_px": [0.1] * 4, "y_err_px": [0.1] * 4,
+...                   "chi2_red": [1.0, 1.1, 1.0, 40.0], "fit_ok": [True] * 4, "edge": [False] * 4,
+...                   "cluster_unsplit": [False] * 4})
+>>> list(check_fits(t).reject_reason)
+['', '', 'leaves_segment', 'chi2']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["BORDER_RULES", "CHI2_FACTOR", "FIT_ECD_BAND", "STATUSES", "check_fits", "count_line_parts"]
+
+#: accepted range of (model-fit diameter) / (mask ECD)
+FIT_ECD_BAND = (0.7, 1.45)
+#: a fit is rejected when chi2_red > CHI2_FACTOR * median chi2_red of the image
+CHI2_FACTOR = 5.0
+#: values of the ``status`` column
+STATUSES = ("ok", "edge", "cluster", "rejected")
+#: counting rules for particles cut by the image border
+BORDER_RULES = ("exclude", "miles-lantuejoul", "include")
+
+
+def check_fits(table, *, border_rule: str = "exclude", keep_flagged: bool = False, errors_scaled: bool = False,
+               fit_ecd_band=FIT_ECD_BAND, chi2_factor: float = CHI2_FACTOR):
+    """Add ``status``, ``reject_reason``, ``in_statistics`` and ``error_scale`` to a particle table (a copy).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Needs ``diameter_nm``, ``ecd_nm``, ``diameter_err_nm``, ``chi2_red``, ``fit_ok``, ``edge``,
+        ``cluster_unsplit`` (``x_err_px``, ``y_err_px`` are scaled too when present).
+    border_rule : {'exclude', 'miles-lantuejoul', 'include'}
+        ``include`` lets edge particles that pass the checks into the statistics.
+    keep_flagged : bool
+        Put ``cluster`` and ``rejected`` particles with a finite diameter into the statistics too.
+    errors_scaled : bool
+        The errors already hold the residual variance (unweighted fit): do not scale them again.
+    """
+    t = table.copy()
+    n = len(t)
+    d = t["diameter_nm"].to_numpy(float)
+    ecd = t["ecd_nm"].to_numpy(float)
+    c2 = t["chi2_red"].to_numpy(float)
+    ok = t["fit_ok"].to_numpy(bool) & np.isfinite(d) & np.isfinite(t["diameter_err_nm"].to_numpy(float))
+    edge = t["edge"].to_numpy(bool)
+    unsplit = t["cluster_unsplit"].to_numpy(bool)
+    good_c2 = ok & ~edge & np.isfinite(c2)
+    med = float(np.median(c2[good_c2])) if good_c2.any() else np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = d / ecd
+        leaves = ok & ~(np.isfinite(ratio) & (ratio >= fit_ecd_band[0]) & (ratio <= fit_ecd_band[1]))
+        bad_c2 = ok & np.isfinite(c2) & (c2 > max(chi2_factor * med, 2.0)) if np.isfinite(med) else np.zeros(n, bool)
+    reason = np.full(n, "", dtype=object)
+    reason[bad_c2] = "chi2"
+    reason[leaves] = "leaves_segment"
+    reason[~ok] = "no_convergence"
+    status = np.full(n, "ok", dtype=object)
+    status[reason != ""] = "rejected"
+    status[unsplit] = "cluster"
+    reason[unsplit & (reason == "")] = "cluster_unsplit"
+    if border_rule != "include":
+        status[edge] = "edge"
+    in_stats = status == "ok"
+    if keep_flagged:
+        in_stats |= np.isin(status, ["cluster", "rejected"]) & ok
+    scale = np.ones(n)
+    if not errors_scaled:
+        scale = np.where(np.isfinite(c2) & (c2 > 1.0), np.sqrt(np.where(np.isfinite(c2), c2, 1.0)), 1.0)
+        for col in ("diameter_err_nm", "x_err_px", "y_err_px"):
+            if col in t:
+                t[col] = t[col].to_numpy(float) * scale
+    t["status"] = status.astype(str)
+    t["reject_reason"] = reason.astype(str)
+    t["in_statistics"] = in_stats.astype(bool)
+    t["error_scale"] = scale
+    return t
+
+
+def count_line_parts(table) -> dict:
+    """Exact partition of the detections: ``n_detected = n_in_statistics + n_edge + n_rejected + n_cluster``.
+
+    ``n_edge``, ``n_rejected`` and ``n_cluster`` count the particles of that status left out of the statistics;
+    ``n_flagged_kept`` the cluster/rejected ones kept (``keep_flagged``); ``reasons`` the rejected ones per reason.
+    """
+    st = table["status"].to_numpy(str) if len(table) else np.zeros(0, str)
+    ins = table["in_statistics"].to_numpy(bool) if len(table) else np.zeros(0, bool)
+    rr = table["reject_reason"].to_numpy(str) if len(table) else np.zeros(0, str)
+    out = {"n_detected": len(st), "n_in_statistics": int(ins.sum()),
+           "n_edge": int(np.sum(~ins & (st == "edge"))), "n_rejected": int(np.sum(~ins & (st == "rejected"))),
+           "n_cluster": int(np.sum(~ins & (st == "cluster"))),
+           "n_flagged_kept": int(np.sum(ins & np.isin(st, ["cluster", "rejected"]))),
+           "n_edge_included": int(np.sum(ins & table["edge"].to_numpy(bool))) if len(st) else 0}
+    rej = ~ins & (st == "rejected")
+    out["reasons"] = {str(k): int(np.sum(rej & (rr == k))) for k in np.unique(rr[rej])}
+    assert out["n_detected"] == out["n_in_statistics"] + out["n_edge"] + out["n_rejected"] + out["n_cluster"]
+    return out

@@ -1,0 +1,290 @@
+"""Detection helpers for crowded particle fields (rafts, chains, aggregates, low sampling).
+
+- noise: on a crowded field too few pixels lie far from every particle to measure the noise of a LoG scale,
+  and what is measured holds particle signal, so the threshold rises until nothing is detected. For those
+  scales :func:`white_log_noise` (white noise of the image's own pixel noise, :func:`pixel_noise`, Immerkaer's
+  estimator, which ignores smooth structure) times :data:`WHITE_NOISE_CAP` caps the measured value;
+- background: :func:`opening_background` (a grey opening) follows film edges and thicker matrix steps;
+- splitting: :func:`spatial_maxima` (maxima of single LoG scales) on intensity tops (:func:`intensity_peaks`)
+  tile blobs that hold a raft, chain or aggregate (:func:`split_crowds`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["WHITE_NOISE_CAP", "pixel_noise", "white_log_noise"]
+
+#: on scales without enough clean background the measured noise may exceed the white-noise prediction by this
+#: factor (some correlated noise) before it is taken as contaminated by particle signal
+WHITE_NOISE_CAP = 1.5
+
+
+def pixel_noise(coarse, f, *, stabilised=False) -> float:
+    """Pixel-noise SD of the detection image ``coarse`` (blocks of ``f`` px).
+
+    Immerkaer's estimate (median of the quieter half of 32-px tiles; smooth structure does not enter); after
+    the variance-stabilising transform at least ``1 / f`` (unit noise per full-resolution pixel averaged over
+    ``f x f`` blocks).
+    """
+    from ._pipeline import _immerkaer_tiles
+
+    _m, v = _immerkaer_tiles(np.asarray(coarse, np.float32))
+    if v.size:
+        keep = v <= np.quantile(v, 0.5) if v.size > 8 else np.ones(v.size, bool)
+        s = math.sqrt(max(float(np.median(v[keep])), 0.0))
+    else:
+        s = float(np.std(coarse))
+    return max(s, 1.0 / f) if stabilised else s
+
+
+def white_log_noise(s, sigmas):
+    """SD of the scale-normalised LoG (``-sigma^2 LoG``) of white noise of SD ``s`` at each of ``sigmas`` (px).
+
+    The filtered variance is ``s^2 / (2 pi sigma^2)`` (Parseval: ``(2 pi)^-2 int sigma^4 k^4 exp(-sigma^2 k^2)
+    d^2k``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.normal(0, 2.0, (256, 256)).astype(np.float32)
+    >>> [round(float(v), 2) for v in white_log_noise(pixel_noise(img, 1), np.array([2.0, 4.0]))]
+    [0.39, 0.19]
+    """
+    return float(s) / (np.asarray(sigmas, float) * math.sqrt(2 * math.pi))
+
+
+def opening_background(img, size_px, *, clip_sigma=2.0):
+    """Background under bright particles smaller than ``size_px``: a grey opening, smoothed, bias-corrected.
+
+    A slowly varying background smoothed with masked particles cannot follow a step (a film or carbon
+    edge, a thicker matrix on one side): its bright side is masked as "particle". A grey opening (erosion
+    then dilation, square of side 0.75 ``size_px``: a disk of diameter ``size_px`` holds no such square) removes every
+    bright feature smaller than the square and keeps steps and ramps. It is done on blocks of
+    ``size_px / 8`` px, smoothed by a sixth of the square and lifted by the median residual of the
+    background blocks (the erosion takes minima of noisy values, so it sits low).
+
+    Returns ``(background, particle_mask)`` on the grid of ``img``.
+
+    Examples
+    --------
+    >>> yy, xx = np.mgrid[:200, :200]
+    >>> img = 100.0 + 50.0 * (xx > 120) + 80.0 * ((xx - 60) ** 2 + (yy - 100) ** 2 < 15 ** 2)
+    >>> bg, mask = opening_background(img.astype(np.float32), 40)
+    >>> round(float(bg[100, 60])), round(float(bg[100, 180])), bool(mask[100, 60]), bool(mask[100, 180])
+    (101, 150, True, False)
+    """
+    from scipy import ndimage as ndi
+
+    from . import _kernels as K
+    from ._pipeline import _resample
+
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    m = max(1, int(size_px // 8))
+    m = min(m, max(1, min(img.shape) // 8))
+    blocks = K.bin_image(img, m) if m > 1 else img
+    side = max(3, math.ceil(0.75 * size_px / m) + 1)
+    sm = ndi.gaussian_filter(blocks, 0.7)
+    # opening with the outside ignored (reflect padding would mirror a dot in a corner into a blob too large
+    # for the square, and leave it in the background)
+    hi, lo = float(sm.max()) + 1.0, float(sm.min()) - 1.0
+    opened = ndi.grey_dilation(ndi.grey_erosion(sm, size=(side, side), mode="constant", cval=hi),
+                               size=(side, side), mode="constant", cval=lo)
+    opened = ndi.gaussian_filter(opened, max(side / 6.0, 1.0), mode="reflect")
+    r = blocks - opened
+    neg = r[r < np.median(r)]
+    sd = float(np.std(r)) if neg.size < 10 else float(np.median(np.abs(neg - np.median(r))) / 0.6745)
+    bias = 0.0
+    for _ in range(3):
+        bgpix = r - bias < clip_sigma * max(sd, 1e-12)
+        if bgpix.sum() < 10:
+            break
+        bias = float(np.median(r[bgpix]))
+        rb = r[bgpix] - bias
+        sd = float(1.4826 * np.median(np.abs(rb))) or sd
+    small = opened + bias
+    bg = _resample(small, m, 1, img.shape) if m > 1 else small.astype(np.float32)
+    sdf = sd * m  # noise of single pixels, about (block noise) * m
+    mask = (img - bg) > clip_sigma * max(sdf, 1e-12)
+    return bg.astype(np.float32), mask
+
+
+# ------------------------------------------------------------------------- crowd splitting
+try:
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency; the reference is used without it
+    njit = None
+
+
+def _spatial_maxima_py(stack, thresholds, border):
+    ns, h, w = stack.shape
+    out = []
+    for k in range(ns):
+        thr = thresholds[k]
+        for i in range(border, h - border):
+            for j in range(border, w - border):
+                v = stack[k, i, j]
+                if v <= thr:
+                    continue
+                ok = True
+                for di in range(-1, 2):
+                    ii = i + di
+                    if ii < 0 or ii >= h:
+                        continue
+                    for dj in range(-1, 2):
+                        jj = j + dj
+                        if jj < 0 or jj >= w or (di == 0 and dj == 0):
+                            continue
+                        u = stack[k, ii, jj]
+                        before = di < 0 or (di == 0 and dj < 0)
+                        if u > v or (before and u == v):
+                            ok = False
+                            break
+                    if not ok:
+                        break
+                if ok:
+                    out.append((k, i, j, v))
+    return out
+
+
+if njit is not None:
+    @njit(cache=True)
+    def _spatial_maxima_nb(stack, thresholds, border):
+        ns, h, w = stack.shape
+        cap = 4096
+        out = np.empty((cap, 4))
+        n = 0
+        for k in range(ns):
+            thr = thresholds[k]
+            for i in range(border, h - border):
+                for j in range(border, w - border):
+                    v = stack[k, i, j]
+                    if v <= thr:
+                        continue
+                    ok = True
+                    for di in range(-1, 2):
+                        ii = i + di
+                        if ii < 0 or ii >= h:
+                            continue
+                        for dj in range(-1, 2):
+                            jj = j + dj
+                            if jj < 0 or jj >= w or (di == 0 and dj == 0):
+                                continue
+                            u = stack[k, ii, jj]
+                            before = di < 0 or (di == 0 and dj < 0)
+                            if u > v or (before and u == v):
+                                ok = False
+                                break
+                        if not ok:
+                            break
+                    if ok:
+                        if n == cap:
+                            cap *= 2
+                            new = np.empty((cap, 4))
+                            new[:n] = out[:n]
+                            out = new
+                        out[n, 0] = k
+                        out[n, 1] = i
+                        out[n, 2] = j
+                        out[n, 3] = v
+                        n += 1
+        return out[:n].copy()
+
+
+def spatial_maxima(stack, thresholds, border=0):
+    """Local maxima of every scale ``stack[k]`` over its 3x3 neighbourhood above ``thresholds[k]`` (numba).
+
+    Same tie rule as :func:`latticefit._particle_kernels.scale_space_maxima` (a plateau gives one point), but
+    the neighbouring scales are not compared: a dot inside a raft is a maximum of its own scale even where
+    the raft's larger scale outranks it. Rows ``(k, y, x, value)``; :func:`spatial_maxima_ref` is the reference.
+    """
+    stack = np.ascontiguousarray(stack, dtype=np.float32)
+    thr = np.ascontiguousarray(thresholds, dtype=np.float64)
+    if njit is None:
+        return spatial_maxima_ref(stack, thr, border)
+    return _spatial_maxima_nb(stack, thr, int(border))
+
+
+def spatial_maxima_ref(stack, thresholds, border=0):
+    """Numpy reference of :func:`spatial_maxima` (same rows, same order)."""
+    stack = np.asarray(stack, dtype=np.float64)
+    _ns, h, w = stack.shape
+    padded = np.pad(stack, ((0, 0), (1, 1), (1, 1)), mode="constant", constant_values=-np.inf)
+    keep = stack > np.asarray(thresholds)[:, None, None]
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            if di == dj == 0:
+                continue
+            nb = padded[:, 1 + di:1 + di + h, 1 + dj:1 + dj + w]
+            before = di < 0 or (di == 0 and dj < 0)
+            keep &= (nb < stack) if before else (nb <= stack)
+    if border > 0:
+        keep[:, :border, :] = False
+        keep[:, h - border:, :] = False
+        keep[:, :, :border] = False
+        keep[:, :, w - border:] = False
+    k, i, j = np.nonzero(keep)
+    return np.column_stack([k, i, j, stack[k, i, j]]).astype(np.float64)
+
+
+def intensity_peaks(coarse, sigma):
+    """Boolean map of the local maxima (3x3) of ``coarse`` smoothed by ``sigma`` px: the tops of bright dots."""
+    from scipy import ndimage as ndi
+
+    s = ndi.gaussian_filter(np.asarray(coarse, np.float32), max(float(sigma), 0.5))
+    return s >= ndi.maximum_filter(s, size=3, mode="nearest")
+
+
+def split_crowds(y, x, r, strength, keep, cy, cx, cr, cs, *, prune, overlap, min_cover=0.35, min_strength=0.35):
+    """Replace kept blobs by the smaller candidates that tile them (a raft, chain or aggregate seen as one).
+
+    ``y, x, r, strength, keep``: the detections (scale-space maxima) and which are kept; ``cy, cx, cr, cs``:
+    extra candidates (maxima of single scales that sit on an intensity top). A kept blob ``i`` is replaced
+    when at least two candidates inside it (centre within ``r_i``, radius 0.2-0.75 ``r_i``, significance at
+    least ``min_strength`` of its own: noise bumps on one dot's top are far weaker), pruned among
+    themselves, lie side by side (centre distance >= 0.8 (r_a + r_b)) and cover ``min_cover`` of its area;
+    the largest radius cap (0.75, 0.6, 0.45, 0.3 ``r_i``) that gives such a tiling wins.
+
+    Returns ``(keep, extra)``: the new ``keep`` of the detections and the indices of the candidates added.
+    """
+    from scipy.spatial import cKDTree
+
+    keep = keep.copy()
+    ny = len(y)
+    ay = np.concatenate([y, cy])
+    ax = np.concatenate([x, cx])
+    ar = np.concatenate([r, cr])
+    a_s = np.concatenate([strength, cs])
+    used = np.zeros(len(ay), bool)
+    used[:ny] = keep
+    if not len(ay) or not keep.any():
+        return keep, np.zeros(0, int)
+    tree = cKDTree(np.column_stack([ax, ay]))
+    added = []
+    for i in np.nonzero(keep)[0][np.argsort(-r[keep])]:
+        if not keep[i]:
+            continue
+        near = np.asarray(tree.query_ball_point([x[i], y[i]], r[i]), dtype=np.int64)
+        near = near[(near != i) & ~used[near]]
+        for cap in (0.75, 0.6, 0.45, 0.3):
+            cand = near[(ar[near] >= 0.2 * r[i]) & (ar[near] <= cap * r[i]) & (a_s[near] >= min_strength * strength[i])]
+            if len(cand) < 2:
+                continue
+            sub = cand[prune(ay[cand], ax[cand], ar[cand], a_s[cand], overlap)]
+            if len(sub) < 2 or np.sum(ar[sub] ** 2) < min_cover * r[i] ** 2:
+                continue
+            d = np.hypot(ax[sub][:, None] - ax[sub][None, :], ay[sub][:, None] - ay[sub][None, :])
+            np.fill_diagonal(d, np.inf)
+            if np.all(d >= 0.8 * (ar[sub][:, None] + ar[sub][None, :])):
+                keep[i] = False
+                used[i] = False
+                used[sub] = True
+                for s in sub:
+                    if s < ny:
+                        keep[s] = True
+                    else:
+                        added.append(s - ny)
+                break
+    return keep, np.array(sorted(added), dtype=int)

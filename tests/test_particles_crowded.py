@@ -1,0 +1,311 @@
+"""Crowded fields (issue 13): crowd kernels vs references, checked fits, border rules, statistics, overlays, real files."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial import cKDTree
+
+from latticefit.particles import _crowd as C
+from latticefit.particles._checks import check_fits, count_line_parts
+from latticefit.particles._size_precision import (
+    bootstrap_cis,
+    rsd_precision_advice,
+    rsd_standard_error,
+)
+from latticefit.particles._pipeline import count_line, find_particles, summary_lines
+from latticefit.synth._crowded import haadf_crowded
+
+
+def f1_bias(res, truth):
+    """F1 over non-edge truth (rejected fits not counted as particles), mean-diameter bias (%) of the statistics."""
+    t = res.table[res.table.status != "rejected"]
+    tp = truth.particles
+    tedge = tp.edge.to_numpy(bool)
+    d, j = cKDTree(np.c_[tp.x_px, tp.y_px]).query(np.c_[t.x_px, t.y_px])
+    hit = d < tp.diameter_px.to_numpy()[j] / 2
+    matched = np.zeros(len(tp), bool)
+    fp = 0
+    for h, jj, st in zip(hit, j, t.status):
+        if h and not matched[jj]:
+            matched[jj] = True
+        elif st != "edge":
+            fp += 1
+    tpos = int((matched & ~tedge).sum())
+    fn = int((~matched & ~tedge).sum())
+    f1 = 2 * tpos / (2 * tpos + fp + fn)
+    bias = 100 * (res.summary["mean_nm"] / tp.diameter_nm[~tedge].mean() - 1)
+    return f1, bias
+
+
+# ------------------------------------------------------------------ kernels vs references
+def test_spatial_maxima_matches_reference():
+    rng = np.random.default_rng(0)
+    stack = rng.normal(size=(3, 40, 50)).astype(np.float32)
+    stack[1, 10, 10:12] = 9.0  # plateau: one point
+    thr = np.array([1.0, 1.5, 2.0])
+    a = C.spatial_maxima(stack, thr, 1)
+    b = C.spatial_maxima_ref(stack, thr, 1)
+    np.testing.assert_array_equal(a, b)
+    assert ((a[:, 0] == 1) & (a[:, 1] == 10) & (a[:, 2] >= 10) & (a[:, 2] <= 11)).sum() == 1
+
+
+def test_white_log_noise_matches_measured_log_noise():
+    from latticefit.particles._pipeline import _log_stack_fft
+
+    rng = np.random.default_rng(1)
+    img = rng.normal(0, 3.0, (256, 256)).astype(np.float32)
+    sig = np.array([1.5, 3.0, 6.0])
+    L = _log_stack_fft(img, sig)
+    pred = C.white_log_noise(C.pixel_noise(img, 1), sig)
+    np.testing.assert_allclose(L[:, 20:-20, 20:-20].std(axis=(1, 2)), pred, rtol=0.08)
+
+
+def test_opening_background_follows_a_step():
+    yy, xx = np.mgrid[:256, :256]
+    img = 100.0 + 60.0 * (xx > 150) + 0.1 * yy
+    for cx, cy in ((60, 60), (200, 100), (150, 200)):
+        img = img + 80.0 * np.sqrt(np.clip(1 - ((xx - cx) ** 2 + (yy - cy) ** 2) / 15.0**2, 0, None))
+    rng = np.random.default_rng(2)
+    img = (img + rng.normal(0, 2.0, img.shape)).astype(np.float32)
+    bg, mask = C.opening_background(img, 45)
+    truth = 100.0 + 60.0 * (xx > 150) + 0.1 * yy
+    far = np.abs(xx - 150) > 12
+    assert np.median(np.abs(bg - truth)[far]) < 3.0
+    assert mask[60, 60] and mask[100, 200] and not mask[128, 100]
+
+
+# ------------------------------------------------------------------ checked fits
+def _table(**kw):
+    base = {"diameter_nm": [5.0, 5.1, 9.0, 5.0, 5.0, 5.0, np.nan],
+            "ecd_nm": [5.0, 5.0, 4.0, 5.2, 5.0, 5.0, 4.0],
+            "diameter_err_nm": [0.1] * 6 + [np.nan], "x_err_px": [0.1] * 7, "y_err_px": [0.1] * 7,
+            "chi2_red": [1.0, 1.1, 1.0, 40.0, 4.0, 1.0, 1.0], "fit_ok": [True] * 6 + [False],
+            "edge": [False, False, False, False, False, True, False],
+            "cluster_unsplit": [False, False, False, False, True, False, False]}
+    base.update(kw)
+    return pd.DataFrame(base)
+
+
+def test_check_fits_statuses_reasons_and_partition():
+    t = check_fits(_table())
+    assert list(t.status) == ["ok", "ok", "rejected", "rejected", "cluster", "edge", "rejected"]
+    assert list(t.reject_reason[:4]) == ["", "", "leaves_segment", "chi2"] and t.reject_reason[6] == "no_convergence"
+    assert list(t.in_statistics) == [True, True, False, False, False, False, False]
+    parts = count_line_parts(t)
+    assert parts == {**parts, "n_detected": 7, "n_in_statistics": 2, "n_edge": 1, "n_rejected": 3, "n_cluster": 1}
+    assert parts["reasons"] == {"chi2": 1, "leaves_segment": 1, "no_convergence": 1}
+    # errors of weighted fits scaled by sqrt(chi2_red) when > 1, not below 1, not twice for unweighted fits
+    np.testing.assert_allclose(t.diameter_err_nm[:2], [0.1, 0.1 * np.sqrt(1.1)])
+    assert np.isclose(t.diameter_err_nm[4], 0.2)
+    assert np.allclose(check_fits(_table(), errors_scaled=True).diameter_err_nm[:6], 0.1)
+
+
+def test_keep_flagged_and_include_rule():
+    t = check_fits(_table(), keep_flagged=True, border_rule="include")
+    assert list(t.status) == ["ok", "ok", "rejected", "rejected", "cluster", "ok", "rejected"]
+    # flagged ones with a finite fit are kept; the failed fit (no diameter) never is
+    assert list(t.in_statistics) == [True, True, True, True, True, True, False]
+    p = count_line_parts(t)
+    assert p["n_in_statistics"] + p["n_edge"] + p["n_rejected"] + p["n_cluster"] == p["n_detected"]
+    assert p["n_flagged_kept"] == 3 and p["n_edge_included"] == 1
+
+
+# ------------------------------------------------------------------ statistics
+def test_bootstrap_cis_cover_and_rsd_advisor_matches_simulation():
+    rng = np.random.default_rng(3)
+    d = rng.normal(7.0, 0.56, 200)
+    ci = bootstrap_cis(d, seed=1)
+    for key in ("mean_ci95_nm", "median_ci95_nm", "std_ci95_nm"):
+        assert ci[key][0] < ci[key][1]
+    assert ci["mean_ci95_nm"][0] < 7.0 < ci["mean_ci95_nm"][1]
+    # the SE of the RSD from the formula against the spread of simulated RSDs (N = 50, RSD 8 %)
+    sims = rng.normal(7.0, 0.56, (4000, 50))
+    rsd = 100 * sims.std(axis=1, ddof=1) / sims.mean(axis=1)
+    assert abs(rsd_standard_error(8.0, 50) / rsd.std() - 1) < 0.08
+    adv = rsd_precision_advice(8.0, 50)
+    assert adv["targets"][0]["halfwidth_pp"] == 1.0 and adv["targets"][0]["n_needed"] > 50
+
+
+def test_summary_lines_state_what_every_plus_minus_is():
+    mg, _ = __import__("latticefit.synth", fromlist=["haadf_dots"]).haadf_dots(
+        (384, 384), pixel_size_nm=0.1, diameter_nm=5.0, n_particles=25, n_touching_pairs=2, seed=4)
+    res = find_particles(mg, diameter_range_nm=(2.5, 10))
+    lines = summary_lines(res)
+    txt = "\n".join(lines)
+    assert "± SE" in txt and "95% CI" in txt and "particles needed" in txt and "KS p" in txt
+    for line in lines:
+        if "±" in line and "RSD precision" not in line:
+            assert "SE" in line or "SD" in line or "CI" in line
+    s = res.summary
+    assert s["n_detected"] == s["n"] + s["n_edge"] + s["n_rejected"] + s["n_cluster"]
+    assert count_line(s).startswith(f"{s['n_detected']} particles detected = {s['n']} in statistics")
+    assert s["goodness_of_fit"]["preferred"] in ("normal", "lognormal")
+
+
+def test_border_rules():
+    mg, _truth = __import__("latticefit.synth", fromlist=["haadf_dots"]).haadf_dots(
+        (384, 384), pixel_size_nm=0.1, diameter_nm=5.0, n_particles=30, n_touching_pairs=0, seed=5)
+    ex = find_particles(mg, diameter_range_nm=(2.5, 10), border_rule="exclude")
+    inc = find_particles(mg, diameter_range_nm=(2.5, 10), border_rule="include")
+    ml = find_particles(mg, diameter_range_nm=(2.5, 10), border_rule="miles-lantuejoul")
+    assert ex.summary["n_edge"] > 0 and inc.summary["n"] > ex.summary["n"] and inc.summary["n_edge"] == 0
+    assert ml.summary["weighted"] and ml.summary["n"] == ex.summary["n"]
+    assert not ex.table[ex.table.edge].in_statistics.any()
+    from latticefit.errors import AnalysisError
+
+    with pytest.raises(AnalysisError, match="border_rule"):
+        find_particles(mg, diameter_range_nm=(2.5, 10), border_rule="weird")
+
+
+# ------------------------------------------------------------------ generator and crowded fields
+def test_haadf_crowded_truth():
+    mg, truth = haadf_crowded((384, 384), pixel_size_nm=0.1, diameter_nm=4.0, n_groups=6, n_isolated=4, seed=7)
+    mg2, _truth2 = haadf_crowded((384, 384), pixel_size_nm=0.1, diameter_nm=4.0, n_groups=6, n_isolated=4, seed=7)
+    np.testing.assert_array_equal(mg.data, mg2.data)
+    tp = truth.particles
+    assert set(tp.kind) <= {"raft", "chain", "aggregate", "pair", "isolated"} and (tp.kind == "raft").any()
+    # surface gaps inside groups: 0.1-1 nm (pairs 0-0.3 nm, aggregates may overlap in projection)
+    g = tp.gap_nm[tp.kind.isin(["raft", "chain"]) & tp.gap_nm.notna()]
+    assert ((g >= 0.1 - 1e-9) & (g <= 1.0 + 1e-9)).all()
+    assert tp.touching.mean() > 0.5
+    # every listed sphere shows in the field
+    r = tp.diameter_px / 2
+    assert ((tp.x_px + r > -0.5) & (tp.x_px - r < 383.5) & (tp.y_px + r > -0.5) & (tp.y_px - r < 383.5)).all()
+
+
+@pytest.mark.parametrize("d, pix, dose, seed", [(4.0, 0.1, 50.0, 11), (7.0, 0.06, 20.0, 6), (7.0, 0.15, 100.0, 3)])
+def test_crowded_fields_counted_and_sized(d, pix, dose, seed):
+    # rafts, chains, aggregates, pairs over a ramp and a film edge; (7 nm, 0.06 nm/px) found nothing before
+    n = 512
+    ng = max(3, round(16 * (n * pix) ** 2 / (15 * d) ** 2))
+    mg, truth = haadf_crowded((n, n), pixel_size_nm=pix, diameter_nm=d, n_groups=ng, n_isolated=ng, dose=dose,
+                              seed=seed, probe_sigma_nm=min(0.1, 0.3 * pix))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = find_particles(mg, diameter_range_nm=(0.5 * d, 2 * d))
+    f1, bias = f1_bias(res, truth)
+    assert f1 >= 0.9 and abs(bias) <= 1.0
+    assert not res.table[res.table.status.isin(["cluster", "rejected"])].in_statistics.any()
+
+
+def test_small_dots_5_to_8_px():
+    mg, truth = haadf_crowded((384, 384), pixel_size_nm=4.0 / 6.5, diameter_nm=4.0, n_groups=150, n_isolated=150,
+                              dose=100.0, seed=2, probe_sigma_nm=0.3 * 4.0 / 6.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = find_particles(mg, diameter_range_nm=(2.0, 8.0))
+    f1, bias = f1_bias(res, truth)
+    assert f1 >= 0.97 and abs(bias) <= 1.0
+    s = res.summary
+    assert abs(s["rsd_corrected_percent"] - 8.0) < 1.5
+
+
+def test_crowd_splitting_replaces_a_blob_tiled_by_smaller_maxima():
+    from latticefit.particles import _kernels as K
+
+    # one large blob at (50, 50) r 12 and three single-scale maxima inside it that tile it
+    y, x, r, s = np.array([50.0]), np.array([50.0]), np.array([12.0]), np.array([20.0])
+    cy, cx = np.array([45.0, 45.0, 55.5]), np.array([44.0, 56.0, 50.0])
+    cr, cs = np.array([5.5, 5.5, 5.5]), np.array([8.0, 8.0, 8.0])
+    keep, extra = C.split_crowds(y, x, r, s, np.array([True]), cy, cx, cr, cs, prune=K.prune_blobs, overlap=0.4)
+    assert not keep[0] and list(extra) == [0, 1, 2]
+    # two weak bumps on one dot's top (5 and 20 sigma against its 72) do not split it
+    keep, extra = C.split_crowds(np.array([222.0]), np.array([173.0]), np.array([14.2]), np.array([72.0]),
+                                 np.array([True]), np.array([218.0, 229.0]), np.array([172.0, 172.0]),
+                                 np.array([4.3, 7.5]), np.array([5.3, 20.0]), prune=K.prune_blobs, overlap=0.4)
+    assert keep[0] and len(extra) == 0
+    # concentric smaller maxima (one sphere seen at several scales) do not split it
+    keep, extra = C.split_crowds(y, x, r, s, np.array([True]), np.array([50.0, 50.5]), np.array([50.0, 49.5]),
+                                 np.array([5.0, 7.0]), np.array([8.0, 9.0]), prune=K.prune_blobs, overlap=0.4)
+    assert keep[0] and len(extra) == 0
+
+
+# ------------------------------------------------------------------ overlays
+def test_scalebar_goes_to_an_empty_corner_or_outside():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from latticefit.particles._overlay import place_scalebar
+
+    labels = np.zeros((200, 200), np.int32)
+    labels[170:200, 150:200] = 1  # a particle in the lower right corner
+    _fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(np.zeros((200, 200)))
+    assert place_scalebar(ax, 0.1, labels) == "lower left"
+    labels[170:200, 0:60] = 2
+    labels[0:40, 140:200] = 3
+    _fig2, ax2 = plt.subplots(figsize=(4, 4))
+    ax2.imshow(np.zeros((200, 200)))
+    assert place_scalebar(ax2, 0.1, labels) == "lower edge"  # the free stretch between the two bottom dots
+    labels[185:200, :] = 4
+    labels[:15, :] = 5
+    _fig3, ax3 = plt.subplots(figsize=(4, 4))
+    ax3.imshow(np.zeros((200, 200)))
+    assert place_scalebar(ax3, 0.1, labels) == "outside"
+    plt.close("all")
+
+
+def test_overlay_draws_statuses(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from latticefit.particles import plot_overlay
+
+    mg, _ = haadf_crowded((256, 256), pixel_size_nm=0.1, diameter_nm=4.0, n_groups=4, n_isolated=3, seed=1)
+    res = find_particles(mg, diameter_range_nm=(2, 8))
+    res.table.loc[0, "status"] = "rejected"
+    res.table.loc[1, "status"] = "cluster"
+    fig, ax = plt.subplots()
+    plot_overlay(res, mg, ax=ax)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "rejected fit (excluded)" in labels and "unsplit cluster (excluded)" in labels
+    assert "model-fit diameter" in labels
+    # fitted circles solid and >= 0.8 pt
+    circles = [p for p in ax.patches if p.__class__.__name__ == "Circle"]
+    assert circles and all(c.get_linewidth() >= 0.8 and c.get_linestyle() == "solid" for c in circles)
+    fig.savefig(tmp_path / "o.png")
+    plt.close(fig)
+
+
+def test_cli_border_rule_and_keep_flagged(tmp_path, capsys):
+    import tifffile
+
+    from latticefit.cli import main
+
+    mg, _ = haadf_crowded((256, 256), pixel_size_nm=0.1, diameter_nm=4.0, n_groups=4, n_isolated=3, seed=1)
+    path = tmp_path / "c.tif"
+    tifffile.imwrite(path, mg.data)
+    rc = main(["particles", str(path), "--pixel-size", "0.1nm", "--diameter-range", "2-8nm", "--border-rule",
+               "include", "--keep-flagged"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "border rule include" in out and "particles needed" in out
+
+
+# ------------------------------------------------------------------ real files
+REAL = [("particles/EMDReader_Image_FEI.emd", {}, (25, 70), (3, 20)),
+        ("particles/JEOL HAADF Image.dm4", {}, (15, 30), (10, 22)),
+        ("particles/03_Scanning Preview.emi", {"frame": "mean"}, (17, 30), (8, 16))]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name, kw, n_det, n_stats", REAL, ids=["velox", "jeol", "emi"])
+def test_real_files_keep_flagged_out_of_statistics(realdata, realfile, name, kw, n_det, n_stats):
+    from latticefit import io
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = find_particles(io.load(realfile(name), **kw))
+    t, s = res.table, res.summary
+    assert not t[t.status.isin(["cluster", "rejected"]) | t.cluster_unsplit].in_statistics.any()
+    assert s["n_detected"] == s["n"] + s["n_edge"] + s["n_rejected"] + s["n_cluster"]
+    assert n_det[0] <= s["n_detected"] <= n_det[1] and n_stats[0] <= s["n"] <= n_stats[1]
+    # the errors say how good the model is: scaled up where chi2_red > 1 (weighted fits)
+    assert (t.error_scale >= 1).all()

@@ -99,10 +99,13 @@ def test_cli_report_all_dots_writes_the_table_and_the_verdict(sample_data, tmp_p
     assert (tmp_path / "fig4_dots.png").stat().st_size > 10_000
 
 
-@pytest.mark.xfail(strict=True, reason="known failure (issue #14): on the multislice [001] slab a mid-slab dot of "
-                   "bulk PbS (+0.05 %) reads about -0.8 % in both the FFT fit and GPA (a dynamical-scattering "
-                   "contrast effect the error budget does not model)")
-def test_multislice_bulk_dot_mid_slab_is_not_significant():
-    mg = load(MULTISLICE / "mapbbr3_001_dot_bulk_mid.tif")
-    st = measure_dots(mg, dots=[(280, 280, 100)], gpa=False)
-    assert not st.summary["significant"]
+def test_multislice_dots_verdicts():
+    """Issue #14: the +1 % dot near the exit surface is significant, the bulk PbS dot mid-slab (+0.05 %) is not.
+
+    Measured now: +2.6 ± 0.6 % and -0.75 ± 0.36 % (1 SE): both verdicts right, both values 2-3 SE from the
+    truth (dynamical contrast of an embedded dot is not in the error budget; docs/reports.md).
+    """
+    exit_ = measure_dots(load(MULTISLICE / "mapbbr3_001_dot_strained_exit.tif"), dots=[(280, 280, 100)], gpa=False)
+    assert exit_.summary["significant"] and exit_.summary["mean_rel_diff_percent"] > 0
+    mid = measure_dots(load(MULTISLICE / "mapbbr3_001_dot_bulk_mid.tif"), dots=[(280, 280, 100)], gpa=False)
+    assert not mid.summary["significant"]

@@ -161,7 +161,7 @@ def _dots_from_haadf(hr, ha, diameter_range_nm, notes) -> list[_Dot] | None:
     t = res.table
     if not len(t):
         return []
-    keep = t["in_statistics"].to_numpy(bool) if "in_statistics" in t else ~t["edge"].to_numpy(bool)
+    keep = (t["in_statistics"].to_numpy(bool) if "in_statistics" in t else ~t["edge"].to_numpy(bool)).copy()
     if "cluster_unsplit" in t:
         keep &= ~t["cluster_unsplit"].to_numpy(bool)
     x, y, dnm, _ = _particles_in_hrtem(res, fov)

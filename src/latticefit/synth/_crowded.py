@@ -9,8 +9,7 @@ the Poisson noise are those of :func:`latticefit.synth.haadf_particles_image`.
 Examples
 --------
 >>> mg, truth = haadf_crowded((256, 256), pixel_size_nm=0.1, diameter_nm=4.0, n_groups=3, seed=1)
->>> bool(len(truth.particles) > 10), sorted(set(truth.particles.kind)) <= ["aggregate", "chain", "isolated",
-...                                                                        "pair", "raft"]
+>>> bool(len(truth.particles) > 10), set(truth.particles.kind) <= {"aggregate", "chain", "isolated", "pair", "raft"}
 (True, True)
 """
 

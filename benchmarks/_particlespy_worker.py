@@ -34,8 +34,12 @@ def main(jobs_path, out_path):
             ax.scale = float(job["pixel_size_nm"])
             ax.units = "nm"
         p = ps.parameters()
-        p.generate(threshold="otsu", watershed=True, watershed_size=int(job["watershed_size_px"]),
-                   gaussian=float(job["gaussian_px"]))
+        p.generate(
+            threshold="otsu",
+            watershed=True,
+            watershed_size=int(job["watershed_size_px"]),
+            gaussian=float(job["gaussian_px"]),
+        )
         t0 = time.perf_counter()
         plist = ps.particle_analysis(s, p)
         dt = time.perf_counter() - t0
@@ -43,8 +47,13 @@ def main(jobs_path, out_path):
         for q in plist.list:
             pr = q.properties
             # particlespy stores centroid[0] (row) as "x" and centroid[1] (column) as "y", both scaled
-            rows.append({"y_px": pr["x"]["value"] / job["pixel_size_nm"], "x_px": pr["y"]["value"] / job["pixel_size_nm"],
-                         "ecd_nm": pr["equivalent circular diameter"]["value"]})
+            rows.append(
+                {
+                    "y_px": pr["x"]["value"] / job["pixel_size_nm"],
+                    "x_px": pr["y"]["value"] / job["pixel_size_nm"],
+                    "ecd_nm": pr["equivalent circular diameter"]["value"],
+                }
+            )
         out.append({"npy": job["npy"], "particles": rows, "seconds": dt})
     with open(out_path, "w") as fh:
         json.dump(out, fh)

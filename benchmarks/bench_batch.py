@@ -69,11 +69,11 @@ def write_folder(folder: Path, n: int, kind: str, size: int) -> list[Path]:
     for i in range(n):
         lattice = kind == "lattice" or (kind == "mixed" and i % 2 == 0)
         if lattice:
-            mg, _ = synth.perovskite_111(shape=(size, size), noise_sigma=0.4, rotation_deg=(7.0 * i) % 60,
-                                         seed=i)
+            mg, _ = synth.perovskite_111(shape=(size, size), noise_sigma=0.4, rotation_deg=(7.0 * i) % 60, seed=i)
         else:
-            mg, _ = synth.haadf_dots((size, size), pixel_size_nm=0.1, diameter_nm=7.0, n_particles=60,
-                                     n_touching_pairs=4, seed=i)
+            mg, _ = synth.haadf_dots(
+                (size, size), pixel_size_nm=0.1, diameter_nm=7.0, n_particles=60, n_touching_pairs=4, seed=i
+            )
         p = folder / f"{'hrtem' if lattice else 'haadf'}_{i:04d}.tif"
         r = 1.0 / mg.pixel_size_nm[1]
         tifffile.imwrite(p, mg.data.astype(np.float32), imagej=True, resolution=(r, r), metadata={"unit": "nm"})
@@ -132,8 +132,10 @@ def main(argv=None) -> None:
     try:
         t = time.perf_counter()
         paths = write_folder(root / "in", n, args.kind, args.size)
-        print(f"wrote {n} {args.size}x{args.size} {args.kind} images in {time.perf_counter() - t:.1f} s "
-              f"({sum(p.stat().st_size for p in paths) / 1e6:.0f} MB) to {root / 'in'}")
+        print(
+            f"wrote {n} {args.size}x{args.size} {args.kind} images in {time.perf_counter() - t:.1f} s "
+            f"({sum(p.stat().st_size for p in paths) / 1e6:.0f} MB) to {root / 'in'}"
+        )
         # warm-up: numba caches, imports (not timed, as a long session would have them warm)
         plain_loop(paths[:2])
         loads = [os.getloadavg()[0]]
@@ -157,18 +159,25 @@ def main(argv=None) -> None:
         ("batch --jobs 1", t1, rate(t1), rate(t1) / rate(t_loop), 1.0),
         ("batch --jobs 2", t2, rate(t2), rate(t2) / rate(t_loop), rate(t2) / rate(t1)),
     ]
-    print(f"\n{n} files, {os.cpu_count()} cores; 1-min load average before each run and at the end: "
-          + " / ".join(f"{v:.2f}" for v in loads) + " (other processes on the cores lower the jobs-2 speed-up)")
-    print(f"machine anchor: 2 processes of a pure-Python loop run {avail_before:.2f}x (before) and "
-          f"{avail_after:.2f}x (after) the throughput of 1: the most --jobs 2 can gain right now")
+    print(
+        f"\n{n} files, {os.cpu_count()} cores; 1-min load average before each run and at the end: "
+        + " / ".join(f"{v:.2f}" for v in loads)
+        + " (other processes on the cores lower the jobs-2 speed-up)"
+    )
+    print(
+        f"machine anchor: 2 processes of a pure-Python loop run {avail_before:.2f}x (before) and "
+        f"{avail_after:.2f}x (after) the throughput of 1: the most --jobs 2 can gain right now"
+    )
     print(f"{'run':38s} {'wall (s)':>9s} {'files/s':>8s} {'vs loop':>8s} {'vs jobs 1':>9s}")
     for name, t, r, vs_loop, vs_1 in rows:
         v1 = "" if np.isnan(vs_1) else f"{vs_1:9.2f}"
         print(f"{name:38s} {t:9.1f} {r:8.2f} {vs_loop:8.2f} {v1:>9s}")
 
     print("\nper file, mean (s)                    load  analysis  figure  other*   total")
-    print(f"{'plain loop':36s} {(t_loop - t_loop_analysis) / n:6.3f} {t_loop_analysis / n:9.3f} {'':>7s} "
-          f"{'':>7s} {t_loop / n:7.3f}")
+    print(
+        f"{'plain loop':36s} {(t_loop - t_loop_analysis) / n:6.3f} {t_loop_analysis / n:9.3f} {'':>7s} "
+        f"{'':>7s} {t_loop / n:7.3f}"
+    )
     for name, s, wall in (("batch --jobs 1", s1, t1), ("batch --jobs 2 (per worker)", s2, t2)):
         load = s["load_s"].mean()
         ana = s["analysis_s"].mean()
@@ -178,14 +187,20 @@ def main(argv=None) -> None:
         print(f"{name:36s} {load:6.3f} {ana:9.3f} {fig:7.3f} {other:7.3f} {tot:7.3f}")
     for name, s, wall, jobs in (("batch --jobs 1", s1, t1, 1), ("batch --jobs 2", s2, t2, 2)):
         busy = s["time_s"].sum() / (jobs * wall)
-        print(f"{name}: workers busy {100 * busy:.0f} % of the wall time (sum of per-file task times / "
-              f"(jobs x wall)); the rest is start-up, hand-over and writing")
+        print(
+            f"{name}: workers busy {100 * busy:.0f} % of the wall time (sum of per-file task times / "
+            f"(jobs x wall)); the rest is start-up, hand-over and writing"
+        )
     parent = t1 - s1["time_s"].sum()
-    print(f"\nbatch --jobs 1 outside the per-file task (writing outputs, records, tables, page; start-up): "
-          f"{parent:.1f} s = {parent / n:.3f} s per file")
+    print(
+        f"\nbatch --jobs 1 outside the per-file task (writing outputs, records, tables, page; start-up): "
+        f"{parent:.1f} s = {parent / n:.3f} s per file"
+    )
     print("* other = content hash, periodicity test (auto mode), JSON serialisation inside the task")
-    print(f"per-file overhead of batch over the library call (jobs 1): {(t1 - t_loop_analysis) / n:.3f} s "
-          f"(load + figure + writes), analysis {t_loop_analysis / n:.3f} s")
+    print(
+        f"per-file overhead of batch over the library call (jobs 1): {(t1 - t_loop_analysis) / n:.3f} s "
+        f"(load + figure + writes), analysis {t_loop_analysis / n:.3f} s"
+    )
 
 
 if __name__ == "__main__":

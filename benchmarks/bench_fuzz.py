@@ -33,8 +33,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         corpus = make_corpus(Path(tmp) / "corpus", args.n, seed=args.seed)
         kinds = Counter(m.kind.split(":")[0] for m in corpus)
-        print(f"corpus: {len(corpus)} mutants (seed {args.seed}): "
-              + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+        print(
+            f"corpus: {len(corpus)} mutants (seed {args.seed}): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+        )
         rows, examples = [], []
         for command in COMMANDS:
             tally: Counter = Counter()
@@ -50,11 +52,20 @@ def main() -> None:
                         examples.append(f"{command} {m.path.name} ({m.kind}): {p}")
             times.sort()
             rows.append((command, len(corpus), tally, times[len(times) // 2], times[-1]))
-    keys = ["traceback", "unexpected exception", "hang (time limit reached)",
-            "exit 0 on an input with nothing to measure", "error line does not name the file", "stray output"]
+    keys = [
+        "traceback",
+        "unexpected exception",
+        "hang (time limit reached)",
+        "exit 0 on an input with nothing to measure",
+        "error line does not name the file",
+        "stray output",
+    ]
     short = ["traceback", "unexpected", "hang", "exit-0 nonsense", "unnamed", "stray"]
-    print(f"\n{'command':10s} {'runs':>5s} {'exit0':>6s} {'exit2':>6s} " + " ".join(f"{s:>15s}" for s in short)
-          + f" {'multi-line':>10s} {'median s':>9s} {'max s':>7s}")
+    print(
+        f"\n{'command':10s} {'runs':>5s} {'exit0':>6s} {'exit2':>6s} "
+        + " ".join(f"{s:>15s}" for s in short)
+        + f" {'multi-line':>10s} {'median s':>9s} {'max s':>7s}"
+    )
     total = Counter()
     for command, n, t, med, mx in rows:
         multi = sum(v for k, v in t.items() if k.endswith("error lines"))
@@ -62,10 +73,16 @@ def main() -> None:
         total.update(dict(zip(short, vals)))
         total["runs"] += n
         total["multi"] += multi
-        print(f"{command:10s} {n:5d} {t.get('exit 0', 0):6d} {t.get('exit 2', 0):6d} "
-              + " ".join(f"{v:15d}" for v in vals) + f" {multi:10d} {med:9.2f} {mx:7.2f}")
-    print(f"{'all':10s} {total['runs']:5d} {'':6s} {'':6s} " + " ".join(f"{total[s]:15d}" for s in short)
-          + f" {total['multi']:10d}")
+        print(
+            f"{command:10s} {n:5d} {t.get('exit 0', 0):6d} {t.get('exit 2', 0):6d} "
+            + " ".join(f"{v:15d}" for v in vals)
+            + f" {multi:10d} {med:9.2f} {mx:7.2f}"
+        )
+    print(
+        f"{'all':10s} {total['runs']:5d} {'':6s} {'':6s} "
+        + " ".join(f"{total[s]:15d}" for s in short)
+        + f" {total['multi']:10d}"
+    )
     if examples:
         print("\nfirst problems:")
         print("\n".join("  " + e for e in examples))

@@ -53,7 +53,7 @@ def peer_gpa(img, g_inv_nm, ps_nm, s_inv_nm):
     y, x = np.mgrid[:ny, :nx] * ps_nm
     grads = []
     for gx, gy in g_inv_nm:
-        m = np.exp(-((kx - gx) ** 2 + (ky - gy) ** 2) / (2 * s_inv_nm ** 2))
+        m = np.exp(-((kx - gx) ** 2 + (ky - gy) ** 2) / (2 * s_inv_nm**2))
         h = np.fft.ifft2(f * m)
         p = np.angle(h) - 2 * np.pi * (gx * x + gy * y)
         e = np.exp(1j * p)
@@ -84,7 +84,7 @@ def columns(n, displace, width=0.05, noise=0.0, rng=None):
         if ys.start >= ys.stop or xs.start >= xs.stop:
             continue
         yy, xx = np.mgrid[ys, xs]
-        img[ys, xs] += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) * PS ** 2 / (2 * width ** 2))
+        img[ys, xs] += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) * PS**2 / (2 * width**2))
     return img + (rng.normal(0, noise, img.shape) if noise else 0)
 
 
@@ -112,18 +112,29 @@ def accuracy(n_real: int):
     z = np.concatenate(z_all)
     zp = np.concatenate(zp_all)
     mz = np.array([m / s for m, s in means])
-    rows.append(("perfect lattice, noise 0.5: z = exx/sigma SD", f"{z.std():.3f}", f"{zp.std():.3f} (latticefit sigma)"))
-    rows.append(("perfect lattice: |z| < 2 coverage", f"{np.mean(np.abs(z) < 2):.3f}", f"{np.mean(np.abs(zp) < 2):.3f}"))
-    rows.append(("perfect lattice: 56x56 px block mean / SE, SD over images", f"{mz.std():.2f} (mean {mz.mean():+.2f})",
-                 "-"))
+    rows.append(
+        ("perfect lattice, noise 0.5: z = exx/sigma SD", f"{z.std():.3f}", f"{zp.std():.3f} (latticefit sigma)")
+    )
+    rows.append(
+        ("perfect lattice: |z| < 2 coverage", f"{np.mean(np.abs(z) < 2):.3f}", f"{np.mean(np.abs(zp) < 2):.3f}")
+    )
+    rows.append(
+        ("perfect lattice: 56x56 px block mean / SE, SD over images", f"{mz.std():.2f} (mean {mz.mean():+.2f})", "-")
+    )
     clean = cosines(256)
     sm = strain_map(mg(clean), g=G, sigma_nm=sig)
     pe = peer_gpa(clean, G, PS, s_inv)[0]
-    rows.append(("noise-free perfect: max |exx| valid px", f"{np.abs(sm.exx[sm.valid]).max():.1e}",
-                 f"{np.abs(pe[sm.valid]).max():.1e}"))
+    rows.append(
+        (
+            "noise-free perfect: max |exx| valid px",
+            f"{np.abs(sm.exx[sm.valid]).max():.1e}",
+            f"{np.abs(pe[sm.valid]).max():.1e}",
+        )
+    )
     # dilatation steps
     n = 320
     for eps in (0.01, 0.02):
+
         def disp(X0, Y0, eps=eps):
             right = X0 > 160 * PS
             return eps * np.where(right, X0 - 160 * PS, 0.0), eps * np.where(right, Y0 - n * PS / 2, 0.0)
@@ -132,9 +143,13 @@ def accuracy(n_real: int):
         sm = strain_map(mg(img), g=G, sigma_nm=sig, reference=(0, 0, 130, n))
         reg = (slice(80, 240), slice(215, 250))
         pe = peer_gpa(img, G, PS, s_inv)
-        rows.append((f"+{eps:.0%} isotropic step: exx, eyy (%)",
-                     f"{np.median(sm.exx[reg]) * 100:.4f}, {np.median(sm.eyy[reg]) * 100:.4f}",
-                     f"{np.median(pe[0][reg]) * 100:.4f}, {np.median(pe[1][reg]) * 100:.4f}"))
+        rows.append(
+            (
+                f"+{eps:.0%} isotropic step: exx, eyy (%)",
+                f"{np.median(sm.exx[reg]) * 100:.4f}, {np.median(sm.eyy[reg]) * 100:.4f}",
+                f"{np.median(pe[0][reg]) * 100:.4f}, {np.median(pe[1][reg]) * 100:.4f}",
+            )
+        )
     # shear
     gam = 0.02
     y = np.mgrid[:n, :n][0] * PS
@@ -142,23 +157,26 @@ def accuracy(n_real: int):
     sm = strain_map(mg(img), g=G, sigma_nm=sig, reference=(0, 0, n, n // 2 - 30))
     reg = (slice(215, 255), slice(65, 255))
     pe = peer_gpa(img, G, PS, s_inv)
-    rows.append(("2 % simple shear: exy (%) [truth 1], rotation (mrad) [truth -9.9997]",
-                 f"{np.median(sm.exy[reg]) * 100:.4f}, {np.median(sm.rotation_rad[reg]) * 1e3:.4f}",
-                 f"{np.median(pe[2][reg]) * 100:.4f}, {np.median(pe[3][reg]) * 1e3:.4f} (ref. = whole field)"))
+    rows.append(
+        (
+            "2 % simple shear: exy (%) [truth 1], rotation (mrad) [truth -9.9997]",
+            f"{np.median(sm.exy[reg]) * 100:.4f}, {np.median(sm.rotation_rad[reg]) * 1e3:.4f}",
+            f"{np.median(pe[2][reg]) * 100:.4f}, {np.median(pe[3][reg]) * 1e3:.4f} (ref. = whole field)",
+        )
+    )
     # dislocation
     yy, xx = np.mgrid[:n, :n] * PS
     X, Y = xx - n * PS / 2 + 0.013, yy - n * PS / 2 + 0.007
-    r2, th, nu = X ** 2 + Y ** 2, np.arctan2(Y, X), 0.3
+    r2, th, nu = X**2 + Y**2, np.arctan2(Y, X), 0.3
     ux = A / (2 * np.pi) * (th + X * Y / (2 * (1 - nu) * r2))
-    uy = -A / (2 * np.pi) * ((1 - 2 * nu) / (4 * (1 - nu)) * np.log(r2) + (X ** 2 - Y ** 2) / (4 * (1 - nu) * r2))
+    uy = -A / (2 * np.pi) * ((1 - 2 * nu) / (4 * (1 - nu)) * np.log(r2) + (X**2 - Y**2) / (4 * (1 - nu) * r2))
     sm = strain_map(mg(cosines(n, ux, uy, noise=0.1, rng=rng)), g=G, sigma_nm=sig)
     bv = [np.linalg.norm(burgers_vector(sm, 160 - h, 160 - h, 160 + h, 160 + h)) / A for h in (50, 80)]
     rows.append(("edge dislocation: |b|/a, loops 100 and 160 px", f"{bv[0]:.4f}, {bv[1]:.4f}", "-"))
     # mis-set g
     sm = strain_map(mg(cosines(384, noise=0.2, rng=rng)), g=G * np.array([[1.005], [0.995]]), sigma_nm=sig)
     err = np.abs(sm.g_inv_nm - G).max() * A * 100
-    rows.append(("g mis-set by 0.5 %: max |g - g_true| / |g| after refinement (%)", f"{err:.4f}",
-                 "no refinement: 0.5"))
+    rows.append(("g mis-set by 0.5 %: max |g - g_true| / |g| after refinement (%)", f"{err:.4f}", "no refinement: 0.5"))
     return rows
 
 
@@ -190,7 +208,9 @@ def speed(side: int):
     gpx = G * PS
     rows.append(("  of which: 2x2 algebra, numpy reference", *_best(lambda: _strain.deformation(gr, gpx, c))))
     rows.append(("  of which: 2x2 algebra, numba kernel", *_best(lambda: _kernels.deformation_maps(gr, gpx, c))))
-    rows.append(("peer: plain numpy GPA (complex128)", *_best(lambda: peer_gpa(img, G, PS, 1 / (2 * np.pi * sig)), n=1)))
+    rows.append(
+        ("peer: plain numpy GPA (complex128)", *_best(lambda: peer_gpa(img, G, PS, 1 / (2 * np.pi * sig)), n=1))
+    )
     return rows, anchor[0]
 
 

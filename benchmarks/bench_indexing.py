@@ -21,12 +21,20 @@ import time
 
 import numpy as np
 
-from latticefit.crystal import get_phase, library_names, same_zone_axis, zone_axis_reflections
-from latticefit.crystal import index_spots
+from latticefit.crystal import get_phase, index_spots, library_names, same_zone_axis, zone_axis_reflections
 
-CASES = [("SrTiO3", (0, 0, 1), 3), ("SrTiO3", (1, 1, 0), 3), ("MAPbBr3", (1, 1, 1), 2), ("PbS", (1, 1, 1), 2),
-         ("PbS", (0, 0, 1), 2), ("Au", (1, 1, 0), 3), ("Si", (1, 1, 0), 3), ("CdSe-wz", (1, 1, 0), 3),
-         ("CdSe-wz", (0, 0, 1), 2), ("CsPbBr3", (0, 0, 1), 2)]
+CASES = [
+    ("SrTiO3", (0, 0, 1), 3),
+    ("SrTiO3", (1, 1, 0), 3),
+    ("MAPbBr3", (1, 1, 1), 2),
+    ("PbS", (1, 1, 1), 2),
+    ("PbS", (0, 0, 1), 2),
+    ("Au", (1, 1, 0), 3),
+    ("Si", (1, 1, 0), 3),
+    ("CdSe-wz", (1, 1, 0), 3),
+    ("CdSe-wz", (0, 0, 1), 2),
+    ("CsPbBr3", (0, 0, 1), 2),
+]
 
 
 def spots(phase, uvw, n_shells, rng, scale=1.0):
@@ -86,21 +94,38 @@ def run(trials: int) -> None:
                 b = res.best
                 if b is not None and b.phase.name == phase and same_zone_axis(b.phase, uvw, b.zone_axis):
                     correct += 1
-                if b is not None and any(s.phase.name == phase and same_zone_axis(s.phase, uvw, s.zone_axis)
-                                         for s in [b] + res.alternatives if s.score <= b.score + 1e-6):
+                if b is not None and any(
+                    s.phase.name == phase and same_zone_axis(s.phase, uvw, s.zone_axis)
+                    for s in [b] + res.alternatives
+                    if s.score <= b.score + 1e-6
+                ):
                     tied += 1
         med = float(np.median(times))
         if anchor_median is None:
             anchor_median = med
-        rows.append((label, len(times), f"{min(nspots)}-{max(nspots)}", med * 1e3, max(times) * 1e3,
-                     med / anchor_median, correct / len(times), tied / len(times)))
+        rows.append(
+            (
+                label,
+                len(times),
+                f"{min(nspots)}-{max(nspots)}",
+                med * 1e3,
+                max(times) * 1e3,
+                med / anchor_median,
+                correct / len(times),
+                tied / len(times),
+            )
+        )
     print(f"phases in library: {len(library_names())}; cold first call (builds caches): {cold * 1e3:.0f} ms")
-    print(f"{'setup':<40} {'n':>4} {'spots':>6} {'median ms':>10} {'max ms':>8} {'x anchor':>9} {'correct':>8} {'tied-best':>9}")
+    print(
+        f"{'setup':<40} {'n':>4} {'spots':>6} {'median ms':>10} {'max ms':>8} {'x anchor':>9} {'correct':>8} {'tied-best':>9}"
+    )
     for r in rows:
         print(f"{r[0]:<40} {r[1]:>4} {r[2]:>6} {r[3]:>10.1f} {r[4]:>8.1f} {r[5]:>9.1f} {r[6]:>8.0%} {r[7]:>9.0%}")
-    print("correct = best solution has the true phase and zone axis; tied-best = the true solution has the best "
-          "score (ties are lattice-geometry degeneracies with a free scale, e.g. PbS vs GaAs [111] differ only by "
-          "scale; they are resolved towards the scale factor closest to 1 and listed as alternatives).")
+    print(
+        "correct = best solution has the true phase and zone axis; tied-best = the true solution has the best "
+        "score (ties are lattice-geometry degeneracies with a free scale, e.g. PbS vs GaAs [111] differ only by "
+        "scale; they are resolved towards the scale factor closest to 1 and listed as alternatives)."
+    )
 
 
 def run_real(repeats: int = 5) -> None:
@@ -112,10 +137,16 @@ def run_real(repeats: int = 5) -> None:
     from latticefit.io import load
     from latticefit.lattice import measure_lattice
 
-    root = os.environ.get("LATTICEFIT_REALDATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "realdata"))
-    files = [("lattice/test_ADF_cropped.hdf5", False, "SrTiO3", (1, 1, 0), 1.0),
-             ("lattice/Acquisition_18.emd", True, "SrTiO3", (0, 0, 1), None)]
-    print(f"\n{'real file (whole library)':<40} {'spots':>5} {'scale':>6} {'median ms':>10} {'max ms':>8} {'result':<28}")
+    root = os.environ.get(
+        "LATTICEFIT_REALDATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "realdata")
+    )
+    files = [
+        ("lattice/test_ADF_cropped.hdf5", False, "SrTiO3", (1, 1, 0), 1.0),
+        ("lattice/Acquisition_18.emd", True, "SrTiO3", (0, 0, 1), None),
+    ]
+    print(
+        f"\n{'real file (whole library)':<40} {'spots':>5} {'scale':>6} {'median ms':>10} {'max ms':>8} {'result':<28}"
+    )
     for rel, free, phase, uvw, _ in files:
         path = os.path.join(root, rel)
         if not os.path.exists(path):
@@ -132,8 +163,10 @@ def run_real(repeats: int = 5) -> None:
         b = res.best
         ok = b.phase.name == phase and same_zone_axis(b.phase, uvw, b.zone_axis)
         out = f"{b.phase.name} {list(b.zone_axis)} k={b.scale_factor:.4f}±{b.scale_factor_err:.4f} {'OK' if ok else 'WRONG'}"
-        print(f"{os.path.basename(rel):<40} {len(lat.spots):>5} {'free' if free else 'fixed':>6} "
-              f"{np.median(times) * 1e3:>10.1f} {max(times) * 1e3:>8.1f} {out}")
+        print(
+            f"{os.path.basename(rel):<40} {len(lat.spots):>5} {'free' if free else 'fixed':>6} "
+            f"{np.median(times) * 1e3:>10.1f} {max(times) * 1e3:>8.1f} {out}"
+        )
 
 
 if __name__ == "__main__":

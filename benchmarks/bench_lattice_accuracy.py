@@ -27,9 +27,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from latticefit.synth import _core as synth
 from latticefit.lattice import measure_lattice
 from latticefit.roi import Circle
+from latticefit.synth import _core as synth
 
 warnings.simplefilter("ignore")
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
@@ -38,7 +38,7 @@ logging.getLogger("hyperspy").setLevel(logging.ERROR)
 def crlb_cov_g_inv_nm(amplitude, sigma, xs, ys, pixel_size_nm):
     """CRLB covariance of (gx, gy) in (1/nm)^2 for a fringe of amplitude ``amplitude`` over pixels (xs, ys)."""
     r = np.stack([xs - xs.mean(), ys - ys.mean()])
-    fim = (2 * np.pi) ** 2 * amplitude ** 2 / (2 * sigma ** 2) * (r @ r.T)
+    fim = (2 * np.pi) ** 2 * amplitude**2 / (2 * sigma**2) * (r @ r.T)
     cov_px = np.linalg.inv(fim)
     py, px = pixel_size_nm
     S = np.diag([1 / px, 1 / py])
@@ -48,17 +48,19 @@ def crlb_cov_g_inv_nm(amplitude, sigma, xs, ys, pixel_size_nm):
 def d_sigma(g, cov):
     gn = np.linalg.norm(g)
     u = g / gn
-    return 10.0 / gn ** 2 * math.sqrt(u @ cov @ u)
+    return 10.0 / gn**2 * math.sqrt(u @ cov @ u)
 
 
 def make_image(kind, n, cnr, rng, seed):
     rot = float(rng.uniform(0, 180))
     off = tuple(rng.uniform(0, 1, 2))
     if kind == "square":
-        return synth.cubic_001(shape=(n, n), pixel_size_nm=0.02, rotation_deg=rot, offset_px=off,
-                               noise_sigma=1.0 / cnr, seed=seed)
-    return synth.perovskite_111(shape=(n, n), pixel_size_nm=0.02, rotation_deg=rot, offset_px=off,
-                                noise_sigma=1.0 / cnr, seed=seed)
+        return synth.cubic_001(
+            shape=(n, n), pixel_size_nm=0.02, rotation_deg=rot, offset_px=off, noise_sigma=1.0 / cnr, seed=seed
+        )
+    return synth.perovskite_111(
+        shape=(n, n), pixel_size_nm=0.02, rotation_deg=rot, offset_px=off, noise_sigma=1.0 / cnr, seed=seed
+    )
 
 
 def anchor_power(mg, roi):
@@ -93,7 +95,7 @@ def anchor_d(power, g_true, pixel_size_nm):
         r0, c0 = int(round(cy)), int(round(cx))
         if not (2 <= r0 < M - 2 and 2 <= c0 < N - 2):
             continue
-        blk = power[r0 - 2:r0 + 3, c0 - 2:c0 + 3]
+        blk = power[r0 - 2 : r0 + 3, c0 - 2 : c0 + 3]
         j = int(np.argmax(blk))
         r, c = r0 - 2 + j // 5, c0 - 2 + j % 5
         if best is None or power[r, c] > best[0]:
@@ -135,9 +137,18 @@ def run_case(kind, n, cnr, region, trials, seed0, do_anchor):
             cov = crlb_cov_g_inv_nm(r.amplitude, truth.noise_sigma, xs, ys, ps)
             sig_crlb = d_sigma(g_true, cov)
             snr_true = r.amplitude * math.sqrt(xs.size) / (2 * truth.noise_sigma)
-            rec = {"kind": kind, "n": n, "cnr": cnr, "region": region, "hk": f"{r.h},{r.k}",
-                   "order": math.gcd(abs(r.h), abs(r.k)), "d_true": r.d_angstrom, "sigma_crlb": sig_crlb,
-                   "snr_true": snr_true, "found": False}
+            rec = {
+                "kind": kind,
+                "n": n,
+                "cnr": cnr,
+                "region": region,
+                "hk": f"{r.h},{r.k}",
+                "order": math.gcd(abs(r.h), abs(r.k)),
+                "d_true": r.d_angstrom,
+                "sigma_crlb": sig_crlb,
+                "snr_true": snr_true,
+                "found": False,
+            }
             if len(G):
                 dist = np.minimum(np.linalg.norm(G - g_true, axis=1), np.linalg.norm(G + g_true, axis=1))
                 j = int(np.argmin(dist))
@@ -173,18 +184,26 @@ def summarise(recs, angle_err_by_case):
             continue
         e = (f["d"] - f["d_true"]).to_numpy()
         sc = f["sigma_crlb"].to_numpy()
-        row = {"lattice": key[0], "px": key[1], "CNR": key[2], "region": key[3], "order": key[4],
-               "n_meas": len(f), "found%": 100.0 * g.loc[g["snr_true"] >= 5, "found"].mean(),
-               "snr_med": float(np.median(f["snr"])),
-               "bias/crlb": float(np.mean(e / sc)), "rmse/crlb": float(np.sqrt(np.mean((e / sc) ** 2))),
-               "cover2s%": 100.0 * float(np.mean(np.abs(e) <= 2 * f["d_err"].to_numpy())),
-               "rmse_d_A": float(np.sqrt(np.mean(e ** 2)))}
+        row = {
+            "lattice": key[0],
+            "px": key[1],
+            "CNR": key[2],
+            "region": key[3],
+            "order": key[4],
+            "n_meas": len(f),
+            "found%": 100.0 * g.loc[g["snr_true"] >= 5, "found"].mean(),
+            "snr_med": float(np.median(f["snr"])),
+            "bias/crlb": float(np.mean(e / sc)),
+            "rmse/crlb": float(np.sqrt(np.mean((e / sc) ** 2))),
+            "cover2s%": 100.0 * float(np.mean(np.abs(e) <= 2 * f["d_err"].to_numpy())),
+            "rmse_d_A": float(np.sqrt(np.mean(e**2))),
+        }
         if "d_anchor" in f:
             a = f["d_anchor"].dropna().astype(float)
             if len(a):
                 ea = (a - f.loc[a.index, "d_true"]).to_numpy()
                 row["anchor_rmse/crlb"] = float(np.sqrt(np.mean((ea / f.loc[a.index, "sigma_crlb"].to_numpy()) ** 2)))
-                row["anchor_rmse_d_A"] = float(np.sqrt(np.mean(ea ** 2)))
+                row["anchor_rmse_d_A"] = float(np.sqrt(np.mean(ea**2)))
         ae = angle_err_by_case.get(key[:4], [])
         row["angle_rmse_deg"] = float(np.sqrt(np.mean(np.square(ae)))) if ae else float("nan")
         rows.append(row)
@@ -199,9 +218,15 @@ def main(argv=None):
     ap.add_argument("--csv", help="also write the table as CSV")
     args = ap.parse_args(argv)
     if args.quick:
-        cases = [("square", 256, 1.0, "whole"), ("hex", 256, 0.5, "whole"), ("square", 128, 2.0, "whole"),
-                 ("square", 1024, 0.5, "whole"), ("hex", 1024, 0.5, "whole"),
-                 ("hex", 512, 1.0, "disk4nm"), ("square", 512, 2.0, "disk7nm")]
+        cases = [
+            ("square", 256, 1.0, "whole"),
+            ("hex", 256, 0.5, "whole"),
+            ("square", 128, 2.0, "whole"),
+            ("square", 1024, 0.5, "whole"),
+            ("hex", 1024, 0.5, "whole"),
+            ("hex", 512, 1.0, "disk4nm"),
+            ("square", 512, 2.0, "disk7nm"),
+        ]
         trials = args.trials or 25
     else:
         cases = []

@@ -118,8 +118,9 @@ def hyperspy_peaks(img: np.ndarray, px: float, threshold_rel: float) -> np.ndarr
     hs.set_log_level("ERROR")
     s = hs.signals.Signal2D(img - img.mean())
     A = s.fft(shift=True, apodization=True).amplitude
-    pk = A.find_peaks(method="local_max", interactive=False, threshold_rel=threshold_rel, min_distance=2,
-                      show_progressbar=False)
+    pk = A.find_peaks(
+        method="local_max", interactive=False, threshold_rel=threshold_rel, min_distance=2, show_progressbar=False
+    )
     p = np.asarray(pk.data if hasattr(pk, "data") else pk)
     if p.dtype == object:
         p = p.item() if p.ndim == 0 else p.ravel()[0]
@@ -175,12 +176,16 @@ def main() -> None:
         missed = [f for f, ms in vis.items() if 2 * sum(_matches(g, G, tol_bin) for g in ms) < len(ms)]
         print(line + (f"   latticefit missed {', '.join(missed)}" if missed else ""))
     v = tot["vis"]
-    print(f"latticefit: {tot['lf']}/{v} = {100 * tot['lf'] / v:.1f} % of visible families, "
-          f"{tot['lf_false']}/{tot['lf_spots']} reported spots match no reflection")
+    print(
+        f"latticefit: {tot['lf']}/{v} = {100 * tot['lf'] / v:.1f} % of visible families, "
+        f"{tot['lf_false']}/{tot['lf_spots']} reported spots match no reflection"
+    )
     for th in thresholds:
         f_hs, false_hs, n_hs = tot[th]
-        print(f"hyperspy fft + find_peaks(local_max, threshold_rel={th:g}): {f_hs}/{v} = {100 * f_hs / v:.1f} %, "
-              f"{false_hs}/{n_hs} peaks match no reflection")
+        print(
+            f"hyperspy fft + find_peaks(local_max, threshold_rel={th:g}): {f_hs}/{v} = {100 * f_hs / v:.1f} %, "
+            f"{false_hs}/{n_hs} peaks match no reflection"
+        )
 
 
 if __name__ == "__main__":

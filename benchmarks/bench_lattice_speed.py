@@ -34,8 +34,9 @@ warnings.simplefilter("ignore")
 def _image(n):
     from latticefit.synth import _core as synth
 
-    mg, _ = synth.cubic_001(shape=(n, n), rotation_deg=13.0, offset_px=(0.3, 0.4), noise_sigma=1.0, seed=1,
-                            dtype=np.float32)
+    mg, _ = synth.cubic_001(
+        shape=(n, n), rotation_deg=13.0, offset_px=(0.3, 0.4), noise_sigma=1.0, seed=1, dtype=np.float32
+    )
     return mg
 
 
@@ -109,15 +110,21 @@ def main(argv=None):
         rows.append((n, med, best, ns, t_fft, t_hs, npk))
         print(f"  {n}^2 done", flush=True)
     print()
-    print(f"{'image':>10} {'latticefit warm median (s)':>27} {'best (s)':>9} {'spots':>6} "
-          f"{'hyperspy fft (s)':>17} {'hyperspy fft+find_peaks (s)':>28} {'peaks':>6} {'speed-up':>9}")
+    print(
+        f"{'image':>10} {'latticefit warm median (s)':>27} {'best (s)':>9} {'spots':>6} "
+        f"{'hyperspy fft (s)':>17} {'hyperspy fft+find_peaks (s)':>28} {'peaks':>6} {'speed-up':>9}"
+    )
     for n, med, best, ns, t_fft, t_hs, npk in rows:
-        print(f"{f'{n}x{n}':>10} {med:>27.3f} {best:>9.3f} {ns:>6d} {t_fft:>17.3f} {t_hs:>28.3f} {npk:>6d} "
-              f"{t_hs / med:>8.1f}x")
+        print(
+            f"{f'{n}x{n}':>10} {med:>27.3f} {best:>9.3f} {ns:>6d} {t_fft:>17.3f} {t_hs:>28.3f} {npk:>6d} "
+            f"{t_hs / med:>8.1f}x"
+        )
     total, imp, first = cold_start()
     print()
-    print(f"cold start (fresh interpreter, numba cache on): import+synth {imp:.2f} s, first measure_lattice(1024^2) "
-          f"{first:.2f} s, process total {total:.2f} s")
+    print(
+        f"cold start (fresh interpreter, numba cache on): import+synth {imp:.2f} s, first measure_lattice(1024^2) "
+        f"{first:.2f} s, process total {total:.2f} s"
+    )
 
 
 if __name__ == "__main__":

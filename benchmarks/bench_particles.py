@@ -40,8 +40,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
-from latticefit.synth import _core as synth
 from latticefit.particles import find_particles
+from latticefit.synth import _core as synth
 
 
 # ----------------------------------------------------------------------------- anchors
@@ -114,7 +114,9 @@ def score(x, y, d_nm, edge, truth, err_nm=None):
     true_inner = td[~t.edge.to_numpy()]
     true_rsd = 100 * true_inner.std(ddof=1) / true_inner.mean()
     out = {
-        "P": prec, "R": rec, "F1": f1,
+        "P": prec,
+        "R": rec,
+        "F1": f1,
         "bias_%": 100 * (dall.mean() / true_inner.mean() - 1) if dall.size else np.nan,
         "rsd_err_pp": (100 * dall.std(ddof=1) / dall.mean() - true_rsd) if dall.size > 2 else np.nan,
         "cov2": np.nan,
@@ -151,24 +153,43 @@ def n_for(shape, ps, d):
 def accuracy(quick, seeds, cov_seeds):
     """Rows (field, method, score) for ``seeds``; latticefit alone also on ``cov_seeds`` for the coverage table."""
     rows, cov = [], {}
-    for (d, rsd, ps, dose, shape) in field_configs(quick):
+    for d, rsd, ps, dose, shape in field_configs(quick):
         for seed in sorted(set(seeds) | set(cov_seeds)):
             n = n_for(shape, ps, d)
-            mg, truth = synth.haadf_dots((shape, shape), pixel_size_nm=ps, diameter_nm=d, rsd=rsd, n_particles=n,
-                                         n_touching_pairs=max(1, n // 10), dose=dose, seed=seed)
+            mg, truth = synth.haadf_dots(
+                (shape, shape),
+                pixel_size_nm=ps,
+                diameter_nm=d,
+                rsd=rsd,
+                n_particles=n,
+                n_touching_pairs=max(1, n // 10),
+                dose=dose,
+                seed=seed,
+            )
             drange = (0.5 * d, 2.0 * d)
             res = find_particles(mg, diameter_range_nm=drange)
             t = res.table
             name = f"D={d:g}nm rsd={rsd:.0%} {ps:g}nm/px dose={dose:g} n={n}"
-            s_lf = score(t.x_px.to_numpy(), t.y_px.to_numpy(), t.diameter_nm.to_numpy(), t.edge.to_numpy(), truth,
-                         t.diameter_err_nm.to_numpy())
+            s_lf = score(
+                t.x_px.to_numpy(),
+                t.y_px.to_numpy(),
+                t.diameter_nm.to_numpy(),
+                t.edge.to_numpy(),
+                truth,
+                t.diameter_err_nm.to_numpy(),
+            )
             if seed in cov_seeds:
                 cov.setdefault(name, []).append(s_lf)
             if seed not in seeds:
                 continue
             rows.append((name, "latticefit", s_lf))
-            rows.append((name, "latticefit-ECD", score(t.x_px.to_numpy(), t.y_px.to_numpy(), t.ecd_nm.to_numpy(),
-                                                        t.edge.to_numpy(), truth)))
+            rows.append(
+                (
+                    name,
+                    "latticefit-ECD",
+                    score(t.x_px.to_numpy(), t.y_px.to_numpy(), t.ecd_nm.to_numpy(), t.edge.to_numpy(), truth),
+                )
+            )
             rows.append((name, "otsu-watershed", score(*otsu_watershed(mg.data, ps, drange[0]), truth)))
             rows.append((name, "blob_log", score(*blob_log_anchor(mg.data, ps, *drange), truth)))
     return rows, cov
@@ -176,21 +197,31 @@ def accuracy(quick, seeds, cov_seeds):
 
 def print_coverage(cov):
     print("\n## Coverage of the per-particle 2-sigma error bars (latticefit), pooled over seeds per field type\n")
-    print("(one image holds 18-120 non-edge dots: its own coverage scatters by chance, e.g. SD 4.4 % for a 95 % rate on")
-    print(" 25 dots; the pooled rate over N dots has a binomial SD of sqrt(0.95 * 0.05 / N). z = (d_fit - d_true) / err;")
+    print(
+        "(one image holds 18-120 non-edge dots: its own coverage scatters by chance, e.g. SD 4.4 % for a 95 % rate on"
+    )
+    print(
+        " 25 dots; the pooled rate over N dots has a binomial SD of sqrt(0.95 * 0.05 / N). z = (d_fit - d_true) / err;"
+    )
     print(" honest errors give cov2s = 0.954 and SD(z) = 1. 'per seed' is the range of the single-image rates.)\n")
-    print(f"{'field':44s} {'seeds':>5s} {'N':>5s} {'cov2s':>6s} {'+-':>6s} {'SD(z)':>6s} {'mean(z)':>8s} {'per seed':>13s}")
+    print(
+        f"{'field':44s} {'seeds':>5s} {'N':>5s} {'cov2s':>6s} {'+-':>6s} {'SD(z)':>6s} {'mean(z)':>8s} {'per seed':>13s}"
+    )
     allz = []
     for name, ss in cov.items():
         z = np.concatenate([s["z"] for s in ss if "z" in s])
         allz.append(z)
         c = np.mean(np.abs(z) < 2)
         per = [s["cov2"] for s in ss]
-        print(f"{name:44s} {len(ss):5d} {len(z):5d} {c:6.3f} {math.sqrt(0.95 * 0.05 / len(z)):6.3f} {z.std():6.2f} "
-              f"{z.mean():+8.2f} {min(per):6.3f}-{max(per):.3f}")
+        print(
+            f"{name:44s} {len(ss):5d} {len(z):5d} {c:6.3f} {math.sqrt(0.95 * 0.05 / len(z)):6.3f} {z.std():6.2f} "
+            f"{z.mean():+8.2f} {min(per):6.3f}-{max(per):.3f}"
+        )
     z = np.concatenate(allz)
-    print(f"{'all fields':44s} {'':5s} {len(z):5d} {np.mean(np.abs(z) < 2):6.3f} {math.sqrt(0.95 * 0.05 / len(z)):6.3f} "
-          f"{z.std():6.2f} {z.mean():+8.2f}")
+    print(
+        f"{'all fields':44s} {'':5s} {len(z):5d} {np.mean(np.abs(z) < 2):6.3f} {math.sqrt(0.95 * 0.05 / len(z)):6.3f} "
+        f"{z.std():6.2f} {z.mean():+8.2f}"
+    )
 
 
 def print_accuracy(rows):
@@ -198,8 +229,10 @@ def print_accuracy(rows):
     print("   one row per field and seed, seeds 0 and 1 (0 only with --quick))\n")
     print(f"{'field':44s} {'method':15s} {'P':>6s} {'R':>6s} {'F1':>6s} {'bias%':>7s} {'RSDerr':>7s} {'cov2s':>6s}")
     for name, method, s in rows:
-        print(f"{name:44s} {method:15s} {s['P']:6.3f} {s['R']:6.3f} {s['F1']:6.3f} {s['bias_%']:7.2f} "
-              f"{s['rsd_err_pp']:7.2f} {s['cov2']:6.3f}")
+        print(
+            f"{name:44s} {method:15s} {s['P']:6.3f} {s['R']:6.3f} {s['F1']:6.3f} {s['bias_%']:7.2f} "
+            f"{s['rsd_err_pp']:7.2f} {s['cov2']:6.3f}"
+        )
     print("\n### Summary per method (mean over fields; worst case in brackets)\n")
     print(f"{'method':15s} {'F1':>14s} {'|bias|%':>15s} {'|RSDerr| pp':>15s} {'cov2s per image':>15s}")
     for method in ("latticefit", "latticefit-ECD", "otsu-watershed", "blob_log"):
@@ -209,15 +242,25 @@ def print_accuracy(rows):
         r = np.abs([s["rsd_err_pp"] for s in ss])
         c = np.array([s["cov2"] for s in ss])
         cov = f"{np.nanmean(c):.3f} [{np.nanmin(c):.3f}]" if np.isfinite(c).any() else "-"
-        print(f"{method:15s} {f1.mean():7.3f} [{f1.min():.3f}] {np.nanmean(b):7.2f} [{np.nanmax(b):5.2f}] "
-              f"{np.nanmean(r):7.2f} [{np.nanmax(r):5.2f}] {cov:>15s}")
+        print(
+            f"{method:15s} {f1.mean():7.3f} [{f1.min():.3f}] {np.nanmean(b):7.2f} [{np.nanmax(b):5.2f}] "
+            f"{np.nanmean(r):7.2f} [{np.nanmax(r):5.2f}] {cov:>15s}"
+        )
 
 
 def speed(quick):
     from skimage.feature import blob_log
 
-    mg, truth = synth.haadf_dots((2048, 2048), pixel_size_nm=0.1, diameter_nm=7.0, rsd=0.08, n_particles=300,
-                                 n_touching_pairs=30, dose=50.0, seed=7)
+    mg, truth = synth.haadf_dots(
+        (2048, 2048),
+        pixel_size_nm=0.1,
+        diameter_nm=7.0,
+        rsd=0.08,
+        n_particles=300,
+        n_touching_pairs=30,
+        dose=50.0,
+        seed=7,
+    )
     drange = (3.0, 12.0)
     find_particles(mg, diameter_range_nm=drange)  # warm-up (numba compile, profile table)
     reps = 3 if quick else 7
@@ -236,21 +279,33 @@ def speed(quick):
     b = blob_log(a, min_sigma=smin, max_sigma=smax, num_sigma=10, threshold=0.05)
     t_bl = time.perf_counter() - t0
     c_bl = time.process_time() - c0
-    s_lf = score(res.table.x_px.to_numpy(), res.table.y_px.to_numpy(), res.table.diameter_nm.to_numpy(),
-                 res.table.edge.to_numpy(), truth, res.table.diameter_err_nm.to_numpy())
+    s_lf = score(
+        res.table.x_px.to_numpy(),
+        res.table.y_px.to_numpy(),
+        res.table.diameter_nm.to_numpy(),
+        res.table.edge.to_numpy(),
+        truth,
+        res.table.diameter_err_nm.to_numpy(),
+    )
     print("\n## Speed: 2048 x 2048 field, 300 dots (7 nm, 0.1 nm/px, 30 touching pairs), range 3-12 nm\n")
-    print(f"cores: {os.cpu_count()}  load average: {os.getloadavg()[0]:.1f}  numba threads: "
-          f"{__import__('numba').get_num_threads()}  python {platform.python_version()}")
+    print(
+        f"cores: {os.cpu_count()}  load average: {os.getloadavg()[0]:.1f}  numba threads: "
+        f"{__import__('numba').get_num_threads()}  python {platform.python_version()}"
+    )
     c_lf = float(np.median(cpu))
     print("(wall = elapsed time; cpu = CPU time of this process, all threads: on a shared, loaded machine the")
     print(" wall time is inflated by other processes, the CPU time is what an idle core would take)")
     print(f"{'method':36s} {'wall_s':>8s} {'cpu_s':>8s} {'ratio':>7s} {'found':>6s} {'F1':>6s}")
-    print(f"{'latticefit find_particles (whole)':36s} {t_lf:8.3f} {c_lf:8.3f} {1.0:7.2f} {len(res.table):6d} "
-          f"{s_lf['F1']:6.3f}   (wall of all runs: {', '.join(f'{t:.3f}' for t in ts)})")
+    print(
+        f"{'latticefit find_particles (whole)':36s} {t_lf:8.3f} {c_lf:8.3f} {1.0:7.2f} {len(res.table):6d} "
+        f"{s_lf['F1']:6.3f}   (wall of all runs: {', '.join(f'{t:.3f}' for t in ts)})"
+    )
     print(f"{'skimage.feature.blob_log (alone)':36s} {t_bl:8.3f} {c_bl:8.3f} {t_bl / t_lf:7.2f} {len(b):6d}")
-    print(f"\nlatticefit is {t_bl / t_lf:.1f}x faster than blob_log alone; summary: n={res.summary['n']}, "
-          f"mean {res.summary['mean_nm']:.3f} nm (truth {truth.particles.diameter_nm.mean():.3f}), "
-          f"RSD {res.summary['rsd_percent']:.2f}%")
+    print(
+        f"\nlatticefit is {t_bl / t_lf:.1f}x faster than blob_log alone; summary: n={res.summary['n']}, "
+        f"mean {res.summary['mean_nm']:.3f} nm (truth {truth.particles.diameter_nm.mean():.3f}), "
+        f"RSD {res.summary['rsd_percent']:.2f}%"
+    )
 
 
 def main():
@@ -258,8 +313,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="4 fields x 1 seed (coverage: 3 seeds), 3 timing repeats")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-accuracy", action="store_true")
-    ap.add_argument("--cov-seeds", type=int, default=None,
-                    help="seeds per field type pooled in the coverage table (default 3 with --quick, else 8)")
+    ap.add_argument(
+        "--cov-seeds",
+        type=int,
+        default=None,
+        help="seeds per field type pooled in the coverage table (default 3 with --quick, else 8)",
+    )
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     if not args.no_accuracy:

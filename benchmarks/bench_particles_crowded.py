@@ -77,8 +77,16 @@ def make_field(kind, d, pix, dose, seed):
     field_nm = n * pix
     # about 30 % of the field covered by dots
     n_groups = max(3, round(16 * field_nm**2 / (15 * d) ** 2))
-    return haadf_crowded((n, n), pixel_size_nm=pix, diameter_nm=d, n_groups=n_groups, n_isolated=n_groups,
-                         dose=dose, seed=seed, probe_sigma_nm=min(0.1, 0.3 * pix) if kind == "crowd" else 0.3 * pix)
+    return haadf_crowded(
+        (n, n),
+        pixel_size_nm=pix,
+        diameter_nm=d,
+        n_groups=n_groups,
+        n_isolated=n_groups,
+        dose=dose,
+        seed=seed,
+        probe_sigma_nm=min(0.1, 0.3 * pix) if kind == "crowd" else 0.3 * pix,
+    )
 
 
 def otsu_ws(img, pix, d_nm):
@@ -145,8 +153,10 @@ def score(x, y, diam, in_stats, truth, rsd_percent=None, edge=None):
 
 def run_peer(jobs):
     if not Path(PEER_PY).exists():
-        print(f"particlespy: skipped ({PEER_PY} not found; python3 -m venv /work/venv-particlespy && "
-              "/work/venv-particlespy/bin/pip install particlespy)")
+        print(
+            f"particlespy: skipped ({PEER_PY} not found; python3 -m venv /work/venv-particlespy && "
+            "/work/venv-particlespy/bin/pip install particlespy)"
+        )
         return None
     with tempfile.TemporaryDirectory() as td:
         jp, op = Path(td) / "jobs.json", Path(td) / "out.json"
@@ -155,11 +165,21 @@ def run_peer(jobs):
             npy = Path(td) / f"f{k}.npy"
             np.save(npy, img)
             dpx = d / pix
-            js.append({"npy": str(npy), "pixel_size_nm": pix, "gaussian_px": max(1.0, dpx / 8),
-                       "watershed_size_px": max(3, int(dpx / 2))})
+            js.append(
+                {
+                    "npy": str(npy),
+                    "pixel_size_nm": pix,
+                    "gaussian_px": max(1.0, dpx / 8),
+                    "watershed_size_px": max(3, int(dpx / 2)),
+                }
+            )
         jp.write_text(json.dumps(js))
-        r = subprocess.run([PEER_PY, str(HERE / "_particlespy_worker.py"), str(jp), str(op)], capture_output=True,
-                           text=True, check=False)
+        r = subprocess.run(
+            [PEER_PY, str(HERE / "_particlespy_worker.py"), str(jp), str(op)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if r.returncode != 0:
             print("particlespy: worker failed:", r.stderr.strip().splitlines()[-1:] or r.returncode)
             return None
@@ -167,8 +187,9 @@ def run_peer(jobs):
 
 
 def speed(repeats=5):
-    mg, _ = synth.haadf_dots((2048, 2048), pixel_size_nm=0.1, diameter_nm=7.0, n_particles=300, n_touching_pairs=20,
-                             seed=3)
+    mg, _ = synth.haadf_dots(
+        (2048, 2048), pixel_size_nm=0.1, diameter_nm=7.0, n_particles=300, n_touching_pairs=20, seed=3
+    )
     find_particles(mg, diameter_range_nm=(3, 14))
     ts = []
     for _ in range(repeats):
@@ -180,8 +201,9 @@ def speed(repeats=5):
 
 def speed_of_tree(src, repeats=5):
     """:func:`speed` with the latticefit of another source tree (e.g. the main branch), in a subprocess."""
-    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_particles_crowded as b; "
-            f"print(b.speed({repeats}))")
+    code = (
+        f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_particles_crowded as b; print(b.speed({repeats}))"
+    )
     env = {**os.environ, "PYTHONPATH": str(src)}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
     try:
@@ -196,8 +218,12 @@ def main(argv=None):
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-peer", action="store_true", help="skip particlespy")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--baseline-src", metavar="DIR", help="also time the 2048^2 field with the latticefit in DIR "
-                    "(e.g. the main branch's src), alternating with this one")
+    ap.add_argument(
+        "--baseline-src",
+        metavar="DIR",
+        help="also time the 2048^2 field with the latticefit in DIR "
+        "(e.g. the main branch's src), alternating with this one",
+    )
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     rows, jobs = [], []
@@ -209,21 +235,47 @@ def main(argv=None):
         t = res.table
         # latticefit's particle count: every detection but the rejected fits (listed, not claimed as particles)
         c = t[t.status != "rejected"]
-        lf = score(c.x_px, c.y_px, c.diameter_nm, c.in_statistics, truth, res.summary.get("rsd_corrected_percent"),
-                   edge=c.status == "edge")
+        lf = score(
+            c.x_px,
+            c.y_px,
+            c.diameter_nm,
+            c.in_statistics,
+            truth,
+            res.summary.get("rsd_corrected_percent"),
+            edge=c.status == "edge",
+        )
         ox, oy, oe = otsu_ws(mg.data, pix, d)
         ow = score(ox, oy, oe, np.ones(len(ox), bool), truth)
-        rows.append({"kind": kind, "d": d, "pix": pix, "dpx": d / pix, "dose": dose, "n_true": int((~truth.particles.edge).sum()),
-                         "lf": lf, "ow": ow, "t": dt, "truth": truth})
+        rows.append(
+            {
+                "kind": kind,
+                "d": d,
+                "pix": pix,
+                "dpx": d / pix,
+                "dose": dose,
+                "n_true": int((~truth.particles.edge).sum()),
+                "lf": lf,
+                "ow": ow,
+                "t": dt,
+                "truth": truth,
+            }
+        )
         jobs.append((mg.data, pix, d))
     peer = None if args.no_peer else run_peer(jobs)
     if peer is not None:
         for r, p in zip(rows, peer):
             q = p["particles"]
-            r["ps"] = score([a["x_px"] for a in q], [a["y_px"] for a in q], [a["ecd_nm"] for a in q],
-                            np.ones(len(q), bool), r["truth"])
-    hdr = (f"{'field':6} {'D nm':>4} {'nm/px':>5} {'D px':>5} {'dose':>4} {'N':>4} | "
-           f"{'latticefit F1 bias% RSDpp':>26} | {'particlespy F1 bias% RSDpp':>27} | {'otsu-ws F1 bias% RSDpp':>23}")
+            r["ps"] = score(
+                [a["x_px"] for a in q],
+                [a["y_px"] for a in q],
+                [a["ecd_nm"] for a in q],
+                np.ones(len(q), bool),
+                r["truth"],
+            )
+    hdr = (
+        f"{'field':6} {'D nm':>4} {'nm/px':>5} {'D px':>5} {'dose':>4} {'N':>4} | "
+        f"{'latticefit F1 bias% RSDpp':>26} | {'particlespy F1 bias% RSDpp':>27} | {'otsu-ws F1 bias% RSDpp':>23}"
+    )
     print(hdr)
     print("-" * len(hdr))
 
@@ -231,8 +283,10 @@ def main(argv=None):
         return f"{s[0]:5.3f} {s[1]:+6.2f} {s[2]:+6.2f}" if s is not None else "    -      -      -"
 
     for r in rows:
-        print(f"{r['kind']:6} {r['d']:4.0f} {r['pix']:5.3f} {r['dpx']:5.1f} {r['dose']:4.0f} {r['n_true']:4d} | "
-              f"{fmt(r['lf']):>26} | {fmt(r.get('ps')):>27} | {fmt(r['ow']):>23}")
+        print(
+            f"{r['kind']:6} {r['d']:4.0f} {r['pix']:5.3f} {r['dpx']:5.1f} {r['dose']:4.0f} {r['n_true']:4d} | "
+            f"{fmt(r['lf']):>26} | {fmt(r.get('ps')):>27} | {fmt(r['ow']):>23}"
+        )
     print("-" * len(hdr))
     for key, name in (("lf", "latticefit"), ("ps", "particlespy"), ("ow", "otsu-ws")):
         s = [r[key] for r in rows if key in r]
@@ -241,9 +295,11 @@ def main(argv=None):
         f1 = np.array([v[0] for v in s])
         b = np.array([v[1] for v in s])
         e = np.array([v[2] for v in s])
-        print(f"{name:12} F1 mean {f1.mean():.3f} (min {f1.min():.3f}, >= 0.98 on {int((f1 >= 0.98).sum())}/{len(s)})"
-              f"  |bias| mean {np.nanmean(np.abs(b)):.2f} % (<= 1 % on {int((np.abs(b) <= 1).sum())}/{len(s)})"
-              f"  |RSD err| mean {np.nanmean(np.abs(e)):.2f} pp (<= 1 pp on {int((np.abs(e) <= 1).sum())}/{len(s)})")
+        print(
+            f"{name:12} F1 mean {f1.mean():.3f} (min {f1.min():.3f}, >= 0.98 on {int((f1 >= 0.98).sum())}/{len(s)})"
+            f"  |bias| mean {np.nanmean(np.abs(b)):.2f} % (<= 1 % on {int((np.abs(b) <= 1).sum())}/{len(s)})"
+            f"  |RSD err| mean {np.nanmean(np.abs(e)):.2f} pp (<= 1 pp on {int((np.abs(e) <= 1).sum())}/{len(s)})"
+        )
     print(f"latticefit time per 512^2 field: median {np.median([r['t'] for r in rows]):.2f} s")
     if not args.no_speed:
         if args.baseline_src:
@@ -252,8 +308,10 @@ def main(argv=None):
             for _ in range(2):  # alternate, so that a busy machine hurts both alike
                 t_new.append(speed_of_tree(here))
                 t_old.append(speed_of_tree(args.baseline_src))
-            print(f"speed: find_particles on 2048^2 with 300 dots, warm: {min(t_new):.2f} s "
-                  f"(baseline {args.baseline_src}: {min(t_old):.2f} s; best of 2 medians of 5)")
+            print(
+                f"speed: find_particles on 2048^2 with 300 dots, warm: {min(t_new):.2f} s "
+                f"(baseline {args.baseline_src}: {min(t_old):.2f} s; best of 2 medians of 5)"
+            )
         else:
             print(f"speed: find_particles on 2048^2 with 300 dots, warm: {speed():.2f} s")
 

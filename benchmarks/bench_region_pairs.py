@@ -28,16 +28,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from latticefit.synth import _core as synth
-from latticefit.lattice._systematic import estimate_systematic
 from latticefit.io import load
 from latticefit.lattice import compare_regions, measure_lattice
+from latticefit.lattice._systematic import estimate_systematic
 from latticefit.roi import Rect
+from latticefit.synth import _core as synth
 
 warnings.simplefilter("ignore")
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata" / "lattice"
-FILES = {"Acquisition_18.emd": (128, 192, 256), "test_ADF_cropped.hdf5": (80, 112),
-         "Cropped_PTO-SRO_Aligned.hspy": (96, 128, 160)}
+FILES = {
+    "Acquisition_18.emd": (128, 192, 256),
+    "test_ADF_cropped.hdf5": (80, 112),
+    "Cropped_PTO-SRO_Aligned.hspy": (96, 128, 160),
+}
 
 
 def random_pair(rng, box, side, tries=200):
@@ -65,8 +68,12 @@ def pair_z(mg, ra, rb, systematic):
     t = cmp.table
     if len(t) == 0:
         return None
-    return {"refl_stat": t["z_stat"].to_numpy(float), "refl_total": t["z"].to_numpy(float),
-            "mean_stat": np.array([cmp.summary["z_stat"]]), "mean_total": np.array([cmp.summary["z"]])}
+    return {
+        "refl_stat": t["z_stat"].to_numpy(float),
+        "refl_total": t["z"].to_numpy(float),
+        "mean_stat": np.array([cmp.summary["z_stat"]]),
+        "mean_total": np.array([cmp.summary["z"]]),
+    }
 
 
 def stats_row(z):
@@ -74,8 +81,12 @@ def stats_row(z):
     z = z[np.isfinite(z)]
     if not len(z):
         return {"n": 0, "rms_z": np.nan, "|z|>2 %": np.nan, "|z|>3 %": np.nan}
-    return {"n": len(z), "rms_z": float(np.sqrt(np.mean(z ** 2))), "|z|>2 %": 100 * float(np.mean(np.abs(z) > 2)),
-            "|z|>3 %": 100 * float(np.mean(np.abs(z) > 3))}
+    return {
+        "n": len(z),
+        "rms_z": float(np.sqrt(np.mean(z**2))),
+        "|z|>2 %": 100 * float(np.mean(np.abs(z) > 2)),
+        "|z|>3 %": 100 * float(np.mean(np.abs(z) > 3)),
+    }
 
 
 def run_file(name, sides, n_pairs, seed):
@@ -112,9 +123,11 @@ def run_file(name, sides, n_pairs, seed):
             for err, key in (("stat", f"{what}_stat"), ("total", f"{what}_total"), ("held-out", f"{what}_held")):
                 rows.append({"file": name, "side_px": side, "z of": what, "errors": err, **stats_row(acc[key])})
         sd = np.sqrt(np.clip(np.diag(whole.cov_D), 0, None))
-        print(f"  {name} {side}px: {time.perf_counter() - t0:5.1f}s; sys tiles {whole.n_tiles} "
-              f"(chi2/dof {whole.chi2 / max(whole.dof, 1):.1f}), sd(D) = "
-              + ", ".join(f"{100 * v:.2f}%" for v in sd), flush=True)
+        print(
+            f"  {name} {side}px: {time.perf_counter() - t0:5.1f}s; sys tiles {whole.n_tiles} "
+            f"(chi2/dof {whole.chi2 / max(whole.dof, 1):.1f}), sd(D) = " + ", ".join(f"{100 * v:.2f}%" for v in sd),
+            flush=True,
+        )
     return rows
 
 
@@ -127,8 +140,14 @@ def run_synth(trials, seed0):
         for t in range(trials):
             rng = np.random.default_rng(seed0 + t)
             mk = getattr(synth, kind)
-            mg, _ = mk(shape=(384, 384), pixel_size_nm=0.02, rotation_deg=float(rng.uniform(0, 180)),
-                       offset_px=tuple(rng.uniform(0, 1, 2)), noise_sigma=1.0, seed=seed0 + t)
+            mg, _ = mk(
+                shape=(384, 384),
+                pixel_size_nm=0.02,
+                rotation_deg=float(rng.uniform(0, 180)),
+                offset_px=tuple(rng.uniform(0, 1, 2)),
+                noise_sigma=1.0,
+                seed=seed0 + t,
+            )
             ra, rb = random_pair(rng, (0, 0, 384, 384), 128)
             cmp = compare_regions(mg, ra, rb, systematic="auto")
             t_ = cmp.table
@@ -142,11 +161,21 @@ def run_synth(trials, seed0):
             sys_frac.append(float(np.max(sp["d_err_sys_angstrom"] / sp["d_err_stat_angstrom"])))
         for what in ("refl", "mean"):
             for err in ("stat", "total"):
-                rows.append({"file": f"synth.{kind} 384px", "side_px": 128, "z of": what, "errors": err,
-                             **stats_row(acc[f"{what}_{err}"])})
+                rows.append(
+                    {
+                        "file": f"synth.{kind} 384px",
+                        "side_px": 128,
+                        "z of": what,
+                        "errors": err,
+                        **stats_row(acc[f"{what}_{err}"]),
+                    }
+                )
         sf = np.array(sys_frac)
-        print(f"  synth.{kind}: {trials} trials; max d_err_sys/d_err_stat per image: median {np.median(sf):.3f}, "
-              f"{100 * np.mean(sf > 0):.0f}% of images with a non-zero systematic term", flush=True)
+        print(
+            f"  synth.{kind}: {trials} trials; max d_err_sys/d_err_stat per image: median {np.median(sf):.3f}, "
+            f"{100 * np.mean(sf > 0):.0f}% of images with a non-zero systematic term",
+            flush=True,
+        )
     return rows
 
 

@@ -61,9 +61,16 @@ def main():
         ("lattice_image 4096^2 float32", lambda: synth.lattice_image((4096, 4096), dtype=np.float32)),
         ("perovskite_111 4096^2 float32", lambda: synth.perovskite_111((4096, 4096), dtype=np.float32)),
         ("lattice_image 2048^2 sigma 0.02 nm", lambda: synth.lattice_image((2048, 2048), column_sigma_nm=0.02)),
-        ("lattice 1024^2 + 4 inclusions + noise", lambda: synth.perovskite_111(
-            (1024, 1024), noise_sigma=0.5, inclusions=[{"x_px": 200 + 200 * i, "y_px": 500, "radius_nm": 2.0,
-                                                         "mismatch": 0.0024} for i in range(4)])),
+        (
+            "lattice 1024^2 + 4 inclusions + noise",
+            lambda: synth.perovskite_111(
+                (1024, 1024),
+                noise_sigma=0.5,
+                inclusions=[
+                    {"x_px": 200 + 200 * i, "y_px": 500, "radius_nm": 2.0, "mismatch": 0.0024} for i in range(4)
+                ],
+            ),
+        ),
     ):
         t, (mg, truth) = best_of(fn)
         err = "" if truth.noise_sigma or truth.inclusions else f"{direct_sum_error(mg, truth):.1e}"

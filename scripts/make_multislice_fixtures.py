@@ -81,6 +81,7 @@ FRAMES = {
 
 # ----------------------------------------------------------------------------- structures
 
+
 def unit_cells():
     """ASE conventional cells (space group + Wyckoff positions), MA as a marker 'He' at 1b."""
     from ase.spacegroup import crystal
@@ -89,11 +90,13 @@ def unit_cells():
         return [a, a, a, 90, 90, 90]
 
     # Pm-3m, Pb at 1a (0,0,0), Br at 3d (1/2,0,0),(0,1/2,0),(0,0,1/2), MA at 1b (1/2,1/2,1/2)
-    mapbbr3 = crystal(["Pb", "Br", "He"], basis=[(0, 0, 0), (0.5, 0, 0), (0.5, 0.5, 0.5)],
-                      spacegroup=221, cellpar=cp(A_MAPBBR3))
+    mapbbr3 = crystal(
+        ["Pb", "Br", "He"], basis=[(0, 0, 0), (0.5, 0, 0), (0.5, 0.5, 0.5)], spacegroup=221, cellpar=cp(A_MAPBBR3)
+    )
     pbs = crystal(["Pb", "S"], basis=[(0, 0, 0), (0.5, 0.5, 0.5)], spacegroup=225, cellpar=cp(A_PBS))
-    srtio3 = crystal(["Sr", "Ti", "O"], basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)],
-                     spacegroup=221, cellpar=cp(A_STO))
+    srtio3 = crystal(
+        ["Sr", "Ti", "O"], basis=[(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)], spacegroup=221, cellpar=cp(A_STO)
+    )
     return {"mapbbr3": mapbbr3, "pbs": pbs, "srtio3": srtio3}
 
 
@@ -169,8 +172,15 @@ def embed_dot(syms, pos, R, dot: Dot, matrix_a: float, cells):
     r = dot.diameter_angstrom / 2
     pb = pos[syms == "Pb"]
     origin = pb[np.argmin(np.linalg.norm(pb - c, axis=1))]
-    ds, dp = fill(cells["pbs"], dot.a_angstrom, R, np.full(3, 2 * r + 2), origin=origin,
-                  inside=lambda p: np.linalg.norm(p - c, axis=1) < r, lo_corner=c - r - 1)
+    ds, dp = fill(
+        cells["pbs"],
+        dot.a_angstrom,
+        R,
+        np.full(3, 2 * r + 2),
+        origin=origin,
+        inside=lambda p: np.linalg.norm(p - c, axis=1) < r,
+        lo_corner=c - r - 1,
+    )
     keep = np.linalg.norm(pos - c, axis=1) >= r
     if len(dp):
         dist, _ = cKDTree(dp).query(pos)
@@ -198,6 +208,7 @@ def supercell(phase: str, zone: str, reps, rng, dot: Dot | None = None):
 
 
 # ----------------------------------------------------------------------------- truth (structure)
+
 
 def structure_factor(phase: str, hkl, sigmas) -> complex:
     """Kinematic electron structure factor (Lobato f_e, Debye-Waller) of the average cubic cell."""
@@ -243,14 +254,24 @@ def zone_families(phase: str, zone: str, a: float, d_min: float = D_MIN_ANGSTROM
         if key not in fams:
             F = structure_factor(phase, key, SIGMAS[phase])
             rel = abs(F) / F000
-            fams[key] = {"family": "{" + "".join(map(str, key)) + "}", "hkl_rep": list(map(int, key)),
-                         "d_angstrom": round(float(d), 5), "g_abs_inv_nm": round(float(10 / d), 5),
-                         "kinematically_allowed": bool(rel > 1e-4),
-                         "abs_F_rel_to_F000": round(float(rel), 6), "members": []}
+            fams[key] = {
+                "family": "{" + "".join(map(str, key)) + "}",
+                "hkl_rep": list(map(int, key)),
+                "d_angstrom": round(float(d), 5),
+                "g_abs_inv_nm": round(float(10 / d), 5),
+                "kinematically_allowed": bool(rel > 1e-4),
+                "abs_F_rel_to_F000": round(float(rel), 6),
+                "members": [],
+            }
         g = R @ h / a * 10  # 1/nm, frame coordinates
-        fams[key]["members"].append({"hkl": list(map(int, hkl)), "gx_inv_nm": round(float(g[0]), 6),
-                                     "gy_inv_nm": round(float(g[1]), 6),
-                                     "azimuth_deg": round(float(np.degrees(np.arctan2(g[1], g[0]))), 4)})
+        fams[key]["members"].append(
+            {
+                "hkl": list(map(int, hkl)),
+                "gx_inv_nm": round(float(g[0]), 6),
+                "gy_inv_nm": round(float(g[1]), 6),
+                "azimuth_deg": round(float(np.degrees(np.arctan2(g[1], g[0]))), 4),
+            }
+        )
     return sorted(fams.values(), key=lambda f: -f["d_angstrom"])
 
 
@@ -278,6 +299,7 @@ def first_order_angles(fams: list[dict]) -> dict:
 
 # ----------------------------------------------------------------------------- imaging
 
+
 def resample_periodic(img: np.ndarray, period_xy, out_shape, px: float, x0: float, y0: float) -> np.ndarray:
     """Exact band-limited resampling of a periodic image (rows = y) onto a square grid.
 
@@ -302,13 +324,23 @@ def hrtem_intensity(atoms, sim: dict, seed: int) -> np.ndarray:
     import abtem
 
     fp = abtem.FrozenPhonons(atoms, num_configs=sim["frozen_phonons"], sigmas=sim["sigmas"], seed=seed)
-    pot = abtem.Potential(fp, sampling=sim["sampling_angstrom"], slice_thickness=sim["slice_thickness_angstrom"],
-                          projection="infinite", parametrization="lobato")
+    pot = abtem.Potential(
+        fp,
+        sampling=sim["sampling_angstrom"],
+        slice_thickness=sim["slice_thickness_angstrom"],
+        projection="infinite",
+        parametrization="lobato",
+    )
     wave = abtem.PlaneWave(energy=sim["energy_ev"])
     exit_wave = wave.multislice(pot)
-    ctf = abtem.CTF(energy=sim["energy_ev"], Cs=sim["Cs_angstrom"], defocus=sim["defocus_angstrom"],
-                    focal_spread=sim["focal_spread_angstrom"], angular_spread=sim["angular_spread_mrad"],
-                    semiangle_cutoff=sim["objective_aperture_mrad"])
+    ctf = abtem.CTF(
+        energy=sim["energy_ev"],
+        Cs=sim["Cs_angstrom"],
+        defocus=sim["defocus_angstrom"],
+        focal_spread=sim["focal_spread_angstrom"],
+        angular_spread=sim["angular_spread_mrad"],
+        semiangle_cutoff=sim["objective_aperture_mrad"],
+    )
     img = exit_wave.apply_ctf(ctf).intensity().compute()
     arr = np.asarray(img.array)
     if arr.ndim == 3:  # frozen-phonon axis
@@ -321,10 +353,19 @@ def stem_intensities(atoms, cell_xy, sim: dict, seed: int) -> dict:
     import abtem
 
     fp = abtem.FrozenPhonons(atoms, num_configs=sim["frozen_phonons"], sigmas=sim["sigmas"], seed=seed)
-    pot = abtem.Potential(fp, sampling=sim["sampling_angstrom"], slice_thickness=sim["slice_thickness_angstrom"],
-                          projection="infinite", parametrization="lobato")
-    probe = abtem.Probe(energy=sim["energy_ev"], semiangle_cutoff=sim["convergence_mrad"],
-                        Cs=sim["Cs_angstrom"], defocus=sim["defocus_angstrom"])
+    pot = abtem.Potential(
+        fp,
+        sampling=sim["sampling_angstrom"],
+        slice_thickness=sim["slice_thickness_angstrom"],
+        projection="infinite",
+        parametrization="lobato",
+    )
+    probe = abtem.Probe(
+        energy=sim["energy_ev"],
+        semiangle_cutoff=sim["convergence_mrad"],
+        Cs=sim["Cs_angstrom"],
+        defocus=sim["defocus_angstrom"],
+    )
     scan = abtem.GridScan(start=(0, 0), end=tuple(cell_xy), gpts=tuple(sim["scan_gpts_xy"]), endpoint=False)
     dets = {"haadf": abtem.AnnularDetector(*sim["haadf_mrad"]), "abf": abtem.AnnularDetector(*sim["abf_mrad"])}
     meas = probe.scan(pot, scan=scan, detectors=list(dets.values()), lazy=True)
@@ -342,13 +383,15 @@ def stem_intensities(atoms, cell_xy, sim: dict, seed: int) -> dict:
 
 # ----------------------------------------------------------------------------- FFT visibility
 
+
 def hann_fft_abs(img: np.ndarray) -> np.ndarray:
     w = np.outer(np.hanning(img.shape[0]), np.hanning(img.shape[1]))
     return np.abs(np.fft.fftshift(np.fft.fft2((img - img.mean()) * w)))
 
 
-def visibility(img: np.ndarray, px_nm: float, fams: list[dict], r_peak=2, r_bg=(5.0, 9.0),
-               also_exclude: list[dict] = ()) -> list[dict]:
+def visibility(
+    img: np.ndarray, px_nm: float, fams: list[dict], r_peak=2, r_bg=(5.0, 9.0), also_exclude: list[dict] = ()
+) -> list[dict]:
     """Peak / local-background of every zone reflection in the Hann-windowed |FFT|.
 
     Peak: maximum of |FFT| within ``r_peak`` px of the expected position g * N * px.
@@ -360,10 +403,13 @@ def visibility(img: np.ndarray, px_nm: float, fams: list[dict], r_peak=2, r_bg=(
     ny, nx = A.shape
     cy, cx = ny // 2, nx // 2
     yy, xx = np.mgrid[0:ny, 0:nx]
-    all_pos = [(cx + m["gx_inv_nm"] * nx * px_nm, cy + m["gy_inv_nm"] * ny * px_nm)
-               for f in list(fams) + list(also_exclude) for m in f["members"]]
+    all_pos = [
+        (cx + m["gx_inv_nm"] * nx * px_nm, cy + m["gy_inv_nm"] * ny * px_nm)
+        for f in list(fams) + list(also_exclude)
+        for m in f["members"]
+    ]
     excl = (xx - cx) ** 2 + (yy - cy) ** 2 < 36
-    for (u, v) in all_pos:
+    for u, v in all_pos:
         excl |= (xx - u) ** 2 + (yy - v) ** 2 < 9
     out = []
     for f in fams:
@@ -380,9 +426,16 @@ def visibility(img: np.ndarray, px_nm: float, fams: list[dict], r_peak=2, r_bg=(
             ratios.append(round(float(peak / bg), 2))
         ok = [r for r in ratios if r is not None]
         n_vis = sum(r >= VISIBLE_RATIO for r in ok)
-        out.append({"family": f["family"], "d_angstrom": f["d_angstrom"], "members_in_fft": len(ok),
-                    "members_visible": int(n_vis), "visible": bool(ok) and n_vis * 2 >= len(ok),
-                    "peak_over_background": ratios})
+        out.append(
+            {
+                "family": f["family"],
+                "d_angstrom": f["d_angstrom"],
+                "members_in_fft": len(ok),
+                "members_visible": int(n_vis),
+                "visible": bool(ok) and n_vis * 2 >= len(ok),
+                "peak_over_background": ratios,
+            }
+        )
     return out
 
 
@@ -394,8 +447,11 @@ def fft_visibility(counts: np.ndarray, entry: dict) -> dict:
     and a crop inside the dot is too small to resolve the dense matrix net around it.
     """
     every = [f for v in entry["families"].values() for f in v]
-    return {ph: visibility(counts.astype(float), entry["pixel_size_x_nm"], fams, also_exclude=every)
-            for ph, fams in entry["families"].items() if ph != "PbS"}
+    return {
+        ph: visibility(counts.astype(float), entry["pixel_size_x_nm"], fams, also_exclude=every)
+        for ph, fams in entry["families"].items()
+        if ph != "PbS"
+    }
 
 
 def mark_coincidences(entry: dict) -> None:
@@ -404,8 +460,11 @@ def mark_coincidences(entry: dict) -> None:
         return
     matrix = next(ph for ph in entry["families"] if ph != "PbS")
     for f in entry["families"]["PbS"]:
-        same = [m["family"] for m in entry["families"][matrix]
-                if abs(m["g_abs_inv_nm"] / f["g_abs_inv_nm"] - 1) < 0.015 and m["hkl_rep"] == f["hkl_rep"]]
+        same = [
+            m["family"]
+            for m in entry["families"][matrix]
+            if abs(m["g_abs_inv_nm"] / f["g_abs_inv_nm"] - 1) < 0.015 and m["hkl_rep"] == f["hkl_rep"]
+        ]
         f["coincides_with_matrix_family"] = same[0] if same else None
 
 
@@ -418,28 +477,41 @@ def refresh_truth(out: Path, truth: dict) -> None:
         mark_coincidences(e)
         e["fft_visibility"] = fft_visibility(counts, e)
         if "PbS" in e["families"]:
-            e["fft_visibility_note"] = ("PbS (dot) reflections are not measured separately: each coincides within 1 % "
-                                        "with an allowed matrix reflection (coincides_with_matrix_family)")
+            e["fft_visibility_note"] = (
+                "PbS (dot) reflections are not measured separately: each coincides within 1 % "
+                "with an allowed matrix reflection (coincides_with_matrix_family)"
+            )
         e["bytes"] = (out / name).stat().st_size
 
 
 # ----------------------------------------------------------------------------- writing
+
 
 def write_tif(path: Path, counts: np.ndarray, px_nm: float, info: str) -> None:
     import tifffile
 
     if counts.max() > 65535:
         raise SystemExit(f"{path.name}: counts overflow uint16 (max {counts.max()})")
-    tifffile.imwrite(path, counts.astype(np.uint16), imagej=True, resolution=(1.0 / px_nm, 1.0 / px_nm),
-                     metadata={"unit": "nm", "Info": info})
+    tifffile.imwrite(
+        path,
+        counts.astype(np.uint16),
+        imagej=True,
+        resolution=(1.0 / px_nm, 1.0 / px_nm),
+        metadata={"unit": "nm", "Info": info},
+    )
 
 
 # ----------------------------------------------------------------------------- image recipes
 
 HRTEM_200KV = {
-    "energy_ev": 200e3, "Cs_angstrom": 0.5e7,  # 0.5 mm, an uncorrected 200 kV FEG (JEOL 2100F class)
-    "focal_spread_angstrom": 30.0, "angular_spread_mrad": 0.2, "objective_aperture_mrad": 30.0,
-    "sampling_angstrom": 0.1, "slice_thickness_angstrom": 2.0, "frozen_phonons": 4,
+    "energy_ev": 200e3,
+    "Cs_angstrom": 0.5e7,  # 0.5 mm, an uncorrected 200 kV FEG (JEOL 2100F class)
+    "focal_spread_angstrom": 30.0,
+    "angular_spread_mrad": 0.2,
+    "objective_aperture_mrad": 30.0,
+    "sampling_angstrom": 0.1,
+    "slice_thickness_angstrom": 2.0,
+    "frozen_phonons": 4,
 }
 
 
@@ -467,27 +539,80 @@ class Recipe:
 
 
 RECIPES = [
-    Recipe("mapbbr3_111_hrtem", "111", (16, 9, 10), 512, 0.025, 400.0, seed=111, frozen_phonons=4,
-           sampling_angstrom=0.1),
+    Recipe(
+        "mapbbr3_111_hrtem", "111", (16, 9, 10), 512, 0.025, 400.0, seed=111, frozen_phonons=4, sampling_angstrom=0.1
+    ),
     Recipe("mapbbr3_001_hrtem", "001", (22, 22, 17), 512, 0.025, 400.0, seed=1),
     Recipe("mapbbr3_001_pbs_dot_hrtem", "001", (22, 22, 17), 512, 0.025, 400.0, 4.5, A_PBS, "mid", seed=2),
-    Recipe("mapbbr3_111_pbs_dot_hrtem", "111", (16, 9, 10), 512, 0.025, 400.0, 4.5, A_PBS, "mid", seed=112,
-           frozen_phonons=1, sampling_angstrom=0.15),
-    Recipe("mapbbr3_001_dot_strained_exit", "001", (24, 24, 17), 560, 0.025, 400.0, 5.0, 1.01 * A_MAPBBR3, "exit",
-           seed=3, note="PbS dot with a = 1.01 x 5.933 Å (+1 % vs the matrix), 0.8 nm above the exit surface",
-           frozen_phonons=1, sampling_angstrom=0.15),
-    Recipe("mapbbr3_001_dot_bulk_mid", "001", (24, 24, 17), 560, 0.025, 400.0, 5.0, A_PBS, "mid",
-           seed=4, note="bulk PbS dot (a = 5.936 Å, +0.05 % vs the matrix) in the middle of the slab",
-           frozen_phonons=1, sampling_angstrom=0.15),
+    Recipe(
+        "mapbbr3_111_pbs_dot_hrtem",
+        "111",
+        (16, 9, 10),
+        512,
+        0.025,
+        400.0,
+        4.5,
+        A_PBS,
+        "mid",
+        seed=112,
+        frozen_phonons=1,
+        sampling_angstrom=0.15,
+    ),
+    Recipe(
+        "mapbbr3_001_dot_strained_exit",
+        "001",
+        (24, 24, 17),
+        560,
+        0.025,
+        400.0,
+        5.0,
+        1.01 * A_MAPBBR3,
+        "exit",
+        seed=3,
+        note="PbS dot with a = 1.01 x 5.933 Å (+1 % vs the matrix), 0.8 nm above the exit surface",
+        frozen_phonons=1,
+        sampling_angstrom=0.15,
+    ),
+    Recipe(
+        "mapbbr3_001_dot_bulk_mid",
+        "001",
+        (24, 24, 17),
+        560,
+        0.025,
+        400.0,
+        5.0,
+        A_PBS,
+        "mid",
+        seed=4,
+        note="bulk PbS dot (a = 5.936 Å, +0.05 % vs the matrix) in the middle of the slab",
+        frozen_phonons=1,
+        sampling_angstrom=0.15,
+    ),
 ]
-ORDER = ["mapbbr3_111_hrtem", "srtio3_110", "mapbbr3_001_hrtem", "mapbbr3_001_pbs_dot_hrtem",
-         "mapbbr3_111_pbs_dot_hrtem", "mapbbr3_001_dot_strained_exit", "mapbbr3_001_dot_bulk_mid"]
+ORDER = [
+    "mapbbr3_111_hrtem",
+    "srtio3_110",
+    "mapbbr3_001_hrtem",
+    "mapbbr3_001_pbs_dot_hrtem",
+    "mapbbr3_111_pbs_dot_hrtem",
+    "mapbbr3_001_dot_strained_exit",
+    "mapbbr3_001_dot_bulk_mid",
+]
 
 STEM_300KV = {
-    "energy_ev": 300e3, "convergence_mrad": 21.4, "Cs_angstrom": 0.0, "defocus_angstrom": 0.0,  # probe-corrected
-    "haadf_mrad": (60.0, 110.0), "abf_mrad": (10.7, 21.4),
-    "sampling_angstrom": 0.06, "slice_thickness_angstrom": 2.0, "frozen_phonons": 2,
-    "scan_gpts_xy": (20, 14), "supercell_reps": (3, 4, 10), "out_px": 512, "px_nm": 0.02,
+    "energy_ev": 300e3,
+    "convergence_mrad": 21.4,
+    "Cs_angstrom": 0.0,
+    "defocus_angstrom": 0.0,  # probe-corrected
+    "haadf_mrad": (60.0, 110.0),
+    "abf_mrad": (10.7, 21.4),
+    "sampling_angstrom": 0.06,
+    "slice_thickness_angstrom": 2.0,
+    "frozen_phonons": 2,
+    "scan_gpts_xy": (20, 14),
+    "supercell_reps": (3, 4, 10),
+    "out_px": 512,
+    "px_nm": 0.02,
     "electrons_per_probe_position": 2000.0,
 }
 
@@ -515,48 +640,78 @@ def run_hrtem(rc: Recipe, out: Path) -> dict:
     mean_counts = rc.dose_e_per_A2 * px_a**2
     counts = np.random.default_rng(rc.seed + 1000).poisson(np.clip(I, 0, None) * mean_counts)
     path = out / f"{rc.name}.tif"
-    write_tif(path, counts, rc.px_nm, f"abTEM multislice HRTEM MAPbBr3 [{rc.zone}] {sim['energy_ev']/1e3:.0f} kV; "
-              f"pixel size {rc.px_nm} nm; truth in truth.json")
+    write_tif(
+        path,
+        counts,
+        rc.px_nm,
+        f"abTEM multislice HRTEM MAPbBr3 [{rc.zone}] {sim['energy_ev'] / 1e3:.0f} kV; "
+        f"pixel size {rc.px_nm} nm; truth in truth.json",
+    )
     np.save(Path("/tmp") / f"{rc.name}_noisefree.npy", I.astype(np.float32))
     fams = {"MAPbBr3": zone_families("mapbbr3", rc.zone, A_MAPBBR3)}
     if dot:
         fams["PbS"] = zone_families("pbs", rc.zone, rc.dot_a_angstrom)
     entry = {
-        "file": path.name, "bytes": path.stat().st_size, "mode": "HRTEM", "kind": "abTEM plane-wave multislice",
+        "file": path.name,
+        "bytes": path.stat().st_size,
+        "mode": "HRTEM",
+        "kind": "abTEM plane-wave multislice",
         "phases": ["MAPbBr3 Pm-3m a=5.933 Å (Pb 1a, Br 3d, CH3NH3 as C+N at 1b along random <100>, H omitted)"]
-                  + ([f"PbS Fm-3m a={rc.dot_a_angstrom:.4f} Å (dot, cube-on-cube)"] if dot else []),
-        "zone_axis": f"[{rc.zone}]", "frame_rows": [list(v) for v in FRAMES[rc.zone]],
-        "shape": [n, n], "pixel_size_x_nm": rc.px_nm, "pixel_size_y_nm": rc.px_nm,
+        + ([f"PbS Fm-3m a={rc.dot_a_angstrom:.4f} Å (dot, cube-on-cube)"] if dot else []),
+        "zone_axis": f"[{rc.zone}]",
+        "frame_rows": [list(v) for v in FRAMES[rc.zone]],
+        "shape": [n, n],
+        "pixel_size_x_nm": rc.px_nm,
+        "pixel_size_y_nm": rc.px_nm,
         "field_origin_in_cell_angstrom": [round(float(x0), 4), round(float(y0), 4)],
-        "supercell_angstrom": [round(float(v), 4) for v in box], "supercell_repeats": list(rc.reps),
-        "n_atoms": len(atoms), "beam_energy_kv": sim["energy_ev"] / 1e3, "Cs_mm": sim["Cs_angstrom"] / 1e7,
-        "defocus_nm": sim["defocus_angstrom"] / 10, "defocus_convention": "abTEM: positive = underfocus (C10 = -defocus); Scherzer",
-        "focal_spread_nm": sim["focal_spread_angstrom"] / 10, "angular_spread_mrad": sim["angular_spread_mrad"],
-        "objective_aperture_mrad": sim["objective_aperture_mrad"], "thickness_nm": round(float(box[2]) / 10, 4),
-        "potential_sampling_angstrom": sim["sampling_angstrom"], "slice_thickness_angstrom": sim["slice_thickness_angstrom"],
-        "frozen_phonons": sim["frozen_phonons"], "frozen_phonon_sigmas_angstrom": sim["sigmas"],
-        "dose_e_per_angstrom2": rc.dose_e_per_A2, "mean_counts_per_pixel": round(float(counts.mean()), 3),
-        "noise": "Poisson", "detector": "ideal counting, square-pixel sinc, no MTF beyond it",
-        "simulation_wall_s": round(wall, 1), "simulation_cpu_s": round(cpu, 1),
+        "supercell_angstrom": [round(float(v), 4) for v in box],
+        "supercell_repeats": list(rc.reps),
+        "n_atoms": len(atoms),
+        "beam_energy_kv": sim["energy_ev"] / 1e3,
+        "Cs_mm": sim["Cs_angstrom"] / 1e7,
+        "defocus_nm": sim["defocus_angstrom"] / 10,
+        "defocus_convention": "abTEM: positive = underfocus (C10 = -defocus); Scherzer",
+        "focal_spread_nm": sim["focal_spread_angstrom"] / 10,
+        "angular_spread_mrad": sim["angular_spread_mrad"],
+        "objective_aperture_mrad": sim["objective_aperture_mrad"],
+        "thickness_nm": round(float(box[2]) / 10, 4),
+        "potential_sampling_angstrom": sim["sampling_angstrom"],
+        "slice_thickness_angstrom": sim["slice_thickness_angstrom"],
+        "frozen_phonons": sim["frozen_phonons"],
+        "frozen_phonon_sigmas_angstrom": sim["sigmas"],
+        "dose_e_per_angstrom2": rc.dose_e_per_A2,
+        "mean_counts_per_pixel": round(float(counts.mean()), 3),
+        "noise": "Poisson",
+        "detector": "ideal counting, square-pixel sinc, no MTF beyond it",
+        "simulation_wall_s": round(wall, 1),
+        "simulation_cpu_s": round(cpu, 1),
         "families": fams,
         "first_order_angles": {k: first_order_angles(v) for k, v in fams.items()},
         "note": rc.note,
     }
     if dot:
         c = dot.centre_angstrom
-        entry["dot"] = {"centre_x_px": round(float((c[0] - x0) / px_a), 3), "centre_y_px": round(float((c[1] - y0) / px_a), 3),
-                        "centre_x_nm": round(float((c[0] - x0) / 10), 4), "centre_y_nm": round(float((c[1] - y0) / 10), 4),
-                        "centre_depth_nm": round(float(c[2] / 10), 4),
-                        "depth_from_exit_surface_nm": round(float((box[2] - c[2]) / 10), 4),
-                        "diameter_nm": rc.dot_diameter_nm, "diameter_px": round(rc.dot_diameter_nm / rc.px_nm, 3),
-                        "a_angstrom": round(float(rc.dot_a_angstrom), 5),
-                        "mismatch_percent": round(100 * (rc.dot_a_angstrom / A_MAPBBR3 - 1), 4),
-                        "n_atoms": dot.n_atoms, "orientation": "cube-on-cube, PbS Pb site on the matrix Pb site nearest the centre"}
+        entry["dot"] = {
+            "centre_x_px": round(float((c[0] - x0) / px_a), 3),
+            "centre_y_px": round(float((c[1] - y0) / px_a), 3),
+            "centre_x_nm": round(float((c[0] - x0) / 10), 4),
+            "centre_y_nm": round(float((c[1] - y0) / 10), 4),
+            "centre_depth_nm": round(float(c[2] / 10), 4),
+            "depth_from_exit_surface_nm": round(float((box[2] - c[2]) / 10), 4),
+            "diameter_nm": rc.dot_diameter_nm,
+            "diameter_px": round(rc.dot_diameter_nm / rc.px_nm, 3),
+            "a_angstrom": round(float(rc.dot_a_angstrom), 5),
+            "mismatch_percent": round(100 * (rc.dot_a_angstrom / A_MAPBBR3 - 1), 4),
+            "n_atoms": dot.n_atoms,
+            "orientation": "cube-on-cube, PbS Pb site on the matrix Pb site nearest the centre",
+        }
     mark_coincidences(entry)
     entry["fft_visibility"] = fft_visibility(counts, entry)
     if dot:
-        entry["fft_visibility_note"] = ("PbS (dot) reflections are not measured separately: each coincides within 1 % "
-                                        "with an allowed matrix reflection (coincides_with_matrix_family)")
+        entry["fft_visibility_note"] = (
+            "PbS (dot) reflections are not measured separately: each coincides within 1 % "
+            "with an allowed matrix reflection (coincides_with_matrix_family)"
+        )
     return entry
 
 
@@ -578,29 +733,54 @@ def run_stem(out: Path) -> list[dict]:
         counts = np.random.default_rng(seed).poisson(lam)
         path = out / f"{name}.tif"
         det = sim["haadf_mrad"] if key == "haadf" else sim["abf_mrad"]
-        write_tif(path, counts, sim["px_nm"], f"abTEM multislice STEM {key.upper()} {det[0]}-{det[1]} mrad SrTiO3 [110] "
-                  f"300 kV; pixel size {sim['px_nm']} nm; truth in truth.json")
+        write_tif(
+            path,
+            counts,
+            sim["px_nm"],
+            f"abTEM multislice STEM {key.upper()} {det[0]}-{det[1]} mrad SrTiO3 [110] "
+            f"300 kV; pixel size {sim['px_nm']} nm; truth in truth.json",
+        )
         np.save(Path("/tmp") / f"{name}_noisefree.npy", I.astype(np.float32))
-        entries.append({
-            "file": path.name, "bytes": path.stat().st_size, "mode": "STEM", "detector": key.upper(),
-            "detector_mrad": list(det), "kind": "abTEM STEM multislice of one periodic cell, tiled (exact periodic "
-            "resampling) to the field, then Poisson noise; no scan distortion, no probe-position-dependent phonons",
-            "phases": ["SrTiO3 Pm-3m a=3.905 Å (Sr 1a, Ti 1b, O 3c)"], "zone_axis": "[110]",
-            "frame_rows": [list(v) for v in FRAMES["110"]], "shape": [n, n],
-            "pixel_size_x_nm": sim["px_nm"], "pixel_size_y_nm": sim["px_nm"],
-            "supercell_angstrom": [round(float(v), 4) for v in box], "supercell_repeats": list(sim["supercell_reps"]),
-            "scan_cell_angstrom": [round(float(v), 4) for v in cell_xy], "scan_gpts_xy": list(sim["scan_gpts_xy"]),
-            "n_atoms": len(atoms), "beam_energy_kv": 300.0, "convergence_semiangle_mrad": sim["convergence_mrad"],
-            "Cs_mm": 0.0, "defocus_nm": 0.0, "thickness_nm": round(float(box[2]) / 10, 4),
-            "potential_sampling_angstrom": sim["sampling_angstrom"], "slice_thickness_angstrom": sim["slice_thickness_angstrom"],
-            "frozen_phonons": sim["frozen_phonons"], "frozen_phonon_sigmas_angstrom": sim["sigmas"],
-            "electrons_per_probe_position": sim["electrons_per_probe_position"],
-            "dose_e_per_angstrom2": round(sim["electrons_per_probe_position"] / px_a**2, 1),
-            "mean_counts_per_pixel": round(float(counts.mean()), 3), "noise": "Poisson",
-            "simulation_wall_s": round(wall, 1), "simulation_cpu_s": round(cpu, 1),
-            "simulation_note": "one STEM run gives both the HAADF and the ABF file",
-            "families": fams, "first_order_angles": {k: first_order_angles(v) for k, v in fams.items()},
-        })
+        entries.append(
+            {
+                "file": path.name,
+                "bytes": path.stat().st_size,
+                "mode": "STEM",
+                "detector": key.upper(),
+                "detector_mrad": list(det),
+                "kind": "abTEM STEM multislice of one periodic cell, tiled (exact periodic "
+                "resampling) to the field, then Poisson noise; no scan distortion, no probe-position-dependent phonons",
+                "phases": ["SrTiO3 Pm-3m a=3.905 Å (Sr 1a, Ti 1b, O 3c)"],
+                "zone_axis": "[110]",
+                "frame_rows": [list(v) for v in FRAMES["110"]],
+                "shape": [n, n],
+                "pixel_size_x_nm": sim["px_nm"],
+                "pixel_size_y_nm": sim["px_nm"],
+                "supercell_angstrom": [round(float(v), 4) for v in box],
+                "supercell_repeats": list(sim["supercell_reps"]),
+                "scan_cell_angstrom": [round(float(v), 4) for v in cell_xy],
+                "scan_gpts_xy": list(sim["scan_gpts_xy"]),
+                "n_atoms": len(atoms),
+                "beam_energy_kv": 300.0,
+                "convergence_semiangle_mrad": sim["convergence_mrad"],
+                "Cs_mm": 0.0,
+                "defocus_nm": 0.0,
+                "thickness_nm": round(float(box[2]) / 10, 4),
+                "potential_sampling_angstrom": sim["sampling_angstrom"],
+                "slice_thickness_angstrom": sim["slice_thickness_angstrom"],
+                "frozen_phonons": sim["frozen_phonons"],
+                "frozen_phonon_sigmas_angstrom": sim["sigmas"],
+                "electrons_per_probe_position": sim["electrons_per_probe_position"],
+                "dose_e_per_angstrom2": round(sim["electrons_per_probe_position"] / px_a**2, 1),
+                "mean_counts_per_pixel": round(float(counts.mean()), 3),
+                "noise": "Poisson",
+                "simulation_wall_s": round(wall, 1),
+                "simulation_cpu_s": round(cpu, 1),
+                "simulation_note": "one STEM run gives both the HAADF and the ABF file",
+                "families": fams,
+                "first_order_angles": {k: first_order_angles(v) for k, v in fams.items()},
+            }
+        )
         entries[-1]["fft_visibility"] = fft_visibility(counts, entries[-1])
     return entries
 
@@ -609,17 +789,31 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT_DEFAULT)
     ap.add_argument("--only", action="append", choices=ORDER, help="make only these (repeatable)")
-    ap.add_argument("--merge", type=Path, action="append", default=[],
-                    help="also take the images and truth entries made into another --out folder")
-    ap.add_argument("--refresh-truth", action="store_true",
-                    help="no simulation: recompute the FFT visibility of every image in truth.json")
+    ap.add_argument(
+        "--merge",
+        type=Path,
+        action="append",
+        default=[],
+        help="also take the images and truth entries made into another --out folder",
+    )
+    ap.add_argument(
+        "--refresh-truth",
+        action="store_true",
+        help="no simulation: recompute the FFT visibility of every image in truth.json",
+    )
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     truth_path = args.out / "truth.json"
     truth = json.loads(truth_path.read_text()) if truth_path.exists() else {}
-    truth.update({"schema_version": SCHEMA_VERSION, "generator": "scripts/make_multislice_fixtures.py",
-                  "d_min_angstrom": D_MIN_ANGSTROM, "visible_ratio": VISIBLE_RATIO,
-                  "conventions": __doc__.split("Conventions: ")[1].strip()})
+    truth.update(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "generator": "scripts/make_multislice_fixtures.py",
+            "d_min_angstrom": D_MIN_ANGSTROM,
+            "visible_ratio": VISIBLE_RATIO,
+            "conventions": __doc__.split("Conventions: ")[1].strip(),
+        }
+    )
     truth.setdefault("images", {})
     import abtem
     import ase
@@ -637,12 +831,19 @@ def main(argv=None) -> int:
         if name not in todo:
             continue
         print(f"... {name}", flush=True)
-        entries = run_stem(args.out) if name == "srtio3_110" else [run_hrtem(next(r for r in RECIPES if r.name == name), args.out)]
+        entries = (
+            run_stem(args.out)
+            if name == "srtio3_110"
+            else [run_hrtem(next(r for r in RECIPES if r.name == name), args.out)]
+        )
         for e in entries:
             truth["images"][e["file"]] = e
             vis = ", ".join(f"{v['family']}" for ph in e["fft_visibility"].values() for v in ph if v["visible"])
-            print(f"{e['file']}: {e['bytes']} B, sim {e['simulation_wall_s']} s wall / {e['simulation_cpu_s']} s CPU; "
-                  f"visible: {vis}", flush=True)
+            print(
+                f"{e['file']}: {e['bytes']} B, sim {e['simulation_wall_s']} s wall / {e['simulation_cpu_s']} s CPU; "
+                f"visible: {vis}",
+                flush=True,
+            )
         truth_path.write_text(json.dumps(truth, indent=1) + "\n")
     if args.refresh_truth or args.merge:
         refresh_truth(args.out, truth)

@@ -37,8 +37,15 @@ def run_command(cmd: str, workdir: Path) -> tuple[str, int]:
         raise SystemExit(f"README console blocks hold latticefit commands only, got: {cmd}")
     code = "import sys; from latticefit.cli import main; sys.exit(main(sys.argv[1:]))"
     env = dict(os.environ, COLUMNS="120", PYTHONWARNINGS="ignore::DeprecationWarning")
-    proc = subprocess.run([sys.executable, "-c", code, *argv[1:]], cwd=workdir, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv[1:]],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     return proc.stdout, proc.returncode
 
 
@@ -73,8 +80,9 @@ def main(argv=None) -> int:
     new = render(old)
     if args.check:
         if new != old:
-            sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "README.md",
-                                                       "rendered"))
+            sys.stdout.writelines(
+                difflib.unified_diff(old.splitlines(True), new.splitlines(True), "README.md", "rendered")
+            )
             return 1
         return 0
     if new != old:

@@ -19,16 +19,20 @@ SAMPLE_DATA = PROJECT_ROOT / "sample_data"
 def realdata() -> Path:
     """Path of ``../shared/realdata``; the test is skipped when the folder is absent."""
     if not REALDATA.is_dir():
-        pytest.skip(f"real microscope files not found at {REALDATA} (they live beside the project, "
-                    "not in it; set LATTICEFIT_REALDATA to point elsewhere)")
+        pytest.skip(
+            f"real microscope files not found at {REALDATA} (they live beside the project, "
+            "not in it; set LATTICEFIT_REALDATA to point elsewhere)"
+        )
     return REALDATA
 
 
 def _realfile(relpath: str) -> Path:
     p = REALDATA / relpath
     if not p.exists():
-        pytest.skip(f"real file {relpath} not found under {REALDATA} (the real microscope files live beside "
-                    "the project, not in it; set LATTICEFIT_REALDATA to point elsewhere)")
+        pytest.skip(
+            f"real file {relpath} not found under {REALDATA} (the real microscope files live beside "
+            "the project, not in it; set LATTICEFIT_REALDATA to point elsewhere)"
+        )
     return p
 
 

@@ -48,8 +48,13 @@ def _imagej(path: Path, data, *, px_nm=0.025, unit="nm", resolution=None):
 
     r = 1.0 / px_nm if resolution is None else resolution  # a float or a (numerator, denominator) pair
     imagej = data.dtype.char in "BHhf"  # the dtypes ImageJ TIFF holds; others go as plain TIFF
-    tifffile.imwrite(path, data, imagej=imagej, resolution=(r, r),
-                     metadata=({"unit": unit} if unit is not None else {}) if imagej else None)
+    tifffile.imwrite(
+        path,
+        data,
+        imagej=imagej,
+        resolution=(r, r),
+        metadata=({"unit": unit} if unit is not None else {}) if imagej else None,
+    )
     return path
 
 
@@ -61,10 +66,13 @@ def seed_files(folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     lat = synth.perovskite_111(shape=(128, 128), noise_sigma=0.1, seed=11)[0]
-    dots = synth.haadf_dots((128, 128), pixel_size_nm=0.4, diameter_nm=5.0, n_particles=6, n_touching_pairs=0,
-                            seed=12)[0]
-    out = [_imagej(folder / "lattice.tif", lat.data, px_nm=lat.pixel_size_nm[1]),
-           _imagej(folder / "dots.tif", dots.data.astype(np.uint16), px_nm=dots.pixel_size_nm[1])]
+    dots = synth.haadf_dots((128, 128), pixel_size_nm=0.4, diameter_nm=5.0, n_particles=6, n_touching_pairs=0, seed=12)[
+        0
+    ]
+    out = [
+        _imagej(folder / "lattice.tif", lat.data, px_nm=lat.pixel_size_nm[1]),
+        _imagej(folder / "dots.tif", dots.data.astype(np.uint16), px_nm=dots.pixel_size_nm[1]),
+    ]
     s = lat.to_signal()
     s.save(folder / "lattice.hspy", overwrite=True)
     out.append(folder / "lattice.hspy")
@@ -104,8 +112,14 @@ def make_corpus(folder: Path, n: int, *, seed: int = 0) -> list[Mutant]:
     for kind, arr, unreadable, blank in _fresh_arrays(rng):
         out.append(Mutant(_imagej(folder / f"fresh_{kind}.tif", arr), f"dtype/shape:{kind}", unreadable, blank))
     # resolutions as TIFF rationals (pixels per unit): zero, the smallest and the largest a tag holds
-    units = [("furlong", None), ("inch", None), ("", None), ("nm", (0, 1)), ("nm", (1, 2**32 - 1)),
-             ("nm", (2**32 - 1, 1))]
+    units = [
+        ("furlong", None),
+        ("inch", None),
+        ("", None),
+        ("nm", (0, 1)),
+        ("nm", (1, 2**32 - 1)),
+        ("nm", (2**32 - 1, 1)),
+    ]
     lat = np.asarray(__import__("tifffile").imread(seeds[0]))
     for i, (unit, res) in enumerate(units):
         p = _imagej(folder / f"unit_{i}.tif", lat, unit=unit, resolution=res)
@@ -127,7 +141,7 @@ def make_corpus(folder: Path, n: int, *, seed: int = 0) -> list[Mutant]:
             b = bytearray(raw)
             for _ in range(int(rng.integers(1, 6))):
                 o = int(rng.integers(0, len(b)))
-                b[o: o + int(rng.integers(1, 4096))] = rng.bytes(4096)[: len(b[o: o + 4096])]
+                b[o : o + int(rng.integers(1, 4096))] = rng.bytes(4096)[: len(b[o : o + 4096])]
             data, kind, bad = bytes(b)[: len(raw)], "corrupt-blocks", False
         elif how == "header":
             b = bytearray(raw)

@@ -18,20 +18,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from latticefit.batch import AnalysisOutcome, RecordStore, build_tables, file_content_hash, signal_tags
 from latticefit.batch import _run as batch
-from latticefit.synth import _core as synth
-from latticefit.batch import RecordStore, build_tables, file_content_hash
-from latticefit.batch import AnalysisOutcome, signal_tags
 from latticefit.errors import LatticefitError
 from latticefit.micrograph import Micrograph
+from latticefit.synth import _core as synth
 
 
 # ----------------------------------------------------------------------------- tiny analyzers (test seam)
 def tiny_lattice(mg, settings):
     """Mean intensity as a stand-in 'd-spacing', two spot rows, no figure."""
     m = float(mg.data.mean())
-    return AnalysisOutcome(summary={"n_spots": 2, "d_angstrom": m}, result={"mean": m},
-                           spots=pd.DataFrame({"d_angstrom": [m, m / 2], "order": [1, 2]}))
+    return AnalysisOutcome(
+        summary={"n_spots": 2, "d_angstrom": m},
+        result={"mean": m},
+        spots=pd.DataFrame({"d_angstrom": [m, m / 2], "order": [1, 2]}),
+    )
 
 
 def tiny_particles(mg, settings):
@@ -41,8 +43,12 @@ def tiny_particles(mg, settings):
     n = int((mg.data > mg.data.mean() + 2 * mg.data.std()).sum())
     fig = matplotlib.figure.Figure(figsize=(1.5, 1.5), dpi=40)
     fig.add_subplot().imshow(mg.data, cmap="gray")
-    return AnalysisOutcome(summary={"n_particles": n, "mean_nm": 1.5}, result={"n": n}, figure=fig,
-                           particles=pd.DataFrame({"diameter_nm": [1.0, 2.0], "edge": [False, True]}))
+    return AnalysisOutcome(
+        summary={"n_particles": n, "mean_nm": 1.5},
+        result={"n": n},
+        figure=fig,
+        particles=pd.DataFrame({"diameter_nm": [1.0, 2.0], "edge": [False, True]}),
+    )
 
 
 def crashing_particles(mg, settings):
@@ -75,8 +81,7 @@ def lattice_mg(seed=0, n=128):
 
 
 def dots_mg(seed=0, n=128):
-    return synth.haadf_dots((n, n), pixel_size_nm=0.4, diameter_nm=5.0, n_particles=6, n_touching_pairs=0,
-                            seed=seed)[0]
+    return synth.haadf_dots((n, n), pixel_size_nm=0.4, diameter_nm=5.0, n_particles=6, n_touching_pairs=0, seed=seed)[0]
 
 
 @pytest.fixture(scope="module")
@@ -113,25 +118,48 @@ def without_timing(df: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- discovery
 def test_discover_recursive_pattern_companions_hidden(tmp_path):
     d = tmp_path
-    for rel in ["a.dm4", "B.DM3", "scan.emi", "scan_1.ser", "orphan_1.ser", "notes.txt", "noext", ".hidden.dm4",
-                "sub/c.emd", "sub/deeper/d.tif", ".git/x.dm4", "out/old.dm4", "old_results/a.dm4.lattice.png",
-                "old_results/.latticefit/settings.json"]:
+    for rel in [
+        "a.dm4",
+        "B.DM3",
+        "scan.emi",
+        "scan_1.ser",
+        "orphan_1.ser",
+        "notes.txt",
+        "noext",
+        ".hidden.dm4",
+        "sub/c.emd",
+        "sub/deeper/d.tif",
+        ".git/x.dm4",
+        "out/old.dm4",
+        "old_results/a.dm4.lattice.png",
+        "old_results/.latticefit/settings.json",
+    ]:
         p = d / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"")
     top = batch.discover_files(d)
     assert [(f.relpath, f.supported) for f in top] == [
-        ("B.DM3", True), ("a.dm4", True), ("noext", False), ("notes.txt", False), ("orphan_1.ser", True),
-        ("scan.emi", True)]
+        ("B.DM3", True),
+        ("a.dm4", True),
+        ("noext", False),
+        ("notes.txt", False),
+        ("orphan_1.ser", True),
+        ("scan.emi", True),
+    ]
     assert "unsupported file type '.txt'" in next(f.note for f in top if f.relpath == "notes.txt")
     rec = [f.relpath for f in batch.discover_files(d, recursive=True, exclude=[d / "out"])]
     assert "sub/c.emd" in rec and "sub/deeper/d.tif" in rec
     assert not any(r.startswith((".git", "out/", "old_results")) or "hidden" in r for r in rec)
     assert rec.count("scan.emi") == 1 and "scan_1.ser" not in rec  # .emi + .ser counted once
     assert [f.relpath for f in batch.discover_files(d, recursive=True, pattern="*.dm?")] == [
-        "B.DM3", "a.dm4", "out/old.dm4"]
+        "B.DM3",
+        "a.dm4",
+        "out/old.dm4",
+    ]
     assert [f.relpath for f in batch.discover_files(d, recursive=True, pattern=["sub/*.emd", "deeper/*"])] == [
-        "sub/c.emd", "sub/deeper/d.tif"]
+        "sub/c.emd",
+        "sub/deeper/d.tif",
+    ]
     with pytest.raises(LatticefitError, match="folder not found"):
         batch.discover_files(d / "nope")
 
@@ -158,8 +186,14 @@ def test_choose_analysis_metadata_then_image():
         for n in (128, 512):
             lat = lattice_mg(seed, n)
             lat.mode = None
-            dots = synth.haadf_dots((n, n), pixel_size_nm=0.4, diameter_nm=5.0, n_particles=6 if n == 128 else 60, n_touching_pairs=1,
-                                    seed=seed)[0]
+            dots = synth.haadf_dots(
+                (n, n),
+                pixel_size_nm=0.4,
+                diameter_nm=5.0,
+                n_particles=6 if n == 128 else 60,
+                n_touching_pairs=1,
+                seed=seed,
+            )[0]
             dots.mode = None
             a, why = batch.choose_analysis(lat)
             assert a == "lattice" and why.startswith("image: periodicity"), why
@@ -213,8 +247,18 @@ def test_run_writes_results_tables_figures(mixed_folder, tmp_path):
     out = tmp_path / "out"
     summary = batch.run(mixed_folder, out, recursive=True, jobs=1, analyzers=TINY)
     files = sorted(summary["file"])
-    assert files == sorted(["lat_0.tif", "lat_1.tif", "lat_2.tif", "day2/lat_3.tif", "dots_0.hspy", "dots_1.hspy",
-                            "dots_2.hspy", "notes.txt"])
+    assert files == sorted(
+        [
+            "lat_0.tif",
+            "lat_1.tif",
+            "lat_2.tif",
+            "day2/lat_3.tif",
+            "dots_0.hspy",
+            "dots_1.hspy",
+            "dots_2.hspy",
+            "notes.txt",
+        ]
+    )
     by = summary.set_index("file")
     assert by.loc["notes.txt", "status"] == "skipped"
     assert (by.drop(index="notes.txt")["status"] == "ok").all()
@@ -245,8 +289,13 @@ def test_run_writes_results_tables_figures(mixed_folder, tmp_path):
 
 
 def test_failed_analysis_is_an_error_row_and_the_run_goes_on(mixed_folder, tmp_path):
-    summary = batch.run(mixed_folder, tmp_path / "out", mode="both", jobs=1,
-                        analyzers={"lattice": failing_lattice, "particles": tiny_particles})
+    summary = batch.run(
+        mixed_folder,
+        tmp_path / "out",
+        mode="both",
+        jobs=1,
+        analyzers={"lattice": failing_lattice, "particles": tiny_particles},
+    )
     ok = summary[summary["status"] == "ok"]
     bad = summary[summary["status"] == "error"]
     assert set(ok["analysis"]) == {"particles"} and set(bad["analysis"]) == {"lattice"}
@@ -266,11 +315,14 @@ def test_errors_csv_says_which_analysis_failed(tmp_path):
     """A file failing in both analyses (mode both) gives two error rows that differ by their analysis."""
     d = tmp_path / "in"
     write_tif(d / "a.tif", lattice_mg(0))
-    batch.run(d, tmp_path / "out", mode="both", jobs=1,
-              analyzers={"lattice": failing_lattice, "particles": failing_particles})
+    batch.run(
+        d, tmp_path / "out", mode="both", jobs=1, analyzers={"lattice": failing_lattice, "particles": failing_particles}
+    )
     errors = pd.read_csv(tmp_path / "out" / "errors.csv", keep_default_na=False)
     assert errors[["file", "analysis", "status", "error"]].values.tolist() == [
-        ["a.tif", "lattice", "error", "no lattice found"], ["a.tif", "particles", "error", "no particles found"]]
+        ["a.tif", "lattice", "error", "no lattice found"],
+        ["a.tif", "particles", "error", "no particles found"],
+    ]
     assert not errors.duplicated(subset=["file", "signal", "analysis"]).any()
 
 
@@ -367,8 +419,12 @@ def test_atomic_write_keeps_old_content_when_interrupted(tmp_path, monkeypatch):
 
 def test_build_tables_sorted_and_deduplicated():
     def rec(f, n):
-        return {"file": f, "rows": [{"signal": "s", "analysis": "lattice", "status": "ok", "n_spots": n}],
-                "spots": [{"signal": "s", "rows": [{"d_angstrom": 1.0}] * n}], "particles": []}
+        return {
+            "file": f,
+            "rows": [{"signal": "s", "analysis": "lattice", "status": "ok", "n_spots": n}],
+            "spots": [{"signal": "s", "rows": [{"d_angstrom": 1.0}] * n}],
+            "particles": [],
+        }
 
     t = build_tables([rec("b.dm4", 2), rec("a.dm4", 1)], [{"file": "c.txt", "note": "skipped"}])
     assert list(t["summary"]["file"]) == ["a.dm4", "b.dm4", "c.txt"]
@@ -381,8 +437,9 @@ def test_process_pool_jobs2_equals_serial_and_survives_a_crash(mixed_folder, ser
     import shutil
 
     shutil.copy(mixed_folder / "dots_1.hspy", mixed_folder / "crash.hspy")
-    pooled = batch.run(mixed_folder, tmp_path / "p", jobs=2,
-                       analyzers={"lattice": tiny_lattice, "particles": crashing_particles})
+    pooled = batch.run(
+        mixed_folder, tmp_path / "p", jobs=2, analyzers={"lattice": tiny_lattice, "particles": crashing_particles}
+    )
     crash = pooled[pooled["file"] == "crash.hspy"]
     assert list(crash["status"]) == ["error"] and "worker process died" in crash["error"].iloc[0]
     rest = pooled[pooled["file"] != "crash.hspy"].reset_index(drop=True)
@@ -417,8 +474,9 @@ class _Links(HTMLParser):
             self.hrefs.append(unquote(a["href"]))
         if tag == "img":
             self.imgs.append(unquote(a["src"]))
-        if tag in ("script", "link", "img") and any(str(a.get(k, "")).startswith(("http:", "https:", "//"))
-                                                    for k in ("src", "href")):
+        if tag in ("script", "link", "img") and any(
+            str(a.get(k, "")).startswith(("http:", "https:", "//")) for k in ("src", "href")
+        ):
             self.external.append(a)
 
 
@@ -440,16 +498,45 @@ def test_index_html_links_every_figure_and_is_offline(mixed_folder, tmp_path):
 def test_index_html_message_beside_status_and_consistent_numbers():
     from latticefit.batch import index_html
 
-    summary = pd.DataFrame([
-        {"file": "bad.png", "signal": "", "analysis": "lattice", "status": "error",
-         "error": "bad.png: no pixel size in the file: pass --pixel-size", "warnings": ""},
-        {"file": "dots.dm4", "signal": "", "analysis": "particles", "status": "ok", "error": "", "warnings": "",
-         "n_particles": 158, "mean_nm": 4.00123, "mean_err_nm": 0.0512, "std_nm": 0.30634, "rsd_percent": 7.6561,
-         "figure": "dots.dm4.particles.png", "json": "dots.dm4.particles.json"},
-        {"file": "lat.emd", "signal": "", "analysis": "lattice", "status": "ok", "error": "",
-         "warnings": "0/15 spots indexed against SrTiO3: calibration off? try --free-scale",
-         "n_spots": 15, "d_angstrom": 2.76123, "d_err_angstrom": 0.00123, "n_indexed": 0},
-    ])
+    summary = pd.DataFrame(
+        [
+            {
+                "file": "bad.png",
+                "signal": "",
+                "analysis": "lattice",
+                "status": "error",
+                "error": "bad.png: no pixel size in the file: pass --pixel-size",
+                "warnings": "",
+            },
+            {
+                "file": "dots.dm4",
+                "signal": "",
+                "analysis": "particles",
+                "status": "ok",
+                "error": "",
+                "warnings": "",
+                "n_particles": 158,
+                "mean_nm": 4.00123,
+                "mean_err_nm": 0.0512,
+                "std_nm": 0.30634,
+                "rsd_percent": 7.6561,
+                "figure": "dots.dm4.particles.png",
+                "json": "dots.dm4.particles.json",
+            },
+            {
+                "file": "lat.emd",
+                "signal": "",
+                "analysis": "lattice",
+                "status": "ok",
+                "error": "",
+                "warnings": "0/15 spots indexed against SrTiO3: calibration off? try --free-scale",
+                "n_spots": 15,
+                "d_angstrom": 2.76123,
+                "d_err_angstrom": 0.00123,
+                "n_indexed": 0,
+            },
+        ]
+    )
     page = index_html(summary)
     head = page.split("<thead>")[1].split("</thead>")[0]
     headers = [h.split("</th>")[0] for h in head.split("<th>")[1:]]
@@ -472,8 +559,9 @@ def test_particle_figure_title_states_detected_and_counted():
 
     from latticefit.batch import analyze_particles
 
-    mg = synth.haadf_dots((256, 256), pixel_size_nm=0.25, diameter_nm=5.0, n_particles=14, n_touching_pairs=0,
-                          allow_edge=True, seed=4)[0]
+    mg = synth.haadf_dots(
+        (256, 256), pixel_size_nm=0.25, diameter_nm=5.0, n_particles=14, n_touching_pairs=0, allow_edge=True, seed=4
+    )[0]
     out = analyze_particles(mg, {})
     n_det, n_stat = out.summary["n_detected"], out.summary["n_particles"]
     texts = [t.get_text() for t in out.figure.findobj(matplotlib.text.Text)]
@@ -492,8 +580,16 @@ def test_index_html_renders_in_headless_chromium(mixed_folder, tmp_path):
     out = tmp_path / "out"
     batch.run(mixed_folder, out, jobs=1, analyzers=TINY)
     shot = tmp_path / "page.png"
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={shot}",
-           "--window-size=1400,900", (out / "index.html").as_uri()]
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--screenshot={shot}",
+        "--window-size=1400,900",
+        (out / "index.html").as_uri(),
+    ]
     subprocess.run(cmd, capture_output=True, timeout=60, check=False)
     assert shot.is_file() and shot.stat().st_size > 5000
     import imageio.v3 as iio
@@ -508,8 +604,13 @@ def test_no_figures_keeps_every_number_and_writes_no_png(tmp_path):
     mg = synth.perovskite_111(shape=(128, 128), noise_sigma=0.2, seed=3)[0]
     import tifffile
 
-    tifffile.imwrite(folder / "a.tif", mg.data.astype("float32"), imagej=True,
-                     resolution=(1 / mg.pixel_size_nm[1], 1 / mg.pixel_size_nm[0]), metadata={"unit": "nm"})
+    tifffile.imwrite(
+        folder / "a.tif",
+        mg.data.astype("float32"),
+        imagej=True,
+        resolution=(1 / mg.pixel_size_nm[1], 1 / mg.pixel_size_nm[0]),
+        metadata={"unit": "nm"},
+    )
     with_fig = batch.run(folder, tmp_path / "fig", jobs=1, mode="lattice")
     without = batch.run(folder, tmp_path / "nofig", jobs=1, mode="lattice", figures=False)
     assert not list((tmp_path / "nofig").rglob("*.png"))

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latticefit.batch import _run as batch
-from latticefit.synth import _core as synth
 from latticefit.batch import RecordStore
+from latticefit.batch import _run as batch
 from latticefit.cli import main
+from latticefit.synth import _core as synth
 
 TIMING = batch.TIMING_COLUMNS
 
@@ -36,8 +36,14 @@ def make_session(folder: Path, n_lattice: int, n_dots: int, *, size: int = 256) 
         mg, _ = synth.perovskite_111(shape=(size, size), noise_sigma=0.4, rotation_deg=7.0 * i, seed=i)
         write_tif(folder / ("sub" if i % 3 == 2 else "") / f"perovskite_{i:02d}.tif", mg)
     for i in range(n_dots):
-        mg, _ = synth.haadf_dots((size, size), pixel_size_nm=0.25 * 256 / size, diameter_nm=5.0, n_particles=8,
-                                 n_touching_pairs=1, seed=100 + i)
+        mg, _ = synth.haadf_dots(
+            (size, size),
+            pixel_size_nm=0.25 * 256 / size,
+            diameter_nm=5.0,
+            n_particles=8,
+            n_touching_pairs=1,
+            seed=100 + i,
+        )
         (folder / "haadf").mkdir(parents=True, exist_ok=True)
         mg.to_signal().save(folder / "haadf" / f"dots_{i:02d}.hspy")
     return folder
@@ -78,14 +84,18 @@ def test_bad_files_exit_1_and_errors_csv(tmp_path, capsys):
     assert "3 files failed" in captured.err and "3 failed, 1 skipped" in captured.out
     errors = pd.read_csv(out / "errors.csv", keep_default_na=False)
     assert dict(zip(errors["file"], errors["status"])) == {
-        "corrupt.dm4": "error", "table.xlsx": "skipped", "text.dm3": "error", "zero.dm3": "error"}
+        "corrupt.dm4": "error",
+        "table.xlsx": "skipped",
+        "text.dm3": "error",
+        "zero.dm3": "error",
+    }
     summary = pd.read_csv(out / "summary.csv", keep_default_na=False)
     ok = summary[summary["status"] == "ok"]
     assert sorted(ok["file"]) == ["perovskite_00.tif", "perovskite_01.tif"]
     assert (ok["n_spots"].astype(int) >= 3).all()
     # the strongest spacing is the perovskite {110}, 4.195 Å (synth ground truth), within its stated error
     dd, err = ok["d_angstrom"].astype(float), ok["d_err_angstrom"].astype(float)
-    assert ((dd - 5.933 / 2 ** 0.5).abs() < 4 * err).all(), (dd, err)
+    assert ((dd - 5.933 / 2**0.5).abs() < 4 * err).all(), (dd, err)
     # only the good files: exit 0
     for f in ("corrupt.dm4", "zero.dm3", "text.dm3"):
         (d / f).unlink()
@@ -105,12 +115,12 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     common = ["--recursive", "--jobs", "1", "--quiet"]
     # the reference (uninterrupted) and the run to kill start together, each in its own process (same
     # environment, so the same BLAS threads and the same floats); they share the two cores
-    ref = subprocess.Popen(_cli("batch", folder, "-o", tmp_path / "full", *common), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE)
+    ref = subprocess.Popen(
+        _cli("batch", folder, "-o", tmp_path / "full", *common), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     out = tmp_path / "killed"
     records = RecordStore(out).root
-    proc = subprocess.Popen(_cli("batch", folder, "-o", out, *common), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_cli("batch", folder, "-o", out, *common), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if records.is_dir() and len(list(records.glob("*.json"))) >= 3:
@@ -180,8 +190,7 @@ def test_free_scale_indexes_a_miscalibrated_image_and_fixed_scale_warns(tmp_path
     assert 2 * n_indexed < n_spots
     note = f"{n_indexed}/{n_spots} spots indexed against MAPbBr3: calibration off? try --free-scale"
     assert note in row["warnings"] and note in (out_fixed / "index.html").read_text(encoding="utf-8")
-    assert main(["batch", str(d), "-o", str(out_free), "--phase", "MAPbBr3", "--free-scale", "--jobs", "1",
-                 "-q"]) == 0
+    assert main(["batch", str(d), "-o", str(out_free), "--phase", "MAPbBr3", "--free-scale", "--jobs", "1", "-q"]) == 0
     row = pd.read_csv(out_free / "summary.csv", keep_default_na=False).iloc[0]
     assert row["phase"] == "MAPbBr3" and row["zone_axis"] == "[1 1 1]" and int(row["n_indexed"]) == int(row["n_spots"])
     k, k_err = float(row["scale_factor"]), float(row["scale_factor_err"])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latticefit.crystal import Calibration, fit_pixel_scale
-from latticefit.crystal import get_phase
+from latticefit.crystal import Calibration, fit_pixel_scale, get_phase
 from latticefit.micrograph import Micrograph
 
 
@@ -39,8 +38,19 @@ def test_fit_pixel_scale_anisotropic():
 
 
 def test_calibration_apply_same_and_other_magnification():
-    cal = Calibration((0.019, 0.0191), (1e-5, 1e-5), 0.9525, 1e-3, (0.95, 0.955), (1e-3, 1e-3), (0.02, 0.02),
-                      get_phase("SrTiO3"), (0, 0, 1), True, 6)
+    cal = Calibration(
+        (0.019, 0.0191),
+        (1e-5, 1e-5),
+        0.9525,
+        1e-3,
+        (0.95, 0.955),
+        (1e-3, 1e-3),
+        (0.02, 0.02),
+        get_phase("SrTiO3"),
+        (0, 0, 1),
+        True,
+        6,
+    )
     same = cal.apply(Micrograph(np.zeros((40, 40)), pixel_size_nm=(0.02, 0.02)))
     assert same.pixel_size_nm == (0.019, 0.0191)
     other = cal.apply(Micrograph(np.zeros((40, 40)), pixel_size_nm=(0.05, 0.05)))

@@ -9,9 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from latticefit.crystal import Calibration, as_calibration, calibrate, load_calibration
 from latticefit.cli import main
-from latticefit.crystal import get_phase
+from latticefit.crystal import Calibration, as_calibration, calibrate, get_phase, load_calibration
 from latticefit.errors import CalibrationError
 from latticefit.lattice import compare_regions, measure_lattice
 from latticefit.micrograph import Micrograph, as_micrograph
@@ -124,12 +123,15 @@ def test_json_round_trip(distorted, tmp_path):
     assert np.allclose(m2.affine_nm_per_px, cal.matrix_nm_per_px)
 
 
-@pytest.mark.parametrize("content,what", [
-    ("{not json", "not JSON"),
-    ('{"schema_version": 1, "kind": "latticefit.calibration"}', "missing key"),
-    ('{"schema_version": 99, "matrix_nm_per_px": [[1, 0], [0, 1]]}', "schema_version"),
-    ('[1, 2]', "not a latticefit calibration"),
-])
+@pytest.mark.parametrize(
+    "content,what",
+    [
+        ("{not json", "not JSON"),
+        ('{"schema_version": 1, "kind": "latticefit.calibration"}', "missing key"),
+        ('{"schema_version": 99, "matrix_nm_per_px": [[1, 0], [0, 1]]}', "schema_version"),
+        ("[1, 2]", "not a latticefit calibration"),
+    ],
+)
 def test_bad_calibration_json_is_one_line_naming_the_file(tmp_path, content, what, capsys):
     f = tmp_path / "bad cal.json"
     f.write_text(content)
@@ -153,14 +155,27 @@ def test_missing_calibration_file(tmp_path):
 def _write_tif(path, data, p_nm):
     import tifffile
 
-    tifffile.imwrite(path, np.asarray(data, np.float32), imagej=True, resolution=(1 / p_nm, 1 / p_nm),
-                     metadata={"unit": "nm"})
+    tifffile.imwrite(
+        path, np.asarray(data, np.float32), imagej=True, resolution=(1 / p_nm, 1 / p_nm), metadata={"unit": "nm"}
+    )
     return path
 
 
 def _stretch_x_calibration(path, p_nm, kx=1.02):
-    cal = Calibration((p_nm, p_nm * kx), (1e-6, 1e-6), 0.5 * (1 + kx), 1e-4, (1.0, kx), (1e-4, 1e-4), (p_nm, p_nm),
-                      get_phase("SrTiO3"), (0, 0, 1), True, 6, source="reference.tif")
+    cal = Calibration(
+        (p_nm, p_nm * kx),
+        (1e-6, 1e-6),
+        0.5 * (1 + kx),
+        1e-4,
+        (1.0, kx),
+        (1e-4, 1e-4),
+        (p_nm, p_nm),
+        get_phase("SrTiO3"),
+        (0, 0, 1),
+        True,
+        6,
+        source="reference.tif",
+    )
     cal.to_json(path)
     return cal
 
@@ -173,8 +188,9 @@ def cli_files(tmp_path_factory):
     # an axis-aligned square lattice: (100) along x, (010) along y
     lat = affine_cubic((256, 256), np.diag([0.02, 0.02]), rotation_deg=0.0, noise=0.5, seed=1)
     _write_tif(d / "lattice.tif", lat, 0.02)
-    dots, _ = synth.haadf_dots((256, 256), pixel_size_nm=0.2, diameter_nm=6.0, n_particles=8,
-                                n_touching_pairs=0, seed=5)
+    dots, _ = synth.haadf_dots(
+        (256, 256), pixel_size_nm=0.2, diameter_nm=6.0, n_particles=8, n_touching_pairs=0, seed=5
+    )
     _write_tif(d / "dots.tif", dots.data, 0.2)
     _stretch_x_calibration(d / "cal_lattice.json", 0.02)
     _stretch_x_calibration(d / "cal_dots.json", 0.2)
@@ -193,8 +209,14 @@ def test_cli_lattice_and_index_with_calibration(cli_files, capsys):
     corr = _run_json(capsys, ["lattice", f, "--json", "-", "--calibration", cal])
 
     def d_along(rec, axis):
-        best = max(rec["spots"], key=lambda s: abs(s["g_inv_nm"][axis]) / np.hypot(*s["g_inv_nm"])
-                   if abs(np.hypot(*s["g_inv_nm"]) - 1 / A_STO) < 0.05 / A_STO else -1)
+        best = max(
+            rec["spots"],
+            key=lambda s: (
+                abs(s["g_inv_nm"][axis]) / np.hypot(*s["g_inv_nm"])
+                if abs(np.hypot(*s["g_inv_nm"]) - 1 / A_STO) < 0.05 / A_STO
+                else -1
+            ),
+        )
         return best["d_angstrom"]
 
     assert d_along(corr, 0) / d_along(base, 0) == pytest.approx(1.02, abs=2e-4)  # x stretched by 2 %
@@ -238,15 +260,33 @@ def test_cli_batch_and_report_with_calibration(cli_files, capsys, tmp_path):
     (folder / "lattice.tif").write_bytes((cli_files / "lattice.tif").read_bytes())
     cal = str(cli_files / "cal_lattice.json")
     out1 = tmp_path / "o1"
-    assert main(["batch", str(folder), "-o", str(out1), "--mode", "lattice", "--jobs", "1", "-q", "--calibration", cal]) == 0
+    assert (
+        main(["batch", str(folder), "-o", str(out1), "--mode", "lattice", "--jobs", "1", "-q", "--calibration", cal])
+        == 0
+    )
     s1 = pd.read_csv(out1 / "spots.csv")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         s0 = measure_lattice(load(folder / "lattice.tif")).spots  # the same file without calibration
     # the largest spacing is (100) along x: stretched by 2 %
     assert s1["d_angstrom"].max() / s0["d_angstrom"].max() == pytest.approx(1.02, abs=3e-4)
-    assert main(["report", str(cli_files / "lattice.tif"), "--roi-matrix", "0,0,128,256", "--roi-dot", "192,128,48",
-                 "-o", str(tmp_path / "r.png"), "--calibration", cal]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(cli_files / "lattice.tif"),
+                "--roi-matrix",
+                "0,0,128,256",
+                "--roi-dot",
+                "192,128,48",
+                "-o",
+                str(tmp_path / "r.png"),
+                "--calibration",
+                cal,
+            ]
+        )
+        == 0
+    )
     rec = json.loads((tmp_path / "r.json").read_text())
     assert rec["calibration"]["file"] == cal
     assert any("same magnification" in n for n in rec["notes"])
@@ -268,8 +308,14 @@ def test_compare_regions_calibrate_on_matrix():
     mg = Micrograph(affine_cubic((256, 384), A, noise=1.0, seed=7), pixel_size_nm=(0.02, 0.02))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cmp = compare_regions(mg, Rect(0, 0, 192, 256), Rect(192, 0, 192, 256), calibrate_on="matrix",
-                              phase="SrTiO3", labels=("matrix", "dot"))
+        cmp = compare_regions(
+            mg,
+            Rect(0, 0, 192, 256),
+            Rect(192, 0, 192, 256),
+            calibrate_on="matrix",
+            phase="SrTiO3",
+            labels=("matrix", "dot"),
+        )
     assert cmp.calibration is not None and cmp.calibration.model == "affine"
     b = cmp.b.basis
     for d, e in zip(b["d_angstrom"], b["d_err_angstrom"]):

@@ -13,8 +13,13 @@ from latticefit.cli import main
 def _imagej(path, shape=(24, 32), px_nm=0.05):
     import tifffile
 
-    tifffile.imwrite(path, np.random.default_rng(0).random(shape).astype(np.float32), imagej=True,
-                     resolution=(1 / px_nm, 1 / px_nm), metadata={"unit": "nm"})
+    tifffile.imwrite(
+        path,
+        np.random.default_rng(0).random(shape).astype(np.float32),
+        imagej=True,
+        resolution=(1 / px_nm, 1 / px_nm),
+        metadata={"unit": "nm"},
+    )
     return path
 
 

@@ -2,17 +2,35 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from latticefit import Micrograph, as_micrograph
-from latticefit.errors import (CalibrationError, DataShapeError, InvalidDataError, LatticefitError,
-                               RegionError, UnitError)
+from latticefit.errors import (
+    CalibrationError,
+    DataShapeError,
+    InvalidDataError,
+    LatticefitError,
+    RegionError,
+    UnitError,
+)
 from latticefit.roi import Circle, Mask, Rect, extract, parse_circle, parse_rect
 from latticefit.units import is_empty_unit, parse_length_nm, pixel_size_pair_nm, unit_to_nm
 
 UNIT_TABLE = [
-    ("m", 1e9), ("um", 1e3), ("µm", 1e3), ("\u03bcm", 1e3), ("nm", 1.0), ("n_m", 1.0), ("NM", 1.0),
-    ("A", 0.1), ("Å", 0.1), ("\u212b", 0.1), ("angstrom", 0.1), ("pm", 1e-3), ("mm", 1e6),
+    ("m", 1e9),
+    ("um", 1e3),
+    ("µm", 1e3),
+    ("\u03bcm", 1e3),
+    ("nm", 1.0),
+    ("n_m", 1.0),
+    ("NM", 1.0),
+    ("A", 0.1),
+    ("Å", 0.1),
+    ("\u212b", 0.1),
+    ("angstrom", 0.1),
+    ("pm", 1e-3),
+    ("mm", 1e6),
 ]
 
 
@@ -33,8 +51,19 @@ def test_unknown_unit_is_one_line_error():
         unit_to_nm("furlong")
 
 
-@pytest.mark.parametrize("text,nm", [("0.021nm", 0.021), ("0.21A", 0.021), ("0.21 Å", 0.021), ("21pm", 0.021),
-                                     ("0.021", 0.021), ("2.1e-11m", 0.021), ("0.000021um", 0.021), (0.5, 0.5)])
+@pytest.mark.parametrize(
+    "text,nm",
+    [
+        ("0.021nm", 0.021),
+        ("0.21A", 0.021),
+        ("0.21 Å", 0.021),
+        ("21pm", 0.021),
+        ("0.021", 0.021),
+        ("2.1e-11m", 0.021),
+        ("0.000021um", 0.021),
+        (0.5, 0.5),
+    ],
+)
 def test_parse_length(text, nm):
     assert parse_length_nm(text) == pytest.approx(nm)
 
@@ -45,9 +74,11 @@ def test_parse_length_rejects(bad):
         parse_length_nm(bad)
 
 
-@given(value=st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False),
-       unit=st.sampled_from([u for u, _ in UNIT_TABLE]),
-       space=st.sampled_from(["", " ", "  "]))
+@given(
+    value=st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False),
+    unit=st.sampled_from([u for u, _ in UNIT_TABLE]),
+    space=st.sampled_from(["", " ", "  "]),
+)
 def test_parse_length_roundtrip(value, unit, space):
     text = f"{value!r}{space}{unit}"
     assert parse_length_nm(text) == pytest.approx(value * unit_to_nm(unit), rel=1e-12)
@@ -119,8 +150,7 @@ def test_uncalibrated_requires_pixel_size():
 
 def test_signal_roundtrip():
     rng = np.random.default_rng(0)
-    mg = Micrograph(rng.random((20, 30)), pixel_size_nm=(0.02, 0.03), title="HAADF", mode="HAADF",
-                    beam_energy_kv=300.0)
+    mg = Micrograph(rng.random((20, 30)), pixel_size_nm=(0.02, 0.03), title="HAADF", mode="HAADF", beam_energy_kv=300.0)
     s = mg.to_signal()
     assert s.axes_manager.signal_axes[0].scale == pytest.approx(0.03)
     assert s.axes_manager.signal_axes[1].scale == pytest.approx(0.02)

@@ -7,15 +7,44 @@ import math
 import numpy as np
 import pytest
 
-from latticefit.crystal import Phase, angle_between_reflections, d_spacing, equivalent_zone_axes, extinction_reason, get_phase, hkl_to_hkil, library_names, load_cif, reflections, resolve_phases, same_zone_axis, structure_factor, unique_zone_axes, uvw_to_uvtw, zone_axis_of, zone_axis_reflections
+from latticefit.crystal import (
+    Phase,
+    angle_between_reflections,
+    d_spacing,
+    electron_scattering_factor,
+    electron_wavelength_angstrom,
+    equivalent_zone_axes,
+    extinction_reason,
+    get_phase,
+    hkl_to_hkil,
+    library_names,
+    load_cif,
+    reflections,
+    relativistic_gamma,
+    resolve_phases,
+    same_zone_axis,
+    scattering_coefficients,
+    structure_factor,
+    unique_zone_axes,
+    uvw_to_uvtw,
+    zone_axis_of,
+    zone_axis_reflections,
+)
 from latticefit.errors import AnalysisError, FileReadError
-from latticefit.crystal import electron_scattering_factor, electron_wavelength_angstrom, relativistic_gamma, scattering_coefficients
 
 # f_e(0) = sum a_i of the *other* published Peng et al. (1996) fit (0 <= s <= 2 1/Å, Acta Cryst. A52
 # Table 1); the module uses the 0 <= s <= 6 1/Å fit, so this checks the transcription against an
 # independent column of the paper (the two fits agree at s = 0 to ~0.1 %).
-PENG_0_2_F0 = {"C": 2.5088, "O": 1.9834, "S": 5.1604, "Si": 5.8268, "Ti": 8.7742, "Sr": 13.1098,
-               "Au": 10.5714, "Pb": 12.5943}
+PENG_0_2_F0 = {
+    "C": 2.5088,
+    "O": 1.9834,
+    "S": 5.1604,
+    "Si": 5.8268,
+    "Ti": 8.7742,
+    "Sr": 13.1098,
+    "Au": 10.5714,
+    "Pb": 12.5943,
+}
 
 
 @pytest.mark.parametrize("el", sorted(PENG_0_2_F0))
@@ -28,7 +57,8 @@ def test_scattering_factor_shape_and_relativistic_factor():
     f = electron_scattering_factor("Pb", s)
     assert f.shape == s.shape and np.all(np.diff(f) < 0)
     assert electron_scattering_factor("Pb", 0.3, beam_energy_kv=200) == pytest.approx(
-        relativistic_gamma(200) * electron_scattering_factor("Pb", 0.3))
+        relativistic_gamma(200) * electron_scattering_factor("Pb", 0.3)
+    )
     # textbook values: gamma(200 kV) = 1.3914, lambda(200 kV) = 2.508 pm, lambda(300 kV) = 1.969 pm
     assert relativistic_gamma(200) == pytest.approx(1.39139, abs=1e-4)
     assert electron_wavelength_angstrom(200) == pytest.approx(0.02508, abs=2e-5)
@@ -93,8 +123,10 @@ def test_fcc_mixed_parity_extinct_by_centring():
         kind, text = extinction_reason(pbs, hkl)
         assert kind == "centring"
         assert "F-centring requires h,k,l all even or all odd" in text
-    assert extinction_reason(pbs, (1, 1, 0))[1] == \
-        "(110) extinct in PbS Fm-3m: F-centring requires h,k,l all even or all odd"
+    assert (
+        extinction_reason(pbs, (1, 1, 0))[1]
+        == "(110) extinct in PbS Fm-3m: F-centring requires h,k,l all even or all odd"
+    )
     for hkl in [(1, 1, 1), (2, 0, 0), (2, 2, 0), (3, 1, 1)]:
         assert extinction_reason(pbs, hkl) is None
 
@@ -136,7 +168,7 @@ def test_wurtzite_and_hcp_000l_odd_extinct_by_screw():
 def test_relative_intensities_sane():
     pbs = get_phase("PbS")
     F = np.abs(structure_factor(pbs, [(1, 1, 1), (2, 0, 0), (2, 2, 0)]))
-    assert F[1] > F[0]   # (200): Pb + S in phase; (111): Pb - S
+    assert F[1] > F[0]  # (200): Pb + S in phase; (111): Pb - S
     s111 = 0.5 / d_spacing(pbs, (1, 1, 1))
     fpb, fs = (electron_scattering_factor(e, s111, beam_energy_kv=200) for e in ("Pb", "S"))
     assert F[0] == pytest.approx(4 * abs(fpb - fs), rel=1e-9)

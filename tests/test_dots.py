@@ -40,9 +40,15 @@ def test_population_of_no_dot():
 
 
 def _two_dot_field(mismatch, seed):
-    return synth.perovskite_111(shape=(768, 768), noise_sigma=0.3, seed=seed, inclusions=[
-        dict(x_px=200, y_px=560, radius_nm=3.0, mismatch=mismatch),
-        dict(x_px=560, y_px=560, radius_nm=3.0, mismatch=mismatch)])[0]
+    return synth.perovskite_111(
+        shape=(768, 768),
+        noise_sigma=0.3,
+        seed=seed,
+        inclusions=[
+            dict(x_px=200, y_px=560, radius_nm=3.0, mismatch=mismatch),
+            dict(x_px=560, y_px=560, radius_nm=3.0, mismatch=mismatch),
+        ],
+    )[0]
 
 
 def test_a_one_percent_population_is_found_with_the_right_size():
@@ -88,8 +94,17 @@ def test_cli_report_all_dots_writes_the_table_and_the_verdict(sample_data, tmp_p
     from latticefit.cli import main
 
     out = tmp_path / "fig4.png"
-    rc = main(["report", str(sample_data / "perovskite_111_hrtem.tif"), "--haadf",
-               str(sample_data / "perovskite_111_haadf.hspy"), "--all-dots", "-o", str(out)])
+    rc = main(
+        [
+            "report",
+            str(sample_data / "perovskite_111_hrtem.tif"),
+            "--haadf",
+            str(sample_data / "perovskite_111_haadf.hspy"),
+            "--all-dots",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "dots - matrix =" in text and "χ²" in text

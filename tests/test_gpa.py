@@ -50,7 +50,7 @@ def column_lattice(n, displace, *, width_nm=0.05, noise=0.0, seed=0):
         if ys.start >= ys.stop or xs.start >= xs.stop:
             continue
         yy, xx = np.mgrid[ys, xs]
-        img[ys, xs] += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) * PS ** 2 / (2 * width_nm ** 2))
+        img[ys, xs] += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) * PS**2 / (2 * width_nm**2))
     if noise:
         img = img + np.random.default_rng(seed).normal(0.0, noise, img.shape)
     return img
@@ -121,10 +121,10 @@ def test_edge_dislocation_burgers_circuit():
     n, nu = 320, 0.3
     x, y = _grid(n)
     X, Y = x - n * PS / 2 + 0.013, y - n * PS / 2 + 0.007
-    r2, th = X ** 2 + Y ** 2, np.arctan2(Y, X)
+    r2, th = X**2 + Y**2, np.arctan2(Y, X)
     b = A  # along x (Hirth & Lothe, isotropic elasticity)
     ux = b / (2 * np.pi) * (th + X * Y / (2 * (1 - nu) * r2))
-    uy = -b / (2 * np.pi) * ((1 - 2 * nu) / (4 * (1 - nu)) * np.log(r2) + (X ** 2 - Y ** 2) / (4 * (1 - nu) * r2))
+    uy = -b / (2 * np.pi) * ((1 - 2 * nu) / (4 * (1 - nu)) * np.log(r2) + (X**2 - Y**2) / (4 * (1 - nu) * r2))
     sm = strain_map(mg(cosine_lattice(n, ux, uy, noise=0.1)), g=G, sigma_nm=0.3)
     c = n // 2
     for h in (50, 80):
@@ -183,8 +183,9 @@ def test_affine_calibration_is_used_for_the_strain_frame():
     img = np.cos(2 * np.pi * (xn - ux) / A) + np.cos(2 * np.pi * yn / A)
     ref = np.zeros((n, n), bool)
     ref[:, :] = xn < xc - 0.8
-    sm = strain_map(Micrograph(img, pixel_size_nm=(PS, PS)), g=G @ np.eye(2), calibration=_Affine(c),
-                    sigma_nm=0.3, reference=ref)
+    sm = strain_map(
+        Micrograph(img, pixel_size_nm=(PS, PS)), g=G @ np.eye(2), calibration=_Affine(c), sigma_nm=0.3, reference=ref
+    )
     far = (xn > xc + 0.9) & sm.valid
     assert np.median(sm.exx[far]) == pytest.approx(eps, rel=0.03)
     assert abs(np.median(sm.eyy[far])) < 0.05 * eps
@@ -267,8 +268,7 @@ def test_cli_gpa_writes_figure_maps_and_json(tmp_path, capsys):
     out = tmp_path / "strain.png"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rc = main(["gpa", str(f), "-o", str(out), "--resolution", "3A", "--reference", "0,0,120,256",
-                   "--json", "-"])
+        rc = main(["gpa", str(f), "-o", str(out), "--resolution", "3A", "--reference", "0,0,120,256", "--json", "-"])
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     assert d["schema_version"] == "latticefit.gpa/1"
@@ -337,8 +337,8 @@ def _dot_image(n, r_nm, eps, noise, seed):
 
     def displace(X0, Y0):
         dx, dy = X0 - c, Y0 - c
-        r2 = np.maximum(dx ** 2 + dy ** 2, 1e-12)
-        f = np.where(r2 < r_nm ** 2, eps, eps * r_nm ** 2 / r2)
+        r2 = np.maximum(dx**2 + dy**2, 1e-12)
+        f = np.where(r2 < r_nm**2, eps, eps * r_nm**2 / r2)
         return f * dx, f * dy
 
     return column_lattice(n, displace, noise=noise, seed=seed), c / PS
@@ -366,8 +366,9 @@ def test_cli_gpa_dot_contrast_in_json(tmp_path, capsys):
 
     img, c = _dot_image(300, 1.2, 0.01, 0.02, seed=6)
     f = _write_hspy(tmp_path, img, "dot.hspy")
-    rc = main(["gpa", str(f), "-o", str(tmp_path / "d.png"), "--resolution", "0.26nm", "--dot", f"{c},{c},60",
-               "--json", "-"])
+    rc = main(
+        ["gpa", str(f), "-o", str(tmp_path / "d.png"), "--resolution", "0.26nm", "--dot", f"{c},{c},60", "--json", "-"]
+    )
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     dil = d["dot"]["contrasts"][0]

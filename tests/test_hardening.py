@@ -15,20 +15,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from latticefit.batch import _run as batch
-from latticefit.synth import _core as synth
 from latticefit.batch import AnalysisOutcome
+from latticefit.batch import _run as batch
 from latticefit.errors import CalibrationWarning, LatticefitError
 from latticefit.io import load
 from latticefit.serialize import csv_safe_cell, printable_text
+from latticefit.synth import _core as synth
 
 BAD_NAME = b"x\xff.tif".decode("utf-8", "surrogateescape")  # what os.listdir gives for a non-UTF-8 name
 
 
 def mean_lattice(mg, settings):
     """A cheap stand-in analysis (the machinery is under test, not the lattice engine)."""
-    return AnalysisOutcome(summary={"n_spots": 1, "d_angstrom": float(mg.data.mean())}, result={},
-                           spots=pd.DataFrame({"d_angstrom": [float(mg.data.mean())]}))
+    return AnalysisOutcome(
+        summary={"n_spots": 1, "d_angstrom": float(mg.data.mean())},
+        result={},
+        spots=pd.DataFrame({"d_angstrom": [float(mg.data.mean())]}),
+    )
 
 
 def write_tif(path, mg, resolution=None):
@@ -55,8 +58,7 @@ def hostile_folder(tmp_path):
 
 
 def run_batch(folder, out, **kw):
-    return batch.run(folder, out, mode="lattice", jobs=1, analyzers={"lattice": mean_lattice}, progress=False,
-                     **kw)
+    return batch.run(folder, out, mode="lattice", jobs=1, analyzers={"lattice": mean_lattice}, progress=False, **kw)
 
 
 def test_non_utf8_name_and_symlink_loops_keep_every_good_file(hostile_folder, tmp_path):
@@ -69,8 +71,10 @@ def test_non_utf8_name_and_symlink_loops_keep_every_good_file(hostile_folder, tm
     assert errors["error"].str.contains("symbolic link").all()
     assert (out / "x\\xff.tif.lattice.json").is_file()
     again = run_batch(hostile_folder, out, resume=True)  # --resume reads the records back
-    pd.testing.assert_frame_equal(again.drop(columns=batch.TIMING_COLUMNS, errors="ignore"),
-                                  summary.drop(columns=batch.TIMING_COLUMNS, errors="ignore"))
+    pd.testing.assert_frame_equal(
+        again.drop(columns=batch.TIMING_COLUMNS, errors="ignore"),
+        summary.drop(columns=batch.TIMING_COLUMNS, errors="ignore"),
+    )
 
 
 def test_second_batch_on_the_same_out_is_refused_naming_the_holder(hostile_folder, tmp_path):
@@ -145,8 +149,10 @@ def test_zero_or_nonfinite_axis_scale_is_not_a_calibration():
 def test_pool_worker_exits_when_the_batch_process_dies():
     """The watcher a batch worker runs: once the batch pid is gone, the worker ends within ~1 s."""
     parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    code = ("import sys, time; from latticefit.batch._exec import _exit_with_parent; "
-            f"_exit_with_parent({parent.pid}, poll_s=0.1); time.sleep(60); sys.exit(5)")
+    code = (
+        "import sys, time; from latticefit.batch._exec import _exit_with_parent; "
+        f"_exit_with_parent({parent.pid}, poll_s=0.1); time.sleep(60); sys.exit(5)"
+    )
     worker = subprocess.Popen([sys.executable, "-c", code])
     try:
         time.sleep(0.5)
@@ -282,9 +288,17 @@ def test_oversized_cif_file_is_not_parsed(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- numerics independent of units
-@pytest.mark.parametrize("transform", [lambda x: x * 1e18, lambda x: x * 1e-30, lambda x: x * 1e30,
-                                       lambda x: x + 1e9, lambda x: (x * 1e-30).astype(np.float32)],
-                         ids=["x1e18", "x1e-30", "x1e30", "offset1e9", "float32x1e-30"])
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda x: x * 1e18,
+        lambda x: x * 1e-30,
+        lambda x: x * 1e30,
+        lambda x: x + 1e9,
+        lambda x: (x * 1e-30).astype(np.float32),
+    ],
+    ids=["x1e18", "x1e-30", "x1e30", "offset1e9", "float32x1e-30"],
+)
 def test_lattice_is_the_same_in_any_intensity_unit(transform):
     from latticefit.lattice import measure_lattice
 
@@ -299,8 +313,7 @@ def test_lattice_is_the_same_in_any_intensity_unit(transform):
 def test_particle_sizes_are_the_same_in_any_intensity_unit(factor):
     from latticefit.particles import find_particles
 
-    mg = synth.haadf_dots((192, 192), pixel_size_nm=0.4, diameter_nm=5.0, n_particles=6, n_touching_pairs=0,
-                          seed=4)[0]
+    mg = synth.haadf_dots((192, 192), pixel_size_nm=0.4, diameter_nm=5.0, n_particles=6, n_touching_pairs=0, seed=4)[0]
     ref = find_particles(mg.data.astype(np.float64), pixel_size=mg.pixel_size_nm).table
     got = find_particles(mg.data.astype(np.float64) * factor, pixel_size=mg.pixel_size_nm).table
     assert len(got) == len(ref) > 0

@@ -15,8 +15,9 @@ from latticefit.roi import Circle, Rect
 
 @pytest.fixture(scope="module")
 def hrtem():
-    mg, truth = synth.perovskite_111(shape=(384, 384), noise_sigma=0.3, seed=3,
-                                     inclusions=[dict(x_px=280, y_px=280, radius_nm=2.5, mismatch=0.03)])
+    mg, truth = synth.perovskite_111(
+        shape=(384, 384), noise_sigma=0.3, seed=3, inclusions=[dict(x_px=280, y_px=280, radius_nm=2.5, mismatch=0.03)]
+    )
     s = mg.to_signal()
     for a in s.axes_manager.signal_axes:
         a.offset = 1.0  # a signal whose axes do not start at 0 (a crop of a larger one)
@@ -36,8 +37,9 @@ def test_measure_lattice_rectangular_roi_equals_pixel_rect(hrtem):
 def test_measure_lattice_circle_roi_on_an_array_with_pixel_size(hrtem):
     mg, _ = hrtem
     p = mg.pixel_size_nm[1]
-    a = measure_lattice(mg.data, pixel_size=p, roi=hs.roi.CircleROI(cx=280 * p, cy=280 * p, r=60 * p),
-                        systematic="none")
+    a = measure_lattice(
+        mg.data, pixel_size=p, roi=hs.roi.CircleROI(cx=280 * p, cy=280 * p, r=60 * p), systematic="none"
+    )
     assert a.roi == Circle(280, 280, 60).to_dict()
 
 
@@ -55,8 +57,9 @@ def test_compare_regions_with_hyperspy_rois(hrtem):
 
 @pytest.fixture(scope="module")
 def haadf():
-    mg, truth = synth.haadf_dots((384, 384), pixel_size_nm=0.1, diameter_nm=6.0, n_particles=14,
-                                   n_touching_pairs=1, seed=4)
+    mg, truth = synth.haadf_dots(
+        (384, 384), pixel_size_nm=0.1, diameter_nm=6.0, n_particles=14, n_touching_pairs=1, seed=4
+    )
     return mg, truth
 
 
@@ -96,9 +99,11 @@ def test_lattice_report_takes_hyperspy_rois(hrtem):
 
     mg, s = hrtem
     p = mg.pixel_size_nm[1]
-    rep = build_lattice_report(s, roi_matrix=hs.roi.RectangularROI(left=1.0, top=1.0, right=1.0 + 180 * p,
-                                                                   bottom=1.0 + 180 * p),
-                               roi_dot=hs.roi.CircleROI(cx=1.0 + 280 * p, cy=1.0 + 280 * p, r=60 * p))
+    rep = build_lattice_report(
+        s,
+        roi_matrix=hs.roi.RectangularROI(left=1.0, top=1.0, right=1.0 + 180 * p, bottom=1.0 + 180 * p),
+        roi_dot=hs.roi.CircleROI(cx=1.0 + 280 * p, cy=1.0 + 280 * p, r=60 * p),
+    )
     assert rep.regions["matrix"].lattice.roi == Rect(0, 0, 180, 180).to_dict()
     assert rep.regions["dot"].lattice.roi == Circle(280, 280, 60).to_dict()
 
@@ -119,6 +124,7 @@ def test_strain_map_reference_takes_a_hyperspy_roi():
     mg, _ = synth.cubic_001(shape=(256, 256), seed=0)
     s = mg.to_signal()
     p = mg.pixel_size_nm[1]
-    sm = strain_map(s, sigma_nm=0.4, reference=hs.roi.RectangularROI(left=40 * p, top=40 * p, right=140 * p,
-                                                                      bottom=140 * p))
+    sm = strain_map(
+        s, sigma_nm=0.4, reference=hs.roi.RectangularROI(left=40 * p, top=40 * p, right=140 * p, bottom=140 * p)
+    )
     assert sm.reference == Rect(40, 40, 100, 100).to_dict()

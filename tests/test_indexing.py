@@ -9,13 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from latticefit.crystal import angle_between_reflections, d_spacing, get_phase, same_zone_axis, zone_axis_reflections
+from latticefit.crystal import (
+    angle_between_reflections,
+    d_spacing,
+    get_phase,
+    index_lattice,
+    index_spots,
+    same_zone_axis,
+    spot_uncertainties,
+    zone_axis_reflections,
+)
 from latticefit.errors import AnalysisError
-from latticefit.crystal import index_lattice, index_spots, spot_uncertainties
 
 
-def predicted_spots(phase, uvw, *, n_shells, rotation_deg, rng, noise_rel=0.003, noise_deg=0.3,
-                    mirror=False, scale=1.0, d_min=0.9):
+def predicted_spots(
+    phase, uvw, *, n_shells, rotation_deg, rng, noise_rel=0.003, noise_deg=0.3, mirror=False, scale=1.0, d_min=0.9
+):
     """One g per Friedel pair of the first ``n_shells`` allowed shells, rotated, scaled and noisy."""
     z = zone_axis_reflections(get_phase(phase), uvw, d_min_angstrom=d_min)
     shells = np.unique(np.round(z.d_angstrom, 4))[::-1][:n_shells]
@@ -58,9 +67,18 @@ def assert_labels_consistent(result, phase_name, true_hkl, g):
 
 
 CASES = [
-    ("SrTiO3", (0, 0, 1), 2), ("SrTiO3", (1, 1, 1), 2), ("MAPbBr3", (0, 0, 1), 2), ("MAPbBr3", (1, 1, 1), 1),
-    ("PbS", (0, 0, 1), 2), ("PbS", (1, 1, 1), 1), ("Au", (0, 0, 1), 2), ("Au", (1, 1, 1), 2),
-    ("SrTiO3", (1, 1, 0), 3), ("Si", (1, 1, 0), 3), ("CdSe-wz", (1, 1, 0), 3), ("CdSe-wz", (0, 0, 1), 2),
+    ("SrTiO3", (0, 0, 1), 2),
+    ("SrTiO3", (1, 1, 1), 2),
+    ("MAPbBr3", (0, 0, 1), 2),
+    ("MAPbBr3", (1, 1, 1), 1),
+    ("PbS", (0, 0, 1), 2),
+    ("PbS", (1, 1, 1), 1),
+    ("Au", (0, 0, 1), 2),
+    ("Au", (1, 1, 1), 2),
+    ("SrTiO3", (1, 1, 0), 3),
+    ("Si", (1, 1, 0), 3),
+    ("CdSe-wz", (1, 1, 0), 3),
+    ("CdSe-wz", (0, 0, 1), 2),
 ]
 
 
@@ -68,8 +86,9 @@ CASES = [
 def test_index_predicted_nets_at_random_rotations_whole_library(phase, uvw, n_shells):
     rng = np.random.default_rng(zlib.crc32(f"{phase}{uvw}".encode()))
     for trial in range(3):
-        g, true_hkl = predicted_spots(phase, uvw, n_shells=n_shells, rotation_deg=rng.uniform(0, 360), rng=rng,
-                                      mirror=bool(trial % 2))
+        g, true_hkl = predicted_spots(
+            phase, uvw, n_shells=n_shells, rotation_deg=rng.uniform(0, 360), rng=rng, mirror=bool(trial % 2)
+        )
         res = index_spots(g)  # whole library, fixed scale
         b = res.best
         assert b.phase.name == phase
@@ -129,8 +148,9 @@ def test_rocksalt_111_spots_are_220():
 @pytest.mark.parametrize("k_true", [0.93, 1.052])
 def test_free_scale_recovers_calibration_factor(k_true):
     rng = np.random.default_rng(11)
-    g, true_hkl = predicted_spots("SrTiO3", (0, 0, 1), n_shells=3, rotation_deg=16.0, rng=rng, scale=k_true,
-                                  noise_rel=0.002)
+    g, true_hkl = predicted_spots(
+        "SrTiO3", (0, 0, 1), n_shells=3, rotation_deg=16.0, rng=rng, scale=k_true, noise_rel=0.002
+    )
     fixed = index_spots(g, phases=["SrTiO3"])
     assert fixed.best is None or fixed.best.n_matched < len(g)  # 5-7 % off: the fixed scale cannot match
     res = index_spots(g, phases=["SrTiO3"], free_scale=True, d_err_angstrom=0.002 * 10 / np.hypot(*g.T))
@@ -194,21 +214,39 @@ def test_index_lattice_uses_covariances_and_merges_json():
     rng = np.random.default_rng(6)
     g, _ = predicted_spots("SrTiO3", (0, 0, 1), n_shells=2, rotation_deg=30, rng=rng)
     n = len(g)
-    spots = pd.DataFrame({"gx_inv_nm": g[:, 0], "gy_inv_nm": g[:, 1], "g_inv_nm": np.hypot(*g.T),
-                          "d_angstrom": 10 / np.hypot(*g.T), "d_err_angstrom": np.full(n, 0.004),
-                          "azimuth_deg": np.degrees(np.arctan2(g[:, 1], g[:, 0])), "azimuth_err_deg": np.full(n, 0.1),
-                          "snr": np.arange(n, 0, -1.0), "order": np.ones(n, int),
-                          "cov_xx": np.full(n, 1e-5), "cov_xy": np.zeros(n), "cov_yy": np.full(n, 1e-5)})
+    spots = pd.DataFrame(
+        {
+            "gx_inv_nm": g[:, 0],
+            "gy_inv_nm": g[:, 1],
+            "g_inv_nm": np.hypot(*g.T),
+            "d_angstrom": 10 / np.hypot(*g.T),
+            "d_err_angstrom": np.full(n, 0.004),
+            "azimuth_deg": np.degrees(np.arctan2(g[:, 1], g[:, 0])),
+            "azimuth_err_deg": np.full(n, 0.1),
+            "snr": np.arange(n, 0, -1.0),
+            "order": np.ones(n, int),
+            "cov_xx": np.full(n, 1e-5),
+            "cov_xy": np.zeros(n),
+            "cov_yy": np.full(n, 1e-5),
+        }
+    )
 
     class FakeLattice:
         def __init__(self, spots):
             self.spots = spots
 
         def to_dict(self):
-            return {"file": "x.dm4", "pixel_size_nm": [0.02, 0.02], "roi": None,
-                    "spots": [{"g_inv_nm": [float(a), float(b)], "d_angstrom": float(10 / np.hypot(a, b)),
-                               "snr": 1.0, "order": 1} for a, b in self.spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy()],
-                    "angles": [], "basis": {}}
+            return {
+                "file": "x.dm4",
+                "pixel_size_nm": [0.02, 0.02],
+                "roi": None,
+                "spots": [
+                    {"g_inv_nm": [float(a), float(b)], "d_angstrom": float(10 / np.hypot(a, b)), "snr": 1.0, "order": 1}
+                    for a, b in self.spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy()
+                ],
+                "angles": [],
+                "basis": {},
+            }
 
     res = index_lattice(FakeLattice(spots), ["SrTiO3", "PbS"])
     d = res.to_dict()

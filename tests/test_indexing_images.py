@@ -8,13 +8,11 @@ import warnings
 import numpy as np
 import pytest
 
-from latticefit.synth import _core as synth
-from latticefit.crystal import calibrate, mismatch
 from latticefit.cli import main
-from latticefit.crystal import same_zone_axis
-from latticefit.crystal import index_lattice
+from latticefit.crystal import calibrate, index_lattice, mismatch, same_zone_axis
 from latticefit.lattice import measure_lattice
 from latticefit.roi import Circle, Rect
+from latticefit.synth import _core as synth
 
 
 @pytest.fixture(autouse=True)
@@ -65,8 +63,15 @@ def test_synth_perovskite_spots_indexed_as_pbs_flag_110():
 
 def test_synth_rocksalt_001_image():
     # rock salt along [001]: Pb+S columns on a square net of spacing a/2 -> {200}, {220}, ...
-    mg, _ = synth.lattice_image((512, 512), pixel_size_nm=0.02, a_nm=0.5936 / 2, rotation_deg=52.0,
-                                column_sigma_nm=0.05, noise_sigma=0.5, seed=3)
+    mg, _ = synth.lattice_image(
+        (512, 512),
+        pixel_size_nm=0.02,
+        a_nm=0.5936 / 2,
+        rotation_deg=52.0,
+        column_sigma_nm=0.05,
+        noise_sigma=0.5,
+        seed=3,
+    )
     res = index_lattice(measure_lattice(mg))
     b = res.best
     assert b.phase.name == "PbS" and b.zone_axis == (0, 0, 1) and b.n_matched == b.n_spots
@@ -98,8 +103,14 @@ def test_calibrate_recovers_pixel_size_isotropic_and_anisotropic():
 
 
 def test_mismatch_dot_vs_matrix_absolute_and_ratio_errors():
-    mg, _ = synth.perovskite_111(shape=(768, 768), pixel_size_nm=0.025, noise_sigma=0.5, seed=3, rotation_deg=10,
-                                 inclusions=[dict(x_px=540, y_px=540, radius_nm=3.5, mismatch=0.0024)])
+    mg, _ = synth.perovskite_111(
+        shape=(768, 768),
+        pixel_size_nm=0.025,
+        noise_sigma=0.5,
+        seed=3,
+        rotation_deg=10,
+        inclusions=[dict(x_px=540, y_px=540, radius_nm=3.5, mismatch=0.0024)],
+    )
     m = mismatch(mg.with_pixel_size(0.026), Rect(20, 20, 300, 300), Circle(540, 540, 120), "MAPbBr3")
     assert m.calibration.scale_factor == pytest.approx(0.025 / 0.026, rel=5e-4)
     s = m.spots[np.isclose(m.spots.ref_d_angstrom, 4.195, atol=0.01)]

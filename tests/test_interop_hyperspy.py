@@ -32,8 +32,7 @@ def hrtem():
 
 @pytest.fixture(scope="module")
 def dots():
-    mg, _ = synth.haadf_dots((256, 256), pixel_size_nm=0.1, diameter_nm=5.0, n_particles=8, n_touching_pairs=1,
-                             seed=2)
+    mg, _ = synth.haadf_dots((256, 256), pixel_size_nm=0.1, diameter_nm=5.0, n_particles=8, n_touching_pairs=1, seed=2)
     return mg, find_particles(mg, diameter_range_nm=(2, 10))
 
 
@@ -54,7 +53,7 @@ def test_spot_markers_sit_on_the_fft_maxima(hrtem):
     # each marker lies within one bin of the brightest pixel of its 5x5 neighbourhood
     for gx, gy in offs:
         i, j = int(round((gy - ay.offset) / ay.scale)), int(round((gx - ax.offset) / ax.scale))
-        win = s.data[i - 2:i + 3, j - 2:j + 3]
+        win = s.data[i - 2 : i + 3, j - 2 : j + 3]
         di, dj = np.unravel_index(np.argmax(win), win.shape)
         assert abs(di - 2) <= 1 and abs(dj - 2) <= 1
 

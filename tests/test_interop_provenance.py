@@ -48,7 +48,7 @@ def test_lattice_result_round_trip(lattice, tmp_path, ext):
     assert back.result.basis["d_angstrom"] == pytest.approx(res.basis["d_angstrom"])
     assert back.result.roi == res.roi and back.result.pixel_size_nm == res.pixel_size_nm
     assert back.provenance["source"]["sha256"] is not None
-    assert back.result.table() .splitlines()[:-1] == res.table().splitlines()[:-1]  # not the budget line
+    assert back.result.table().splitlines()[:-1] == res.table().splitlines()[:-1]  # not the budget line
     if ext == ".hspy":
         assert back.image.shape == mg.shape and back.image.pixel_size_nm == pytest.approx(mg.pixel_size_nm)
         md = back.signal.metadata.latticefit
@@ -125,8 +125,9 @@ def test_cli_json_and_report_json_carry_a_provenance_block(hrtem_file, tmp_path,
 def test_report_json_provenance(hrtem_file, tmp_path):
     from latticefit.report import build_lattice_report
 
-    rep = build_lattice_report(lf.load(hrtem_file), roi_matrix=Rect(24, 484, 175, 175),
-                               roi_dot=Circle(337.5, 788.3, 87.9))
+    rep = build_lattice_report(
+        lf.load(hrtem_file), roi_matrix=Rect(24, 484, 175, 175), roi_dot=Circle(337.5, 788.3, 87.9)
+    )
     rep.save(tmp_path / "fig4.png")
     d = json.loads((tmp_path / "fig4.json").read_text())
     p = d["provenance"]

@@ -194,8 +194,14 @@ def test_zero_byte_and_text_as_dm(tmp_path):
     assert "DigitalMicrograph" in _one_line(ei, t)
 
 
-@pytest.mark.parametrize("rel", ["particles/JEOL HAADF Image.dm4", "lattice/Acquisition_18.emd",
-                                 "loaders/STEM HAADF-DF4-DF2-BF Diffraction Micro.emd"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "particles/JEOL HAADF Image.dm4",
+        "lattice/Acquisition_18.emd",
+        "loaders/STEM HAADF-DF4-DF2-BF Diffraction Micro.emd",
+    ],
+)
 def test_truncated_files(realfile, tmp_path, rel):
     src = realfile(rel)
     f = tmp_path / ("cut" + src.suffix)
@@ -244,8 +250,9 @@ def test_bad_shapes_in_hspy(tmp_path):
 
 
 # ------------------------------------------------------------- round trips
-@pytest.mark.parametrize("unit, factor", [("nm", 1.0), ("micron", 1e3), ("\\u00B5m", 1e3), ("A", 0.1),
-                                          ("angstrom", 0.1), ("pm", 1e-3)])
+@pytest.mark.parametrize(
+    "unit, factor", [("nm", 1.0), ("micron", 1e3), ("\\u00B5m", 1e3), ("A", 0.1), ("angstrom", 0.1), ("pm", 1e-3)]
+)
 def test_imagej_tiff_round_trip(tmp_path, unit, factor):
     import tifffile
 
@@ -330,7 +337,6 @@ def test_import_latticefit_does_not_import_hyperspy():
     code = "import sys, latticefit, latticefit.io; print('hyperspy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
 
 
 def test_formats_doc_lists_every_extension():

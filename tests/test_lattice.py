@@ -9,12 +9,12 @@ import warnings
 import numpy as np
 import pytest
 
-from latticefit.synth import _core as synth
 from latticefit.cli import main
 from latticefit.errors import CalibrationError, LatticefitWarning, RegionError
 from latticefit.lattice import LatticeResult, compare_regions, measure_lattice, parse_d_range
 from latticefit.micrograph import Micrograph
 from latticefit.roi import Circle, Rect
+from latticefit.synth import _core as synth
 
 
 def _match(res, g_true, tol=0.02):
@@ -48,8 +48,21 @@ def test_square_lattice_spacings_within_their_errors():
     assert j2 is not None and res.spots.order.iat[j2] == 2
     # sorted by snr, strongest first, with the documented columns
     assert np.all(np.diff(res.spots.snr.to_numpy()) <= 0)
-    for c in ("gx_inv_nm", "gy_inv_nm", "g_abs_inv_nm", "d_angstrom", "d_err_angstrom", "azimuth_deg",
-              "azimuth_err_deg", "snr", "order", "cov_xx", "cov_xy", "cov_yy", "amplitude"):
+    for c in (
+        "gx_inv_nm",
+        "gy_inv_nm",
+        "g_abs_inv_nm",
+        "d_angstrom",
+        "d_err_angstrom",
+        "azimuth_deg",
+        "azimuth_err_deg",
+        "snr",
+        "order",
+        "cov_xx",
+        "cov_xy",
+        "cov_yy",
+        "amplitude",
+    ):
         assert c in res.spots.columns
     assert np.all((res.spots.azimuth_deg > -90.0001) & (res.spots.azimuth_deg <= 90.0001))
 
@@ -59,8 +72,13 @@ def test_errors_are_honest_over_a_monte_carlo():
     z = []
     rng = np.random.default_rng(11)
     for t in range(40):
-        mg, truth = synth.cubic_001(shape=(128, 128), rotation_deg=float(rng.uniform(0, 90)),
-                                    offset_px=tuple(rng.uniform(0, 1, 2)), noise_sigma=0.35, seed=100 + t)
+        mg, truth = synth.cubic_001(
+            shape=(128, 128),
+            rotation_deg=float(rng.uniform(0, 90)),
+            offset_px=tuple(rng.uniform(0, 1, 2)),
+            noise_sigma=0.35,
+            seed=100 + t,
+        )
         res = measure_lattice(mg)
         for g, d in zip(truth.g_inv_nm, truth.d_angstrom):
             j = _match(res, g)
@@ -70,7 +88,7 @@ def test_errors_are_honest_over_a_monte_carlo():
     assert len(z) >= 70
     cover = np.mean(np.abs(z) <= 2)
     assert 0.85 <= cover <= 1.0, cover
-    assert 0.7 < np.sqrt(np.mean(z ** 2)) < 1.3
+    assert 0.7 < np.sqrt(np.mean(z**2)) < 1.3
     assert abs(np.mean(z)) < 0.4
 
 
@@ -88,8 +106,9 @@ def test_hexagonal_net_gives_60_degrees():
 
 
 def test_disk_region_measures_its_own_lattice():
-    mg, truth = synth.perovskite_111(shape=(384, 384), noise_sigma=0.3, seed=5,
-                                     inclusions=[dict(x_px=192, y_px=192, radius_nm=2.5, mismatch=0.04)])
+    mg, truth = synth.perovskite_111(
+        shape=(384, 384), noise_sigma=0.3, seed=5, inclusions=[dict(x_px=192, y_px=192, radius_nm=2.5, mismatch=0.04)]
+    )
     inc = truth.inclusions[0]
     res = measure_lattice(mg, roi=Circle(192, 192, 80), d_range_angstrom=(3, 6))
     assert res.roi["type"] == "circle" and res.info["refinement"] == "mask-least-squares"
@@ -102,8 +121,13 @@ def test_disk_region_measures_its_own_lattice():
 
 
 def test_compare_regions_flags_the_dot_and_not_the_matrix():
-    mg, truth = synth.perovskite_111(shape=(512, 512), noise_sigma=0.4, rotation_deg=12.0, seed=6,
-                                     inclusions=[dict(x_px=380, y_px=380, radius_nm=2.0, mismatch=0.02)])
+    mg, truth = synth.perovskite_111(
+        shape=(512, 512),
+        noise_sigma=0.4,
+        rotation_deg=12.0,
+        seed=6,
+        inclusions=[dict(x_px=380, y_px=380, radius_nm=2.0, mismatch=0.02)],
+    )
     dot = Circle(380, 380, 70)
     m1, m2 = Rect(10, 10, 200, 200), Rect(10, 260, 200, 200)
     same = compare_regions(mg, m1, m2, d_range_angstrom=(3, 6), labels=("m1", "m2"))

@@ -10,12 +10,19 @@ import pandas as pd
 import pytest
 from scipy import ndimage as ndi
 
-from latticefit.synth import _core as synth
-from latticefit.lattice._systematic import SystematicModel, apply_look_elsewhere, estimate_systematic, n_independent_regions, sidak_z_threshold, tile_grid
 from latticefit.errors import LatticefitWarning
 from latticefit.lattice import RegionComparison, compare_regions, measure_lattice
+from latticefit.lattice._systematic import (
+    SystematicModel,
+    apply_look_elsewhere,
+    estimate_systematic,
+    n_independent_regions,
+    sidak_z_threshold,
+    tile_grid,
+)
 from latticefit.micrograph import Micrograph
 from latticefit.roi import Circle, Rect
+from latticefit.synth import _core as synth
 
 pytestmark = pytest.mark.filterwarnings("ignore::latticefit.errors.LatticefitWarning")
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import latticefit
-from latticefit.lattice import _basis as lb
-from latticefit.lattice import _plausibility as lp
 from latticefit import synth
 from latticefit.cli import main
+from latticefit.lattice import _basis as lb
+from latticefit.lattice import _plausibility as lp
 from latticefit.lattice import measure_lattice
 from latticefit.roi import Circle, Rect
 
@@ -94,8 +94,9 @@ def test_report_labels_the_110_pair_on_the_111_fixture():
     mg = _fixture("mapbbr3_111_hrtem.tif")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rep = build_lattice_report(mg, roi_matrix=Rect(0, 0, 256, 256), roi_dot=Circle(384, 384, 100),
-                                   phases=["MAPbBr3"])
+        rep = build_lattice_report(
+            mg, roi_matrix=Rect(0, 0, 256, 256), roi_dot=Circle(384, 384, 100), phases=["MAPbBr3"]
+        )
     reg = rep.regions["matrix"]
     rows = [r for r in reg.drawn_rows() if r is not None]
     assert len(rows) == 2
@@ -105,9 +106,12 @@ def test_report_labels_the_110_pair_on_the_111_fixture():
 
 # ------------------------------------------------------------------ 2. further lattices
 def test_a_mismatched_rotated_dot_is_a_second_lattice():
-    mg, _ = synth.perovskite_111(shape=(512, 512), noise_sigma=0.3, seed=2,
-                                 inclusions=[{"x_px": 256, "y_px": 256, "radius_nm": 4.5, "mismatch": 0.04,
-                                              "rotation_deg": 8}])
+    mg, _ = synth.perovskite_111(
+        shape=(512, 512),
+        noise_sigma=0.3,
+        seed=2,
+        inclusions=[{"x_px": 256, "y_px": 256, "radius_nm": 4.5, "mismatch": 0.04, "rotation_deg": 8}],
+    )
     res = _measure(mg, systematic="none")
     assert len(res.lattices) == 2 and res.lattices[0].index == 0
     dot = res.lattices[1]
@@ -143,7 +147,8 @@ def test_recall_of_visible_families_on_the_multislice_set():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "bench_recall", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lattice_recall.py")
+        "bench_recall", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lattice_recall.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     n_vis = n_found = 0
@@ -152,8 +157,9 @@ def test_recall_of_visible_families_on_the_multislice_set():
         vis = bench.visible_families(mg.data.astype(float), t)
         res = _measure(mg, systematic="none")
         G = res.spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
-        found, _ = bench.score(G, vis, bench.truth_reflections(t), 1 / (mg.data.shape[1] * t["pixel_size_x_nm"]),
-                               TRUTH["d_min_angstrom"])
+        found, _ = bench.score(
+            G, vis, bench.truth_reflections(t), 1 / (mg.data.shape[1] * t["pixel_size_x_nm"]), TRUTH["d_min_angstrom"]
+        )
         n_vis += len(vis)
         n_found += found
     assert n_vis >= 80 and n_found / n_vis >= 0.9
@@ -198,8 +204,7 @@ def test_spots_beyond_the_information_limit_are_refused_on_real_srtio3(realfile)
 def test_beam_energy_limit():
     assert lp.beam_limit_angstrom(80.0) == pytest.approx(0.597, abs=1e-3)
     G = np.array([[2.5, 0.0], [0.0, 20.0]])  # 4 Å and 0.5 Å
-    reasons, notes = lp.check_spots(G, G * 0.01, np.ones((256, 129)), (256, 256), (0.01, 0.01),
-                                    beam_energy_kv=80.0)
+    reasons, notes = lp.check_spots(G, G * 0.01, np.ones((256, 129)), (256, 256), (0.01, 0.01), beam_energy_kv=80.0)
     assert reasons[0] is None and "information limit" in reasons[1] and notes
 
 
@@ -226,9 +231,12 @@ def test_report_text_lists_further_lattices():
     from latticefit.report import build_lattice_report
     from latticefit.report import lattice_report_lines as summary_lines
 
-    mg, _ = synth.perovskite_111(shape=(512, 512), noise_sigma=0.3, seed=2,
-                                 inclusions=[{"x_px": 256, "y_px": 256, "radius_nm": 4.5, "mismatch": 0.04,
-                                              "rotation_deg": 8}])
+    mg, _ = synth.perovskite_111(
+        shape=(512, 512),
+        noise_sigma=0.3,
+        seed=2,
+        inclusions=[{"x_px": 256, "y_px": 256, "radius_nm": 4.5, "mismatch": 0.04, "rotation_deg": 8}],
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rep = build_lattice_report(mg, roi_matrix=Rect(56, 56, 400, 400), roi_dot=Circle(256, 256, 150))
@@ -247,6 +255,10 @@ def test_spectral_information_limit_is_where_the_signal_meets_the_noise_floor():
     P, _ = half_plane_power(img, None, "periodic")
     assert lp.spectral_floor_limit(P, (n, n), (0.01, 0.01)) == pytest.approx(20.0, rel=0.08)  # 1/nm
     # a spectrum still falling at the Nyquist border has no measurable floor
-    smooth = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(n, n))) / (1 + 30 * np.hypot(
-        np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])) ** 2))
+    smooth = np.real(
+        np.fft.ifft2(
+            np.fft.fft2(rng.normal(size=(n, n)))
+            / (1 + 30 * np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])) ** 2
+        )
+    )
     assert lp.spectral_floor_limit(half_plane_power(smooth, None, "periodic")[0], (n, n), (0.01, 0.01)) is None

@@ -49,8 +49,9 @@ def test_dirichlet_and_derivatives_match_direct_sums(n):
         ref = K.dirichlet_ref(f, k, n)
         for a, b in zip(got, ref):
             np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-9 * np.abs(b).max())
-        np.testing.assert_allclose(K.dirichlet_matrix_nb(np.array([f]), k, n)[0], ref[0], rtol=1e-8,
-                                   atol=1e-9 * np.abs(ref[0]).max())
+        np.testing.assert_allclose(
+            K.dirichlet_matrix_nb(np.array([f]), k, n)[0], ref[0], rtol=1e-8, atol=1e-9 * np.abs(ref[0]).max()
+        )
 
 
 def test_tone_sum_window_matches_reference():
@@ -112,7 +113,7 @@ def test_window_ml_matches_reference_optimiser_on_noisy_data():
 def test_pixel_fit_matches_scipy_least_squares():
     rng = np.random.default_rng(6)
     yy, xx = np.mgrid[:41, :41]
-    m = (xx - 20) ** 2 + (yy - 20) ** 2 <= 20 ** 2
+    m = (xx - 20) ** 2 + (yy - 20) ** 2 <= 20**2
     xi, yi = xx[m].astype(np.int64), yy[m].astype(np.int64)
     xc, yc = 20.3, 19.8
     g = (0.1234, -0.0871)

@@ -8,12 +8,12 @@ import warnings
 import numpy as np
 import pytest
 
-from latticefit.synth import _core as synth
 from latticefit.cli import main
 from latticefit.errors import LatticefitError
 from latticefit.lattice import compare_regions, measure_lattice, parse_d_range
 from latticefit.micrograph import Micrograph
 from latticefit.roi import Rect
+from latticefit.synth import _core as synth
 
 
 def _quiet(fn, *a, **k):
@@ -34,8 +34,9 @@ def _no_repeated_indices(res):
 @pytest.mark.parametrize("rot", [-0.3, 0.0, 0.4])
 def test_reflection_at_the_azimuth_wrap_is_reported_once(rot):
     # a square net whose (0,1) reflection sits at ~ +-90 deg azimuth (either side of the wrap after noise)
-    mg, truth = synth.lattice_image(shape=(256, 256), pixel_size_nm=0.02, a_nm=0.4, rotation_deg=rot,
-                                    noise_sigma=0.5, seed=11)
+    mg, truth = synth.lattice_image(
+        shape=(256, 256), pixel_size_nm=0.02, a_nm=0.4, rotation_deg=rot, noise_sigma=0.5, seed=11
+    )
     res = _quiet(measure_lattice, mg, d_range_angstrom=(2.5, 6))
     az = res.spots.azimuth_deg.to_numpy()
     assert np.sum(np.abs(np.abs(az) - 90) < 2) == 1
@@ -128,12 +129,13 @@ def test_single_family_has_no_indices():
 # ------------------------------------------------------------------ 3. comparison with a distorted lattice
 def _sheared_square(shear=0.004, seed=6):
     """Square net with a quadratic (non-linear) scan distortion: x -> x + shear * y^2 / H."""
-    mg, _ = synth.lattice_image(shape=(512, 512), pixel_size_nm=0.02, a_nm=0.4, noise_sigma=0.3,
-                                rotation_deg=20.0, seed=seed)
+    mg, _ = synth.lattice_image(
+        shape=(512, 512), pixel_size_nm=0.02, a_nm=0.4, noise_sigma=0.3, rotation_deg=20.0, seed=seed
+    )
     from scipy.ndimage import map_coordinates
 
     yy, xx = np.mgrid[:512, :512].astype(float)
-    data = map_coordinates(mg.data, [yy, xx + shear * yy ** 2 / 512 * 20], order=3, mode="reflect")
+    data = map_coordinates(mg.data, [yy, xx + shear * yy**2 / 512 * 20], order=3, mode="reflect")
     return Micrograph(data=data.astype(np.float32), pixel_size_nm=(0.02, 0.02), source="sheared.tif")
 
 
@@ -144,8 +146,9 @@ def test_compare_regions_inflates_errors_by_the_lattice_misfit():
     chi = [r.basis["chi2"] / r.basis["dof"] for r in (cmp.a, cmp.b)]
     assert max(chi) > 3  # the distortion is visible in the lattice fits
     t = cmp.table
-    raw = (t.d_b_angstrom / t.d_a_angstrom) * np.hypot(t.d_a_err_angstrom / t.d_a_angstrom,
-                                                       t.d_b_err_angstrom / t.d_b_angstrom)
+    raw = (t.d_b_angstrom / t.d_a_angstrom) * np.hypot(
+        t.d_a_err_angstrom / t.d_a_angstrom, t.d_b_err_angstrom / t.d_b_angstrom
+    )
     assert np.all(t.rel_diff_err.to_numpy() > 1.2 * raw.to_numpy())
     assert any("chi2/dof" in w for w in cmp.warnings)
     assert cmp.to_dict()["warnings"] == cmp.warnings
@@ -155,8 +158,9 @@ def test_compare_regions_keeps_errors_of_a_perfect_lattice():
     mg, _ = synth.cubic_001(shape=(256, 256), rotation_deg=10.0, noise_sigma=0.5, seed=8)
     cmp = _quiet(compare_regions, mg, Rect(0, 0, 128, 256), Rect(128, 0, 128, 256))
     t = cmp.table
-    raw = (t.d_b_angstrom / t.d_a_angstrom) * np.hypot(t.d_a_err_angstrom / t.d_a_angstrom,
-                                                       t.d_b_err_angstrom / t.d_b_angstrom)
+    raw = (t.d_b_angstrom / t.d_a_angstrom) * np.hypot(
+        t.d_a_err_angstrom / t.d_a_angstrom, t.d_b_err_angstrom / t.d_b_angstrom
+    )
     np.testing.assert_allclose(t.rel_diff_err, raw, rtol=1e-9)
     assert not any("chi2/dof" in w for w in cmp.warnings)
 

@@ -13,7 +13,9 @@ from latticefit.crystal import PHASE_LIBRARY, as_phase, is_cif_path
 from latticefit.lattice import parse_d_range
 
 
-@given(st.text(min_size=0, max_size=30).filter(lambda s: "\x00" not in s), st.sampled_from([".cif", ".CIF", ".Cif", ""]))
+@given(
+    st.text(min_size=0, max_size=30).filter(lambda s: "\x00" not in s), st.sampled_from([".cif", ".CIF", ".Cif", ""])
+)
 def test_cif_or_phase_name_is_decided_by_the_extension_only(stem, ext):
     assert is_cif_path(stem + ext) == (ext != "" or stem.lower().endswith(".cif"))
 
@@ -26,8 +28,9 @@ def test_every_library_phase_resolves_by_name_and_is_idempotent(name):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
-       st.floats(min_value=1e-6, max_value=1e5, allow_nan=False))
+@given(
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), st.floats(min_value=1e-6, max_value=1e5, allow_nan=False)
+)
 def test_value_pm_error_is_rounded_to_the_uncertainty(value, err):
     v, e = round_to_uncertainty(value, err)
     # the error keeps 1-2 significant digits and the value is rounded at the same decimal place
@@ -38,14 +41,17 @@ def test_value_pm_error_is_rounded_to_the_uncertainty(value, err):
     dec_e = len(e.split(".")[1]) if "." in e else 0
     dec_v = len(v.split(".")[1]) if "." in v else 0
     assert dec_e == dec_v
-    unit = 10.0 ** -dec_e if dec_e else 10.0 ** (len(e) - len(e.rstrip("0")))  # the error's last digit
+    unit = 10.0**-dec_e if dec_e else 10.0 ** (len(e) - len(e.rstrip("0")))  # the error's last digit
     assert abs(float(v) - value) <= 0.5 * unit * (1 + 1e-9) + 1e-9 * abs(value)
     assert abs(float(e) - err) <= 0.5 * unit * (1 + 1e-9)
     assert "±" in format_uncertain(value, err)
 
 
-@given(st.floats(min_value=0.3, max_value=50), st.floats(min_value=0.3, max_value=50),
-       st.sampled_from(["{a},{b}", "{a}-{b}A", "{a}-{b}", "{a},{b}A"]))
+@given(
+    st.floats(min_value=0.3, max_value=50),
+    st.floats(min_value=0.3, max_value=50),
+    st.sampled_from(["{a},{b}", "{a}-{b}A", "{a}-{b}", "{a},{b}A"]),
+)
 def test_d_range_grammar(a, b, form):
     lo, hi = sorted((round(a, 3), round(b, 3)))
     if math.isclose(lo, hi):

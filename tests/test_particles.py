@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
+from latticefit.errors import AnalysisError, LatticefitWarning
+from latticefit.particles import (
+    JSON_PARTICLE_KEYS,
+    ParticleResult,
+    estimate_background,
+    estimate_noise_model,
+    find_particles,
+    plot_overlay,
+    region_measures,
+)
 from latticefit.particles import _kernels as K
 from latticefit.synth import _core as synth
-from latticefit.errors import AnalysisError, LatticefitWarning
-from latticefit.particles import JSON_PARTICLE_KEYS, ParticleResult, estimate_background, estimate_noise_model, find_particles, plot_overlay, region_measures
 
 
 # ------------------------------------------------------------------ helpers
@@ -42,8 +49,9 @@ def match(result, truth):
 
 @pytest.fixture(scope="module")
 def field():
-    mg, truth = synth.haadf_dots((768, 768), pixel_size_nm=0.1, diameter_nm=7.0, rsd=0.08, n_particles=40,
-                                 n_touching_pairs=5, dose=50.0, seed=11)
+    mg, truth = synth.haadf_dots(
+        (768, 768), pixel_size_nm=0.1, diameter_nm=7.0, rsd=0.08, n_particles=40, n_touching_pairs=5, dose=50.0, seed=11
+    )
     res = find_particles(mg, diameter_range_nm=(3, 12))
     return mg, truth, res
 
@@ -108,8 +116,9 @@ def test_cluster_blob_replaced_by_its_touching_members():
 def test_bin_image_and_paint_disks_match_reference():
     rng = np.random.default_rng(2)
     img = rng.normal(size=(37, 50)).astype(np.float32)
-    np.testing.assert_allclose(K.bin_image(img, 3), img[:36, :48].reshape(12, 3, 16, 3).mean(axis=(1, 3)),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        K.bin_image(img, 3), img[:36, :48].reshape(12, 3, 16, 3).mean(axis=(1, 3)), rtol=1e-5, atol=1e-6
+    )
     y, x, r = np.array([5.0, 20.5]), np.array([7.0, 30.2]), np.array([3.0, 6.5])
     np.testing.assert_array_equal(K.paint_disks(30, 40, y, x, r), K.paint_disks_ref(30, 40, y, x, r))
 
@@ -126,8 +135,10 @@ def test_model_kernel_matches_numpy_and_jacobian_matches_finite_differences():
         pp, pm = p.copy(), p.copy()
         pp[a] += h
         pm[a] -= h
-        num = (K.evaluate_model(xs, ys, pp, 2, 15.0, 15.0, False, s2)[0]
-               - K.evaluate_model(xs, ys, pm, 2, 15.0, 15.0, False, s2)[0]) / (2 * h)
+        num = (
+            K.evaluate_model(xs, ys, pp, 2, 15.0, 15.0, False, s2)[0]
+            - K.evaluate_model(xs, ys, pm, 2, 15.0, 15.0, False, s2)[0]
+        ) / (2 * h)
         # derivative tables vs the derivative of the interpolated table: equal to the table resolution
         np.testing.assert_allclose(J[:, a], num, atol=1e-2 * max(1.0, np.abs(num).max()))
 
@@ -160,8 +171,17 @@ def test_region_measures_match_regionprops():
         m = np.zeros((80, 90), bool)
         rr, cc = ellipse(40, 45, 25, 12, rotation=ang)
         m[rr, cc] = True
-        ref = regionprops_table(m.astype(int), properties=("area", "axis_major_length", "axis_minor_length",
-                                                           "orientation", "perimeter", "feret_diameter_max"))
+        ref = regionprops_table(
+            m.astype(int),
+            properties=(
+                "area",
+                "axis_major_length",
+                "axis_minor_length",
+                "orientation",
+                "perimeter",
+                "feret_diameter_max",
+            ),
+        )
         r = region_measures(m)
         assert r["area"] == ref["area"][0]
         assert r["axis_major_length"] == pytest.approx(ref["axis_major_length"][0], rel=1e-9)
@@ -219,8 +239,17 @@ def test_noise_model_detects_scaled_counts():
 def test_isolated_dot_fits_are_accurate_and_errors_honest():
     zs = []
     for seed in range(3):
-        mg, truth = synth.haadf_dots((512, 512), pixel_size_nm=0.1, diameter_nm=5.0, rsd=0.1, n_particles=8,
-                                     n_touching_pairs=0, allow_edge=False, dose=100, seed=seed)
+        mg, truth = synth.haadf_dots(
+            (512, 512),
+            pixel_size_nm=0.1,
+            diameter_nm=5.0,
+            rsd=0.1,
+            n_particles=8,
+            n_touching_pairs=0,
+            allow_edge=False,
+            dose=100,
+            seed=seed,
+        )
         res = find_particles(mg, diameter_range_nm=(2, 10))
         tp, fp, fn, pairs = match(res, truth)
         assert fp == 0 and fn == 0
@@ -290,8 +319,16 @@ def test_miles_lantuejoul_weights(field):
 
 
 def test_dtype_robust_uint16_vs_float32():
-    mg, truth = synth.haadf_dots((384, 384), pixel_size_nm=0.1, diameter_nm=6.0, n_particles=10, n_touching_pairs=1,
-                                 background=50.0, dose=50.0, seed=5)
+    mg, truth = synth.haadf_dots(
+        (384, 384),
+        pixel_size_nm=0.1,
+        diameter_nm=6.0,
+        n_particles=10,
+        n_touching_pairs=1,
+        background=50.0,
+        dose=50.0,
+        seed=5,
+    )
     counts = mg.data.astype(np.uint16)
     assert np.array_equal(counts.astype(np.float32), mg.data)
     a = find_particles(counts, pixel_size=0.1, diameter_range_nm=(2, 12))
@@ -369,18 +406,41 @@ def test_cli_json_contract_csv_overlay(tmp_path, capsys):
 
     from latticefit.cli import main
 
-    mg, truth = synth.haadf_dots((320, 320), pixel_size_nm=0.1, diameter_nm=5.0, n_particles=8, n_touching_pairs=1,
-                                 seed=2)
+    mg, truth = synth.haadf_dots(
+        (320, 320), pixel_size_nm=0.1, diameter_nm=5.0, n_particles=8, n_touching_pairs=1, seed=2
+    )
     path = tmp_path / "dots.tif"
     tifffile.imwrite(path, mg.data)
-    rc = main(["particles", str(path), "--pixel-size", "0.1nm", "--diameter-range", "2-10nm",
-               "--json", "-", "--csv", str(tmp_path / "p.csv"), "--overlay", str(tmp_path / "o.png")])
+    rc = main(
+        [
+            "particles",
+            str(path),
+            "--pixel-size",
+            "0.1nm",
+            "--diameter-range",
+            "2-10nm",
+            "--json",
+            "-",
+            "--csv",
+            str(tmp_path / "p.csv"),
+            "--overlay",
+            str(tmp_path / "o.png"),
+        ]
+    )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["file"].endswith("dots.tif") and out["pixel_size_nm"] == [0.1, 0.1]
     p = out["particles"][0]
-    for key, typ in (("x_px", float), ("y_px", float), ("diameter_nm", float), ("diameter_err_nm", float),
-                     ("ecd_nm", float), ("feret_max_nm", float), ("feret_min_nm", float), ("edge", bool)):
+    for key, typ in (
+        ("x_px", float),
+        ("y_px", float),
+        ("diameter_nm", float),
+        ("diameter_err_nm", float),
+        ("ecd_nm", float),
+        ("feret_max_nm", float),
+        ("feret_min_nm", float),
+        ("edge", bool),
+    ):
         assert isinstance(p[key], typ), key
     s = out["summary"]
     for key in ("n", "n_edge"):
@@ -458,10 +518,25 @@ def test_fit_recovers_sphere_on_curved_background():
     p0[1:6] = 0.0
     p0[6:] = [22.0, 19.5, 8.0, 50.0]
     one = np.array([0, len(xs)], np.int64)
-    out, F, msq, chi2, nit, conv = K.fit_groups(xs, ys, data, np.ones(len(xs)), one, p0,
-                                                np.array([0, len(p0)], np.int64), np.array([1], np.int64),
-                                                np.array([xc]), np.array([yc]), False, np.array([s2]), t.packed,
-                                                t.params, 100, 0.3, 1e4)
+    out, F, msq, chi2, nit, conv = K.fit_groups(
+        xs,
+        ys,
+        data,
+        np.ones(len(xs)),
+        one,
+        p0,
+        np.array([0, len(p0)], np.int64),
+        np.array([1], np.int64),
+        np.array([xc]),
+        np.array([yc]),
+        False,
+        np.array([s2]),
+        t.packed,
+        t.params,
+        100,
+        0.3,
+        1e4,
+    )
     assert conv[0]
     np.testing.assert_allclose(out[6:], truth[6:], rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(out[:6], truth[:6], rtol=1e-3, atol=1e-3)
@@ -471,8 +546,9 @@ def test_particle_cut_by_corner_is_detected_and_outlined():
     # a dot cut by the bottom-right corner: the reflect-padded LoG sees it merged with its mirror
     # images as one larger blob centred in the corner, whose sphere fit fails; it is still a particle
     # (edge, excluded from the statistics) and gets a region for the overlay
-    mg = synth.haadf_particles_image((512, 512), [495.0, 200.0], [483.0, 250.0], [4.4, 4.0], pixel_size_nm=0.1,
-                                     dose=50.0, seed=2)
+    mg = synth.haadf_particles_image(
+        (512, 512), [495.0, 200.0], [483.0, 250.0], [4.4, 4.0], pixel_size_nm=0.1, dose=50.0, seed=2
+    )
     res = find_particles(mg, diameter_range_nm=(3, 12))
     t = res.table
     near = t[np.hypot(t.x_px - 495, t.y_px - 483) < 15]
@@ -482,6 +558,7 @@ def test_particle_cut_by_corner_is_detected_and_outlined():
 
 
 # --- input validation (acceptance-test regressions) -------------------------------------------
+
 
 def test_default_range_never_sizes_atomic_columns():
     from latticefit.errors import AnalysisError

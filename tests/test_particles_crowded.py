@@ -11,12 +11,12 @@ from scipy.spatial import cKDTree
 
 from latticefit.particles import _crowd as C
 from latticefit.particles._checks import check_fits, count_line_parts
+from latticefit.particles._pipeline import count_line, find_particles, summary_lines
 from latticefit.particles._size_precision import (
     bootstrap_cis,
     rsd_precision_advice,
     rsd_standard_error,
 )
-from latticefit.particles._pipeline import count_line, find_particles, summary_lines
 from latticefit.synth._crowded import haadf_crowded
 
 
@@ -80,12 +80,17 @@ def test_opening_background_follows_a_step():
 
 # ------------------------------------------------------------------ checked fits
 def _table(**kw):
-    base = {"diameter_nm": [5.0, 5.1, 9.0, 5.0, 5.0, 5.0, np.nan],
-            "ecd_nm": [5.0, 5.0, 4.0, 5.2, 5.0, 5.0, 4.0],
-            "diameter_err_nm": [0.1] * 6 + [np.nan], "x_err_px": [0.1] * 7, "y_err_px": [0.1] * 7,
-            "chi2_red": [1.0, 1.1, 1.0, 40.0, 4.0, 1.0, 1.0], "fit_ok": [True] * 6 + [False],
-            "edge": [False, False, False, False, False, True, False],
-            "cluster_unsplit": [False, False, False, False, True, False, False]}
+    base = {
+        "diameter_nm": [5.0, 5.1, 9.0, 5.0, 5.0, 5.0, np.nan],
+        "ecd_nm": [5.0, 5.0, 4.0, 5.2, 5.0, 5.0, 4.0],
+        "diameter_err_nm": [0.1] * 6 + [np.nan],
+        "x_err_px": [0.1] * 7,
+        "y_err_px": [0.1] * 7,
+        "chi2_red": [1.0, 1.1, 1.0, 40.0, 4.0, 1.0, 1.0],
+        "fit_ok": [True] * 6 + [False],
+        "edge": [False, False, False, False, False, True, False],
+        "cluster_unsplit": [False, False, False, False, True, False, False],
+    }
     base.update(kw)
     return pd.DataFrame(base)
 
@@ -132,7 +137,8 @@ def test_bootstrap_cis_cover_and_rsd_advisor_matches_simulation():
 
 def test_summary_lines_state_what_every_plus_minus_is():
     mg, _ = __import__("latticefit.synth", fromlist=["haadf_dots"]).haadf_dots(
-        (384, 384), pixel_size_nm=0.1, diameter_nm=5.0, n_particles=25, n_touching_pairs=2, seed=4)
+        (384, 384), pixel_size_nm=0.1, diameter_nm=5.0, n_particles=25, n_touching_pairs=2, seed=4
+    )
     res = find_particles(mg, diameter_range_nm=(2.5, 10))
     lines = summary_lines(res)
     txt = "\n".join(lines)
@@ -148,7 +154,8 @@ def test_summary_lines_state_what_every_plus_minus_is():
 
 def test_border_rules():
     mg, _truth = __import__("latticefit.synth", fromlist=["haadf_dots"]).haadf_dots(
-        (384, 384), pixel_size_nm=0.1, diameter_nm=5.0, n_particles=30, n_touching_pairs=0, seed=5)
+        (384, 384), pixel_size_nm=0.1, diameter_nm=5.0, n_particles=30, n_touching_pairs=0, seed=5
+    )
     ex = find_particles(mg, diameter_range_nm=(2.5, 10), border_rule="exclude")
     inc = find_particles(mg, diameter_range_nm=(2.5, 10), border_rule="include")
     ml = find_particles(mg, diameter_range_nm=(2.5, 10), border_rule="miles-lantuejoul")
@@ -182,8 +189,16 @@ def test_crowded_fields_counted_and_sized(d, pix, dose, seed):
     # rafts, chains, aggregates, pairs over a ramp and a film edge; (7 nm, 0.06 nm/px) found nothing before
     n = 512
     ng = max(3, round(16 * (n * pix) ** 2 / (15 * d) ** 2))
-    mg, truth = haadf_crowded((n, n), pixel_size_nm=pix, diameter_nm=d, n_groups=ng, n_isolated=ng, dose=dose,
-                              seed=seed, probe_sigma_nm=min(0.1, 0.3 * pix))
+    mg, truth = haadf_crowded(
+        (n, n),
+        pixel_size_nm=pix,
+        diameter_nm=d,
+        n_groups=ng,
+        n_isolated=ng,
+        dose=dose,
+        seed=seed,
+        probe_sigma_nm=min(0.1, 0.3 * pix),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = find_particles(mg, diameter_range_nm=(0.5 * d, 2 * d))
@@ -193,8 +208,16 @@ def test_crowded_fields_counted_and_sized(d, pix, dose, seed):
 
 
 def test_small_dots_5_to_8_px():
-    mg, truth = haadf_crowded((384, 384), pixel_size_nm=4.0 / 6.5, diameter_nm=4.0, n_groups=150, n_isolated=150,
-                              dose=100.0, seed=2, probe_sigma_nm=0.3 * 4.0 / 6.5)
+    mg, truth = haadf_crowded(
+        (384, 384),
+        pixel_size_nm=4.0 / 6.5,
+        diameter_nm=4.0,
+        n_groups=150,
+        n_isolated=150,
+        dose=100.0,
+        seed=2,
+        probe_sigma_nm=0.3 * 4.0 / 6.5,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = find_particles(mg, diameter_range_nm=(2.0, 8.0))
@@ -214,13 +237,34 @@ def test_crowd_splitting_replaces_a_blob_tiled_by_smaller_maxima():
     keep, extra = C.split_crowds(y, x, r, s, np.array([True]), cy, cx, cr, cs, prune=K.prune_blobs, overlap=0.4)
     assert not keep[0] and list(extra) == [0, 1, 2]
     # two weak bumps on one dot's top (5 and 20 sigma against its 72) do not split it
-    keep, extra = C.split_crowds(np.array([222.0]), np.array([173.0]), np.array([14.2]), np.array([72.0]),
-                                 np.array([True]), np.array([218.0, 229.0]), np.array([172.0, 172.0]),
-                                 np.array([4.3, 7.5]), np.array([5.3, 20.0]), prune=K.prune_blobs, overlap=0.4)
+    keep, extra = C.split_crowds(
+        np.array([222.0]),
+        np.array([173.0]),
+        np.array([14.2]),
+        np.array([72.0]),
+        np.array([True]),
+        np.array([218.0, 229.0]),
+        np.array([172.0, 172.0]),
+        np.array([4.3, 7.5]),
+        np.array([5.3, 20.0]),
+        prune=K.prune_blobs,
+        overlap=0.4,
+    )
     assert keep[0] and len(extra) == 0
     # concentric smaller maxima (one sphere seen at several scales) do not split it
-    keep, extra = C.split_crowds(y, x, r, s, np.array([True]), np.array([50.0, 50.5]), np.array([50.0, 49.5]),
-                                 np.array([5.0, 7.0]), np.array([8.0, 9.0]), prune=K.prune_blobs, overlap=0.4)
+    keep, extra = C.split_crowds(
+        y,
+        x,
+        r,
+        s,
+        np.array([True]),
+        np.array([50.0, 50.5]),
+        np.array([50.0, 49.5]),
+        np.array([5.0, 7.0]),
+        np.array([8.0, 9.0]),
+        prune=K.prune_blobs,
+        overlap=0.4,
+    )
     assert keep[0] and len(extra) == 0
 
 
@@ -283,16 +327,29 @@ def test_cli_border_rule_and_keep_flagged(tmp_path, capsys):
     mg, _ = haadf_crowded((256, 256), pixel_size_nm=0.1, diameter_nm=4.0, n_groups=4, n_isolated=3, seed=1)
     path = tmp_path / "c.tif"
     tifffile.imwrite(path, mg.data)
-    rc = main(["particles", str(path), "--pixel-size", "0.1nm", "--diameter-range", "2-8nm", "--border-rule",
-               "include", "--keep-flagged"])
+    rc = main(
+        [
+            "particles",
+            str(path),
+            "--pixel-size",
+            "0.1nm",
+            "--diameter-range",
+            "2-8nm",
+            "--border-rule",
+            "include",
+            "--keep-flagged",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "border rule include" in out and "particles needed" in out
 
 
 # ------------------------------------------------------------------ real files
-REAL = [("particles/EMDReader_Image_FEI.emd", {}, (25, 70), (3, 20)),
-        ("particles/JEOL HAADF Image.dm4", {}, (15, 30), (10, 22)),
-        ("particles/03_Scanning Preview.emi", {"frame": "mean"}, (17, 30), (8, 16))]
+REAL = [
+    ("particles/EMDReader_Image_FEI.emd", {}, (25, 70), (3, 20)),
+    ("particles/JEOL HAADF Image.dm4", {}, (15, 30), (10, 22)),
+    ("particles/03_Scanning Preview.emi", {"frame": "mean"}, (17, 30), (8, 16)),
+]
 
 
 @pytest.mark.realdata

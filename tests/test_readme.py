@@ -54,5 +54,6 @@ def test_readme_console_blocks_match_the_current_code():
     new_blocks = render.BLOCK.findall(new)
     assert len(old_blocks) == len(new_blocks) and old_blocks, "no console block found in README.md"
     problems = [p for o, n in zip(old_blocks, new_blocks) for p in _same_to_printed_precision(o, n)]
-    assert not problems, ("README.md console blocks are out of date; run `python scripts/render_readme.py`:\n"
-                          + "\n".join(problems[:20]))
+    assert not problems, (
+        "README.md console blocks are out of date; run `python scripts/render_readme.py`:\n" + "\n".join(problems[:20])
+    )

@@ -1,29 +1,27 @@
 """Fig. 4 lattice report: the figure's labels carry the measured values; files; CLI; FOV mismatch."""
 
 import json
-import math
 import re
-
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from latticefit.synth import _core as synth
 from latticefit._plotstyle import format_uncertain
 from latticefit.cli import main
 from latticefit.errors import LatticefitWarning
 from latticefit.report._lattice_report import _basis_angle, build_lattice_report, lattice_report, plot_lattice_report
+from latticefit.synth import _core as synth
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 
 
-
 @pytest.fixture(scope="module")
 def pair():
-    return synth.fig4_pair(hrtem_shape=(512, 512), haadf_shape=(256, 256), hrtem_pixel_size_nm=0.04,
-                           dot_diameter_nm=5.0, seed=5)
+    return synth.fig4_pair(
+        hrtem_shape=(512, 512), haadf_shape=(256, 256), hrtem_pixel_size_nm=0.04, dot_diameter_nm=5.0, seed=5
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +70,7 @@ def test_labels_carry_the_measured_values(report):
         assert angle == "∠ = " + format_uncertain(ang, ang_err, "°")
         assert abs(ang - 60.0) < 0.5
     # the table holds the comparison, formatted the same way
-    cells = [c.get_text().get_text() for ax in report.figure.axes for t in ax.tables
-             for c in t.get_celld().values()]
+    cells = [c.get_text().get_text() for ax in report.figure.axes for t in ax.tables for c in t.get_celld().values()]
     first = report.comparison.table.iloc[0]
     assert format_uncertain(first["d_a_angstrom"], first["d_a_err_angstrom"]) in cells
     assert format_uncertain(100 * first["rel_diff"], 100 * first["rel_diff_err"], "%") in cells
@@ -125,9 +122,20 @@ def test_haadf_of_another_area_is_not_overlaid(pair):
 
 def test_cli_report_on_sample_data(tmp_path, capsys):
     out = tmp_path / "fig4.pdf"
-    rc = main(["report", str(SAMPLE_DATA / "perovskite_111_hrtem.tif"), "--haadf",
-               str(SAMPLE_DATA / "perovskite_111_haadf.hspy"), "--phase", "MAPbBr3", "--width-mm", "85",
-               "-o", str(out)])
+    rc = main(
+        [
+            "report",
+            str(SAMPLE_DATA / "perovskite_111_hrtem.tif"),
+            "--haadf",
+            str(SAMPLE_DATA / "perovskite_111_haadf.hspy"),
+            "--phase",
+            "MAPbBr3",
+            "--width-mm",
+            "85",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert re.search(r"^matrix .*d\(\S+\) = 4\.\d{3,4} ± 0\.\d{3,4} Å", printed, re.M)
@@ -138,11 +146,14 @@ def test_cli_report_on_sample_data(tmp_path, capsys):
     assert np.min(np.hypot(truth["x_hrtem_px"] - dot["x"], truth["y_hrtem_px"] - dot["y"])) < 15
 
 
-@pytest.mark.parametrize("extra,msg", [
-    (["--roi-dot", "2000,10,50"], "--roi-dot: circle x=2000,y=10,r=50 lies outside"),
-    (["--roi-matrix", "10,10,8,8"], "smaller than the 32 px"),
-    (["-o", "x.tiff"], ".pdf, .png or .svg"),
-])
+@pytest.mark.parametrize(
+    "extra,msg",
+    [
+        (["--roi-dot", "2000,10,50"], "--roi-dot: circle x=2000,y=10,r=50 lies outside"),
+        (["--roi-matrix", "10,10,8,8"], "smaller than the 32 px"),
+        (["-o", "x.tiff"], ".pdf, .png or .svg"),
+    ],
+)
 def test_cli_report_bad_regions_are_one_line(extra, msg, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = ["report", str(SAMPLE_DATA / "perovskite_111_hrtem.tif"), "-o", "x.png"] + extra
@@ -163,8 +174,18 @@ def test_cli_report_unreadable_file(tmp_path, capsys):
 @pytest.mark.realdata
 def test_cli_report_on_real_lattice_without_haadf(realfile, tmp_path, capsys):
     f = realfile("lattice/test_ADF_cropped.hdf5")
-    argv = ["report", str(f), "--phase", "SrTiO3", "--d-range", "1.5,8", "--width-mm", "85",
-            "-o", str(tmp_path / "sto.png")]
+    argv = [
+        "report",
+        str(f),
+        "--phase",
+        "SrTiO3",
+        "--d-range",
+        "1.5,8",
+        "--width-mm",
+        "85",
+        "-o",
+        str(tmp_path / "sto.png"),
+    ]
     assert main(argv) == 0
     data = json.loads((tmp_path / "sto.json").read_text())
     d = sorted(s["d_angstrom"] for s in data["regions"]["matrix"]["lattice"]["spots"] if s["order"] == 1)

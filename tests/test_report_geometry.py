@@ -6,22 +6,35 @@ import numpy as np
 import pytest
 
 from latticefit import Micrograph
-from latticefit.synth import _core as synth
 from latticefit._plotstyle import format_uncertain, output_paths, round_to_uncertainty
 from latticefit.errors import LatticefitError
-from latticefit.report import anomaly_map, check_fields_of_view, choose_dot_from_anomaly, choose_dot_from_particles, choose_matrix_region, fringe_phase, fringe_segments, haadf_to_hrtem_points, hkl_label
+from latticefit.report import (
+    anomaly_map,
+    check_fields_of_view,
+    choose_dot_from_anomaly,
+    choose_dot_from_particles,
+    choose_matrix_region,
+    fringe_phase,
+    fringe_segments,
+    haadf_to_hrtem_points,
+    hkl_label,
+)
 from latticefit.roi import Circle, Rect
+from latticefit.synth import _core as synth
 
 
-@pytest.mark.parametrize("value,err,unit,text", [
-    (4.19512, 0.00312, "Å", "4.195 ± 0.003 Å"),
-    (4.19512, 0.0121, "Å", "4.195 ± 0.012 Å"),   # leading 1: two digits
-    (4.19512, 0.0096, "Å", "4.195 ± 0.010 Å"),   # rounding carries
-    (60.04, 0.21, "°", "60.0 ± 0.2°"),
-    (1234.0, 56.0, "", "1230 ± 60"),
-    (7.04, float("nan"), "nm", "7.040 nm"),
-    (7.04, None, "nm", "7.040 nm"),
-])
+@pytest.mark.parametrize(
+    "value,err,unit,text",
+    [
+        (4.19512, 0.00312, "Å", "4.195 ± 0.003 Å"),
+        (4.19512, 0.0121, "Å", "4.195 ± 0.012 Å"),  # leading 1: two digits
+        (4.19512, 0.0096, "Å", "4.195 ± 0.010 Å"),  # rounding carries
+        (60.04, 0.21, "°", "60.0 ± 0.2°"),
+        (1234.0, 56.0, "", "1230 ± 60"),
+        (7.04, float("nan"), "nm", "7.040 nm"),
+        (7.04, None, "nm", "7.040 nm"),
+    ],
+)
 def test_format_uncertain(value, err, unit, text):
     assert format_uncertain(value, err, unit) == text
 
@@ -52,8 +65,7 @@ def test_hkl_label():
 
 # ------------------------------------------------------------------ fields of view
 def test_fov_mapping_matches_synth_truth():
-    hr, hd, truth = synth.fig4_pair(hrtem_shape=(256, 256), haadf_shape=(128, 128), hrtem_pixel_size_nm=0.05,
-                                    seed=3)
+    hr, hd, truth = synth.fig4_pair(hrtem_shape=(256, 256), haadf_shape=(128, 128), hrtem_pixel_size_nm=0.05, seed=3)
     fov = check_fields_of_view(hr, hd)
     assert fov.agree and fov.scale_yx == (2.0, 2.0) and fov.message == ""
     x, y = haadf_to_hrtem_points(truth.dots["x_haadf_px"], truth.dots["y_haadf_px"], fov)
@@ -97,8 +109,7 @@ def test_matrix_region_avoids_dots():
 
 def test_anomaly_map_finds_a_dot_without_haadf():
     incl = [{"x_px": 330.0, "y_px": 170.0, "radius_nm": 2.0, "mismatch": 0.0024, "contrast": 1.3}]
-    mg, truth = synth.perovskite_111(shape=(512, 512), pixel_size_nm=0.025, noise_sigma=0.3, inclusions=incl,
-                                     seed=2)
+    mg, truth = synth.perovskite_111(shape=(512, 512), pixel_size_nm=0.025, noise_sigma=0.3, inclusions=incl, seed=2)
     g_px = np.asarray(truth.g_inv_nm) * 0.025
     score = anomaly_map(mg.data, g_px, smooth_px=0.8 / 0.025)
     c, peak = choose_dot_from_anomaly(score)
@@ -127,4 +138,4 @@ def test_fringe_lines_sit_on_fringe_maxima():
             assert abs(t - round(t)) < 0.01
     # consecutive lines are one spacing d = 1/|g| apart
     feet = segs.mean(axis=1) * np.array([px, py])
-    np.testing.assert_allclose(np.diff(feet @ (g / np.hypot(*g)) ), 1 / np.hypot(*g), rtol=1e-9)
+    np.testing.assert_allclose(np.diff(feet @ (g / np.hypot(*g))), 1 / np.hypot(*g), rtol=1e-9)

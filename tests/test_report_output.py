@@ -10,10 +10,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from latticefit import Micrograph
-from latticefit.synth import _core as synth  # noqa: E402
 from latticefit import _plotstyle as ps  # noqa: E402
 from latticefit.cli import main  # noqa: E402
 from latticefit.report import build_lattice_report  # noqa: E402
+from latticefit.synth import _core as synth  # noqa: E402
 
 
 @pytest.mark.parametrize("ext", ["pdf", "svg"])

@@ -2,19 +2,17 @@
 
 import json
 import re
-
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from latticefit.synth import _core as synth
 from latticefit.cli import main
 from latticefit.report import format_mean_sd, format_rsd, histogram_errors, size_figure
+from latticefit.synth import _core as synth
 
 SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
-
 
 
 def test_format_mean_sd_and_rsd():
@@ -36,10 +34,12 @@ def test_histogram_errors_are_poisson():
 
 @pytest.fixture(scope="module")
 def two_populations():
-    a, ta = synth.haadf_dots((320, 320), pixel_size_nm=0.1, diameter_nm=4.0, rsd=0.08, n_particles=22,
-                             n_touching_pairs=2, seed=11)
-    b, tb = synth.haadf_dots((320, 320), pixel_size_nm=0.15, diameter_nm=7.0, rsd=0.08, n_particles=14,
-                             n_touching_pairs=2, seed=12)
+    a, ta = synth.haadf_dots(
+        (320, 320), pixel_size_nm=0.1, diameter_nm=4.0, rsd=0.08, n_particles=22, n_touching_pairs=2, seed=11
+    )
+    b, tb = synth.haadf_dots(
+        (320, 320), pixel_size_nm=0.15, diameter_nm=7.0, rsd=0.08, n_particles=14, n_touching_pairs=2, seed=12
+    )
     a.source, b.source = "dots4.tif", "dots7.tif"
     fig = size_figure([a, b], diameter_range_nm=(2, 12))
     return fig, (ta, tb)
@@ -107,10 +107,13 @@ def test_cli_sizes_on_sample_data(tmp_path, capsys):
     assert abs(mean - truth.loc[~truth["edge"], "diameter_nm"].mean()) < 0.3
 
 
-@pytest.mark.parametrize("argv,msg", [
-    (["sizes", "does_not_exist.dm4", "-o", "x.pdf"], "does_not_exist.dm4"),
-    (["sizes", str(SAMPLE_DATA / "pbs_dots_4nm_haadf.tif"), "-o", "x.jpg"], ".pdf, .png or .svg"),
-])
+@pytest.mark.parametrize(
+    "argv,msg",
+    [
+        (["sizes", "does_not_exist.dm4", "-o", "x.pdf"], "does_not_exist.dm4"),
+        (["sizes", str(SAMPLE_DATA / "pbs_dots_4nm_haadf.tif"), "-o", "x.jpg"], ".pdf, .png or .svg"),
+    ],
+)
 def test_cli_sizes_bad_input_is_one_line(argv, msg, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 
 from latticefit.errors import LatticefitWarning
-from latticefit.particles import corrected_rsd, fd_histogram, fit_gaussian, fit_lognormal, miles_lantuejoul_weights, rsd_bootstrap_ci, size_summary, weighted_mean_sd
+from latticefit.particles import (
+    corrected_rsd,
+    fd_histogram,
+    fit_gaussian,
+    fit_lognormal,
+    miles_lantuejoul_weights,
+    rsd_bootstrap_ci,
+    size_summary,
+    weighted_mean_sd,
+)
 
 
 def test_summary_of_normal_population():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latticefit.synth import _core as synth
 from latticefit.errors import LatticefitError, RegionError
 from latticefit.micrograph import Micrograph
 from latticefit.roi import Circle, Mask, Rect
 from latticefit.spectrum import Spectrum, frequency_axes, periodic_smooth_decomposition, power_spectrum
+from latticefit.synth import _core as synth
 
 
 def _periodic_laplacian(s):
@@ -84,12 +84,12 @@ def test_spectrum_of_a_synthetic_lattice_peaks_at_its_reflections():
     g = truth.g_inv_nm[0]
     ix = np.argmin(np.abs(spec.gx_inv_nm - g[0]))
     iy = np.argmin(np.abs(spec.gy_inv_nm - g[1]))
-    blk = spec.power[iy - 1:iy + 2, ix - 1:ix + 2]
+    blk = spec.power[iy - 1 : iy + 2, ix - 1 : ix + 2]
     assert blk.max() > 1e3 * np.median(spec.power)
     # Friedel symmetry of the displayed power
     jx = np.argmin(np.abs(spec.gx_inv_nm + g[0]))
     jy = np.argmin(np.abs(spec.gy_inv_nm + g[1]))
-    assert np.isclose(spec.power[jy - 1:jy + 2, jx - 1:jx + 2].max(), blk.max(), rtol=1e-3)
+    assert np.isclose(spec.power[jy - 1 : jy + 2, jx - 1 : jx + 2].max(), blk.max(), rtol=1e-3)
 
 
 @pytest.mark.parametrize("window", ["periodic", "hann", "tukey", None])
@@ -110,7 +110,7 @@ def test_disk_region_only_sees_its_pixels():
     # lattice only inside the disk; outside a different, strong fringe that must not leak in
     n = 128
     yy, xx = np.mgrid[:n, :n]
-    inside = (xx - 64) ** 2 + (yy - 64) ** 2 <= 30 ** 2
+    inside = (xx - 64) ** 2 + (yy - 64) ** 2 <= 30**2
     img = np.where(inside, np.cos(2 * np.pi * 0.2 * xx), 5 * np.cos(2 * np.pi * 0.3 * yy))
     spec = power_spectrum(Micrograph(img, pixel_size_nm=(1.0, 1.0)), roi=Circle(64, 64, 30))
     gy, gx = spec.gy_inv_nm, spec.gx_inv_nm

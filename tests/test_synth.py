@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from latticefit.synth import _core as synth
 from latticefit.errors import InvalidDataError, LatticefitError
 from latticefit.serialize import dumps
+from latticefit.synth import _core as synth
 
 # ----------------------------------------------------------------------------- references
 
@@ -51,8 +51,9 @@ def brute_sphere_means(shape, xc, yc, d_nm, px, n_sub=48):
 
 
 def test_lattice_matches_direct_gaussian_sum():
-    mg, t = synth.perovskite_111((72, 60), pixel_size_nm=0.03, rotation_deg=17.0, offset_px=(10.3, 20.7),
-                                 contrast=2.0, background=5.0)
+    mg, t = synth.perovskite_111(
+        (72, 60), pixel_size_nm=0.03, rotation_deg=17.0, offset_px=(10.3, 20.7), contrast=2.0, background=5.0
+    )
     s = t._series
     f = (mg.data.astype(np.float64) - 5.0) / 2.0 * s.p2v + s.c0
     ref = direct_gaussian_sum(mg.shape, t)
@@ -73,12 +74,14 @@ def test_contrast_background_and_noise_definitions():
     assert abs(mg.data.mean() - 10.0) < 1e-4
     assert abs(np.ptp(mg.data) - 3.0) < 1e-3
     clean = mg.data.astype(np.float64)
-    noisy, _ = synth.cubic_001((400, 400), a_nm=0.4, pixel_size_nm=0.004, contrast=3.0, background=10.0,
-                               noise_sigma=0.5, seed=3)
+    noisy, _ = synth.cubic_001(
+        (400, 400), a_nm=0.4, pixel_size_nm=0.004, contrast=3.0, background=10.0, noise_sigma=0.5, seed=3
+    )
     assert abs(np.std(noisy.data - clean) - 0.5) < 0.01
     # Poisson: background == dose gives integer counts with variance = mean
-    pm, _ = synth.cubic_001((400, 400), a_nm=0.4, pixel_size_nm=0.004, contrast=30.0, background=100.0,
-                            dose=100.0, seed=3)
+    pm, _ = synth.cubic_001(
+        (400, 400), a_nm=0.4, pixel_size_nm=0.004, contrast=30.0, background=100.0, dose=100.0, seed=3
+    )
     assert np.array_equal(pm.data, np.round(pm.data))
     expected = clean * 10.0  # same pattern scaled to background 100, contrast 30
     resid = (pm.data - expected) / np.sqrt(expected)
@@ -107,8 +110,9 @@ def test_determinism():
 @pytest.mark.parametrize("rotation_deg", [0.0, 23.0, -71.5])
 def test_fft_peak_sits_at_truth_g(rotation_deg):
     n, ps = 256, 0.02
-    mg, t = synth.lattice_image((n, n), pixel_size_nm=ps, a_nm=0.43, b_nm=0.37, gamma_deg=80.0,
-                                rotation_deg=rotation_deg, offset_px=(3.2, 7.9))
+    mg, t = synth.lattice_image(
+        (n, n), pixel_size_nm=ps, a_nm=0.43, b_nm=0.37, gamma_deg=80.0, rotation_deg=rotation_deg, offset_px=(3.2, 7.9)
+    )
     win = np.outer(np.hanning(n), np.hanning(n))
     F = np.abs(np.fft.fft2((mg.data - mg.data.mean()) * win))
     freqs = np.fft.fftfreq(n, d=ps)
@@ -215,16 +219,33 @@ def test_inclusion_lattice_and_truth():
 
 
 def test_inclusion_options_and_errors():
-    mg, t = synth.lattice_image((100, 100), inclusions=[{"x_px": 50, "y_px": 50, "radius_nm": 0.5, "mismatch": -0.02,
-                                                          "rotation_deg": 30.0, "contrast": 2.0, "edge_nm": 0.1}])
+    mg, t = synth.lattice_image(
+        (100, 100),
+        inclusions=[
+            {
+                "x_px": 50,
+                "y_px": 50,
+                "radius_nm": 0.5,
+                "mismatch": -0.02,
+                "rotation_deg": 30.0,
+                "contrast": 2.0,
+                "edge_nm": 0.1,
+            }
+        ],
+    )
     assert t.inclusions[0]["rotation_deg"] == 30.0 and t.inclusions[0]["mismatch"] == -0.02
     with pytest.raises(InvalidDataError):
         synth.lattice_image((32, 32), inclusions=[{"x_px": 5, "y_px": 5}])
 
 
 def test_lattice_bad_input_is_one_line_error():
-    for kw in (dict(a_nm=-1), dict(gamma_deg=180), dict(basis=()), dict(dose=10, contrast=50, background=1),
-               dict(basis=((0, 0, 1), (0.0, 0.0, -1)))):
+    for kw in (
+        dict(a_nm=-1),
+        dict(gamma_deg=180),
+        dict(basis=()),
+        dict(dose=10, contrast=50, background=1),
+        dict(basis=((0, 0, 1), (0.0, 0.0, -1))),
+    ):
         with pytest.raises(LatticefitError) as e:
             synth.lattice_image((32, 32), **kw)
         assert "\n" not in str(e.value)
@@ -261,22 +282,44 @@ def test_sphere_thickness_against_brute_force():
 @pytest.mark.parametrize("d_nm", [1.4, 4.0, 7.3])
 def test_single_particle_integrated_intensity_is_sphere_volume(d_nm):
     n, ps, bg, pc = 128, 0.1, 20.0, 1.5
-    mg = synth.haadf_particles_image((n, n), [63.37], [60.81], [d_nm], pixel_size_nm=ps, reference_diameter_nm=5.0,
-                                     background=bg, gradient=0.0, particle_contrast=pc, probe_sigma_nm=0.15,
-                                     dose=None)
+    mg = synth.haadf_particles_image(
+        (n, n),
+        [63.37],
+        [60.81],
+        [d_nm],
+        pixel_size_nm=ps,
+        reference_diameter_nm=5.0,
+        background=bg,
+        gradient=0.0,
+        particle_contrast=pc,
+        probe_sigma_nm=0.15,
+        dose=None,
+    )
     excess = (mg.data.astype(np.float64) - bg).sum() * ps * ps
     expected = bg * pc / 5.0 * math.pi * d_nm**3 / 6.0
     assert excess == pytest.approx(expected, rel=1e-4)
     # peak (no blur) = chord through the centre
-    mg0 = synth.haadf_particles_image((n, n), [64.0], [64.0], [d_nm], pixel_size_nm=ps, reference_diameter_nm=d_nm,
-                                      background=bg, gradient=0.0, particle_contrast=pc, probe_sigma_nm=0, dose=None)
+    mg0 = synth.haadf_particles_image(
+        (n, n),
+        [64.0],
+        [64.0],
+        [d_nm],
+        pixel_size_nm=ps,
+        reference_diameter_nm=d_nm,
+        background=bg,
+        gradient=0.0,
+        particle_contrast=pc,
+        probe_sigma_nm=0,
+        dose=None,
+    )
     assert mg0.data.max() - bg == pytest.approx(bg * pc, rel=2e-3)
 
 
 def test_haadf_truth_geometry():
     shape, ps = (512, 640), 0.1
-    mg, t = synth.haadf_dots(shape, pixel_size_nm=ps, diameter_nm=4.0, rsd=0.08, n_particles=70,
-                             n_touching_pairs=6, seed=11)
+    mg, t = synth.haadf_dots(
+        shape, pixel_size_nm=ps, diameter_nm=4.0, rsd=0.08, n_particles=70, n_touching_pairs=6, seed=11
+    )
     p = t.particles
     assert mg.shape == shape and mg.pixel_size_nm == (0.1, 0.1) and mg.mode == "HAADF" and mg.title == "HAADF"
     assert len(p) == 70 and int(p.touching.sum()) == 12
@@ -296,16 +339,28 @@ def test_haadf_truth_geometry():
     assert gap[~same_pair].min() >= 1.0 - 1e-9  # everyone else keeps the minimum gap
     # edge flag: the disk crosses the image border
     Rpx = R / ps
-    crosses = ((p.x_px - Rpx < -0.5) | (p.x_px + Rpx > shape[1] - 0.5)
-               | (p.y_px - Rpx < -0.5) | (p.y_px + Rpx > shape[0] - 0.5))
+    crosses = (
+        (p.x_px - Rpx < -0.5)
+        | (p.x_px + Rpx > shape[1] - 0.5)
+        | (p.y_px - Rpx < -0.5)
+        | (p.y_px + Rpx > shape[0] - 0.5)
+    )
     assert (p.edge == crosses).all() and p.edge.sum() > 0
     _, t2 = synth.haadf_dots(shape, diameter_nm=4.0, n_particles=60, n_touching_pairs=2, allow_edge=False, seed=2)
     assert not t2.particles.edge.any()
 
 
 def test_haadf_particles_are_bright_where_truth_says():
-    mg, t = synth.haadf_dots((256, 256), diameter_nm=5.0, n_particles=12, n_touching_pairs=2, seed=4, dose=None,
-                             gradient=0.0, background=100.0)
+    mg, t = synth.haadf_dots(
+        (256, 256),
+        diameter_nm=5.0,
+        n_particles=12,
+        n_touching_pairs=2,
+        seed=4,
+        dose=None,
+        gradient=0.0,
+        background=100.0,
+    )
     for _, r in t.particles.iterrows():
         x, y = int(round(r.x_px)), int(round(r.y_px))
         if 0 <= x < 256 and 0 <= y < 256:
@@ -313,22 +368,33 @@ def test_haadf_particles_are_bright_where_truth_says():
 
 
 def test_haadf_background_gradient_and_dose():
-    mg, t = synth.haadf_dots((256, 256), n_particles=0, n_touching_pairs=0, background=100.0, gradient=0.3,
-                             dose=None, probe_sigma_nm=0.0, seed=1)
+    mg, t = synth.haadf_dots(
+        (256, 256),
+        n_particles=0,
+        n_touching_pairs=0,
+        background=100.0,
+        gradient=0.3,
+        dose=None,
+        probe_sigma_nm=0.0,
+        seed=1,
+    )
     assert mg.data.mean() == pytest.approx(100.0, rel=1e-5)
     assert np.ptp(mg.data) == pytest.approx(30.0, rel=1e-4)
-    noisy, _ = synth.haadf_dots((256, 256), n_particles=0, n_touching_pairs=0, background=100.0, gradient=0.0,
-                                dose=25.0, seed=1)
+    noisy, _ = synth.haadf_dots(
+        (256, 256), n_particles=0, n_touching_pairs=0, background=100.0, gradient=0.0, dose=25.0, seed=1
+    )
     assert np.all(noisy.data % 4 == 0)  # gain background / dose = 4 counts per electron
     assert noisy.data.std() == pytest.approx(100.0 / 5.0, rel=0.02)
-    counts, _ = synth.haadf_dots((64, 64), n_particles=3, n_touching_pairs=1, diameter_nm=2.0, background=50.0,
-                                 dose=50.0)
+    counts, _ = synth.haadf_dots(
+        (64, 64), n_particles=3, n_touching_pairs=1, diameter_nm=2.0, background=50.0, dose=50.0
+    )
     assert np.array_equal(counts.data, counts.data.astype(np.uint16))
 
 
 def test_haadf_lognormal_and_errors():
-    _, t = synth.haadf_dots((512, 512), diameter_nm=3.0, rsd=0.1, n_particles=80, n_touching_pairs=0,
-                            distribution="lognormal", seed=3)
+    _, t = synth.haadf_dots(
+        (512, 512), diameter_nm=3.0, rsd=0.1, n_particles=80, n_touching_pairs=0, distribution="lognormal", seed=3
+    )
     assert t.particles.diameter_nm.min() > 0
     with pytest.raises(InvalidDataError, match="crowded"):
         synth.haadf_dots((64, 64), diameter_nm=5.0, n_particles=80, n_touching_pairs=0)

@@ -56,8 +56,25 @@ _LAZY = {
     "save_result": ("latticefit.interop", "save_result"),
     "load_result": ("latticefit.interop", "load_result"),
 }
-_SUBPACKAGES = ("batch", "cli", "crystal", "errors", "gpa", "interactive", "interop", "io", "lattice", "micrograph",
-                "particles", "report", "roi", "serialize", "spectrum", "synth", "units")
+_SUBPACKAGES = (
+    "batch",
+    "cli",
+    "crystal",
+    "errors",
+    "gpa",
+    "interactive",
+    "interop",
+    "io",
+    "lattice",
+    "micrograph",
+    "particles",
+    "report",
+    "roi",
+    "serialize",
+    "spectrum",
+    "synth",
+    "units",
+)
 
 __all__ = ["__version__", *_LAZY, *_SUBPACKAGES]
 

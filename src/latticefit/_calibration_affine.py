@@ -23,8 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AffineFit", "fit_reciprocal_matrix", "pixel_matrix_from_reciprocal", "affine_parameters",
-           "propagate", "spot_calibration_errors", "strain_of"]
+__all__ = [
+    "AffineFit",
+    "fit_reciprocal_matrix",
+    "pixel_matrix_from_reciprocal",
+    "affine_parameters",
+    "propagate",
+    "spot_calibration_errors",
+    "strain_of",
+]
 
 
 @dataclass
@@ -78,7 +85,7 @@ def fit_reciprocal_matrix(g_file, g_calc, cov=None) -> AffineFit:
         C = np.asarray(cov, float).reshape(n, 2, 2)
         W = np.zeros((2 * n, 2 * n))
         for i in range(n):
-            W[2 * i:2 * i + 2, 2 * i:2 * i + 2] = np.linalg.inv(C[i])
+            W[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = np.linalg.inv(C[i])
     XtW = X.T @ W
     F = XtW @ X
     m = np.linalg.solve(F, XtW @ y)
@@ -91,7 +98,7 @@ def fit_reciprocal_matrix(g_file, g_calc, cov=None) -> AffineFit:
     else:
         birge = math.sqrt(chi2 / dof) if dof > 0 and stats.chi2.sf(chi2, dof) < 0.01 else 1.0
     if np.isfinite(birge):
-        cov_m = cov_m * birge ** 2
+        cov_m = cov_m * birge**2
     return AffineFit(m.reshape(2, 2), cov_m, chi2, dof, float(birge), r.reshape(n, 2))
 
 

@@ -16,6 +16,7 @@ __all__ = ["periodic_power_nb", "periodic_power_ref"]
 
 TWO_PI = 2.0 * math.pi
 
+
 @njit(cache=True, fastmath=True)
 def periodic_power_nb(U, A, B, M, N):
     """|p_hat|^2 of Moisan's periodic component from the rfft2 ``U`` of the image.

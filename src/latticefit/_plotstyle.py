@@ -70,8 +70,14 @@ COLORS = {
     "hist": OKABE_ITO["blue"],
     "gauss": OKABE_ITO["vermillion"],
     "lognorm": OKABE_ITO["bluish_green"],
-    "populations": [OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["bluish_green"],
-                    OKABE_ITO["reddish_purple"], OKABE_ITO["sky_blue"], OKABE_ITO["vermillion"]],
+    "populations": [
+        OKABE_ITO["blue"],
+        OKABE_ITO["orange"],
+        OKABE_ITO["bluish_green"],
+        OKABE_ITO["reddish_purple"],
+        OKABE_ITO["sky_blue"],
+        OKABE_ITO["vermillion"],
+    ],
 }
 
 SINGLE_COLUMN_MM = 85.0
@@ -179,7 +185,7 @@ def format_uncertain(value, err=None, unit: str = "", *, sig: int = 4) -> str:
     if value is None or not np.isfinite(value):
         text = "n/a"
     elif err is None or not np.isfinite(err) or err <= 0:
-        text = f"{value:.{sig}g}" if abs(value) >= 10 ** sig else f"{value:#.{sig}g}".rstrip(".")
+        text = f"{value:.{sig}g}" if abs(value) >= 10**sig else f"{value:#.{sig}g}".rstrip(".")
     else:
         v, e = round_to_uncertainty(float(value), float(err))
         text = f"{v} ± {e}"
@@ -209,8 +215,15 @@ def scalebar_length_nm(field_nm: float, fraction: float = 0.25) -> float:
     return fits[-1] if fits else SCALEBAR_LENGTHS_NM[0]
 
 
-def add_scalebar(ax, pixel_size_nm: float, *, color: str = "white", location: str = "lower right",
-                 length_fraction: float = 0.25, bbox_to_anchor=None):
+def add_scalebar(
+    ax,
+    pixel_size_nm: float,
+    *,
+    color: str = "white",
+    location: str = "lower right",
+    length_fraction: float = 0.25,
+    bbox_to_anchor=None,
+):
     """Add a calibrated scale bar (matplotlib-scalebar) in nm, on a semi-transparent box, to an image in pixels."""
     from matplotlib_scalebar.scalebar import ScaleBar
 
@@ -218,11 +231,25 @@ def add_scalebar(ax, pixel_size_nm: float, *, color: str = "white", location: st
     field_nm = abs(x1 - x0) * float(pixel_size_nm)
     length = scalebar_length_nm(field_nm, length_fraction)
     dark = color == "white"
-    sb = ScaleBar(float(pixel_size_nm), units="nm", dimension="si-length", location=location,
-                  color=color, box_color="black" if dark else "white", box_alpha=0.45, frameon=True,
-                  fixed_value=length, fixed_units="nm", width_fraction=0.025, scale_loc="top", border_pad=0.4,
-                  pad=0.3, sep=2, font_properties={"size": 7, "weight": "bold"},
-                  **({"bbox_to_anchor": bbox_to_anchor, "bbox_transform": ax.transAxes} if bbox_to_anchor else {}))
+    sb = ScaleBar(
+        float(pixel_size_nm),
+        units="nm",
+        dimension="si-length",
+        location=location,
+        color=color,
+        box_color="black" if dark else "white",
+        box_alpha=0.45,
+        frameon=True,
+        fixed_value=length,
+        fixed_units="nm",
+        width_fraction=0.025,
+        scale_loc="top",
+        border_pad=0.4,
+        pad=0.3,
+        sep=2,
+        font_properties={"size": 7, "weight": "bold"},
+        **({"bbox_to_anchor": bbox_to_anchor, "bbox_transform": ax.transAxes} if bbox_to_anchor else {}),
+    )
     ax.add_artist(sb)
     return sb
 
@@ -232,8 +259,19 @@ def panel_label(ax, letter: str, *, dark_background: bool = True, title: str | N
     text = f"({letter})" if title is None else f"({letter}) {title}"
     color = "white" if dark_background else "black"
     bbox = dict(boxstyle="square,pad=0.15", fc="black" if dark_background else "white", alpha=0.55, lw=0)
-    return ax.text(0.02, 0.98, text, transform=ax.transAxes, ha="left", va="top", fontsize=7.5,
-                   fontweight="bold", color=color, bbox=bbox, zorder=20)
+    return ax.text(
+        0.02,
+        0.98,
+        text,
+        transform=ax.transAxes,
+        ha="left",
+        va="top",
+        fontsize=7.5,
+        fontweight="bold",
+        color=color,
+        bbox=bbox,
+        zorder=20,
+    )
 
 
 def display_limits(data: np.ndarray, lo: float = 0.5, hi: float = 99.5) -> tuple[float, float]:
@@ -247,12 +285,19 @@ def display_limits(data: np.ndarray, lo: float = 0.5, hi: float = 99.5) -> tuple
     return float(a), float(b)
 
 
-def show_image(ax, data: np.ndarray, *, pixel_size_nm: float | None = None, cmap: str = "gray",
-               scalebar: bool = True, extent=None, scalebar_location: str = "lower right"):
+def show_image(
+    ax,
+    data: np.ndarray,
+    *,
+    pixel_size_nm: float | None = None,
+    cmap: str = "gray",
+    scalebar: bool = True,
+    extent=None,
+    scalebar_location: str = "lower right",
+):
     """Show a micrograph in pixel coordinates with robust contrast, no ticks, and a scale bar."""
     vmin, vmax = display_limits(data)
-    im = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, origin="upper", extent=extent,
-                   interpolation="antialiased")
+    im = ax.imshow(data, cmap=cmap, vmin=vmin, vmax=vmax, origin="upper", extent=extent, interpolation="antialiased")
     ax.set_xticks([])
     ax.set_yticks([])
     if scalebar and pixel_size_nm:
@@ -264,8 +309,19 @@ def note_box(ax, text: str, *, color: str | None = None, loc: str = "bottom"):
     """A warning/note printed inside an axes (e.g. field-of-view mismatch)."""
     color = color or COLORS["warning"]
     y, va = (0.02, "bottom") if loc == "bottom" else (0.5, "center")
-    return ax.text(0.5, y, text, transform=ax.transAxes, ha="center", va=va, fontsize=6.5, color="white",
-                   wrap=True, zorder=30, bbox=dict(boxstyle="round,pad=0.3", fc=color, alpha=0.85, lw=0))
+    return ax.text(
+        0.5,
+        y,
+        text,
+        transform=ax.transAxes,
+        ha="center",
+        va=va,
+        fontsize=6.5,
+        color="white",
+        wrap=True,
+        zorder=30,
+        bbox=dict(boxstyle="round,pad=0.3", fc=color, alpha=0.85, lw=0),
+    )
 
 
 # --------------------------------------------------------------------- output
@@ -280,7 +336,9 @@ def output_paths(out) -> dict[str, Path]:
     out = Path(out)
     ext = out.suffix.lower().lstrip(".")
     if ext not in FIGURE_FORMATS:
-        raise LatticefitError(f"output {out}: figure format must be .pdf, .png or .svg, got {out.suffix or 'no extension'!r}")
+        raise LatticefitError(
+            f"output {out}: figure format must be .pdf, .png or .svg, got {out.suffix or 'no extension'!r}"
+        )
     stem = out.with_suffix("")
     return {
         "figure": out,
@@ -311,4 +369,3 @@ def save_figure(fig, out, *, dpi: int = 300) -> list[Path]:
             fig.savefig(paths["png"], dpi=dpi)
             written.append(paths["png"])
     return written
-

@@ -45,7 +45,7 @@ class LatticefitError(Exception):
             return f"{self.source}: {self.message}"
         return self.message
 
-    def with_source(self, source: str | None) -> "LatticefitError":
+    def with_source(self, source: str | None) -> LatticefitError:
         """Return the same error, naming ``source`` if it named none yet."""
         if self.source is None and source is not None:
             self.source = str(source)

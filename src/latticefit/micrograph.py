@@ -211,14 +211,17 @@ class Micrograph:
                 raise CalibrationError(f"pixel size must be positive and finite, got {self.pixel_size_nm}", self.source)
             lo, hi = PLAUSIBLE_PIXEL_NM
             if not (lo <= py <= hi and lo <= px <= hi):
-                raise CalibrationError(f"pixel size {self.pixel_size_nm} nm is outside any microscope's range "
-                                       f"({lo:g} to {hi:g} nm)", self.source)
+                raise CalibrationError(
+                    f"pixel size {self.pixel_size_nm} nm is outside any microscope's range ({lo:g} to {hi:g} nm)",
+                    self.source,
+                )
             self.pixel_size_nm = (py, px)
         if self.affine_nm_per_px is not None:
             A = np.array(self.affine_nm_per_px, dtype=float).reshape(2, 2)
             if not (np.all(np.isfinite(A)) and abs(np.linalg.det(A)) > 0):
-                raise CalibrationError(f"calibration matrix must be finite and invertible, got {A.tolist()}",
-                                       self.source)
+                raise CalibrationError(
+                    f"calibration matrix must be finite and invertible, got {A.tolist()}", self.source
+                )
             self.affine_nm_per_px = A
             self.pixel_size_nm = (float(np.hypot(*A[:, 1])), float(np.hypot(*A[:, 0])))
             if self.affine_cov is not None:
@@ -254,10 +257,16 @@ class Micrograph:
             )
         return self.pixel_size_nm
 
-    def with_pixel_size(self, pixel_size) -> "Micrograph":
+    def with_pixel_size(self, pixel_size) -> Micrograph:
         """A copy with another pixel size (number in nm, ``'0.21A'`` or a (y, x) pair); drops any affine calibration."""
-        return replace(self, pixel_size_nm=pixel_size_pair_nm(pixel_size), data=self.data, affine_nm_per_px=None,
-                       affine_cov=None, calibration_info=None)
+        return replace(
+            self,
+            pixel_size_nm=pixel_size_pair_nm(pixel_size),
+            data=self.data,
+            affine_nm_per_px=None,
+            affine_cov=None,
+            calibration_info=None,
+        )
 
     @property
     def pixel_matrix_nm(self) -> np.ndarray:
@@ -284,7 +293,7 @@ class Micrograph:
         """Area of one pixel, nm^2 (``|det A|``)."""
         return float(abs(np.linalg.det(self.pixel_matrix_nm)))
 
-    def crop(self, y0: int, y1: int, x0: int, x1: int) -> "Micrograph":
+    def crop(self, y0: int, y1: int, x0: int, x1: int) -> Micrograph:
         """A copy holding ``data[y0:y1, x0:x1]`` with the same calibration."""
         return replace(self, data=self.data[y0:y1, x0:x1].copy())
 
@@ -304,7 +313,11 @@ class Micrograph:
         }
 
     def __repr__(self) -> str:
-        ps = "uncalibrated" if self.pixel_size_nm is None else f"pixel_size_nm=({self.pixel_size_nm[0]:.6g}, {self.pixel_size_nm[1]:.6g})"
+        ps = (
+            "uncalibrated"
+            if self.pixel_size_nm is None
+            else f"pixel_size_nm=({self.pixel_size_nm[0]:.6g}, {self.pixel_size_nm[1]:.6g})"
+        )
         return f"Micrograph({self.name!r}, shape={self.shape}, {ps}, mode={self.mode!r})"
 
     # ------------------------------------------------------------- hyperspy
@@ -332,7 +345,7 @@ class Micrograph:
         return s
 
     @classmethod
-    def from_signal(cls, signal, *, frame=None, source: str | None = None, pixel_size=None) -> "Micrograph":
+    def from_signal(cls, signal, *, frame=None, source: str | None = None, pixel_size=None) -> Micrograph:
         """Build a Micrograph from a hyperspy signal, keeping its calibration.
 
         A stack (one navigation axis) needs ``frame=``; empty axis units are
@@ -394,9 +407,12 @@ def axes_pixel_size_nm(signal_axes, *, source: str | None = None) -> tuple[float
         scale = float(a.scale)
         units = a.units
         if not np.isfinite(scale) or scale == 0.0:
-            warnings.warn(f"{source or 'image'}: pixel size {scale!r} {units or ''} is not usable "
-                          "(zero or not finite); the image is treated as uncalibrated", CalibrationWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"{source or 'image'}: pixel size {scale!r} {units or ''} is not usable "
+                "(zero or not finite); the image is treated as uncalibrated",
+                CalibrationWarning,
+                stacklevel=3,
+            )
             return None
         if is_empty_unit(units):
             if scale == 1.0:
@@ -414,9 +430,13 @@ def axes_pixel_size_nm(signal_axes, *, source: str | None = None) -> tuple[float
         return None
     bad = [v for v in out if v is not None and not PLAUSIBLE_PIXEL_NM[0] <= v <= PLAUSIBLE_PIXEL_NM[1]]
     if bad:
-        warnings.warn(f"{source or 'image'}: pixel size {bad[0]:.3g} nm is outside any microscope's range "
-                      f"({PLAUSIBLE_PIXEL_NM[0]:g} to {PLAUSIBLE_PIXEL_NM[1]:g} nm); the image is treated as "
-                      "uncalibrated", CalibrationWarning, stacklevel=3)
+        warnings.warn(
+            f"{source or 'image'}: pixel size {bad[0]:.3g} nm is outside any microscope's range "
+            f"({PLAUSIBLE_PIXEL_NM[0]:g} to {PLAUSIBLE_PIXEL_NM[1]:g} nm); the image is treated as "
+            "uncalibrated",
+            CalibrationWarning,
+            stacklevel=3,
+        )
         return None
     if out[0] is None or out[1] is None:
         v = out[0] if out[0] is not None else out[1]

@@ -175,8 +175,10 @@ def _image_axes(image, pixel_size=None):
         return (py, 0.0), (px, 0.0), tuple(np.shape(getattr(image, "data", image)))[-2:]
     ps = getattr(image, "pixel_size_nm", None)
     if ps is None:
-        raise RegionError("a hyperspy ROI is in calibrated units: pass a calibrated image "
-                          "(the Signal2D or Micrograph it was drawn on)")
+        raise RegionError(
+            "a hyperspy ROI is in calibrated units: pass a calibrated image "
+            "(the Signal2D or Micrograph it was drawn on)"
+        )
     return (float(ps[0]), 0.0), (float(ps[1]), 0.0), image.shape
 
 
@@ -217,8 +219,9 @@ def from_hyperspy_roi(roi, image, *, pixel_size=None) -> ROI:
     if kind == "RectangularROI":
         x0, x1 = (float(roi.left) - ox) / sx, (float(roi.right) - ox) / sx
         y0, y1 = (float(roi.top) - oy) / sy, (float(roi.bottom) - oy) / sy
-        return Rect(int(round(min(x0, x1))), int(round(min(y0, y1))), int(round(abs(x1 - x0))),
-                    int(round(abs(y1 - y0))))
+        return Rect(
+            int(round(min(x0, x1))), int(round(min(y0, y1))), int(round(abs(x1 - x0))), int(round(abs(y1 - y0)))
+        )
     if kind == "CircleROI":
         cx, cy = (float(roi.cx) - ox) / sx, (float(roi.cy) - oy) / sy
         r, r_inner = float(roi.r), float(getattr(roi, "r_inner", 0.0) or 0.0)

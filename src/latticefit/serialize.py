@@ -12,8 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["to_jsonable", "dumps", "write_json", "atomic_write_text", "atomic_write_bytes", "printable_text",
-           "csv_safe_cell"]
+__all__ = [
+    "to_jsonable",
+    "dumps",
+    "write_json",
+    "atomic_write_text",
+    "atomic_write_bytes",
+    "printable_text",
+    "csv_safe_cell",
+]
 
 
 def _current_umask() -> int:

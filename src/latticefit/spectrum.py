@@ -38,7 +38,7 @@ FFT_WORKERS = 2
 
 
 def frequency_axes(shape, pixel_size_nm=None) -> tuple[np.ndarray, np.ndarray]:
-    """fftshifted reciprocal axes ``(gy, gx)`` of an image of ``shape`` (h, w).
+    """Fftshifted reciprocal axes ``(gy, gx)`` of an image of ``shape`` (h, w).
 
     In 1/nm when ``pixel_size_nm`` (y, x) is given, else in cycles per pixel.
     The zero frequency is at index ``n // 2`` (odd and even ``n``).
@@ -161,15 +161,15 @@ def half_plane_power(sub: np.ndarray, weight, window="periodic", *, workers: int
         taper = _tapered_mask(w) if window is not None else w.astype(np.float32)
         y = (x - np.float32(mu)) * taper
         Y = sfft.rfft2(y, workers=workers)
-        return (Y.real ** 2 + Y.imag ** 2).astype(np.float32), None
+        return (Y.real**2 + Y.imag**2).astype(np.float32), None
     if window in ("hann", "tukey"):
         y = (x - np.float32(x.mean())) * _separable_window(x.shape, window)
         Y = sfft.rfft2(y, workers=workers)
-        return (Y.real ** 2 + Y.imag ** 2).astype(np.float32), None
+        return (Y.real**2 + Y.imag**2).astype(np.float32), None
     U = sfft.rfft2(x, workers=workers)
     U[0, 0] = 0.0  # the mean
     if window is None:
-        return (U.real ** 2 + U.imag ** 2).astype(np.float32), U
+        return (U.real**2 + U.imag**2).astype(np.float32), U
     A, B = _boundary_ffts(x)
     P = periodic_power_nb(U, A.astype(np.complex128), B.astype(np.complex128), M, N)
     P[0, 0] = 0.0
@@ -247,9 +247,14 @@ class Spectrum:
         return (float(self.gy_inv_nm[1] - self.gy_inv_nm[0]), float(self.gx_inv_nm[1] - self.gx_inv_nm[0]))
 
     def to_dict(self) -> dict:
-        return {"shape": list(self.shape), "pixel_size_nm": list(self.pixel_size_nm) if self.pixel_size_nm else None,
-                "roi": self.roi, "window": self.window, "source": self.source,
-                "extent_inv_nm": list(self.extent_inv_nm)}
+        return {
+            "shape": list(self.shape),
+            "pixel_size_nm": list(self.pixel_size_nm) if self.pixel_size_nm else None,
+            "roi": self.roi,
+            "window": self.window,
+            "source": self.source,
+            "extent_inv_nm": list(self.extent_inv_nm),
+        }
 
 
 def power_spectrum(image, *, roi=None, pixel_size=None, window="periodic", workers: int = FFT_WORKERS) -> Spectrum:
@@ -294,5 +299,13 @@ def power_spectrum(image, *, roi=None, pixel_size=None, window="periodic", worke
     P, _ = half_plane_power(sub, weight, window, workers=workers)
     full = half_to_full(P, sub.shape[1])
     gy, gx = frequency_axes(sub.shape, mg.pixel_size_nm)
-    return Spectrum(power=full, gx_inv_nm=gx, gy_inv_nm=gy, pixel_size_nm=mg.pixel_size_nm, shape=tuple(sub.shape),
-                    roi=roi.to_dict() if roi is not None else None, window=window, source=mg.source)
+    return Spectrum(
+        power=full,
+        gx_inv_nm=gx,
+        gy_inv_nm=gy,
+        pixel_size_nm=mg.pixel_size_nm,
+        shape=tuple(sub.shape),
+        roi=roi.to_dict() if roi is not None else None,
+        window=window,
+        source=mg.source,
+    )

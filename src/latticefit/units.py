@@ -143,9 +143,7 @@ def parse_length_nm(value) -> float:
 
 def pixel_size_pair_nm(pixel_size) -> tuple[float, float]:
     """Turn a pixel size given as a number, a string or a (y, x) pair into ``(py_nm, px_nm)``."""
-    if isinstance(pixel_size, (tuple, list)) or (
-        hasattr(pixel_size, "shape") and getattr(pixel_size, "ndim", 0) == 1
-    ):
+    if isinstance(pixel_size, (tuple, list)) or (hasattr(pixel_size, "shape") and getattr(pixel_size, "ndim", 0) == 1):
         vals = list(pixel_size)
         if len(vals) != 2:
             raise CalibrationError(f"pixel size must be one value or a (y, x) pair, got {pixel_size!r}")

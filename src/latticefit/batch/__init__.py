@@ -6,9 +6,9 @@ from ._analyses import *  # noqa: F403
 from ._auto import *  # noqa: F403
 from ._exec import *  # noqa: F403
 from ._html import *  # noqa: F403
+from ._run import *  # noqa: F403
 from ._store import *  # noqa: F403
 from ._task import *  # noqa: F403
-from ._run import *  # noqa: F403
 
 __all__ = [
     "ANALYSES",

@@ -17,8 +17,9 @@ Each analyzer has the signature ``fn(micrograph, settings) -> AnalysisOutcome``
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -26,16 +27,22 @@ from .. import _plotstyle as ps
 from ..crystal._structure import is_cif_path
 from ._types import AnalysisOutcome
 
-__all__ = ["default_analyzers", "analyze_lattice", "analyze_particles", "lattice_summary", "particle_summary",
-           "FIGURE_SIZE_IN", "FIGURE_DPI"]
+__all__ = [
+    "default_analyzers",
+    "analyze_lattice",
+    "analyze_particles",
+    "lattice_summary",
+    "particle_summary",
+    "FIGURE_SIZE_IN",
+    "FIGURE_DPI",
+]
 
 #: per-file figure: two panels side by side, small enough for a thumbnail page
 FIGURE_SIZE_IN = (6.4, 3.2)
 FIGURE_DPI = 110
 
 #: size-summary keys copied to summary.csv (``n`` becomes ``n_particles``)
-_PARTICLE_KEYS = ("n_edge", "mean_nm", "std_nm", "median_nm", "rsd_percent", "rsd_corrected_percent",
-                  "mean_err_nm")
+_PARTICLE_KEYS = ("n_edge", "mean_nm", "std_nm", "median_nm", "rsd_percent", "rsd_corrected_percent", "mean_err_nm")
 
 
 def default_analyzers() -> dict:
@@ -59,18 +66,34 @@ def lattice_summary(result) -> dict:
     ``basis_angle_deg`` the acute angle between the fitted basis vectors.
     """
     spots = result.spots
-    out: dict[str, Any] = {"n_spots": int(len(spots)), "d_angstrom": None, "d_err_angstrom": None,
-                           "azimuth_deg": None, "snr": None, "basis_d1_angstrom": None, "basis_d2_angstrom": None,
-                           "basis_angle_deg": None, "basis_angle_err_deg": None}
+    out: dict[str, Any] = {
+        "n_spots": int(len(spots)),
+        "d_angstrom": None,
+        "d_err_angstrom": None,
+        "azimuth_deg": None,
+        "snr": None,
+        "basis_d1_angstrom": None,
+        "basis_d2_angstrom": None,
+        "basis_angle_deg": None,
+        "basis_angle_err_deg": None,
+    }
     if len(spots):
         top = spots.iloc[0]
-        out.update(d_angstrom=_num(top["d_angstrom"]), d_err_angstrom=_num(top["d_err_angstrom"]),
-                   azimuth_deg=_num(top["azimuth_deg"]), snr=_num(top["snr"]))
+        out.update(
+            d_angstrom=_num(top["d_angstrom"]),
+            d_err_angstrom=_num(top["d_err_angstrom"]),
+            azimuth_deg=_num(top["azimuth_deg"]),
+            snr=_num(top["snr"]),
+        )
     b = result.basis
     if b:
         d = list(b.get("d_angstrom") or [None, None])
-        out.update(basis_d1_angstrom=_num(d[0]), basis_d2_angstrom=_num(d[1]),
-                   basis_angle_deg=_num(b.get("angle_deg")), basis_angle_err_deg=_num(b.get("angle_err_deg")))
+        out.update(
+            basis_d1_angstrom=_num(d[0]),
+            basis_d2_angstrom=_num(d[1]),
+            basis_angle_deg=_num(b.get("angle_deg")),
+            basis_angle_err_deg=_num(b.get("angle_err_deg")),
+        )
     return out
 
 
@@ -96,9 +119,13 @@ def _indexing_summary(idx) -> dict:
     b = idx.best
     if b is None:
         return {"phase": "", "zone_axis": "", "n_indexed": 0, "scale_factor": None, "scale_factor_err": None}
-    return {"phase": b.phase.name, "zone_axis": "[" + " ".join(str(int(v)) for v in b.zone_axis) + "]",
-            "n_indexed": int(b.n_matched), "scale_factor": _num(b.scale_factor),
-            "scale_factor_err": _num(b.scale_factor_err)}
+    return {
+        "phase": b.phase.name,
+        "zone_axis": "[" + " ".join(str(int(v)) for v in b.zone_axis) + "]",
+        "n_indexed": int(b.n_matched),
+        "scale_factor": _num(b.scale_factor),
+        "scale_factor_err": _num(b.scale_factor_err),
+    }
 
 
 def _phase_label(settings: Mapping) -> str:
@@ -129,14 +156,17 @@ def indexing_note(n_indexed: int, n_spots: int, settings: Mapping) -> str | None
 
 def _with_indexing(spots, indexed):
     """The lattice spots plus ``hkl`` (e.g. ``'1 -1 0'``), ``index_status``, ``phase``, ``d_calc_angstrom``,
-    ``residual_angstrom`` of the best indexing solution (``h``, ``k`` stay the basis indices)."""
+    ``residual_angstrom`` of the best indexing solution (``h``, ``k`` stay the basis indices).
+    """
     out = spots.reset_index(drop=True).copy()
     rows = indexed.reset_index(drop=True)
     if len(rows) != len(out):
         return out
     matched = rows["status"] != "unmatched"
-    out["hkl"] = [f"{int(h)} {int(k)} {int(l)}" if m else "" for h, k, l, m in
-                  zip(rows["h"].fillna(0), rows["k"].fillna(0), rows["l"].fillna(0), matched)]
+    out["hkl"] = [
+        f"{int(h)} {int(k)} {int(l)}" if m else ""
+        for h, k, l, m in zip(rows["h"].fillna(0), rows["k"].fillna(0), rows["l"].fillna(0), matched)
+    ]
     out["index_status"] = rows["status"].to_numpy()
     for col in ("phase", "d_calc_angstrom", "residual_angstrom"):
         if col in rows.columns:
@@ -173,7 +203,8 @@ def analyze_lattice(mg, settings: Mapping) -> AnalysisOutcome:
 
 def spots_table(spots):
     """The spots as written to ``spots.csv``: the g vector as ``gx_inv_nm``, ``gy_inv_nm`` and its length as
-    ``g_abs_inv_nm`` (never a scalar named ``g_inv_nm``, which in the JSON records is the vector)."""
+    ``g_abs_inv_nm`` (never a scalar named ``g_inv_nm``, which in the JSON records is the vector).
+    """
     out = spots.copy()
     if "g_inv_nm" in out.columns:
         if "g_abs_inv_nm" not in out.columns:
@@ -220,12 +251,16 @@ def _spectrum_window(spectrum, gmax: float):
     rows = np.flatnonzero(np.abs(gy) <= gmax * 1.02)
     if cols.size < 2 or rows.size < 2:
         return spectrum.log_power, spectrum.extent_inv_nm
-    p = spectrum.power[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    p = spectrum.power[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     pos = p[p > 0]
     lp = np.log10(np.maximum(p, pos.min() if pos.size else 1.0))
     dx, dy = gx[1] - gx[0], gy[1] - gy[0]
-    extent = (float(gx[cols[0]] - dx / 2), float(gx[cols[-1]] + dx / 2), float(gy[rows[-1]] + dy / 2),
-              float(gy[rows[0]] - dy / 2))
+    extent = (
+        float(gx[cols[0]] - dx / 2),
+        float(gx[cols[-1]] + dx / 2),
+        float(gy[rows[-1]] + dy / 2),
+        float(gy[rows[0]] - dy / 2),
+    )
     return lp, extent
 
 
@@ -254,27 +289,47 @@ def lattice_figure(mg, result, spectrum, summary: Mapping):
         for i, row in enumerate(spots.itertuples()):
             color = ps.COLORS["spot"] if int(getattr(row, "order", 1)) == 1 else ps.COLORS["g2"]
             for sgn in (1, -1):
-                ax_fft.add_patch(Circle((sgn * row.gx_inv_nm, sgn * row.gy_inv_nm), r, fill=False, lw=0.8,
-                                        color=color))
+                ax_fft.add_patch(Circle((sgn * row.gx_inv_nm, sgn * row.gy_inv_nm), r, fill=False, lw=0.8, color=color))
             if i < 4:
-                ax_fft.annotate(f"{row.d_angstrom:.3f} Å", (row.gx_inv_nm, row.gy_inv_nm), xytext=(3, 3),
-                                textcoords="offset points", fontsize=6, color=ps.COLORS["g1"])
+                ax_fft.annotate(
+                    f"{row.d_angstrom:.3f} Å",
+                    (row.gx_inv_nm, row.gy_inv_nm),
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                    fontsize=6,
+                    color=ps.COLORS["g1"],
+                )
         ps.panel_label(ax_fft, "b", dark_background=True, title="power spectrum")
         lines = [f"{summary['n_spots']} spots"]
         if summary.get("d_angstrom"):
-            lines.append("strongest d = " + ps.format_uncertain(summary["d_angstrom"], summary.get("d_err_angstrom"), "Å"))
+            lines.append(
+                "strongest d = " + ps.format_uncertain(summary["d_angstrom"], summary.get("d_err_angstrom"), "Å")
+            )
         if summary.get("basis_angle_deg"):
-            lines.append("basis angle = " + ps.format_uncertain(summary["basis_angle_deg"],
-                                                                summary.get("basis_angle_err_deg"), "°"))
+            lines.append(
+                "basis angle = "
+                + ps.format_uncertain(summary["basis_angle_deg"], summary.get("basis_angle_err_deg"), "°")
+            )
         if summary.get("phase"):
             lines.append(f"{summary['phase']} {summary.get('zone_axis', '')}")
             if summary.get("scale_factor") is not None:
-                lines.append("scale factor = " + ps.format_uncertain(summary.get("scale_factor"),
-                                                                     summary.get("scale_factor_err")))
+                lines.append(
+                    "scale factor = "
+                    + ps.format_uncertain(summary.get("scale_factor"), summary.get("scale_factor_err"))
+                )
         elif summary.get("n_indexed") == 0:
             lines.append("not indexed")
-        ax_fft.text(0.98, 0.02, "\n".join(lines), transform=ax_fft.transAxes, ha="right", va="bottom", fontsize=6,
-                    color="white", bbox=dict(boxstyle="square,pad=0.2", fc="black", alpha=0.55, lw=0))
+        ax_fft.text(
+            0.98,
+            0.02,
+            "\n".join(lines),
+            transform=ax_fft.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=6,
+            color="white",
+            bbox=dict(boxstyle="square,pad=0.2", fc="black", alpha=0.55, lw=0),
+        )
         fig.suptitle(_title(mg), fontsize=7)
     return fig
 
@@ -316,8 +371,11 @@ def particles_figure(mg, result, summary: Mapping):
         ax_img, ax_h = fig.subplots(1, 2)
         plot_overlay(result, mg, ax=ax_img)
         n_det, n_stat = summary.get("n_detected") or 0, summary.get("n_particles") or 0
-        ps.panel_label(ax_img, "a", title=(f"{n_det} detected, {n_stat} in statistics" if n_det != n_stat
-                                           else f"{n_det} particles"))
+        ps.panel_label(
+            ax_img,
+            "a",
+            title=(f"{n_det} detected, {n_stat} in statistics" if n_det != n_stat else f"{n_det} particles"),
+        )
         d = np.asarray(result.diameters_nm, dtype=float)
         d = d[np.isfinite(d)]
         if d.size:
@@ -331,8 +389,16 @@ def particles_figure(mg, result, summary: Mapping):
             text += "\nmean = " + ps.format_uncertain(summary["mean_nm"], summary.get("mean_err_nm"), "nm")
         if summary.get("rsd_percent") is not None:
             text += f"\nRSD = {summary['rsd_percent']:.1f}%"
-        ax_h.text(0.97, 0.97, text, transform=ax_h.transAxes, ha="right", va="top", fontsize=6,
-                  bbox=dict(boxstyle="square,pad=0.2", fc="white", alpha=0.8, lw=0))
+        ax_h.text(
+            0.97,
+            0.97,
+            text,
+            transform=ax_h.transAxes,
+            ha="right",
+            va="top",
+            fontsize=6,
+            bbox=dict(boxstyle="square,pad=0.2", fc="white", alpha=0.8, lw=0),
+        )
         ps.panel_label(ax_h, "b", dark_background=False, title="sizes")
         fig.suptitle(_title(mg), fontsize=7)
     return fig

@@ -29,8 +29,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["PERIODICITY_THRESHOLD", "MIN_PARTICLE_DIAMETER_NM", "periodicity_score", "choose_analysis",
-           "choose_analyses", "too_small_for_particles", "ANALYSES"]
+__all__ = [
+    "PERIODICITY_THRESHOLD",
+    "MIN_PARTICLE_DIAMETER_NM",
+    "periodicity_score",
+    "choose_analysis",
+    "choose_analyses",
+    "too_small_for_particles",
+    "ANALYSES",
+]
 
 #: the analyses a batch can run on a signal
 ANALYSES = ("lattice", "particles")
@@ -104,7 +111,7 @@ def periodicity_score(data, *, tile: int = 256, max_tiles: int = 16) -> float:
     win = _hann2d(side)
     power = np.zeros((side, side))
     for y, x in corners:
-        t = img[y:y + side, x:x + side]
+        t = img[y : y + side, x : x + side]
         t = (t - t.mean()) * win
         power += np.abs(np.fft.fft2(t)) ** 2
     power = np.fft.fftshift(power / len(corners))
@@ -208,11 +215,15 @@ def choose_analysis(mg) -> tuple[str, str]:
             score = periodicity_score(mg.data)
             if score >= PERIODICITY_THRESHOLD:
                 # atomic-resolution STEM: every bright blob is an atomic column, not a particle
-                return "lattice", (f"metadata: {mode}; image: periodicity {score:.0f} >= {PERIODICITY_THRESHOLD:g}: "
-                                   "atomic columns, particles not run")
+                return "lattice", (
+                    f"metadata: {mode}; image: periodicity {score:.0f} >= {PERIODICITY_THRESHOLD:g}: "
+                    "atomic columns, particles not run"
+                )
             if too_small_for_particles(mg):
-                return "lattice", (f"metadata: {mode}; image: periodicity {score:.1f} < {PERIODICITY_THRESHOLD:g} "
-                                   f"but {_fov_text(mg)} holds no particle >= {MIN_PARTICLE_DIAMETER_NM:g} nm")
+                return "lattice", (
+                    f"metadata: {mode}; image: periodicity {score:.1f} < {PERIODICITY_THRESHOLD:g} "
+                    f"but {_fov_text(mg)} holds no particle >= {MIN_PARTICLE_DIAMETER_NM:g} nm"
+                )
             return "particles", f"metadata: {mode}; image: periodicity {score:.1f} < {PERIODICITY_THRESHOLD:g}"
         if "TEM" in m:
             return "lattice", f"metadata: {mode}"
@@ -220,6 +231,8 @@ def choose_analysis(mg) -> tuple[str, str]:
     if score >= PERIODICITY_THRESHOLD:
         return "lattice", f"image: periodicity {score:.0f} >= {PERIODICITY_THRESHOLD:g}"
     if too_small_for_particles(mg):
-        return "lattice", (f"image: periodicity {score:.1f} < {PERIODICITY_THRESHOLD:g} but {_fov_text(mg)} "
-                           f"holds no particle >= {MIN_PARTICLE_DIAMETER_NM:g} nm")
+        return "lattice", (
+            f"image: periodicity {score:.1f} < {PERIODICITY_THRESHOLD:g} but {_fov_text(mg)} "
+            f"holds no particle >= {MIN_PARTICLE_DIAMETER_NM:g} nm"
+        )
     return "particles", f"image: periodicity {score:.1f} < {PERIODICITY_THRESHOLD:g}"

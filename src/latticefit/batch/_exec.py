@@ -14,18 +14,24 @@ import multiprocessing as mp
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterable, Iterator
 
+from ..errors import LatticefitError
 from ._store import RECORD_VERSION
 from ._task import FileTask, error_message
-from ..errors import LatticefitError
 
 __all__ = ["default_jobs", "run_serial", "run_process_pool", "run_dask", "crashed_record"]
 
 #: environment variables that cap the threads of BLAS/OpenMP/numba in each worker
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 
 def default_jobs() -> int:
@@ -38,16 +44,25 @@ def default_jobs() -> int:
 
 def crashed_record(task: FileTask, message: str) -> dict:
     """The record of a file whose worker died or whose task raised."""
-    return {"record_version": RECORD_VERSION, "file": task.relpath, "content_hash": None,
-            "settings_hash": task.settings_hash, "status": "error",
-            "rows": [{"signal": "", "analysis": "", "status": "error", "error": message}],
-            "spots": [], "particles": [], "time_s": None, "load_s": None, "retry_on_resume": True,
-            "_outputs": {}}
+    return {
+        "record_version": RECORD_VERSION,
+        "file": task.relpath,
+        "content_hash": None,
+        "settings_hash": task.settings_hash,
+        "status": "error",
+        "rows": [{"signal": "", "analysis": "", "status": "error", "error": message}],
+        "spots": [],
+        "particles": [],
+        "time_s": None,
+        "load_s": None,
+        "retry_on_resume": True,
+        "_outputs": {},
+    }
 
 
 @contextlib.contextmanager
 def one_numba_thread():
-    """numba's parallel loops on one thread inside the block (this process runs one file at a time)."""
+    """Numba's parallel loops on one thread inside the block (this process runs one file at a time)."""
     try:
         import numba
     except ImportError:  # pragma: no cover - numba is a dependency
@@ -142,18 +157,28 @@ def _workers_can_start(pool_factory) -> bool:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-_START_FAILURE = ("worker processes could not start; a script that calls latticefit.batch.run with jobs > 1 "
-                  "must guard its top level with `if __name__ == '__main__':` (or use jobs=1)")
+_START_FAILURE = (
+    "worker processes could not start; a script that calls latticefit.batch.run with jobs > 1 "
+    "must guard its top level with `if __name__ == '__main__':` (or use jobs=1)"
+)
 
 
 #: modules the fork server imports once, so that each worker starts without importing them again
-_PRELOAD = ["numpy", "scipy.ndimage", "pandas", "matplotlib.figure", "matplotlib.backends.backend_agg",
-            "latticefit.batch._task", "latticefit.io"]
+_PRELOAD = [
+    "numpy",
+    "scipy.ndimage",
+    "pandas",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "latticefit.batch._task",
+    "latticefit.io",
+]
 
 
 def _context(name: str | None):
     """``forkserver`` where available (workers fork from a clean, single-threaded server that has
-    imported :data:`_PRELOAD`, never from this possibly multi-threaded process), else ``spawn``."""
+    imported :data:`_PRELOAD`, never from this possibly multi-threaded process), else ``spawn``.
+    """
     if name is None:
         name = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     ctx = mp.get_context(name)
@@ -162,8 +187,9 @@ def _context(name: str | None):
     return ctx
 
 
-def run_process_pool(fn: Callable, tasks: Iterable[FileTask], jobs: int, *,
-                     context: str | None = None) -> Iterator[tuple[FileTask, dict]]:
+def run_process_pool(
+    fn: Callable, tasks: Iterable[FileTask], jobs: int, *, context: str | None = None
+) -> Iterator[tuple[FileTask, dict]]:
     """Run the tasks on ``jobs`` worker processes, at most 2 x jobs in flight.
 
     Workers start with the ``forkserver`` method where the platform has it,
@@ -178,8 +204,9 @@ def run_process_pool(fn: Callable, tasks: Iterable[FileTask], jobs: int, *,
 
     def new_pool():
         with single_threaded_workers():
-            return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_worker_init,
-                                          initargs=(os.getpid(),))
+            return cf.ProcessPoolExecutor(
+                max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+            )
 
     pool = new_pool()
     inflight: dict[cf.Future, tuple[FileTask, bool]] = {}
@@ -205,8 +232,12 @@ def run_process_pool(fn: Callable, tasks: Iterable[FileTask], jobs: int, *,
                     if alone and n_completed == 0 and not _workers_can_start(new_pool):
                         raise LatticefitError(_START_FAILURE) from None
                     if alone:
-                        yield t, crashed_record(t, "the worker process died while processing this file "
-                                                   "(crash or out of memory)")
+                        yield (
+                            t,
+                            crashed_record(
+                                t, "the worker process died while processing this file (crash or out of memory)"
+                            ),
+                        )
                         # culprit found: the other suspects only shared its pool, back to normal running
                         pending.extendleft(reversed(suspects))
                         suspects.clear()
@@ -242,8 +273,9 @@ def _dask_client(scheduler, jobs: int):
         saved = dict(os.environ)
         try:
             with single_threaded_workers():
-                cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                                   dashboard_address=None)
+                cluster = distributed.LocalCluster(
+                    n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None
+                )
         finally:
             # distributed sets OMP_NUM_THREADS, PYTHONHASHSEED ... in this process's environment: undo it
             os.environ.clear()

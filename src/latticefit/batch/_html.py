@@ -22,23 +22,57 @@ __all__ = ["index_html", "write_index_html", "format_number", "PAGE_COLUMNS"]
 #: summary columns shown on the page, in this order, when present (the CSV holds them all)
 #: (``message`` is the error of a failed row, else its warnings; next to ``status`` so that it is on screen)
 PAGE_COLUMNS = [
-    "file", "signal", "analysis", "status", "message",
-    "n_spots", "d_angstrom", "basis_angle_deg", "phase", "zone_axis", "n_indexed", "scale_factor",
-    "n_particles", "mean_nm", "std_nm", "rsd_percent",
-    "acquisition_mode", "analysis_reason", "shape_px", "pixel_size_nm", "time_s",
+    "file",
+    "signal",
+    "analysis",
+    "status",
+    "message",
+    "n_spots",
+    "d_angstrom",
+    "basis_angle_deg",
+    "phase",
+    "zone_axis",
+    "n_indexed",
+    "scale_factor",
+    "n_particles",
+    "mean_nm",
+    "std_nm",
+    "rsd_percent",
+    "acquisition_mode",
+    "analysis_reason",
+    "shape_px",
+    "pixel_size_nm",
+    "time_s",
 ]
 #: columns shown as ``value ± error`` (sorted by the value), rounded to the error's precision
-_WITH_ERROR = {"d_angstrom": "d_err_angstrom", "basis_angle_deg": "basis_angle_err_deg", "mean_nm": "mean_err_nm",
-               "scale_factor": "scale_factor_err"}
+_WITH_ERROR = {
+    "d_angstrom": "d_err_angstrom",
+    "basis_angle_deg": "basis_angle_err_deg",
+    "mean_nm": "mean_err_nm",
+    "scale_factor": "scale_factor_err",
+}
 #: columns without an error of their own, shown with the decimals of another column's value ± error
 _SAME_DECIMALS_AS = {"std_nm": "mean_nm"}
 #: fixed decimals
 _DECIMALS = {"rsd_percent": 1, "time_s": 2}
-_HEADERS = {"d_angstrom": "strongest d (Å)", "basis_angle_deg": "basis angle (°)", "mean_nm": "mean (nm)",
-            "std_nm": "std (nm)", "rsd_percent": "RSD (%)", "n_particles": "n particles", "n_spots": "n spots",
-            "pixel_size_nm": "pixel (nm)", "time_s": "time (s)", "analysis_reason": "why this analysis",
-            "acquisition_mode": "mode", "shape_px": "shape (px)", "zone_axis": "zone axis",
-            "message": "error / warnings", "n_indexed": "n indexed", "scale_factor": "scale factor"}
+_HEADERS = {
+    "d_angstrom": "strongest d (Å)",
+    "basis_angle_deg": "basis angle (°)",
+    "mean_nm": "mean (nm)",
+    "std_nm": "std (nm)",
+    "rsd_percent": "RSD (%)",
+    "n_particles": "n particles",
+    "n_spots": "n spots",
+    "pixel_size_nm": "pixel (nm)",
+    "time_s": "time (s)",
+    "analysis_reason": "why this analysis",
+    "acquisition_mode": "mode",
+    "shape_px": "shape (px)",
+    "zone_axis": "zone axis",
+    "message": "error / warnings",
+    "n_indexed": "n indexed",
+    "scale_factor": "scale factor",
+}
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:1.2em;color:#111}
@@ -146,7 +180,7 @@ def _without_file_prefix(text: str, rec) -> str:
     file = str(rec.get("file") or "")
     for name in (file, PurePosixPath(file).name):
         if name and text.startswith(name):
-            rest = text[len(name):]
+            rest = text[len(name) :]
             if rest.startswith("["):
                 rest = rest.split("]", 1)[1] if "]" in rest else rest
             if rest.startswith(": "):
@@ -172,7 +206,7 @@ def _message_cell(rec) -> str:
     cls = "err" if rec.get("status") == "error" else "note"
     parts = [f'<span class="{cls}">{html.escape(err)}</span>'] if err else []
     if warns:
-        first = warns[0] if len(warns[0]) <= _SHORT_CHARS else warns[0][:_SHORT_CHARS - 1].rstrip() + "…"
+        first = warns[0] if len(warns[0]) <= _SHORT_CHARS else warns[0][: _SHORT_CHARS - 1].rstrip() + "…"
         label = first if len(warns) == 1 else f"{len(warns)} warnings: {first}"
         if len(warns) == 1 and first == warns[0]:
             parts.append(f'<span class="warn">{html.escape(first)}</span>')
@@ -194,8 +228,10 @@ def _cell(col: str, rec) -> str:
     if text is not None:
         return f'<td class="num" data-sort="{float(v)!r}">{html.escape(text)}</td>'
     if col == "file" and isinstance(rec.get("json"), str) and rec.get("json"):
-        return (f'<td class="name" data-sort="{html.escape(str(v))}"><a href="{_href(rec["json"])}">'
-                f"{html.escape(str(v))}</a></td>")
+        return (
+            f'<td class="name" data-sort="{html.escape(str(v))}"><a href="{_href(rec["json"])}">'
+            f"{html.escape(str(v))}</a></td>"
+        )
     if col in ("file", "signal"):
         return f'<td class="name">{html.escape(str(v))}</td>'
     return f"<td>{html.escape(str(v))}</td>"
@@ -238,8 +274,10 @@ def index_html(summary: pd.DataFrame, *, title: str = "latticefit batch") -> str
         cls = f' class="{html.escape(st)}"' if st in ("error", "skipped") else ""
         fig = rec.get("figure")
         if isinstance(fig, str) and fig:
-            thumb = (f'<td><a href="{_href(fig)}"><img class="thumb" loading="lazy" src="{_href(fig)}" '
-                     f'alt="{html.escape(fig)}"></a></td>')
+            thumb = (
+                f'<td><a href="{_href(fig)}"><img class="thumb" loading="lazy" src="{_href(fig)}" '
+                f'alt="{html.escape(fig)}"></a></td>'
+            )
         else:
             thumb = '<td data-sort=""></td>'
         cells = [thumb] + [_cell(c, rec) for c in cols]
@@ -247,13 +285,14 @@ def index_html(summary: pd.DataFrame, *, title: str = "latticefit batch") -> str
     links = " · ".join(f'<a href="{n}">{n}</a>' for n in ("summary.csv", "spots.csv", "particles.csv", "errors.csv"))
     t = html.escape(title)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{t}</title>\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{t}</title>\n'
         f"<style>{_CSS}</style>\n</head>\n<body>\n<h1>{t}</h1>\n"
-        f"<p class=\"meta\">{n_files} files · {len(summary)} rows · {failed} failed · {skipped} skipped · {links}</p>\n"
-        "<input id=\"filter\" type=\"search\" placeholder=\"filter rows…\" aria-label=\"filter rows\">\n"
-        f"<table id=\"summary\">\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) +
-        f"\n</tbody>\n</table>\n<script>{_JS}</script>\n</body>\n</html>\n"
+        f'<p class="meta">{n_files} files · {len(summary)} rows · {failed} failed · {skipped} skipped · {links}</p>\n'
+        '<input id="filter" type="search" placeholder="filter rows…" aria-label="filter rows">\n'
+        f'<table id="summary">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+        + "\n".join(body)
+        + f"\n</tbody>\n</table>\n<script>{_JS}</script>\n</body>\n</html>\n"
     )
 
 

@@ -40,20 +40,21 @@ import operator
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
 from .. import __version__
+from ..errors import LatticefitError
+from ..serialize import atomic_write_text, dumps, printable_text
+from ..units import pixel_size_pair_nm
 from ._auto import PERIODICITY_THRESHOLD, choose_analyses, choose_analysis, periodicity_score
 from ._exec import default_jobs, run_dask, run_process_pool, run_serial
 from ._store import TIMING_COLUMNS, RecordStore, atomic_write_bytes, build_tables, file_content_hash, write_tables
 from ._task import AnalysisOutcome, FileTask, content_files, process_file
-from ..errors import LatticefitError
-from ..serialize import atomic_write_text, dumps, printable_text
-from ..units import pixel_size_pair_nm
 
 __all__ = [
     "run",
@@ -158,8 +159,13 @@ def discover_files(folder, *, recursive: bool = False, pattern=None, exclude=())
         here = Path(dirpath)
         if recursive:
             # hidden folders, the output folder and any other batch output (it holds .latticefit/) are not inputs
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (here / d).resolve() not in excluded
-                                 and not (here / d / ".latticefit" / "settings.json").is_file())
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if not d.startswith(".")
+                and (here / d).resolve() not in excluded
+                and not (here / d / ".latticefit" / "settings.json").is_file()
+            )
         else:
             dirnames[:] = []
         for name in sorted(filenames):
@@ -192,7 +198,8 @@ def _callable_name(fn) -> str:
 
 def _phase_entries(phases) -> list[dict]:
     """Phase names (checked against the library) and CIF files (with their content hash, so that an
-    edited CIF makes ``resume`` redo the lattice files)."""
+    edited CIF makes ``resume`` redo the lattice files).
+    """
     from ..crystal._phases import get_phase, is_cif_path
 
     out = []
@@ -216,9 +223,20 @@ def _calibration_record(calibration) -> dict:
     return d
 
 
-def batch_settings(*, mode: str = "auto", phases=None, free_scale: bool = False, pixel_size=None, signal=None,
-                   frame="mean", calibration=None, lattice_options: Mapping | None = None, particle_options: Mapping | None = None,
-                   analyzers: Mapping[str, Callable] | None = None, figures: bool = True) -> dict:
+def batch_settings(
+    *,
+    mode: str = "auto",
+    phases=None,
+    free_scale: bool = False,
+    pixel_size=None,
+    signal=None,
+    frame="mean",
+    calibration=None,
+    lattice_options: Mapping | None = None,
+    particle_options: Mapping | None = None,
+    analyzers: Mapping[str, Callable] | None = None,
+    figures: bool = True,
+) -> dict:
     """The settings that decide a file's results (JSON-ready; their digest is stored in each record).
 
     Examples
@@ -316,11 +334,29 @@ def _write_all(out: Path, records: dict, skipped: list[dict]) -> dict[str, pd.Da
 
 
 # ----------------------------------------------------------------------------- run
-def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int | None = None, scheduler=None,
-        resume: bool = False, phases=None, free_scale: bool = False, pattern=None, pixel_size=None, signal=None, frame="mean",
-        calibration=None, lattice_options: Mapping | None = None, particle_options: Mapping | None = None,
-        analyzers: Mapping[str, Callable] | None = None, progress: bool | None = None,
-        flush_interval_s: float = 5.0, figures: bool = True) -> pd.DataFrame:
+def run(
+    folder,
+    out,
+    *,
+    recursive: bool = False,
+    mode: str = "auto",
+    jobs: int | None = None,
+    scheduler=None,
+    resume: bool = False,
+    phases=None,
+    free_scale: bool = False,
+    pattern=None,
+    pixel_size=None,
+    signal=None,
+    frame="mean",
+    calibration=None,
+    lattice_options: Mapping | None = None,
+    particle_options: Mapping | None = None,
+    analyzers: Mapping[str, Callable] | None = None,
+    progress: bool | None = None,
+    flush_interval_s: float = 5.0,
+    figures: bool = True,
+) -> pd.DataFrame:
     """Analyse every supported file of a folder; write per-file results, figures, tables and a page.
 
     Parameters
@@ -411,9 +447,19 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
         raise LatticefitError("jobs must be a positive integer")
     if free_scale and not phases:
         raise LatticefitError("free_scale needs phases to index against (--phase NAME)")
-    settings = batch_settings(mode=mode, phases=phases, free_scale=free_scale, pixel_size=pixel_size, signal=signal, frame=frame,
-                              calibration=calibration, lattice_options=lattice_options, particle_options=particle_options,
-                              analyzers=analyzers, figures=figures)
+    settings = batch_settings(
+        mode=mode,
+        phases=phases,
+        free_scale=free_scale,
+        pixel_size=pixel_size,
+        signal=signal,
+        frame=frame,
+        calibration=calibration,
+        lattice_options=lattice_options,
+        particle_options=particle_options,
+        analyzers=analyzers,
+        figures=figures,
+    )
     if folder.exists() and out.resolve() == folder.resolve():
         raise LatticefitError("the output folder must not be the input folder", str(out))
     found = discover_files(folder, recursive=recursive, pattern=pattern, exclude=[out])
@@ -425,8 +471,18 @@ def run(folder, out, *, recursive: bool = False, mode: str = "auto", jobs: int |
     except OSError as e:
         raise LatticefitError(f"cannot create the output folder: {e.strerror or e}", str(out)) from None
     with exclusive_lock(out / ".latticefit" / "lock"):
-        return _run_in(out, found, settings, digest, resume=resume, analyzers=analyzers, progress=progress,
-                       scheduler=scheduler, jobs=jobs, flush_interval_s=flush_interval_s)
+        return _run_in(
+            out,
+            found,
+            settings,
+            digest,
+            resume=resume,
+            analyzers=analyzers,
+            progress=progress,
+            scheduler=scheduler,
+            jobs=jobs,
+            flush_interval_s=flush_interval_s,
+        )
 
 
 @contextlib.contextmanager
@@ -445,14 +501,19 @@ def exclusive_lock(path: Path):
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise LatticefitError(f"cannot write in the output folder: {e.strerror or e}", str(path.parent.parent)) from None
+        raise LatticefitError(
+            f"cannot write in the output folder: {e.strerror or e}", str(path.parent.parent)
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-            raise LatticefitError(f"another latticefit batch (pid {holder}) is writing to this output folder; "
-                                  "wait for it or choose another -o", str(path.parent.parent)) from None
+            raise LatticefitError(
+                f"another latticefit batch (pid {holder}) is writing to this output folder; "
+                "wait for it or choose another -o",
+                str(path.parent.parent),
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
@@ -480,8 +541,9 @@ def _run_in(out: Path, found, settings, digest, *, resume, analyzers, progress, 
             if _record_reusable(rec, f, digest, out):
                 records[f.relpath] = rec
                 continue
-        todo.append(FileTask(str(f.path.resolve()), f.relpath, settings, digest,
-                             dict(analyzers) if analyzers else None))
+        todo.append(
+            FileTask(str(f.path.resolve()), f.relpath, settings, digest, dict(analyzers) if analyzers else None)
+        )
 
     if progress is None:
         progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
@@ -493,22 +555,39 @@ def _run_in(out: Path, found, settings, digest, *, resume, analyzers, progress, 
             results = run_serial(process_file, todo)
         else:
             results = run_process_pool(process_file, todo, min(jobs, len(todo)))
-        _consume(results, out, store, records, skipped, total=len(todo), progress=progress,
-                 flush_interval_s=flush_interval_s)
+        _consume(
+            results, out, store, records, skipped, total=len(todo), progress=progress, flush_interval_s=flush_interval_s
+        )
     tables = _write_all(out, records, skipped)
     return tables["summary"]
 
 
-def _consume(results: Iterable, out: Path, store: RecordStore, records: dict, skipped: list, *, total: int,
-             progress: bool, flush_interval_s: float) -> None:
+def _consume(
+    results: Iterable,
+    out: Path,
+    store: RecordStore,
+    records: dict,
+    skipped: list,
+    *,
+    total: int,
+    progress: bool,
+    flush_interval_s: float,
+) -> None:
     """Write each finished file's outputs, then its record; rebuild the tables now and then."""
     from tqdm import tqdm
 
     n_failed = 0
     last_flush = time.monotonic()
     gap = flush_interval_s  # grows with the cost of a rebuild, so that huge runs do not spend their time on it
-    bar = tqdm(total=total, disable=not progress, file=sys.stderr, unit="file", desc="latticefit batch",
-               dynamic_ncols=True, leave=True)
+    bar = tqdm(
+        total=total,
+        disable=not progress,
+        file=sys.stderr,
+        unit="file",
+        desc="latticefit batch",
+        dynamic_ncols=True,
+        leave=True,
+    )
     try:
         for _task, rec in results:
             outputs = rec.pop("_outputs", {}) or {}

@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -37,8 +37,18 @@ __all__ = [
 RECORD_VERSION = 2
 
 #: first columns of summary.csv (then the analysis numbers, then the tail)
-SUMMARY_LEAD_COLUMNS = ["file", "signal", "analysis", "status", "error", "acquisition_mode", "analysis_reason",
-                        "shape_px", "pixel_size_nm", "frames"]
+SUMMARY_LEAD_COLUMNS = [
+    "file",
+    "signal",
+    "analysis",
+    "status",
+    "error",
+    "acquisition_mode",
+    "analysis_reason",
+    "shape_px",
+    "pixel_size_nm",
+    "frames",
+]
 #: columns holding wall times (seconds); they differ from run to run
 TIMING_COLUMNS = ["time_s", "load_s", "analysis_s", "figure_s"]
 SUMMARY_TAIL_COLUMNS = ["warnings", "figure", "json", "content_hash"] + TIMING_COLUMNS
@@ -181,11 +191,19 @@ def build_tables(records: list[dict], skipped: list[dict] = ()) -> dict[str, pd.
     summary_rows = []
     for rec in records:
         for row in rec.get("rows") or []:
-            summary_rows.append({"file": rec["file"], **row, "content_hash": rec.get("content_hash"),
-                                 "time_s": rec.get("time_s"), "load_s": rec.get("load_s")})
+            summary_rows.append(
+                {
+                    "file": rec["file"],
+                    **row,
+                    "content_hash": rec.get("content_hash"),
+                    "time_s": rec.get("time_s"),
+                    "load_s": rec.get("load_s"),
+                }
+            )
     for sk in skipped:
-        summary_rows.append({"file": sk["file"], "signal": "", "analysis": "", "status": "skipped",
-                             "error": sk.get("note", "")})
+        summary_rows.append(
+            {"file": sk["file"], "signal": "", "analysis": "", "status": "skipped", "error": sk.get("note", "")}
+        )
     summary_rows.sort(key=lambda r: r["file"])  # stable: signal order kept within a file
     middle = _ordered_union(r.keys() for r in summary_rows)
     fixed = set(SUMMARY_LEAD_COLUMNS) | set(SUMMARY_TAIL_COLUMNS)
@@ -194,9 +212,17 @@ def build_tables(records: list[dict], skipped: list[dict] = ()) -> dict[str, pd.
     summary = _integer_columns(summary).infer_objects()
 
     # one row per failed file/signal/analysis (a file failing in both analyses has two rows that say which)
-    error_rows = [{"file": r["file"], "signal": r.get("signal", ""), "analysis": r.get("analysis", ""),
-                   "status": r.get("status"), "error": r.get("error", "")}
-                  for r in summary_rows if r.get("status") in ("error", "skipped")]
+    error_rows = [
+        {
+            "file": r["file"],
+            "signal": r.get("signal", ""),
+            "analysis": r.get("analysis", ""),
+            "status": r.get("status"),
+            "error": r.get("error", ""),
+        }
+        for r in summary_rows
+        if r.get("status") in ("error", "skipped")
+    ]
     errors = pd.DataFrame(error_rows, columns=ERROR_COLUMNS)
     return {
         "summary": summary,

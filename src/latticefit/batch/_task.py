@@ -15,18 +15,29 @@ import io as _stdio
 import re
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any
 
-from ._auto import ANALYSES, choose_analyses
-from ._types import Analyzer, AnalysisOutcome
-from ._store import RECORD_VERSION, file_content_hash
 from ..errors import LatticefitError
 from ..serialize import dumps, to_jsonable
+from ._auto import ANALYSES, choose_analyses
+from ._store import RECORD_VERSION, file_content_hash
+from ._types import AnalysisOutcome, Analyzer
 
-__all__ = ["FileTask", "AnalysisOutcome", "process_file", "content_files", "signal_tags", "plan_analyses",
-           "output_stem", "error_message", "Analyzer", "iter_signals"]
+__all__ = [
+    "FileTask",
+    "AnalysisOutcome",
+    "process_file",
+    "content_files",
+    "signal_tags",
+    "plan_analyses",
+    "output_stem",
+    "error_message",
+    "Analyzer",
+    "iter_signals",
+]
 
 
 @dataclass(frozen=True)
@@ -143,7 +154,9 @@ def _figure_png(fig) -> bytes | None:
         FigureCanvasAgg(fig)
     buf = _stdio.BytesIO()
     try:
-        fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})  # fast zlib: these figures are not smaller at 6
+        fig.savefig(
+            buf, format="png", pil_kwargs={"compress_level": 1}
+        )  # fast zlib: these figures are not smaller at 6
     finally:
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None:
@@ -216,8 +229,12 @@ def _resolve_analyzers(analyzers) -> Mapping[str, Analyzer]:
 
 
 def _image_columns(mg) -> dict:
-    cols: dict[str, Any] = {"acquisition_mode": mg.mode or "", "shape_px": f"{mg.shape[0]}x{mg.shape[1]}",
-                            "pixel_size_nm": None, "frames": int(getattr(mg, "frames", 1) or 1)}
+    cols: dict[str, Any] = {
+        "acquisition_mode": mg.mode or "",
+        "shape_px": f"{mg.shape[0]}x{mg.shape[1]}",
+        "pixel_size_nm": None,
+        "frames": int(getattr(mg, "frames", 1) or 1),
+    }
     if mg.pixel_size_nm is not None:
         py, px = mg.pixel_size_nm
         cols["pixel_size_nm"] = px
@@ -246,9 +263,18 @@ def process_file(task: FileTask) -> dict:
         ``_outputs`` ``{path relative to OUT: bytes | str}`` for the parent to write.
     """
     t0 = time.perf_counter()
-    rec: dict[str, Any] = {"record_version": RECORD_VERSION, "file": task.relpath, "content_hash": None,
-                           "settings_hash": task.settings_hash, "status": "ok", "rows": [], "spots": [],
-                           "particles": [], "time_s": None, "load_s": None}
+    rec: dict[str, Any] = {
+        "record_version": RECORD_VERSION,
+        "file": task.relpath,
+        "content_hash": None,
+        "settings_hash": task.settings_hash,
+        "status": "ok",
+        "rows": [],
+        "spots": [],
+        "particles": [],
+        "time_s": None,
+        "load_s": None,
+    }
     outputs: dict[str, Any] = {}
     try:
         rec["content_hash"] = file_content_hash(content_files(task.path))
@@ -315,7 +341,8 @@ def _finish(rec: dict, outputs: dict, t0: float) -> dict:
 
 def _next_signal(signals, task: FileTask):
     """``((i_signal, titles, micrograph_or_error), load_note)``; ``(None, "")`` at the end; an exception
-    in place of the tuple when the file cannot be read at all."""
+    in place of the tuple when the file cannot be read at all.
+    """
     with warnings.catch_warnings(record=True) as load_warnings:
         warnings.simplefilter("always")
         try:
@@ -327,8 +354,9 @@ def _next_signal(signals, task: FileTask):
     return got, _warning_text(load_warnings, task.relpath, task.path)
 
 
-def _run_analysis(task: FileTask, mg, analysis: str, reason: str, analyzers, base: dict, tag: str, rec: dict,
-                  outputs: dict) -> dict:
+def _run_analysis(
+    task: FileTask, mg, analysis: str, reason: str, analyzers, base: dict, tag: str, rec: dict, outputs: dict
+) -> dict:
     """Run one analyzer on one image; store its JSON, figure and table rows; return its summary row.
 
     The row's ``_warnings`` holds the warnings raised meanwhile (the caller joins them with the load's).
@@ -351,8 +379,9 @@ def _run_analysis(task: FileTask, mg, analysis: str, reason: str, analyzers, bas
     return row
 
 
-def _store_outcome(task: FileTask, mg, analysis: str, reason: str, outcome, stem: str, row: dict, rec: dict,
-                   outputs: dict) -> None:
+def _store_outcome(
+    task: FileTask, mg, analysis: str, reason: str, outcome, stem: str, row: dict, rec: dict, outputs: dict
+) -> None:
     """The per-file JSON, the figure (unless ``settings['figures']`` is False) and the table rows."""
     t2 = time.perf_counter()
     png = None
@@ -362,9 +391,17 @@ def _store_outcome(task: FileTask, mg, analysis: str, reason: str, outcome, stem
         except Exception as e:  # noqa: BLE001 - a figure that fails is a note, not a lost result
             warnings.warn(f"figure not drawn: {error_message(e)}", stacklevel=1)
     row["figure_s"] = time.perf_counter() - t2
-    doc = {"file": task.relpath, "signal": mg.title or "", "analysis": analysis, "analysis_reason": reason,
-           "image": mg.summary(), "settings": task.settings, "summary": outcome.summary,
-           "notes": list(outcome.notes), "result": outcome.result}
+    doc = {
+        "file": task.relpath,
+        "signal": mg.title or "",
+        "analysis": analysis,
+        "analysis_reason": reason,
+        "image": mg.summary(),
+        "settings": task.settings,
+        "summary": outcome.summary,
+        "notes": list(outcome.notes),
+        "result": outcome.result,
+    }
     doc["image"]["file"] = task.relpath
     outputs[stem + ".json"] = dumps(doc) + "\n"
     row["json"] = PurePosixPath(stem + ".json").as_posix()

@@ -83,8 +83,11 @@ def main(argv=None) -> int:
         if os.environ.get("LATTICEFIT_DEBUG"):
             raise
         where = _input_named(args)
-        print(f"latticefit: error: {where + ': ' if where else ''}unexpected {type(e).__name__}: "
-              f"{' '.join(str(e).split())} (set LATTICEFIT_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"latticefit: error: {where + ': ' if where else ''}unexpected {type(e).__name__}: "
+            f"{' '.join(str(e).split())} (set LATTICEFIT_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -77,16 +77,27 @@ def _frame_arg(text):
 
 def add_load_args(parser: argparse.ArgumentParser) -> None:
     """``--pixel-size``, ``--signal`` and ``--frame``, shared by every command that loads a file."""
-    parser.add_argument("--pixel-size", type=pixel_size_arg, metavar="SIZE",
-                        help="override the file's calibration, e.g. 0.021nm, 0.21A, 21pm (a bare number is nm)")
-    parser.add_argument("--signal", metavar="NAME",
-                        help="signal/detector to use in a multi-signal file (e.g. HAADF, DF2); default: the first 2-D image")
-    parser.add_argument("--frame", type=_frame_arg, metavar="N|sum|mean",
-                        help="frame of a 3-D stack: an index, 'sum' or 'mean'")
-    parser.add_argument("--calibration", metavar="CAL.json",
-                        help="apply a lattice calibration (from `latticefit calibrate -o CAL.json`): lengths in "
-                             "corrected nm, errors include the calibration's; valid for images taken at the "
-                             "same magnification and scan settings")
+    parser.add_argument(
+        "--pixel-size",
+        type=pixel_size_arg,
+        metavar="SIZE",
+        help="override the file's calibration, e.g. 0.021nm, 0.21A, 21pm (a bare number is nm)",
+    )
+    parser.add_argument(
+        "--signal",
+        metavar="NAME",
+        help="signal/detector to use in a multi-signal file (e.g. HAADF, DF2); default: the first 2-D image",
+    )
+    parser.add_argument(
+        "--frame", type=_frame_arg, metavar="N|sum|mean", help="frame of a 3-D stack: an index, 'sum' or 'mean'"
+    )
+    parser.add_argument(
+        "--calibration",
+        metavar="CAL.json",
+        help="apply a lattice calibration (from `latticefit calibrate -o CAL.json`): lengths in "
+        "corrected nm, errors include the calibration's; valid for images taken at the "
+        "same magnification and scan settings",
+    )
 
 
 def _calibration(args):
@@ -104,8 +115,11 @@ def _calibration(args):
 
 
 def load_kwargs(args) -> dict:
-    kw = {"pixel_size": getattr(args, "pixel_size", None), "signal": getattr(args, "signal", None),
-          "frame": getattr(args, "frame", None)}
+    kw = {
+        "pixel_size": getattr(args, "pixel_size", None),
+        "signal": getattr(args, "signal", None),
+        "frame": getattr(args, "frame", None),
+    }
     cal = _calibration(args)
     if cal is not None:
         kw["calibration"] = cal
@@ -118,8 +132,10 @@ def calibration_line(mg) -> str | None:
     if not info:
         return None
     za = "[" + " ".join(str(v) for v in info.get("zone_axis") or []) + "]"
-    return (f"calibration: {info.get('file') or 'given'} ({info.get('reference_phase')} {za}, "
-            f"{info.get('model')}, from {info.get('reference_file')}); {info.get('validity')}")
+    return (
+        f"calibration: {info.get('file') or 'given'} ({info.get('reference_phase')} {za}, "
+        f"{info.get('model')}, from {info.get('reference_file')}); {info.get('validity')}"
+    )
 
 
 def error_line(exc: BaseException, path=None) -> str:

@@ -36,23 +36,36 @@ def register(subparsers) -> None:
     from .index import _uvw_arg
 
     p = subparsers.add_parser(
-        "calibrate", help="affine calibration (scale x/y, shear) from a lattice of known phase",
+        "calibrate",
+        help="affine calibration (scale x/y, shear) from a lattice of known phase",
         description="Fit the full pixel-to-nm matrix (x and y scale, shear) of FILE from the indexed spots of a "
-                    "known phase, with 1-sigma errors, residuals per reflection and the non-linear distortion "
-                    "over tiles; -o writes the calibration JSON that --calibration applies to other images "
-                    "(valid for images taken at the same magnification and scan settings).")
+        "known phase, with 1-sigma errors, residuals per reflection and the non-linear distortion "
+        "over tiles; -o writes the calibration JSON that --calibration applies to other images "
+        "(valid for images taken at the same magnification and scan settings).",
+    )
     p.add_argument("file", metavar="FILE", help="microscope file with a region of known structure")
     p.add_argument("--phase", required=True, metavar="NAME|CIF", help="reference phase, e.g. SrTiO3, or a CIF file")
     p.add_argument("--zone", type=_uvw_arg, metavar="U,V,W", help="zone axis of the reference (default: searched)")
     reg = p.add_mutually_exclusive_group()
-    reg.add_argument("--roi", type=rect_arg, metavar="X,Y,W,H", help="reference region in pixels (default: whole image)")
+    reg.add_argument(
+        "--roi", type=rect_arg, metavar="X,Y,W,H", help="reference region in pixels (default: whole image)"
+    )
     reg.add_argument("--circle", type=circle_arg, metavar="X,Y,R", help="disk reference region in pixels")
-    p.add_argument("--d-range", type=d_range_arg, metavar="MIN-MAX",
-                   help="spacings used: 1.5-8A, 0.15-0.8nm (bare numbers are Å)")
-    p.add_argument("--model", choices=("affine", "anisotropic", "isotropic"), default="affine",
-                   help="affine: scale x, scale y and shear (default); anisotropic: x and y scale; isotropic: one scale")
-    p.add_argument("--tiles", type=_tiles_arg, metavar="N|RxC",
-                   help="tiles for the non-linear distortion (default 3x3 when tiles keep >= 128 px; 0: skip)")
+    p.add_argument(
+        "--d-range", type=d_range_arg, metavar="MIN-MAX", help="spacings used: 1.5-8A, 0.15-0.8nm (bare numbers are Å)"
+    )
+    p.add_argument(
+        "--model",
+        choices=("affine", "anisotropic", "isotropic"),
+        default="affine",
+        help="affine: scale x, scale y and shear (default); anisotropic: x and y scale; isotropic: one scale",
+    )
+    p.add_argument(
+        "--tiles",
+        type=_tiles_arg,
+        metavar="N|RxC",
+        help="tiles for the non-linear distortion (default 3x3 when tiles keep >= 128 px; 0: skip)",
+    )
     p.add_argument("-o", "--output", metavar="CAL.json", help="write the calibration JSON")
     add_load_args(p)
     p.set_defaults(func=run)
@@ -64,11 +77,21 @@ def run(args) -> int:
 
     mg = load(args.file, **load_kwargs(args))
     roi = args.roi or args.circle
-    cal = calibrate(mg, roi, args.phase, zone_axis=args.zone, affine=args.model == "affine",
-                    anisotropic=args.model == "anisotropic", tiles=args.tiles, d_range_angstrom=args.d_range)
+    cal = calibrate(
+        mg,
+        roi,
+        args.phase,
+        zone_axis=args.zone,
+        affine=args.model == "affine",
+        anisotropic=args.model == "anisotropic",
+        tiles=args.tiles,
+        d_range_angstrom=args.d_range,
+    )
     cal.source = str(args.file)
-    print(f"{mg.name}: {mg.shape[0]} x {mg.shape[1]} px, file pixel size "
-          f"{mg.pixel_size_nm[1]:.6g} x {mg.pixel_size_nm[0]:.6g} nm (x, y)")
+    print(
+        f"{mg.name}: {mg.shape[0]} x {mg.shape[1]} px, file pixel size "
+        f"{mg.pixel_size_nm[1]:.6g} x {mg.pixel_size_nm[0]:.6g} nm (x, y)"
+    )
     print(cal.table())
     if args.output:
         cal.to_json(args.output)

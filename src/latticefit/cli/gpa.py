@@ -26,8 +26,9 @@ def _g_arg(text: str):
     try:
         a, b = (int(v) for v in t.replace(";", ",").split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--g takes two spot numbers N1,N2 of `latticefit lattice` or 'auto', "
-                                         f"got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--g takes two spot numbers N1,N2 of `latticefit lattice` or 'auto', got {text!r}"
+        ) from None
     if a == b or a < 0 or b < 0:
         raise argparse.ArgumentTypeError(f"--g needs two different spot numbers >= 0, got {text!r}")
     return (a, b)
@@ -47,21 +48,38 @@ def register(subparsers) -> None:
         "gpa",
         help="strain maps with error maps (geometric phase analysis)",
         description="Geometric phase analysis (Hÿtch et al. 1998): exx, eyy, exy, rotation and dilatation maps "
-                    "relative to a reference region, with per-pixel 1-sigma maps from the noise.",
+        "relative to a reference region, with per-pixel 1-sigma maps from the noise.",
     )
     p.add_argument("file", metavar="FILE", help="microscope file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.pdf|png|svg", help="figure to write")
-    p.add_argument("--g", type=_g_arg, default="auto", metavar="N1,N2|auto",
-                   help="the two reflections: spot numbers of `latticefit lattice`, or auto (the strongest two "
-                        "non-collinear first-order spots)")
-    p.add_argument("--resolution", type=_length_arg, metavar="LENGTH",
-                   help="spatial resolution, the sigma of the Gaussian point spread, e.g. 1nm or 8A "
-                        "(default: two periods of the longer spacing)")
-    p.add_argument("--reference", type=rect_arg, metavar="X,Y,W,H",
-                   help="reference region in pixels (zero strain); default the whole field")
-    p.add_argument("--dot", type=circle_arg, metavar="X,Y,R",
-                   help="a dot (disc, pixels): report its mean strain against the matrix ring 1.6-3 R around it "
-                        "(z-test); the ring is the reference unless --reference is given")
+    p.add_argument(
+        "--g",
+        type=_g_arg,
+        default="auto",
+        metavar="N1,N2|auto",
+        help="the two reflections: spot numbers of `latticefit lattice`, or auto (the strongest two "
+        "non-collinear first-order spots)",
+    )
+    p.add_argument(
+        "--resolution",
+        type=_length_arg,
+        metavar="LENGTH",
+        help="spatial resolution, the sigma of the Gaussian point spread, e.g. 1nm or 8A "
+        "(default: two periods of the longer spacing)",
+    )
+    p.add_argument(
+        "--reference",
+        type=rect_arg,
+        metavar="X,Y,W,H",
+        help="reference region in pixels (zero strain); default the whole field",
+    )
+    p.add_argument(
+        "--dot",
+        type=circle_arg,
+        metavar="X,Y,R",
+        help="a dot (disc, pixels): report its mean strain against the matrix ring 1.6-3 R around it "
+        "(z-test); the ring is the reference unless --reference is given",
+    )
     p.add_argument("--maps", metavar="PATH.npz|.hspy", help="arrays to write (default OUT.npz beside the figure)")
     p.add_argument("--json", metavar="PATH|-", help="write the summary as JSON to PATH, or to stdout with '-'")
     add_load_args(p)
@@ -69,7 +87,7 @@ def register(subparsers) -> None:
 
 
 def _reflections(mg, sel, reference):
-    """g (1/nm) of spots sel = (n1, n2) of measure_lattice, as numbered in `latticefit lattice`."""
+    """G (1/nm) of spots sel = (n1, n2) of measure_lattice, as numbered in `latticefit lattice`."""
     import numpy as np
 
     from ..errors import AnalysisError
@@ -79,8 +97,9 @@ def _reflections(mg, sel, reference):
     n = len(res.spots)
     for i in sel:
         if i >= n:
-            raise AnalysisError(f"--g {sel[0]},{sel[1]}: the image has {n} lattice spot(s), numbered 0-{max(n - 1, 0)}",
-                                mg.source)
+            raise AnalysisError(
+                f"--g {sel[0]},{sel[1]}: the image has {n} lattice spot(s), numbered 0-{max(n - 1, 0)}", mg.source
+            )
     return np.array([[res.spots.gx_inv_nm.iloc[i], res.spots.gy_inv_nm.iloc[i]] for i in sel])
 
 
@@ -135,7 +154,11 @@ def run(args) -> int:
         d = sm.to_dict()
         d["outputs"] = [str(p) for p in written]
         if contrasts:
-            d["dot"] = {"x_px": args.dot.x, "y_px": args.dot.y, "r_px": args.dot.r,
-                        "contrasts": [rc.to_dict() for rc in contrasts]}
+            d["dot"] = {
+                "x_px": args.dot.x,
+                "y_px": args.dot.y,
+                "r_px": args.dot.r,
+                "contrasts": [rc.to_dict() for rc in contrasts],
+            }
         write_json(d, args.json)
     return 0

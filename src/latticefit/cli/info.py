@@ -20,14 +20,21 @@ def register(subparsers) -> None:
         "info",
         help="describe microscope files: format, shape, pixel size, mode, detectors, frames",
         description="Describe microscope files: format, image shape, pixel size (nm), acquisition mode, "
-                    "beam energy, the signals/detectors and frames inside. Stacks need no --frame here.",
+        "beam energy, the signals/detectors and frames inside. Stacks need no --frame here.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="microscope file(s)")
     p.add_argument("--json", action="store_true", help="one compact JSON object per file, one per line")
-    p.add_argument("--signal", metavar="NAME",
-                   help="signal/detector to describe in a multi-signal file (default: the first 2-D image)")
-    p.add_argument("--pixel-size", type=pixel_size_arg, metavar="SIZE",
-                   help="override the file's calibration, e.g. 0.021nm, 0.21A (a bare number is nm)")
+    p.add_argument(
+        "--signal",
+        metavar="NAME",
+        help="signal/detector to describe in a multi-signal file (default: the first 2-D image)",
+    )
+    p.add_argument(
+        "--pixel-size",
+        type=pixel_size_arg,
+        metavar="SIZE",
+        help="override the file's calibration, e.g. 0.021nm, 0.21A (a bare number is nm)",
+    )
     p.set_defaults(func=run)
 
 
@@ -52,7 +59,10 @@ def format_record(rec: dict) -> str:
         ("format", rec.get("format") or "-"),
         ("signal", rec.get("title") or "-"),
         ("shape", f"{h} x {w} px ({rec.get('dtype')})"),
-        ("frames", str(rec.get("frames", 1)) + ("  (use --frame N|sum|mean to analyse)" if rec.get("frames", 1) > 1 else "")),
+        (
+            "frames",
+            str(rec.get("frames", 1)) + ("  (use --frame N|sum|mean to analyse)" if rec.get("frames", 1) > 1 else ""),
+        ),
         ("pixel size", ps_text),
         ("mode", rec.get("mode") or "-"),
         ("beam energy", _fmt_num(rec.get("beam_energy_kv"), " kV")),

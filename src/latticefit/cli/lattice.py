@@ -21,18 +21,30 @@ def register(subparsers) -> None:
         "lattice",
         help="measure lattice spacings and angles with uncertainties",
         description="Find the lattice spots of an image (or a region), refine them to the statistical "
-                    "limit and print d-spacings (Å), azimuths and inter-planar angles with 1-sigma errors.",
+        "limit and print d-spacings (Å), azimuths and inter-planar angles with 1-sigma errors.",
     )
     p.add_argument("file", metavar="FILE", help="microscope file")
     reg = p.add_mutually_exclusive_group()
     reg.add_argument("--roi", type=rect_arg, metavar="X,Y,W,H", help="rectangular region in pixels")
     reg.add_argument("--circle", type=circle_arg, metavar="X,Y,R", help="disk region (a dot) in pixels")
-    p.add_argument("--d-range", type=d_range_arg, metavar="MIN-MAX",
-                   help="keep spacings in this range: 3-5A, 0.3-0.5nm, 3,5 or 3:5 (bare numbers are Å)")
-    p.add_argument("--keep-unindexed", action="store_true",
-                   help="keep significant spots that the fitted lattice does not index (order 0)")
-    p.add_argument("--min-snr", type=float, default=5.0, metavar="S",
-                   help="smallest amplitude signal-to-noise ratio of a reported spot (default 5)")
+    p.add_argument(
+        "--d-range",
+        type=d_range_arg,
+        metavar="MIN-MAX",
+        help="keep spacings in this range: 3-5A, 0.3-0.5nm, 3,5 or 3:5 (bare numbers are Å)",
+    )
+    p.add_argument(
+        "--keep-unindexed",
+        action="store_true",
+        help="keep significant spots that the fitted lattice does not index (order 0)",
+    )
+    p.add_argument(
+        "--min-snr",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="smallest amplitude signal-to-noise ratio of a reported spot (default 5)",
+    )
     p.add_argument("--json", metavar="PATH|-", help="write the result as JSON to PATH, or to stdout with '-'")
     add_load_args(p)
     p.set_defaults(func=run)
@@ -46,8 +58,9 @@ def run(args) -> int:
 
     mg = load(args.file, **load_kwargs(args))
     roi = args.roi or args.circle
-    res = measure_lattice(mg, roi=roi, d_range_angstrom=args.d_range, min_snr=args.min_snr,
-                          keep_unindexed=args.keep_unindexed)
+    res = measure_lattice(
+        mg, roi=roi, d_range_angstrom=args.d_range, min_snr=args.min_snr, keep_unindexed=args.keep_unindexed
+    )
     if args.json != "-":
         ps = res.pixel_size_nm
         where = f", region {roi.describe()}" if roi is not None else ""

@@ -21,21 +21,39 @@ def _positive(text):
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "particles", help=HELP,
+        "particles",
+        help=HELP,
         description=HELP + ". Prints a summary table; --json writes the full result (file, pixel_size_nm, "
-                           "particles, summary), --csv one row per particle, --overlay a PNG of the outlines.")
+        "particles, summary), --csv one row per particle, --overlay a PNG of the outlines.",
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="image file(s)")
-    p.add_argument("--diameter-range", type=diameter_range_arg, metavar="LO-HI",
-                   help="particle diameters searched, e.g. 2-15nm (default: max(3 px, 1 nm) to 1/4 of the field)")
-    p.add_argument("--false-alarms", type=_positive, default=0.05, metavar="N",
-                   help="expected number of noise detections per image (sets the threshold; default 0.05)")
+    p.add_argument(
+        "--diameter-range",
+        type=diameter_range_arg,
+        metavar="LO-HI",
+        help="particle diameters searched, e.g. 2-15nm (default: max(3 px, 1 nm) to 1/4 of the field)",
+    )
+    p.add_argument(
+        "--false-alarms",
+        type=_positive,
+        default=0.05,
+        metavar="N",
+        help="expected number of noise detections per image (sets the threshold; default 0.05)",
+    )
     p.add_argument("--probe-sigma", type=_positive, metavar="NM", help="probe sigma in nm (default: fitted)")
-    p.add_argument("--border-rule", choices=("exclude", "miles-lantuejoul", "include"), default=None,
-                   help="particles cut by the image border: exclude them (default), exclude them and weight the "
-                        "others by the Miles-Lantuéjoul correction, or include them (see Bresch et al. 2022)")
+    p.add_argument(
+        "--border-rule",
+        choices=("exclude", "miles-lantuejoul", "include"),
+        default=None,
+        help="particles cut by the image border: exclude them (default), exclude them and weight the "
+        "others by the Miles-Lantuéjoul correction, or include them (see Bresch et al. 2022)",
+    )
     p.add_argument("--miles-lantuejoul", action="store_true", help="same as --border-rule miles-lantuejoul")
-    p.add_argument("--keep-flagged", action="store_true",
-                   help="keep rejected fits and unsplit clusters in the statistics (default: listed, left out)")
+    p.add_argument(
+        "--keep-flagged",
+        action="store_true",
+        help="keep rejected fits and unsplit clusters in the statistics (default: listed, left out)",
+    )
     p.add_argument("--json", metavar="PATH|-", help="write the JSON result ('-' for stdout)")
     p.add_argument("--csv", metavar="PATH", help="write one row per particle")
     p.add_argument("--overlay", metavar="PNG", help="write the image with the particle outlines")
@@ -64,11 +82,15 @@ def run(args) -> int:
 
     def one(path):
         mg = io.load(path, **load_kwargs(args))
-        res = find_particles(mg, diameter_range_nm=args.diameter_range, false_alarms=args.false_alarms,
-                             probe_sigma_nm=args.probe_sigma,
-                             border_rule=args.border_rule or ("miles-lantuejoul" if args.miles_lantuejoul
-                                                              else "exclude"),
-                             keep_flagged=args.keep_flagged, source=str(path))
+        res = find_particles(
+            mg,
+            diameter_range_nm=args.diameter_range,
+            false_alarms=args.false_alarms,
+            probe_sigma_nm=args.probe_sigma,
+            border_rule=args.border_rule or ("miles-lantuejoul" if args.miles_lantuejoul else "exclude"),
+            keep_flagged=args.keep_flagged,
+            source=str(path),
+        )
         if args.json != "-":
             for line in summary_lines(res):
                 print(line)
@@ -93,9 +115,15 @@ def run(args) -> int:
             with figure_style():
                 fig, ax = plt.subplots(figsize=(5, 5), dpi=150)
                 plot_overlay(res, mg, ax=ax)
-                ax.set_title(f"{mg.name}: {res.summary['n']} particles, "
-                             + (f"mean {res.summary['mean_nm']:.2f} nm, RSD {res.summary['rsd_percent']:.1f}%"
-                                if res.summary["n"] else "none sized"), fontsize=7)
+                ax.set_title(
+                    f"{mg.name}: {res.summary['n']} particles, "
+                    + (
+                        f"mean {res.summary['mean_nm']:.2f} nm, RSD {res.summary['rsd_percent']:.1f}%"
+                        if res.summary["n"]
+                        else "none sized"
+                    ),
+                    fontsize=7,
+                )
                 fig.tight_layout()
                 out = _out_path(args.overlay, path, n, ".png")
                 from pathlib import Path

@@ -8,15 +8,28 @@ HELP = "Fig. 5-style size figure: HAADF images with dot outlines, size histogram
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("sizes", help=HELP, description=HELP + ". Writes OUT (pdf/png/svg), a 300-dpi PNG "
-                              "beside it, OUT.json, OUT.csv (one row per population) and OUT_particles.csv.")
+    p = subparsers.add_parser(
+        "sizes",
+        help=HELP,
+        description=HELP + ". Writes OUT (pdf/png/svg), a 300-dpi PNG "
+        "beside it, OUT.json, OUT.csv (one row per population) and OUT_particles.csv.",
+    )
     p.add_argument("files", nargs="+", metavar="HAADF_FILE", help="HAADF-STEM images, one population each")
-    p.add_argument("--diameter-range", type=diameter_range_arg, action="append", metavar="MIN,MAX",
-                   help="dot diameters searched, in nm: 2,12 or 2-12nm; repeat to split each image into size "
-                        "populations (e.g. --diameter-range 2-5nm --diameter-range 5-10nm)")
+    p.add_argument(
+        "--diameter-range",
+        type=diameter_range_arg,
+        action="append",
+        metavar="MIN,MAX",
+        help="dot diameters searched, in nm: 2,12 or 2-12nm; repeat to split each image into size "
+        "populations (e.g. --diameter-range 2-5nm --diameter-range 5-10nm)",
+    )
     p.add_argument("--name", action="append", metavar="LABEL", help="population label (repeatable, in order)")
-    p.add_argument("--width-mm", type=float, default=None,
-                   help="figure width in mm (default: 85 for one population, 180 for several)")
+    p.add_argument(
+        "--width-mm",
+        type=float,
+        default=None,
+        help="figure width in mm (default: 85 for one population, 180 for several)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT.{pdf,png,svg}", help="figure file")
     add_load_args(p)
     p.set_defaults(func=run)

@@ -49,8 +49,11 @@ def fit_pixel_scale(g_obs_inv_nm, g_calc_inv_nm, *, sigma_inv_nm=None, anisotrop
     n = len(go)
     if n < 1 or (anisotropic and n < 2):
         raise AnalysisError(f"{n} indexed spots are too few to fit a pixel size")
-    sig = np.ones((n, 2)) if sigma_inv_nm is None else np.broadcast_to(
-        np.asarray(sigma_inv_nm, float).reshape(n, -1), (n, 2)).copy()
+    sig = (
+        np.ones((n, 2))
+        if sigma_inv_nm is None
+        else np.broadcast_to(np.asarray(sigma_inv_nm, float).reshape(n, -1), (n, 2)).copy()
+    )
     sig = np.where(sig > 0, sig, np.nan)
     if np.all(np.isnan(sig)):
         sig = np.ones((n, 2))
@@ -75,7 +78,7 @@ def fit_pixel_scale(g_obs_inv_nm, g_calc_inv_nm, *, sigma_inv_nm=None, anisotrop
     p0 = [k0, k0, th0] if anisotropic else [k0, th0]
     sol = least_squares(resid, p0, method="lm" if 2 * n > len(p0) else "trf")
     dof = max(2 * n - len(p0), 1)
-    chi2r = float(np.sum(sol.fun ** 2) / dof)
+    chi2r = float(np.sum(sol.fun**2) / dof)
     J = sol.jac
     try:
         cov = np.linalg.inv(J.T @ J)
@@ -90,18 +93,36 @@ def fit_pixel_scale(g_obs_inv_nm, g_calc_inv_nm, *, sigma_inv_nm=None, anisotrop
         kx, ky, th = sol.x
         ekx, eky = err[0], err[1]
         k = 0.5 * (kx + ky)
-        ek = 0.5 * math.sqrt(ekx ** 2 + eky ** 2 + 2 * cov[0, 1])
+        ek = 0.5 * math.sqrt(ekx**2 + eky**2 + 2 * cov[0, 1])
     else:
         kx = ky = k = sol.x[0]
         ekx = eky = ek = err[0]
         th = sol.x[1]
-    return {"k_yx": (float(ky), float(kx)), "k_yx_err": (float(eky), float(ekx)), "k": float(k),
-            "k_err": float(ek), "rotation_deg": math.degrees(th), "chi2_reduced": chi2r}
+    return {
+        "k_yx": (float(ky), float(kx)),
+        "k_yx_err": (float(eky), float(ekx)),
+        "k": float(k),
+        "k_err": float(ek),
+        "rotation_deg": math.degrees(th),
+        "chi2_reduced": chi2r,
+    }
 
 
-def calibrate(image, roi=None, phase="SrTiO3", *, zone_axis=None, anisotropic: bool = False, affine: bool = False,
-              tiles=None, pixel_size=None, d_range_angstrom=None, max_index: int = 3, scale_range=(0.8, 1.25),
-              beam_energy_kv: float | None = None) -> Calibration:
+def calibrate(
+    image,
+    roi=None,
+    phase="SrTiO3",
+    *,
+    zone_axis=None,
+    anisotropic: bool = False,
+    affine: bool = False,
+    tiles=None,
+    pixel_size=None,
+    d_range_angstrom=None,
+    max_index: int = 3,
+    scale_range=(0.8, 1.25),
+    beam_energy_kv: float | None = None,
+) -> Calibration:
     """Calibrate the pixel size (or the full affine pixel matrix) on a region of known structure.
 
     Measures the lattice in ``roi`` (:func:`latticefit.lattice.measure_lattice`), indexes it against
@@ -167,20 +188,40 @@ def calibrate(image, roi=None, phase="SrTiO3", *, zone_axis=None, anisotropic: b
     kv = beam_energy_kv or mg.beam_energy_kv or 200.0
     # an affine distortion of a few % and degrees moves spots beyond the default indexing tolerances
     tol = {"tol_d": 0.05, "tol_angle_deg": 4.0} if affine else {}
-    idx = index_lattice(res, [ph], zone_axes=None if zone_axis is None else [tuple(zone_axis)],
-                        free_scale=True, scale_range=scale_range, max_index=max_index, beam_energy_kv=kv, **tol)
+    idx = index_lattice(
+        res,
+        [ph],
+        zone_axes=None if zone_axis is None else [tuple(zone_axis)],
+        free_scale=True,
+        scale_range=scale_range,
+        max_index=max_index,
+        beam_energy_kv=kv,
+        **tol,
+    )
     best = idx.best
     if best is None or best.n_matched < 2:
-        raise AnalysisError(f"the region cannot be indexed as {ph.label}"
-                            f"{'' if zone_axis is None else ' along ' + str(list(zone_axis))}: "
-                            f"{0 if best is None else best.n_matched} spots match allowed reflections", mg.source)
+        raise AnalysisError(
+            f"the region cannot be indexed as {ph.label}"
+            f"{'' if zone_axis is None else ' along ' + str(list(zone_axis))}: "
+            f"{0 if best is None else best.n_matched} spots match allowed reflections",
+            mg.source,
+        )
     spots = best.spots
     ok = (spots["status"] == "allowed").to_numpy()
     go = spots.loc[ok, ["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
     gc = spots.loc[ok, ["gx_calc_inv_nm", "gy_calc_inv_nm"]].to_numpy(float)
-    common = {"file_pixel_size_nm": tuple(file_ps), "phase": ph, "zone_axis": best.zone_axis,
-              "n_spots": int(ok.sum()), "indexing": idx, "source": mg.source, "roi": _roi_dict(roi),
-              "lattice_spots": res.spots, "image_shape": tuple(mg.shape), "created_utc": _now()}
+    common = {
+        "file_pixel_size_nm": tuple(file_ps),
+        "phase": ph,
+        "zone_axis": best.zone_axis,
+        "n_spots": int(ok.sum()),
+        "indexing": idx,
+        "source": mg.source,
+        "roi": _roi_dict(roi),
+        "lattice_spots": res.spots,
+        "image_shape": tuple(mg.shape),
+        "created_utc": _now(),
+    }
     if affine:
         cov = _component_covs(res.spots, ok)
         return _calibrate_affine(mg, roi, go, gc, cov, spots.loc[ok], common, tiles=tiles, measure_kw=kw)
@@ -191,9 +232,15 @@ def calibrate(image, roi=None, phase="SrTiO3", *, zone_axis=None, anisotropic: b
     return Calibration(
         pixel_size_nm=(file_ps[0] * ky, file_ps[1] * kx),
         pixel_size_err_nm=(file_ps[0] * eky, file_ps[1] * ekx),
-        scale_factor=fit["k"], scale_factor_err=fit["k_err"],
-        scale_factor_yx=(ky, kx), scale_factor_yx_err=(eky, ekx), anisotropic=bool(anisotropic),
-        rotation_deg=fit["rotation_deg"], chi2_reduced=fit["chi2_reduced"], **common)
+        scale_factor=fit["k"],
+        scale_factor_err=fit["k_err"],
+        scale_factor_yx=(ky, kx),
+        scale_factor_yx_err=(eky, ekx),
+        anisotropic=bool(anisotropic),
+        rotation_deg=fit["rotation_deg"],
+        chi2_reduced=fit["chi2_reduced"],
+        **common,
+    )
 
 
 def _now() -> str:
@@ -231,8 +278,7 @@ def _affine_from_fit(fit: ca.AffineFit, A_file: np.ndarray):
 def _calibrate_affine(mg, roi, go, gc, cov, ref_spots, common, *, tiles, measure_kw) -> Calibration:
     n = len(go)
     if n < 3 or _spread_deg(go) < 10.0:
-        raise AnalysisError(f"an affine calibration needs >= 3 indexed spots along >= 2 directions, got {n}",
-                            mg.source)
+        raise AnalysisError(f"an affine calibration needs >= 3 indexed spots along >= 2 directions, got {n}", mg.source)
     A_file = mg.pixel_matrix_nm
     fit = ca.fit_reciprocal_matrix(go, gc, cov)
     A, cov_A, p, cov_p, rot, _ = _affine_from_fit(fit, A_file)
@@ -243,12 +289,25 @@ def _calibrate_affine(mg, roi, go, gc, cov, ref_spots, common, *, tiles, measure
     py, px = math.hypot(*A[:, 1]), math.hypot(*A[:, 0])
     residuals = _residual_table(go, gc, cov, fit, A, A_file, ref_spots)
     cal = Calibration(
-        pixel_size_nm=(py, px), pixel_size_err_nm=(common["file_pixel_size_nm"][0] * ep[1],
-                                                   common["file_pixel_size_nm"][1] * ep[0]),
-        scale_factor=k, scale_factor_err=ek, scale_factor_yx=(ky, kx), scale_factor_yx_err=(float(ep[1]), float(ep[0])),
-        anisotropic=True, matrix_nm_per_px=A, matrix_cov=cov_A, model="affine", anisotropy_percent=float(p[2]),
-        anisotropy_err_percent=float(ep[2]), shear_deg=float(p[3]), shear_err_deg=float(ep[3]), rotation_deg=rot,
-        chi2_reduced=fit.chi2 / fit.dof if fit.dof else float("nan"), residuals=residuals, **common)
+        pixel_size_nm=(py, px),
+        pixel_size_err_nm=(common["file_pixel_size_nm"][0] * ep[1], common["file_pixel_size_nm"][1] * ep[0]),
+        scale_factor=k,
+        scale_factor_err=ek,
+        scale_factor_yx=(ky, kx),
+        scale_factor_yx_err=(float(ep[1]), float(ep[0])),
+        anisotropic=True,
+        matrix_nm_per_px=A,
+        matrix_cov=cov_A,
+        model="affine",
+        anisotropy_percent=float(p[2]),
+        anisotropy_err_percent=float(ep[2]),
+        shear_deg=float(p[3]),
+        shear_err_deg=float(ep[3]),
+        rotation_deg=rot,
+        chi2_reduced=fit.chi2 / fit.dof if fit.dof else float("nan"),
+        residuals=residuals,
+        **common,
+    )
     if tiles is not False:
         cal.nonlinear = nonlinear_distortion(mg, roi, go, gc, A, tiles=tiles, measure_kw=measure_kw)
     return cal
@@ -279,10 +338,19 @@ def _residual_table(go, gc, cov, fit, A, A_file, ref_spots):
         sig = np.sqrt(np.einsum("ni,nij,nj->n", u, cc, u)) / gn
     rel = d_cor / d_calc - 1.0
     dang = np.degrees(np.angle((g_cor[:, 0] + 1j * g_cor[:, 1]) / (g_pred[:, 0] + 1j * g_pred[:, 1])))
-    return pd.DataFrame({"h": ref_spots["h"].to_numpy(int), "k": ref_spots["k"].to_numpy(int),
-                         "l": ref_spots["l"].to_numpy(int), "d_calc_angstrom": d_calc,
-                         "d_corrected_angstrom": d_cor, "d_err_angstrom": d_cor * sig,
-                         "residual_percent": 100.0 * rel, "angle_residual_deg": dang, "z": rel / sig})
+    return pd.DataFrame(
+        {
+            "h": ref_spots["h"].to_numpy(int),
+            "k": ref_spots["k"].to_numpy(int),
+            "l": ref_spots["l"].to_numpy(int),
+            "d_calc_angstrom": d_calc,
+            "d_corrected_angstrom": d_cor,
+            "d_err_angstrom": d_cor * sig,
+            "residual_percent": 100.0 * rel,
+            "angle_residual_deg": dang,
+            "z": rel / sig,
+        }
+    )
 
 
 def _tile_grid(box, tiles, min_px: int = 128):
@@ -299,8 +367,9 @@ def _tile_grid(box, tiles, min_px: int = 128):
     return [Rect(x0 + c * ws, y0 + r * hs, ws, hs) for r in range(ny) for c in range(nx)]
 
 
-def nonlinear_distortion(image, roi, g_file, g_calc, A_global, *, tiles=None, measure_kw=None,
-                         match_tolerance: float = 0.03) -> dict | None:
+def nonlinear_distortion(
+    image, roi, g_file, g_calc, A_global, *, tiles=None, measure_kw=None, match_tolerance: float = 0.03
+) -> dict | None:
     """Residual non-linear distortion: the local affine calibration of each tile against the global one.
 
     The region (its bounding box; the whole image for ``roi=None``) is cut into ``tiles``; the
@@ -344,8 +413,9 @@ def nonlinear_distortion(image, roi, g_file, g_calc, A_global, *, tiles=None, me
         if t.spots is None or len(t.spots) < 3:
             continue
         gt = t.spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
-        ct = np.stack([np.stack([t.spots.cov_xx, t.spots.cov_xy], 1),
-                       np.stack([t.spots.cov_xy, t.spots.cov_yy], 1)], 1).astype(float)
+        ct = np.stack(
+            [np.stack([t.spots.cov_xx, t.spots.cov_xy], 1), np.stack([t.spots.cov_xy, t.spots.cov_yy], 1)], 1
+        ).astype(float)
         rows, calc = [], []
         for i, g in enumerate(gt):
             dist = np.minimum(np.linalg.norm(g_file - g, axis=1), np.linalg.norm(g_file + g, axis=1))
@@ -364,19 +434,35 @@ def nonlinear_distortion(image, roi, g_file, g_calc, A_global, *, tiles=None, me
         e, cov_e = ca.propagate(lambda a: ca.strain_of(a.reshape(2, 2), A_global), A_t.ravel(), cov_t)
         mag2 = (e[0] ** 2 + e[1] ** 2 + 2 * e[2] ** 2) / 2
         noise2 = (cov_e[0, 0] + cov_e[1, 1] + 2 * cov_e[2, 2]) / 2
-        out.append({"x_px": int(rect.x), "y_px": int(rect.y), "w_px": int(rect.w), "h_px": int(rect.h),
-                    "n_spots": len(rows), "e_xx_percent": 100 * float(e[0]), "e_yy_percent": 100 * float(e[1]),
-                    "e_xy_percent": 100 * float(e[2]), "magnitude_percent": 100 * math.sqrt(mag2),
-                    "magnitude_noise_percent": 100 * math.sqrt(max(noise2, 0.0))})
+        out.append(
+            {
+                "x_px": int(rect.x),
+                "y_px": int(rect.y),
+                "w_px": int(rect.w),
+                "h_px": int(rect.h),
+                "n_spots": len(rows),
+                "e_xx_percent": 100 * float(e[0]),
+                "e_yy_percent": 100 * float(e[1]),
+                "e_xy_percent": 100 * float(e[2]),
+                "magnitude_percent": 100 * math.sqrt(mag2),
+                "magnitude_noise_percent": 100 * math.sqrt(max(noise2, 0.0)),
+            }
+        )
     if len(out) < 2:
         return None
     raw = math.sqrt(float(np.mean([t["magnitude_percent"] ** 2 for t in out])))
     noise = math.sqrt(float(np.mean([t["magnitude_noise_percent"] ** 2 for t in out])))
-    return {"rms_percent": math.sqrt(max(raw ** 2 - noise ** 2, 0.0)), "raw_rms_percent": raw,
-            "noise_rms_percent": noise, "max_percent": max(t["magnitude_percent"] for t in out),
-            "n_tiles": len(out), "n_tiles_tried": len(rects), "tiles": out,
-            "definition": "rms over tiles of the rms principal strain of sym(A_tile A_global^-1 - I), "
-                          "tile noise removed in quadrature"}
+    return {
+        "rms_percent": math.sqrt(max(raw**2 - noise**2, 0.0)),
+        "raw_rms_percent": raw,
+        "noise_rms_percent": noise,
+        "max_percent": max(t["magnitude_percent"] for t in out),
+        "n_tiles": len(out),
+        "n_tiles_tried": len(rects),
+        "tiles": out,
+        "definition": "rms over tiles of the rms principal strain of sym(A_tile A_global^-1 - I), "
+        "tile noise removed in quadrature",
+    }
 
 
 def _component_sigmas(spots, ok):

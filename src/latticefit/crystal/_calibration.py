@@ -40,30 +40,40 @@ Examples
 from __future__ import annotations
 
 from ._calibrate import (  # noqa: F401
-           _affine_from_fit,
-           _calibrate_affine,
-           _component_covs,
-           _component_sigmas,
-           _now,
-           _residual_table,
-           _spread_deg,
-           _tile_grid,
-           calibrate,
-           fit_pixel_scale,
-           nonlinear_distortion,
+    _affine_from_fit,
+    _calibrate_affine,
+    _component_covs,
+    _component_sigmas,
+    _now,
+    _residual_table,
+    _spread_deg,
+    _tile_grid,
+    calibrate,
+    fit_pixel_scale,
+    nonlinear_distortion,
 )
 from ._calibration_record import (  # noqa: F401
-           CALIBRATION_SCHEMA_VERSION,
-           VALIDITY,
-           Calibration,
-           _lattice_of,
-           _num,
-           _phase,
-           _roi_dict,
-           as_calibration,
-           load_calibration,
+    CALIBRATION_SCHEMA_VERSION,
+    VALIDITY,
+    Calibration,
+    _lattice_of,
+    _num,
+    _phase,
+    _roi_dict,
+    as_calibration,
+    load_calibration,
 )
 from ._mismatch import MismatchResult, _abs_d, _match_ref, mismatch  # noqa: F401
 
-__all__ = ["Calibration", "calibrate", "fit_pixel_scale", "MismatchResult", "mismatch", "load_calibration",
-           "as_calibration", "nonlinear_distortion", "VALIDITY", "CALIBRATION_SCHEMA_VERSION"]
+__all__ = [
+    "Calibration",
+    "calibrate",
+    "fit_pixel_scale",
+    "MismatchResult",
+    "mismatch",
+    "load_calibration",
+    "as_calibration",
+    "nonlinear_distortion",
+    "VALIDITY",
+    "CALIBRATION_SCHEMA_VERSION",
+]

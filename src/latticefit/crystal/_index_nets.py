@@ -26,14 +26,14 @@ _KIND_CODE = {"": 0, "centring": 1, "glide": 2, "screw": 2, "special-position": 
 @dataclass
 class _ZoneNet:
     uvw: tuple[int, int, int]
-    z: np.ndarray            # complex in-plane coordinates (1/nm), both Friedel mates
+    z: np.ndarray  # complex in-plane coordinates (1/nm), both Friedel mates
     absz: np.ndarray
-    hkl: np.ndarray          # (m, 3)
-    kind: np.ndarray         # 0 allowed, 1 centring-extinct, 2 dynamical-extinct
-    intensity: np.ndarray    # |F|^2 relative to the strongest allowed reflection of the zone
+    hkl: np.ndarray  # (m, 3)
+    kind: np.ndarray  # 0 allowed, 1 centring-extinct, 2 dynamical-extinct
+    intensity: np.ndarray  # |F|^2 relative to the strongest allowed reflection of the zone
     penalty: np.ndarray
     reason: list
-    length: float            # |uvw| in Å (sorting key for ties)
+    length: float  # |uvw| in Å (sorting key for ties)
 
 
 def _zone_nets(phase: Phase, max_index: int, d_min: float, beam_energy_kv) -> list[_ZoneNet]:
@@ -57,8 +57,18 @@ def _zone_nets(phase: Phase, max_index: int, d_min: float, beam_energy_kv) -> li
         imax = inten[tab["allowed"][idx]].max() if allowed_idx.size else 1.0
         k = kind[idx]
         pen = np.where(k == 1, PENALTY_CENTRING, np.where(k == 2, PENALTY_DYNAMICAL, 0.0))
-        nets.append(_ZoneNet(tuple(uvw), z, np.abs(z), tab["hkl"][idx], k, inten / imax, pen,
-                             [tab["reason"][i] for i in idx],
-                             float(np.linalg.norm(np.asarray(uvw) @ phase.direct_matrix))))
+        nets.append(
+            _ZoneNet(
+                tuple(uvw),
+                z,
+                np.abs(z),
+                tab["hkl"][idx],
+                k,
+                inten / imax,
+                pen,
+                [tab["reason"][i] for i in idx],
+                float(np.linalg.norm(np.asarray(uvw) @ phase.direct_matrix)),
+            )
+        )
     phase._cache[key] = nets
     return nets

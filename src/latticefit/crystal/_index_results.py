@@ -110,9 +110,11 @@ class IndexingSolution:
             za += " = [" + " ".join(str(v) for v in self.zone_axis_4) + "]"
         if not self.zone_determined:
             za += " (undetermined: the matched spots form one plane family)"
-        return (f"{self.phase.label} zone {za}: {self.n_matched}/{self.n_spots} spots allowed"
-                f"{f', {self.n_extinct} extinct' if self.n_extinct else ''}, score {self.score:.1f}, "
-                f"scale {self.scale_factor:.4f} ± {self.scale_factor_err:.4f}")
+        return (
+            f"{self.phase.label} zone {za}: {self.n_matched}/{self.n_spots} spots allowed"
+            f"{f', {self.n_extinct} extinct' if self.n_extinct else ''}, score {self.score:.1f}, "
+            f"scale {self.scale_factor:.4f} ± {self.scale_factor_err:.4f}"
+        )
 
     def __repr__(self) -> str:
         return f"IndexingSolution({self.describe()})"
@@ -158,8 +160,11 @@ class IndexingResult:
         spots_in = list(out.get("spots") or [])
         rows = []
         for i, r in enumerate(self.spots.to_dict("records")):
-            base = dict(spots_in[i]) if i < len(spots_in) else {
-                "g_inv_nm": [r["gx_inv_nm"], r["gy_inv_nm"]], "d_angstrom": r["d_angstrom"]}
+            base = (
+                dict(spots_in[i])
+                if i < len(spots_in)
+                else {"g_inv_nm": [r["gx_inv_nm"], r["gy_inv_nm"]], "d_angstrom": r["d_angstrom"]}
+            )
             if r["status"] == "unmatched":
                 base["hkl"] = None
             else:
@@ -199,7 +204,9 @@ class IndexingResult:
             b = self.best
             mode = "free" if self.free_scale else "fixed"
             lines.append(f"best: {b.describe()} ({mode} scale), rotation {b.rotation_deg:.1f}°")
-            lines.append(f"{'#':>3} {'d (Å)':>7} {'hkl':>10} {'d_calc':>7} {'resid(Å)':>9} {'dφ(°)':>6}  status / flags")
+            lines.append(
+                f"{'#':>3} {'d (Å)':>7} {'hkl':>10} {'d_calc':>7} {'resid(Å)':>9} {'dφ(°)':>6}  status / flags"
+            )
             for i, r in enumerate(self.spots.to_dict("records")):
                 if r["status"] == "unmatched":
                     hkl = "-"

@@ -99,21 +99,22 @@ def _evaluate(net: _ZoneNet, c: np.ndarray, mirror: np.ndarray, zo, tol_r, tol_t
     """Vectorised scoring of H hypotheses. Returns cost (H,), best index (H, n), q (H, n), n_missing (H,)."""
     zp = np.where(mirror[:, None], np.conj(net.z)[None, :], net.z[None, :]) * c[:, None]  # (H, m)
     u = zo / np.abs(zo)
-    delta = zp[:, None, :] - zo[None, :, None]                                            # (H, n, m)
+    delta = zp[:, None, :] - zo[None, :, None]  # (H, n, m)
     rot = delta * np.conj(u)[None, :, None]
     scale_o = np.abs(zo)[None, :, None]
     zr = rot.real / (scale_o * tol_r[None, :, None])
     zt = rot.imag / (scale_o * tol_t[None, :, None])
     q = zr * zr + zt * zt
     eff = np.where(q <= 1.0, 9.0 * q + net.penalty[None, None, :], np.inf)
-    best = np.argmin(eff, axis=2)                                                          # (H, n)
+    best = np.argmin(eff, axis=2)  # (H, n)
     beff = np.take_along_axis(eff, best[..., None], 2)[..., 0]
     bq = np.take_along_axis(q, best[..., None], 2)[..., 0]
     cost_spot = np.where(np.isfinite(beff), beff, COST_UNMATCHED)
     matched = np.isfinite(beff)
     # missing: strong allowed reflections inside the observed range that no spot explains
-    inrange = (np.abs(zp) <= gmax_obs * 0.98) & (net.kind == 0)[None, :] & \
-              (net.intensity >= MISSING_MIN_INTENSITY)[None, :]
+    inrange = (
+        (np.abs(zp) <= gmax_obs * 0.98) & (net.kind == 0)[None, :] & (net.intensity >= MISSING_MIN_INTENSITY)[None, :]
+    )
     weight = np.minimum(1.0, net.intensity / MISSING_FULL_INTENSITY)
     used = np.zeros(zp.shape, bool)
     H, n = best.shape
@@ -166,7 +167,7 @@ def _implied_scale(net, c, mirror, best, q, zo, sig_r):
     sig = sig_r[ok] / np.abs(zp)
     n = int(ok.sum())
     if np.all(sig > 0):
-        w = 1.0 / sig ** 2
+        w = 1.0 / sig**2
         k = float(np.sum(w * k_i) / np.sum(w))
         formal = float(1.0 / math.sqrt(np.sum(w)))
     else:
@@ -183,7 +184,7 @@ def _best_transform(net, zo, pairs, order, r, tol_r, tol_t, smin, smax, free_sca
     """
     cs, ms = [], []
     if pairs is not None:
-        for (i, j) in pairs:
+        for i, j in pairs:
             c, m = _hypotheses(net, zo, i, j, tol_r, tol_t, smin, smax)
             cs.append(c)
             ms.append(m)
@@ -212,9 +213,9 @@ def _best_transform(net, zo, pairs, order, r, tol_r, tol_t, smin, smax, free_sca
     c_ref = _refine(net, c[h], m[h], best[h], q[h], zo, tol_r, tol_t, free_scale)
     if free_scale and not (smin * 0.98 <= abs(c_ref) <= smax * 1.02):
         c_ref = c[h]
-    cost2, best2, q2, _ = _evaluate(net, np.array([c_ref]), m[h:h + 1], zo, tol_r, tol_t, gmax_obs)
+    cost2, best2, q2, _ = _evaluate(net, np.array([c_ref]), m[h : h + 1], zo, tol_r, tol_t, gmax_obs)
     if cost2[0] > cost[h]:  # refinement made it worse (rare): keep the hypothesis
-        c_ref, cost2, best2, q2 = c[h], cost[h:h + 1], best[h:h + 1], q[h:h + 1]
+        c_ref, cost2, best2, q2 = c[h], cost[h : h + 1], best[h : h + 1], q[h : h + 1]
     n_allowed = int(np.sum(np.isfinite(q2[0]) & (net.kind[best2[0]] == 0)))
     return float(cost2[0]), n_allowed, c_ref, bool(m[h])
 
@@ -239,17 +240,39 @@ def _solution(phase, net, c, mirror, zo, tol_r, tol_t, sig_r, gmax_obs, free_sca
     residual = kk * d_obs - d_calc
     dphi = np.degrees(_wrap_pi(np.angle(zo) - np.angle(zp_img)))
     reasons = [net.reason[b] if (m and kd > 0) else "" for b, m, kd in zip(best, matched, kind)]
-    spots = pd.DataFrame({
-        "gx_inv_nm": zo.real, "gy_inv_nm": zo.imag, "d_angstrom": d_obs,
-        "h": hkl[:, 0], "k": hkl[:, 1], "l": hkl[:, 2], "status": status,
-        "d_calc_angstrom": d_calc, "residual_angstrom": residual, "angle_residual_deg": dphi,
-        "chi2": np.where(matched, 9.0 * q, np.nan), "extinction_reason": reasons,
-        # predicted vector of the assigned reflection in the image frame at scale 1
-        "gx_calc_inv_nm": (zp * c / abs(c)).real, "gy_calc_inv_nm": (zp * c / abs(c)).imag,
-    })
+    spots = pd.DataFrame(
+        {
+            "gx_inv_nm": zo.real,
+            "gy_inv_nm": zo.imag,
+            "d_angstrom": d_obs,
+            "h": hkl[:, 0],
+            "k": hkl[:, 1],
+            "l": hkl[:, 2],
+            "status": status,
+            "d_calc_angstrom": d_calc,
+            "residual_angstrom": residual,
+            "angle_residual_deg": dphi,
+            "chi2": np.where(matched, 9.0 * q, np.nan),
+            "extinction_reason": reasons,
+            # predicted vector of the assigned reflection in the image frame at scale 1
+            "gx_calc_inv_nm": (zp * c / abs(c)).real,
+            "gy_calc_inv_nm": (zp * c / abs(c)).imag,
+        }
+    )
     e1_angle = math.degrees(math.atan2(c.imag, c.real))
     za = np.angle(zo[matched])
     spread = np.abs(((za[:, None] - za[None, :]) + np.pi / 2) % np.pi - np.pi / 2) if za.size else np.zeros((0, 0))
     determined = bool(spread.size and spread.max() > math.radians(5.0))
-    return IndexingSolution(phase, net.uvw, e1_angle, bool(mirror), k, k_err, free_scale, float(cost[0]),
-                            spots, int(n_missing[0]), determined)
+    return IndexingSolution(
+        phase,
+        net.uvw,
+        e1_angle,
+        bool(mirror),
+        k,
+        k_err,
+        free_scale,
+        float(cost[0]),
+        spots,
+        int(n_missing[0]),
+        determined,
+    )

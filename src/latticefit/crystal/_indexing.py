@@ -97,11 +97,25 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- API
-def index_spots(g_inv_nm, *, cov=None, d_err_angstrom=None, azimuth_err_deg=None, snr=None,
-                phases=None, cifs=(), zone_axes=None, max_index: int = 3, free_scale: bool = False,
-                scale_range: tuple[float, float] = (0.85, 1.15), tol_d: float = 0.015,
-                tol_angle_deg: float = 1.5, beam_energy_kv: float = DEFAULT_BEAM_ENERGY_KV,
-                n_alternatives: int = 5, lattice: dict | None = None) -> IndexingResult:
+def index_spots(
+    g_inv_nm,
+    *,
+    cov=None,
+    d_err_angstrom=None,
+    azimuth_err_deg=None,
+    snr=None,
+    phases=None,
+    cifs=(),
+    zone_axes=None,
+    max_index: int = 3,
+    free_scale: bool = False,
+    scale_range: tuple[float, float] = (0.85, 1.15),
+    tol_d: float = 0.015,
+    tol_angle_deg: float = 1.5,
+    beam_energy_kv: float = DEFAULT_BEAM_ENERGY_KV,
+    n_alternatives: int = 5,
+    lattice: dict | None = None,
+) -> IndexingResult:
     """Index spots against candidate phases: zone axis, (hkl) per spot and calibration factor.
 
     Parameters
@@ -197,19 +211,23 @@ def index_spots(g_inv_nm, *, cov=None, d_err_angstrom=None, azimuth_err_deg=None
             break
     candidates = [(v[2], v[3], v[4], v[5]) for v in found.values()]
 
-    solutions = [_solution(p, n, c, mm, zo, tol_r, tol_t, sig_r, gmax_obs, free_scale)
-                 for (p, n, c, mm) in candidates]
+    solutions = [_solution(p, n, c, mm, zo, tol_r, tol_t, sig_r, gmax_obs, free_scale) for (p, n, c, mm) in candidates]
     # ties (same geometry, e.g. two fcc phases with a free scale) go to the scale closest to 1,
     # then to the lower-index zone axis
-    solutions.sort(key=lambda s: (round(s.score, 3), -s.n_matched,
-                                  abs(math.log(s.scale_factor)) if np.isfinite(s.scale_factor) else 1.0,
-                                  float(np.linalg.norm(np.asarray(s.zone_axis) @ s.phase.direct_matrix))))
+    solutions.sort(
+        key=lambda s: (
+            round(s.score, 3),
+            -s.n_matched,
+            abs(math.log(s.scale_factor)) if np.isfinite(s.scale_factor) else 1.0,
+            float(np.linalg.norm(np.asarray(s.zone_axis) @ s.phase.direct_matrix)),
+        )
+    )
     solutions = [s for s in solutions if s.n_matched + s.n_extinct > 0]
     per_phase = {}
     for s in solutions:
         per_phase.setdefault(s.phase.name, s)
     best = solutions[0] if solutions else None
-    alts = solutions[1: 1 + int(n_alternatives)]
+    alts = solutions[1 : 1 + int(n_alternatives)]
     spots = _annotate(best, per_phase, g)
     return IndexingResult(best, alts, spots, plist, bool(free_scale), time.perf_counter() - t0, lattice, per_phase)
 
@@ -219,10 +237,22 @@ def _annotate(best, per_phase, g):
 
     n = len(g)
     if best is None:
-        spots = pd.DataFrame({"gx_inv_nm": g[:, 0], "gy_inv_nm": g[:, 1], "d_angstrom": 10.0 / np.hypot(g[:, 0], g[:, 1]),
-                              "h": 0, "k": 0, "l": 0, "status": "unmatched", "d_calc_angstrom": np.nan,
-                              "residual_angstrom": np.nan, "angle_residual_deg": np.nan, "chi2": np.nan,
-                              "extinction_reason": ""})
+        spots = pd.DataFrame(
+            {
+                "gx_inv_nm": g[:, 0],
+                "gy_inv_nm": g[:, 1],
+                "d_angstrom": 10.0 / np.hypot(g[:, 0], g[:, 1]),
+                "h": 0,
+                "k": 0,
+                "l": 0,
+                "status": "unmatched",
+                "d_calc_angstrom": np.nan,
+                "residual_angstrom": np.nan,
+                "angle_residual_deg": np.nan,
+                "chi2": np.nan,
+                "extinction_reason": "",
+            }
+        )
     else:
         spots = best.spots.copy()
     spots["phase"] = [None if s == "unmatched" else (best.phase.name if best else None) for s in spots["status"]]
@@ -252,8 +282,7 @@ def index_lattice(lattice_result, phases=None, **kwargs) -> IndexingResult:
     """
     spots = lattice_result.spots
     if spots is None or len(spots) == 0:
-        raise AnalysisError("the lattice measurement found no spots to index",
-                            getattr(lattice_result, "source", None))
+        raise AnalysisError("the lattice measurement found no spots to index", getattr(lattice_result, "source", None))
     g = spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
     cov = None
     if {"cov_xx", "cov_xy", "cov_yy"} <= set(spots.columns):
@@ -264,6 +293,13 @@ def index_lattice(lattice_result, phases=None, **kwargs) -> IndexingResult:
     az_err = spots.get("azimuth_err_deg")
     snr = spots.get("snr")
     lat = lattice_result.to_dict() if hasattr(lattice_result, "to_dict") else None
-    return index_spots(g, cov=cov, d_err_angstrom=None if d_err is None else d_err.to_numpy(float),
-                       azimuth_err_deg=None if az_err is None else az_err.to_numpy(float),
-                       snr=None if snr is None else snr.to_numpy(float), phases=phases, lattice=lat, **kwargs)
+    return index_spots(
+        g,
+        cov=cov,
+        d_err_angstrom=None if d_err is None else d_err.to_numpy(float),
+        azimuth_err_deg=None if az_err is None else az_err.to_numpy(float),
+        snr=None if snr is None else snr.to_numpy(float),
+        phases=phases,
+        lattice=lat,
+        **kwargs,
+    )

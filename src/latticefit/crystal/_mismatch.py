@@ -32,19 +32,27 @@ class MismatchResult:
     lattice_other: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"calibration": self.calibration.to_dict(), "roi_other": self.roi_other,
-                "spots": self.spots.to_dict("records"), "lattice_other": self.lattice_other}
+        return {
+            "calibration": self.calibration.to_dict(),
+            "roi_other": self.roi_other,
+            "spots": self.spots.to_dict("records"),
+            "lattice_other": self.lattice_other,
+        }
 
     def table(self) -> str:
-        lines = [f"calibration: {self.calibration.describe()}",
-                 f"{'hkl':>10} {'d (Å)':>8} {'± total':>8} {'± meas':>8} {'d_ref (Å)':>9} {'mismatch %':>11} {'±':>6}"]
+        lines = [
+            f"calibration: {self.calibration.describe()}",
+            f"{'hkl':>10} {'d (Å)':>8} {'± total':>8} {'± meas':>8} {'d_ref (Å)':>9} {'mismatch %':>11} {'±':>6}",
+        ]
         for r in self.spots.to_dict("records"):
             hkl = "-" if r["hkl"] is None else format_hkl(r["hkl"])
             mm = "" if not np.isfinite(r["mismatch_percent"]) else f"{r['mismatch_percent']:+.3f}"
             me = "" if not np.isfinite(r["mismatch_err_percent"]) else f"{r['mismatch_err_percent']:.3f}"
             rd = "" if not np.isfinite(r["ref_d_angstrom"]) else f"{r['ref_d_angstrom']:.4f}"
-            lines.append(f"{hkl:>10} {r['d_angstrom']:8.4f} {r['d_err_angstrom']:8.4f} "
-                         f"{r['d_err_measurement_angstrom']:8.4f} {rd:>9} {mm:>11} {me:>6}")
+            lines.append(
+                f"{hkl:>10} {r['d_angstrom']:8.4f} {r['d_err_angstrom']:8.4f} "
+                f"{r['d_err_measurement_angstrom']:8.4f} {rd:>9} {mm:>11} {me:>6}"
+            )
         return "\n".join(lines)
 
 
@@ -55,9 +63,20 @@ def _abs_d(g, k_yx):
     return 10.0 / np.hypot(gt[:, 0], gt[:, 1])
 
 
-def mismatch(image, roi_ref, roi_other, phase="MAPbBr3", *, zone_axis=None, calibration: Calibration | None = None,
-             anisotropic: bool = False, pixel_size=None, match_angle_deg: float = 5.0, match_ratio: float = 0.1,
-             d_range_angstrom=None) -> MismatchResult:
+def mismatch(
+    image,
+    roi_ref,
+    roi_other,
+    phase="MAPbBr3",
+    *,
+    zone_axis=None,
+    calibration: Calibration | None = None,
+    anisotropic: bool = False,
+    pixel_size=None,
+    match_angle_deg: float = 5.0,
+    match_ratio: float = 0.1,
+    d_range_angstrom=None,
+) -> MismatchResult:
     """Absolute d-spacings of ``roi_other`` calibrated on ``roi_ref`` (known ``phase``), with mismatch.
 
     Each spot of the second region is paired with the reference spot of the same orientation
@@ -80,16 +99,22 @@ def mismatch(image, roi_ref, roi_other, phase="MAPbBr3", *, zone_axis=None, cali
     from ..lattice._measure import measure_lattice
 
     mg = as_micrograph(image, pixel_size)
-    cal = calibration or calibrate(mg, roi_ref, phase, zone_axis=zone_axis, anisotropic=anisotropic,
-                                   d_range_angstrom=d_range_angstrom)
+    cal = calibration or calibrate(
+        mg, roi_ref, phase, zone_axis=zone_axis, anisotropic=anisotropic, d_range_angstrom=d_range_angstrom
+    )
     kw = {} if d_range_angstrom is None else {"d_range_angstrom": d_range_angstrom}
     other = measure_lattice(mg, roi=roi_other, **kw)
     osp = other.spots
     if osp is None or len(osp) == 0:
         raise AnalysisError("no lattice spots found in the second region", mg.source)
     ref = cal.indexing.best.spots
-    ref_err = cal.lattice_spots["d_err_angstrom"].to_numpy(float) if cal.lattice_spots is not None and \
-        "d_err_angstrom" in cal.lattice_spots.columns and len(cal.lattice_spots) == len(ref) else np.full(len(ref), np.nan)
+    ref_err = (
+        cal.lattice_spots["d_err_angstrom"].to_numpy(float)
+        if cal.lattice_spots is not None
+        and "d_err_angstrom" in cal.lattice_spots.columns
+        and len(cal.lattice_spots) == len(ref)
+        else np.full(len(ref), np.nan)
+    )
     ref_ok = (ref["status"] == "allowed").to_numpy()
     rg = ref[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
     og = osp[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
@@ -103,20 +128,35 @@ def mismatch(image, roi_ref, roi_other, phase="MAPbBr3", *, zone_axis=None, cali
     rows = []
     for i in range(len(og)):
         j = _match_ref(og[i], rg, ref_ok, match_angle_deg, match_ratio)
-        row = {"gx_inv_nm": og[i, 0], "gy_inv_nm": og[i, 1], "d_file_angstrom": d_file[i], "d_angstrom": d_abs[i],
-               "d_err_angstrom": float(np.hypot(err_meas[i], err_cal[i])),
-               "d_err_measurement_angstrom": err_meas[i], "d_err_calibration_angstrom": err_cal[i],
-               "hkl": None, "ref_d_angstrom": np.nan, "ref_d_err_angstrom": np.nan, "d_calc_angstrom": np.nan,
-               "mismatch_percent": np.nan, "mismatch_err_percent": np.nan}
+        row = {
+            "gx_inv_nm": og[i, 0],
+            "gy_inv_nm": og[i, 1],
+            "d_file_angstrom": d_file[i],
+            "d_angstrom": d_abs[i],
+            "d_err_angstrom": float(np.hypot(err_meas[i], err_cal[i])),
+            "d_err_measurement_angstrom": err_meas[i],
+            "d_err_calibration_angstrom": err_cal[i],
+            "hkl": None,
+            "ref_d_angstrom": np.nan,
+            "ref_d_err_angstrom": np.nan,
+            "d_calc_angstrom": np.nan,
+            "mismatch_percent": np.nan,
+            "mismatch_err_percent": np.nan,
+        }
         if j is not None:
             rd_file = 10.0 / np.hypot(*rg[j])
             ratio = d_file[i] / rd_file
             rel = math.hypot(rel_meas[i], ref_err[j] / rd_file)
-            row.update({"hkl": [int(ref.h.iloc[j]), int(ref.k.iloc[j]), int(ref.l.iloc[j])],
-                        "ref_d_angstrom": float(_abs_d(rg[j:j + 1], k)[0]),
-                        "ref_d_err_angstrom": float(_abs_d(rg[j:j + 1], k)[0] * ref_err[j] / rd_file),
-                        "d_calc_angstrom": float(ref.d_calc_angstrom.iloc[j]),
-                        "mismatch_percent": 100.0 * (ratio - 1.0), "mismatch_err_percent": 100.0 * ratio * rel})
+            row.update(
+                {
+                    "hkl": [int(ref.h.iloc[j]), int(ref.k.iloc[j]), int(ref.l.iloc[j])],
+                    "ref_d_angstrom": float(_abs_d(rg[j : j + 1], k)[0]),
+                    "ref_d_err_angstrom": float(_abs_d(rg[j : j + 1], k)[0] * ref_err[j] / rd_file),
+                    "d_calc_angstrom": float(ref.d_calc_angstrom.iloc[j]),
+                    "mismatch_percent": 100.0 * (ratio - 1.0),
+                    "mismatch_err_percent": 100.0 * ratio * rel,
+                }
+            )
         rows.append(row)
     lat = other.to_dict() if hasattr(other, "to_dict") else None
     return MismatchResult(cal, pd.DataFrame(rows), _roi_dict(roi_other), lat)

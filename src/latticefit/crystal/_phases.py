@@ -46,8 +46,6 @@ from ._reflections import (  # noqa: F401
     structure_factor,
 )
 from ._structure import (  # noqa: F401
-    as_phase,
-    is_cif_path,
     _ALIASES,
     _BUILT,
     _CENTRING_RULES,
@@ -62,7 +60,9 @@ from ._structure import (  # noqa: F401
     _dedupe_sites,
     _full_cellpar,
     _library,
+    as_phase,
     get_phase,
+    is_cif_path,
     library_names,
     load_cif,
     resolve_phases,

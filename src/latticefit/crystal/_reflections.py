@@ -39,8 +39,14 @@ def d_spacing(phase: Phase, hkl):
     return d if d.ndim else float(d)
 
 
-def structure_factor(phase: Phase, hkl, *, beam_energy_kv: float = DEFAULT_BEAM_ENERGY_KV,
-                     debye_waller_b: float | dict = 0.0, return_scale: bool = False):
+def structure_factor(
+    phase: Phase,
+    hkl,
+    *,
+    beam_energy_kv: float = DEFAULT_BEAM_ENERGY_KV,
+    debye_waller_b: float | dict = 0.0,
+    return_scale: bool = False,
+):
     """Kinematic electron structure factor F(hkl) in Å (complex).
 
     Parameters
@@ -125,12 +131,12 @@ def _extinction_kinds(phase: Phase, hkl: np.ndarray) -> list[tuple[str, str]]:
     screw = np.zeros(len(hkl), bool)
     rest = np.nonzero(~cent)[0]
     if ops and rest.size:
-        Rs = np.array([R for R, _ in ops])                    # (n, 3, 3)
-        ts = np.array([t for _, t in ops])                    # (n, 3)
+        Rs = np.array([R for R, _ in ops])  # (n, 3, 3)
+        ts = np.array([t for _, t in ops])  # (n, 3)
         dets = np.array([round(np.linalg.det(R)) for R, _ in ops])
         hr = hkl[rest]
-        hR = np.einsum("ei,nij->enj", hr, Rs)                  # (E, n, 3)
-        inv = np.all(hR == hr[:, None, :], axis=2)             # (E, n)
+        hR = np.einsum("ei,nij->enj", hr, Rs)  # (E, n, 3)
+        inv = np.all(hR == hr[:, None, :], axis=2)  # (E, n)
         absent = inv & nonint(hf[rest] @ ts.T)
         glide[rest] = np.any(absent & (dets < 0)[None, :], axis=1)
         screw[rest] = np.any(absent & (dets > 0)[None, :], axis=1)
@@ -146,8 +152,12 @@ def _extinction_kinds(phase: Phase, hkl: np.ndarray) -> list[tuple[str, str]]:
         elif s:
             out.append(("screw", "screw-axis absence (can appear by double diffraction)"))
         else:
-            out.append(("special-position", "atoms on special positions cancel in this structure "
-                                            "(can appear by double diffraction)"))
+            out.append(
+                (
+                    "special-position",
+                    "atoms on special positions cancel in this structure (can appear by double diffraction)",
+                )
+            )
     return out
 
 
@@ -178,8 +188,13 @@ def extinction_reason(phase: Phase, hkl, *, beam_energy_kv: float = DEFAULT_BEAM
     return kind, f"{format_hkl(h)} extinct in {phase.label}: {why}"
 
 
-def reflections(phase: Phase, *, d_min_angstrom: float = 1.0, beam_energy_kv: float = DEFAULT_BEAM_ENERGY_KV,
-                include_extinct: bool = True):
+def reflections(
+    phase: Phase,
+    *,
+    d_min_angstrom: float = 1.0,
+    beam_energy_kv: float = DEFAULT_BEAM_ENERGY_KV,
+    include_extinct: bool = True,
+):
     """Every reflection with d >= ``d_min_angstrom`` (both Friedel mates), as a DataFrame.
 
     Columns: h, k, l, d_angstrom, g_abs_inv_nm, F_abs (Å), intensity_rel (|F|^2 over the strongest
@@ -197,16 +212,20 @@ def reflections(phase: Phase, *, d_min_angstrom: float = 1.0, beam_energy_kv: fl
     tab = _reflection_table(phase, d_min_angstrom, beam_energy_kv)
     keep = np.ones(len(tab["hkl"]), bool) if include_extinct else tab["allowed"]
     hkl = tab["hkl"][keep]
-    return pd.DataFrame({
-        "h": hkl[:, 0], "k": hkl[:, 1], "l": hkl[:, 2],
-        "d_angstrom": tab["d"][keep],
-        "g_abs_inv_nm": 10.0 / tab["d"][keep],
-        "F_abs": tab["F_abs"][keep],
-        "intensity_rel": tab["intensity_rel"][keep],
-        "allowed": tab["allowed"][keep],
-        "extinction_kind": [tab["kind"][i] for i in np.nonzero(keep)[0]],
-        "extinction_reason": [tab["reason"][i] for i in np.nonzero(keep)[0]],
-    })
+    return pd.DataFrame(
+        {
+            "h": hkl[:, 0],
+            "k": hkl[:, 1],
+            "l": hkl[:, 2],
+            "d_angstrom": tab["d"][keep],
+            "g_abs_inv_nm": 10.0 / tab["d"][keep],
+            "F_abs": tab["F_abs"][keep],
+            "intensity_rel": tab["intensity_rel"][keep],
+            "allowed": tab["allowed"][keep],
+            "extinction_kind": [tab["kind"][i] for i in np.nonzero(keep)[0]],
+            "extinction_reason": [tab["reason"][i] for i in np.nonzero(keep)[0]],
+        }
+    )
 
 
 def _reflection_table(phase: Phase, d_min_angstrom: float, beam_energy_kv) -> dict:
@@ -239,8 +258,16 @@ def _reflection_table(phase: Phase, d_min_angstrom: float, beam_energy_kv) -> di
         sep = " " if any(abs(v) > 9 for v in h) else ""
         reasons[i] = f"({sep.join(str(v) for v in h)}) extinct in {phase.label}: {why}"
     imax = float((Fa[allowed] ** 2).max()) if np.any(allowed) else 1.0
-    tab = {"hkl": hkl, "g_cart": g, "d": 1.0 / gn, "F_abs": Fa, "intensity_rel": Fa ** 2 / imax,
-           "allowed": allowed, "kind": kinds, "reason": reasons}
+    tab = {
+        "hkl": hkl,
+        "g_cart": g,
+        "d": 1.0 / gn,
+        "F_abs": Fa,
+        "intensity_rel": Fa**2 / imax,
+        "allowed": allowed,
+        "kind": kinds,
+        "reason": reasons,
+    }
     phase._cache[key] = tab
     return tab
 
@@ -261,4 +288,5 @@ def _check_reflection_work(phase: Phase, d_min_angstrom: float, nmax) -> None:
             f"phase {phase.name!r}: a cell of {phase.volume_angstrom3:.3g} A^3 with {len(phase.sites)} atoms "
             f"has ~{n_refl:.2g} reflections with d >= {d_min_angstrom:.3g} A; that is beyond what can be "
             f"indexed (limit {MAX_REFLECTION_WORK:.0e} reflections x atoms): check the CIF's cell or raise d_min",
-            phase.source if phase.source not in (None, "built-in") else None)
+            phase.source if phase.source not in (None, "built-in") else None,
+        )

@@ -30,7 +30,7 @@ Examples
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -47,8 +47,10 @@ __all__ = [
     "electron_wavelength_angstrom",
 ]
 
-SOURCE = ("L.-M. Peng, G. Ren, S. L. Dudarev & M. J. Whelan, Acta Cryst. A52 (1996) 257-276 "
-          "(0 <= s <= 6 1/A fit; International Tables Vol. C Table 4.3.2.3)")
+SOURCE = (
+    "L.-M. Peng, G. Ren, S. L. Dudarev & M. J. Whelan, Acta Cryst. A52 (1996) 257-276 "
+    "(0 <= s <= 6 1/A fit; International Tables Vol. C Table 4.3.2.3)"
+)
 
 # element  a1 b1  a2 b2  a3 b3  a4 b4  a5 b5   (a in Å, b in Å^2)
 _PENG_TEXT = """
@@ -214,7 +216,7 @@ def scattering_coefficients(symbol: str) -> tuple[np.ndarray, np.ndarray]:
     return _coefficients(_normalise_symbol(symbol))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _coefficients(sym: str) -> tuple[np.ndarray, np.ndarray]:
     if sym in PSEUDO_ATOMS:
         aa, bb = [], []
@@ -224,8 +226,10 @@ def _coefficients(sym: str) -> tuple[np.ndarray, np.ndarray]:
             bb.append(b)
         return np.concatenate(aa), np.concatenate(bb)
     if sym not in PENG_1996:
-        raise AnalysisError(f"no electron scattering factor for element {sym!r} "
-                            f"(tabulated: H-Cf and pseudo-atoms {', '.join(PSEUDO_ATOMS)})")
+        raise AnalysisError(
+            f"no electron scattering factor for element {sym!r} "
+            f"(tabulated: H-Cf and pseudo-atoms {', '.join(PSEUDO_ATOMS)})"
+        )
     return PENG_1996[sym]
 
 

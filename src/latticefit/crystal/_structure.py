@@ -19,7 +19,6 @@ MAX_CIF_BYTES = 4 << 20
 MAX_REFLECTION_WORK = 50_000_000
 
 
-
 @dataclass(frozen=True)
 class Site:
     """One atom of the conventional cell: element (or pseudo-atom), fractional xyz, occupancy."""
@@ -93,8 +92,9 @@ class Phase:
 
     # ----------------------------------------------------------- factories
     @classmethod
-    def from_space_group(cls, name, space_group, cellpar, basis, *, description="", source="built-in",
-                         setting=1) -> "Phase":
+    def from_space_group(
+        cls, name, space_group, cellpar, basis, *, description="", source="built-in", setting=1
+    ) -> Phase:
         """Build a phase from an asymmetric unit and a space group (expanded with ase).
 
         Parameters
@@ -117,7 +117,7 @@ class Phase:
         return cls(name, a, b, c, al, be, ga, sites, _compact_symbol(sg.symbol), int(sg.no), description, source)
 
     @classmethod
-    def from_basis(cls, name, cellpar, sites, *, description="", source="built-in") -> "Phase":
+    def from_basis(cls, name, cellpar, sites, *, description="", source="built-in") -> Phase:
         """Build a phase from an explicit list of every atom in the cell (no space group, P1)."""
         a, b, c, al, be, ga = _full_cellpar(cellpar, None)
         out = []
@@ -165,8 +165,12 @@ class Phase:
     @property
     def is_hexagonal(self) -> bool:
         """Hexagonal/trigonal axes (a = b, gamma = 120): 4-index notation applies."""
-        return abs(self.gamma - 120.0) < 1e-6 and abs(self.a - self.b) < 1e-9 and \
-            abs(self.alpha - 90.0) < 1e-6 and abs(self.beta - 90.0) < 1e-6
+        return (
+            abs(self.gamma - 120.0) < 1e-6
+            and abs(self.a - self.b) < 1e-9
+            and abs(self.alpha - 90.0) < 1e-6
+            and abs(self.beta - 90.0) < 1e-6
+        )
 
     @property
     def centring(self) -> str:
@@ -188,8 +192,9 @@ class Phase:
 
                 sg = Spacegroup(self.space_group_number)
                 ops = [(np.asarray(R, int), np.asarray(t, float)) for R, t in sg.get_symop()]
-                self._cache["centring_translations"] = [np.asarray(t, float) for t in sg.subtrans
-                                                        if np.any(np.abs(t) > 1e-9)]
+                self._cache["centring_translations"] = [
+                    np.asarray(t, float) for t in sg.subtrans if np.any(np.abs(t) > 1e-9)
+                ]
             else:
                 ops = [(np.eye(3, dtype=int), np.zeros(3))]
                 self._cache["centring_translations"] = []
@@ -216,8 +221,12 @@ class Phase:
             "name": self.name,
             "space_group": self.space_group,
             "space_group_number": self.space_group_number,
-            "a_angstrom": self.a, "b_angstrom": self.b, "c_angstrom": self.c,
-            "alpha_deg": self.alpha, "beta_deg": self.beta, "gamma_deg": self.gamma,
+            "a_angstrom": self.a,
+            "b_angstrom": self.b,
+            "c_angstrom": self.c,
+            "alpha_deg": self.alpha,
+            "beta_deg": self.beta,
+            "gamma_deg": self.gamma,
             "n_atoms_cell": len(self.sites),
             "elements": sorted({s.element for s in self.sites}),
             "description": self.description,
@@ -227,8 +236,10 @@ class Phase:
     to_dict = summary
 
     def __repr__(self) -> str:
-        return (f"Phase({self.name!r}, {self.space_group or 'P1 basis'}, a={self.a:g} b={self.b:g} c={self.c:g} Å, "
-                f"angles=({self.alpha:g}, {self.beta:g}, {self.gamma:g}), {len(self.sites)} atoms)")
+        return (
+            f"Phase({self.name!r}, {self.space_group or 'P1 basis'}, a={self.a:g} b={self.b:g} c={self.c:g} Å, "
+            f"angles=({self.alpha:g}, {self.beta:g}, {self.gamma:g}), {len(self.sites)} atoms)"
+        )
 
 
 def _full_cellpar(cellpar, sg):
@@ -261,29 +272,55 @@ def _library() -> dict:
     def add(name, sg, cellpar, basis, description):
         lib[name] = (sg, cellpar, basis, description)
 
-    add("MAPbBr3", 221, (5.933,), [("Pb", (0, 0, 0)), ("Br", (0.5, 0, 0)), ("MA", (0.5, 0.5, 0.5))],
+    add(
+        "MAPbBr3",
+        221,
+        (5.933,),
+        [("Pb", (0, 0, 0)), ("Br", (0.5, 0, 0)), ("MA", (0.5, 0.5, 0.5))],
         "CH3NH3PbBr3 cubic perovskite (room temperature). The disordered methylammonium cation is one "
-        "pseudo-atom 'MA' (C + N + 6 H scattering) at the cube centre.")
-    add("CsPbBr3", 221, (5.874,), [("Pb", (0, 0, 0)), ("Br", (0.5, 0, 0)), ("Cs", (0.5, 0.5, 0.5))],
+        "pseudo-atom 'MA' (C + N + 6 H scattering) at the cube centre.",
+    )
+    add(
+        "CsPbBr3",
+        221,
+        (5.874,),
+        [("Pb", (0, 0, 0)), ("Br", (0.5, 0, 0)), ("Cs", (0.5, 0.5, 0.5))],
         "CsPbBr3 in its cubic (high-temperature / nanocrystal pseudo-cubic) form; the room-temperature "
-        "bulk phase is orthorhombic Pnma (use a CIF for it).")
+        "bulk phase is orthorhombic Pnma (use a CIF for it).",
+    )
     add("PbS", 225, (5.936,), [("Pb", (0, 0, 0)), ("S", (0.5, 0.5, 0.5))], "PbS galena, rock salt.")
     add("PbSe", 225, (6.124,), [("Pb", (0, 0, 0)), ("Se", (0.5, 0.5, 0.5))], "PbSe, rock salt.")
     add("CdSe-zb", 216, (6.077,), [("Cd", (0, 0, 0)), ("Se", (0.25, 0.25, 0.25))], "CdSe zinc blende.")
-    add("CdSe-wz", 186, (4.30, 7.01), [("Cd", (1 / 3, 2 / 3, 0.0)), ("Se", (1 / 3, 2 / 3, 0.375))],
-        "CdSe wurtzite (ideal u = 3/8).")
+    add(
+        "CdSe-wz",
+        186,
+        (4.30, 7.01),
+        [("Cd", (1 / 3, 2 / 3, 0.0)), ("Se", (1 / 3, 2 / 3, 0.375))],
+        "CdSe wurtzite (ideal u = 3/8).",
+    )
     add("Si", 227, (5.431,), [("Si", (0, 0, 0))], "Silicon, diamond structure (origin choice 1).")
     add("GaAs", 216, (5.653,), [("Ga", (0, 0, 0)), ("As", (0.25, 0.25, 0.25))], "GaAs zinc blende.")
     add("Au", 225, (4.078,), [("Au", (0, 0, 0))], "Gold, fcc.")
-    add("SrTiO3", 221, (3.905,), [("Sr", (0, 0, 0)), ("Ti", (0.5, 0.5, 0.5)), ("O", (0.5, 0.5, 0))],
-        "SrTiO3 cubic perovskite (room temperature).")
+    add(
+        "SrTiO3",
+        221,
+        (3.905,),
+        [("Sr", (0, 0, 0)), ("Ti", (0.5, 0.5, 0.5)), ("O", (0.5, 0.5, 0))],
+        "SrTiO3 cubic perovskite (room temperature).",
+    )
     return lib
 
 
 #: name -> (space group number, cellpar, asymmetric unit, description)
 PHASE_LIBRARY: dict = _library()
-_ALIASES = {"cdse": "CdSe-zb", "cdse-zincblende": "CdSe-zb", "cdse-wurtzite": "CdSe-wz", "sto": "SrTiO3",
-            "mapbbr3": "MAPbBr3", "ch3nh3pbbr3": "MAPbBr3"}
+_ALIASES = {
+    "cdse": "CdSe-zb",
+    "cdse-zincblende": "CdSe-zb",
+    "cdse-wurtzite": "CdSe-wz",
+    "sto": "SrTiO3",
+    "mapbbr3": "MAPbBr3",
+    "ch3nh3pbbr3": "MAPbBr3",
+}
 _BUILT: dict = {}
 
 
@@ -312,8 +349,7 @@ def get_phase(name) -> Phase:
     lookup = {k.lower(): k for k in PHASE_LIBRARY}
     real = lookup.get(key.lower()) or _ALIASES.get(key.lower())
     if real is None:
-        raise AnalysisError(f"unknown phase {name!r}; built-in phases: {', '.join(PHASE_LIBRARY)} "
-                            "(or give a CIF file)")
+        raise AnalysisError(f"unknown phase {name!r}; built-in phases: {', '.join(PHASE_LIBRARY)} (or give a CIF file)")
     if real not in _BUILT:
         sg, cellpar, basis, desc = PHASE_LIBRARY[real]
         _BUILT[real] = Phase.from_space_group(real, sg, cellpar, basis, description=desc)
@@ -335,8 +371,11 @@ def load_cif(path, *, name: str | None = None) -> Phase:
         raise FileReadError("CIF file not found", path)
     size = os.path.getsize(path)
     if size > MAX_CIF_BYTES:
-        raise FileReadError(f"CIF of {size / 2**20:.1f} MiB is far larger than a crystal structure "
-                            f"(limit {MAX_CIF_BYTES / 2**20:.0f} MiB): not read", path)
+        raise FileReadError(
+            f"CIF of {size / 2**20:.1f} MiB is far larger than a crystal structure "
+            f"(limit {MAX_CIF_BYTES / 2**20:.0f} MiB): not read",
+            path,
+        )
     try:
         import ase.io
 

@@ -137,8 +137,15 @@ def zone_frame(phase: Phase, uvw, hkl_first=None) -> tuple[np.ndarray, np.ndarra
     return e1, e2, n
 
 
-def zone_axis_reflections(phase: Phase, zone_axis, *, d_min_angstrom: float = 1.0, g_max_inv_nm: float | None = None,
-                          beam_energy_kv: float = DEFAULT_BEAM_ENERGY_KV, include_extinct: bool = False):
+def zone_axis_reflections(
+    phase: Phase,
+    zone_axis,
+    *,
+    d_min_angstrom: float = 1.0,
+    g_max_inv_nm: float | None = None,
+    beam_energy_kv: float = DEFAULT_BEAM_ENERGY_KV,
+    include_extinct: bool = False,
+):
     """Reflections of the zero-order Laue zone of ``[uvw]`` with d >= ``d_min_angstrom``.
 
     ``g_max_inv_nm`` (|g| <= g_max in 1/nm), when given, replaces ``d_min_angstrom = 10 / g_max``.
@@ -165,24 +172,46 @@ def zone_axis_reflections(phase: Phase, zone_axis, *, d_min_angstrom: float = 1.
     keep = inz & (tab["allowed"] | include_extinct)
     idx = np.nonzero(keep)[0]
     if idx.size == 0:
-        return pd.DataFrame(columns=["h", "k", "l", "d_angstrom", "g_inv_nm", "gx_inv_nm", "gy_inv_nm",
-                                     "angle_deg", "F_abs", "intensity_rel", "allowed", "extinction_kind",
-                                     "extinction_reason"])
+        return pd.DataFrame(
+            columns=[
+                "h",
+                "k",
+                "l",
+                "d_angstrom",
+                "g_inv_nm",
+                "gx_inv_nm",
+                "gy_inv_nm",
+                "angle_deg",
+                "F_abs",
+                "intensity_rel",
+                "allowed",
+                "extinction_kind",
+                "extinction_reason",
+            ]
+        )
     first_allowed = np.nonzero(inz & tab["allowed"])[0]
     first = tab["hkl"][first_allowed[0] if first_allowed.size else idx[0]]
     e1, e2, _ = zone_frame(phase, uvw, first)
     g = tab["g_cart"][idx] * 10.0
     gx, gy = g @ e1, g @ e2
     hkl = tab["hkl"][idx]
-    df = pd.DataFrame({
-        "h": hkl[:, 0], "k": hkl[:, 1], "l": hkl[:, 2],
-        "d_angstrom": tab["d"][idx], "g_abs_inv_nm": 10.0 / tab["d"][idx],
-        "gx_inv_nm": gx, "gy_inv_nm": gy, "angle_deg": np.degrees(np.arctan2(gy, gx)),
-        "F_abs": tab["F_abs"][idx], "intensity_rel": tab["intensity_rel"][idx],
-        "allowed": tab["allowed"][idx],
-        "extinction_kind": [tab["kind"][i] for i in idx],
-        "extinction_reason": [tab["reason"][i] for i in idx],
-    })
+    df = pd.DataFrame(
+        {
+            "h": hkl[:, 0],
+            "k": hkl[:, 1],
+            "l": hkl[:, 2],
+            "d_angstrom": tab["d"][idx],
+            "g_abs_inv_nm": 10.0 / tab["d"][idx],
+            "gx_inv_nm": gx,
+            "gy_inv_nm": gy,
+            "angle_deg": np.degrees(np.arctan2(gy, gx)),
+            "F_abs": tab["F_abs"][idx],
+            "intensity_rel": tab["intensity_rel"][idx],
+            "allowed": tab["allowed"][idx],
+            "extinction_kind": [tab["kind"][i] for i in idx],
+            "extinction_reason": [tab["reason"][i] for i in idx],
+        }
+    )
     if phase.is_hexagonal:
         df["hkil"] = [hkl_to_hkil(h) for h in hkl]
     return df

@@ -14,8 +14,18 @@ from ._circuit import burgers_vector
 from ._regions import RegionContrast, disc_masks, region_contrast
 from ._result import MAP_NAMES, SCHEMA_VERSION, StrainMap
 
-__all__ = ["MAP_NAMES", "SCHEMA_VERSION", "RegionContrast", "StrainMap", "burgers_vector", "choose_reflections",
-           "disc_masks", "plot_strain_map", "region_contrast", "strain_map"]
+__all__ = [
+    "MAP_NAMES",
+    "SCHEMA_VERSION",
+    "RegionContrast",
+    "StrainMap",
+    "burgers_vector",
+    "choose_reflections",
+    "disc_masks",
+    "plot_strain_map",
+    "region_contrast",
+    "strain_map",
+]
 
 
 def plot_strain_map(result, **kwargs):

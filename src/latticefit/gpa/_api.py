@@ -48,8 +48,9 @@ def _pixel_matrix(mg, calibration) -> np.ndarray:
             raise AnalysisError("calibration has no matrix_nm_per_px (2x2 pixel-to-nm matrix)", mg.source)
         c = np.asarray(m, dtype=float)
         if c.shape != (2, 2) or not np.all(np.isfinite(c)) or abs(np.linalg.det(c)) <= 0:
-            raise AnalysisError(f"calibration matrix_nm_per_px must be a finite invertible 2x2 matrix, got {m!r}",
-                                mg.source)
+            raise AnalysisError(
+                f"calibration matrix_nm_per_px must be a finite invertible 2x2 matrix, got {m!r}", mg.source
+            )
         return c
     mg.require_calibration()
     return np.asarray(mg.pixel_matrix_nm, dtype=float)  # the image's affine calibration, else diag(px, py)
@@ -94,8 +95,9 @@ def choose_reflections(mg, *, reference=None) -> np.ndarray:
                 b = np.array([table.gx_inv_nm.iloc[j], table.gy_inv_nm.iloc[j]])
                 if _acute_angle_deg(a, b) >= MIN_ANGLE_DEG:
                     return np.array([a, b])
-    raise AnalysisError(f"no lattice: found {len(spots)} significant reflection(s), GPA needs two non-collinear ones",
-                        mg.source)
+    raise AnalysisError(
+        f"no lattice: found {len(spots)} significant reflection(s), GPA needs two non-collinear ones", mg.source
+    )
 
 
 def _acute_angle_deg(a, b) -> float:
@@ -106,7 +108,9 @@ def _acute_angle_deg(a, b) -> float:
 def _check_inputs(data, g_px, s_inv_nm, sigma_px, inv_metric, source) -> None:
     for i, g in enumerate(g_px):
         if max(abs(g[0]), abs(g[1])) >= 0.5:
-            raise AnalysisError(f"g{i + 1} = ({g[0]:.3f}, {g[1]:.3f}) cycles/px is beyond the Nyquist frequency", source)
+            raise AnalysisError(
+                f"g{i + 1} = ({g[0]:.3f}, {g[1]:.3f}) cycles/px is beyond the Nyquist frequency", source
+            )
     gnm = [math.sqrt(float(g @ inv_metric @ g)) for g in g_px]
     if min(gnm) <= 0:
         raise AnalysisError("g must be non-zero", source)
@@ -114,10 +118,15 @@ def _check_inputs(data, g_px, s_inv_nm, sigma_px, inv_metric, source) -> None:
         raise AnalysisError(
             f"resolution sigma {1 / (2 * math.pi * s_inv_nm):.3g} nm is finer than the lattice allows: the mask "
             f"(sigma {s_inv_nm:.3g}/nm) would exceed {MAX_MASK_FRACTION} |g| = {MAX_MASK_FRACTION * min(gnm):.3g}/nm; "
-            f"use sigma_nm >= {1 / (2 * math.pi * MAX_MASK_FRACTION * min(gnm)):.3g}", source)
+            f"use sigma_nm >= {1 / (2 * math.pi * MAX_MASK_FRACTION * min(gnm)):.3g}",
+            source,
+        )
     if sigma_px * EDGE_SIGMAS * 2 >= 0.8 * min(data.shape):
-        raise AnalysisError(f"resolution sigma {sigma_px:.1f} px is too coarse for a {data.shape[1]}x{data.shape[0]} px "
-                            "image (nothing left away from the edges)", source)
+        raise AnalysisError(
+            f"resolution sigma {sigma_px:.1f} px is too coarse for a {data.shape[1]}x{data.shape[0]} px "
+            "image (nothing left away from the edges)",
+            source,
+        )
 
 
 def _reference_mask(shape, reference, valid, source) -> np.ndarray:
@@ -126,14 +135,19 @@ def _reference_mask(shape, reference, valid, source) -> np.ndarray:
     roi = as_roi(reference)
     m = roi.mask(shape) & valid
     if m.sum() < 16:
-        raise AnalysisError(f"reference region {roi.describe()} has fewer than 16 pixels away from the image edges",
-                            source)
+        raise AnalysisError(
+            f"reference region {roi.describe()} has fewer than 16 pixels away from the image edges", source
+        )
     return m
 
 
 def _fields(spec, shape, g_px, s_inv_nm, inv_metric, p_noise):
-    return [_phase.masked_field(spec, shape, g, s_inv_nm=s_inv_nm, inv_metric=inv_metric,
-                                noise_power_per_bin=p_noise, workers=FFT_WORKERS) for g in g_px]
+    return [
+        _phase.masked_field(
+            spec, shape, g, s_inv_nm=s_inv_nm, inv_metric=inv_metric, noise_power_per_bin=p_noise, workers=FFT_WORKERS
+        )
+        for g in g_px
+    ]
 
 
 def _refine(fields, ref_mask):
@@ -143,8 +157,10 @@ def _refine(fields, ref_mask):
         res = (f.g_px[0] - f.k0_px[0], f.g_px[1] - f.k0_px[1])
         gx, gy = _strain.phase_gradient(f.h, res)
         w = (np.abs(f.h) ** 2)[ref_mask].astype(np.float64)
-        dg = (float((gx[ref_mask] * w).sum() / w.sum()) / _strain.TWO_PI,
-              float((gy[ref_mask] * w).sum() / w.sum()) / _strain.TWO_PI)
+        dg = (
+            float((gx[ref_mask] * w).sum() / w.sum()) / _strain.TWO_PI,
+            float((gy[ref_mask] * w).sum() / w.sum()) / _strain.TWO_PI,
+        )
         gx -= np.float32(_strain.TWO_PI * dg[0])
         gy -= np.float32(_strain.TWO_PI * dg[1])
         grads.append((gx, gy))
@@ -152,8 +168,16 @@ def _refine(fields, ref_mask):
     return grads, np.array(shifts)
 
 
-def strain_map(image, *, g=None, sigma_nm: float | None = None, reference=None, calibration=None,
-               pixel_size=None, refine: bool = True) -> StrainMap:
+def strain_map(
+    image,
+    *,
+    g=None,
+    sigma_nm: float | None = None,
+    reference=None,
+    calibration=None,
+    pixel_size=None,
+    refine: bool = True,
+) -> StrainMap:
     """Geometric phase analysis: strain, rotation and dilatation maps with per-pixel 1-sigma errors.
 
     After Hÿtch, Snoeck & Kilaas (1998). Two non-collinear reflections are
@@ -253,15 +277,19 @@ def _strain_map(mg, g, sigma_nm, reference, calibration, refine) -> StrainMap:
     g_nm0 = choose_reflections(mg, reference=reference) if g is None else np.asarray(g, dtype=float)
     g_px = _as_g_pair(g_nm0, c, src)
     if _acute_angle_deg(g_nm0[0], g_nm0[1]) < MIN_ANGLE_DEG:
-        raise AnalysisError(f"g1 and g2 are collinear ({_acute_angle_deg(g_nm0[0], g_nm0[1]):.1f} deg apart, "
-                            f"need >= {MIN_ANGLE_DEG:g}): GPA needs two independent reflections", src)
+        raise AnalysisError(
+            f"g1 and g2 are collinear ({_acute_angle_deg(g_nm0[0], g_nm0[1]):.1f} deg apart, "
+            f"need >= {MIN_ANGLE_DEG:g}): GPA needs two independent reflections",
+            src,
+        )
     d_nm = [1.0 / float(np.linalg.norm(v)) for v in g_nm0]
     if sigma_nm is None:
         # two periods of the longer spacing, finer on a small field (so that half of it stays away from the
         # edges), never finer than the mask allows
         px_nm0 = math.sqrt(abs(np.linalg.det(c)))
-        sigma_nm = max(min(2.0 * max(d_nm), 0.06 * min(shape) * px_nm0),
-                       max(d_nm) / (2.0 * math.pi * DEFAULT_MASK_FRACTION))
+        sigma_nm = max(
+            min(2.0 * max(d_nm), 0.06 * min(shape) * px_nm0), max(d_nm) / (2.0 * math.pi * DEFAULT_MASK_FRACTION)
+        )
     sigma_nm = float(sigma_nm)
     if not sigma_nm > 0:
         raise AnalysisError(f"resolution sigma_nm must be positive, got {sigma_nm}", src)
@@ -272,7 +300,7 @@ def _strain_map(mg, g, sigma_nm, reference, calibration, refine) -> StrainMap:
 
     edge = int(math.ceil(EDGE_SIGMAS * sigma_px))
     valid = np.zeros(shape, dtype=bool)
-    valid[edge:shape[0] - edge, edge:shape[1] - edge] = True
+    valid[edge : shape[0] - edge, edge : shape[1] - edge] = True
     ref_mask = _reference_mask(shape, reference, valid, src)
 
     window = _phase.tukey_window(shape, TAPER_SIGMAS * sigma_px)
@@ -296,8 +324,7 @@ def _strain_map(mg, g, sigma_nm, reference, calibration, refine) -> StrainMap:
             g_px = g_px + dg
     del spec
     maps = _maps(fields, g_px, c, grads)
-    return _assemble(mg, data, fields, maps, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask,
-                     reference)
+    return _assemble(mg, data, fields, maps, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask, reference)
 
 
 def _check_fringes(fields, ref_mask, src) -> None:
@@ -306,8 +333,11 @@ def _check_fringes(fields, ref_mask, src) -> None:
         noise = math.sqrt(f.phase_var_base * 2.0)  # sd of |noise| of h (complex, both parts)
         snr = float(np.median(amp)) / noise if noise > 0 else np.inf
         if snr < MIN_FRINGE_SNR:
-            raise AnalysisError(f"no lattice fringe at g{i + 1}: median amplitude is {snr:.1f} x the noise in the "
-                                f"reference region (need >= {MIN_FRINGE_SNR:g})", src)
+            raise AnalysisError(
+                f"no lattice fringe at g{i + 1}: median amplitude is {snr:.1f} x the noise in the "
+                f"reference region (need >= {MIN_FRINGE_SNR:g})",
+                src,
+            )
 
 
 def _maps(fields, g_px, c, grads=None, engine: str = "numba") -> dict:
@@ -342,9 +372,18 @@ def _assemble(mg, data, fields, maps, g_px, g_start, c, sigma_nm, s_inv_nm, p_no
     c_inv = np.linalg.inv(c)
     ref = None if reference is None else as_roi(reference).to_dict()
     return StrainMap(
-        **maps, valid=valid, reference_mask=ref_mask,
-        g_inv_nm=g_px @ c_inv, g_initial_inv_nm=g_start @ c_inv, g_px=g_px,
-        matrix_nm_per_px=c, sigma_nm=sigma_nm, mask_sigma_inv_nm=s_inv_nm,
-        noise_sigma_per_px=math.sqrt(p_noise / data.size), source=mg.source, reference=ref,
-        image=data, noise_model=[(f.window, f.noise_power_per_bin, f.h) for f in fields],
+        **maps,
+        valid=valid,
+        reference_mask=ref_mask,
+        g_inv_nm=g_px @ c_inv,
+        g_initial_inv_nm=g_start @ c_inv,
+        g_px=g_px,
+        matrix_nm_per_px=c,
+        sigma_nm=sigma_nm,
+        mask_sigma_inv_nm=s_inv_nm,
+        noise_sigma_per_px=math.sqrt(p_noise / data.size),
+        source=mg.source,
+        reference=ref,
+        image=data,
+        noise_model=[(f.window, f.noise_power_per_bin, f.h) for f in fields],
     )

@@ -55,4 +55,4 @@ def burgers_vector(result, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         du_y = d[2] * dl[0] + d[3] * dl[1]
         return np.array([np.trapezoid(du_x), np.trapezoid(du_y)])
 
-    return (seg(True, y0, x0, x1) + seg(False, x1, y0, y1) + seg(True, y1, x1, x0) + seg(False, x0, y1, y0))
+    return seg(True, y0, x0, x1) + seg(False, x1, y0, y1) + seg(True, y1, x1, x0) + seg(False, x0, y1, y0)

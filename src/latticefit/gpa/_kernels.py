@@ -46,6 +46,13 @@ def deformation_maps(grads, g_px: np.ndarray, c_nm_per_px: np.ndarray) -> dict[s
     p1x, p1y, p2x, p2y = (np.ascontiguousarray(g, dtype=np.float32) for g in grads)
     k = -(c_nm_per_px @ np.linalg.inv(g_px)) / (2.0 * np.pi)
     out = np.empty((5,) + p1x.shape, dtype=np.float32)
-    _deformation(p1x, p1y, p2x, p2y, np.ascontiguousarray(k, dtype=np.float64),
-                 np.ascontiguousarray(np.linalg.inv(c_nm_per_px), dtype=np.float64), out)
+    _deformation(
+        p1x,
+        p1y,
+        p2x,
+        p2y,
+        np.ascontiguousarray(k, dtype=np.float64),
+        np.ascontiguousarray(np.linalg.inv(c_nm_per_px), dtype=np.float64),
+        out,
+    )
     return {"exx": out[0], "eyy": out[1], "exy": out[2], "rotation_rad": out[3], "dilatation": out[4]}

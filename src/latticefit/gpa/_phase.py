@@ -52,7 +52,7 @@ def tukey_window(shape, taper_px: float) -> np.ndarray:
         if k > 0:
             r = np.arange(k, dtype=np.float32)
             t[:k] = 0.5 - 0.5 * np.cos(np.pi * (r + 0.5) / k)
-            t[n - k:] = t[:k][::-1]
+            t[n - k :] = t[:k][::-1]
         out.append(t)
     return out[0][:, None] * out[1][None, :]
 
@@ -101,7 +101,7 @@ def _window_bins(shape, g_px, inv_metric, s_inv_nm):
     fy = (ky0 + dy) / ny - g_px[1]
     # |dk|^2 in (1/nm)^2 with dk_nm = C^-T dk_px: dk_px^T (C^-1 C^-T) dk_px
     q = inv_metric[0, 0] * fx * fx + 2 * inv_metric[0, 1] * fx * fy + inv_metric[1, 1] * fy * fy
-    mask = np.exp(-q / (2.0 * s_inv_nm ** 2))
+    mask = np.exp(-q / (2.0 * s_inv_nm**2))
     mask[q > (MASK_CUT_SIGMAS * s_inv_nm) ** 2] = 0.0
     return (ky0, kx0), dy, dx, mask
 
@@ -120,8 +120,16 @@ def _gather(spec: np.ndarray, shape, ky: np.ndarray, kx: np.ndarray) -> np.ndarr
     return out
 
 
-def masked_field(spec: np.ndarray, shape, g_px, *, s_inv_nm: float, inv_metric: np.ndarray,
-                 noise_power_per_bin: float, workers: int = 2) -> LatticeField:
+def masked_field(
+    spec: np.ndarray,
+    shape,
+    g_px,
+    *,
+    s_inv_nm: float,
+    inv_metric: np.ndarray,
+    noise_power_per_bin: float,
+    workers: int = 2,
+) -> LatticeField:
     """Isolate reflection g with a Gaussian mask of sigma ``s_inv_nm`` and return its lattice field.
 
     Parameters
@@ -147,15 +155,21 @@ def masked_field(spec: np.ndarray, shape, g_px, *, s_inv_nm: float, inv_metric: 
     h = scipy.fft.ifft2(z, workers=workers, overwrite_x=True)
     # noise of h and of its central differences (transfer i sin(2 pi dk)), as in the derivation of
     # the phase error: var(dP) = var(Im(e^-iP dn)) / |h|^2 = var(dn) / (2 |h|^2) for circular noise
-    m2 = mask ** 2
+    m2 = mask**2
     n = float(nx * ny)
-    base = noise_power_per_bin / n ** 2 / 2.0
+    base = noise_power_per_bin / n**2 / 2.0
     sx = np.sin(2 * np.pi * dx / nx) ** 2
     sy = np.sin(2 * np.pi * dy / ny) ** 2
     grad_var = (base * float((m2 * sx).sum()), base * float((m2 * sy).sum()))
-    return LatticeField(h=h, k0_px=(kx0 / nx, ky0 / ny), g_px=(float(g_px[0]), float(g_px[1])),
-                        grad_var_base=grad_var, phase_var_base=base * float(m2.sum()),
-                        window=(dy, dx, mask), noise_power_per_bin=float(noise_power_per_bin))
+    return LatticeField(
+        h=h,
+        k0_px=(kx0 / nx, ky0 / ny),
+        g_px=(float(g_px[0]), float(g_px[1])),
+        grad_var_base=grad_var,
+        phase_var_base=base * float(m2.sum()),
+        window=(dy, dx, mask),
+        noise_power_per_bin=float(noise_power_per_bin),
+    )
 
 
 def noise_power(spec: np.ndarray, shape, g_list_px, *, exclude_px: float, max_bins: int = 60_000) -> float:

@@ -33,11 +33,17 @@ def _scalebar_below(ax, pixel_size_nm: float, width_px: int):
     """A nm scale bar under the image (outside the data), left-aligned."""
     length_nm = ps.scalebar_length_nm(width_px * pixel_size_nm, 0.3)
     frac = length_nm / (width_px * pixel_size_nm)
-    ax.plot([0.0, frac], [-0.035, -0.035], transform=ax.transAxes, color="black", lw=2.0, clip_on=False,
-            solid_capstyle="butt")
+    ax.plot(
+        [0.0, frac],
+        [-0.035, -0.035],
+        transform=ax.transAxes,
+        color="black",
+        lw=2.0,
+        clip_on=False,
+        solid_capstyle="butt",
+    )
     label = f"{length_nm:g} nm"
-    ax.text(frac + 0.03, -0.035, label, transform=ax.transAxes, ha="left", va="center", fontsize=6.5,
-            clip_on=False)
+    ax.text(frac + 0.03, -0.035, label, transform=ax.transAxes, ha="left", va="center", fontsize=6.5, clip_on=False)
 
 
 def _map_panel(fig, ax, cax, data, valid, lim, cmap, label, letter, pixel_size_nm):
@@ -71,8 +77,11 @@ def _layout(plt, width_in: float, aspect: float):
         x0 = col * cell_w + 0.03 * cell_w
         y0 = height - (row + 1) * (top + img_h + below) - row * gap + below
         axes.append(fig.add_axes([x0 / width_in, y0 / height, img_w / width_in, img_h / height]))
-        caxes.append(fig.add_axes([(x0 + img_w + 0.03 * cell_w) / width_in, y0 / height,
-                                   0.045 * cell_w / width_in, img_h / height]))
+        caxes.append(
+            fig.add_axes(
+                [(x0 + img_w + 0.03 * cell_w) / width_in, y0 / height, 0.045 * cell_w / width_in, img_h / height]
+            )
+        )
     axes[7].set_position([(3 * cell_w) / width_in, 0.02, cell_w / width_in, 0.5 - 0.04])
     caxes[7].axis("off")
     return axes, caxes, fig
@@ -101,8 +110,7 @@ def plot_strain_map(result, *, width_mm: float = ps.DOUBLE_COLUMN_MM, title: str
         # (a) image and the reference region
         if r.image is not None:
             ps.show_image(axes[0], r.image, scalebar=False)
-        axes[0].contour(r.reference_mask, levels=[0.5], colors=[ps.COLORS.get("matrix", "#0072B2")],
-                        linewidths=0.8)
+        axes[0].contour(r.reference_mask, levels=[0.5], colors=[ps.COLORS.get("matrix", "#0072B2")], linewidths=0.8)
         axes[0].contour(r.valid, levels=[0.5], colors=["0.6"], linewidths=0.6, linestyles="dashed")
         ps.panel_label(axes[0], "a")
         _scalebar_below(axes[0], px, nx)
@@ -114,8 +122,12 @@ def plot_strain_map(result, *, width_mm: float = ps.DOUBLE_COLUMN_MM, title: str
             ("eyy", 100.0, lim_e * 100, r"$\varepsilon_{yy}$ (%)"),
             ("exy", 100.0, lim_s * 100, r"$\varepsilon_{xy}$ (%)"),
             ("rotation_rad", 1e3, display_range(r.rotation_rad, r.sigma_rotation_rad, v) * 1e3, "rotation (mrad)"),
-            ("dilatation", 100.0, display_range(r.dilatation, r.sigma_dilatation, v) * 100,
-             r"dilatation $\varepsilon_{xx}+\varepsilon_{yy}$ (%)"),
+            (
+                "dilatation",
+                100.0,
+                display_range(r.dilatation, r.sigma_dilatation, v) * 100,
+                r"dilatation $\varepsilon_{xx}+\varepsilon_{yy}$ (%)",
+            ),
         ]
         for i, (name, k, lim, label) in enumerate(panels, start=1):
             _map_panel(fig, axes[i], caxes[i], getattr(r, name) * k, v, lim, "RdBu_r", label, "bcdef"[i - 1], px)
@@ -133,10 +145,14 @@ def plot_strain_map(result, *, width_mm: float = ps.DOUBLE_COLUMN_MM, title: str
             "valid pixels: mean, SD; median σ",
         ]
         for key in ("exx", "eyy", "exy", "dilatation"):
-            lines.append(f"  {key}: {st[key]['mean_percent']:+.3f}, {st[key]['sd_percent']:.3f}; "
-                         f"{st[key]['median_sigma_percent']:.3f} %")
-        lines.append(f"  rotation: {st['rotation']['mean_mrad']:+.2f}, {st['rotation']['sd_mrad']:.2f}; "
-                     f"{st['rotation']['median_sigma_mrad']:.2f} mrad")
+            lines.append(
+                f"  {key}: {st[key]['mean_percent']:+.3f}, {st[key]['sd_percent']:.3f}; "
+                f"{st[key]['median_sigma_percent']:.3f} %"
+            )
+        lines.append(
+            f"  rotation: {st['rotation']['mean_mrad']:+.2f}, {st['rotation']['sd_mrad']:.2f}; "
+            f"{st['rotation']['median_sigma_mrad']:.2f} mrad"
+        )
         lines.append("σ: 1 SD per pixel, Fisher propagation")
         lines.append("  of the measured noise")
         lines.append("blue: reference; grey: edge (4 σ)")

@@ -44,15 +44,17 @@ class RegionContrast:
 
     def line(self) -> str:
         k, u = (1e3, "mrad") if self.map_name == "rotation_rad" else (100.0, "%")
-        return (f"{self.map_name}: inside {self.mean_inside * k:+.3f} ± {self.se_inside * k:.3f} {u}, outside "
-                f"{self.mean_outside * k:+.3f} ± {self.se_outside * k:.3f} {u} (± 1 SE); difference "
-                f"{self.difference * k:+.3f} ± {self.se_difference * k:.3f} {u}, z = {self.z:+.1f}, "
-                f"p = {self.p_two_sided:.2g}: {'significant' if self.significant else 'not significant'}")
+        return (
+            f"{self.map_name}: inside {self.mean_inside * k:+.3f} ± {self.se_inside * k:.3f} {u}, outside "
+            f"{self.mean_outside * k:+.3f} ± {self.se_outside * k:.3f} {u} (± 1 SE); difference "
+            f"{self.difference * k:+.3f} ± {self.se_difference * k:.3f} {u}, z = {self.z:+.1f}, "
+            f"p = {self.p_two_sided:.2g}: {'significant' if self.significant else 'not significant'}"
+        )
 
 
 def disc_masks(shape, x_px: float, y_px: float, r_px: float, *, inner: float = 0.6, outer: tuple = (1.6, 3.0)):
     """Boolean masks of the dot core (``r < inner R``) and a matrix ring (``outer[0] R < r < outer[1] R``)."""
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     rr = np.hypot(xx - x_px, yy - y_px)
     return rr < inner * r_px, (rr > outer[0] * r_px) & (rr < outer[1] * r_px)
 

@@ -18,11 +18,24 @@ SCHEMA_VERSION = "latticefit.gpa/1"
 MAP_NAMES = ("exx", "eyy", "exy", "rotation_rad", "dilatation")
 #: every array written to .npz / .hspy, with its unit
 ARRAY_UNITS = {
-    "exx": "1", "eyy": "1", "exy": "1", "rotation_rad": "rad", "dilatation": "1",
-    "sigma_exx": "1", "sigma_eyy": "1", "sigma_exy": "1", "sigma_rotation_rad": "rad", "sigma_dilatation": "1",
-    "ux_nm": "nm", "uy_nm": "nm", "phase_g1_rad": "rad", "phase_g2_rad": "rad",
-    "sigma_phase_g1_rad": "rad", "sigma_phase_g2_rad": "rad",
-    "amplitude_g1": "image units", "amplitude_g2": "image units",
+    "exx": "1",
+    "eyy": "1",
+    "exy": "1",
+    "rotation_rad": "rad",
+    "dilatation": "1",
+    "sigma_exx": "1",
+    "sigma_eyy": "1",
+    "sigma_exy": "1",
+    "sigma_rotation_rad": "rad",
+    "sigma_dilatation": "1",
+    "ux_nm": "nm",
+    "uy_nm": "nm",
+    "phase_g1_rad": "rad",
+    "phase_g2_rad": "rad",
+    "sigma_phase_g1_rad": "rad",
+    "sigma_phase_g2_rad": "rad",
+    "amplitude_g1": "image units",
+    "amplitude_g2": "image units",
 }
 
 
@@ -134,8 +147,8 @@ class StrainMap:
         if not self.noise_model:
             s = getattr(self, f"sigma_{name}")[m].astype(np.float64)
             sig_px = self.sigma_nm / math.sqrt(abs(np.linalg.det(self.matrix_nm_per_px)))
-            n_eff = max(1.0, v.size / (4.0 * math.pi * sig_px ** 2))
-            return mean, float(math.sqrt(np.mean(s ** 2) / n_eff))
+            n_eff = max(1.0, v.size / (4.0 * math.pi * sig_px**2))
+            return mean, float(math.sqrt(np.mean(s**2) / n_eff))
         from ._strain import map_gradient_weights
 
         dm = map_gradient_weights(self.g_px, self.matrix_nm_per_px)[name]
@@ -147,8 +160,13 @@ class StrainMap:
             transfer = dm[kk, 0] * np.sin(2 * np.pi * dxb / nx) + dm[kk, 1] * np.sin(2 * np.pi * dyb / ny)
             rk = r_hat[np.mod(dyb, ny), np.mod(dxb, nx)]
             inv_h2 = float(np.mean(1.0 / np.maximum(np.abs(h[m]).astype(np.float64) ** 2, 1e-30)))
-            var += p_bin / (2.0 * (nx * ny) ** 2) * inv_h2 * float(
-                np.sum(mk ** 2 * transfer ** 2 * np.abs(rk) ** 2)) / v.size ** 2
+            var += (
+                p_bin
+                / (2.0 * (nx * ny) ** 2)
+                * inv_h2
+                * float(np.sum(mk**2 * transfer**2 * np.abs(rk) ** 2))
+                / v.size**2
+            )
         return mean, float(math.sqrt(var))
 
     def to_dict(self) -> dict:
@@ -187,10 +205,14 @@ class StrainMap:
             "edge_excluded_px": int(np.argmax(self.valid[ny // 2])) if self.valid.any() else None,
             "reference": self.reference if self.reference is not None else "whole field (valid pixels)",
             "noise_sigma_per_px": self.noise_sigma_per_px,
-            "uncertainty_method": ("Fisher (linear propagation) of white noise measured between the reflections; "
-                                   "1-sigma SD per pixel, correlated over the point spread"),
-            "strain_definition": ("F - I, local lattice = F x reference lattice (finite, F = (I - D)^-1); "
-                                  "x = column, y = row; rotation positive from +x towards +y; dilatation = exx + eyy"),
+            "uncertainty_method": (
+                "Fisher (linear propagation) of white noise measured between the reflections; "
+                "1-sigma SD per pixel, correlated over the point spread"
+            ),
+            "strain_definition": (
+                "F - I, local lattice = F x reference lattice (finite, F = (I - D)^-1); "
+                "x = column, y = row; rotation positive from +x towards +y; dilatation = exx + eyy"
+            ),
             "maps_valid": stats,
             "warnings": list(self.warnings),
         }
@@ -198,16 +220,20 @@ class StrainMap:
     def summary_lines(self) -> list[str]:
         """A few readable lines (values in %, rotation in mrad; ± is the SD over the valid pixels)."""
         d = self.to_dict()
-        lines = [f"g1 = ({d['g_inv_nm'][0][0]:.4f}, {d['g_inv_nm'][0][1]:.4f})/nm (d = {d['d_angstrom'][0]:.4f} Å), "
-                 f"g2 = ({d['g_inv_nm'][1][0]:.4f}, {d['g_inv_nm'][1][1]:.4f})/nm (d = {d['d_angstrom'][1]:.4f} Å); "
-                 f"refined by {d['g_refinement_shift_percent'][0]:.3f} %, {d['g_refinement_shift_percent'][1]:.3f} %",
-                 f"resolution: sigma {self.sigma_nm:.3g} nm (FWHM {self.resolution_fwhm_nm:.3g} nm), "
-                 f"mask sigma {self.mask_sigma_inv_nm:.3g}/nm"]
+        lines = [
+            f"g1 = ({d['g_inv_nm'][0][0]:.4f}, {d['g_inv_nm'][0][1]:.4f})/nm (d = {d['d_angstrom'][0]:.4f} Å), "
+            f"g2 = ({d['g_inv_nm'][1][0]:.4f}, {d['g_inv_nm'][1][1]:.4f})/nm (d = {d['d_angstrom'][1]:.4f} Å); "
+            f"refined by {d['g_refinement_shift_percent'][0]:.3f} %, {d['g_refinement_shift_percent'][1]:.3f} %",
+            f"resolution: sigma {self.sigma_nm:.3g} nm (FWHM {self.resolution_fwhm_nm:.3g} nm), "
+            f"mask sigma {self.mask_sigma_inv_nm:.3g}/nm",
+        ]
         for key, st in d["maps_valid"].items():
             u = "mrad" if key == "rotation" else "%"
             uk = "mrad" if key == "rotation" else "percent"
-            lines.append(f"{key:>10}: mean {st[f'mean_{uk}']:+.3f} {u}, SD over map {st[f'sd_{uk}']:.3f} {u}, "
-                         f"median sigma {st[f'median_sigma_{uk}']:.3f} {u}, beyond 2 sigma {st['fraction_beyond_2sigma']:.1%}")
+            lines.append(
+                f"{key:>10}: mean {st[f'mean_{uk}']:+.3f} {u}, SD over map {st[f'sd_{uk}']:.3f} {u}, "
+                f"median sigma {st[f'median_sigma_{uk}']:.3f} {u}, beyond 2 sigma {st['fraction_beyond_2sigma']:.1%}"
+            )
         return lines
 
     # ------------------------------------------------------------------ arrays
@@ -253,18 +279,26 @@ class StrainMap:
             import io
 
             buf = io.BytesIO()
-            np.savez_compressed(buf, **self.arrays(), g_inv_nm=self.g_inv_nm,
-                                matrix_nm_per_px=self.matrix_nm_per_px,
-                                summary_json=np.array(dumps(self.to_dict(), indent=None)))
+            np.savez_compressed(
+                buf,
+                **self.arrays(),
+                g_inv_nm=self.g_inv_nm,
+                matrix_nm_per_px=self.matrix_nm_per_px,
+                summary_json=np.array(dumps(self.to_dict(), indent=None)),
+            )
             atomic_write_bytes(path, buf.getvalue())
         elif ext in (".hspy", ".hdf5"):
             path.parent.mkdir(parents=True, exist_ok=True)
             self.to_signal().save(str(path), overwrite=True)
         else:
-            raise LatticefitError(f"output {path}: maps are written as .npz or .hspy, got {path.suffix or 'no extension'!r}")
+            raise LatticefitError(
+                f"output {path}: maps are written as .npz or .hspy, got {path.suffix or 'no extension'!r}"
+            )
         return path
 
     def __repr__(self) -> str:
         ny, nx = self.shape
-        return (f"StrainMap({nx}x{ny} px, resolution sigma {self.sigma_nm:.3g} nm, "
-                f"d = {', '.join(f'{10 / np.linalg.norm(v):.3f}' for v in self.g_inv_nm)} Å, source={self.source!r})")
+        return (
+            f"StrainMap({nx}x{ny} px, resolution sigma {self.sigma_nm:.3g} nm, "
+            f"d = {', '.join(f'{10 / np.linalg.norm(v):.3f}' for v in self.g_inv_nm)} Å, source={self.source!r})"
+        )

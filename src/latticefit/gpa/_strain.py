@@ -19,7 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COMPONENT_WEIGHTS", "deformation", "displacement", "map_gradient_weights", "phase_gradient", "strain_sigma_coefficients", "strain_sigmas", "wrapped_phase"]
+__all__ = [
+    "COMPONENT_WEIGHTS",
+    "deformation",
+    "displacement",
+    "map_gradient_weights",
+    "phase_gradient",
+    "strain_sigma_coefficients",
+    "strain_sigmas",
+    "wrapped_phase",
+]
 
 TWO_PI = 2.0 * np.pi
 
@@ -52,8 +61,10 @@ def phase_gradient(h: np.ndarray, residual_px) -> tuple[np.ndarray, np.ndarray]:
 def wrapped_phase(h: np.ndarray, residual_px) -> np.ndarray:
     """Phase ``P_g`` in (-pi, pi]: ``angle(h) - 2 pi (g - k0).r``, r in pixels."""
     ny, nx = h.shape
-    ramp = (float(TWO_PI * residual_px[0]) * np.arange(nx, dtype=np.float32)[None, :]
-            + float(TWO_PI * residual_px[1]) * np.arange(ny, dtype=np.float32)[:, None])
+    ramp = (
+        float(TWO_PI * residual_px[0]) * np.arange(nx, dtype=np.float32)[None, :]
+        + float(TWO_PI * residual_px[1]) * np.arange(ny, dtype=np.float32)[:, None]
+    )
     p = np.angle(h) - ramp
     p += np.float32(np.pi)
     np.mod(p, np.float32(TWO_PI), out=p)
@@ -112,7 +123,9 @@ COMPONENT_WEIGHTS = {
 }
 
 
-def strain_sigma_coefficients(g_px: np.ndarray, c_nm_per_px: np.ndarray, grad_var_base) -> dict[str, tuple[float, float]]:
+def strain_sigma_coefficients(
+    g_px: np.ndarray, c_nm_per_px: np.ndarray, grad_var_base
+) -> dict[str, tuple[float, float]]:
     """Per map, ``(a1, a2)`` with ``var(map) = a1 / |h1|^2 + a2 / |h2|^2``.
 
     First-order propagation with F ~ I (relative error of sigma ~ |strain|):

@@ -88,8 +88,9 @@ class RegionPicker:
     {'a': Rect(x=0, y=0, w=128, h=128)}
     """
 
-    def __init__(self, image, *, pixel_size=None, shape: str = "rect", labels=("a", "b"), figsize=(12, 4.6),
-                 **measure_kwargs):
+    def __init__(
+        self, image, *, pixel_size=None, shape: str = "rect", labels=("a", "b"), figsize=(12, 4.6), **measure_kwargs
+    ):
         import matplotlib.pyplot as plt
         from matplotlib.widgets import EllipseSelector, RectangleSelector
 
@@ -112,24 +113,42 @@ class RegionPicker:
         self._regions: dict = {}
         self.active = self.labels[0]
         self.figure, (self.ax_image, self.ax_fft, self.ax_text) = plt.subplots(
-            1, 3, figsize=figsize, gridspec_kw={"width_ratios": [1, 1, 1.15]})
+            1, 3, figsize=figsize, gridspec_kw={"width_ratios": [1, 1, 1.15]}
+        )
         self.ax_image.imshow(self.mg.data, cmap="gray", interpolation="nearest")
         self.ax_image.set_title(f"{self.mg.name}: drag a region")
         self.ax_image.set_xlabel("x (px)")
         self.ax_image.set_ylabel("y (px)")
         self.ax_fft.set_title("FFT of the region")
         self.ax_text.axis("off")
-        self._text = self.ax_text.text(0, 1, "", va="top", ha="left", family="monospace", fontsize=7,
-                                       transform=self.ax_text.transAxes)
+        self._text = self.ax_text.text(
+            0, 1, "", va="top", ha="left", family="monospace", fontsize=7, transform=self.ax_text.transAxes
+        )
         self._patches: dict = {}
         self._error = None
         self._notes: list = []
         props = dict(edgecolor=_COLOURS[0], facecolor="none", linewidth=1.5)
         self.selectors = {
-            "rect": RectangleSelector(self.ax_image, self._on_select, useblit=False, interactive=True,
-                                      props=props, minspanx=8, minspany=8, spancoords="data"),
-            "disk": EllipseSelector(self.ax_image, self._on_select, useblit=False, interactive=True,
-                                    props=props, minspanx=8, minspany=8, spancoords="data"),
+            "rect": RectangleSelector(
+                self.ax_image,
+                self._on_select,
+                useblit=False,
+                interactive=True,
+                props=props,
+                minspanx=8,
+                minspany=8,
+                spancoords="data",
+            ),
+            "disk": EllipseSelector(
+                self.ax_image,
+                self._on_select,
+                useblit=False,
+                interactive=True,
+                props=props,
+                minspanx=8,
+                minspany=8,
+                spancoords="data",
+            ),
         }
         self._shape = None
         self.shape = shape
@@ -214,8 +233,9 @@ class RegionPicker:
                 # both regions: compare_regions measures each with measure_lattice(**measure_kwargs), the very
                 # results a separate measure_lattice call gives (the printed code makes both calls)
                 rois = {label: r, other: self._regions[other]}
-                cmp = compare_regions(self.mg, rois[self.labels[0]], rois[self.labels[1]], labels=self.labels,
-                                      **self.measure_kwargs)
+                cmp = compare_regions(
+                    self.mg, rois[self.labels[0]], rois[self.labels[1]], labels=self.labels, **self.measure_kwargs
+                )
                 results = {self.labels[0]: cmp.a, self.labels[1]: cmp.b}
             else:
                 cmp, results = None, {label: measure_lattice(self.mg, roi=r, **self.measure_kwargs)}
@@ -302,12 +322,15 @@ class RegionPicker:
             cmp = self.comparison
             lines.append(f"{self.labels[1]} vs {self.labels[0]}: Δd/d (%), first order")
             for row in cmp.table[cmp.table.order <= 1].itertuples():
-                lines.append(f"  d={row.d_a_angstrom:.3f} Å: {_fmt(100 * row.rel_diff, 100 * row.rel_diff_err)}"
-                             f"  z={row.z:+.1f}")
+                lines.append(
+                    f"  d={row.d_a_angstrom:.3f} Å: {_fmt(100 * row.rel_diff, 100 * row.rel_diff_err)}  z={row.z:+.1f}"
+                )
             s = cmp.summary
             if s.get("n"):
-                lines.append(f"  mean {_fmt(100 * s['mean_rel_diff'], 100 * s['mean_rel_diff_err'])} %, "
-                             f"z = {s['z']:.1f} ({'significant' if s['significant'] else 'not significant'})")
+                lines.append(
+                    f"  mean {_fmt(100 * s['mean_rel_diff'], 100 * s['mean_rel_diff_err'])} %, "
+                    f"z = {s['z']:.1f} ({'significant' if s['significant'] else 'not significant'})"
+                )
             lines.append("")
         if self.results:
             lines.append("±: 1 SD (standard uncertainty)")

@@ -11,17 +11,29 @@
 from __future__ import annotations
 
 from ._hyperspy import (
-                        add_markers,
-                        anomaly_signal,
-                        fft_signal,
-                        image_signal,
-                        particle_markers,
-                        spot_markers,
-                        to_hyperspy_roi,
-                        to_signal,
+    add_markers,
+    anomaly_signal,
+    fft_signal,
+    image_signal,
+    particle_markers,
+    spot_markers,
+    to_hyperspy_roi,
+    to_signal,
 )
 from ._provenance import SavedResult, file_sha256, load_result, provenance, save_result
 
-__all__ = ["fft_signal", "spot_markers", "particle_markers", "add_markers", "to_signal", "anomaly_signal",
-           "to_hyperspy_roi", "image_signal", "provenance", "save_result", "load_result", "SavedResult",
-           "file_sha256"]
+__all__ = [
+    "fft_signal",
+    "spot_markers",
+    "particle_markers",
+    "add_markers",
+    "to_signal",
+    "anomaly_signal",
+    "to_hyperspy_roi",
+    "image_signal",
+    "provenance",
+    "save_result",
+    "load_result",
+    "SavedResult",
+    "file_sha256",
+]

@@ -17,8 +17,16 @@ from ..micrograph import Micrograph, as_micrograph
 from ..roi import Circle, Mask, Rect, as_roi
 from ..spectrum import power_spectrum
 
-__all__ = ["fft_signal", "spot_markers", "particle_markers", "add_markers", "to_signal", "anomaly_signal",
-           "to_hyperspy_roi", "image_signal"]
+__all__ = [
+    "fft_signal",
+    "spot_markers",
+    "particle_markers",
+    "add_markers",
+    "to_signal",
+    "anomaly_signal",
+    "to_hyperspy_roi",
+    "image_signal",
+]
 
 
 def _hs():
@@ -142,17 +150,29 @@ def spot_markers(result, *, friedel: bool = True, labels: bool = True, size_inv_
     g = sp[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
     order = sp["order"].to_numpy(int)
     size = size_inv_nm or 0.08 * float(np.max(np.hypot(g[:, 0], g[:, 1])))
-    colour = np.where(order == 1, OKABE_ITO["sky_blue"], np.where(order > 1, OKABE_ITO["orange"],
-                                                                   OKABE_ITO["vermillion"]))
+    colour = np.where(
+        order == 1, OKABE_ITO["sky_blue"], np.where(order > 1, OKABE_ITO["orange"], OKABE_ITO["vermillion"])
+    )
     pos = np.vstack([g, -g]) if friedel else g
     cols = list(colour) * (2 if friedel else 1)
-    out = [hs.plot.markers.Circles(offsets=pos, sizes=np.full(len(pos), size), edgecolor=cols, linewidth=1.2,
-                                   facecolors="none")]
+    out = [
+        hs.plot.markers.Circles(
+            offsets=pos, sizes=np.full(len(pos), size), edgecolor=cols, linewidth=1.2, facecolors="none"
+        )
+    ]
     if labels:
         texts = [f"{d:.3f} Å" for d in sp["d_angstrom"].to_numpy(float)]
         lab = g + np.array([0.0, -0.9 * size])  # above the circle (gy grows downwards)
-        out.append(hs.plot.markers.Texts(offsets=lab, texts=texts, color=cols[: len(g)], sizes=(1,),
-                                         horizontalalignment="center", verticalalignment="bottom"))
+        out.append(
+            hs.plot.markers.Texts(
+                offsets=lab,
+                texts=texts,
+                color=cols[: len(g)],
+                sizes=(1,),
+                horizontalalignment="center",
+                verticalalignment="bottom",
+            )
+        )
     return out
 
 
@@ -219,16 +239,25 @@ def particle_markers(result, signal=None, *, outlines: bool = True, circles: boo
                 verts.append(np.column_stack([v[:, 0] * sx + ox, v[:, 1] * sy + oy]))
                 cols.append(OKABE_ITO["reddish_purple"] if edge[lab] else OKABE_ITO["orange"])
         if verts:
-            out.append(hs.plot.markers.Polygons(verts=verts, edgecolor=cols, facecolors="none", linewidth=1.0,
-                                                    zorder=3))
+            out.append(
+                hs.plot.markers.Polygons(verts=verts, edgecolor=cols, facecolors="none", linewidth=1.0, zorder=3)
+            )
     if circles:
         ok = t["fit_ok"].to_numpy(bool) & np.isfinite(t["diameter_nm"].to_numpy(float))
         if ok.any():
             # the fitted diameter in the signal's units: nm -> px (geometric-mean pixel) -> signal scale
             d = t["diameter_nm"].to_numpy(float)[ok] / math.sqrt(py * px) * sx
-            out.append(hs.plot.markers.Circles(offsets=xy[ok], sizes=d, edgecolor=OKABE_ITO["sky_blue"],
-                                               linewidth=1.0, linestyle=(0, (2, 2)), facecolors="none",
-                                               zorder=4))
+            out.append(
+                hs.plot.markers.Circles(
+                    offsets=xy[ok],
+                    sizes=d,
+                    edgecolor=OKABE_ITO["sky_blue"],
+                    linewidth=1.0,
+                    linestyle=(0, (2, 2)),
+                    facecolors="none",
+                    zorder=4,
+                )
+            )
     if centres:
         out.append(hs.plot.markers.Points(offsets=xy, sizes=4, color=OKABE_ITO["sky_blue"], zorder=5))
     return out
@@ -355,8 +384,9 @@ def to_hyperspy_roi(roi, image=None, *, pixel_size=None):
         raise LatticefitError("to_hyperspy_roi of an array needs pixel_size=")
     (sy, oy), (sx, ox), _ = _image_axes(image, pixel_size)
     if isinstance(r, Rect):
-        return hs.roi.RectangularROI(left=r.x * sx + ox, top=r.y * sy + oy, right=(r.x + r.w) * sx + ox,
-                                     bottom=(r.y + r.h) * sy + oy)
+        return hs.roi.RectangularROI(
+            left=r.x * sx + ox, top=r.y * sy + oy, right=(r.x + r.w) * sx + ox, bottom=(r.y + r.h) * sy + oy
+        )
     if isinstance(r, Circle):
         return hs.roi.CircleROI(cx=r.x * sx + ox, cy=r.y * sy + oy, r=r.r * sx)
     if isinstance(r, Mask):

@@ -68,8 +68,9 @@ def _kind(result) -> str:
         return "comparison"
     if hasattr(result, "table") and hasattr(result, "labels"):
         return "particles"
-    raise LatticefitError(f"cannot save a {type(result).__name__}: give a LatticeResult, RegionComparison or "
-                          "ParticleResult")
+    raise LatticefitError(
+        f"cannot save a {type(result).__name__}: give a LatticeResult, RegionComparison or ParticleResult"
+    )
 
 
 def _source_of(result, image) -> str | None:
@@ -84,8 +85,11 @@ def _source_of(result, image) -> str | None:
     tp = getattr(image, "tmp_parameters", None)
     if tp is not None and tp.has_item("folder") and tp.has_item("filename"):
         loaded = Path(tp.folder) / f"{tp.filename}{tp.get_item('extension') or ''}"
-        if loaded.is_file() and (src is None or not Path(src).is_file()) and (src is None or Path(src).name
-                                                                               == loaded.name):
+        if (
+            loaded.is_file()
+            and (src is None or not Path(src).is_file())
+            and (src is None or Path(src).name == loaded.name)
+        ):
             src = str(loaded)
     return None if src is None else str(src)
 
@@ -136,8 +140,7 @@ def provenance(result, image=None, *, parameters: dict | None = None) -> dict:
     ps = getattr(result, "pixel_size_nm", None) or getattr(getattr(result, "a", None), "pixel_size_nm", None)
     if ps is None and mg is not None:
         ps = mg.pixel_size_nm
-    cal = {"pixel_size_nm": [float(v) for v in ps] if ps is not None else None,
-           "affine_nm_per_px": None, "info": None}
+    cal = {"pixel_size_nm": [float(v) for v in ps] if ps is not None else None, "affine_nm_per_px": None, "info": None}
     if mg is not None and mg.affine_nm_per_px is not None:
         cal["affine_nm_per_px"] = np.asarray(mg.affine_nm_per_px).tolist()
         cal["info"] = mg.calibration_info
@@ -145,26 +148,42 @@ def provenance(result, image=None, *, parameters: dict | None = None) -> dict:
         if kind == "lattice":
             parameters = {"roi": result.roi, "method": result.info}
         elif kind == "lattice_report":
-            parameters = {"regions": {role: reg.choice.to_dict() for role, reg in result.regions.items()},
-                          "phases": [getattr(p, "name", str(p)) for p in result.phases]}
+            parameters = {
+                "regions": {role: reg.choice.to_dict() for role, reg in result.regions.items()},
+                "phases": [getattr(p, "name", str(p)) for p in result.phases],
+            }
         elif kind == "comparison":
-            parameters = {"roi_a": result.a.roi, "roi_b": result.b.roi, "labels": list(result.labels),
-                          "z_threshold": result.z_threshold, "method": result.a.info}
+            parameters = {
+                "roi_a": result.a.roi,
+                "roi_b": result.b.roi,
+                "labels": list(result.labels),
+                "z_threshold": result.z_threshold,
+                "method": result.a.info,
+            }
         else:
             parameters = {"settings": result.settings}
-    return to_jsonable({
-        "latticefit_version": __version__,
-        "format_version": FORMAT_VERSION,
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "kind": kind,
-        "source": {"file": src, "sha256": file_sha256(path) if exists else None,
-                   "size_bytes": path.stat().st_size if exists else None},
-        "other_sources": _other_sources(result, kind),
-        "calibration": cal,
-        "parameters": parameters,
-        "environment": {"python": platform.python_version(), "numpy": np.__version__,
-                        "pandas": pd.__version__, "hyperspy": hyperspy.__version__},
-    })
+    return to_jsonable(
+        {
+            "latticefit_version": __version__,
+            "format_version": FORMAT_VERSION,
+            "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "kind": kind,
+            "source": {
+                "file": src,
+                "sha256": file_sha256(path) if exists else None,
+                "size_bytes": path.stat().st_size if exists else None,
+            },
+            "other_sources": _other_sources(result, kind),
+            "calibration": cal,
+            "parameters": parameters,
+            "environment": {
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                "pandas": pd.__version__,
+                "hyperspy": hyperspy.__version__,
+            },
+        }
+    )
 
 
 def _other_sources(result, kind) -> list:
@@ -177,8 +196,11 @@ def _other_sources(result, kind) -> list:
 
 # ------------------------------------------------------------------ (de)serialising results
 def _frame(df: pd.DataFrame) -> dict:
-    return {"columns": list(df.columns), "dtypes": {c: str(t) for c, t in df.dtypes.items()},
-            "data": to_jsonable(df.astype(object).where(df.notna(), None).to_dict(orient="list"))}
+    return {
+        "columns": list(df.columns),
+        "dtypes": {c: str(t) for c, t in df.dtypes.items()},
+        "data": to_jsonable(df.astype(object).where(df.notna(), None).to_dict(orient="list")),
+    }
 
 
 def _unframe(d: dict) -> pd.DataFrame:
@@ -194,28 +216,56 @@ def _unframe(d: dict) -> pd.DataFrame:
 
 
 def _lattice_record(r) -> dict:
-    return {"spots": _frame(r.spots), "angles": _frame(r.angles), "basis": r.basis,
-            "pixel_size_nm": list(r.pixel_size_nm), "roi": r.roi, "source": r.source,
-            "region_shape": list(r.region_shape), "warnings": list(r.warnings), "info": r.info}
+    return {
+        "spots": _frame(r.spots),
+        "angles": _frame(r.angles),
+        "basis": r.basis,
+        "pixel_size_nm": list(r.pixel_size_nm),
+        "roi": r.roi,
+        "source": r.source,
+        "region_shape": list(r.region_shape),
+        "warnings": list(r.warnings),
+        "info": r.info,
+    }
 
 
 def _lattice_from(d: dict):
     from ..lattice import LatticeResult
 
-    return LatticeResult(spots=_unframe(d["spots"]), angles=_unframe(d["angles"]), basis=d["basis"],
-                         pixel_size_nm=tuple(d["pixel_size_nm"]), roi=d["roi"], source=d["source"],
-                         region_shape=tuple(d["region_shape"]), warnings=list(d["warnings"]), info=d["info"])
+    return LatticeResult(
+        spots=_unframe(d["spots"]),
+        angles=_unframe(d["angles"]),
+        basis=d["basis"],
+        pixel_size_nm=tuple(d["pixel_size_nm"]),
+        roi=d["roi"],
+        source=d["source"],
+        region_shape=tuple(d["region_shape"]),
+        warnings=list(d["warnings"]),
+        info=d["info"],
+    )
 
 
 def _record(result, kind: str) -> dict:
     if kind == "lattice":
         return _lattice_record(result)
     if kind == "comparison":
-        return {"a": _lattice_record(result.a), "b": _lattice_record(result.b), "table": _frame(result.table),
-                "summary": result.summary, "labels": list(result.labels), "z_threshold": result.z_threshold,
-                "warnings": list(result.warnings)}
-    return {"table": _frame(result.table), "summary": result.summary, "pixel_size_nm": list(result.pixel_size_nm),
-            "source": result.source, "settings": result.settings, "labels_shape": list(result.labels.shape)}
+        return {
+            "a": _lattice_record(result.a),
+            "b": _lattice_record(result.b),
+            "table": _frame(result.table),
+            "summary": result.summary,
+            "labels": list(result.labels),
+            "z_threshold": result.z_threshold,
+            "warnings": list(result.warnings),
+        }
+    return {
+        "table": _frame(result.table),
+        "summary": result.summary,
+        "pixel_size_nm": list(result.pixel_size_nm),
+        "source": result.source,
+        "settings": result.settings,
+        "labels_shape": list(result.labels.shape),
+    }
 
 
 def _from_record(kind: str, d: dict, labels=None):
@@ -224,20 +274,33 @@ def _from_record(kind: str, d: dict, labels=None):
     if kind == "comparison":
         from ..lattice import RegionComparison
 
-        return RegionComparison(a=_lattice_from(d["a"]), b=_lattice_from(d["b"]), table=_unframe(d["table"]),
-                                summary=d["summary"], labels=tuple(d["labels"]), z_threshold=d["z_threshold"],
-                                warnings=list(d["warnings"]))
+        return RegionComparison(
+            a=_lattice_from(d["a"]),
+            b=_lattice_from(d["b"]),
+            table=_unframe(d["table"]),
+            summary=d["summary"],
+            labels=tuple(d["labels"]),
+            z_threshold=d["z_threshold"],
+            warnings=list(d["warnings"]),
+        )
     from ..particles import ParticleResult
 
     if labels is None:
         labels = np.zeros(tuple(d["labels_shape"]), np.int32)
-    return ParticleResult(table=_unframe(d["table"]), summary=d["summary"], labels=np.asarray(labels, np.int32),
-                          pixel_size_nm=tuple(d["pixel_size_nm"]), source=d["source"], settings=d["settings"])
+    return ParticleResult(
+        table=_unframe(d["table"]),
+        summary=d["summary"],
+        labels=np.asarray(labels, np.int32),
+        pixel_size_nm=tuple(d["pixel_size_nm"]),
+        source=d["source"],
+        settings=d["settings"],
+    )
 
 
 def _table_of(result, kind):
-    return {"lattice": lambda: result.spots, "comparison": lambda: result.table,
-            "particles": lambda: result.table}[kind]()
+    return {"lattice": lambda: result.spots, "comparison": lambda: result.table, "particles": lambda: result.table}[
+        kind
+    ]()
 
 
 # ------------------------------------------------------------------ save / load
@@ -307,12 +370,14 @@ def save_result(result, path, image=None, *, parameters: dict | None = None, mar
         return path
     if ext == ".csv":
         table = _table_of(result, kind)
-        atomic_write_text(path, "# latticefit-provenance " + json.dumps(prov, allow_nan=False) + "\n"
-                          + table.to_csv(index=False))
+        atomic_write_text(
+            path, "# latticefit-provenance " + json.dumps(prov, allow_nan=False) + "\n" + table.to_csv(index=False)
+        )
         return path
     if ext not in (".hspy", ".zspy"):
-        raise LatticefitError(f"output {path}: results are saved as .hspy, .zspy, .json or .csv, "
-                              f"got {path.suffix or 'no extension'!r}")
+        raise LatticefitError(
+            f"output {path}: results are saved as .hspy, .zspy, .json or .csv, got {path.suffix or 'no extension'!r}"
+        )
     if image is None:
         raise LatticefitError(f"output {path}: a .hspy/.zspy result holds the analysed image: pass image=")
     from ._hyperspy import image_signal
@@ -346,8 +411,7 @@ def _clean_md(obj):
     if isinstance(obj, list):
         if obj and all(isinstance(v, (int, float, bool)) for v in obj):
             return np.asarray(obj)
-        if any(isinstance(v, (int, float)) for v in obj) and all(v is None or isinstance(v, (int, float))
-                                                                  for v in obj):
+        if any(isinstance(v, (int, float)) for v in obj) and all(v is None or isinstance(v, (int, float)) for v in obj):
             return np.array([np.nan if v is None else v for v in obj], float)  # null -> NaN, positions kept
         return [_clean_md(v) for v in obj if v is not None]
     return obj
@@ -355,23 +419,36 @@ def _clean_md(obj):
 
 def _browsable(s, result, kind, prov):
     """Readable copies in ``metadata.latticefit``: tables as column arrays, basis, summary, provenance."""
+
     def cols(df):
-        return {c: np.asarray(pd.to_numeric(df[c], errors="coerce"), float) if df[c].dtype != bool
-                else df[c].to_numpy(bool) for c in df.columns}
+        return {
+            c: np.asarray(pd.to_numeric(df[c], errors="coerce"), float) if df[c].dtype != bool else df[c].to_numpy(bool)
+            for c in df.columns
+        }
 
     md = {"provenance": _clean_md(prov)}
     if kind == "lattice":
-        md.update(spots=cols(result.spots), basis=_clean_md(to_jsonable(result.basis or {})),
-                  roi=_clean_md(to_jsonable(result.roi or {})))
+        md.update(
+            spots=cols(result.spots),
+            basis=_clean_md(to_jsonable(result.basis or {})),
+            roi=_clean_md(to_jsonable(result.roi or {})),
+        )
     elif kind == "comparison":
-        md.update(matches=cols(result.table), summary=_clean_md(to_jsonable(result.summary)),
-                  spots_a=cols(result.a.spots), spots_b=cols(result.b.spots),
-                  basis_a=_clean_md(to_jsonable(result.a.basis or {})),
-                  basis_b=_clean_md(to_jsonable(result.b.basis or {})))
+        md.update(
+            matches=cols(result.table),
+            summary=_clean_md(to_jsonable(result.summary)),
+            spots_a=cols(result.a.spots),
+            spots_b=cols(result.b.spots),
+            basis_a=_clean_md(to_jsonable(result.a.basis or {})),
+            basis_b=_clean_md(to_jsonable(result.b.basis or {})),
+        )
     else:
-        md.update(particles=cols(result.table.select_dtypes(exclude="object")),
-                  summary=_clean_md(to_jsonable({k: v for k, v in result.summary.items()
-                                                  if k not in ("histogram", "notes")})))
+        md.update(
+            particles=cols(result.table.select_dtypes(exclude="object")),
+            summary=_clean_md(
+                to_jsonable({k: v for k, v in result.summary.items() if k not in ("histogram", "notes")})
+            ),
+        )
     for k, v in md.items():
         s.metadata.set_item(f"latticefit.{k}", v)
 
@@ -392,10 +469,20 @@ def _region_or_particle_markers(s, result, kind):
         if r.get("type") == "rect":
             m = hs.plot.markers.Rectangles(
                 offsets=[[(r["x"] + r["w"] / 2) * ax.scale + ax.offset, (r["y"] + r["h"] / 2) * ay.scale + ay.offset]],
-                widths=[r["w"] * ax.scale], heights=[r["h"] * ay.scale], edgecolor=c, facecolors="none", linewidth=1.5)
+                widths=[r["w"] * ax.scale],
+                heights=[r["h"] * ay.scale],
+                edgecolor=c,
+                facecolors="none",
+                linewidth=1.5,
+            )
         elif r.get("type") == "circle":
-            m = hs.plot.markers.Circles(offsets=[[r["x"] * ax.scale + ax.offset, r["y"] * ay.scale + ay.offset]],
-                                        sizes=[2 * r["r"] * ax.scale], edgecolor=c, facecolors="none", linewidth=1.5)
+            m = hs.plot.markers.Circles(
+                offsets=[[r["x"] * ax.scale + ax.offset, r["y"] * ay.scale + ay.offset]],
+                sizes=[2 * r["r"] * ax.scale],
+                edgecolor=c,
+                facecolors="none",
+                linewidth=1.5,
+            )
         else:
             continue
         s.add_marker(m, permanent=True, plot_marker=False)
@@ -421,14 +508,15 @@ def load_result(path) -> SavedResult:
         d = json.loads(path.read_text(encoding="utf-8"))
         if "kind" not in d or "result" not in d:
             raise LatticefitError("not a latticefit result file (no 'kind'/'result')", str(path))
-        return SavedResult(kind=d["kind"], result=_from_record(d["kind"], d["result"]),
-                           provenance=d.get("provenance", {}))
+        return SavedResult(
+            kind=d["kind"], result=_from_record(d["kind"], d["result"]), provenance=d.get("provenance", {})
+        )
     if ext == ".csv":
         with open(path, encoding="utf-8") as fh:
             first = fh.readline()
         if not first.startswith("# latticefit-provenance "):
             raise LatticefitError("not a latticefit result table (no provenance line)", str(path))
-        prov = json.loads(first[len("# latticefit-provenance "):])
+        prov = json.loads(first[len("# latticefit-provenance ") :])
         return SavedResult(kind=prov.get("kind", "table"), result=pd.read_csv(path, comment="#"), provenance=prov)
     import hyperspy.api as hs
 
@@ -439,5 +527,10 @@ def load_result(path) -> SavedResult:
     kind = md.get_item("latticefit.kind")
     labels = md.get_item("latticefit.labels") if kind == "particles" else None
     result = _from_record(kind, json.loads(md.get_item("latticefit.result_json")), labels)
-    return SavedResult(kind=kind, result=result, provenance=json.loads(md.get_item("latticefit.provenance_json")),
-                       image=Micrograph.from_signal(s, source=str(path)), signal=s)
+    return SavedResult(
+        kind=kind,
+        result=result,
+        provenance=json.loads(md.get_item("latticefit.provenance_json")),
+        image=Micrograph.from_signal(s, source=str(path)),
+        signal=s,
+    )

@@ -56,9 +56,12 @@ def check_image_budget(shape, itemsize: int, src: str) -> None:
     need = max(n_all * int(itemsize) // 4, n_frame * 4)
     if need > budget:
         dims = " x ".join(str(int(v)) for v in shape)
-        raise InvalidDataError(f"declared data of {dims} values ({need / 2**30:.1f} GiB as float32) exceed the "
-                               f"memory budget of {budget / 2**30:.1f} GiB (set LATTICEFIT_MAX_IMAGE_BYTES "
-                               "to raise it)", src)
+        raise InvalidDataError(
+            f"declared data of {dims} values ({need / 2**30:.1f} GiB as float32) exceed the "
+            f"memory budget of {budget / 2**30:.1f} GiB (set LATTICEFIT_MAX_IMAGE_BYTES "
+            "to raise it)",
+            src,
+        )
 
 
 def _check_unchunked_size(p: Path, src: str) -> None:
@@ -66,8 +69,13 @@ def _check_unchunked_size(p: Path, src: str) -> None:
 
     sizes = []
     with h5py.File(p, "r") as f:
-        f.visititems(lambda name, obj: sizes.append((obj.shape, obj.dtype.itemsize))
-                     if isinstance(obj, h5py.Dataset) and obj.ndim >= 2 else None)
+        f.visititems(
+            lambda name, obj: (
+                sizes.append((obj.shape, obj.dtype.itemsize))
+                if isinstance(obj, h5py.Dataset) and obj.ndim >= 2
+                else None
+            )
+        )
     for shape, itemsize in sizes:
         check_image_budget(shape, itemsize, src)
 

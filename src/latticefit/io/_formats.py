@@ -31,28 +31,58 @@ class FormatInfo:
 
 #: The supported formats (also rendered in ``docs/formats.md``).
 FORMATS: tuple[FormatInfo, ...] = (
-    FormatInfo((".dm3", ".dm4"), "DigitalMicrograph", "rosettasciio digitalmicrograph",
-               "axis scale + unit per axis (x and y may differ)",
-               "several data items per file (image + plot): the first 2-D image is used unless signal= names one"),
-    FormatInfo((".emd",), "Velox EMD / Berkeley EMD", "rosettasciio emd",
-               "axis scale + unit (Velox: µm, pm ...; Berkeley: the dim vectors, 'n_m' read as nm)",
-               "Velox: one signal per detector (HAADF, DF2, BF, DF4 ...), camera stacks need frame="),
-    FormatInfo((".emi", ".ser"), "TIA", "rosettasciio tia",
-               "axis scale + unit",
-               "load the .emi (its _1.ser must be beside it) or the .ser directly; series need frame="),
+    FormatInfo(
+        (".dm3", ".dm4"),
+        "DigitalMicrograph",
+        "rosettasciio digitalmicrograph",
+        "axis scale + unit per axis (x and y may differ)",
+        "several data items per file (image + plot): the first 2-D image is used unless signal= names one",
+    ),
+    FormatInfo(
+        (".emd",),
+        "Velox EMD / Berkeley EMD",
+        "rosettasciio emd",
+        "axis scale + unit (Velox: µm, pm ...; Berkeley: the dim vectors, 'n_m' read as nm)",
+        "Velox: one signal per detector (HAADF, DF2, BF, DF4 ...), camera stacks need frame=",
+    ),
+    FormatInfo(
+        (".emi", ".ser"),
+        "TIA",
+        "rosettasciio tia",
+        "axis scale + unit",
+        "load the .emi (its _1.ser must be beside it) or the .ser directly; series need frame=",
+    ),
     FormatInfo((".mrc",), "MRC", "rosettasciio mrc", "header pixel size (Å) converted to nm", "stacks need frame="),
-    FormatInfo((".hspy", ".hdf5"), "HyperSpy HDF5", "rosettasciio hspy (reader='HSPY')",
-               "axis scale + unit; empty unit with a scale != 1 is taken as nm with a CalibrationWarning",
-               ".hdf5 is read with the HSPY reader because several readers claim that extension"),
-    FormatInfo((".tif", ".tiff"), "TIFF", "rosettasciio tiff (FEI/Thermo, Zeiss, DigitalMicrograph); tifffile (ImageJ)",
-               "FEI/Thermo and DM calibration tags; ImageJ XResolution/YResolution (pixels per unit) + unit= "
-               "in the ImageJ description (nm, micron, \\u00B5m, Å ...)",
-               "a TIFF without calibration loads uncalibrated (pixel_size_nm None) with a CalibrationWarning; "
-               "RGB is converted to grey"),
-    FormatInfo((".png",), "PNG", "imageio", "none (pass pixel_size=)",
-               "loads uncalibrated with a CalibrationWarning; RGB(A) converted to grey"),
-    FormatInfo((".jpg", ".jpeg"), "JPEG", "imageio", "none (pass pixel_size=)",
-               "lossy compression distorts Fourier peaks: prefer the original file; RGB converted to grey"),
+    FormatInfo(
+        (".hspy", ".hdf5"),
+        "HyperSpy HDF5",
+        "rosettasciio hspy (reader='HSPY')",
+        "axis scale + unit; empty unit with a scale != 1 is taken as nm with a CalibrationWarning",
+        ".hdf5 is read with the HSPY reader because several readers claim that extension",
+    ),
+    FormatInfo(
+        (".tif", ".tiff"),
+        "TIFF",
+        "rosettasciio tiff (FEI/Thermo, Zeiss, DigitalMicrograph); tifffile (ImageJ)",
+        "FEI/Thermo and DM calibration tags; ImageJ XResolution/YResolution (pixels per unit) + unit= "
+        "in the ImageJ description (nm, micron, \\u00B5m, Å ...)",
+        "a TIFF without calibration loads uncalibrated (pixel_size_nm None) with a CalibrationWarning; "
+        "RGB is converted to grey",
+    ),
+    FormatInfo(
+        (".png",),
+        "PNG",
+        "imageio",
+        "none (pass pixel_size=)",
+        "loads uncalibrated with a CalibrationWarning; RGB(A) converted to grey",
+    ),
+    FormatInfo(
+        (".jpg", ".jpeg"),
+        "JPEG",
+        "imageio",
+        "none (pass pixel_size=)",
+        "lossy compression distorts Fourier peaks: prefer the original file; RGB converted to grey",
+    ),
 )
 
 #: Lower-case file extensions (with the dot) that :func:`load` reads.
@@ -144,7 +174,7 @@ def _check_signature(p: Path, ext: str) -> None:
             raise FileReadError(f"not a DigitalMicrograph file (no DM3/DM4 header; starts with {head[:8]!r})", str(p))
         return
     # HDF5 superblock at 0 or after a user block of 512, 1024, 2048 ... bytes
-    if not any(head[o:o + 8] == _HDF5_MAGIC for o in (0, 512, 1024, 2048)):
+    if not any(head[o : o + 8] == _HDF5_MAGIC for o in (0, 512, 1024, 2048)):
         raise FileReadError(f"not an HDF5 file (expected by {ext}; starts with {head[:8]!r})", str(p))
 
 
@@ -266,9 +296,16 @@ def _read_signals(p: Path, ext: str) -> tuple[list, str]:
     import hyperspy.api as hs
 
     fmt = {
-        ".dm3": "DigitalMicrograph DM3", ".dm4": "DigitalMicrograph DM4", ".emd": "EMD",
-        ".emi": "TIA", ".ser": "TIA", ".mrc": "MRC", ".hspy": "HyperSpy HDF5", ".hdf5": "HyperSpy HDF5",
-        ".tif": "TIFF", ".tiff": "TIFF",
+        ".dm3": "DigitalMicrograph DM3",
+        ".dm4": "DigitalMicrograph DM4",
+        ".emd": "EMD",
+        ".emi": "TIA",
+        ".ser": "TIA",
+        ".mrc": "MRC",
+        ".hspy": "HyperSpy HDF5",
+        ".hdf5": "HyperSpy HDF5",
+        ".tif": "TIFF",
+        ".tiff": "TIFF",
     }[ext]
     if kind:
         fmt = {"fei": "FEI/Thermo TIFF", "zeiss": "Zeiss SEM TIFF", "dm": "DigitalMicrograph TIFF"}.get(kind, "TIFF")

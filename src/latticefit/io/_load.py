@@ -79,8 +79,9 @@ def load(path, *, signal=None, frame=None, pixel_size=None, calibration=None) ->
     src = str(path)
     try:
         i = _select(signals, titles, signal, src)
-        mg = _to_micrograph(signals[i], title=titles[i], titles=titles, fmt=fmt, src=src,
-                            frame=frame, pixel_size=pixel_size)
+        mg = _to_micrograph(
+            signals[i], title=titles[i], titles=titles, fmt=fmt, src=src, frame=frame, pixel_size=pixel_size
+        )
         if calibration is not None:
             from ..crystal._calibration_record import as_calibration
 
@@ -119,8 +120,12 @@ def load_all(path, *, frame=None, pixel_size=None) -> list[Micrograph]:
         idx = [i for i, s in enumerate(signals) if _is_image(s)]
         if not idx:
             _select(signals, titles, None, src)  # raises the shape error
-        return [_to_micrograph(signals[i], title=titles[i], titles=titles, fmt=fmt, src=src,
-                               frame=frame, pixel_size=pixel_size) for i in idx]
+        return [
+            _to_micrograph(
+                signals[i], title=titles[i], titles=titles, fmt=fmt, src=src, frame=frame, pixel_size=pixel_size
+            )
+            for i in idx
+        ]
     except LatticefitError as e:
         raise e.with_source(src)
     finally:
@@ -182,8 +187,12 @@ def inspect(path, *, signal=None, pixel_size=None) -> dict[str, Any]:
         else:
             ps = axes_pixel_size_nm(am.signal_axes, source=src)
             if ps is None:
-                warnings.warn(f"{src}: no pixel size in the file ({fmt}); the image is uncalibrated "
-                              "(pass pixel_size=, CLI --pixel-size)", CalibrationWarning, stacklevel=2)
+                warnings.warn(
+                    f"{src}: no pixel size in the file ({fmt}); the image is uncalibrated "
+                    "(pass pixel_size=, CLI --pixel-size)",
+                    CalibrationWarning,
+                    stacklevel=2,
+                )
         return {
             "file": src,
             "format": fmt,

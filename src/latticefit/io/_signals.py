@@ -50,8 +50,12 @@ def _shape_problem(s, title: str) -> str:
     am = s.axes_manager
     shape = tuple(s.data.shape)
     if am.signal_dimension == 2:
-        return f"signal {title!r} is {len(shape)}-D data of shape {shape} (a 4-D/spectrum-image dataset), not a 2-D image"
-    kind = {0: "a scalar", 1: "1-D data (a spectrum or profile)"}.get(am.signal_dimension, f"{am.signal_dimension}-D signal")
+        return (
+            f"signal {title!r} is {len(shape)}-D data of shape {shape} (a 4-D/spectrum-image dataset), not a 2-D image"
+        )
+    kind = {0: "a scalar", 1: "1-D data (a spectrum or profile)"}.get(
+        am.signal_dimension, f"{am.signal_dimension}-D signal"
+    )
     return f"signal {title!r} is {kind} of shape {shape}, not a 2-D image"
 
 
@@ -63,8 +67,9 @@ def _select(signals, titles: list[str], signal, src: str) -> int:
         for i, s in enumerate(signals):
             if _is_image(s):
                 return i
-        raise DataShapeError(_shape_problem(signals[0], titles[0]) if n == 1 else
-                             f"no 2-D image among the {n} signals ({choices})", src)
+        raise DataShapeError(
+            _shape_problem(signals[0], titles[0]) if n == 1 else f"no 2-D image among the {n} signals ({choices})", src
+        )
     idx = None
     if isinstance(signal, (int, np.integer)) and not isinstance(signal, bool):
         idx = int(signal)
@@ -76,7 +81,9 @@ def _select(signals, titles: list[str], signal, src: str) -> int:
         elif re.fullmatch(r"-?\d+", name):
             idx = int(name)
         else:
-            raise SignalSelectionError(f"no signal named {signal!r}; choose one of: {choices} (or an index 0-{n - 1})", src)
+            raise SignalSelectionError(
+                f"no signal named {signal!r}; choose one of: {choices} (or an index 0-{n - 1})", src
+            )
     if not -n <= idx < n:
         raise SignalSelectionError(f"signal index {idx} out of range; the file holds {n}: {choices}", src)
     idx %= n
@@ -131,8 +138,9 @@ def _to_micrograph(s, *, title, titles, fmt, src, frame, pixel_size) -> Microgra
             with _quiet_readers():
                 s.compute(close_file=True, show_progressbar=False)
         except Exception as e:
-            raise FileReadError(f"cannot read the pixel data of {title!r} (truncated or corrupt?): {_short_cause(e)}",
-                                src) from None
+            raise FileReadError(
+                f"cannot read the pixel data of {title!r} (truncated or corrupt?): {_short_cause(e)}", src
+            ) from None
     s = _grey_signal(s)
     mg = Micrograph.from_signal(s, frame=frame, source=src, pixel_size=pixel_size)
     mg.title = title
@@ -141,8 +149,11 @@ def _to_micrograph(s, *, title, titles, fmt, src, frame, pixel_size) -> Microgra
     mg.mode = _mode(s, title, fmt)
     mg.beam_energy_kv = _energy_kv(s)
     if mg.pixel_size_nm is None:
-        warnings.warn(f"{src}: no pixel size in the file ({fmt}); the image is uncalibrated "
-                      "(pass pixel_size=, CLI --pixel-size)", CalibrationWarning, stacklevel=3)
+        warnings.warn(
+            f"{src}: no pixel size in the file ({fmt}); the image is uncalibrated (pass pixel_size=, CLI --pixel-size)",
+            CalibrationWarning,
+            stacklevel=3,
+        )
     return mg
 
 

@@ -38,8 +38,9 @@ def _index(G: np.ndarray, B: np.ndarray, tol: np.ndarray):
 MAX_INDEX = 12
 
 
-def find_basis(G: np.ndarray, snr: np.ndarray, tol: np.ndarray, *, max_index: int = MAX_INDEX,
-               max_spots: int = 120, exclude=None):
+def find_basis(
+    G: np.ndarray, snr: np.ndarray, tol: np.ndarray, *, max_index: int = MAX_INDEX, max_spots: int = 120, exclude=None
+):
     """The finest lattice, spanned by two of the spots, that indexes the most significant signal.
 
     Every pair of spots (the ``max_spots`` strongest) that is not (almost)
@@ -192,10 +193,13 @@ def fit_basis(G: np.ndarray, covs: np.ndarray, hk: np.ndarray, use: np.ndarray) 
     if dof > 0 and stats.chi2.sf(chi2, dof) < 1e-3:
         cov = cov * (chi2 / dof)
         scaled = True
-        notes.append(f"the spots deviate from a perfect lattice (chi2/dof = {chi2 / dof:.1f}): "
-                     "basis errors scaled by it (distortion, drift or a second phase?)")
-    return BasisFit(b1=beta[:2], b2=beta[2:], cov=cov, hk=hk, indexed=use, chi2=chi2, dof=dof, scaled=scaled,
-                    notes=notes)
+        notes.append(
+            f"the spots deviate from a perfect lattice (chi2/dof = {chi2 / dof:.1f}): "
+            "basis errors scaled by it (distortion, drift or a second phase?)"
+        )
+    return BasisFit(
+        b1=beta[:2], b2=beta[2:], cov=cov, hk=hk, indexed=use, chi2=chi2, dof=dof, scaled=scaled, notes=notes
+    )
 
 
 def basis_numbers(fit: BasisFit) -> dict:
@@ -217,5 +221,9 @@ def basis_numbers(fit: BasisFit) -> dict:
         J[:, p] = (f(beta + e) - f(beta - e)) / (2 * h)
     C = J @ fit.cov @ J.T
     err = np.sqrt(np.clip(np.diag(C), 0, None))
-    return {"d_angstrom": [float(v[0]), float(v[1])], "d_err_angstrom": [float(err[0]), float(err[1])],
-            "angle_deg": float(v[2]), "angle_err_deg": float(err[2])}
+    return {
+        "d_angstrom": [float(v[0]), float(v[1])],
+        "d_err_angstrom": [float(err[0]), float(err[1])],
+        "angle_deg": float(v[2]),
+        "angle_err_deg": float(err[2]),
+    }

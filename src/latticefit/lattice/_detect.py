@@ -39,8 +39,9 @@ def _gamma_mean_over_median(k: float) -> float:
     return k / stats.gamma.median(k)
 
 
-def detect_candidates(P: np.ndarray, shape, pixel_size_nm, *, d_range_nm=None, p_false: float = 1e-3,
-                      max_candidates: int = 64) -> Candidates:
+def detect_candidates(
+    P: np.ndarray, shape, pixel_size_nm, *, d_range_nm=None, p_false: float = 1e-3, max_candidates: int = 64
+) -> Candidates:
     """Local maxima of the power ``P`` (rfft2 layout, rows in fft order) that stand above the radial background.
 
     Parameters
@@ -90,7 +91,7 @@ def detect_candidates(P: np.ndarray, shape, pixel_size_nm, *, d_range_nm=None, p
     col_ok = np.abs(fx) < NYQUIST_FRACTION
     # excluded disc around DC (in bins) and the d-range, both as |g| limits per cell
     r_min = max(MIN_RADIUS_BINS, 2.0 * b)
-    valid = (ky_c[:, None] ** 2 + (kx_c[None, :] * (M / N)) ** 2) >= r_min ** 2
+    valid = (ky_c[:, None] ** 2 + (kx_c[None, :] * (M / N)) ** 2) >= r_min**2
     valid &= row_ok[:, None]
     valid &= col_ok[None, :]
     if d_range_nm is not None:

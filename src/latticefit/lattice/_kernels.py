@@ -140,9 +140,9 @@ def dirichlet_nb(f, k, n):
         # D(u) = sum over centred x' of exp(2 pi i u x') = sin(pi n u) / sin(pi u)  (real)
         if abs(math.pi * n * u) < 1e-3:
             w = TWO_PI * u
-            D = n - 0.5 * w * w * sx2 + w ** 4 / 24.0 * sx4
-            D1 = -(TWO_PI ** 2) * u * sx2 + (TWO_PI ** 4) * u ** 3 / 6.0 * sx4
-            D2 = -(TWO_PI ** 2) * sx2 + (TWO_PI ** 4) * u * u / 2.0 * sx4
+            D = n - 0.5 * w * w * sx2 + w**4 / 24.0 * sx4
+            D1 = -(TWO_PI**2) * u * sx2 + (TWO_PI**4) * u**3 / 6.0 * sx4
+            D2 = -(TWO_PI**2) * sx2 + (TWO_PI**4) * u * u / 2.0 * sx4
         else:
             s = math.sin(math.pi * u)
             C = math.cos(math.pi * u)
@@ -151,7 +151,7 @@ def dirichlet_nb(f, k, n):
             D = sN / s
             n1 = n * cN * s - sN * C
             D1 = math.pi * n1 / (s * s)
-            D2 = math.pi ** 2 * (sN * (1.0 - n * n) * s * s - 2.0 * n1 * C) / (s ** 3)
+            D2 = math.pi**2 * (sN * (1.0 - n * n) * s * s - 2.0 * n1 * C) / (s**3)
         # S is 1-periodic in u (x is integer), so the wrapped u serves for the phase too
         ph = TWO_PI * u * c0
         e = complex(math.cos(ph), math.sin(ph))
@@ -308,9 +308,9 @@ def _window_objective(Y, ky, kx, M, N, gy, gx, wy, wx):
     J = p / n
     gy_ = (py * n - p * n_y) / (n * n)
     gx_ = (px * n - p * n_x) / (n * n)
-    Hyy = pyy / n - 2.0 * py * n_y / n ** 2 - p * n_yy / n ** 2 + 2.0 * p * n_y * n_y / n ** 3
-    Hxx = pxx / n - 2.0 * px * n_x / n ** 2 - p * n_xx / n ** 2 + 2.0 * p * n_x * n_x / n ** 3
-    Hxy = pxy / n - (py * n_x + px * n_y) / n ** 2 - p * n_xy / n ** 2 + 2.0 * p * n_x * n_y / n ** 3
+    Hyy = pyy / n - 2.0 * py * n_y / n**2 - p * n_yy / n**2 + 2.0 * p * n_y * n_y / n**3
+    Hxx = pxx / n - 2.0 * px * n_x / n**2 - p * n_xx / n**2 + 2.0 * p * n_x * n_x / n**3
+    Hxy = pxy / n - (py * n_x + px * n_y) / n**2 - p * n_xy / n**2 + 2.0 * p * n_x * n_y / n**3
     alpha = c / n
     return J, gy_, gx_, Hyy, Hxx, Hxy, alpha
 
@@ -394,8 +394,12 @@ def refine_tone_window_ref(Y, ky, kx, wy, wx, M, N, gy0, gx0, max_iter=50):
     grid = [(gy0 + a / (3 * M), gx0 + b / (3 * N)) for a in (-1, 0, 1) for b in (-1, 0, 1)]
     start = min(grid, key=lambda g: obj(np.array(g)))
     scale = np.array([1.0 / M, 1.0 / N])
-    res = minimize(lambda t: obj(start + t * scale), np.zeros(2), method="Nelder-Mead",
-                   options={"xatol": 1e-9, "fatol": 1e-15, "maxiter": 4000})
+    res = minimize(
+        lambda t: obj(start + t * scale),
+        np.zeros(2),
+        method="Nelder-Mead",
+        options={"xatol": 1e-9, "fatol": 1e-15, "maxiter": 4000},
+    )
     g = start + res.x * scale
     Sy = dirichlet_ref(g[0], ky, M)[0] * wy
     Sx = dirichlet_ref(g[1], kx, N)[0] * wx

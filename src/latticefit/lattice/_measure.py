@@ -43,23 +43,51 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..errors import LatticefitError, LatticefitWarning
+from ..micrograph import as_micrograph
+from ..roi import as_roi, extract
+from ..spectrum import FFT_WORKERS, half_plane_power
 from . import _basis as lb
 from . import _plausibility as lp
 from ._detect import detect_candidates
 from ._multi import Lattice, _pm, further_lattices, lattice_from_fit
 from ._plausibility import empty_rejected
 from ._refine import refine_mask, refine_rect
-from ..errors import LatticefitError, LatticefitWarning
-from ..micrograph import as_micrograph
-from ..roi import as_roi, extract
-from ..spectrum import FFT_WORKERS, half_plane_power
 
-__all__ = ["measure_lattice", "compare_regions", "compare_lattices", "LatticeResult", "RegionComparison", "parse_d_range",
-           "SPOT_COLUMNS"]
+__all__ = [
+    "measure_lattice",
+    "compare_regions",
+    "compare_lattices",
+    "LatticeResult",
+    "RegionComparison",
+    "parse_d_range",
+    "SPOT_COLUMNS",
+]
 
-SPOT_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "g_abs_inv_nm", "d_angstrom", "d_err_angstrom", "azimuth_deg",
-                "azimuth_err_deg", "snr", "order", "h", "k", "cov_xx", "cov_xy", "cov_yy", "amplitude",
-                "phase_rad", "gx_px", "gy_px", "noise_sigma", "converged", "lattice", "lattice_order"]
+SPOT_COLUMNS = [
+    "gx_inv_nm",
+    "gy_inv_nm",
+    "g_abs_inv_nm",
+    "d_angstrom",
+    "d_err_angstrom",
+    "azimuth_deg",
+    "azimuth_err_deg",
+    "snr",
+    "order",
+    "h",
+    "k",
+    "cov_xx",
+    "cov_xy",
+    "cov_yy",
+    "amplitude",
+    "phase_rad",
+    "gx_px",
+    "gy_px",
+    "noise_sigma",
+    "converged",
+    "lattice",
+    "lattice_order",
+]
 #: a reported spot needs at least this many fringe periods across the region (below, the DC and edge
 #: leakage bias the estimate beyond its statistical error)
 MIN_PERIODS = 5.5
@@ -104,7 +132,9 @@ def parse_d_range(text) -> tuple[float | None, float | None]:
         if t.endswith(suf):
             t, unit = t[: -len(suf)], f
             break
-    bad = f"cannot read a d-range from {text!r}: expected MIN-MAX, MIN,MAX or MIN:MAX (Å, or with a unit: 1-10A, 0.1-1nm)"
+    bad = (
+        f"cannot read a d-range from {text!r}: expected MIN-MAX, MIN,MAX or MIN:MAX (Å, or with a unit: 1-10A, 0.1-1nm)"
+    )
     seps = [c for c in ",:" if c in t]
     if len(seps) > 1:
         raise LatticefitError(bad)
@@ -193,34 +223,65 @@ class LatticeResult:
         """The JSON contract of ``latticefit lattice --json`` (more keys are allowed)."""
         spots = []
         for i, r in self.spots.iterrows():
-            spots.append({
-                "g_inv_nm": [float(r.gx_inv_nm), float(r.gy_inv_nm)],
-                "d_angstrom": float(r.d_angstrom), "d_err_angstrom": float(r.d_err_angstrom),
-                "azimuth_deg": float(r.azimuth_deg), "azimuth_err_deg": float(r.azimuth_err_deg),
-                "snr": float(r.snr), "order": int(r.order),
-                "hk": None if pd.isna(r.h) else [int(r.h), int(r.k)],
-                "cov_inv_nm2": [[float(r.cov_xx), float(r.cov_xy)], [float(r.cov_xy), float(r.cov_yy)]],
-                "amplitude": float(r.amplitude), "phase_rad": float(r.phase_rad),
-                **{k: float(getattr(r, k)) for k in _ERR_PART_COLUMNS if k in self.spots.columns},
-            })
+            spots.append(
+                {
+                    "g_inv_nm": [float(r.gx_inv_nm), float(r.gy_inv_nm)],
+                    "d_angstrom": float(r.d_angstrom),
+                    "d_err_angstrom": float(r.d_err_angstrom),
+                    "azimuth_deg": float(r.azimuth_deg),
+                    "azimuth_err_deg": float(r.azimuth_err_deg),
+                    "snr": float(r.snr),
+                    "order": int(r.order),
+                    "hk": None if pd.isna(r.h) else [int(r.h), int(r.k)],
+                    "cov_inv_nm2": [[float(r.cov_xx), float(r.cov_xy)], [float(r.cov_xy), float(r.cov_yy)]],
+                    "amplitude": float(r.amplitude),
+                    "phase_rad": float(r.phase_rad),
+                    **{k: float(getattr(r, k)) for k in _ERR_PART_COLUMNS if k in self.spots.columns},
+                }
+            )
             if "d_err_calibration_angstrom" in self.spots.columns:  # a calibrated image: the two parts
                 spots[-1]["d_err_measurement_angstrom"] = float(r.d_err_measurement_angstrom)
                 spots[-1]["d_err_calibration_angstrom"] = float(r.d_err_calibration_angstrom)
-        angles = [{"spots": [int(r.spot_i), int(r.spot_j)], "angle_deg": float(r.angle_deg),
-                   "angle_err_deg": float(r.angle_err_deg),
-                   **{k: float(getattr(r, k)) for k in ("angle_err_stat_deg", "angle_err_sys_deg")
-                      if k in self.angles.columns}} for r in self.angles.itertuples()]
+        angles = [
+            {
+                "spots": [int(r.spot_i), int(r.spot_j)],
+                "angle_deg": float(r.angle_deg),
+                "angle_err_deg": float(r.angle_err_deg),
+                **{
+                    k: float(getattr(r, k))
+                    for k in ("angle_err_stat_deg", "angle_err_sys_deg")
+                    if k in self.angles.columns
+                },
+            }
+            for r in self.angles.itertuples()
+        ]
         for rec, r in zip(spots, self.spots.itertuples()):
             if "lattice" in self.spots.columns:
                 rec["lattice"] = int(r.lattice)
-        rejected = [{"g_inv_nm": [float(r.gx_inv_nm), float(r.gy_inv_nm)], "d_angstrom": float(r.d_angstrom),
-                     "azimuth_deg": float(r.azimuth_deg), "snr": float(r.snr), "reason": str(r.reason)}
-                    for r in self.rejected_spots.itertuples()]
-        return {"schema_version": LATTICE_SCHEMA_VERSION, "file": self.source,
-                "pixel_size_nm": list(self.pixel_size_nm), "roi": self.roi,
-                "region_shape": list(self.region_shape), "spots": spots, "angles": angles,
-                "basis": self.basis, "lattices": [lat.to_dict() for lat in self.lattices],
-                "rejected_spots": rejected, "warnings": list(self.warnings), "method": dict(self.info)}
+        rejected = [
+            {
+                "g_inv_nm": [float(r.gx_inv_nm), float(r.gy_inv_nm)],
+                "d_angstrom": float(r.d_angstrom),
+                "azimuth_deg": float(r.azimuth_deg),
+                "snr": float(r.snr),
+                "reason": str(r.reason),
+            }
+            for r in self.rejected_spots.itertuples()
+        ]
+        return {
+            "schema_version": LATTICE_SCHEMA_VERSION,
+            "file": self.source,
+            "pixel_size_nm": list(self.pixel_size_nm),
+            "roi": self.roi,
+            "region_shape": list(self.region_shape),
+            "spots": spots,
+            "angles": angles,
+            "basis": self.basis,
+            "lattices": [lat.to_dict() for lat in self.lattices],
+            "rejected_spots": rejected,
+            "warnings": list(self.warnings),
+            "method": dict(self.info),
+        }
 
     def table(self) -> str:
         """A readable table of the spots (d in Å) and the basis."""
@@ -229,19 +290,27 @@ class LatticeResult:
             return "no lattice spots found"
         lines.append(f"{'#':>3} {'d (Å)':>16} {'azimuth (°)':>16} {'snr':>8} {'order':>5} {'hk':>8}")
         for i, r in enumerate(self.spots.itertuples()):
-            lines.append(f"{i:>3} {_pm(r.d_angstrom, r.d_err_angstrom):>16} "
-                         f"{_pm(r.azimuth_deg, r.azimuth_err_deg):>16} "
-                         f"{r.snr:>8.1f} {int(r.order):>5} {_hk_text(r):>8}")
+            lines.append(
+                f"{i:>3} {_pm(r.d_angstrom, r.d_err_angstrom):>16} "
+                f"{_pm(r.azimuth_deg, r.azimuth_err_deg):>16} "
+                f"{r.snr:>8.1f} {int(r.order):>5} {_hk_text(r):>8}"
+            )
         if self.basis:
             b = self.basis
-            lines.append("basis: d1 = {} Å, d2 = {} Å, angle = {}°".format(
-                _pm(b["d_angstrom"][0], b["d_err_angstrom"][0]), _pm(b["d_angstrom"][1], b["d_err_angstrom"][1]),
-                _pm(b["angle_deg"], b["angle_err_deg"])))
+            lines.append(
+                "basis: d1 = {} Å, d2 = {} Å, angle = {}°".format(
+                    _pm(b["d_angstrom"][0], b["d_err_angstrom"][0]),
+                    _pm(b["d_angstrom"][1], b["d_err_angstrom"][1]),
+                    _pm(b["angle_deg"], b["angle_err_deg"]),
+                )
+            )
         for lat in self.lattices[1:]:
             lines.append(lat.describe() + " (hk column 'n:(h,k)')")
         if len(self.rejected_spots):
-            lines.append(f"{len(self.rejected_spots)} spot(s) refused as not lattice reflections (rejected_spots): "
-                         + "; ".join(sorted({str(x).split(':')[0].split(' (')[0] for x in self.rejected_spots.reason})))
+            lines.append(
+                f"{len(self.rejected_spots)} spot(s) refused as not lattice reflections (rejected_spots): "
+                + "; ".join(sorted({str(x).split(":")[0].split(" (")[0] for x in self.rejected_spots.reason}))
+            )
         lines.append(_budget_line(self.systematic))
         return "\n".join(lines)
 
@@ -267,10 +336,14 @@ def _budget_line(model) -> str:
     if model.method != "tiles":
         return "± : 1 sigma standard uncertainty, statistical only (too few tiles to estimate the image's distortion)"
     if not model.significant:
-        return (f"± : 1 sigma standard uncertainty; the image's own distortion is not significant over "
-                f"{model.n_tiles} tiles (p = {model.p_value:.2g}): statistical only")
-    return (f"± : 1 sigma standard uncertainty, statistical and the image's own distortion (scatter of "
-            f"{model.n_tiles} tiles) in quadrature")
+        return (
+            f"± : 1 sigma standard uncertainty; the image's own distortion is not significant over "
+            f"{model.n_tiles} tiles (p = {model.p_value:.2g}): statistical only"
+        )
+    return (
+        f"± : 1 sigma standard uncertainty, statistical and the image's own distortion (scatter of "
+        f"{model.n_tiles} tiles) in quadrature"
+    )
 
 
 def _empty_spots() -> pd.DataFrame:
@@ -282,9 +355,20 @@ def _empty_angles() -> pd.DataFrame:
 
 
 # ============================================================================ measure
-def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, min_snr: float = 5.0,
-                    max_spots: int = 64, keep_unindexed: bool = False, p_false: float = 1e-3,
-                    window_bins: int = 32, workers: int = FFT_WORKERS, systematic="auto") -> LatticeResult:
+def measure_lattice(
+    image,
+    *,
+    roi=None,
+    pixel_size=None,
+    d_range_angstrom=None,
+    min_snr: float = 5.0,
+    max_spots: int = 64,
+    keep_unindexed: bool = False,
+    p_false: float = 1e-3,
+    window_bins: int = 32,
+    workers: int = FFT_WORKERS,
+    systematic="auto",
+) -> LatticeResult:
     """Measure the lattice spots of an image or region, with 1-sigma uncertainties.
 
     Parameters
@@ -365,13 +449,34 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     extra: dict[str, Any] = {"lattices": [], "rejected_spots": empty_rejected()}
 
     def finish(spots, angles, basis):
-        out = LatticeResult(spots=spots, angles=angles, basis=basis, pixel_size_nm=(py, px), roi=roi_dict,
-                            source=mg.source, region_shape=(M, N), warnings=notes, info=info,
-                            lattices=extra["lattices"], rejected_spots=extra["rejected_spots"])
+        out = LatticeResult(
+            spots=spots,
+            angles=angles,
+            basis=basis,
+            pixel_size_nm=(py, px),
+            roi=roi_dict,
+            source=mg.source,
+            region_shape=(M, N),
+            warnings=notes,
+            info=info,
+            lattices=extra["lattices"],
+            rejected_spots=extra["rejected_spots"],
+        )
         # ---- error budget: the image's own systematic variation (see lattice._systematic)
-        _add_systematic(out, mg, systematic, dict(d_range_angstrom=d_range, min_snr=min_snr, max_spots=max_spots,
-                                                  keep_unindexed=keep_unindexed, p_false=p_false,
-                                                  window_bins=window_bins, workers=workers))
+        _add_systematic(
+            out,
+            mg,
+            systematic,
+            dict(
+                d_range_angstrom=d_range,
+                min_snr=min_snr,
+                max_spots=max_spots,
+                keep_unindexed=keep_unindexed,
+                p_false=p_false,
+                window_bins=window_bins,
+                workers=workers,
+            ),
+        )
         for n in notes:
             warnings.warn(f"{mg.name}: {n}", LatticefitWarning, stacklevel=3)
         return out
@@ -383,8 +488,9 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
 
     P, U = half_plane_power(sub, weight, "periodic", workers=workers)
     cand = detect_candidates(P, (M, N), (py, px), d_range_nm=d_range_nm, p_false=p_false, max_candidates=max_spots)
-    info.update({"detection_threshold": cand.threshold, "detection_bin": cand.bin_factor,
-                 "n_candidates": int(len(cand.ky))})
+    info.update(
+        {"detection_threshold": cand.threshold, "detection_bin": cand.bin_factor, "n_candidates": int(len(cand.ky))}
+    )
     if len(cand.ky) == 0:
         notes.append("no significant lattice spot (pure noise, amorphous or blank region?)")
         return finish(_empty_spots(), _empty_angles(), None)
@@ -426,11 +532,16 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     n_short = sum(1 for r in kept if _periods(r[0], r[1], (M, N)) < MIN_PERIODS)
     if n_short:
         kept = [r for r in kept if _periods(r[0], r[1], (M, N)) >= MIN_PERIODS]
-        notes.append(f"{n_short} spot(s) with fewer than {MIN_PERIODS:g} fringe periods across the region were "
-                     "dropped (not measurable reliably: use a larger region)")
+        notes.append(
+            f"{n_short} spot(s) with fewer than {MIN_PERIODS:g} fringe periods across the region were "
+            "dropped (not measurable reliably: use a larger region)"
+        )
     if not kept:
-        notes.append("no measurable lattice spot: the region is too small for its spacings" if n_short else
-                     "no significant lattice spot (pure noise, amorphous or blank region?)")
+        notes.append(
+            "no measurable lattice spot: the region is too small for its spacings"
+            if n_short
+            else "no significant lattice spot (pure noise, amorphous or blank region?)"
+        )
         return finish(_empty_spots(), _empty_angles(), None)
     n_nc = sum(1 for r in kept if not r[7])
     if n_nc:
@@ -441,8 +552,18 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     snr = np.array([r[2] for r in kept])
     # ---- plausibility: blank images, > 50 nm or < 2 px, beyond the beam's limit, streaks, scan lines
     profile = lp.ring_profile(P, (M, N))
-    reasons, pnotes = lp.check_spots(G, np.array([[r[0], r[1]] for r in kept]), P, (M, N), (py, px), data=vals,
-                                     mode=mg.mode, beam_energy_kv=mg.beam_energy_kv, U=U, profile=profile)
+    reasons, pnotes = lp.check_spots(
+        G,
+        np.array([[r[0], r[1]] for r in kept]),
+        P,
+        (M, N),
+        (py, px),
+        data=vals,
+        mode=mg.mode,
+        beam_energy_kv=mg.beam_energy_kv,
+        U=U,
+        profile=profile,
+    )
     notes.extend(pnotes)
     # a streak-like maximum is refused only when the lattice of the other spots does not index it (a lattice
     # spot can sit on a streak of scan lines or in a row of satellites)
@@ -474,9 +595,12 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         if mask.any():
             rejected.append(lp.rejected_table(G, snr, [r if m else None for r, m in zip(reasons, mask)]))
             extra["rejected_spots"] = pd.concat(rejected, ignore_index=True)
-            notes.append(f"{int(mask.sum())} spot(s) refused as not a lattice reflection: streak (elongated along "
-                         "the radius, or a bump on a radial streak, and on no lattice of the other spots; see "
-                         "rejected_spots)")
+            notes.append(
+                f"{int(mask.sum())} spot(s) refused as not a lattice reflection: streak (elongated along "
+                "the radius, or a bump on a radial streak, and on no lattice of the other spots; see "
+                "rejected_spots)"
+            )
+
     half_hidden = [_periods(r[0] / 2, r[1] / 2, (M, N)) < MIN_PERIODS for r in kept]
     if found is not None:
         i, j, sign, hk, ok = found
@@ -486,22 +610,28 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
             r1, r2, T = lb.reduce_basis(G[i], sign * G[j])
             hk = np.rint(np.linalg.solve(T, hk.T).T).astype(int)
         if min(_periods(*np.linalg.solve(B, r), (M, N)) for r in (r1, r2)) < MIN_PERIODS:
-            notes.append(f"the net of these spots has a basis vector with < {MIN_PERIODS:g} periods across the "
-                         "region, which cannot be measured: harmonics cannot be told apart, no basis "
-                         "(use a larger region)")
+            notes.append(
+                f"the net of these spots has a basis vector with < {MIN_PERIODS:g} periods across the "
+                "region, which cannot be measured: harmonics cannot be told apart, no basis "
+                "(use a larger region)"
+            )
             found = None
         elif int(ok.sum()) <= 2 and (half_hidden[i] or half_hidden[j]):
-            notes.append("only two spots, and a fundamental at twice their spacing would have < "
-                         f"{MIN_PERIODS:g} periods across the region (not measurable): harmonics cannot be "
-                         "recognised, no basis (use a larger region)")
+            notes.append(
+                "only two spots, and a fundamental at twice their spacing would have < "
+                f"{MIN_PERIODS:g} periods across the region (not measurable): harmonics cannot be "
+                "recognised, no basis (use a larger region)"
+            )
             found = None
     elif len(G) >= 2:
         notes.append("the spots do not span two independent plane families: no basis")
     else:
         notes.append("a single plane family: no basis")
     if found is None and any(half_hidden):
-        notes.append(f"a fundamental at twice the spacing of some spot(s) would have < {MIN_PERIODS:g} periods "
-                     "across the region and could not be seen: they may be harmonics (use a larger region)")
+        notes.append(
+            f"a fundamental at twice the spacing of some spot(s) would have < {MIN_PERIODS:g} periods "
+            "across the region and could not be seen: they may be harmonics (use a larger region)"
+        )
     if found is None:
         hk = np.zeros((len(G), 2), int)
         keep = ~streak
@@ -510,8 +640,10 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         dup = lb.drop_duplicate_indices(hk, ok, snr)
         if dup.any():
             ok = ok & ~dup
-            notes.append(f"{int(dup.sum())} spot(s) repeating the indices of a stronger spot (one reflection "
-                         "split in two, e.g. across the +-90 deg azimuth wrap) were dropped")
+            notes.append(
+                f"{int(dup.sum())} spot(s) repeating the indices of a stronger spot (one reflection "
+                "split in two, e.g. across the +-90 deg azimuth wrap) were dropped"
+            )
         # ---- off-lattice spots beyond the information limit the data support (lattice._plausibility)
         g_lim, how = lp.information_limit(G, ok, P, (M, N), (py, px), profile)
         info["information_limit_angstrom"] = None if g_lim is None else 10.0 / g_lim
@@ -521,8 +653,10 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         if farm.any():
             rejected.append(lp.rejected_table(G, snr, far))
             extra["rejected_spots"] = pd.concat(rejected, ignore_index=True)
-            notes.append(f"{int(farm.sum())} spot(s) beyond the information limit the data "
-                         f"support ({10 / g_lim:.3g} Å: {how}) refused as noise (see rejected_spots)")
+            notes.append(
+                f"{int(farm.sum())} spot(s) beyond the information limit the data "
+                f"support ({10 / g_lim:.3g} Å: {how}) refused as noise (see rejected_spots)"
+            )
         refuse_streaks(streak & ~ok & ~farm)
         farm = farm | (streak & ~ok)  # refused: out of further lattices and of keep_unindexed
         if not (ok[i] and ok[j] and tuple(np.abs(hk[i])) == (1, 0) and tuple(np.abs(hk[j])) == (0, 1)):
@@ -535,19 +669,30 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
         for m, (hk_m, member, fit_m, order_m) in enumerate(further, start=1):
             lat_id[member], hk[member], lat_order[member] = m, hk_m[member], order_m[member]
         if further:
-            notes.append(f"{len(further)} further lattice(s) index {int((lat_id >= 1).sum())} spot(s) off the main "
-                         "lattice (a dot, twin, second phase or moire?): see result.lattices")
+            notes.append(
+                f"{len(further)} further lattice(s) index {int((lat_id >= 1).sum())} spot(s) off the main "
+                "lattice (a dot, twin, second phase or moire?): see result.lattices"
+            )
         loose = (lat_id < 0) & ~dup & ~farm
         if not keep_unindexed and loose.any():
-            notes.append(f"{int(loose.sum())} significant spot(s) on no lattice were dropped "
-                         "(keep them with keep_unindexed=True / --keep-unindexed)")
+            notes.append(
+                f"{int(loose.sum())} significant spot(s) on no lattice were dropped "
+                "(keep them with keep_unindexed=True / --keep-unindexed)"
+            )
         keep = ok | (lat_id >= 1) | (keep_unindexed & ~farm)
         fit = lb.fit_basis(G, covs, hk, ok)
         notes.extend(fit.notes)
         nums = lb.basis_numbers(fit)
-        basis = {"g1_inv_nm": [float(v) for v in fit.b1], "g2_inv_nm": [float(v) for v in fit.b2], **nums,
-                 "cov_inv_nm2": fit.cov.tolist(), "chi2": float(fit.chi2), "dof": int(fit.dof),
-                 "n_spots": int(ok.sum()), "_rows": (i, j)}
+        basis = {
+            "g1_inv_nm": [float(v) for v in fit.b1],
+            "g2_inv_nm": [float(v) for v in fit.b2],
+            **nums,
+            "cov_inv_nm2": fit.cov.tolist(),
+            "chi2": float(fit.chi2),
+            "dof": int(fit.dof),
+            "n_spots": int(ok.sum()),
+            "_rows": (i, j),
+        }
 
     # ---- table
     G, covs, snr, hk, order = G[keep], covs[keep], snr[keep], hk[keep], order[keep]
@@ -557,22 +702,37 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
     u = G / gnorm[:, None]
     var_g = np.einsum("ni,nij,nj->n", u, covs, u)
     nperp = np.column_stack([-u[:, 1], u[:, 0]])
-    var_az = np.einsum("ni,nij,nj->n", nperp, covs, nperp) / gnorm ** 2
+    var_az = np.einsum("ni,nij,nj->n", nperp, covs, nperp) / gnorm**2
     d = 10.0 / gnorm
     gx_px = np.array([r[0] for r in kept])
     gy_px = np.array([r[1] for r in kept])
     phase_img = np.array([r[4] for r in kept]) - 2 * np.pi * (gx_px * x0 + gy_px * y0)
-    spots = pd.DataFrame({
-        "gx_inv_nm": G[:, 0], "gy_inv_nm": G[:, 1], "g_abs_inv_nm": gnorm, "d_angstrom": d,
-        "d_err_angstrom": d * np.sqrt(var_g) / gnorm,
-        "azimuth_deg": np.degrees(np.arctan2(G[:, 1], G[:, 0])), "azimuth_err_deg": np.degrees(np.sqrt(var_az)),
-        "snr": snr, "order": order.astype(int), "h": hk[:, 0].astype(int), "k": hk[:, 1].astype(int),
-        "cov_xx": covs[:, 0, 0], "cov_xy": covs[:, 0, 1], "cov_yy": covs[:, 1, 1],
-        "amplitude": np.array([r[3] for r in kept]), "phase_rad": np.angle(np.exp(1j * phase_img)),
-        "gx_px": gx_px, "gy_px": gy_px, "noise_sigma": np.array([r[6] for r in kept]),
-        "converged": np.array([bool(r[7]) for r in kept]),
-        "lattice": lat_id.astype(int), "lattice_order": lat_order.astype(int),
-    })
+    spots = pd.DataFrame(
+        {
+            "gx_inv_nm": G[:, 0],
+            "gy_inv_nm": G[:, 1],
+            "g_abs_inv_nm": gnorm,
+            "d_angstrom": d,
+            "d_err_angstrom": d * np.sqrt(var_g) / gnorm,
+            "azimuth_deg": np.degrees(np.arctan2(G[:, 1], G[:, 0])),
+            "azimuth_err_deg": np.degrees(np.sqrt(var_az)),
+            "snr": snr,
+            "order": order.astype(int),
+            "h": hk[:, 0].astype(int),
+            "k": hk[:, 1].astype(int),
+            "cov_xx": covs[:, 0, 0],
+            "cov_xy": covs[:, 0, 1],
+            "cov_yy": covs[:, 1, 1],
+            "amplitude": np.array([r[3] for r in kept]),
+            "phase_rad": np.angle(np.exp(1j * phase_img)),
+            "gx_px": gx_px,
+            "gy_px": gy_px,
+            "noise_sigma": np.array([r[6] for r in kept]),
+            "converged": np.array([bool(r[7]) for r in kept]),
+            "lattice": lat_id.astype(int),
+            "lattice_order": lat_order.astype(int),
+        }
+    )
     if basis is None:  # indices are undefined without a basis (never (0, 0))
         spots["h"] = pd.array([pd.NA] * len(spots), dtype="Int64")
         spots["k"] = pd.array([pd.NA] * len(spots), dtype="Int64")
@@ -597,12 +757,21 @@ def measure_lattice(image, *, roi=None, pixel_size=None, d_range_angstrom=None, 
 def _lattice_list(spots: pd.DataFrame, basis: dict, further: list) -> list:
     """The main lattice (from ``basis``) and the further ones as :class:`Lattice` objects (result row order)."""
     lat = spots["lattice"].to_numpy(int)
-    main = Lattice(index=0, g1_inv_nm=basis["g1_inv_nm"], g2_inv_nm=basis["g2_inv_nm"],
-                   d_angstrom=list(basis["d_angstrom"]), d_err_angstrom=list(basis["d_err_angstrom"]),
-                   angle_deg=basis["angle_deg"], angle_err_deg=basis["angle_err_deg"],
-                   spots=[int(r) for r in np.nonzero(lat == 0)[0]], g1_index=basis.get("g1_index"),
-                   g2_index=basis.get("g2_index"), cov_inv_nm2=basis["cov_inv_nm2"], chi2=basis["chi2"],
-                   dof=basis["dof"])
+    main = Lattice(
+        index=0,
+        g1_inv_nm=basis["g1_inv_nm"],
+        g2_inv_nm=basis["g2_inv_nm"],
+        d_angstrom=list(basis["d_angstrom"]),
+        d_err_angstrom=list(basis["d_err_angstrom"]),
+        angle_deg=basis["angle_deg"],
+        angle_err_deg=basis["angle_err_deg"],
+        spots=[int(r) for r in np.nonzero(lat == 0)[0]],
+        g1_index=basis.get("g1_index"),
+        g2_index=basis.get("g2_index"),
+        cov_inv_nm2=basis["cov_inv_nm2"],
+        chi2=basis["chi2"],
+        dof=basis["dof"],
+    )
     out = [main]
     h, k = spots["h"].to_numpy(), spots["k"].to_numpy()
     for m, (_, _, fit_m, _) in enumerate(further, start=1):
@@ -673,8 +842,9 @@ def _add_systematic(out: LatticeResult, mg, systematic, measure_kwargs: dict) ->
         model = ls.SystematicModel(method="none")
     elif systematic == "auto":
         if len(out.spots):
-            model = ls.estimate_systematic(mg, out.spots, out.region_shape, measure=measure_lattice,
-                                          measure_kwargs=measure_kwargs)
+            model = ls.estimate_systematic(
+                mg, out.spots, out.region_shape, measure=measure_lattice, measure_kwargs=measure_kwargs
+            )
         else:
             model = ls.SystematicModel(method="unavailable")
         out.warnings.extend(model.notes)
@@ -727,7 +897,8 @@ def _err_parts(spots: pd.DataFrame, i: int) -> tuple[float, float]:
 
 def _rel_diff_cov(rows: pd.DataFrame, res_a: LatticeResult, res_b: LatticeResult) -> np.ndarray:
     """Covariance of the relative differences of matched reflections: statistical (diagonal) plus each region's
-    systematic part, which is correlated between reflections (one local deformation moves them all)."""
+    systematic part, which is correlated between reflections (one local deformation moves them all).
+    """
     cov = np.diag(rows["rel_diff_err_stat"].to_numpy(float) ** 2)
     for res, col in ((res_a, "spot_a"), (res_b, "spot_b")):
         model = getattr(res, "systematic", None)
@@ -798,18 +969,35 @@ class RegionComparison:
     calibration: Any = None  # the self-calibration on region a (calibrate_on), or None
 
     def to_dict(self) -> dict:
-        out = {"labels": list(self.labels), "z_threshold": self.z_threshold,
-               "regions": {self.labels[0]: self.a.to_dict(), self.labels[1]: self.b.to_dict()},
-               "matches": self.table.to_dict(orient="records"), "summary": self.summary,
-               "warnings": list(self.warnings)}
+        out = {
+            "labels": list(self.labels),
+            "z_threshold": self.z_threshold,
+            "regions": {self.labels[0]: self.a.to_dict(), self.labels[1]: self.b.to_dict()},
+            "matches": self.table.to_dict(orient="records"),
+            "summary": self.summary,
+            "warnings": list(self.warnings),
+        }
         if self.calibration is not None:
             out["calibration"] = self.calibration.to_dict()
         return out
 
 
-def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=None, z_threshold: float = 3.0,
-                    match_tolerance: float = 0.08, labels=("a", "b"), calibrate_on=None, phase=None,
-                    calibration=None, systematic="auto", **measure_kwargs) -> RegionComparison:
+def compare_regions(
+    image,
+    roi_a,
+    roi_b,
+    *,
+    pixel_size=None,
+    d_range_angstrom=None,
+    z_threshold: float = 3.0,
+    match_tolerance: float = 0.08,
+    labels=("a", "b"),
+    calibrate_on=None,
+    phase=None,
+    calibration=None,
+    systematic="auto",
+    **measure_kwargs,
+) -> RegionComparison:
     """Match the reflections of two regions of one image and report their relative differences.
 
     The relative difference of a spacing, ``d_b / d_a - 1``, does not depend on
@@ -861,7 +1049,9 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
     >>> bool(cmp.summary["significant"]), round(cmp.summary["mean_rel_diff"], 2)
     (True, 0.03)
     """
-    roi_a, roi_b = (as_roi(r, image, pixel_size=pixel_size) for r in (roi_a, roi_b))  # hyperspy ROIs: before calibration
+    roi_a, roi_b = (
+        as_roi(r, image, pixel_size=pixel_size) for r in (roi_a, roi_b)
+    )  # hyperspy ROIs: before calibration
     mg = as_micrograph(image, pixel_size, calibration=calibration)
     self_cal = None
     if calibrate_on is not None:
@@ -875,13 +1065,27 @@ def compare_regions(image, roi_a, roi_b, *, pixel_size=None, d_range_angstrom=No
         mg = self_cal.apply(mg)
     res_a = measure_lattice(mg, roi=roi_a, d_range_angstrom=d_range_angstrom, systematic=systematic, **measure_kwargs)
     res_b = measure_lattice(mg, roi=roi_b, d_range_angstrom=d_range_angstrom, systematic=systematic, **measure_kwargs)
-    return compare_lattices(res_a, res_b, z_threshold=z_threshold, match_tolerance=match_tolerance, labels=labels,
-                            name=mg.name, calibration=self_cal)
+    return compare_lattices(
+        res_a,
+        res_b,
+        z_threshold=z_threshold,
+        match_tolerance=match_tolerance,
+        labels=labels,
+        name=mg.name,
+        calibration=self_cal,
+    )
 
 
-def compare_lattices(res_a: LatticeResult, res_b: LatticeResult, *, z_threshold: float = 3.0,
-                     match_tolerance: float = 0.08, labels=("a", "b"), name: str = "image",
-                     calibration=None) -> RegionComparison:
+def compare_lattices(
+    res_a: LatticeResult,
+    res_b: LatticeResult,
+    *,
+    z_threshold: float = 3.0,
+    match_tolerance: float = 0.08,
+    labels=("a", "b"),
+    name: str = "image",
+    calibration=None,
+) -> RegionComparison:
     """Match the reflections of two measured regions and report their relative differences.
 
     The comparison step of :func:`compare_regions`, for lattices already measured (e.g. one matrix
@@ -906,16 +1110,22 @@ def compare_lattices(res_a: LatticeResult, res_b: LatticeResult, *, z_threshold:
     scale_a, scale_b = _birge_ratio(res_a), _birge_ratio(res_b)
     for lab, sc, res in ((labels[0], scale_a, res_a), (labels[1], scale_b, res_b)):
         if sc > 1.0:
-            notes.append(f"region {lab}: its spots deviate from a perfect lattice (chi2/dof = "
-                         f"{res.basis['chi2'] / res.basis['dof']:.1f}); its d errors are scaled by "
-                         f"sqrt(chi2/dof) = {sc:.2f}, so the significance includes that scatter")
+            notes.append(
+                f"region {lab}: its spots deviate from a perfect lattice (chi2/dof = "
+                f"{res.basis['chi2'] / res.basis['dof']:.1f}); its d errors are scaled by "
+                f"sqrt(chi2/dof) = {sc:.2f}, so the significance includes that scatter"
+            )
     rows = []
     sa, sb = res_a.spots, res_b.spots
     # a calibration common to both regions cancels in the ratio: measurement errors only
-    err_col_a, err_col_b = ("d_err_measurement_angstrom" if "d_err_measurement_angstrom" in s.columns
-                            else "d_err_angstrom" for s in (sa, sb))
-    az_col_a, az_col_b = ("azimuth_err_measurement_deg" if "azimuth_err_measurement_deg" in s.columns
-                          else "azimuth_err_deg" for s in (sa, sb))
+    err_col_a, err_col_b = (
+        "d_err_measurement_angstrom" if "d_err_measurement_angstrom" in s.columns else "d_err_angstrom"
+        for s in (sa, sb)
+    )
+    az_col_a, az_col_b = (
+        "azimuth_err_measurement_deg" if "azimuth_err_measurement_deg" in s.columns else "azimuth_err_deg"
+        for s in (sa, sb)
+    )
     used_b: set[int] = set()
     for i in range(len(sa)):
         ga = np.array([sa.gx_inv_nm.iat[i], sa.gy_inv_nm.iat[i]])
@@ -941,16 +1151,48 @@ def compare_lattices(res_a: LatticeResult, res_b: LatticeResult, *, z_threshold:
         daz = ((sb.azimuth_deg.iat[j] - sa.azimuth_deg.iat[i]) + 90.0) % 180.0 - 90.0
         daz_err = math.hypot(sa[az_col_a].iat[i], sb[az_col_b].iat[j])
         z = rel / rel_err if rel_err > 0 else float("inf")
-        rows.append({"spot_a": i, "spot_b": j, "d_a_angstrom": da, "d_a_err_angstrom": ea, "d_b_angstrom": db,
-                     "d_b_err_angstrom": eb, "rel_diff": rel, "rel_diff_err": rel_err, "z": z,
-                     "rel_diff_err_stat": rel_err_stat,
-                     "z_stat": rel / rel_err_stat if rel_err_stat > 0 else float("inf"),
-                     "significant": bool(abs(z) > z_threshold), "azimuth_a_deg": sa.azimuth_deg.iat[i],
-                     "dazimuth_deg": daz, "dazimuth_err_deg": daz_err, "snr_a": sa.snr.iat[i], "snr_b": sb.snr.iat[j],
-                     "order": int(sa.order.iat[i])})
-    cols = ["spot_a", "spot_b", "d_a_angstrom", "d_a_err_angstrom", "d_b_angstrom", "d_b_err_angstrom", "rel_diff",
-            "rel_diff_err", "z", "significant", "azimuth_a_deg", "dazimuth_deg", "dazimuth_err_deg", "snr_a", "snr_b",
-            "order", "rel_diff_err_stat", "z_stat"]
+        rows.append(
+            {
+                "spot_a": i,
+                "spot_b": j,
+                "d_a_angstrom": da,
+                "d_a_err_angstrom": ea,
+                "d_b_angstrom": db,
+                "d_b_err_angstrom": eb,
+                "rel_diff": rel,
+                "rel_diff_err": rel_err,
+                "z": z,
+                "rel_diff_err_stat": rel_err_stat,
+                "z_stat": rel / rel_err_stat if rel_err_stat > 0 else float("inf"),
+                "significant": bool(abs(z) > z_threshold),
+                "azimuth_a_deg": sa.azimuth_deg.iat[i],
+                "dazimuth_deg": daz,
+                "dazimuth_err_deg": daz_err,
+                "snr_a": sa.snr.iat[i],
+                "snr_b": sb.snr.iat[j],
+                "order": int(sa.order.iat[i]),
+            }
+        )
+    cols = [
+        "spot_a",
+        "spot_b",
+        "d_a_angstrom",
+        "d_a_err_angstrom",
+        "d_b_angstrom",
+        "d_b_err_angstrom",
+        "rel_diff",
+        "rel_diff_err",
+        "z",
+        "significant",
+        "azimuth_a_deg",
+        "dazimuth_deg",
+        "dazimuth_err_deg",
+        "snr_a",
+        "snr_b",
+        "order",
+        "rel_diff_err_stat",
+        "z_stat",
+    ]
     table = pd.DataFrame(rows, columns=cols)
     summary = {"mean_rel_diff": None, "mean_rel_diff_err": None, "z": None, "significant": False, "chi2": None, "n": 0}
     if len(table):
@@ -960,15 +1202,28 @@ def compare_lattices(res_a: LatticeResult, res_b: LatticeResult, *, z_threshold:
         x = first["rel_diff"].to_numpy()
         m, e, chi2 = _gls_mean(x, np.diag(first["rel_diff_err_stat"].to_numpy() ** 2))
         m_sys, e_tot, chi2_tot = _gls_mean(x, _rel_diff_cov(first, res_a, res_b))
-        summary = {"mean_rel_diff": m_sys, "mean_rel_diff_err": e_tot, "z": m_sys / e_tot,
-                   "significant": bool(abs(m_sys / e_tot) > z_threshold),
-                   "chi2": chi2_tot, "n": int(len(first)),
-                   "mean_rel_diff_stat": m, "mean_rel_diff_err_stat": e, "z_stat": m / e}
+        summary = {
+            "mean_rel_diff": m_sys,
+            "mean_rel_diff_err": e_tot,
+            "z": m_sys / e_tot,
+            "significant": bool(abs(m_sys / e_tot) > z_threshold),
+            "chi2": chi2_tot,
+            "n": int(len(first)),
+            "mean_rel_diff_stat": m,
+            "mean_rel_diff_err_stat": e,
+            "z_stat": m / e,
+        }
     else:
         notes.append("no reflection is common to the two regions")
     for n in notes:
         warnings.warn(f"{name}: {n}", LatticefitWarning, stacklevel=3)
-    return RegionComparison(a=res_a, b=res_b, table=table, summary=summary, labels=tuple(labels),
-                            z_threshold=z_threshold, warnings=notes, calibration=self_cal)
-
-
+    return RegionComparison(
+        a=res_a,
+        b=res_b,
+        table=table,
+        summary=summary,
+        labels=tuple(labels),
+        z_threshold=z_threshold,
+        warnings=notes,
+        calibration=self_cal,
+    )

@@ -28,13 +28,13 @@ MAX_LATTICES = 4
 MAX_INDEX = 3
 
 
-
 def _pm(v: float, e: float) -> str:
     """``value ± error`` with the error to two significant digits (the lattice tables' format)."""
     if not np.isfinite(e) or e <= 0:
         return f"{v:.4f}"
     digits = max(0, min(6, 1 - int(math.floor(math.log10(e)))))
     return f"{v:.{digits}f} ± {e:.{digits}f}"
+
 
 @dataclass
 class Lattice:
@@ -86,28 +86,49 @@ class Lattice:
         return len(self.spots)
 
     def to_dict(self) -> dict:
-        return {"index": self.index, "g1_inv_nm": list(self.g1_inv_nm), "g2_inv_nm": list(self.g2_inv_nm),
-                "d_angstrom": list(self.d_angstrom), "d_err_angstrom": list(self.d_err_angstrom),
-                "angle_deg": self.angle_deg, "angle_err_deg": self.angle_err_deg, "spots": list(self.spots),
-                "n_spots": self.n_spots, "g1_index": self.g1_index, "g2_index": self.g2_index,
-                "cov_inv_nm2": self.cov_inv_nm2, "chi2": self.chi2, "dof": self.dof,
-                "hk_convention": "g = h * g1 + k * g2"}
+        return {
+            "index": self.index,
+            "g1_inv_nm": list(self.g1_inv_nm),
+            "g2_inv_nm": list(self.g2_inv_nm),
+            "d_angstrom": list(self.d_angstrom),
+            "d_err_angstrom": list(self.d_err_angstrom),
+            "angle_deg": self.angle_deg,
+            "angle_err_deg": self.angle_err_deg,
+            "spots": list(self.spots),
+            "n_spots": self.n_spots,
+            "g1_index": self.g1_index,
+            "g2_index": self.g2_index,
+            "cov_inv_nm2": self.cov_inv_nm2,
+            "chi2": self.chi2,
+            "dof": self.dof,
+            "hk_convention": "g = h * g1 + k * g2",
+        }
 
     def describe(self) -> str:
         """One line: ``lattice 1: d1 = ..., d2 = ..., angle = ..., 4 spots``."""
-        return (f"lattice {self.index}: d1 = {_pm(self.d_angstrom[0], self.d_err_angstrom[0])} Å, "
-                f"d2 = {_pm(self.d_angstrom[1], self.d_err_angstrom[1])} Å, "
-                f"angle = {_pm(self.angle_deg, self.angle_err_deg)}°, {self.n_spots} spots")
+        return (
+            f"lattice {self.index}: d1 = {_pm(self.d_angstrom[0], self.d_err_angstrom[0])} Å, "
+            f"d2 = {_pm(self.d_angstrom[1], self.d_err_angstrom[1])} Å, "
+            f"angle = {_pm(self.angle_deg, self.angle_err_deg)}°, {self.n_spots} spots"
+        )
 
 
 def lattice_from_fit(index: int, fit: lb.BasisFit, rows) -> Lattice:
     """A :class:`Lattice` from a basis fit; ``rows`` are the spot rows it indexes (result order)."""
     nums = lb.basis_numbers(fit)
-    return Lattice(index=index, g1_inv_nm=[float(v) for v in fit.b1], g2_inv_nm=[float(v) for v in fit.b2],
-                   d_angstrom=nums["d_angstrom"], d_err_angstrom=nums["d_err_angstrom"],
-                   angle_deg=nums["angle_deg"], angle_err_deg=nums["angle_err_deg"],
-                   spots=[int(r) for r in rows], cov_inv_nm2=fit.cov.tolist(), chi2=float(fit.chi2),
-                   dof=int(fit.dof))
+    return Lattice(
+        index=index,
+        g1_inv_nm=[float(v) for v in fit.b1],
+        g2_inv_nm=[float(v) for v in fit.b2],
+        d_angstrom=nums["d_angstrom"],
+        d_err_angstrom=nums["d_err_angstrom"],
+        angle_deg=nums["angle_deg"],
+        angle_err_deg=nums["angle_err_deg"],
+        spots=[int(r) for r in rows],
+        cov_inv_nm2=fit.cov.tolist(),
+        chi2=float(fit.chi2),
+        dof=int(fit.dof),
+    )
 
 
 def _spans_plane(G: np.ndarray) -> bool:
@@ -134,8 +155,15 @@ def _acceptable(G, hk, member, basis, tol, main_basis, g_limit) -> bool:
     return True
 
 
-def further_lattices(G: np.ndarray, covs: np.ndarray, snr: np.ndarray, tol: np.ndarray, free: np.ndarray,
-                     main_basis=None, g_limit: float | None = None):
+def further_lattices(
+    G: np.ndarray,
+    covs: np.ndarray,
+    snr: np.ndarray,
+    tol: np.ndarray,
+    free: np.ndarray,
+    main_basis=None,
+    g_limit: float | None = None,
+):
     """Group the ``free`` spots (bool mask) into further nets.
 
     A net is accepted when it indexes ``MIN_SPOTS`` spots spanning the plane with

@@ -26,9 +26,19 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["REJECTED_COLUMNS", "beam_limit_angstrom", "beyond_limit", "check_spots", "electron_wavelength_pm",
-           "empty_rejected", "information_limit", "is_featureless", "rejected_table", "ring_profile",
-           "spectral_floor_limit"]
+__all__ = [
+    "REJECTED_COLUMNS",
+    "beam_limit_angstrom",
+    "beyond_limit",
+    "check_spots",
+    "electron_wavelength_pm",
+    "empty_rejected",
+    "information_limit",
+    "is_featureless",
+    "rejected_table",
+    "ring_profile",
+    "spectral_floor_limit",
+]
 
 REJECTED_COLUMNS = ["gx_inv_nm", "gy_inv_nm", "d_angstrom", "azimuth_deg", "snr", "reason"]
 MAX_D_NM = 50.0
@@ -59,9 +69,16 @@ def rejected_table(G: np.ndarray, snr: np.ndarray, reasons: list) -> pd.DataFram
         return empty_rejected()
     g = np.asarray(G, float)[rows]
     gn = np.linalg.norm(g, axis=1)
-    df = pd.DataFrame({"gx_inv_nm": g[:, 0], "gy_inv_nm": g[:, 1], "d_angstrom": 10.0 / gn,
-                       "azimuth_deg": np.degrees(np.arctan2(g[:, 1], g[:, 0])),
-                       "snr": np.asarray(snr, float)[rows], "reason": [reasons[i] for i in rows]})
+    df = pd.DataFrame(
+        {
+            "gx_inv_nm": g[:, 0],
+            "gy_inv_nm": g[:, 1],
+            "d_angstrom": 10.0 / gn,
+            "azimuth_deg": np.degrees(np.arctan2(g[:, 1], g[:, 0])),
+            "snr": np.asarray(snr, float)[rows],
+            "reason": [reasons[i] for i in rows],
+        }
+    )
     return df.sort_values("snr", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -106,8 +123,7 @@ def is_featureless(data: np.ndarray) -> str | None:
     lo, med, hi = np.percentile(v, [0.5, 50, 99.5])
     level = abs(med)
     if level > 0 and hi - lo < BLANK_CONTRAST * level and hi - lo < 0.5 * level:
-        return (f"blank/featureless image (contrast {100 * (hi - lo) / level:.2g} % of its level): "
-                "not a lattice")
+        return f"blank/featureless image (contrast {100 * (hi - lo) / level:.2g} % of its level): not a lattice"
     return None
 
 
@@ -148,7 +164,7 @@ def spectral_floor_limit(P: np.ndarray, shape, pixel_size_nm, profile=None) -> f
     f, med = f[ok], med[ok]
     k = max(5, len(med) // 5)
     sm = np.convolve(med, np.ones(5) / 5, "same")
-    floor = float(np.median(med[-max(3, int(0.15 * len(med))):]))
+    floor = float(np.median(med[-max(3, int(0.15 * len(med))) :]))
     if floor <= 0:
         return None
     above = np.nonzero(sm[:-2] > 1.25 * floor)[0]
@@ -285,8 +301,18 @@ def _streak(power_at: _PowerAt, fy: float, fx: float, profile, d_nm: float = np.
     return m_rad > 3.0 and peak < STREAK_BUMP * m_rad
 
 
-def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_size_nm, data=None, mode=None,
-                beam_energy_kv=None, U=None, profile=None) -> tuple[list, list]:
+def check_spots(
+    G: np.ndarray,
+    f_px: np.ndarray,
+    P: np.ndarray,
+    shape,
+    pixel_size_nm,
+    data=None,
+    mode=None,
+    beam_energy_kv=None,
+    U=None,
+    profile=None,
+) -> tuple[list, list]:
     """Per spot, the reason it is implausible as a lattice reflection (None when plausible).
 
     Parameters
@@ -348,8 +374,10 @@ def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_siz
         elif period_px[i] < MIN_PERIOD_PX:
             reasons[i] = f"period {period_px[i]:.2f} px below {MIN_PERIOD_PX:g} px"
         elif lim is not None and 10 * d_nm[i] < lim:
-            reasons[i] = (f"spacing {10 * d_nm[i]:.3g} Å below the information limit at {beam_energy_kv:g} kV "
-                          f"({lim:.3g} Å = lambda / (2 x {1e3 * APERTURE_RAD:g} mrad))")
+            reasons[i] = (
+                f"spacing {10 * d_nm[i]:.3g} Å below the information limit at {beam_energy_kv:g} kV "
+                f"({lim:.3g} Å = lambda / (2 x {1e3 * APERTURE_RAD:g} mrad))"
+            )
         elif _streak(power_at, f_px[i, 1], f_px[i, 0], prof, d_nm[i]):
             reasons[i] = "streak (elongated along its radial direction: an edge, not a lattice)"
     scan = str(mode or "").upper() in ("STEM", "HAADF", "ADF", "ABF", "BF-STEM", "DF")
@@ -365,8 +393,11 @@ def check_spots(G: np.ndarray, f_px: np.ndarray, P: np.ndarray, shape, pixel_siz
         if r:
             if r.startswith("streak"):  # refused (or not) once the lattice is known: measure_lattice says so
                 continue
-            kind = r.split(" (")[0] if r.startswith("scan-line") else (
-                "below the information limit" if "information limit" in r else r.split(":")[0].split(" ")[0])
+            kind = (
+                r.split(" (")[0]
+                if r.startswith("scan-line")
+                else ("below the information limit" if "information limit" in r else r.split(":")[0].split(" ")[0])
+            )
             groups[kind] = groups.get(kind, 0) + 1
     for kind, cnt in groups.items():
         label = {"spacing": "spacing above 50 nm", "period": "period below 2 px"}.get(kind, kind)
@@ -381,6 +412,8 @@ def beyond_limit(G: np.ndarray, free: np.ndarray, g_limit: float | None, how: st
         return out
     gn = np.linalg.norm(np.asarray(G, float), axis=1)
     for i in np.nonzero(np.asarray(free, bool) & (gn > LIMIT_MARGIN * g_limit))[0]:
-        out[i] = (f"spacing {10 / gn[i]:.3g} Å beyond the information limit the data support, "
-                  f"{10 / g_limit:.3g} Å ({how}): noise, not a lattice")
+        out[i] = (
+            f"spacing {10 / gn[i]:.3g} Å beyond the information limit the data support, "
+            f"{10 / g_limit:.3g} Å ({how}): noise, not a lattice"
+        )
     return out

@@ -53,7 +53,8 @@ class ToneFit:
 # ============================================================================ rectangles
 def _window_bins(k0: int, K: int, n: int, axis_band: int = 1):
     """Bins k0-K..k0+K and the ones used: the axis band |k| <= axis_band is dropped (mean,
-    gradients and edge cross live there) unless the spot itself lies in or next to it."""
+    gradients and edge cross live there) unless the spot itself lies in or next to it.
+    """
     k = np.arange(k0 - K, k0 + K + 1, dtype=np.int64)
     km = k % n
     k0m = min(k0 % n, n - k0 % n)
@@ -162,15 +163,25 @@ def refine_rect(U: np.ndarray, shape, starts, *, K: int = 32, sweeps: int = 3, m
         except np.linalg.LinAlgError:
             cov = np.full((2, 2), np.nan)
         snr = math.sqrt(a2 * nrm / s2) if s2 > 0 else float("inf")
-        out.append(ToneFit(gx=float(g[j, 1]), gy=float(g[j, 0]), amplitude=2.0 * abs(alpha[j]),
-                           phase_rad=float(np.angle(alpha[j])), cov=cov, snr=snr,
-                           noise_sigma=math.sqrt(s2 / (M * N)), converged=bool(conv[j])))
+        out.append(
+            ToneFit(
+                gx=float(g[j, 1]),
+                gy=float(g[j, 0]),
+                amplitude=2.0 * abs(alpha[j]),
+                phase_rad=float(np.angle(alpha[j])),
+                cov=cov,
+                snr=snr,
+                noise_sigma=math.sqrt(s2 / (M * N)),
+                converged=bool(conv[j]),
+            )
+        )
     return out
 
 
 # ============================================================================ masks
-def refine_mask(sub: np.ndarray, mask: np.ndarray, starts, *, sweeps: int = 3, max_iter: int = 20,
-                K_noise: int = 6) -> list[ToneFit]:
+def refine_mask(
+    sub: np.ndarray, mask: np.ndarray, starts, *, sweeps: int = 3, max_iter: int = 20, K_noise: int = 6
+) -> list[ToneFit]:
     """Joint least-squares refinement of tones over the pixels of ``mask`` (inside the box ``sub``).
 
     ``starts`` are (gy, gx) in cycles/px. Phases refer to the box's origin pixel.
@@ -247,6 +258,16 @@ def refine_mask(sub: np.ndarray, mask: np.ndarray, starts, *, sweeps: int = 3, m
         # a cos t + b sin t = A cos(t + phi), phi = atan2(-b, a); t refers to the centroid
         phi = math.atan2(-b, a) - 2 * np.pi * (gx * xc + gy * yc)
         snr = amp * math.sqrt(npx) / (2.0 * math.sqrt(s2_pix)) if s2_pix > 0 else float("inf")
-        out.append(ToneFit(gx=float(gx), gy=float(gy), amplitude=amp, phase_rad=float(np.angle(np.exp(1j * phi))),
-                           cov=cov, snr=snr, noise_sigma=math.sqrt(s2_pix), converged=bool(conv[j])))
+        out.append(
+            ToneFit(
+                gx=float(gx),
+                gy=float(gy),
+                amplitude=amp,
+                phase_rad=float(np.angle(np.exp(1j * phi))),
+                cov=cov,
+                snr=snr,
+                noise_sigma=math.sqrt(s2_pix),
+                converged=bool(conv[j]),
+            )
+        )
     return out

@@ -98,8 +98,9 @@ class SystematicModel:
 
     @property
     def significant(self) -> bool:
-        return bool(np.any(self.cov_D != 0) or np.any(self.extra_rel_d_var > 0)
-                    or np.any(self.extra_azimuth_var_rad2 > 0))
+        return bool(
+            np.any(self.cov_D != 0) or np.any(self.extra_rel_d_var > 0) or np.any(self.extra_azimuth_var_rad2 > 0)
+        )
 
     def _extra(self, g, values) -> np.ndarray:
         """Per-reflection extra variance of the reference reflection matching each ``g`` (0 if none)."""
@@ -127,16 +128,27 @@ class SystematicModel:
         """Systematic variance of the angle between families ``g_i`` and ``g_j`` (rows)."""
         g_i, g_j = np.atleast_2d(np.asarray(g_i, float)), np.atleast_2d(np.asarray(g_j, float))
         da = _a_vec(g_i) - _a_vec(g_j)
-        return (np.einsum("ni,ij,nj->n", da, self.cov_D, da) + self._extra(g_i, self.extra_azimuth_var_rad2)
-                + self._extra(g_j, self.extra_azimuth_var_rad2))
+        return (
+            np.einsum("ni,ij,nj->n", da, self.cov_D, da)
+            + self._extra(g_i, self.extra_azimuth_var_rad2)
+            + self._extra(g_j, self.extra_azimuth_var_rad2)
+        )
 
     def to_dict(self) -> dict:
         sd = np.sqrt(np.clip(np.diag(self.cov_D), 0, None))
-        return {"method": self.method, "n_tiles": self.n_tiles, "n_rejected": self.n_rejected,
-                "tile_shape_px": [int(v) for v in self.tile_shape_px],
-                "chi2": _num(self.chi2), "dof": int(self.dof), "p_value": _num(self.p_value),
-                "significant": self.significant, "cov_D": self.cov_D.tolist(),
-                "sd_D": [float(v) for v in sd], "notes": list(self.notes)}
+        return {
+            "method": self.method,
+            "n_tiles": self.n_tiles,
+            "n_rejected": self.n_rejected,
+            "tile_shape_px": [int(v) for v in self.tile_shape_px],
+            "chi2": _num(self.chi2),
+            "dof": int(self.dof),
+            "p_value": _num(self.p_value),
+            "significant": self.significant,
+            "cov_D": self.cov_D.tolist(),
+            "sd_D": [float(v) for v in sd],
+            "notes": list(self.notes),
+        }
 
 
 def _num(v):
@@ -160,8 +172,9 @@ def _a_vec(g):
 
 
 # ============================================================================ tiles
-def tile_grid(field_box, region_shape, *, min_tiles: int = MIN_TILES, max_tiles: int = MAX_TILES,
-              min_side: int = MIN_TILE_PX):
+def tile_grid(
+    field_box, region_shape, *, min_tiles: int = MIN_TILES, max_tiles: int = MAX_TILES, min_side: int = MIN_TILE_PX
+):
     """Non-overlapping tiles ``(x, y, w, h)`` covering ``field_box = (x0, y0, W, H)`` in the region's shape.
 
     The tiles keep the region's aspect ratio and are shrunk until ``min_tiles``
@@ -199,7 +212,7 @@ def _fit_deformation(g_ref: np.ndarray, g_tile: np.ndarray, cov_tile: np.ndarray
     W = np.zeros((2 * len(g_ref), 2 * len(g_ref)))
     for k, c in enumerate(cov_tile):
         try:
-            W[2 * k:2 * k + 2, 2 * k:2 * k + 2] = np.linalg.inv(c)
+            W[2 * k : 2 * k + 2, 2 * k : 2 * k + 2] = np.linalg.inv(c)
         except np.linalg.LinAlgError:
             return None
     F = A.T @ W @ A
@@ -245,7 +258,8 @@ def _match_each(g: np.ndarray, g_ref: np.ndarray, tol: float = 0.03):
 
 def _excess_per_reflection(x: np.ndarray, v: np.ndarray, model_var: np.ndarray, min_n: int = 5) -> np.ndarray:
     """Per column: tile-to-tile variance of ``x`` beyond its statistical variances ``v`` and beyond
-    ``model_var``, when the column's chi2 is significant (p < P_SIGNIFICANT); else 0."""
+    ``model_var``, when the column's chi2 is significant (p < P_SIGNIFICANT); else 0.
+    """
     from scipy import stats
 
     out = np.zeros(x.shape[1])
@@ -266,13 +280,29 @@ def _excess_per_reflection(x: np.ndarray, v: np.ndarray, model_var: np.ndarray, 
 
 def _spot_arrays(spots):
     g = spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
-    cov = np.stack([spots["cov_xx"].to_numpy(float), spots["cov_xy"].to_numpy(float),
-                    spots["cov_xy"].to_numpy(float), spots["cov_yy"].to_numpy(float)], axis=1).reshape(-1, 2, 2)
+    cov = np.stack(
+        [
+            spots["cov_xx"].to_numpy(float),
+            spots["cov_xy"].to_numpy(float),
+            spots["cov_xy"].to_numpy(float),
+            spots["cov_yy"].to_numpy(float),
+        ],
+        axis=1,
+    ).reshape(-1, 2, 2)
     return g, cov
 
 
-def estimate_systematic(image, reference_spots, region_shape, *, measure, field_box=None, measure_kwargs=None,
-                        min_tiles: int = MIN_TILES, max_tiles: int = MAX_TILES) -> SystematicModel:
+def estimate_systematic(
+    image,
+    reference_spots,
+    region_shape,
+    *,
+    measure,
+    field_box=None,
+    measure_kwargs=None,
+    min_tiles: int = MIN_TILES,
+    max_tiles: int = MAX_TILES,
+) -> SystematicModel:
     """Estimate the image's systematic lattice variation at the scale of ``region_shape``.
 
     Parameters
@@ -321,12 +351,16 @@ def estimate_systematic(image, reference_spots, region_shape, *, measure, field_
     kw["systematic"] = "none"
     measured = [m for m in (_measure_tile(image, t, measure, kw, ref) for t in tiles) if m is not None]
     if not tiles:
-        model.notes.append(f"the field holds fewer than 2 tiles of >= {min_side} px: no estimate of the image's "
-                           "systematic variation (errors are statistical only)")
+        model.notes.append(
+            f"the field holds fewer than 2 tiles of >= {min_side} px: no estimate of the image's "
+            "systematic variation (errors are statistical only)"
+        )
         return model
     if len(measured) < 3:
-        model.notes.append(f"only {len(measured)} of {len(tiles)} tiles hold the region's lattice: no estimate of "
-                           "the image's systematic variation (errors are statistical only)")
+        model.notes.append(
+            f"only {len(measured)} of {len(tiles)} tiles hold the region's lattice: no estimate of "
+            "the image's systematic variation (errors are statistical only)"
+        )
         model.n_tiles = len(measured)
         return model
     _combine_tiles(model, measured, ref)
@@ -335,7 +369,8 @@ def estimate_systematic(image, reference_spots, region_shape, *, measure, field_
 
 def _tiles_for(image, reference_spots, region_shape, field_box, min_tiles, max_tiles):
     """The tile grid over ``field_box``: tiles of the region's size, holding enough periods of the strongest
-    reference spacing to measure it (coarser, weaker spots may go unmatched; >= 2 matched spots needed)."""
+    reference spacing to measure it (coarser, weaker spots may go unmatched; >= 2 matched spots needed).
+    """
     H, W = image.shape
     box = field_box if field_box is not None else (0, 0, W, H)
     min_side = MIN_TILE_PX
@@ -370,7 +405,8 @@ class _Reference:
 def _measure_tile(image, tile, measure, kw, ref: _Reference):
     """``(theta, cov, q)`` of one tile: its deformation parameters relative to the reference, their
     covariance, and per reflection (rel |g| change, its variance, azimuth change, its variance); None when
-    the tile does not hold the lattice."""
+    the tile does not hold the lattice.
+    """
     import warnings
 
     from ..errors import LatticefitWarning
@@ -400,15 +436,16 @@ def _measure_tile(image, tile, measure, kw, ref: _Reference):
     ct = cov_t[idx[ok]]
     u, nrm, gn = ref.u[ok], ref.nrm[ok], ref.g_abs[ok]
     q[0, ok] = np.einsum("ni,ni->n", u, dg) / gn
-    q[1, ok] = np.einsum("ni,nij,nj->n", u, ct, u) / gn ** 2
+    q[1, ok] = np.einsum("ni,nij,nj->n", u, ct, u) / gn**2
     q[2, ok] = np.einsum("ni,ni->n", nrm, dg) / gn
-    q[3, ok] = np.einsum("ni,nij,nj->n", nrm, ct, nrm) / gn ** 2
+    q[3, ok] = np.einsum("ni,nij,nj->n", nrm, ct, nrm) / gn**2
     return fit[0], fit[1], q
 
 
 def _combine_tiles(model: SystematicModel, measured: list, ref: _Reference) -> None:
     """Fill ``model`` from the tiles: outlier rejection, the χ² test of one common deformation, the excess
-    (systematic) covariance of the deformation, and each reflection's own excess scatter."""
+    (systematic) covariance of the deformation, and each reflection's own excess scatter.
+    """
     from scipy import stats
 
     th, cv = np.array([m[0] for m in measured]), np.array([m[1] for m in measured])
@@ -439,8 +476,9 @@ def _combine_tiles(model: SystematicModel, measured: list, ref: _Reference) -> N
     model.g_ref_inv_nm = ref.g
     a, c = _a_vec(ref.g), _c_vec(ref.g)
     model.extra_rel_d_var = _excess_per_reflection(per[:, 0], per[:, 1], np.diag(c @ model.cov_D @ c.T))
-    model.extra_azimuth_var_rad2 = _excess_per_reflection(per[:, 2], per[:, 3],
-                                                          np.einsum("ni,ij,nj->n", a, model.cov_D, a))
+    model.extra_azimuth_var_rad2 = _excess_per_reflection(
+        per[:, 2], per[:, 3], np.einsum("ni,ij,nj->n", a, model.cov_D, a)
+    )
 
 
 def _inliers(th: np.ndarray, cv: np.ndarray) -> np.ndarray:
@@ -555,8 +593,7 @@ def sidak_z_threshold(z_threshold: float, n_trials: int) -> float:
     return float(stats.norm.isf(p_local / 2.0))
 
 
-def apply_look_elsewhere(comparison, field_shape, roi, *, why: str = "it deviates most",
-                         name: str = "region B") -> str:
+def apply_look_elsewhere(comparison, field_shape, roi, *, why: str = "it deviates most", name: str = "region B") -> str:
     """Re-test a comparison whose region b was chosen *because* it deviates (in place); returns a note.
 
     The region was the most deviating of ``n`` independent candidate regions
@@ -578,8 +615,10 @@ def apply_look_elsewhere(comparison, field_shape, roi, *, why: str = "it deviate
     if s.get("z") is not None:
         s["significant"] = bool(abs(s["z"]) > z1)
     comparison.z_threshold = z1
-    note = (f"{name} was chosen because {why}: its differences are tested with a look-elsewhere (Šidák) "
-            f"correction over {n} independent candidate regions of its size, |z| > {z1:.2f} instead of "
-            f"|z| > {z0:g} (the same family-wise false-alarm rate)")
+    note = (
+        f"{name} was chosen because {why}: its differences are tested with a look-elsewhere (Šidák) "
+        f"correction over {n} independent candidate regions of its size, |z| > {z1:.2f} instead of "
+        f"|z| > {z0:g} (the same family-wise false-alarm rate)"
+    )
     comparison.warnings.append(note)
     return note

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._sizestats import *  # noqa: F403
 from ._pipeline import *  # noqa: F403
+from ._sizestats import *  # noqa: F403
 
 __all__ = [
     "EMPTY_SUMMARY_KEYS",

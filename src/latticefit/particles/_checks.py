@@ -46,8 +46,15 @@ STATUSES = ("ok", "edge", "cluster", "rejected")
 BORDER_RULES = ("exclude", "miles-lantuejoul", "include")
 
 
-def check_fits(table, *, border_rule: str = "exclude", keep_flagged: bool = False, errors_scaled: bool = False,
-               fit_ecd_band=FIT_ECD_BAND, chi2_factor: float = CHI2_FACTOR):
+def check_fits(
+    table,
+    *,
+    border_rule: str = "exclude",
+    keep_flagged: bool = False,
+    errors_scaled: bool = False,
+    fit_ecd_band=FIT_ECD_BAND,
+    chi2_factor: float = CHI2_FACTOR,
+):
     """Add ``status``, ``reject_reason``, ``in_statistics`` and ``error_scale`` to a particle table (a copy).
 
     Parameters
@@ -111,11 +118,15 @@ def count_line_parts(table) -> dict:
     st = table["status"].to_numpy(str) if len(table) else np.zeros(0, str)
     ins = table["in_statistics"].to_numpy(bool) if len(table) else np.zeros(0, bool)
     rr = table["reject_reason"].to_numpy(str) if len(table) else np.zeros(0, str)
-    out = {"n_detected": len(st), "n_in_statistics": int(ins.sum()),
-           "n_edge": int(np.sum(~ins & (st == "edge"))), "n_rejected": int(np.sum(~ins & (st == "rejected"))),
-           "n_cluster": int(np.sum(~ins & (st == "cluster"))),
-           "n_flagged_kept": int(np.sum(ins & np.isin(st, ["cluster", "rejected"]))),
-           "n_edge_included": int(np.sum(ins & table["edge"].to_numpy(bool))) if len(st) else 0}
+    out = {
+        "n_detected": len(st),
+        "n_in_statistics": int(ins.sum()),
+        "n_edge": int(np.sum(~ins & (st == "edge"))),
+        "n_rejected": int(np.sum(~ins & (st == "rejected"))),
+        "n_cluster": int(np.sum(~ins & (st == "cluster"))),
+        "n_flagged_kept": int(np.sum(ins & np.isin(st, ["cluster", "rejected"]))),
+        "n_edge_included": int(np.sum(ins & table["edge"].to_numpy(bool))) if len(st) else 0,
+    }
     rej = ~ins & (st == "rejected")
     out["reasons"] = {str(k): int(np.sum(rej & (rr == k))) for k in np.unique(rr[rej])}
     assert out["n_detected"] == out["n_in_statistics"] + out["n_edge"] + out["n_rejected"] + out["n_cluster"]

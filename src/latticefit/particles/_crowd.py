@@ -90,8 +90,9 @@ def opening_background(img, size_px, *, clip_sigma=2.0):
     # opening with the outside ignored (reflect padding would mirror a dot in a corner into a blob too large
     # for the square, and leave it in the background)
     hi, lo = float(sm.max()) + 1.0, float(sm.min()) - 1.0
-    opened = ndi.grey_dilation(ndi.grey_erosion(sm, size=(side, side), mode="constant", cval=hi),
-                               size=(side, side), mode="constant", cval=lo)
+    opened = ndi.grey_dilation(
+        ndi.grey_erosion(sm, size=(side, side), mode="constant", cval=hi), size=(side, side), mode="constant", cval=lo
+    )
     opened = ndi.gaussian_filter(opened, max(side / 6.0, 1.0), mode="reflect")
     r = blocks - opened
     neg = r[r < np.median(r)]
@@ -150,6 +151,7 @@ def _spatial_maxima_py(stack, thresholds, border):
 
 
 if njit is not None:
+
     @njit(cache=True)
     def _spatial_maxima_nb(stack, thresholds, border):
         ns, h, w = stack.shape
@@ -217,14 +219,14 @@ def spatial_maxima_ref(stack, thresholds, border=0):
         for dj in (-1, 0, 1):
             if di == dj == 0:
                 continue
-            nb = padded[:, 1 + di:1 + di + h, 1 + dj:1 + dj + w]
+            nb = padded[:, 1 + di : 1 + di + h, 1 + dj : 1 + dj + w]
             before = di < 0 or (di == 0 and dj < 0)
             keep &= (nb < stack) if before else (nb <= stack)
     if border > 0:
         keep[:, :border, :] = False
-        keep[:, h - border:, :] = False
+        keep[:, h - border :, :] = False
         keep[:, :, :border] = False
-        keep[:, :, w - border:] = False
+        keep[:, :, w - border :] = False
     k, i, j = np.nonzero(keep)
     return np.column_stack([k, i, j, stack[k, i, j]]).astype(np.float64)
 

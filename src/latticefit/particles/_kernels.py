@@ -82,8 +82,10 @@ def _blurred_ball(r, s):
         # limit r -> 0
         return math.erf(a) - 2.0 * a / math.sqrt(math.pi) * math.exp(-a * a)
     t1 = 0.5 * (math.erf((1.0 - r) * a) + math.erf((1.0 + r) * a))
-    t2 = s / (r * math.sqrt(2.0 * math.pi)) * (
-        math.exp(-((1.0 - r) ** 2) / (2.0 * s * s)) - math.exp(-((1.0 + r) ** 2) / (2.0 * s * s))
+    t2 = (
+        s
+        / (r * math.sqrt(2.0 * math.pi))
+        * (math.exp(-((1.0 - r) ** 2) / (2.0 * s * s)) - math.exp(-((1.0 + r) ** 2) / (2.0 * s * s)))
     )
     return t1 - t2
 
@@ -359,15 +361,15 @@ def scale_space_maxima_ref(stack, thresholds, border):
             for dj in (-1, 0, 1):
                 if dk == di == dj == 0:
                     continue
-                nb = padded[1 + dk:1 + dk + ns, 1 + di:1 + di + h, 1 + dj:1 + dj + w]
+                nb = padded[1 + dk : 1 + dk + ns, 1 + di : 1 + di + h, 1 + dj : 1 + dj + w]
                 before = (dk < 0) or (dk == 0 and (di < 0 or (di == 0 and dj < 0)))
                 keep &= (nb < stack) if before else (nb <= stack)
     del ndi
     if border > 0:
         keep[:, :border, :] = False
-        keep[:, h - border:, :] = False
+        keep[:, h - border :, :] = False
         keep[:, :, :border] = False
-        keep[:, :, w - border:] = False
+        keep[:, :, w - border :] = False
     k, i, j = np.nonzero(keep)
     return np.column_stack([k, i, j, stack[k, i, j]]).astype(np.float64)
 
@@ -634,8 +636,9 @@ def _fit_one(xs, ys, data, wts, p0, npart, xc, yc, fit_sigma, s_fixed2, tab, tp,
 
 
 @njit(cache=True)
-def fit_groups(xs, ys, data, wts, pix_off, params, par_off, npart, xc, yc, fit_sigma, s_fixed2, tab, tp,
-               max_iter, r_min, r_max):
+def fit_groups(
+    xs, ys, data, wts, pix_off, params, par_off, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, max_iter, r_min, r_max
+):
     """Levenberg-Marquardt fit of every group of blurred spheres.
 
     Parameters
@@ -674,11 +677,26 @@ def fit_groups(xs, ys, data, wts, pix_off, params, par_off, npart, xc, yc, fit_s
     for g in range(ng):  # serial: OpenMP threads lose badly on a shared, oversubscribed machine
         a, b = pix_off[g], pix_off[g + 1]
         c, d = par_off[g], par_off[g + 1]
-        p, JtJ, c2, it, cv = _fit_one(xs[a:b], ys[a:b], data[a:b], wts[a:b], params[c:d], npart[g], xc[g], yc[g],
-                                      fit_sigma, s_fixed2[g], tab, tp, max_iter, r_min, r_max)
+        p, JtJ, c2, it, cv = _fit_one(
+            xs[a:b],
+            ys[a:b],
+            data[a:b],
+            wts[a:b],
+            params[c:d],
+            npart[g],
+            xc[g],
+            yc[g],
+            fit_sigma,
+            s_fixed2[g],
+            tab,
+            tp,
+            max_iter,
+            r_min,
+            r_max,
+        )
         out[c:d] = p
         m = d - c
-        fisher[msq[g]:msq[g + 1]] = JtJ.ravel()
+        fisher[msq[g] : msq[g + 1]] = JtJ.ravel()
         chi2[g] = c2
         nit[g] = it
         conv[g] = cv
@@ -703,8 +721,19 @@ def _model_many(xs, ys, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, want_jac
 def evaluate_model(xs, ys, p, npart, xc, yc, fit_sigma, s_fixed2, want_jac=False):
     """Model (and Jacobian) of one group at points, through the numba kernel (for tests/plots)."""
     t = profile_table()
-    return _model_many(np.asarray(xs, float), np.asarray(ys, float), np.asarray(p, float), int(npart), float(xc),
-                       float(yc), bool(fit_sigma), float(s_fixed2), t.packed, t.params, bool(want_jac))
+    return _model_many(
+        np.asarray(xs, float),
+        np.asarray(ys, float),
+        np.asarray(p, float),
+        int(npart),
+        float(xc),
+        float(yc),
+        bool(fit_sigma),
+        float(s_fixed2),
+        t.packed,
+        t.params,
+        bool(want_jac),
+    )
 
 
 def sphere_model_ref(xs, ys, p, npart, xc, yc, fit_sigma, s_fixed2):
@@ -718,7 +747,7 @@ def sphere_model_ref(xs, ys, p, npart, xc, yc, fit_sigma, s_fixed2):
     v = p[0] + p[1] * (xs - xc) + p[2] * (ys - yc) + p[3] * u * u + p[4] * u * w + p[5] * w * w
     s2 = (p[nb - 1] ** 2 + 1.0 / 12.0) if fit_sigma else s_fixed2
     for k in range(npart):
-        x0, y0, R, H = p[nb + 4 * k: nb + 4 * k + 4]
+        x0, y0, R, H = p[nb + 4 * k : nb + 4 * k + 4]
         rho = np.hypot(xs - x0, ys - y0) / R
         g = t(rho, np.sqrt(s2) / R)[0]
         v = v + 0.5 * H * g
@@ -731,11 +760,12 @@ def eval_groups(xs, ys, pix_off, params, par_off, npart, xc, yc, fit_sigma, s_fi
     out = np.empty(xs.shape[0])
     nojac = np.empty(0)
     for g in range(npart.shape[0]):
-        p = params[par_off[g]:par_off[g + 1]]
+        p = params[par_off[g] : par_off[g + 1]]
         cells = _s_cells(p, npart[g], fit_sigma, s_fixed2[g], tab, tp)
         for q in range(pix_off[g], pix_off[g + 1]):
-            out[q] = _model_point(xs[q], ys[q], p, npart[g], xc[g], yc[g], fit_sigma, s_fixed2[g], tab, tp, nojac,
-                                  cells)
+            out[q] = _model_point(
+                xs[q], ys[q], p, npart[g], xc[g], yc[g], fit_sigma, s_fixed2[g], tab, tp, nojac, cells
+            )
     return out
 
 
@@ -891,8 +921,16 @@ def region_measures_all(labels, img, n):
             k = labels[i, j]
             if k <= 0 or k > n:
                 continue
-            if (i == 0 or labels[i - 1, j] != k or i == h - 1 or labels[i + 1, j] != k or j == 0
-                    or labels[i, j - 1] != k or j == w - 1 or labels[i, j + 1] != k):
+            if (
+                i == 0
+                or labels[i - 1, j] != k
+                or i == h - 1
+                or labels[i + 1, j] != k
+                or j == 0
+                or labels[i, j - 1] != k
+                or j == w - 1
+                or labels[i, j + 1] != k
+            ):
                 bpy[fill[k]] = i
                 bpx[fill[k]] = j
                 fill[k] += 1

@@ -98,22 +98,23 @@ def place_scalebar(ax, pixel_size_nm, labels, table=None, *, length_fraction=0.2
     for frac in (length_fraction, 0.15):
         bw, bh = _box_px(ax, (h, w), pixel_size_nm, frac)
         bw, bh = math.ceil(min(bw, w)), math.ceil(min(bh, h))
-        boxes = {"lower right": occ[h - bh:, w - bw:], "lower left": occ[h - bh:, :bw],
-                 "upper right": occ[:bh, w - bw:]}
+        boxes = {
+            "lower right": occ[h - bh :, w - bw :],
+            "lower left": occ[h - bh :, :bw],
+            "upper right": occ[:bh, w - bw :],
+        }
         for loc, box in boxes.items():
             if not box.any():
                 add_scalebar(ax, pixel_size_nm, location=loc, length_fraction=frac)
                 return loc
-        for loc, strip, lo in (("lower", occ[h - bh:], 0), ("upper", occ[:bh], int(0.4 * w))):
+        for loc, strip, lo in (("lower", occ[h - bh :], 0), ("upper", occ[:bh], int(0.4 * w))):
             start = _free_run(strip[:, lo:].any(axis=0), bw)
             if start is not None:
                 x1 = (lo + start + bw - 0.5) / w  # right edge of the box, axes fraction
                 anchor = (x1, 0.0) if loc == "lower" else (x1, 1.0)
-                add_scalebar(ax, pixel_size_nm, location=f"{loc} right", length_fraction=frac,
-                             bbox_to_anchor=anchor)
+                add_scalebar(ax, pixel_size_nm, location=f"{loc} right", length_fraction=frac, bbox_to_anchor=anchor)
                 return f"{loc} edge"
-    add_scalebar(ax, pixel_size_nm, location="upper right", length_fraction=length_fraction,
-                 bbox_to_anchor=(1.0, 0.0))
+    add_scalebar(ax, pixel_size_nm, location="upper right", length_fraction=length_fraction, bbox_to_anchor=(1.0, 0.0))
     return "outside"
 
 
@@ -136,8 +137,9 @@ def draw_particles(ax, result, *, circles=True, centres=True, linewidth=0.8):
         inc = t["edge"].to_numpy(bool) & (status == "ok")
         status[inc] = "edge_included"
     else:
-        status = np.where(t["edge"].to_numpy(bool), "edge",
-                          np.where(t["cluster_unsplit"].to_numpy(bool), "cluster", "ok")).astype(object)
+        status = np.where(
+            t["edge"].to_numpy(bool), "edge", np.where(t["cluster_unsplit"].to_numpy(bool), "cluster", "ok")
+        ).astype(object)
     labs = t["label"].to_numpy(int)
     segs = _outline_segments(result.labels, labs)
     handles = []
@@ -149,27 +151,44 @@ def draw_particles(ax, result, *, circles=True, centres=True, linewidth=0.8):
         col, ls, label = STYLES[key]
         lines = [s for lab in labs[sel] for s in segs.get(lab, [])]
         if lines:
-            ax.add_collection(LineCollection(lines, colors=_colour(col), linewidths=linewidth, linestyles=ls,
-                                             zorder=5))
-        handles.append(Line2D([], [], color=_colour(col), lw=1.2, ls=ls, label=label,
-                              marker="x" if key == "rejected" else None, ms=4))
+            ax.add_collection(LineCollection(lines, colors=_colour(col), linewidths=linewidth, linestyles=ls, zorder=5))
+        handles.append(
+            Line2D(
+                [], [], color=_colour(col), lw=1.2, ls=ls, label=label, marker="x" if key == "rejected" else None, ms=4
+            )
+        )
     d = t["diameter_nm"].to_numpy(float)
     if circles:
         drawn = False
         for x, y, dd, st in zip(t["x_px"], t["y_px"], d, status):
             if st in ("ok", "edge_included") and np.isfinite(dd):
-                ax.add_patch(MplCircle((x, y), dd / pix / 2.0, fill=False, ec=OKABE_ITO["sky_blue"], lw=lw_c,
-                                       zorder=6))
+                ax.add_patch(MplCircle((x, y), dd / pix / 2.0, fill=False, ec=OKABE_ITO["sky_blue"], lw=lw_c, zorder=6))
                 drawn = True
         if drawn:
             handles.insert(1, Line2D([], [], color=OKABE_ITO["sky_blue"], lw=1.2, label="model-fit diameter"))
     rej = status == "rejected"
     if rej.any():
-        ax.plot(t["x_px"].to_numpy(float)[rej], t["y_px"].to_numpy(float)[rej], "x", color=OKABE_ITO["yellow"],
-                ms=4.0, mew=1.0, zorder=7, ls="none")
+        ax.plot(
+            t["x_px"].to_numpy(float)[rej],
+            t["y_px"].to_numpy(float)[rej],
+            "x",
+            color=OKABE_ITO["yellow"],
+            ms=4.0,
+            mew=1.0,
+            zorder=7,
+            ls="none",
+        )
     if centres:
         ms = 4.0 if len(t) < 100 else 2.5
         ok = ~rej
-        ax.plot(t["x_px"].to_numpy(float)[ok], t["y_px"].to_numpy(float)[ok], "+", color=OKABE_ITO["sky_blue"],
-                ms=ms, mew=0.7, zorder=7, ls="none")
+        ax.plot(
+            t["x_px"].to_numpy(float)[ok],
+            t["y_px"].to_numpy(float)[ok],
+            "+",
+            color=OKABE_ITO["sky_blue"],
+            ms=ms,
+            mew=0.7,
+            zorder=7,
+            ls="none",
+        )
     return handles

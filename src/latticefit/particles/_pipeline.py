@@ -47,13 +47,13 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..errors import AnalysisError, LatticefitWarning
+from ..micrograph import Micrograph, as_micrograph
 from . import _crowd as _particle_crowd
 from . import _kernels as K
 from ._checks import BORDER_RULES, check_fits, count_line_parts
 from ._checks import CHI2_FACTOR as _CHI2_FACTOR
 from ._checks import FIT_ECD_BAND as _FIT_ECD_BAND
-from ..errors import AnalysisError, LatticefitWarning
-from ..micrograph import Micrograph, as_micrograph
 from ._sizestats import miles_lantuejoul_weights, size_summary
 
 __all__ = [
@@ -73,15 +73,48 @@ __all__ = [
 
 #: columns of :attr:`ParticleResult.table` (in order)
 TABLE_COLUMNS = (
-    "label", "x_px", "y_px", "diameter_nm", "diameter_err_nm", "x_err_px", "y_err_px",
-    "ecd_nm", "feret_max_nm", "feret_min_nm", "major_axis_nm", "minor_axis_nm", "orientation_deg",
-    "circularity", "solidity", "area_nm2", "integrated_intensity", "peak_height", "log_radius_nm",
-    "edge", "cluster_unsplit", "fit_ok", "fit_group", "chi2_red", "ml_weight",
-    "aspect_ratio", "status", "reject_reason", "in_statistics", "error_scale",
+    "label",
+    "x_px",
+    "y_px",
+    "diameter_nm",
+    "diameter_err_nm",
+    "x_err_px",
+    "y_err_px",
+    "ecd_nm",
+    "feret_max_nm",
+    "feret_min_nm",
+    "major_axis_nm",
+    "minor_axis_nm",
+    "orientation_deg",
+    "circularity",
+    "solidity",
+    "area_nm2",
+    "integrated_intensity",
+    "peak_height",
+    "log_radius_nm",
+    "edge",
+    "cluster_unsplit",
+    "fit_ok",
+    "fit_group",
+    "chi2_red",
+    "ml_weight",
+    "aspect_ratio",
+    "status",
+    "reject_reason",
+    "in_statistics",
+    "error_scale",
 )
 #: keys of each particle in the JSON contract
-JSON_PARTICLE_KEYS = ("x_px", "y_px", "diameter_nm", "diameter_err_nm", "ecd_nm", "feret_max_nm",
-                      "feret_min_nm", "edge")
+JSON_PARTICLE_KEYS = (
+    "x_px",
+    "y_px",
+    "diameter_nm",
+    "diameter_err_nm",
+    "ecd_nm",
+    "feret_max_nm",
+    "feret_min_nm",
+    "edge",
+)
 
 #: LoG sigma that maximises the scale-normalised response of a projected sphere, in units of R
 #: (measured with the profile table; a flat disk would give 1/sqrt(2))
@@ -171,8 +204,10 @@ class ParticleResult:
     def __repr__(self) -> str:
         s = self.summary
         if s.get("n"):
-            return (f"ParticleResult({len(self.table)} particles, n={s['n']} in stats, "
-                    f"mean {s['mean_nm']:.3g} nm, RSD {s['rsd_percent']:.3g}%)")
+            return (
+                f"ParticleResult({len(self.table)} particles, n={s['n']} in stats, "
+                f"mean {s['mean_nm']:.3g} nm, RSD {s['rsd_percent']:.3g}%)"
+            )
         return f"ParticleResult({len(self.table)} particles)"
 
 
@@ -194,8 +229,13 @@ class NoiseModel:
     quantum: float | None
 
     def to_dict(self) -> dict:
-        return {"sigma": self.sigma, "counts": self.counts, "gain": self.gain, "offset": self.offset,
-                "quantum": self.quantum}
+        return {
+            "sigma": self.sigma,
+            "counts": self.counts,
+            "gain": self.gain,
+            "offset": self.offset,
+            "quantum": self.quantum,
+        }
 
 
 def _immerkaer_tiles(img: np.ndarray, tile: int = 32, max_tiles: int = 400):
@@ -208,11 +248,17 @@ def _immerkaer_tiles(img: np.ndarray, tile: int = 32, max_tiles: int = 400):
     means, vars_ = [], []
     for y in ys[::step]:
         for x in xs[::step]:
-            t = img[y:y + tile, x:x + tile].astype(np.float64)
+            t = img[y : y + tile, x : x + tile].astype(np.float64)
             if t.shape[0] < 3 or t.shape[1] < 3:
                 continue
-            lap = (t[:-2, :-2] + t[:-2, 2:] + t[2:, :-2] + t[2:, 2:]
-                   - 2 * (t[1:-1, :-2] + t[1:-1, 2:] + t[:-2, 1:-1] + t[2:, 1:-1]) + 4 * t[1:-1, 1:-1])
+            lap = (
+                t[:-2, :-2]
+                + t[:-2, 2:]
+                + t[2:, :-2]
+                + t[2:, 2:]
+                - 2 * (t[1:-1, :-2] + t[1:-1, 2:] + t[:-2, 1:-1] + t[2:, 1:-1])
+                + 4 * t[1:-1, 1:-1]
+            )
             # Immerkaer 1996: var = mean(lap^2) / 36 for white noise
             vars_.append(float(np.mean(lap * lap)) / 36.0)
             means.append(float(t.mean()))
@@ -385,8 +431,7 @@ def _background_grid(img, scale_px, *, n_iter=4, clip_sigma=2.0):
     return bg.astype(np.float32), mask
 
 
-def estimate_background(image, scale_px: float, *, n_iter: int = 4, clip_sigma: float = 2.0,
-                        return_mask: bool = False):
+def estimate_background(image, scale_px: float, *, n_iter: int = 4, clip_sigma: float = 2.0, return_mask: bool = False):
     """Slowly varying background under bright particles (particles masked iteratively).
 
     Masked pixels are left out of a normalised Gaussian smoothing of std
@@ -423,8 +468,9 @@ def _add_calibration_error(table, mg):
     """Add the relative error of the calibrated pixel length sqrt|det A| to every diameter error."""
     from .._calibration_affine import propagate
 
-    v, var = propagate(lambda a: [math.sqrt(abs(np.linalg.det(a.reshape(2, 2))))], mg.affine_nm_per_px.ravel(),
-                       mg.affine_cov)
+    v, var = propagate(
+        lambda a: [math.sqrt(abs(np.linalg.det(a.reshape(2, 2))))], mg.affine_nm_per_px.ravel(), mg.affine_cov
+    )
     rel = math.sqrt(abs(var[0, 0])) / v[0]
     table = table.copy()
     table["diameter_err_measurement_nm"] = table["diameter_err_nm"]
@@ -442,7 +488,8 @@ def default_diameter_range_nm(shape, pixel_size_nm: float) -> tuple[float, float
         raise AnalysisError(
             f"field of view {min(shape) * pixel_size_nm:.3g} nm is too small for the default diameter range "
             f"({lo:.3g} nm to a quarter of the field): atomic columns are not particles; give diameter_range_nm "
-            "(CLI --diameter-range) to size features anyway")
+            "(CLI --diameter-range) to size features anyway"
+        )
     return (lo, max(hi, lo * 1.5))
 
 
@@ -466,7 +513,7 @@ def _log_stack_fft(img, sigmas):
         # -s^2 * Laplacian of G_s  <->  s^2 k^2 exp(-s^2 k^2 / 2)
         tf = (s * s) * k2 * np.exp(-0.5 * s * s * k2)
         r = sfft.irfft2(F * tf, s=(H, W), workers=-1)
-        out[i] = r[pad_y:pad_y + h, pad_x:pad_x + w]
+        out[i] = r[pad_y : pad_y + h, pad_x : pad_x + w]
     return out
 
 
@@ -486,7 +533,7 @@ MAXIMA_DENSITY = 0.056
 
 
 def _threshold_factor(n_eff: float, false_alarms: float) -> float:
-    """k such that ``n_eff * k * phi(k)`` equals the expected number of false alarms."""
+    """K such that ``n_eff * k * phi(k)`` equals the expected number of false alarms."""
     from scipy.optimize import brentq
     from scipy.stats import norm
 
@@ -510,7 +557,9 @@ def _parse_range(diameter_range_nm, source):
                 break
         parts = [p for p in txt.replace(":", "-").replace(",", "-").split("-") if p.strip()]
         if len(parts) != 2:
-            raise AnalysisError(f"diameter range {diameter_range_nm!r}: expected LO-HI with a unit, e.g. 2-15nm", source)
+            raise AnalysisError(
+                f"diameter range {diameter_range_nm!r}: expected LO-HI with a unit, e.g. 2-15nm", source
+            )
         vals = [parse_length_nm(p.strip() + unit) for p in parts]
     else:
         try:
@@ -521,7 +570,9 @@ def _parse_range(diameter_range_nm, source):
             raise AnalysisError(f"diameter range must be (lo, hi) in nm, got {diameter_range_nm!r}", source)
     lo, hi = vals
     if not lo < hi:
-        raise AnalysisError(f"diameter range {diameter_range_nm!r}: the lower bound must be below the upper one", source)
+        raise AnalysisError(
+            f"diameter range {diameter_range_nm!r}: the lower bound must be below the upper one", source
+        )
     return float(lo), float(hi)
 
 
@@ -562,8 +613,11 @@ def _union_groups(x, y, r, link, max_size=8):
     if len(pairs):
         d = np.hypot(x[pairs[:, 0]] - x[pairs[:, 1]], y[pairs[:, 0]] - y[pairs[:, 1]])
         pairs = pairs[d < link * (r[pairs[:, 0]] + r[pairs[:, 1]]) + 2.0]
-    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else \
-        coo_matrix((n, n))
+    g = (
+        coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+        if len(pairs)
+        else coo_matrix((n, n))
+    )
     ncomp, lab = connected_components(g, directed=False)
     # split components larger than max_size into spatial chunks
     out = lab.copy()
@@ -573,7 +627,7 @@ def _union_groups(x, y, r, link, max_size=8):
         idx = np.nonzero(lab == c)[0]
         order = idx[np.lexsort((x[idx], y[idx]))]
         for start in range(max_size, len(order), max_size):
-            out[order[start:start + max_size]] = nxt
+            out[order[start : start + max_size]] = nxt
             nxt += 1
     _, out = np.unique(out, return_inverse=True)
     return out
@@ -620,7 +674,7 @@ def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, marg
         y1 = int(math.ceil(min(H, (y[idx] + rg).max() + margin + 1)))
         nx = max(1, (x1 - x0) // b)
         ny = max(1, (y1 - y0) // b)
-        patch = img[y0:y0 + ny * b, x0:x0 + nx * b].astype(np.float64)
+        patch = img[y0 : y0 + ny * b, x0 : x0 + nx * b].astype(np.float64)
         if b > 1:
             patch = patch.reshape(ny, b, nx, b).mean(axis=(1, 3))
         # fit coordinates: fit-pixel index (u, v); full px = x0 + (u + 0.5) b - 0.5
@@ -664,9 +718,17 @@ def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, marg
         yc_l.append(0.5 * (ny - 1))
         origin.append((x0, y0, b))
     return dict(
-        xs=np.concatenate(xs_l), ys=np.concatenate(ys_l), data=np.concatenate(data_l), wts=np.concatenate(w_l),
-        pix_off=np.array(pix_off, np.int64), params=np.concatenate(par_l), par_off=np.array(par_off, np.int64),
-        npart=np.array(npart, np.int64), xc=np.array(xc_l), yc=np.array(yc_l), origin=origin,
+        xs=np.concatenate(xs_l),
+        ys=np.concatenate(ys_l),
+        data=np.concatenate(data_l),
+        wts=np.concatenate(w_l),
+        pix_off=np.array(pix_off, np.int64),
+        params=np.concatenate(par_l),
+        par_off=np.array(par_off, np.int64),
+        npart=np.array(npart, np.int64),
+        xc=np.array(xc_l),
+        yc=np.array(yc_l),
+        origin=origin,
     )
 
 
@@ -674,7 +736,7 @@ def _insert_sigma(prep, sigma_fit):
     """Parameter layout with a per-group sigma after the background terms (for the fit_sigma pass)."""
     params, offs = [], [0]
     for g in range(len(prep["npart"])):
-        p = prep["params"][prep["par_off"][g]:prep["par_off"][g + 1]]
+        p = prep["params"][prep["par_off"][g] : prep["par_off"][g + 1]]
         nb = K.N_BACKGROUND
         params.append(np.concatenate([p[:nb], [sigma_fit[g]], p[nb:]]))
         offs.append(offs[-1] + len(params[-1]))
@@ -683,8 +745,25 @@ def _insert_sigma(prep, sigma_fit):
 
 def _run_fit(prep, fit_sigma, s2, params, par_off, wts, max_iter=100):
     t = K.profile_table()
-    return K.fit_groups(prep["xs"], prep["ys"], prep["data"], wts, prep["pix_off"], params, par_off, prep["npart"],
-                        prep["xc"], prep["yc"], fit_sigma, s2, t.packed, t.params, max_iter, 0.3, 1e4)
+    return K.fit_groups(
+        prep["xs"],
+        prep["ys"],
+        prep["data"],
+        wts,
+        prep["pix_off"],
+        params,
+        par_off,
+        prep["npart"],
+        prep["xc"],
+        prep["yc"],
+        fit_sigma,
+        s2,
+        t.packed,
+        t.params,
+        max_iter,
+        0.3,
+        1e4,
+    )
 
 
 def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15):
@@ -702,9 +781,15 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
 
     # --- probe sigma: fitted on the brightest isolated particles, then fixed
     if probe_sigma_px is None:
-        iso = [g for g, m in enumerate(members) if len(m) == 1 and
-               x[m[0]] - r[m[0]] > 2 and y[m[0]] - r[m[0]] > 2 and x[m[0]] + r[m[0]] < W - 3 and
-               y[m[0]] + r[m[0]] < H - 3]
+        iso = [
+            g
+            for g, m in enumerate(members)
+            if len(m) == 1
+            and x[m[0]] - r[m[0]] > 2
+            and y[m[0]] - r[m[0]] > 2
+            and x[m[0]] + r[m[0]] < W - 3
+            and y[m[0]] + r[m[0]] < H - 3
+        ]
         iso = sorted(iso, key=lambda g: -strength[members[g][0]])[:24]
         sig_est = []
         if iso:
@@ -726,13 +811,26 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
         bb = np.repeat(bsz, np.diff(prep["pix_off"]))
 
         def _weights(par):
-            model = K.eval_groups(prep["xs"], prep["ys"], prep["pix_off"], par, prep["par_off"], prep["npart"],
-                                  prep["xc"], prep["yc"], False, s2, t.packed, t.params)
+            model = K.eval_groups(
+                prep["xs"],
+                prep["ys"],
+                prep["pix_off"],
+                par,
+                prep["par_off"],
+                prep["npart"],
+                prep["xc"],
+                prep["yc"],
+                False,
+                s2,
+                t.packed,
+                t.params,
+            )
             var = (noise.gain * np.maximum(model, noise.gain) + noise.offset) / (bb * bb)
             return np.where(base_w > 0, 1.0 / var, 0.0)
 
-        out, F, msq, chi2, nit, conv = _run_fit(prep, False, s2, prep["params"], prep["par_off"],
-                                                _weights(prep["params"]))
+        out, F, msq, chi2, nit, conv = _run_fit(
+            prep, False, s2, prep["params"], prep["par_off"], _weights(prep["params"])
+        )
         # Fisher matrix and chi2 at the solution with the variance of the fitted model (no further steps:
         # max_iter=0 only evaluates the normal equations)
         out, F, msq, chi2, _nit, _conv = _run_fit(prep, False, s2, out, prep["par_off"], _weights(out), max_iter=0)
@@ -744,12 +842,12 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
     ok = np.zeros(n, bool)
     chi2_red = np.full(n, np.nan)
     bg_level = np.full(n, np.nan)
-    npix = np.array([int((base_w[prep["pix_off"][g]:prep["pix_off"][g + 1]] > 0).sum()) for g in range(ng)])
+    npix = np.array([int((base_w[prep["pix_off"][g] : prep["pix_off"][g + 1]] > 0).sum()) for g in range(ng)])
     for g, idx in enumerate(members):
         c, d = prep["par_off"][g], prep["par_off"][g + 1]
         m = d - c
         p = out[c:d]
-        Fm = F[msq[g]:msq[g + 1]].reshape(m, m)
+        Fm = F[msq[g] : msq[g + 1]].reshape(m, m)
         dof = max(npix[g] - m, 1)
         try:
             cov = np.linalg.inv(Fm)
@@ -765,22 +863,30 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
         x0, y0, b = prep["origin"][g]
         for j, k in enumerate(idx):
             o = K.N_BACKGROUND + 4 * j
-            u, v, R, Hh = p[o:o + 4]
+            u, v, R, Hh = p[o : o + 4]
             fx[k] = x0 + (u + 0.5) * b - 0.5
             fy[k] = y0 + (v + 0.5) * b - 0.5
             fr[k] = R * b
             fh[k] = Hh
-            dg = np.diag(cov)[o:o + 4]
+            dg = np.diag(cov)[o : o + 4]
             with np.errstate(invalid="ignore"):
-                ex[k], ey[k], er[k] = (np.sqrt(dg[:3]) * b)
+                ex[k], ey[k], er[k] = np.sqrt(dg[:3]) * b
                 eh[k] = np.sqrt(dg[3])
             chi2_red[k] = red
             bg_level[k] = p[0]
             # a fit that wandered off its seed or changed its size wildly did not find this particle
             moved = math.hypot(fx[k] - x[k], fy[k] - y[k]) > 0.6 * r[k] + 2.0
-            ok[k] = bool(conv[g] and np.isfinite(er[k]) and Hh > 0 and 0.31 * b < fr[k] and er[k] < 0.5 * fr[k]
-                         and np.all(np.isfinite(dg)) and np.all(dg >= 0) and not moved
-                         and 0.4 * r[k] < fr[k] < 2.5 * r[k])
+            ok[k] = bool(
+                conv[g]
+                and np.isfinite(er[k])
+                and Hh > 0
+                and 0.31 * b < fr[k]
+                and er[k] < 0.5 * fr[k]
+                and np.all(np.isfinite(dg))
+                and np.all(dg >= 0)
+                and not moved
+                and 0.4 * r[k] < fr[k] < 2.5 * r[k]
+            )
     return _Fit(fx, fy, fr, fh, ex, ey, er, ok, group, chi2_red, bg_level, float(probe_sigma_px), eh)
 
 
@@ -789,12 +895,25 @@ def _subset(prep, groups):
     for g in groups:
         a, b = prep["pix_off"][g], prep["pix_off"][g + 1]
         c, d = prep["par_off"][g], prep["par_off"][g + 1]
-        xs.append(prep["xs"][a:b]); ys.append(prep["ys"][a:b]); data.append(prep["data"][a:b])
-        wts.append(prep["wts"][a:b]); po.append(po[-1] + b - a)
-        pa.append(prep["params"][c:d]); po2.append(po2[-1] + d - c)
-    return dict(xs=np.concatenate(xs), ys=np.concatenate(ys), data=np.concatenate(data), wts=np.concatenate(wts),
-                pix_off=np.array(po, np.int64), params=np.concatenate(pa), par_off=np.array(po2, np.int64),
-                npart=prep["npart"][groups], xc=prep["xc"][groups], yc=prep["yc"][groups])
+        xs.append(prep["xs"][a:b])
+        ys.append(prep["ys"][a:b])
+        data.append(prep["data"][a:b])
+        wts.append(prep["wts"][a:b])
+        po.append(po[-1] + b - a)
+        pa.append(prep["params"][c:d])
+        po2.append(po2[-1] + d - c)
+    return dict(
+        xs=np.concatenate(xs),
+        ys=np.concatenate(ys),
+        data=np.concatenate(data),
+        wts=np.concatenate(wts),
+        pix_off=np.array(po, np.int64),
+        params=np.concatenate(pa),
+        par_off=np.array(po2, np.int64),
+        npart=prep["npart"][groups],
+        xc=prep["xc"][groups],
+        yc=prep["yc"][groups],
+    )
 
 
 # ====================================================================== detection
@@ -896,8 +1015,15 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     y, x, r, strength, i, j, k = y[good], x[good], r[good], strength[good], i[good], j[good], k[good]
     keep = K.prune_blobs(y, x, r, strength, PRUNE_OVERLAP)
     keep = _split_cluster_blobs(y, x, r, strength, keep)
-    seeds = dict(x=x[keep], y=y[keep], r=r[keep], strength=strength[keep], ci=i[keep].astype(int),
-                 cj=j[keep].astype(int), ck=k[keep].astype(int))
+    seeds = dict(
+        x=x[keep],
+        y=y[keep],
+        r=r[keep],
+        strength=strength[keep],
+        ci=i[keep].astype(int),
+        cj=j[keep].astype(int),
+        ck=k[keep].astype(int),
+    )
     if CROWD_SPLIT:
         # crowds: maxima of single scales on an intensity top may tile a kept blob (rafts, chains, aggregates)
         c2 = _particle_crowd.spatial_maxima(L, kthr * noise, 0)
@@ -907,23 +1033,32 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
             i2, j2, k2i = i2.astype(int), j2.astype(int), k2.astype(int)
             on_top = ndi.maximum_filter(tops, size=3)[i2, j2]
             s2 = v2 / noise[k2i]
-            c_keep = on_top & (s2 >= kthr * np.sqrt((1.0 + _border_corr((np.minimum(i2, hc - 1 - i2) + 0.5)
-                                                                          / sigmas[k2i]))
-                                                     * (1.0 + _border_corr((np.minimum(j2, wc - 1 - j2) + 0.5)
-                                                                           / sigmas[k2i]))))
+            c_keep = on_top & (
+                s2
+                >= kthr
+                * np.sqrt(
+                    (1.0 + _border_corr((np.minimum(i2, hc - 1 - i2) + 0.5) / sigmas[k2i]))
+                    * (1.0 + _border_corr((np.minimum(j2, wc - 1 - j2) + 0.5) / sigmas[k2i]))
+                )
+            )
             i2, j2, k2i, s2 = i2[c_keep], j2[c_keep], k2i[c_keep], s2[c_keep]
             y2, x2 = (i2 + 0.5) * f - 0.5, (j2 + 0.5) * f - 0.5
             r2 = sigmas[k2i] * f / LOG_SIGMA_PER_RADIUS
-            keep, extra = _particle_crowd.split_crowds(y, x, r, strength, keep, y2, x2, r2, s2,
-                                                       prune=K.prune_blobs, overlap=PRUNE_OVERLAP)
-            seeds = {"x": np.concatenate([x[keep], x2[extra]]), "y": np.concatenate([y[keep], y2[extra]]),
-                     "r": np.concatenate([r[keep], r2[extra]]),
-                     "strength": np.concatenate([strength[keep], s2[extra]]),
-                     "ci": np.concatenate([i[keep].astype(int), i2[extra]]),
-                     "cj": np.concatenate([j[keep].astype(int), j2[extra]]),
-                     "ck": np.concatenate([k[keep].astype(int), k2i[extra]])}
-    return seeds, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, L=L,
-                       pixel_noise=pixel_noise)
+            keep, extra = _particle_crowd.split_crowds(
+                y, x, r, strength, keep, y2, x2, r2, s2, prune=K.prune_blobs, overlap=PRUNE_OVERLAP
+            )
+            seeds = {
+                "x": np.concatenate([x[keep], x2[extra]]),
+                "y": np.concatenate([y[keep], y2[extra]]),
+                "r": np.concatenate([r[keep], r2[extra]]),
+                "strength": np.concatenate([strength[keep], s2[extra]]),
+                "ci": np.concatenate([i[keep].astype(int), i2[extra]]),
+                "cj": np.concatenate([j[keep].astype(int), j2[extra]]),
+                "ck": np.concatenate([k[keep].astype(int), k2i[extra]]),
+            }
+    return seeds, dict(
+        f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, L=L, pixel_noise=pixel_noise
+    )
 
 
 def _split_cluster_blobs(y, x, r, strength, keep):
@@ -1042,8 +1177,17 @@ def region_measures(mask: np.ndarray) -> dict:
     """
     ys, xs = np.nonzero(mask)
     n = ys.size
-    out = dict(area=float(n), centroid=(np.nan, np.nan), axis_major_length=np.nan, axis_minor_length=np.nan,
-               orientation=np.nan, feret_max=np.nan, feret_min=np.nan, solidity=np.nan, perimeter=np.nan)
+    out = dict(
+        area=float(n),
+        centroid=(np.nan, np.nan),
+        axis_major_length=np.nan,
+        axis_minor_length=np.nan,
+        orientation=np.nan,
+        feret_max=np.nan,
+        feret_min=np.nan,
+        solidity=np.nan,
+        perimeter=np.nan,
+    )
     if n == 0:
         return out
     cy, cx = ys.mean(), xs.mean()
@@ -1076,17 +1220,32 @@ def region_measures(mask: np.ndarray) -> dict:
     return out
 
 
-_MEASURE_COLUMNS = ("area", "centroid-0", "centroid-1", "axis_major_length", "axis_minor_length", "orientation",
-                    "perimeter", "solidity", "feret_max", "feret_min", "intensity_mean", "bbox-0", "bbox-1",
-                    "bbox-2", "bbox-3")
+_MEASURE_COLUMNS = (
+    "area",
+    "centroid-0",
+    "centroid-1",
+    "axis_major_length",
+    "axis_minor_length",
+    "orientation",
+    "perimeter",
+    "solidity",
+    "feret_max",
+    "feret_min",
+    "intensity_mean",
+    "bbox-0",
+    "bbox-1",
+    "bbox-2",
+    "bbox-3",
+)
 
 
 def _measure_regions(labels, img, n):
     """Measurements of labels 1..n (numba kernel; :func:`_measure_regions_ref` is the numpy reference)."""
     import pandas as pd
 
-    arr = K.region_measures_all(np.ascontiguousarray(labels, dtype=np.int32),
-                                np.ascontiguousarray(img, dtype=np.float32), int(n))
+    arr = K.region_measures_all(
+        np.ascontiguousarray(labels, dtype=np.int32), np.ascontiguousarray(img, dtype=np.float32), int(n)
+    )
     df = pd.DataFrame(arr, columns=list(_MEASURE_COLUMNS))
     df.insert(0, "label", np.arange(1, n + 1))
     return df
@@ -1107,8 +1266,15 @@ def _measure_regions_ref(labels, img, n):
         cols["area"][k] = r["area"]
         cols["centroid-0"][k] = r["centroid"][0] + y0
         cols["centroid-1"][k] = r["centroid"][1] + x0
-        for key in ("axis_major_length", "axis_minor_length", "orientation", "perimeter", "solidity",
-                    "feret_max", "feret_min"):
+        for key in (
+            "axis_major_length",
+            "axis_minor_length",
+            "orientation",
+            "perimeter",
+            "solidity",
+            "feret_max",
+            "feret_min",
+        ):
             cols[key][k] = r[key]
         cols["intensity_mean"][k] = float(img[sl][mask].mean())
         cols["bbox-0"][k], cols["bbox-1"][k] = y0, x0
@@ -1152,11 +1318,22 @@ def _empty_table():
     return pd.DataFrame(cols)
 
 
-def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, false_alarms: float = 0.05,
-                   probe_sigma_nm: float | None = None, edge_correction: str = "exclude",
-                   background_scale_nm: float | None = None, n_boot: int = 2000, seed: int = 0,
-                   source: str | None = None, border_rule: str | None = None,
-                   keep_flagged: bool = False) -> ParticleResult:
+def find_particles(
+    image,
+    *,
+    roi=None,
+    diameter_range_nm=None,
+    pixel_size=None,
+    false_alarms: float = 0.05,
+    probe_sigma_nm: float | None = None,
+    edge_correction: str = "exclude",
+    background_scale_nm: float | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    source: str | None = None,
+    border_rule: str | None = None,
+    keep_flagged: bool = False,
+) -> ParticleResult:
     """Detect, segment and size bright nanoparticles in a HAADF-STEM image.
 
     Parameters
@@ -1237,8 +1414,11 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
     py, px = mg.require_calibration()
     pix = math.sqrt(mg.pixel_area_nm2)  # = sqrt(py px); with an affine calibration sqrt|det A| (shear included)
     if abs(py - px) > 0.01 * pix:
-        warnings.warn(f"{src or 'image'}: non-square pixels ({py:.4g} x {px:.4g} nm); sizes use their geometric "
-                      "mean", LatticefitWarning, stacklevel=2)
+        warnings.warn(
+            f"{src or 'image'}: non-square pixels ({py:.4g} x {px:.4g} nm); sizes use their geometric mean",
+            LatticefitWarning,
+            stacklevel=2,
+        )
     if probe_sigma_nm is not None and not (np.isfinite(probe_sigma_nm) and probe_sigma_nm > 0):
         raise AnalysisError(f"probe_sigma_nm must be a positive length, got {probe_sigma_nm!r}", src)
     if not (np.isfinite(false_alarms) and false_alarms > 0):
@@ -1258,10 +1438,15 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
     if dlo_px < 3.0 - 1e-9:
         raise AnalysisError(
             f"diameter range {dlo:.3g}-{dhi:.3g} nm cannot be resolved at {pix:.4g} nm/px: the smallest diameter "
-            f"is {dlo_px:.2f} px, below the 3 px minimum (use a lower bound >= {3 * pix:.3g} nm)", src)
+            f"is {dlo_px:.2f} px, below the 3 px minimum (use a lower bound >= {3 * pix:.3g} nm)",
+            src,
+        )
     if dlo_px > min(H, W) / 2:
-        raise AnalysisError(f"diameter range {dlo:.3g}-{dhi:.3g} nm: the smallest diameter ({dlo_px:.0f} px) is "
-                            f"more than half the image ({H}x{W} px)", src)
+        raise AnalysisError(
+            f"diameter range {dlo:.3g}-{dhi:.3g} nm: the smallest diameter ({dlo_px:.0f} px) is "
+            f"more than half the image ({H}x{W} px)",
+            src,
+        )
     dhi_px = max(min(dhi_px, min(H, W) / 2.0), dlo_px * 1.2)
     border_rule = edge_correction if border_rule is None else border_rule
     if border_rule not in BORDER_RULES:
@@ -1273,10 +1458,17 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
     seeds, det = _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise)
     bg_small, fb = det["background"], det["f"]
     settings = {
-        "diameter_range_nm": [dlo, dhi], "diameter_range": range_note, "false_alarms": false_alarms,
-        "threshold_sigma": det["k"], "log_sigmas_px": (det["sigmas"] * det["f"]).tolist(),
-        "detection_binning": det["f"], "background_scale_px": bg_scale_px, "noise": noise.to_dict(),
-        "edge_correction": edge_correction, "border_rule": border_rule, "keep_flagged": bool(keep_flagged),
+        "diameter_range_nm": [dlo, dhi],
+        "diameter_range": range_note,
+        "false_alarms": false_alarms,
+        "threshold_sigma": det["k"],
+        "log_sigmas_px": (det["sigmas"] * det["f"]).tolist(),
+        "detection_binning": det["f"],
+        "background_scale_px": bg_scale_px,
+        "noise": noise.to_dict(),
+        "edge_correction": edge_correction,
+        "border_rule": border_rule,
+        "keep_flagged": bool(keep_flagged),
         "outline_fraction": OUTLINE_FRACTION,
     }
 
@@ -1287,12 +1479,20 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
         if mg.affine_cov is not None and len(table):
             table = _add_calibration_error(table, mg)
             summary["calibration"] = dict(mg.calibration_info or {})
-        return ParticleResult(table=table, summary=summary, labels=labels, pixel_size_nm=(py, px), source=src,
-                              background_grid=(det["background"], det["f"]), settings=settings)
+        return ParticleResult(
+            table=table,
+            summary=summary,
+            labels=labels,
+            pixel_size_nm=(py, px),
+            source=src,
+            background_grid=(det["background"], det["f"]),
+            settings=settings,
+        )
 
     if seeds is None or len(seeds["x"]) == 0:
-        warnings.warn(f"{src or 'image'}: no particles found between {dlo:.3g} and {dhi:.3g} nm", LatticefitWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"{src or 'image'}: no particles found between {dlo:.3g} and {dhi:.3g} nm", LatticefitWarning, stacklevel=2
+        )
         summary = size_summary([], warn=False)
         summary["probe_sigma_nm"] = None
         return _result(_empty_table(), np.zeros((H, W), np.int32), summary)
@@ -1348,23 +1548,36 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
     unsplit = np.where(np.isnan(solidity), False, unsplit) & ~edge
     ml = miles_lantuejoul_weights(bb2 - bb0, bb3 - bb1, (H, W))
     ml = np.where(edge, np.nan, ml)
-    table = pd.DataFrame({
-        "label": np.arange(1, n + 1, dtype=np.int64),
-        "x_px": xr, "y_px": yr,
-        "diameter_nm": 2 * rr * pix, "diameter_err_nm": np.where(ok, 2 * fit.r_err * pix, np.nan),
-        "x_err_px": np.where(ok, fit.x_err, np.nan), "y_err_px": np.where(ok, fit.y_err, np.nan),
-        "ecd_nm": np.sqrt(4 * area / np.pi) * pix,
-        "feret_max_nm": reg["feret_max"].to_numpy(float) * pix,
-        "feret_min_nm": reg["feret_min"].to_numpy(float) * pix,
-        "major_axis_nm": major * pix, "minor_axis_nm": minor * pix,
-        # skimage: angle between the row axis and the major axis; report from +x, counter-clockwise on screen
-        "orientation_deg": np.degrees(reg["orientation"].to_numpy(float)) - 90.0,
-        "circularity": circ, "solidity": solidity, "area_nm2": area * pix * pix,
-        "integrated_intensity": integ, "peak_height": np.where(ok, fit.h, np.nan),
-        "log_radius_nm": seeds["r"] * pix,
-        "edge": edge.astype(bool), "cluster_unsplit": unsplit.astype(bool), "fit_ok": ok.astype(bool),
-        "fit_group": fit.group.astype(np.int64), "chi2_red": fit.chi2_red, "ml_weight": ml,
-    })
+    table = pd.DataFrame(
+        {
+            "label": np.arange(1, n + 1, dtype=np.int64),
+            "x_px": xr,
+            "y_px": yr,
+            "diameter_nm": 2 * rr * pix,
+            "diameter_err_nm": np.where(ok, 2 * fit.r_err * pix, np.nan),
+            "x_err_px": np.where(ok, fit.x_err, np.nan),
+            "y_err_px": np.where(ok, fit.y_err, np.nan),
+            "ecd_nm": np.sqrt(4 * area / np.pi) * pix,
+            "feret_max_nm": reg["feret_max"].to_numpy(float) * pix,
+            "feret_min_nm": reg["feret_min"].to_numpy(float) * pix,
+            "major_axis_nm": major * pix,
+            "minor_axis_nm": minor * pix,
+            # skimage: angle between the row axis and the major axis; report from +x, counter-clockwise on screen
+            "orientation_deg": np.degrees(reg["orientation"].to_numpy(float)) - 90.0,
+            "circularity": circ,
+            "solidity": solidity,
+            "area_nm2": area * pix * pix,
+            "integrated_intensity": integ,
+            "peak_height": np.where(ok, fit.h, np.nan),
+            "log_radius_nm": seeds["r"] * pix,
+            "edge": edge.astype(bool),
+            "cluster_unsplit": unsplit.astype(bool),
+            "fit_ok": ok.astype(bool),
+            "fit_group": fit.group.astype(np.int64),
+            "chi2_red": fit.chi2_red,
+            "ml_weight": ml,
+        }
+    )
     table["orientation_deg"] = ((table["orientation_deg"] + 90.0) % 180.0) - 90.0
     # drop detections whose fitted size is far outside the searched range (noise at the range ends)
     # and those the model fit finds no significant particle in (height < 3 sigma), or that the
@@ -1380,8 +1593,11 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
     no_region = ~(table["ecd_nm"].to_numpy(float) >= 0.5 * dlo)  # no region, or only the seed pixels
     # a fitted "particle" with hardly a segment (ECD below half its fit and below the smallest diameter) is a
     # bump of the background or noise, not a particle a person would outline
-    no_region |= ok & (table["ecd_nm"].to_numpy(float) < 0.5 * np.minimum(d_fit, 2 * dlo)) & \
-        (table["ecd_nm"].to_numpy(float) < dlo)
+    no_region |= (
+        ok
+        & (table["ecd_nm"].to_numpy(float) < 0.5 * np.minimum(d_fit, 2 * dlo))
+        & (table["ecd_nm"].to_numpy(float) < dlo)
+    )
     small_failed = ~ok & ~(table["ecd_nm"].to_numpy(float) >= dlo)  # failed fit on a fragment
     out_of_range = (ok & ((d_fit < dlo / 1.25) | (d_fit > dhi * 1.25))) | insignificant | no_region | small_failed
     # faint structure: a detection the checks would flag (cluster / failed fit) whose mean contrast over its
@@ -1394,8 +1610,9 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
     if accepted.sum() >= 3:
         # unsplit clusters and failed fits only: a real but non-spherical particle (chi2 or leaves_segment)
         # of another brightness than the majority stays, rejected and shown
-        flagged = ((pre["status"].to_numpy(str) == "cluster") | (pre["reject_reason"].to_numpy(str) == "no_convergence")) \
-            & ~out_of_range
+        flagged = (
+            (pre["status"].to_numpy(str) == "cluster") | (pre["reject_reason"].to_numpy(str) == "no_convergence")
+        ) & ~out_of_range
         faint = flagged & (contrast < FAINT_FRACTION * float(np.median(contrast[accepted])))
     settings["n_faint_dropped"] = int(faint.sum())
     out_of_range |= faint
@@ -1414,19 +1631,29 @@ def find_particles(image, *, roi=None, diameter_range_nm=None, pixel_size=None, 
     parts = count_line_parts(table)
     use = table["in_statistics"].to_numpy(bool)
     weights = table["ml_weight"].to_numpy(float)[use] if border_rule == "miles-lantuejoul" else None
-    summary = size_summary(table["diameter_nm"].to_numpy(float)[use], table["diameter_err_nm"].to_numpy(float)[use],
-                           weights=weights, n_excluded=parts["n_edge"], n_boot=n_boot, seed=seed,
-                           warn=False)
+    summary = size_summary(
+        table["diameter_nm"].to_numpy(float)[use],
+        table["diameter_err_nm"].to_numpy(float)[use],
+        weights=weights,
+        n_excluded=parts["n_edge"],
+        n_boot=n_boot,
+        seed=seed,
+        warn=False,
+    )
     summary.update({k: v for k, v in parts.items() if k != "n_detected"})
     summary["border_rule"] = border_rule
     summary["keep_flagged"] = bool(keep_flagged)
     if summary["n"] == 0:
-        warnings.warn(f"{src or 'image'}: no particle fit for statistics: the summary is empty",
-                      LatticefitWarning, stacklevel=2)
+        warnings.warn(
+            f"{src or 'image'}: no particle fit for statistics: the summary is empty", LatticefitWarning, stacklevel=2
+        )
     summary["n_detected"] = int(len(table))
     summary["n_fit_failed"] = int((~table["fit_ok"]).sum())
-    summary["rejection"] = {"fit_ecd_band": list(_FIT_ECD_BAND), "chi2_factor": _CHI2_FACTOR,
-                            "error_scale_max": float(table["error_scale"].max()) if len(table) else 1.0}
+    summary["rejection"] = {
+        "fit_ecd_band": list(_FIT_ECD_BAND),
+        "chi2_factor": _CHI2_FACTOR,
+        "error_scale_max": float(table["error_scale"].max()) if len(table) else 1.0,
+    }
     summary["n_cluster_unsplit"] = int(table["cluster_unsplit"].sum())
     summary["probe_sigma_nm"] = settings["probe_sigma_nm"]
     ecd = table["ecd_nm"].to_numpy(float)[use]
@@ -1454,8 +1681,17 @@ def _outline_segments(labels, ids):
     return out
 
 
-def plot_overlay(result: ParticleResult, image=None, ax=None, *, circles: bool = True, centres: bool = True,
-                 scalebar: bool = True, legend: bool = True, linewidth: float = 0.8):
+def plot_overlay(
+    result: ParticleResult,
+    image=None,
+    ax=None,
+    *,
+    circles: bool = True,
+    centres: bool = True,
+    scalebar: bool = True,
+    legend: bool = True,
+    linewidth: float = 0.8,
+):
     """Draw the segmented particles over the image.
 
     Outlines of the label image by status (:mod:`latticefit._particle_overlay`): particles in the
@@ -1487,8 +1723,8 @@ def plot_overlay(result: ParticleResult, image=None, ax=None, *, circles: bool =
     """
     import matplotlib.pyplot as plt
 
-    from . import _overlay as _particle_overlay
     from .._plotstyle import show_image
+    from . import _overlay as _particle_overlay
 
     if ax is None:
         _fig, ax = plt.subplots(figsize=(5, 5))
@@ -1510,8 +1746,16 @@ def plot_overlay(result: ParticleResult, image=None, ax=None, *, circles: bool =
         return ax
     handles = _particle_overlay.draw_particles(ax, result, circles=circles, centres=centres, linewidth=linewidth)
     if legend:
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=2, fontsize=6, frameon=False,
-                  handlelength=1.8, borderaxespad=0.2)
+        ax.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(0.0, -0.01),
+            ncol=2,
+            fontsize=6,
+            frameon=False,
+            handlelength=1.8,
+            borderaxespad=0.2,
+        )
     return ax
 
 
@@ -1540,18 +1784,25 @@ def summary_lines(result: ParticleResult) -> list[str]:
     name = result.source or "image"
     lines = [f"{name}: {count_line(s, len(result.table))}"]
     if s["n"]:
+
         def ci(key, unit=""):
             v = s.get(key) or [None, None]
             return f"95% CI {_g(v[0])}-{_g(v[1])}{unit}"
 
         lines += [
-            (f"  model-fit diameter  mean {format_uncertain(s['mean_nm'], s.get('mean_err_nm'), 'nm')} (± SE; "
-             f"{ci('mean_ci95_nm', ' nm')})   median {_g(s['median_nm'])} nm ({ci('median_ci95_nm', ' nm')})"),
-            (f"  SD {_g(s['std_nm'])} nm ({ci('std_ci95_nm', ' nm')})   RSD {_g(s['rsd_percent'])}% "
-             f"({ci('rsd_ci95_percent', '%')}, bootstrap)   corrected for measurement noise "
-             f"{_g(s['rsd_corrected_percent'])}%"),
-            (f"  per-particle error (rms, 1 SE) {_g(s.get('mean_measurement_err_nm'))} nm   "
-             f"mask ECD mean {_g(s.get('ecd_mean_nm'))} nm   probe sigma {_g(s.get('probe_sigma_nm'))} nm"),
+            (
+                f"  model-fit diameter  mean {format_uncertain(s['mean_nm'], s.get('mean_err_nm'), 'nm')} (± SE; "
+                f"{ci('mean_ci95_nm', ' nm')})   median {_g(s['median_nm'])} nm ({ci('median_ci95_nm', ' nm')})"
+            ),
+            (
+                f"  SD {_g(s['std_nm'])} nm ({ci('std_ci95_nm', ' nm')})   RSD {_g(s['rsd_percent'])}% "
+                f"({ci('rsd_ci95_percent', '%')}, bootstrap)   corrected for measurement noise "
+                f"{_g(s['rsd_corrected_percent'])}%"
+            ),
+            (
+                f"  per-particle error (rms, 1 SE) {_g(s.get('mean_measurement_err_nm'))} nm   "
+                f"mask ECD mean {_g(s.get('ecd_mean_nm'))} nm   probe sigma {_g(s.get('probe_sigma_nm'))} nm"
+            ),
         ]
         g = s.get("gaussian") or {}
         ln = s.get("lognormal") or {}
@@ -1560,12 +1811,15 @@ def summary_lines(result: ParticleResult) -> list[str]:
             lines.append(
                 f"  fits: normal mu {_g(g.get('mu_nm'))} nm sigma {_g(g.get('sigma_nm'))} nm "
                 f"(KS p {_g((gof.get('normal') or {}).get('p'))}); lognormal median {_g(ln.get('median_nm'))} nm "
-                f"sigma_ln {_g(ln.get('sigma_log'))} (KS p {_g((gof.get('lognormal') or {}).get('p'))})")
+                f"sigma_ln {_g(ln.get('sigma_log'))} (KS p {_g((gof.get('lognormal') or {}).get('p'))})"
+            )
         adv = s.get("rsd_precision") or {}
         if adv.get("targets"):
             need = ", ".join(f"{t['n_needed']} for ±{t['halfwidth_pp']:g} pp" for t in adv["targets"])
-            lines.append(f"  RSD precision: ±{_g(adv.get('rsd_ci95_halfwidth_pp'))} pp (95% CI half-width) with "
-                         f"N = {s['n']}; particles needed: {need}")
+            lines.append(
+                f"  RSD precision: ±{_g(adv.get('rsd_ci95_halfwidth_pp'))} pp (95% CI half-width) with "
+                f"N = {s['n']}; particles needed: {need}"
+            )
         for note in s.get("notes", []):
             lines.append(f"  note: {note}")
     return lines

@@ -48,8 +48,14 @@ def find_particles_in_roi(find, image, roi, *, pixel_size=None, source=None, **k
         # distance (px) from each centre to the nearest pixel outside the region
         depth = ndi.distance_transform_edt(np.pad(inside, 1))[1:-1, 1:-1][yi, xi]
         pix = math.sqrt(res.pixel_size_nm[0] * res.pixel_size_nm[1])
-        rad = np.where(np.isfinite(t["diameter_nm"].to_numpy(float)), t["diameter_nm"].to_numpy(float) / 2,
-                       t["log_radius_nm"].to_numpy(float)) / pix
+        rad = (
+            np.where(
+                np.isfinite(t["diameter_nm"].to_numpy(float)),
+                t["diameter_nm"].to_numpy(float) / 2,
+                t["log_radius_nm"].to_numpy(float),
+            )
+            / pix
+        )
         t["edge"] = t["edge"].to_numpy(bool) | (depth < rad + 0.5)
         lut = np.zeros(int(labels.max()) + 1, np.int32)
         old = t["label"].to_numpy(int)[keep]
@@ -60,17 +66,30 @@ def find_particles_in_roi(find, image, roi, *, pixel_size=None, source=None, **k
         summary = _resummarise(t, res, kwargs)
     summary = dict(summary, roi=r.to_dict())
     settings = dict(res.settings, roi=r.to_dict())
-    return type(res)(table=t, summary=summary, labels=labels, pixel_size_nm=res.pixel_size_nm, source=src,
-                     background_grid=None, settings=settings)
+    return type(res)(
+        table=t,
+        summary=summary,
+        labels=labels,
+        pixel_size_nm=res.pixel_size_nm,
+        source=src,
+        background_grid=None,
+        settings=settings,
+    )
 
 
 def _resummarise(t, res, kwargs) -> dict:
     """The size statistics of ``t`` (the particles left in the region), with the settings of ``res``."""
     use = (~t["edge"].to_numpy(bool)) & t["fit_ok"].to_numpy(bool)
     weights = t["ml_weight"].to_numpy(float)[use] if kwargs.get("edge_correction") == "miles-lantuejoul" else None
-    s = size_summary(t["diameter_nm"].to_numpy(float)[use], t["diameter_err_nm"].to_numpy(float)[use],
-                     weights=weights, n_excluded=int(t["edge"].sum()), n_boot=kwargs.get("n_boot", 2000),
-                     seed=kwargs.get("seed", 0), warn=False)
+    s = size_summary(
+        t["diameter_nm"].to_numpy(float)[use],
+        t["diameter_err_nm"].to_numpy(float)[use],
+        weights=weights,
+        n_excluded=int(t["edge"].sum()),
+        n_boot=kwargs.get("n_boot", 2000),
+        seed=kwargs.get("seed", 0),
+        warn=False,
+    )
     keep_keys = ("diameter_range_nm", "pixel_size_nm", "probe_sigma_nm", "calibration")
     s.update({k: res.summary[k] for k in keep_keys if k in res.summary})
     s["n_detected"] = int(len(t))

@@ -85,8 +85,12 @@ def goodness_of_fit(d, gaussian: dict | None, lognormal: dict | None) -> dict:
 
     d = np.asarray(d, dtype=np.float64)
     nan = {"ks": math.nan, "p": math.nan}
-    out = {"normal": dict(nan), "lognormal": dict(nan), "preferred": None,
-           "test": "Kolmogorov-Smirnov against the ML fit (parameters from the same data: p is conservative)"}
+    out = {
+        "normal": dict(nan),
+        "lognormal": dict(nan),
+        "preferred": None,
+        "test": "Kolmogorov-Smirnov against the ML fit (parameters from the same data: p is conservative)",
+    }
     if d.size < 5:
         return out
     if gaussian and np.isfinite(gaussian.get("sigma_nm", np.nan)) and gaussian["sigma_nm"] > 0:

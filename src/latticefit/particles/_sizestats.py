@@ -46,8 +46,14 @@ __all__ = [
 ]
 
 EMPTY_SUMMARY_KEYS = (
-    "mean_nm", "median_nm", "std_nm", "rsd_percent", "rsd_ci95_percent", "rsd_corrected_percent",
-    "mean_err_nm", "mean_measurement_err_nm",
+    "mean_nm",
+    "median_nm",
+    "std_nm",
+    "rsd_percent",
+    "rsd_ci95_percent",
+    "rsd_corrected_percent",
+    "mean_err_nm",
+    "mean_measurement_err_nm",
 )
 
 
@@ -152,8 +158,10 @@ def corrected_rsd(rsd_percent: float, d, err) -> tuple[float, str | None]:
     rel_var = float(np.mean((e[ok] / d[ok]) ** 2)) * 1e4  # in %^2
     val = rsd_percent**2 - rel_var
     if val <= 0:
-        return 0.0, (f"measurement noise ({math.sqrt(rel_var):.2f}% per particle) explains all of the observed "
-                     f"RSD ({rsd_percent:.2f}%): corrected RSD clipped at 0")
+        return 0.0, (
+            f"measurement noise ({math.sqrt(rel_var):.2f}% per particle) explains all of the observed "
+            f"RSD ({rsd_percent:.2f}%): corrected RSD clipped at 0"
+        )
     return math.sqrt(val), None
 
 
@@ -207,8 +215,11 @@ def fd_histogram(d, *, weights=None) -> dict:
     if edges.size < 2 or not np.all(np.isfinite(edges)):
         edges = np.array([d.min() - 0.5, d.max() + 0.5])
     counts, edges = np.histogram(d, bins=edges, weights=weights)
-    return {"bin_edges_nm": edges.tolist(), "counts": counts.astype(float).tolist(),
-            "bin_width_nm": float(edges[1] - edges[0])}
+    return {
+        "bin_edges_nm": edges.tolist(),
+        "counts": counts.astype(float).tolist(),
+        "bin_width_nm": float(edges[1] - edges[0]),
+    }
 
 
 def miles_lantuejoul_weights(bbox_h_px, bbox_w_px, image_shape) -> np.ndarray:
@@ -228,8 +239,9 @@ def miles_lantuejoul_weights(bbox_h_px, bbox_w_px, image_shape) -> np.ndarray:
     return out
 
 
-def size_summary(d, err=None, *, weights=None, n_excluded: int = 0, n_boot: int = 2000, seed: int = 0,
-                 warn: bool = True) -> dict:
+def size_summary(
+    d, err=None, *, weights=None, n_excluded: int = 0, n_boot: int = 2000, seed: int = 0, warn: bool = True
+) -> dict:
     """All size statistics of one population of diameters (nm).
 
     Parameters
@@ -272,9 +284,19 @@ def size_summary(d, err=None, *, weights=None, n_excluded: int = 0, n_boot: int 
             warnings.warn("no particles to summarise: statistics are empty", LatticefitWarning, stacklevel=2)
         out.update({k: None for k in EMPTY_SUMMARY_KEYS})
         out["rsd_ci95_percent"] = [None, None]
-        out.update({"gaussian": None, "lognormal": None, "histogram": fd_histogram(d), "notes": ["no particles"],
-                    "mean_ci95_nm": [None, None], "median_ci95_nm": [None, None], "std_ci95_nm": [None, None],
-                    "goodness_of_fit": None, "rsd_precision": None})
+        out.update(
+            {
+                "gaussian": None,
+                "lognormal": None,
+                "histogram": fd_histogram(d),
+                "notes": ["no particles"],
+                "mean_ci95_nm": [None, None],
+                "median_ci95_nm": [None, None],
+                "std_ci95_nm": [None, None],
+                "goodness_of_fit": None,
+                "rsd_precision": None,
+            }
+        )
         return out
     mean, sd = weighted_mean_sd(d, w)
     if w is None:
@@ -290,20 +312,24 @@ def size_summary(d, err=None, *, weights=None, n_excluded: int = 0, n_boot: int 
         notes.append(note)
     if n < 3:
         notes.append(f"only {n} particle(s): SD/RSD unreliable")
-    out.update({
-        "mean_nm": mean,
-        "median_nm": median,
-        "std_nm": sd,
-        "rsd_percent": rsd,
-        "rsd_ci95_percent": list(ci),
-        "rsd_corrected_percent": rc,
-        "mean_err_nm": sd / math.sqrt(n) if n > 1 else math.nan,
-        "mean_measurement_err_nm": float(np.sqrt(np.mean(e[np.isfinite(e)] ** 2))) if e is not None and np.isfinite(e).any() else math.nan,
-        "gaussian": fit_gaussian(d),
-        "lognormal": fit_lognormal(d),
-        "histogram": fd_histogram(d, weights=w),
-        "notes": notes,
-    })
+    out.update(
+        {
+            "mean_nm": mean,
+            "median_nm": median,
+            "std_nm": sd,
+            "rsd_percent": rsd,
+            "rsd_ci95_percent": list(ci),
+            "rsd_corrected_percent": rc,
+            "mean_err_nm": sd / math.sqrt(n) if n > 1 else math.nan,
+            "mean_measurement_err_nm": float(np.sqrt(np.mean(e[np.isfinite(e)] ** 2)))
+            if e is not None and np.isfinite(e).any()
+            else math.nan,
+            "gaussian": fit_gaussian(d),
+            "lognormal": fit_lognormal(d),
+            "histogram": fd_histogram(d, weights=w),
+            "notes": notes,
+        }
+    )
     # bootstrap CIs of mean / median / SD (same resamples as the RSD's), KS goodness of fit, RSD advisor
     from ._size_precision import bootstrap_cis, goodness_of_fit, rsd_precision_advice
 

@@ -54,9 +54,22 @@ __all__ = ["DotStatistics", "measure_dots", "plot_dot_statistics", "population_v
 
 #: the columns of :attr:`DotStatistics.table`, one row per dot
 DOT_COLUMNS = [
-    "dot", "x_px", "y_px", "radius_px", "diameter_nm", "diameter_err_nm", "source", "status",
-    "n_reflections", "rel_diff_percent", "rel_diff_err_percent", "rel_diff_err_dot_percent", "z",
-    "gpa_strain_percent", "gpa_strain_err_percent", "note",
+    "dot",
+    "x_px",
+    "y_px",
+    "radius_px",
+    "diameter_nm",
+    "diameter_err_nm",
+    "source",
+    "status",
+    "n_reflections",
+    "rel_diff_percent",
+    "rel_diff_err_percent",
+    "rel_diff_err_dot_percent",
+    "z",
+    "gpa_strain_percent",
+    "gpa_strain_err_percent",
+    "note",
 ]
 #: a dot region holds at least this many periods of the strongest spacing across its diameter
 MIN_PERIODS_ACROSS_DOT = 6.0
@@ -102,31 +115,46 @@ class DotStatistics:
         if not s.get("n"):
             return "dots - matrix: no dot measured"
         cons = "yes" if s["consistent"] else f"no (dot-to-dot scatter: SE scaled by {s['birge_scale']:.2f})"
-        return (f"dots - matrix = {s['mean_rel_diff_percent']:+.2f} ± {s['se_percent']:.2f} % (± 1 SE, N = {s['n']}, "
-                f"χ² consistent with one value: {cons}, p = {s['p_consistent']:.2g}), "
-                f"{'significant' if s['significant'] else 'not significant'} (|z| = {abs(s['z']):.1f}; "
-                f"{s['test']})")
+        return (
+            f"dots - matrix = {s['mean_rel_diff_percent']:+.2f} ± {s['se_percent']:.2f} % (± 1 SE, N = {s['n']}, "
+            f"χ² consistent with one value: {cons}, p = {s['p_consistent']:.2g}), "
+            f"{'significant' if s['significant'] else 'not significant'} (|z| = {abs(s['z']):.1f}; "
+            f"{s['test']})"
+        )
 
     def __str__(self) -> str:
-        lines = [f"{self.source or 'image'}: {len(self.table)} dot(s), matrix "
-                 f"{self.matrix_roi.describe() if self.matrix_roi is not None else '-'}"]
+        lines = [
+            f"{self.source or 'image'}: {len(self.table)} dot(s), matrix "
+            f"{self.matrix_roi.describe() if self.matrix_roi is not None else '-'}"
+        ]
         lines.append("  dot      x      y   d (nm)   Δd/d (%)  ± 1σ (%)      z  GPA strain (%)   status")
         for r in self.table.itertuples():
-            gpa = (f"{r.gpa_strain_percent:+.2f} ± {r.gpa_strain_err_percent:.2f}"
-                   if np.isfinite(r.gpa_strain_percent) else "-")
-            rd = f"{r.rel_diff_percent:+9.3f}  {r.rel_diff_err_percent:8.3f}  {r.z:+5.1f}" \
-                if np.isfinite(r.rel_diff_percent) else f"{'-':>9}  {'-':>8}  {'-':>5}"
-            lines.append(f"  {r.dot:3d} {r.x_px:6.0f} {r.y_px:6.0f} {r.diameter_nm:8.2f}  {rd}  {gpa:>15}  "
-                         f"{r.status}")
+            gpa = (
+                f"{r.gpa_strain_percent:+.2f} ± {r.gpa_strain_err_percent:.2f}"
+                if np.isfinite(r.gpa_strain_percent)
+                else "-"
+            )
+            rd = (
+                f"{r.rel_diff_percent:+9.3f}  {r.rel_diff_err_percent:8.3f}  {r.z:+5.1f}"
+                if np.isfinite(r.rel_diff_percent)
+                else f"{'-':>9}  {'-':>8}  {'-':>5}"
+            )
+            lines.append(f"  {r.dot:3d} {r.x_px:6.0f} {r.y_px:6.0f} {r.diameter_nm:8.2f}  {rd}  {gpa:>15}  {r.status}")
         lines.append(self.verdict())
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"schema_version": self.schema_version, "kind": "latticefit.dot_statistics", "source": self.source,
-                "matrix_roi": None if self.matrix_roi is None else self.matrix_roi.to_dict(),
-                "summary": self.summary, "verdict": self.verdict(), "notes": list(self.notes),
-                "dots": self.table.to_dict(orient="records"),
-                "reflections": self.reflections.to_dict(orient="records")}
+        return {
+            "schema_version": self.schema_version,
+            "kind": "latticefit.dot_statistics",
+            "source": self.source,
+            "matrix_roi": None if self.matrix_roi is None else self.matrix_roi.to_dict(),
+            "summary": self.summary,
+            "verdict": self.verdict(),
+            "notes": list(self.notes),
+            "dots": self.table.to_dict(orient="records"),
+            "reflections": self.reflections.to_dict(orient="records"),
+        }
 
 
 # ------------------------------------------------------------------ step 1: the dots
@@ -167,8 +195,10 @@ def _dots_from_haadf(hr, ha, diameter_range_nm, notes) -> list[_Dot] | None:
     x, y, dnm, _ = _particles_in_hrtem(res, fov)
     err = t["diameter_err_nm"].to_numpy(float) if "diameter_err_nm" in t else np.full(len(t), np.nan)
     px = hr.pixel_size_nm[1]
-    return [_Dot(float(x[i]), float(y[i]), float(dnm[i] / px / 2), float(dnm[i]), float(err[i]), "haadf")
-            for i in np.flatnonzero(keep)]
+    return [
+        _Dot(float(x[i]), float(y[i]), float(dnm[i] / px / 2), float(dnm[i]), float(err[i]), "haadf")
+        for i in np.flatnonzero(keep)
+    ]
 
 
 def _dots_from_anomaly(hr, whole) -> list[_Dot]:
@@ -202,8 +232,9 @@ def _matrix_square(hr, dots: list[_Dot], min_side: int) -> Rect:
     exclude = np.zeros((H, W), bool)
     for d in dots:
         exclude |= (xx - d.x_px) ** 2 + (yy - d.y_px) ** 2 <= (d.r_px + margin) ** 2
-    return choose_matrix_region((H, W), exclude, side_px=max(MATRIX_MAX_SIDE_PX, min_side),
-                                min_side_px=min(min_side, min(H, W)))
+    return choose_matrix_region(
+        (H, W), exclude, side_px=max(MATRIX_MAX_SIDE_PX, min_side), min_side_px=min(min_side, min(H, W))
+    )
 
 
 # ------------------------------------------------------------------ step 3: each dot
@@ -213,16 +244,30 @@ def _matrix_rel_err(cmp) -> float:
     first = t[t["order"] <= 1] if len(t[t["order"] <= 1]) else t
     rel = first["d_a_err_angstrom"].to_numpy(float) / first["d_a_angstrom"].to_numpy(float)
     rel = rel[np.isfinite(rel) & (rel > 0)]
-    return float(1.0 / math.sqrt(np.sum(rel ** -2.0))) if len(rel) else float("nan")
+    return float(1.0 / math.sqrt(np.sum(rel**-2.0))) if len(rel) else float("nan")
 
 
 def _measure_one(hr, k: int, d: _Dot, matrix, model, d_range, min_r_px: float):
     from ..lattice._measure import compare_lattices, measure_lattice
 
-    row = dict(dot=k, x_px=d.x_px, y_px=d.y_px, radius_px=d.r_px, diameter_nm=d.diameter_nm,
-               diameter_err_nm=d.diameter_err_nm, source=d.source, status="measured", n_reflections=0,
-               rel_diff_percent=np.nan, rel_diff_err_percent=np.nan, rel_diff_err_dot_percent=np.nan, z=np.nan,
-               gpa_strain_percent=np.nan, gpa_strain_err_percent=np.nan, note="")
+    row = dict(
+        dot=k,
+        x_px=d.x_px,
+        y_px=d.y_px,
+        radius_px=d.r_px,
+        diameter_nm=d.diameter_nm,
+        diameter_err_nm=d.diameter_err_nm,
+        source=d.source,
+        status="measured",
+        n_reflections=0,
+        rel_diff_percent=np.nan,
+        rel_diff_err_percent=np.nan,
+        rel_diff_err_dot_percent=np.nan,
+        z=np.nan,
+        gpa_strain_percent=np.nan,
+        gpa_strain_err_percent=np.nan,
+        note="",
+    )
     r = max(DOT_RADIUS_FRACTION * d.r_px, min(d.r_px, 16.0))
     if r < min_r_px:
         row["status"] = "too small"
@@ -243,10 +288,14 @@ def _measure_one(hr, k: int, d: _Dot, matrix, model, d_range, min_r_px: float):
         return row, None, float("nan")
     m_err = _matrix_rel_err(cmp)
     tot = float(s["mean_rel_diff_err"])
-    dot_only = math.sqrt(max(tot ** 2 - m_err ** 2, (0.1 * tot) ** 2)) if np.isfinite(m_err) else tot
-    row.update(n_reflections=int(s["n"]), rel_diff_percent=100 * float(s["mean_rel_diff"]),
-               rel_diff_err_percent=100 * tot, rel_diff_err_dot_percent=100 * dot_only,
-               z=float(s["mean_rel_diff"]) / tot)
+    dot_only = math.sqrt(max(tot**2 - m_err**2, (0.1 * tot) ** 2)) if np.isfinite(m_err) else tot
+    row.update(
+        n_reflections=int(s["n"]),
+        rel_diff_percent=100 * float(s["mean_rel_diff"]),
+        rel_diff_err_percent=100 * tot,
+        rel_diff_err_dot_percent=100 * dot_only,
+        z=float(s["mean_rel_diff"]) / tot,
+    )
     refl = cmp.table.assign(dot=k)
     return row, refl, m_err
 
@@ -297,11 +346,13 @@ def population_verdict(rel_diff, err_dot, matrix_err, *, z_threshold: float = 3.
     ok = np.isfinite(x) & np.isfinite(e) & (e > 0)
     x, e = x[ok], e[ok]
     n = len(x)
-    test = ("weighted mean over dots, χ² test of one common value (p > 0.05), Birge-scaled SE, matrix error "
-            "common to all dots added in quadrature; significant when |mean| > 3 SE")
+    test = (
+        "weighted mean over dots, χ² test of one common value (p > 0.05), Birge-scaled SE, matrix error "
+        "common to all dots added in quadrature; significant when |mean| > 3 SE"
+    )
     if n == 0:
         return {"n": 0, "test": test}
-    w = e ** -2.0
+    w = e**-2.0
     mean = float(np.sum(w * x) / np.sum(w))
     se_dots = float(1.0 / math.sqrt(np.sum(w)))
     chi2 = float(np.sum(w * (x - mean) ** 2))
@@ -312,13 +363,36 @@ def population_verdict(rel_diff, err_dot, matrix_err, *, z_threshold: float = 3.
     m = float(matrix_err) if np.isfinite(matrix_err) else 0.0
     se = math.hypot(se_dots, m)
     z = mean / se if se > 0 else float("inf")
-    return {"n": n, "mean": mean, "se": se, "se_dots": se_dots, "matrix_err": m, "chi2": chi2, "dof": dof,
-            "p_consistent": p, "consistent": bool(p > 0.05), "birge_scale": birge, "z": z,
-            "significant": bool(abs(z) > z_threshold), "test": test}
+    return {
+        "n": n,
+        "mean": mean,
+        "se": se,
+        "se_dots": se_dots,
+        "matrix_err": m,
+        "chi2": chi2,
+        "dof": dof,
+        "p_consistent": p,
+        "consistent": bool(p > 0.05),
+        "birge_scale": birge,
+        "z": z,
+        "significant": bool(abs(z) > z_threshold),
+        "test": test,
+    }
 
 
-def measure_dots(hrtem, haadf=None, *, dots=None, roi_matrix=None, d_range_angstrom=None, diameter_range_nm=None,
-                 pixel_size=None, calibration=None, gpa: bool = True, z_threshold: float = 3.0) -> DotStatistics:
+def measure_dots(
+    hrtem,
+    haadf=None,
+    *,
+    dots=None,
+    roi_matrix=None,
+    d_range_angstrom=None,
+    diameter_range_nm=None,
+    pixel_size=None,
+    calibration=None,
+    gpa: bool = True,
+    z_threshold: float = 3.0,
+) -> DotStatistics:
     """Measure the lattice of every dot against one matrix region; the population verdict.
 
     Parameters
@@ -372,8 +446,7 @@ def measure_dots(hrtem, haadf=None, *, dots=None, roi_matrix=None, d_range_angst
     if len(inside) < len(found):
         notes.append(f"{len(found) - len(inside)} dot(s) cut by the HRTEM border not measured")
     if not inside:
-        raise AnalysisError("no dot lies wholly inside the HRTEM (give dots=, or a HAADF of the same area)",
-                            hr.source)
+        raise AnalysisError("no dot lies wholly inside the HRTEM (give dots=, or a HAADF of the same area)", hr.source)
     min_side = _min_region_px(whole, pyx, hr.shape)
     mroi = as_roi(roi_matrix) if roi_matrix is not None else _matrix_square(hr, inside, min_side)
     with warnings.catch_warnings():
@@ -386,11 +459,18 @@ def measure_dots(hrtem, haadf=None, *, dots=None, roi_matrix=None, d_range_angst
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LatticefitWarning)
         try:
-            model = estimate_systematic(hr, matrix.spots, (side, side), measure=measure_lattice,
-                                        measure_kwargs=dict(d_range_angstrom=d_range_angstrom))
+            model = estimate_systematic(
+                hr,
+                matrix.spots,
+                (side, side),
+                measure=measure_lattice,
+                measure_kwargs=dict(d_range_angstrom=d_range_angstrom),
+            )
         except LatticefitError as e:
-            notes.append(f"no estimate of the image's systematic variation at the dot scale ({e}); "
-                         "dot errors are statistical only")
+            notes.append(
+                f"no estimate of the image's systematic variation at the dot scale ({e}); "
+                "dot errors are statistical only"
+            )
     rows, refl, m_errs = [], [], []
     for k, d in enumerate(inside):
         row, r, m_err = _measure_one(hr, k, d, matrix, model, d_range_angstrom, min_r_px)
@@ -403,17 +483,31 @@ def measure_dots(hrtem, haadf=None, *, dots=None, roi_matrix=None, d_range_angst
     table = pd.DataFrame(rows, columns=DOT_COLUMNS)
     ok = table["status"] == "measured"
     m_err = float(np.nanmedian(m_errs)) if m_errs else float("nan")
-    v = population_verdict(table.loc[ok, "rel_diff_percent"], table.loc[ok, "rel_diff_err_dot_percent"],
-                           100 * m_err, z_threshold=z_threshold)
+    v = population_verdict(
+        table.loc[ok, "rel_diff_percent"],
+        table.loc[ok, "rel_diff_err_dot_percent"],
+        100 * m_err,
+        z_threshold=z_threshold,
+    )
     summary = {"n": v["n"], "n_dots_found": len(found), "test": v["test"]}
     if v["n"]:
-        summary.update(mean_rel_diff_percent=v["mean"], se_percent=v["se"], se_dots_percent=v["se_dots"],
-                       matrix_err_percent=v["matrix_err"], chi2=v["chi2"], dof=v["dof"],
-                       p_consistent=v["p_consistent"], consistent=v["consistent"], birge_scale=v["birge_scale"],
-                       z=v["z"], significant=v["significant"])
+        summary.update(
+            mean_rel_diff_percent=v["mean"],
+            se_percent=v["se"],
+            se_dots_percent=v["se_dots"],
+            matrix_err_percent=v["matrix_err"],
+            chi2=v["chi2"],
+            dof=v["dof"],
+            p_consistent=v["p_consistent"],
+            consistent=v["consistent"],
+            birge_scale=v["birge_scale"],
+            z=v["z"],
+            significant=v["significant"],
+        )
     reflections = pd.concat(refl, ignore_index=True) if refl else pd.DataFrame()
-    return DotStatistics(table=table, reflections=reflections, matrix_roi=mroi, summary=summary, notes=notes,
-                         source=hr.source or hr.name)
+    return DotStatistics(
+        table=table, reflections=reflections, matrix_roi=mroi, summary=summary, notes=notes, source=hr.source or hr.name
+    )
 
 
 def plot_dot_statistics(stats_: DotStatistics, *, width_mm: float = 85.0):
@@ -436,12 +530,21 @@ def plot_dot_statistics(stats_: DotStatistics, *, width_mm: float = 85.0):
             ax.axhspan(m - se, m + se, color="0.85", lw=0, label=f"mean ± 1 SE ({m:+.2f} ± {se:.2f} %)")
             ax.axhline(m, color="0.4", lw=0.8)
         ax.axhline(0.0, color="k", lw=0.6, ls=":")
-        ax.errorbar(t["diameter_nm"], t["rel_diff_percent"], yerr=t["rel_diff_err_percent"], fmt="o", ms=3,
-                    lw=0.8, capsize=1.5, color=ps.COLORS["dot"],
-                    label="dots (± 1σ)")
+        ax.errorbar(
+            t["diameter_nm"],
+            t["rel_diff_percent"],
+            yerr=t["rel_diff_err_percent"],
+            fmt="o",
+            ms=3,
+            lw=0.8,
+            capsize=1.5,
+            color=ps.COLORS["dot"],
+            label="dots (± 1σ)",
+        )
         ax.set_xlabel("dot diameter (nm)")
         ax.set_ylabel("Δd/d, dot − matrix (%)")
         ax.legend(fontsize=6, frameon=False, loc="best")
-        ax.set_title(f"N = {s.get('n', 0)}: " + ("significant" if s.get("significant") else "not significant"),
-                     fontsize=7)
+        ax.set_title(
+            f"N = {s.get('n', 0)}: " + ("significant" if s.get("significant") else "not significant"), fontsize=7
+        )
     return fig

@@ -38,22 +38,34 @@ def _draw_roi(ax, roi, color, label=None, *, offset=(0.0, 0.0), lw=1.2):
         x0, y0, y1 = roi.x - roi.r - ox, roi.y - roi.r - oy, roi.y + roi.r - oy
     else:
         b = roi.bounds(roi.mask_array.shape)
-        patch = Rectangle((b[2] - 0.5 - ox, b[0] - 0.5 - oy), b[3] - b[2], b[1] - b[0], fill=False, ec=color,
-                          lw=lw, ls="--")
+        patch = Rectangle(
+            (b[2] - 0.5 - ox, b[0] - 0.5 - oy), b[3] - b[2], b[1] - b[0], fill=False, ec=color, lw=lw, ls="--"
+        )
         x0, y0, y1 = b[2] - ox, b[0] - oy, b[1] - oy
     ax.add_patch(patch)
     if label:
         H = abs(ax.get_ylim()[0] - ax.get_ylim()[1])
         # above the region, or below it when it touches the top of the image
         above = y0 > 0.06 * H
-        ax.text(x0, y0 - 0.01 * H if above else y1 + 0.01 * H, label, color=color, fontsize=6.5,
-                fontweight="bold", ha="left", va="bottom" if above else "top", bbox=_dark_box(), zorder=21)
+        ax.text(
+            x0,
+            y0 - 0.01 * H if above else y1 + 0.01 * H,
+            label,
+            color=color,
+            fontsize=6.5,
+            fontweight="bold",
+            ha="left",
+            va="bottom" if above else "top",
+            bbox=_dark_box(),
+            zorder=21,
+        )
     return patch
 
 
 def _dark_box(pad: float = 0.15) -> dict:
     """Semi-transparent dark box behind a label on an image (keeps the text real text in PDF/SVG,
-    which a path-effect outline would turn into paths)."""
+    which a path-effect outline would turn into paths).
+    """
     return dict(boxstyle=f"square,pad={pad}", fc="black", alpha=0.6, lw=0)
 
 
@@ -113,8 +125,12 @@ def _draw_haadf(ax, report: LatticeReport, colors):
             if isinstance(roi, Circle):
                 mapped = Circle((roi.x + 0.5) / sx - 0.5, (roi.y + 0.5) / sy - 0.5, roi.r / sx)
             elif isinstance(roi, Rect):
-                mapped = Rect(int(round(roi.x / sx)), int(round(roi.y / sy)), max(1, int(round(roi.w / sx))),
-                              max(1, int(round(roi.h / sy))))
+                mapped = Rect(
+                    int(round(roi.x / sx)),
+                    int(round(roi.y / sy)),
+                    max(1, int(round(roi.w / sx))),
+                    max(1, int(round(roi.h / sy))),
+                )
             else:
                 continue
             _draw_roi(ax, mapped, colors[role], lw=0.9)
@@ -151,8 +167,7 @@ def _draw_region(ax, report: LatticeReport, reg: RegionResult, letter: str, colo
                 continue
             g = spots.iloc[row][["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
             phase = fringe_phase(sub, g, hr.pixel_matrix_nm)
-            segs = fringe_segments(g, phase, hr.pixel_matrix_nm, centers[k], n_lines=5,
-                                   half_length_px=0.13 * min(h, w))
+            segs = fringe_segments(g, phase, hr.pixel_matrix_nm, centers[k], n_lines=5, half_length_px=0.13 * min(h, w))
             col = colors[f"g{k + 1}"]
             for s in segs:
                 ax.plot(s[:, 0], s[:, 1], color=col, lw=0.9, solid_capstyle="butt")
@@ -160,9 +175,20 @@ def _draw_region(ax, report: LatticeReport, reg: RegionResult, letter: str, colo
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
     for i, (text, col) in enumerate(labels):
-        ax.text(0.02, 0.02 + 0.1 * (len(labels) - 1 - i), text, transform=ax.transAxes, ha="left", va="bottom",
-                color=col, fontsize=6.2, fontweight="bold", bbox=_dark_box(), zorder=25,
-                gid=f"d_label_{reg.role}_{i + 1}")
+        ax.text(
+            0.02,
+            0.02 + 0.1 * (len(labels) - 1 - i),
+            text,
+            transform=ax.transAxes,
+            ha="left",
+            va="bottom",
+            color=col,
+            fontsize=6.2,
+            fontweight="bold",
+            bbox=_dark_box(),
+            zorder=25,
+            gid=f"d_label_{reg.role}_{i + 1}",
+        )
     ps.panel_label(ax, letter, title=_region_title(reg))
     return labels
 
@@ -174,7 +200,9 @@ def _draw_fft(ax, report: LatticeReport, reg: RegionResult, letter: str, colors)
     spec = reg.spectrum
     logp = np.asarray(spec.log_power, float)
     spots = reg.lattice.spots
-    g_all = np.hypot(spots["gx_inv_nm"].to_numpy(float), spots["gy_inv_nm"].to_numpy(float)) if len(spots) else np.array([])
+    g_all = (
+        np.hypot(spots["gx_inv_nm"].to_numpy(float), spots["gy_inv_nm"].to_numpy(float)) if len(spots) else np.array([])
+    )
     rows = reg.drawn_rows()
     basis_g = [g_all[r] for r in (rows or ()) if r is not None]
     gmax = 1.6 * (max(basis_g) if basis_g else (g_all.max() if g_all.size else 5.0))
@@ -203,8 +231,16 @@ def _draw_fft(ax, report: LatticeReport, reg: RegionResult, letter: str, colors)
         is_basis = rows is not None and i in rows
         col = colors[f"g{rows.index(i) + 1}"] if is_basis else colors["spot"]
         for sgn in (1, -1):  # the Friedel mate dotted
-            ax.add_patch(CirclePatch((sgn * gxi, sgn * gyi), rad, fill=False, ec=col, lw=0.9 if is_basis else 0.6,
-                                     ls="-" if sgn == 1 else ":"))
+            ax.add_patch(
+                CirclePatch(
+                    (sgn * gxi, sgn * gyi),
+                    rad,
+                    fill=False,
+                    ec=col,
+                    lw=0.9 if is_basis else 0.6,
+                    ls="-" if sgn == 1 else ":",
+                )
+            )
         hkl = reg.hkl.get(i)
         row_a = _matrix_row(report, reg.role, i)
         if is_basis or hkl is not None or row_a is not None:
@@ -218,8 +254,7 @@ def _draw_fft(ax, report: LatticeReport, reg: RegionResult, letter: str, colors)
             # beside the spot, but kept inside the panel (a label at the edge would be cut)
             tx = float(np.clip(gxi + u[0] * 2.3 * rad, -0.82 * gmax, 0.82 * gmax))
             ty = float(np.clip(gyi + u[1] * 2.3 * rad, -0.85 * gmax, 0.7 * gmax))  # clear of the angle text
-            ax.text(tx, ty, lab, color=col, fontsize=6, ha="center",
-                    va="center", bbox=_dark_box(0.1), zorder=25)
+            ax.text(tx, ty, lab, color=col, fontsize=6, ha="center", va="center", bbox=_dark_box(0.1), zorder=25)
     ang, ang_err = _basis_angle(reg.lattice, rows)
     if rows is not None and rows[1] is not None and np.isfinite(ang):
         g1 = sign[rows[0]] * spots[["gx_inv_nm", "gy_inv_nm"]].iloc[rows[0]].to_numpy(float)
@@ -230,16 +265,28 @@ def _draw_fft(ax, report: LatticeReport, reg: RegionResult, letter: str, colors)
         r_arc = 0.45 * min(basis_g)
         ax.add_patch(Arc((0, 0), 2 * r_arc, 2 * r_arc, theta1=a0, theta2=a1, color=colors["angle"], lw=1.0))
         text = ps.format_uncertain(ang, ang_err, "°")
-        ax.text(0.5, 0.02, f"∠ = {text}", transform=ax.transAxes, color=colors["angle"], fontsize=6.2,
-                ha="center", va="bottom", fontweight="bold", bbox=_dark_box(), zorder=26,
-                gid=f"angle_label_{reg.role}")
+        ax.text(
+            0.5,
+            0.02,
+            f"∠ = {text}",
+            transform=ax.transAxes,
+            color=colors["angle"],
+            fontsize=6.2,
+            ha="center",
+            va="bottom",
+            fontweight="bold",
+            bbox=_dark_box(),
+            zorder=26,
+            gid=f"angle_label_{reg.role}",
+        )
     ps.panel_label(ax, letter, title=f"FFT {_region_title(reg)}")
     return ang, ang_err
 
 
 def _display_signs(spots, rows) -> np.ndarray:
     """+1/-1 per spot: which Friedel mate is drawn solid and labelled (the second drawn spot at an acute
-    angle to the first, so that the arc shows the angle that is reported)."""
+    angle to the first, so that the arc shows the angle that is reported).
+    """
     sign = np.ones(len(spots), int)
     if rows is not None and len(rows) == 2 and rows[0] is not None and rows[1] is not None:
         g = spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
@@ -299,14 +346,16 @@ def comparison_rows(report: LatticeReport, *, mathtext: bool = True) -> list[lis
         dd = r["d_b_angstrom"] - r["d_a_angstrom"]
         dd_err = math.hypot(r["d_a_err_angstrom"], r["d_b_err_angstrom"])
         sig = "yes" if r["significant"] else "no"
-        rows.append([
-            name,
-            ps.format_uncertain(r["d_a_angstrom"], r["d_a_err_angstrom"]),
-            ps.format_uncertain(r["d_b_angstrom"], r["d_b_err_angstrom"]),
-            ps.format_uncertain(dd, dd_err),
-            ps.format_uncertain(100 * r["rel_diff"], 100 * r["rel_diff_err"], "%"),
-            f"{sig} (z = {r['z']:.1f})",
-        ])
+        rows.append(
+            [
+                name,
+                ps.format_uncertain(r["d_a_angstrom"], r["d_a_err_angstrom"]),
+                ps.format_uncertain(r["d_b_angstrom"], r["d_b_err_angstrom"]),
+                ps.format_uncertain(dd, dd_err),
+                ps.format_uncertain(100 * r["rel_diff"], 100 * r["rel_diff_err"], "%"),
+                f"{sig} (z = {r['z']:.1f})",
+            ]
+        )
     return rows
 
 
@@ -330,8 +379,14 @@ def _draw_table(ax, report: LatticeReport, *, compact: bool = False):
     ax.set_axis_off()
     rows = comparison_rows(report)
     thr = getattr(report.comparison, "z_threshold", 3.0)
-    header = ["reflection", "d matrix (Å)", f"d {_region_title(report.regions['dot'])} (Å)",
-              "Δd (Å)", "Δd/d", f"significant (|z| > {thr:g})?"]
+    header = [
+        "reflection",
+        "d matrix (Å)",
+        f"d {_region_title(report.regions['dot'])} (Å)",
+        "Δd (Å)",
+        "Δd/d",
+        f"significant (|z| > {thr:g})?",
+    ]
     if not rows:
         ax.text(0.0, 0.5, "no reflection measured in both regions", transform=ax.transAxes, fontsize=6.5)
         return None
@@ -342,8 +397,13 @@ def _draw_table(ax, report: LatticeReport, *, compact: bool = False):
     if compact:
         header[5] = f"|z| > {thr:g}?"
     shown = [[r[i] for i in keep] for r in rows]
-    tab = ax.table(cellText=shown, colLabels=[header[i] for i in keep], bbox=[0.0, 0.0, 1.0, 1.0],
-                   cellLoc="center", edges="horizontal")
+    tab = ax.table(
+        cellText=shown,
+        colLabels=[header[i] for i in keep],
+        bbox=[0.0, 0.0, 1.0, 1.0],
+        cellLoc="center",
+        edges="horizontal",
+    )
     tab.auto_set_font_size(False)
     tab.set_fontsize(5.6 if compact else 6.3)
     for (r, c), cell in tab.get_celld().items():
@@ -362,8 +422,17 @@ def _draw_notes(ax, report: LatticeReport, width_mm: float):
     ax.set_axis_off()
     lines = _note_lines(report, width_mm)
     if lines:
-        ax.text(0.0, 1.0, "\n".join(lines), transform=ax.transAxes, fontsize=6, color=ps.COLORS["warning"],
-                va="top", ha="left", gid="notes")
+        ax.text(
+            0.0,
+            1.0,
+            "\n".join(lines),
+            transform=ax.transAxes,
+            fontsize=6,
+            color=ps.COLORS["warning"],
+            va="top",
+            ha="left",
+            gid="notes",
+        )
 
 
 def plot_lattice_report(report: LatticeReport, *, width_mm: float = ps.DOUBLE_COLUMN_MM):

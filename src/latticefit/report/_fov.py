@@ -23,7 +23,6 @@ DOT_RADIUS_FRACTION = 0.8
 DOT_MARGIN_NM = 0.5
 
 
-
 # =====================================================================  geometry
 @dataclass
 class FieldOfViewCheck:
@@ -51,8 +50,14 @@ class FieldOfViewCheck:
     message: str = ""
 
     def to_dict(self) -> dict:
-        return {"agree": self.agree, "hrtem_fov_nm": self.hrtem_fov_nm, "haadf_fov_nm": self.haadf_fov_nm,
-                "rel_diff": self.rel_diff, "scale_yx": self.scale_yx, "message": self.message}
+        return {
+            "agree": self.agree,
+            "hrtem_fov_nm": self.hrtem_fov_nm,
+            "haadf_fov_nm": self.haadf_fov_nm,
+            "rel_diff": self.rel_diff,
+            "scale_yx": self.scale_yx,
+            "message": self.message,
+        }
 
 
 def _fov_nm(mg: Micrograph):
@@ -87,13 +92,21 @@ def check_fields_of_view(hrtem, haadf, *, rtol: float = FOV_RTOL) -> FieldOfView
     fa, fb = _fov_nm(hrtem), _fov_nm(haadf)
     if fa is None or fb is None:
         which = "HRTEM" if fa is None else "HAADF"
-        return FieldOfViewCheck(False, fa, fb, None, None,
-                                f"{which} image has no pixel size: cannot check that the HAADF shows the same area; "
-                                "dot outlines are not mapped onto the HRTEM")
+        return FieldOfViewCheck(
+            False,
+            fa,
+            fb,
+            None,
+            None,
+            f"{which} image has no pixel size: cannot check that the HAADF shows the same area; "
+            "dot outlines are not mapped onto the HRTEM",
+        )
     rel = (abs(fb[0] - fa[0]) / fa[0], abs(fb[1] - fa[1]) / fa[1])
     if max(rel) > rtol:
-        msg = (f"HAADF field of view {fb[1]:.3g} x {fb[0]:.3g} nm differs from the HRTEM's {fa[1]:.3g} x {fa[0]:.3g} nm "
-               f"by {100 * max(rel):.0f}% (> {100 * rtol:.0f}%): not the same area, dot outlines not mapped onto the HRTEM")
+        msg = (
+            f"HAADF field of view {fb[1]:.3g} x {fb[0]:.3g} nm differs from the HRTEM's {fa[1]:.3g} x {fa[0]:.3g} nm "
+            f"by {100 * max(rel):.0f}% (> {100 * rtol:.0f}%): not the same area, dot outlines not mapped onto the HRTEM"
+        )
         return FieldOfViewCheck(False, fa, fb, rel, None, msg)
     scale = (hrtem.shape[0] / haadf.shape[0], hrtem.shape[1] / haadf.shape[1])
     return FieldOfViewCheck(True, fa, fb, rel, (float(scale[0]), float(scale[1])), "")

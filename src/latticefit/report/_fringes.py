@@ -21,8 +21,9 @@ def fringe_phase(sub: np.ndarray, g_inv_nm, pixel_size_nm) -> float:
     return float(np.angle(c))
 
 
-def fringe_segments(g_inv_nm, phase: float, pixel_size_nm, center_px, *, n_lines: int = 5,
-                    half_length_px: float = 20.0):
+def fringe_segments(
+    g_inv_nm, phase: float, pixel_size_nm, center_px, *, n_lines: int = 5, half_length_px: float = 20.0
+):
     """End points (pixels) of ``n_lines`` fringe-maximum lines perpendicular to ``g`` around ``center_px``.
 
     Returns

@@ -212,8 +212,9 @@ class LatticeReport:
             "phases": [getattr(p, "name", str(p)) for p in self.phases],
             "whole_image_basis": getattr(self.whole, "basis", None),
             "notes": list(self.notes),
-            "calibration": (self.calibration.to_dict() if self.calibration is not None
-                            else self.hrtem.calibration_info),
+            "calibration": (
+                self.calibration.to_dict() if self.calibration is not None else self.hrtem.calibration_info
+            ),
         }
         for role, reg in self.regions.items():
             out["regions"][role] = {
@@ -237,17 +238,33 @@ class LatticeReport:
         names = [row[0] for row in comparison_rows(self, mathtext=False)]
         t.insert(0, "reflection", names)
         mat = self.regions["matrix"]
-        t.insert(1, "hkl", [hkl_label(tuple(mat.display_sign(int(i)) * v for v in mat.hkl[int(i)]), mathtext=False)
-                            if int(i) in mat.hkl else "" for i in t["spot_a"]])
+        t.insert(
+            1,
+            "hkl",
+            [
+                hkl_label(tuple(mat.display_sign(int(i)) * v for v in mat.hkl[int(i)]), mathtext=False)
+                if int(i) in mat.hkl
+                else ""
+                for i in t["spot_a"]
+            ],
+        )
         t["delta_d_angstrom"] = t["d_b_angstrom"] - t["d_a_angstrom"]
         t["delta_d_err_angstrom"] = np.hypot(t["d_a_err_angstrom"], t["d_b_err_angstrom"])
-        return t.rename(columns={"d_a_angstrom": "d_matrix_angstrom", "d_a_err_angstrom": "d_matrix_err_angstrom",
-                                 "d_b_angstrom": "d_dot_angstrom", "d_b_err_angstrom": "d_dot_err_angstrom",
-                                 "spot_a": "spot_matrix", "spot_b": "spot_dot"})
+        return t.rename(
+            columns={
+                "d_a_angstrom": "d_matrix_angstrom",
+                "d_a_err_angstrom": "d_matrix_err_angstrom",
+                "d_b_angstrom": "d_dot_angstrom",
+                "d_b_err_angstrom": "d_dot_err_angstrom",
+                "spot_a": "spot_matrix",
+                "spot_b": "spot_dot",
+            }
+        )
 
     def save(self, out) -> list[Path]:
         """Write the figure (``OUT.pdf|png|svg`` + a 300-dpi PNG), ``OUT.json``, ``OUT.csv`` (the comparison
-        table: one row per reflection measured in both regions) and ``OUT_spots.csv`` (every spot of each region)."""
+        table: one row per reflection measured in both regions) and ``OUT_spots.csv`` (every spot of each region).
+        """
         from ..serialize import atomic_write_text, write_json
 
         paths = ps.output_paths(out)
@@ -307,9 +324,21 @@ def _particles_in_hrtem(particles, fov: FieldOfViewCheck):
     return x, y, t["diameter_nm"].to_numpy(float), (t["edge"].to_numpy(bool) if "edge" in t else None)
 
 
-def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, phases=None, pixel_size=None,
-                         d_range_angstrom=None, diameter_range_nm=None, free_scale=False, calibration=None,
-                         calibrate_on=None, keep_unindexed=False) -> LatticeReport:
+def build_lattice_report(
+    hrtem,
+    haadf=None,
+    *,
+    roi_matrix=None,
+    roi_dot=None,
+    phases=None,
+    pixel_size=None,
+    d_range_angstrom=None,
+    diameter_range_nm=None,
+    free_scale=False,
+    calibration=None,
+    calibrate_on=None,
+    keep_unindexed=False,
+) -> LatticeReport:
     """Choose the regions, measure and compare their lattices, index them: everything Fig. 4 shows.
 
     Parameters
@@ -422,8 +451,9 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
             c = choose_dot_from_particles(x, y, dnm / pyx[1], (H, W), edge=edge)
             if c is not None:
                 dot_full = c
-                dot_choice = RegionChoice("dot", _shrunk(c), "haadf",
-                                          f"largest HAADF dot inside the HRTEM, {DOT_RADIUS_FRACTION:g} R")
+                dot_choice = RegionChoice(
+                    "dot", _shrunk(c), "haadf", f"largest HAADF dot inside the HRTEM, {DOT_RADIUS_FRACTION:g} R"
+                )
         if dot_choice is None:
             peak = 0.0
             c = None
@@ -431,17 +461,24 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
                 c, peak = choose_dot_from_anomaly(anomaly)
             if c is not None:
                 dot_full = c
-                dot_choice = RegionChoice("dot", _shrunk(c), "anomaly",
-                                          f"strongest HRTEM lattice/contrast anomaly (z = {peak:.1f}), "
-                                          f"{DOT_RADIUS_FRACTION:g} R")
+                dot_choice = RegionChoice(
+                    "dot",
+                    _shrunk(c),
+                    "anomaly",
+                    f"strongest HRTEM lattice/contrast anomaly (z = {peak:.1f}), {DOT_RADIUS_FRACTION:g} R",
+                )
             else:
                 if anomaly is not None:
                     c, _ = choose_dot_from_anomaly(anomaly, threshold=0.0)
                 c = _fit_circle_inside(c if c is not None else Circle(W / 2, H / 2, 1.0), min_side / 2, (H, W))
-                dot_choice = RegionChoice("dot", c, "fallback",
-                                          f"no dot found (anomaly z = {peak:.1f} < 3.5): most deviating area")
-                _warn(notes, f"{hr.name}: no dot found automatically (give --roi-dot); region B is the most "
-                             "deviating area of the HRTEM")
+                dot_choice = RegionChoice(
+                    "dot", c, "fallback", f"no dot found (anomaly z = {peak:.1f} < 3.5): most deviating area"
+                )
+                _warn(
+                    notes,
+                    f"{hr.name}: no dot found automatically (give --roi-dot); region B is the most "
+                    "deviating area of the HRTEM",
+                )
 
     # ------------------------------------------------------- matrix region
     if roi_matrix is not None:
@@ -463,8 +500,9 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
             exclude |= (xx - full.x) ** 2 + (yy - full.y) ** 2 <= (full.r + margin) ** 2
         else:
             exclude |= full.mask((H, W))
-        rect = choose_matrix_region((H, W), exclude, side_px=max(MATRIX_MAX_SIDE_PX, min_side),
-                                    min_side_px=min(min_side, min(H, W)))
+        rect = choose_matrix_region(
+            (H, W), exclude, side_px=max(MATRIX_MAX_SIDE_PX, min_side), min_side_px=min(min_side, min(H, W))
+        )
         mat_choice = RegionChoice("matrix", rect, "auto", "largest square clear of every dot")
 
     # ------------------------------------------------------- self-calibration on the matrix
@@ -474,27 +512,44 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LatticefitWarning)
-            self_cal = calibrate(hr, mat_choice.roi, list(phases)[0], affine=True, tiles=False,
-                                 d_range_angstrom=d_range_angstrom)
+            self_cal = calibrate(
+                hr, mat_choice.roi, list(phases)[0], affine=True, tiles=False, d_range_angstrom=d_range_angstrom
+            )
         hr = self_cal.apply(hr)
         _warn(notes, f"calibrated on the matrix region: {self_cal.describe()}")
     if hr.calibration_info:
-        _warn(notes, f"lengths in calibrated nm ({hr.calibration_info.get('reference_phase')}, "
-                     f"{hr.calibration_info.get('model')}); {hr.calibration_info.get('validity')}")
+        _warn(
+            notes,
+            f"lengths in calibrated nm ({hr.calibration_info.get('reference_phase')}, "
+            f"{hr.calibration_info.get('model')}); {hr.calibration_info.get('validity')}",
+        )
 
     # ------------------------------------------------------- measurements
     # compare_regions measures both regions; its results are the regions' lattices
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LatticefitWarning)
-        comparison = compare_regions(hr, mat_choice.roi, dot_choice.roi, d_range_angstrom=d_range_angstrom,
-                                     labels=("matrix", "dot"), keep_unindexed=keep_unindexed)
+        comparison = compare_regions(
+            hr,
+            mat_choice.roi,
+            dot_choice.roi,
+            d_range_angstrom=d_range_angstrom,
+            labels=("matrix", "dot"),
+            keep_unindexed=keep_unindexed,
+        )
     if dot_choice.method in ("fallback", "anomaly"):  # chosen because it deviates: look-elsewhere correction
         from ..lattice._systematic import apply_look_elsewhere
 
         fb = dot_choice.method == "fallback"
-        _warn(notes, apply_look_elsewhere(comparison, (H, W), dot_choice.roi,
-                                          why="it deviates most" if fb else "it is the strongest HRTEM anomaly",
-                                          name="region B" if fb else "the dot region"))
+        _warn(
+            notes,
+            apply_look_elsewhere(
+                comparison,
+                (H, W),
+                dot_choice.roi,
+                why="it deviates most" if fb else "it is the strongest HRTEM anomaly",
+                name="region B" if fb else "the dot region",
+            ),
+        )
     region_msgs = [str(m) for lat in (comparison.a, comparison.b) for m in (getattr(lat, "warnings", None) or [])]
     for w in caught:  # the per-region warnings are repeated below with the region's name
         if not any(str(w.message).endswith(m) for m in region_msgs):
@@ -514,9 +569,19 @@ def build_lattice_report(hrtem, haadf=None, *, roi_matrix=None, roi_dot=None, ph
         _align_dot_labels(regions, comparison)
     regions["dot"].basis_rows = _matched_basis_rows(regions, comparison)
 
-    return LatticeReport(hrtem=hr, haadf=ha, regions=regions, comparison=comparison, haadf_particles=particles,
-                         fov=fov, anomaly=anomaly, phases=phase_objs, notes=notes, whole=whole,
-                         calibration=self_cal)
+    return LatticeReport(
+        hrtem=hr,
+        haadf=ha,
+        regions=regions,
+        comparison=comparison,
+        haadf_particles=particles,
+        fov=fov,
+        anomaly=anomaly,
+        phases=phase_objs,
+        notes=notes,
+        whole=whole,
+        calibration=self_cal,
+    )
 
 
 #: fixed-scale indexing that explains fewer than this fraction of a region's spots is retried with a free scale
@@ -552,8 +617,10 @@ def _index_regions(regions: dict, phases: list, notes: list, *, free_scale: bool
         m = _n_matched(res)
         if n and m < MIN_INDEXED_FRACTION * n:
             if free_scale:
-                _warn(notes, f"{role}: indexing against {names} with a free scale matched {m}/{n} spots: "
-                             "another phase or zone?")
+                _warn(
+                    notes,
+                    f"{role}: indexing against {names} with a free scale matched {m}/{n} spots: another phase or zone?",
+                )
             else:
                 try:
                     free = indexing.index_lattice(reg.lattice, phases, free_scale=True)
@@ -562,16 +629,24 @@ def _index_regions(regions: dict, phases: list, notes: list, *, free_scale: bool
                 mf = _n_matched(free) if free is not None else 0
                 if free is not None and mf > m and mf >= MIN_INDEXED_FRACTION * n:
                     k, ke = free.scale_factor, free.scale_factor_err
-                    _warn(notes, f"{role}: indexing against {names} matched {m}/{n} spots at the file "
-                                 f"calibration, {mf}/{n} with a free scale: implied calibration factor "
-                                 f"k = {ps.format_uncertain(k, ke)} (true/file pixel size); d shown uncorrected")
+                    _warn(
+                        notes,
+                        f"{role}: indexing against {names} matched {m}/{n} spots at the file "
+                        f"calibration, {mf}/{n} with a free scale: implied calibration factor "
+                        f"k = {ps.format_uncertain(k, ke)} (true/file pixel size); d shown uncorrected",
+                    )
                     res = free
                 else:
-                    _warn(notes, f"{role}: indexing against {names} matched {m}/{n} spots: calibration off? "
-                                 "try --free-scale")
+                    _warn(
+                        notes,
+                        f"{role}: indexing against {names} matched {m}/{n} spots: calibration off? try --free-scale",
+                    )
         elif free_scale and res.best is not None:
-            _warn(notes, f"{role}: free-scale indexing against {names}: calibration factor "
-                         f"k = {ps.format_uncertain(res.scale_factor, res.scale_factor_err)} (true/file pixel size)")
+            _warn(
+                notes,
+                f"{role}: free-scale indexing against {names}: calibration factor "
+                f"k = {ps.format_uncertain(res.scale_factor, res.scale_factor_err)} (true/file pixel size)",
+            )
         reg.indexing = res
         reg.hkl = _hkl_by_row(res)
         for w in _extinction_warnings(res):
@@ -603,7 +678,9 @@ def _extinction_warnings(index_result) -> list[str]:
     for r in spots.to_dict("records"):
         for k, name in enumerate(r.get("extinct_in") or []):
             by_phase.setdefault(name, []).append(float(r["d_angstrom"]))
-            why = (r.get("extinction_reasons") or [""] * (k + 1))[k] if k < len(r.get("extinction_reasons") or []) else ""
+            why = (
+                (r.get("extinction_reasons") or [""] * (k + 1))[k] if k < len(r.get("extinction_reasons") or []) else ""
+            )
             if why:
                 reasons.setdefault(name, set()).add(why.split(": ", 1)[-1])
     out = []
@@ -611,8 +688,10 @@ def _extinction_warnings(index_result) -> list[str]:
         ds_txt = ", ".join(f"{d:.3f}" for d in sorted(set(round(d, 3) for d in ds), reverse=True))
         why = "; ".join(sorted(reasons.get(name, ())))
         n = len(ds)
-        out.append(f"{n} spot{'s' if n > 1 else ''} (d = {ds_txt} Å) need{'' if n > 1 else 's'} reflections "
-                   f"extinct in {name}" + (f" ({why})" if why else ""))
+        out.append(
+            f"{n} spot{'s' if n > 1 else ''} (d = {ds_txt} Å) need{'' if n > 1 else 's'} reflections "
+            f"extinct in {name}" + (f" ({why})" if why else "")
+        )
     return out
 
 
@@ -694,13 +773,19 @@ def summary_lines(report: LatticeReport) -> list[str]:
             lines.append(f"  {_region_title(reg)} further {lat.describe()}")
     rows = comparison_rows(report, mathtext=False)
     if rows:
-        lines.append(f"reflection | d matrix (Å) | d {_region_title(report.regions['dot'])} (Å) | Δd (Å) | Δd/d | "
-                     f"significant (|z| > {report.comparison.z_threshold:g})")
+        lines.append(
+            f"reflection | d matrix (Å) | d {_region_title(report.regions['dot'])} (Å) | Δd (Å) | Δd/d | "
+            f"significant (|z| > {report.comparison.z_threshold:g})"
+        )
     for row in rows:
         lines.append("  " + " | ".join(row))
     summ = getattr(report.comparison, "summary", None) or {}
     if summ.get("mean_rel_diff") is not None:
-        lines.append("mean Δd/d (first order) = " + ps.format_uncertain(100 * summ["mean_rel_diff"],
-                     100 * summ["mean_rel_diff_err"], "%") + f" (z = {summ['z']:.1f}, "
-                     + ("significant" if summ["significant"] else "not significant") + ")")
+        lines.append(
+            "mean Δd/d (first order) = "
+            + ps.format_uncertain(100 * summ["mean_rel_diff"], 100 * summ["mean_rel_diff_err"], "%")
+            + f" (z = {summ['z']:.1f}, "
+            + ("significant" if summ["significant"] else "not significant")
+            + ")"
+        )
     return lines

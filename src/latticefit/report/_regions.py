@@ -133,11 +133,11 @@ def anomaly_map(image: np.ndarray, g_px: np.ndarray, *, smooth_px: float) -> np.
     if np.any(power > 0):
         measures.append(np.sqrt(power))
         measures.append(freq_dev)
-    measures = [m[pad:pad + H0, pad:pad + W0] for m in measures]
+    measures = [m[pad : pad + H0, pad : pad + W0] for m in measures]
     H, W = H0, W0
     b = int(min(3 * smooth_px, H // 4, W // 4))
     inner = np.zeros((H, W), bool)
-    inner[b:H - b, b:W - b] = True
+    inner[b : H - b, b : W - b] = True
     score = np.zeros((H, W))  # max |z| over the measures
     for m in measures:
         med = np.median(m[inner])
@@ -182,8 +182,9 @@ def choose_dot_from_anomaly(score: np.ndarray, *, threshold: float = 3.5, min_ra
     return Circle(cx, cy, r), peak
 
 
-def choose_matrix_region(shape, exclude: np.ndarray | None, *, side_px: int = MATRIX_MAX_SIDE_PX,
-                         min_side_px: int = 48) -> Rect:
+def choose_matrix_region(
+    shape, exclude: np.ndarray | None, *, side_px: int = MATRIX_MAX_SIDE_PX, min_side_px: int = 48
+) -> Rect:
     """The largest square (up to ``side_px``) inside the image that contains no excluded pixel (the dots).
 
     Among the positions that hold a square of that side, the one farthest from the dots and from the

@@ -137,9 +137,14 @@ class SizePopulation:
         return d[ok], (None if w is None else w[ok])
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "file": self.micrograph.source, "pixel_size_nm": self.micrograph.pixel_size_nm,
-                "diameter_range_nm": self.diameter_range_nm, "n_detected": len(self.particles.table),
-                "summary": self.summary}
+        return {
+            "name": self.name,
+            "file": self.micrograph.source,
+            "pixel_size_nm": self.micrograph.pixel_size_nm,
+            "diameter_range_nm": self.diameter_range_nm,
+            "n_detected": len(self.particles.table),
+            "summary": self.summary,
+        }
 
 
 @dataclass
@@ -160,17 +165,28 @@ class SizeFigure:
             ci = s.get("rsd_ci95_percent") or [None, None]
             g = s.get("gaussian") or {}
             ln = s.get("lognormal") or {}
-            rows.append({
-                "population": p.name, "file": p.micrograph.source,
-                "diameter_min_nm": p.diameter_range_nm[0] if p.diameter_range_nm else None,
-                "diameter_max_nm": p.diameter_range_nm[1] if p.diameter_range_nm else None,
-                "n": s.get("n"), "n_edge": s.get("n_edge"), "mean_nm": s.get("mean_nm"),
-                "mean_err_nm": s.get("mean_err_nm"), "median_nm": s.get("median_nm"), "std_nm": s.get("std_nm"),
-                "rsd_percent": s.get("rsd_percent"), "rsd_ci95_lo_percent": ci[0], "rsd_ci95_hi_percent": ci[1],
-                "rsd_corrected_percent": s.get("rsd_corrected_percent"),
-                "gauss_mu_nm": g.get("mu_nm"), "gauss_sigma_nm": g.get("sigma_nm"),
-                "lognorm_median_nm": ln.get("median_nm"), "lognorm_sigma_log": ln.get("sigma_log"),
-            })
+            rows.append(
+                {
+                    "population": p.name,
+                    "file": p.micrograph.source,
+                    "diameter_min_nm": p.diameter_range_nm[0] if p.diameter_range_nm else None,
+                    "diameter_max_nm": p.diameter_range_nm[1] if p.diameter_range_nm else None,
+                    "n": s.get("n"),
+                    "n_edge": s.get("n_edge"),
+                    "mean_nm": s.get("mean_nm"),
+                    "mean_err_nm": s.get("mean_err_nm"),
+                    "median_nm": s.get("median_nm"),
+                    "std_nm": s.get("std_nm"),
+                    "rsd_percent": s.get("rsd_percent"),
+                    "rsd_ci95_lo_percent": ci[0],
+                    "rsd_ci95_hi_percent": ci[1],
+                    "rsd_corrected_percent": s.get("rsd_corrected_percent"),
+                    "gauss_mu_nm": g.get("mu_nm"),
+                    "gauss_sigma_nm": g.get("sigma_nm"),
+                    "lognorm_median_nm": ln.get("median_nm"),
+                    "lognorm_sigma_log": ln.get("sigma_log"),
+                }
+            )
         return pd.DataFrame(rows)
 
     def particles_table(self):
@@ -283,8 +299,13 @@ def split_population(result, diameter_range_nm):
     weights = None
     if result.summary.get("weighted") and "ml_weight" in sub:
         weights = sub["ml_weight"].to_numpy(float)[use]
-    stats = size_summary(sub["diameter_nm"].to_numpy(float)[use], err, weights=weights,
-                         n_excluded=int(sub["edge"].astype(bool).sum()), warn=False)
+    stats = size_summary(
+        sub["diameter_nm"].to_numpy(float)[use],
+        err,
+        weights=weights,
+        n_excluded=int(sub["edge"].astype(bool).sum()),
+        warn=False,
+    )
     summary = {**result.summary, **stats, "population_range_nm": [lo, hi]}
     return dataclasses.replace(result, table=sub, summary=summary)
 
@@ -292,11 +313,13 @@ def split_population(result, diameter_range_nm):
 # =====================================================================  drawing
 def _draw_population_image(ax, pop: SizePopulation, letter: str):
     """The HAADF with :func:`latticefit.particles.plot_overlay` outlines (segmentation outlines, dotted
-    model-fit circles, edge-cut particles and unsplit clusters flagged) and a scale bar."""
+    model-fit circles, edge-cut particles and unsplit clusters flagged) and a scale bar.
+    """
     from ..particles._pipeline import plot_overlay
 
-    plot_overlay(pop.particles, pop.micrograph, ax, circles=True, centres=False, scalebar=True, legend=False,
-                 linewidth=0.7)
+    plot_overlay(
+        pop.particles, pop.micrograph, ax, circles=True, centres=False, scalebar=True, legend=False, linewidth=0.7
+    )
     ps.panel_label(ax, letter, title=pop.name)
 
 
@@ -312,35 +335,65 @@ def _draw_histogram(ax, pop: SizePopulation, letter: str, color):
     ax.set_ylabel("count" if not s.get("weighted") else "count (edge-weighted)")
     if edges.size >= 2 and counts.size:
         err = histogram_errors(d, edges, w)
-        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=color, alpha=0.55,
-               edgecolor=color, linewidth=0.6, label=r"data ± $\sqrt{n}$")
+        ax.bar(
+            edges[:-1],
+            counts,
+            width=np.diff(edges),
+            align="edge",
+            color=color,
+            alpha=0.55,
+            edgecolor=color,
+            linewidth=0.6,
+            label=r"data ± $\sqrt{n}$",
+        )
         centers = 0.5 * (edges[:-1] + edges[1:])
-        ax.errorbar(centers, counts, yerr=err, fmt="none", ecolor="black", elinewidth=0.6, capsize=1.2,
-                    capthick=0.6)
+        ax.errorbar(centers, counts, yerr=err, fmt="none", ecolor="black", elinewidth=0.6, capsize=1.2, capthick=0.6)
         span = edges[-1] - edges[0]
         x = np.linspace(max(edges[0] - 0.25 * span, 1e-3), edges[-1] + 0.25 * span, 300)
         area = float(np.sum(counts * np.diff(edges)))
         g = s.get("gaussian") or {}
         if g.get("sigma_nm") and np.isfinite(g["sigma_nm"]) and g["sigma_nm"] > 0:
-            ax.plot(x, area * stats.norm.pdf(x, g["mu_nm"], g["sigma_nm"]), color=ps.COLORS["gauss"], lw=1.0,
-                    label="Gaussian fit")
+            ax.plot(
+                x,
+                area * stats.norm.pdf(x, g["mu_nm"], g["sigma_nm"]),
+                color=ps.COLORS["gauss"],
+                lw=1.0,
+                label="Gaussian fit",
+            )
         ln = s.get("lognormal") or {}
         if ln.get("sigma_log") and np.isfinite(ln["sigma_log"]) and ln["sigma_log"] > 0:
-            ax.plot(x, area * stats.lognorm.pdf(x, ln["sigma_log"], scale=ln["median_nm"]),
-                    color=ps.COLORS["lognorm"], lw=1.0, ls="--",
-                    label="log-normal fit")
+            ax.plot(
+                x,
+                area * stats.lognorm.pdf(x, ln["sigma_log"], scale=ln["median_nm"]),
+                color=ps.COLORS["lognorm"],
+                lw=1.0,
+                ls="--",
+                label="log-normal fit",
+            )
         ax.set_xlim(x[0], x[-1])
         # headroom for the error bars and the fitted curves, plus a little for the stats text (top left)
         top = max(float(np.max(counts + err)), *(float(np.max(ln_.get_ydata())) for ln_ in ax.lines))
         ax.set_ylim(0, max(top * 1.22, 1.0))
     n_edge = s.get("n_edge") or 0
-    lines = [f"N = {s.get('n', 0)}" + (f" (+{n_edge} at edge)" if n_edge else ""),
-             "mean ± SD = " + format_mean_sd(s.get("mean_nm"), s.get("std_nm")),
-             format_rsd(s.get("rsd_percent"), s.get("rsd_ci95_percent"))]
-    ax.text(0.02, 0.97, "\n".join(lines), transform=ax.transAxes, ha="left", va="top", fontsize=6.2,
-            gid=f"stats_{letter}", linespacing=1.25)
-    ax.text(-0.02, 1.02, f"({letter})", transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5,
-            fontweight="bold")
+    lines = [
+        f"N = {s.get('n', 0)}" + (f" (+{n_edge} at edge)" if n_edge else ""),
+        "mean ± SD = " + format_mean_sd(s.get("mean_nm"), s.get("std_nm")),
+        format_rsd(s.get("rsd_percent"), s.get("rsd_ci95_percent")),
+    ]
+    ax.text(
+        0.02,
+        0.97,
+        "\n".join(lines),
+        transform=ax.transAxes,
+        ha="left",
+        va="top",
+        fontsize=6.2,
+        gid=f"stats_{letter}",
+        linespacing=1.25,
+    )
+    ax.text(
+        -0.02, 1.02, f"({letter})", transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, fontweight="bold"
+    )
     for sp in ("top", "right"):
         ax.spines[sp].set_visible(False)
     if not s.get("weighted"):
@@ -354,20 +407,28 @@ def _shared_legend(fig, pops, ncol: int):
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [Line2D([], [], color=ps.COLORS["outline"], lw=1.0, label="particle outline"),
-               Line2D([], [], color=ps.OKABE_ITO["sky_blue"], lw=1.0, label="model-fit diameter")]
+    handles = [
+        Line2D([], [], color=ps.COLORS["outline"], lw=1.0, label="particle outline"),
+        Line2D([], [], color=ps.OKABE_ITO["sky_blue"], lw=1.0, label="model-fit diameter"),
+    ]
     tables = [p.particles.table for p in pops]
     if any(t["edge"].astype(bool).any() for t in tables if len(t)):
         handles.append(Line2D([], [], color=ps.COLORS["edge"], lw=1.0, label="cut by border (excluded)"))
     if any(t["cluster_unsplit"].astype(bool).any() for t in tables if len(t) and "cluster_unsplit" in t):
-        handles.append(Line2D([], [], color=ps.OKABE_ITO["vermillion"], lw=1.0, ls="--",
-                              label="unsplit cluster (excluded)"))
+        handles.append(
+            Line2D([], [], color=ps.OKABE_ITO["vermillion"], lw=1.0, ls="--", label="unsplit cluster (excluded)")
+        )
     if any((t["status"] == "rejected").any() for t in tables if len(t) and "status" in t):
-        handles.append(Line2D([], [], color=ps.OKABE_ITO["yellow"], lw=1.0, ls=":", marker="x", ms=3,
-                              label="rejected fit (excluded)"))
-    handles += [Patch(facecolor="0.6", edgecolor="0.4", label=r"histogram ± $\sqrt{n}$"),
-                Line2D([], [], color=ps.COLORS["gauss"], lw=1.0, label="Gaussian fit"),
-                Line2D([], [], color=ps.COLORS["lognorm"], lw=1.0, ls="--", label="log-normal fit")]
+        handles.append(
+            Line2D(
+                [], [], color=ps.OKABE_ITO["yellow"], lw=1.0, ls=":", marker="x", ms=3, label="rejected fit (excluded)"
+            )
+        )
+    handles += [
+        Patch(facecolor="0.6", edgecolor="0.4", label=r"histogram ± $\sqrt{n}$"),
+        Line2D([], [], color=ps.COLORS["gauss"], lw=1.0, label="Gaussian fit"),
+        Line2D([], [], color=ps.COLORS["lognorm"], lw=1.0, ls="--", label="log-normal fit"),
+    ]
     n_leg = 2 if ncol == 1 else (3 if ncol == 2 else 4)
     fig.legend(handles=handles, loc="outside lower center", ncols=n_leg, frameon=False, handlelength=1.6)
 
@@ -393,8 +454,9 @@ def plot_size_figure(fig_data: SizeFigure, *, width_mm: float | None = None):
         aspects = [p.micrograph.shape[0] / p.micrograph.shape[1] for p in pops] or [1.0]
         img_h = col_w * max(aspects)
         hist_h = col_w * (0.62 if ncol == 1 else 0.78)
-        fig = plt.figure(figsize=(w_in, nrow_blocks * (img_h + hist_h) + (0.55 if ncol == 1 else 0.4)),
-                         layout="constrained")
+        fig = plt.figure(
+            figsize=(w_in, nrow_blocks * (img_h + hist_h) + (0.55 if ncol == 1 else 0.4)), layout="constrained"
+        )
         gs = fig.add_gridspec(2 * nrow_blocks, ncol, height_ratios=[img_h, hist_h] * nrow_blocks)
         cols = ps.COLORS["populations"]
         for i, pop in enumerate(pops):
@@ -430,7 +492,10 @@ def summary_lines(fig_data: SizeFigure) -> list[str]:
     for p in fig_data.populations:
         s = p.summary
         n_edge = s.get("n_edge") or 0
-        out.append(f"{p.name}: N = {s.get('n', 0)}" + (f" (+{n_edge} at edge)" if n_edge else "")
-                   + f", mean ± SD = {format_mean_sd(s.get('mean_nm'), s.get('std_nm'))}, "
-                   + format_rsd(s.get("rsd_percent"), s.get("rsd_ci95_percent")))
+        out.append(
+            f"{p.name}: N = {s.get('n', 0)}"
+            + (f" (+{n_edge} at edge)" if n_edge else "")
+            + f", mean ± SD = {format_mean_sd(s.get('mean_nm'), s.get('std_nm'))}, "
+            + format_rsd(s.get("rsd_percent"), s.get("rsd_ci95_percent"))
+        )
     return out

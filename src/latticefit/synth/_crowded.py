@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InvalidDataError
 from ..micrograph import Micrograph
+from ..units import pixel_size_pair_nm
 from ._core import (
     ParticleTruth,
     _apply_noise,
@@ -28,7 +29,6 @@ from ._core import (
     _draw_diameters,
     sphere_thickness_image,
 )
-from ..units import pixel_size_pair_nm
 
 __all__ = ["LAYOUTS", "haadf_crowded"]
 
@@ -215,7 +215,7 @@ def haadf_crowded(
     # background: ramp across the field plus a film edge on one side of a curved line
     yy, xx = np.mgrid[:h, :w].astype(np.float64)
     ang = rng.uniform(0, 2 * np.pi)
-    u = (math.cos(ang) * xx * px + math.sin(ang) * yy * py)
+    u = math.cos(ang) * xx * px + math.sin(ang) * yy * py
     u = (u - u.min()) / max(np.ptp(u), 1e-12) - 0.5
     bg = background * (1.0 + ramp * u)
     if film_edge:
@@ -239,14 +239,40 @@ def haadf_crowded(
         touching = sep.min(axis=1) < 1.5
     else:
         touching = np.zeros(len(cx), bool)
-    df = pd.DataFrame({"x_px": xs, "y_px": ys, "diameter_nm": dd, "diameter_px": dd / px, "edge": edge,
-                       "touching": touching, "pair": np.array(gid, int), "gap_nm": np.array(gg, float),
-                       "kind": kind})
-    mg = Micrograph(img.astype(np.float32), pixel_size_nm=ps, source=source, title=title, mode="HAADF",
-                    beam_energy_kv=300.0, metadata={"synth": {"function": "haadf_crowded", "seed": seed}},
-                    signals=[title], file_format="synth")
-    truth = ParticleTruth(particles=df, pixel_size_nm=ps, diameter_nm=float(diameter_nm), rsd=float(rsd),
-                          background=float(background), gradient=float(ramp),
-                          particle_contrast=float(particle_contrast), probe_sigma_nm=float(probe_sigma_nm),
-                          dose=None if dose is None else float(dose), shape=(h, w))
+    df = pd.DataFrame(
+        {
+            "x_px": xs,
+            "y_px": ys,
+            "diameter_nm": dd,
+            "diameter_px": dd / px,
+            "edge": edge,
+            "touching": touching,
+            "pair": np.array(gid, int),
+            "gap_nm": np.array(gg, float),
+            "kind": kind,
+        }
+    )
+    mg = Micrograph(
+        img.astype(np.float32),
+        pixel_size_nm=ps,
+        source=source,
+        title=title,
+        mode="HAADF",
+        beam_energy_kv=300.0,
+        metadata={"synth": {"function": "haadf_crowded", "seed": seed}},
+        signals=[title],
+        file_format="synth",
+    )
+    truth = ParticleTruth(
+        particles=df,
+        pixel_size_nm=ps,
+        diameter_nm=float(diameter_nm),
+        rsd=float(rsd),
+        background=float(background),
+        gradient=float(ramp),
+        particle_contrast=float(particle_contrast),
+        probe_sigma_nm=float(probe_sigma_nm),
+        dose=None if dose is None else float(dose),
+        shape=(h, w),
+    )
     return mg, truth

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,19 +26,23 @@ from ._truth import LatticeTruth, _first_order, _label_2d
 # ----------------------------------------------------------------------------- noise
 
 
-def _apply_noise(img: np.ndarray, rng: np.random.Generator, *, noise_sigma: float, dose, background: float,
-                 source: str) -> np.ndarray:
+def _apply_noise(
+    img: np.ndarray, rng: np.random.Generator, *, noise_sigma: float, dose, background: float, source: str
+) -> np.ndarray:
     if dose is not None:
         dose = float(dose)
         if not dose > 0:
             raise InvalidDataError(f"dose must be > 0 electrons/px, got {dose}", source)
         if not background > 0:
-            raise InvalidDataError(f"Poisson noise needs background > 0 (it sets the dose level), got {background}",
-                                   source)
+            raise InvalidDataError(
+                f"Poisson noise needs background > 0 (it sets the dose level), got {background}", source
+            )
         if float(img.min()) < 0:
             raise InvalidDataError(
                 f"noise-free image goes negative (min {float(img.min()):.4g}): raise background or lower contrast "
-                "before adding Poisson noise", source)
+                "before adding Poisson noise",
+                source,
+            )
         gain = background / dose
         img = rng.poisson(img.astype(np.float64) / gain).astype(np.float64) * gain
     if noise_sigma:
@@ -158,8 +162,11 @@ def lattice_image(
     b1, b2 = reciprocal_basis(a1, a2)
     series = _net_series(a1, a2, basis, column_sigma_nm)
     if series.p2v <= 1e-12 * max(series.c0, 1e-300):
-        raise InvalidDataError("the column pattern has no contrast: the basis weights cancel or the columns are "
-                               "much wider than the net (lower column_sigma_nm)", source)
+        raise InvalidDataError(
+            "the column pattern has no contrast: the basis weights cancel or the columns are "
+            "much wider than the net (lower column_sigma_nm)",
+            source,
+        )
     ox, oy = float(offset_px[0]), float(offset_px[1])
     rows = np.arange(h, dtype=np.float64)
     cols = np.arange(w, dtype=np.float64)
@@ -168,18 +175,50 @@ def lattice_image(
 
     inc_truth = []
     for n, inc in enumerate(inclusions or ()):
-        img, it = _add_inclusion(img, inc, n, a_nm=a_nm, b_nm=b_nm, gamma_deg=gamma_deg, rotation_deg=rotation_deg,
-                                 basis=basis, column_sigma_nm=column_sigma_nm, contrast=contrast,
-                                 background=background, ps=ps, origin=(ox, oy), a1=a1, a2=a2, source=source,
-                                 label_fn=_label_fn)
+        img, it = _add_inclusion(
+            img,
+            inc,
+            n,
+            a_nm=a_nm,
+            b_nm=b_nm,
+            gamma_deg=gamma_deg,
+            rotation_deg=rotation_deg,
+            basis=basis,
+            column_sigma_nm=column_sigma_nm,
+            contrast=contrast,
+            background=background,
+            ps=ps,
+            origin=(ox, oy),
+            a1=a1,
+            a2=a2,
+            source=source,
+            label_fn=_label_fn,
+        )
         inc_truth.append(it)
 
     rng = np.random.default_rng(seed)
     img = _apply_noise(img, rng, noise_sigma=noise_sigma, dose=dose, background=background, source=source)
 
     first = _first_order(b1, b2, basis)
-    truth = _lattice_truth(ps, float(gamma_deg), a1, a2, b1, b2, first, basis, (ox, oy), column_sigma_nm, contrast, background,
-                           noise_sigma, dose, inc_truth, series, _label_fn)
+    truth = _lattice_truth(
+        ps,
+        float(gamma_deg),
+        a1,
+        a2,
+        b1,
+        b2,
+        first,
+        basis,
+        (ox, oy),
+        column_sigma_nm,
+        contrast,
+        background,
+        noise_sigma,
+        dose,
+        inc_truth,
+        series,
+        _label_fn,
+    )
     mg = Micrograph(
         img.astype(np.float32),
         pixel_size_nm=ps,
@@ -194,8 +233,25 @@ def lattice_image(
     return mg, truth
 
 
-def _lattice_truth(ps, gamma_deg, a1, a2, b1, b2, first, basis, origin, sigma, contrast, background, noise_sigma, dose,
-                   inclusions, series, label_fn) -> LatticeTruth:
+def _lattice_truth(
+    ps,
+    gamma_deg,
+    a1,
+    a2,
+    b1,
+    b2,
+    first,
+    basis,
+    origin,
+    sigma,
+    contrast,
+    background,
+    noise_sigma,
+    dose,
+    inclusions,
+    series,
+    label_fn,
+) -> LatticeTruth:
     g = np.array([f[2] for f in first])
     hk = [(f[0], f[1]) for f in first]
     lab = label_fn or _label_2d
@@ -229,8 +285,26 @@ def _fold90(angle: float) -> float:
     return 180.0 - angle if angle > 90.0 else angle
 
 
-def _add_inclusion(img, inc, n, *, a_nm, b_nm, gamma_deg, rotation_deg, basis, column_sigma_nm, contrast, background,
-                   ps, origin, a1, a2, source, label_fn):
+def _add_inclusion(
+    img,
+    inc,
+    n,
+    *,
+    a_nm,
+    b_nm,
+    gamma_deg,
+    rotation_deg,
+    basis,
+    column_sigma_nm,
+    contrast,
+    background,
+    ps,
+    origin,
+    a1,
+    a2,
+    source,
+    label_fn,
+):
     try:
         xc, yc = float(inc["x_px"]), float(inc["y_px"])
         radius_nm = float(inc["radius_nm"])
@@ -357,10 +431,20 @@ def perovskite_111(
     w0, wbr = (float(w) for w in weights)
     basis = ((0.0, 0.0, w0), (0.5, 0.0, wbr), (0.0, 0.5, wbr), (0.5, 0.5, wbr))
     kwargs.setdefault("title", "HRTEM")
-    return lattice_image(shape, pixel_size_nm=pixel_size_nm, a_nm=p, b_nm=p, gamma_deg=120.0,
-                         rotation_deg=rotation_deg, offset_px=offset_px, basis=basis,
-                         column_sigma_nm=column_sigma_nm, _label_fn=_label_perovskite_111,
-                         _source="synth:perovskite_111", **kwargs)
+    return lattice_image(
+        shape,
+        pixel_size_nm=pixel_size_nm,
+        a_nm=p,
+        b_nm=p,
+        gamma_deg=120.0,
+        rotation_deg=rotation_deg,
+        offset_px=offset_px,
+        basis=basis,
+        column_sigma_nm=column_sigma_nm,
+        _label_fn=_label_perovskite_111,
+        _source="synth:perovskite_111",
+        **kwargs,
+    )
 
 
 def rocksalt_111(
@@ -388,10 +472,20 @@ def rocksalt_111(
     """
     p = a_nm / math.sqrt(6.0)
     kwargs.setdefault("title", "HRTEM")
-    return lattice_image(shape, pixel_size_nm=pixel_size_nm, a_nm=p, b_nm=p, gamma_deg=120.0,
-                         rotation_deg=rotation_deg, offset_px=offset_px, basis=((0.0, 0.0, 1.0),),
-                         column_sigma_nm=column_sigma_nm, _label_fn=_label_rocksalt_111,
-                         _source="synth:rocksalt_111", **kwargs)
+    return lattice_image(
+        shape,
+        pixel_size_nm=pixel_size_nm,
+        a_nm=p,
+        b_nm=p,
+        gamma_deg=120.0,
+        rotation_deg=rotation_deg,
+        offset_px=offset_px,
+        basis=((0.0, 0.0, 1.0),),
+        column_sigma_nm=column_sigma_nm,
+        _label_fn=_label_rocksalt_111,
+        _source="synth:rocksalt_111",
+        **kwargs,
+    )
 
 
 def cubic_001(
@@ -418,7 +512,17 @@ def cubic_001(
     (['(1 0 0)', '(0 1 0)'], [3.905, 3.905], 90.0)
     """
     kwargs.setdefault("title", "HRTEM")
-    return lattice_image(shape, pixel_size_nm=pixel_size_nm, a_nm=a_nm, b_nm=a_nm, gamma_deg=90.0,
-                         rotation_deg=rotation_deg, offset_px=offset_px, basis=basis,
-                         column_sigma_nm=column_sigma_nm, _label_fn=_label_cubic_001,
-                         _source="synth:cubic_001", **kwargs)
+    return lattice_image(
+        shape,
+        pixel_size_nm=pixel_size_nm,
+        a_nm=a_nm,
+        b_nm=a_nm,
+        gamma_deg=90.0,
+        rotation_deg=rotation_deg,
+        offset_px=offset_px,
+        basis=basis,
+        column_sigma_nm=column_sigma_nm,
+        _label_fn=_label_cubic_001,
+        _source="synth:cubic_001",
+        **kwargs,
+    )

@@ -137,33 +137,83 @@ def fig4_pair(
     x_hr, y_hr = x_nm / ps_hr - 0.5, y_nm / ps_hr - 0.5
     x_hd, y_hd = x_nm / ps_hd[1] - 0.5, y_nm / ps_hd[0] - 0.5
     incl = [
-        {"x_px": float(x), "y_px": float(y), "radius_nm": float(d) / 2.0, "mismatch": float(mismatch),
-         "contrast": float(hrtem_contrast * dot_contrast), "edge_nm": float(edge_nm)}
+        {
+            "x_px": float(x),
+            "y_px": float(y),
+            "radius_nm": float(d) / 2.0,
+            "mismatch": float(mismatch),
+            "contrast": float(hrtem_contrast * dot_contrast),
+            "edge_nm": float(edge_nm),
+        }
         for x, y, d in zip(x_hr, y_hr, diam)
     ]
     hrtem_seed, haadf_seed = (int(s) for s in rng.integers(0, 2**63 - 1, size=2))
-    hrtem, lt = perovskite_111((hh, hw), pixel_size_nm=ps_hr, rotation_deg=rotation_deg, contrast=hrtem_contrast,
-                               noise_sigma=hrtem_noise_sigma, dose=hrtem_dose, inclusions=incl, seed=hrtem_seed,
-                               background=hrtem_background)
+    hrtem, lt = perovskite_111(
+        (hh, hw),
+        pixel_size_nm=ps_hr,
+        rotation_deg=rotation_deg,
+        contrast=hrtem_contrast,
+        noise_sigma=hrtem_noise_sigma,
+        dose=hrtem_dose,
+        inclusions=incl,
+        seed=hrtem_seed,
+        background=hrtem_background,
+    )
     hrtem.source = source + ":hrtem"
-    haadf = haadf_particles_image((dh, dw), x_hd, y_hd, diam, pixel_size_nm=ps_hd,
-                                  reference_diameter_nm=float(dot_diameter_nm), background=haadf_background,
-                                  gradient=0.15, particle_contrast=haadf_particle_contrast,
-                                  probe_sigma_nm=probe_sigma_nm, dose=haadf_dose, seed=haadf_seed)
+    haadf = haadf_particles_image(
+        (dh, dw),
+        x_hd,
+        y_hd,
+        diam,
+        pixel_size_nm=ps_hd,
+        reference_diameter_nm=float(dot_diameter_nm),
+        background=haadf_background,
+        gradient=0.15,
+        particle_contrast=haadf_particle_contrast,
+        probe_sigma_nm=probe_sigma_nm,
+        dose=haadf_dose,
+        seed=haadf_seed,
+    )
     haadf.source = source + ":haadf"
     R = diam / 2.0
-    pdf = pd.DataFrame({"x_px": x_hd, "y_px": y_hd, "diameter_nm": diam, "diameter_px": diam / ps_hd[1],
-                        "edge": ((x_hd - R / ps_hd[1]) < -0.5) | ((x_hd + R / ps_hd[1]) > dw - 0.5)
-                        | ((y_hd - R / ps_hd[0]) < -0.5) | ((y_hd + R / ps_hd[0]) > dh - 0.5),
-                        "touching": np.zeros(n_dots, bool), "pair": -np.ones(n_dots, int),
-                        "gap_nm": np.full(n_dots, np.nan)})
-    pt = ParticleTruth(particles=pdf, pixel_size_nm=ps_hd, diameter_nm=float(dot_diameter_nm), rsd=float(dot_rsd),
-                       background=float(haadf_background), gradient=0.15,
-                       particle_contrast=float(haadf_particle_contrast), probe_sigma_nm=float(probe_sigma_nm),
-                       dose=None if haadf_dose is None else float(haadf_dose), shape=(dh, dw))
-    dots = pd.DataFrame({
-        "x_nm": x_nm, "y_nm": y_nm, "x_hrtem_px": x_hr, "y_hrtem_px": y_hr, "x_haadf_px": x_hd,
-        "y_haadf_px": y_hd, "diameter_nm": diam, "mismatch": float(mismatch),
-        "d_angstrom": [float(i["d_angstrom"][0]) for i in lt.inclusions],
-    })
+    pdf = pd.DataFrame(
+        {
+            "x_px": x_hd,
+            "y_px": y_hd,
+            "diameter_nm": diam,
+            "diameter_px": diam / ps_hd[1],
+            "edge": ((x_hd - R / ps_hd[1]) < -0.5)
+            | ((x_hd + R / ps_hd[1]) > dw - 0.5)
+            | ((y_hd - R / ps_hd[0]) < -0.5)
+            | ((y_hd + R / ps_hd[0]) > dh - 0.5),
+            "touching": np.zeros(n_dots, bool),
+            "pair": -np.ones(n_dots, int),
+            "gap_nm": np.full(n_dots, np.nan),
+        }
+    )
+    pt = ParticleTruth(
+        particles=pdf,
+        pixel_size_nm=ps_hd,
+        diameter_nm=float(dot_diameter_nm),
+        rsd=float(dot_rsd),
+        background=float(haadf_background),
+        gradient=0.15,
+        particle_contrast=float(haadf_particle_contrast),
+        probe_sigma_nm=float(probe_sigma_nm),
+        dose=None if haadf_dose is None else float(haadf_dose),
+        shape=(dh, dw),
+    )
+    dots = pd.DataFrame(
+        {
+            "x_nm": x_nm,
+            "y_nm": y_nm,
+            "x_hrtem_px": x_hr,
+            "y_hrtem_px": y_hr,
+            "x_haadf_px": x_hd,
+            "y_haadf_px": y_hd,
+            "diameter_nm": diam,
+            "mismatch": float(mismatch),
+            "d_angstrom": [float(i["d_angstrom"][0]) for i in lt.inclusions],
+        }
+    )
     return hrtem, haadf, PairTruth(lattice=lt, particles=pt, dots=dots, field_nm=(field_h, field_w))

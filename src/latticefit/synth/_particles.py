@@ -135,8 +135,9 @@ def sphere_thickness_image(shape, x_px, y_px, diameter_nm, *, pixel_size_nm=0.1,
             continue
         col_edges = (np.arange(x0, x1 + 1) - 0.5) * px
         row_edges = (np.arange(y0, y1 + 1) - 0.5) * py
-        out[y0:y1, x0:x1] += _sphere_pixel_means(float(xc) * px, float(yc) * py, R, col_edges, row_edges,
-                                                 supersample=supersample)
+        out[y0:y1, x0:x1] += _sphere_pixel_means(
+            float(xc) * px, float(yc) * py, R, col_edges, row_edges, supersample=supersample
+        )
     return out
 
 
@@ -218,8 +219,7 @@ def haadf_particles_image(
     if probe_sigma_nm and probe_sigma_nm > 0:
         from scipy.ndimage import gaussian_filter
 
-        img = gaussian_filter(img, sigma=(probe_sigma_nm / ps[0], probe_sigma_nm / ps[1]), mode="reflect",
-                              truncate=4.0)
+        img = gaussian_filter(img, sigma=(probe_sigma_nm / ps[0], probe_sigma_nm / ps[1]), mode="reflect", truncate=4.0)
     img = _apply_noise(img, rng, noise_sigma=0.0, dose=dose, background=background, source=source)
     return Micrograph(
         img.astype(np.float32),
@@ -272,8 +272,10 @@ def _place_particles(rng, h, w, ps, diam, n_pairs, allow_edge, min_gap_nm, max_g
 
     W_nm, H_nm = w * px, h * py  # image spans [-0.5 px, w - 0.5 px]
     crowd = float(np.sum(np.pi * (R + min_gap_nm / 2.0) ** 2)) / (W_nm * H_nm)
-    hint = (f"the field is too crowded ({crowd:.0%} of it covered, counting half the minimum gap; random "
-            "placement jams near 55 %): use fewer or smaller particles or a larger shape")
+    hint = (
+        f"the field is too crowded ({crowd:.0%} of it covered, counting half the minimum gap; random "
+        "placement jams near 55 %): use fewer or smaller particles or a larger shape"
+    )
 
     def draw_centre(r, interior):
         m = r + 0.5 if interior else 0.0
@@ -404,22 +406,36 @@ def haadf_dots(
     ps = pixel_size_pair_nm(pixel_size_nm)
     n_particles, n_touching_pairs = int(n_particles), int(n_touching_pairs)
     if n_particles < 0 or n_touching_pairs < 0 or 2 * n_touching_pairs > n_particles:
-        raise InvalidDataError(f"need 0 <= 2 * n_touching_pairs <= n_particles, got {n_touching_pairs} pairs and "
-                               f"{n_particles} particles", source)
+        raise InvalidDataError(
+            f"need 0 <= 2 * n_touching_pairs <= n_particles, got {n_touching_pairs} pairs and {n_particles} particles",
+            source,
+        )
     if not diameter_nm > 0 or not rsd >= 0:
         raise InvalidDataError(f"diameter_nm must be > 0 and rsd >= 0, got {diameter_nm}, {rsd}", source)
     rng = np.random.default_rng(seed)
     diam = _draw_diameters(rng, n_particles, float(diameter_nm), float(rsd), distribution)
-    xs, ys, pair, gaps = _place_particles(rng, h, w, ps, diam, n_touching_pairs, allow_edge, float(min_gap_nm),
-                                          float(max_touching_gap_nm), 5000, source)
+    xs, ys, pair, gaps = _place_particles(
+        rng, h, w, ps, diam, n_touching_pairs, allow_edge, float(min_gap_nm), float(max_touching_gap_nm), 5000, source
+    )
     py, px = ps
     R = diam / 2.0
     edge = ((xs - R / px) < -0.5) | ((xs + R / px) > w - 0.5) | ((ys - R / py) < -0.5) | ((ys + R / py) > h - 0.5)
     img_seed = int(rng.integers(0, 2**63 - 1))
     mg = haadf_particles_image(
-        (h, w), xs, ys, diam, pixel_size_nm=ps, reference_diameter_nm=float(diameter_nm), background=background,
-        gradient=gradient, particle_contrast=particle_contrast, probe_sigma_nm=probe_sigma_nm, dose=dose,
-        seed=img_seed, title=title, supersample=supersample,
+        (h, w),
+        xs,
+        ys,
+        diam,
+        pixel_size_nm=ps,
+        reference_diameter_nm=float(diameter_nm),
+        background=background,
+        gradient=gradient,
+        particle_contrast=particle_contrast,
+        probe_sigma_nm=probe_sigma_nm,
+        dose=dose,
+        seed=img_seed,
+        title=title,
+        supersample=supersample,
     )
     mg.source = source
     mg.metadata = {"synth": {"function": "haadf_dots", "seed": seed}}
@@ -435,8 +451,16 @@ def haadf_dots(
             "gap_nm": gaps,
         }
     )
-    truth = ParticleTruth(particles=df, pixel_size_nm=ps, diameter_nm=float(diameter_nm), rsd=float(rsd),
-                          background=float(background), gradient=float(gradient),
-                          particle_contrast=float(particle_contrast), probe_sigma_nm=float(probe_sigma_nm),
-                          dose=None if dose is None else float(dose), shape=(h, w))
+    truth = ParticleTruth(
+        particles=df,
+        pixel_size_nm=ps,
+        diameter_nm=float(diameter_nm),
+        rsd=float(rsd),
+        background=float(background),
+        gradient=float(gradient),
+        particle_contrast=float(particle_contrast),
+        probe_sigma_nm=float(probe_sigma_nm),
+        dose=None if dose is None else float(dose),
+        shape=(h, w),
+    )
     return mg, truth

@@ -132,7 +132,7 @@ def _net_series(a1, a2, basis, sigma_nm: float, *, tol: float = _TERM_TOL, p2v_g
 
 
 def _eval_fractional(u, v, hh, kk, coef, c0) -> np.ndarray:
-    """f at fractional coordinates (u[i], v[j]) -> array (len(u), len(v))."""
+    """F at fractional coordinates (u[i], v[j]) -> array (len(u), len(v))."""
     eu = np.exp(2j * np.pi * np.outer(u, hh))  # (nu, n)
     ev = np.exp(2j * np.pi * np.outer(kk, v))  # (n, nv)
     return c0 + 2.0 * np.real((eu * coef[None, :]) @ ev)
@@ -150,8 +150,9 @@ def _refine_extremum(u0, v0, step, hh, kk, coef, c0, sign) -> float:
     return sign * best
 
 
-def _render_series(series: _NetSeries, rows: np.ndarray, cols: np.ndarray, pixel_size_nm, origin_px,
-                   *, dtype=np.float64) -> np.ndarray:
+def _render_series(
+    series: _NetSeries, rows: np.ndarray, cols: np.ndarray, pixel_size_nm, origin_px, *, dtype=np.float64
+) -> np.ndarray:
     """Normalised pattern ``(f - mean) / p2v`` at pixel centres ``rows x cols`` (separable outer products)."""
     py, px = pixel_size_nm
     ox, oy = origin_px

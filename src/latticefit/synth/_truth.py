@@ -43,8 +43,9 @@ def _first_order(b1, b2, basis, *, hk_max: int = 8, rel_tol: float = 1e-9):
         if np.linalg.matrix_rank(g[chosen], tol=1e-9 * shell_len) >= 2:
             break
     if not chosen:
-        raise InvalidDataError(f"no reflection with non-zero structure factor up to |h|, |k| = {hk_max}: "
-                               "the basis weights cancel", "synth")
+        raise InvalidDataError(
+            f"no reflection with non-zero structure factor up to |h|, |k| = {hk_max}: the basis weights cancel", "synth"
+        )
     out = [_friedel_representative(int(hh[j]), int(kk[j]), g[j]) for j in chosen]
     out.sort(key=lambda t: round(float(_az180(t[2])[0]), 9))
     return out

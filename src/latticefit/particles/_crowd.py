@@ -113,100 +113,22 @@ def opening_background(img, size_px, *, clip_sigma=2.0):
 
 
 # ------------------------------------------------------------------------- crowd splitting
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; the reference is used without it
-    njit = None
-
-
-def _spatial_maxima_py(stack, thresholds, border):
-    ns, h, w = stack.shape
-    out = []
-    for k in range(ns):
-        thr = thresholds[k]
-        for i in range(border, h - border):
-            for j in range(border, w - border):
-                v = stack[k, i, j]
-                if v <= thr:
-                    continue
-                ok = True
-                for di in range(-1, 2):
-                    ii = i + di
-                    if ii < 0 or ii >= h:
-                        continue
-                    for dj in range(-1, 2):
-                        jj = j + dj
-                        if jj < 0 or jj >= w or (di == 0 and dj == 0):
-                            continue
-                        u = stack[k, ii, jj]
-                        before = di < 0 or (di == 0 and dj < 0)
-                        if u > v or (before and u == v):
-                            ok = False
-                            break
-                    if not ok:
-                        break
-                if ok:
-                    out.append((k, i, j, v))
-    return out
-
-
-if njit is not None:
-
-    @njit(cache=True)
-    def _spatial_maxima_nb(stack, thresholds, border):
-        ns, h, w = stack.shape
-        cap = 4096
-        out = np.empty((cap, 4))
-        n = 0
-        for k in range(ns):
-            thr = thresholds[k]
-            for i in range(border, h - border):
-                for j in range(border, w - border):
-                    v = stack[k, i, j]
-                    if v <= thr:
-                        continue
-                    ok = True
-                    for di in range(-1, 2):
-                        ii = i + di
-                        if ii < 0 or ii >= h:
-                            continue
-                        for dj in range(-1, 2):
-                            jj = j + dj
-                            if jj < 0 or jj >= w or (di == 0 and dj == 0):
-                                continue
-                            u = stack[k, ii, jj]
-                            before = di < 0 or (di == 0 and dj < 0)
-                            if u > v or (before and u == v):
-                                ok = False
-                                break
-                        if not ok:
-                            break
-                    if ok:
-                        if n == cap:
-                            cap *= 2
-                            new = np.empty((cap, 4))
-                            new[:n] = out[:n]
-                            out = new
-                        out[n, 0] = k
-                        out[n, 1] = i
-                        out[n, 2] = j
-                        out[n, 3] = v
-                        n += 1
-        return out[:n].copy()
-
-
 def spatial_maxima(stack, thresholds, border=0):
     """Local maxima of every scale ``stack[k]`` over its 3x3 neighbourhood above ``thresholds[k]`` (numba).
 
-    Same tie rule as :func:`latticefit._particle_kernels.scale_space_maxima` (a plateau gives one point), but
+    Same tie rule as :func:`latticefit.particles._kernels.scale_space_maxima` (a plateau gives one point), but
     the neighbouring scales are not compared: a dot inside a raft is a maximum of its own scale even where
     the raft's larger scale outranks it. Rows ``(k, y, x, value)``; :func:`spatial_maxima_ref` is the reference.
     """
+    from ._kernels import scale_space_maxima
+
     stack = np.ascontiguousarray(stack, dtype=np.float32)
     thr = np.ascontiguousarray(thresholds, dtype=np.float64)
-    if njit is None:
-        return spatial_maxima_ref(stack, thr, border)
-    return _spatial_maxima_nb(stack, thr, int(border))
+    # one scale at a time: the 3x3x3 kernel on a single-scale stack is the 3x3 maximum with the same tie rule
+    rows = [scale_space_maxima(stack[k : k + 1], thr[k : k + 1], int(border)) for k in range(len(stack))]
+    for k, r in enumerate(rows):
+        r[:, 0] = k
+    return np.concatenate(rows) if rows else np.empty((0, 4))
 
 
 def spatial_maxima_ref(stack, thresholds, border=0):

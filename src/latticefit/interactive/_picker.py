@@ -128,27 +128,10 @@ class RegionPicker:
         self._error = None
         self._notes: list = []
         props = dict(edgecolor=_COLOURS[0], facecolor="none", linewidth=1.5)
+        kw = dict(useblit=False, interactive=True, props=props, minspanx=8, minspany=8, spancoords="data")
         self.selectors = {
-            "rect": RectangleSelector(
-                self.ax_image,
-                self._on_select,
-                useblit=False,
-                interactive=True,
-                props=props,
-                minspanx=8,
-                minspany=8,
-                spancoords="data",
-            ),
-            "disk": EllipseSelector(
-                self.ax_image,
-                self._on_select,
-                useblit=False,
-                interactive=True,
-                props=props,
-                minspanx=8,
-                minspany=8,
-                spancoords="data",
-            ),
+            "rect": RectangleSelector(self.ax_image, self._on_select, **kw),
+            "disk": EllipseSelector(self.ax_image, self._on_select, **kw),
         }
         self._shape = None
         self.shape = shape

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
-from scipy import stats
 
 from ..errors import AnalysisError, LatticefitError, LatticefitWarning
 from ..micrograph import as_micrograph
@@ -342,6 +341,8 @@ def population_verdict(rel_diff, err_dot, matrix_err, *, z_threshold: float = 3.
     >>> round(s["mean"], 3), round(s["se"], 4), s["consistent"], s["significant"]
     (0.1, 0.0153, True, True)
     """
+    from scipy import stats  # here, not at import: `latticefit report` should not pay for scipy.stats
+
     x, e = np.asarray(rel_diff, float), np.asarray(err_dot, float)
     ok = np.isfinite(x) & np.isfinite(e) & (e > 0)
     x, e = x[ok], e[ok]

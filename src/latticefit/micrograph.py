@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CalibrationError, CalibrationWarning, DataShapeError, InvalidDataError, LatticefitWarning
+from .errors import (
+    CalibrationError,
+    CalibrationWarning,
+    DataShapeError,
+    InvalidDataError,
+    LatticefitWarning,
+    check_param,
+)
 from .units import is_empty_unit, pixel_size_pair_nm, unit_to_nm
 
 __all__ = ["Micrograph", "as_micrograph", "select_frame", "axes_pixel_size_nm", "mode_from_metadata"]
@@ -37,6 +44,8 @@ def select_frame(data: np.ndarray, frame=None, *, source: str | None = None) -> 
         For 1-D or >= 4-D data, or a stack without ``frame=``.
     """
     data = np.asarray(data)
+    if frame is not None and not isinstance(frame, str):
+        frame = check_param("frame", frame, integer=True, source=source)  # 1.5 is no frame index
     if data.ndim == 3 and data.shape[0] == 1 and frame is None:
         return data[0]
     if data.ndim == 2:

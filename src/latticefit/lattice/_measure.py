@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import LatticefitError, LatticefitWarning
+from ..errors import LatticefitError, LatticefitWarning, check_param
 from ..micrograph import as_micrograph
 from ..roi import as_roi, extract
 from ..spectrum import FFT_WORKERS, half_plane_power
@@ -429,6 +429,11 @@ def measure_lattice(
     >>> bool(abs(res.spots.d_angstrom[0] - 4.195) < 4 * res.spots.d_err_angstrom[0])
     True
     """
+    min_snr = check_param("min_snr", min_snr, lo=0)
+    max_spots = check_param("max_spots", max_spots, lo=1, integer=True)
+    p_false = check_param("p_false", p_false, lo=0, hi=1, lo_open=True, hi_open=True)
+    window_bins = check_param("window_bins", window_bins, lo=1, integer=True)
+    workers = check_param("workers", workers, integer=True)
     mg = as_micrograph(image, pixel_size)
     py, px = mg.require_calibration()
     B = mg.reciprocal_matrix  # cycles/px -> 1/nm (A^-T: exact for non-square and sheared pixels)
@@ -1049,6 +1054,8 @@ def compare_regions(
     >>> bool(cmp.summary["significant"]), round(cmp.summary["mean_rel_diff"], 2)
     (True, 0.03)
     """
+    z_threshold = check_param("z_threshold", z_threshold, lo=0, lo_open=True)
+    match_tolerance = check_param("match_tolerance", match_tolerance, lo=0, hi=1, lo_open=True, hi_open=True)
     roi_a, roi_b = (
         as_roi(r, image, pixel_size=pixel_size) for r in (roi_a, roi_b)
     )  # hyperspy ROIs: before calibration

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..errors import AnalysisError, LatticefitWarning
+from ..errors import AnalysisError, LatticefitWarning, check_param
 from ..micrograph import Micrograph, as_micrograph
 from . import _crowd as _particle_crowd
 from . import _kernels as K
@@ -1419,10 +1419,13 @@ def find_particles(
             LatticefitWarning,
             stacklevel=2,
         )
-    if probe_sigma_nm is not None and not (np.isfinite(probe_sigma_nm) and probe_sigma_nm > 0):
-        raise AnalysisError(f"probe_sigma_nm must be a positive length, got {probe_sigma_nm!r}", src)
-    if not (np.isfinite(false_alarms) and false_alarms > 0):
-        raise AnalysisError(f"false_alarms must be positive, got {false_alarms!r}", src)
+    probe_sigma_nm = check_param("probe_sigma_nm", probe_sigma_nm, lo=0, lo_open=True, optional=True, source=src)
+    false_alarms = check_param("false_alarms", false_alarms, lo=0, lo_open=True, source=src)
+    background_scale_nm = check_param(
+        "background_scale_nm", background_scale_nm, lo=0, lo_open=True, optional=True, source=src
+    )
+    n_boot = check_param("n_boot", n_boot, lo=1, integer=True, source=src)
+    seed = check_param("seed", seed, lo=0, integer=True, source=src)
     img = mg.data
     H, W = img.shape
     if diameter_range_nm is None:

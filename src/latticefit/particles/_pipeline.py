@@ -54,6 +54,7 @@ from . import _kernels as K
 from ._checks import BORDER_RULES, check_fits, count_line_parts
 from ._checks import CHI2_FACTOR as _CHI2_FACTOR
 from ._checks import FIT_ECD_BAND as _FIT_ECD_BAND
+from ._scalespace import log_planes, scan_scale_space
 from ._sizestats import miles_lantuejoul_weights, size_summary
 
 __all__ = [
@@ -493,30 +494,6 @@ def default_diameter_range_nm(shape, pixel_size_nm: float) -> tuple[float, float
     return (lo, max(hi, lo * 1.5))
 
 
-def _log_stack_fft(img, sigmas):
-    """Scale-normalised -sigma^2 LoG responses of ``img`` at every sigma, by FFT with reflect padding."""
-    h, w = img.shape
-    pad = int(min(max(h, w), math.ceil(3 * sigmas.max())))
-    pad_y = min(pad, h - 1)
-    pad_x = min(pad, w - 1)
-    from scipy import fft as sfft
-
-    big = np.pad(img, ((pad_y, pad_y), (pad_x, pad_x)), mode="reflect")
-    H = sfft.next_fast_len(big.shape[0], real=True)
-    W = sfft.next_fast_len(big.shape[1], real=True)
-    F = sfft.rfft2(big, s=(H, W), workers=-1)
-    ky = np.fft.fftfreq(H)[:, None] * 2 * np.pi
-    kx = np.fft.rfftfreq(W)[None, :] * 2 * np.pi
-    k2 = (ky * ky + kx * kx).astype(np.float32)
-    out = np.empty((len(sigmas), h, w), dtype=np.float32)
-    for i, s in enumerate(sigmas):
-        # -s^2 * Laplacian of G_s  <->  s^2 k^2 exp(-s^2 k^2 / 2)
-        tf = (s * s) * k2 * np.exp(-0.5 * s * s * k2)
-        r = sfft.irfft2(F * tf, s=(H, W), workers=-1)
-        out[i] = r[pad_y : pad_y + h, pad_x : pad_x + w]
-    return out
-
-
 #: autocorrelation of the LoG kernel at lag 2u*sigma along one axis (u = distance to the border / sigma)
 _BORDER_U = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
 _BORDER_C = np.array([1.0, 0.824, 0.414, 0.019, 0.0])
@@ -574,29 +551,6 @@ def _parse_range(diameter_range_nm, source):
             f"diameter range {diameter_range_nm!r}: the lower bound must be below the upper one", source
         )
     return float(lo), float(hi)
-
-
-def _subpixel(L, k, i, j):
-    """Parabolic sub-pixel / sub-scale refinement of maxima of the LoG stack."""
-    ns, h, w = L.shape
-    i = i.astype(int)
-    j = j.astype(int)
-    k = k.astype(int)
-
-    def _off(vm, v0, vp):
-        den = vm - 2 * v0 + vp
-        with np.errstate(divide="ignore", invalid="ignore"):
-            o = np.where(den < 0, 0.5 * (vm - vp) / den, 0.0)
-        return np.clip(o, -0.5, 0.5)
-
-    v0 = L[k, i, j]
-    im, ip = np.clip(i - 1, 0, h - 1), np.clip(i + 1, 0, h - 1)
-    jm, jp = np.clip(j - 1, 0, w - 1), np.clip(j + 1, 0, w - 1)
-    km, kp = np.clip(k - 1, 0, ns - 1), np.clip(k + 1, 0, ns - 1)
-    oy = np.where((i > 0) & (i < h - 1), _off(L[k, im, j], v0, L[k, ip, j]), 0.0)
-    ox = np.where((j > 0) & (j < w - 1), _off(L[k, i, jm], v0, L[k, i, jp]), 0.0)
-    ok = np.where((k > 0) & (k < ns - 1), _off(L[km, i, j], v0, L[kp, i, j]), 0.0)
-    return oy, ox, ok
 
 
 def _union_groups(x, y, r, link, max_size=8):
@@ -936,6 +890,20 @@ def _stabilise(coarse, noise: NoiseModel | None):
     return (2.0 / g) * np.sqrt(np.maximum(a + g * coarse, 0.0)).astype(np.float32)
 
 
+def _stabilised_grid(img, f, noise_model):
+    """The detection grid (``img`` binned by ``f``; ``img`` itself for f = 1) and its stabilised version."""
+    raw = K.bin_image(np.ascontiguousarray(img, dtype=np.float32), f) if f > 1 else np.asarray(img, np.float32)
+    return raw, _stabilise(raw, noise_model)
+
+
+def _subtract_background(stab, bgc, img):
+    """``stab - bgc``, in place unless ``stab`` is the caller's image (bounded memory, issue #17)."""
+    if stab is img:
+        return stab - bgc
+    stab -= bgc
+    return stab
+
+
 def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     """Background + multi-scale LoG detection.
 
@@ -946,61 +914,73 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     sig_lo = LOG_SIGMA_PER_RADIUS * dlo_px / 2.0
     sig_hi = LOG_SIGMA_PER_RADIUS * dhi_px / 2.0
     f = max(1, int(sig_lo // 1.6))
-    coarse = K.bin_image(np.ascontiguousarray(img, dtype=np.float32), f) if f > 1 else img.astype(np.float32)
-    hc, wc = coarse.shape
-    coarse_raw = coarse
-    stab = _stabilise(coarse, noise_model)
+    coarse_raw, stab = _stabilised_grid(img, f, noise_model)
+    hc, wc = stab.shape
+    stabilised = stab is not coarse_raw
     if BACKGROUND_METHOD == "opening":  # follows steps (film edge, thicker matrix) and ramps, see _particle_crowd
         bgc, pmask = _particle_crowd.opening_background(stab, max(0.5 * bg_scale_px, 1.2 * dlo_px) / f)
     else:
         bgc, pmask = _background_grid(stab, bg_scale_px / f)
-    if stab is coarse:
-        bgc_lin = bgc
-    else:  # the background in intensity units: inverse of the stabilising transform
-        g, a0 = noise_model.gain, noise_model.offset
-        bgc_lin = ((g * bgc / 2.0) ** 2 - a0) / g
-    coarse = stab - bgc
     n_s = max(2, int(math.ceil(math.log(sig_hi / sig_lo) / math.log(1.2))) + 1)
     sigmas = np.geomspace(sig_lo, sig_hi, n_s) / f
-    L = _log_stack_fft(coarse, sigmas)
     # noise of each scale's response: MAD over background pixels (particles masked and dilated)
     # background pixels of scale k: farther than 3 sigma_k from any masked (particle) pixel
     step = max(1, int(math.sqrt(hc * wc / 60000.0)))
     psub = pmask[::step, ::step]
     dsub = ndi.distance_transform_edt(~psub) * step if psub.any() else np.full(psub.shape, np.inf)
+    # scales with too few clean pixels (crowded field) cap their noise by the image's own pixel noise
+    crowd = {"pixel_noise": None}
+    if any(int((dsub > 3.0 * s_k).sum()) < 500 for s_k in sigmas):
+        crowd["pixel_noise"] = _particle_crowd.pixel_noise(stab, f, stabilised=stabilised)
+    planes = log_planes(_subtract_background(stab, bgc, img), sigmas)
+    del stab, coarse_raw  # the generator holds the residual until its spectrum is taken
+    noise_raw = np.empty(n_s)
     noise = np.empty(n_s)
-    crowded = np.zeros(n_s, bool)
-    for k in range(n_s):
+    n_eff = MAXIMA_DENSITY * hc * wc * float(np.sum(1.0 / sigmas**2))
+    kthr = _threshold_factor(n_eff, false_alarms)
+
+    def threshold_of(k, plane):
         sel = dsub > 3.0 * sigmas[k]
+        crowded = False
         if sel.sum() < 500 and k > 0:
             # too few clean pixels at this scale (crowded field): white-noise scaling of the previous
             # scale, whose normalised LoG response falls as 1/sigma
-            noise[k] = noise[k - 1] * sigmas[k - 1] / sigmas[k]
-            crowded[k] = True
-            continue
-        if sel.sum() < 500:
-            sel = dsub >= np.quantile(dsub, 0.5)
-            crowded[k] = True
-        v = L[k][::step, ::step][sel].astype(np.float64)
-        v = v - np.median(v)
-        mad = 1.4826 * np.median(np.abs(v)) + 1e-30
-        # RMS of the values within 5 MAD-sigma: keeps the noise's own tails, drops stray particle signal
-        vv = v[np.abs(v) < 5.0 * mad]
-        noise[k] = float(np.sqrt(np.mean(vv * vv))) if vv.size > 10 else mad
-    # crowded fields leave no clean background: the noise of those scales then holds particle signal. Cap it
-    # at WHITE_NOISE_CAP times the response of white noise of the image's own pixel noise (_particle_crowd)
-    pixel_noise = None
-    if crowded.any():
-        pixel_noise = _particle_crowd.pixel_noise(stab, f, stabilised=stab is not coarse_raw)
-        cap = _particle_crowd.white_log_noise(pixel_noise, sigmas) * _particle_crowd.WHITE_NOISE_CAP
-        noise = np.where(crowded, np.minimum(noise, cap), noise)
-    n_eff = MAXIMA_DENSITY * hc * wc * float(np.sum(1.0 / sigmas**2))
-    kthr = _threshold_factor(n_eff, false_alarms)
-    cand = K.scale_space_maxima(L, kthr * noise, 0)
+            noise_raw[k] = noise_raw[k - 1] * sigmas[k - 1] / sigmas[k]
+            crowded = True
+        else:
+            if sel.sum() < 500:
+                sel = dsub >= np.quantile(dsub, 0.5)
+                crowded = True
+            v = plane[::step, ::step][sel].astype(np.float64)
+            v = v - np.median(v)
+            mad = 1.4826 * np.median(np.abs(v)) + 1e-30
+            # RMS of the values within 5 MAD-sigma: keeps the noise's own tails, drops stray particle signal
+            vv = v[np.abs(v) < 5.0 * mad]
+            noise_raw[k] = float(np.sqrt(np.mean(vv * vv))) if vv.size > 10 else mad
+        noise[k] = noise_raw[k]
+        if crowded:
+            # crowded fields leave no clean background: the noise of those scales then holds particle
+            # signal. Cap it at WHITE_NOISE_CAP times the response of white noise of the image's own pixel
+            # noise (_particle_crowd)
+            cap = _particle_crowd.white_log_noise(crowd["pixel_noise"], sigmas[k : k + 1])[0]
+            noise[k] = min(noise_raw[k], cap * _particle_crowd.WHITE_NOISE_CAP)
+        return kthr * noise[k]
+
+    # the scale space one plane at a time (three held): the memory of a few images, not one per scale
+    cand, (oy, ox, ok), c2 = scan_scale_space(planes, n_s, threshold_of, single_scale=CROWD_SPLIT)
+    del planes
+    # the residual again (cheaper than holding it through the scan), the background in intensity units
+    coarse = _subtract_background(_stabilised_grid(img, f, noise_model)[1], bgc, img)
+    if stabilised:  # inverse of the stabilising transform
+        g, a0 = noise_model.gain, noise_model.offset
+        bgc_lin = ((g * bgc / 2.0) ** 2 - a0) / g
+    else:
+        bgc_lin = bgc
+    del bgc
+    pixel_noise = crowd["pixel_noise"]
     if len(cand) == 0:
-        return None, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, L=L)
+        return None, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr)
     k, i, j, v = cand.T
-    oy, ox, ok = _subpixel(L, k, i, j)
     kk = np.clip(k + ok, 0, n_s - 1)
     sig_c = np.exp(np.interp(kk, np.arange(n_s), np.log(sigmas)))
     y = (i + oy + 0.5) * f - 0.5
@@ -1026,7 +1006,6 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     )
     if CROWD_SPLIT:
         # crowds: maxima of single scales on an intensity top may tile a kept blob (rafts, chains, aggregates)
-        c2 = _particle_crowd.spatial_maxima(L, kthr * noise, 0)
         tops = _particle_crowd.intensity_peaks(coarse, sigmas[0])
         if len(c2):
             k2, i2, j2, v2 = c2.T
@@ -1057,7 +1036,7 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
                 "ck": np.concatenate([k[keep].astype(int), k2i[extra]]),
             }
     return seeds, dict(
-        f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, L=L, pixel_noise=pixel_noise
+        f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, pixel_noise=pixel_noise
     )
 
 
@@ -1097,8 +1076,6 @@ def _split_cluster_blobs(y, x, r, strength, keep):
 
 def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
     """Seeded watershed on the smoothed coarse image; returns the full-resolution label image."""
-    from skimage.segmentation import watershed
-
     s_seg = max(0.7, 0.5 * float(sigmas[0]))
     S = ndi.gaussian_filter(coarse, s_seg)
     neg = -S[S < 0]
@@ -1109,14 +1086,17 @@ def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
     hc, wc = coarse.shape
     ci = np.clip(np.rint((seeds["y"] + 0.5) / f - 0.5).astype(int), 0, hc - 1)
     cj = np.clip(np.rint((seeds["x"] + 0.5) / f - 0.5).astype(int), 0, wc - 1)
-    markers = np.zeros(coarse.shape, np.int32)
-    markers[ci, cj] = np.arange(1, n + 1, dtype=np.int32)
     peak = np.maximum(S[ci, cj], 0.0)
     fg = S > 3.0 * nS
     fg[ci, cj] = True
-    lab = watershed(-S, markers, mask=fg)
+    np.negative(S, out=S)  # watershed floods -S; S is restored below (one image less than a copy)
+    lab = _watershed_components(S, fg, ci, cj)
+    np.negative(S, out=S)
+    del fg
     level = np.concatenate([[np.inf], np.maximum(3.0 * nS, OUTLINE_FRACTION * peak)])
-    lab[S < level[lab]] = 0
+    for r0 in range(0, hc, 512):  # row blocks: the per-pixel level of the own label is a small block
+        blk = lab[r0 : r0 + 512]
+        blk[S[r0 : r0 + 512] < level[blk]] = 0
     lab[ci, cj] = np.arange(1, n + 1, dtype=np.int32)
     # keep only the part of each label connected to its seed
     lab = _seed_connected(lab, ci, cj)
@@ -1125,16 +1105,47 @@ def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
     H, W = shape
     if lab.shape != (H, W):
         lab = np.pad(lab, ((0, max(0, H - lab.shape[0])), (0, max(0, W - lab.shape[1]))), mode="edge")[:H, :W]
-    return lab.astype(np.int32), nS
+    return lab.astype(np.int32, copy=False), nS
+
+
+def _watershed_components(image, mask, ci, cj):
+    """``watershed(image, markers at (ci, cj) numbered 1..n, mask=mask)``, one connected part of the mask at a time.
+
+    Flooding never crosses from one 4-connected part of the mask to another, and within a part the order of
+    the flood (value, then age) is the same as in the whole image, so the labels are those of one watershed
+    of the image (seeds of exactly equal value, which skimage orders arbitrarily, aside); the temporaries
+    are those of the largest part instead of several images (issue #17).
+    """
+    from skimage.segmentation import watershed
+
+    comp, _n = ndi.label(mask)
+    lab = np.zeros(mask.shape, np.int32)
+    owner = comp[ci, cj]
+    order = np.argsort(owner, kind="stable")
+    starts = np.searchsorted(owner[order], np.arange(_n + 2))
+    for c, sl in enumerate(ndi.find_objects(comp), start=1):
+        seeds = order[starts[c] : starts[c + 1]]
+        if sl is None or seeds.size == 0:
+            continue
+        part = comp[sl] == c
+        mk = np.zeros(part.shape, np.int32)
+        mk[ci[seeds] - sl[0].start, cj[seeds] - sl[1].start] = seeds.astype(np.int32) + 1
+        out = watershed(image[sl], mk, mask=part)
+        lab[sl][part] = out[part]
+    return lab
 
 
 def _seed_connected(lab, ci, cj):
     """Drop the pixels of each label that are not 4-connected to the label's own seed pixel."""
     comp, ncomp = ndi.label(lab > 0)
-    key = lab.astype(np.int64) * (ncomp + 1) + comp
     seed_keys = np.unique(lab[ci, cj].astype(np.int64) * (ncomp + 1) + comp[ci, cj])
-    keep = np.isin(key, seed_keys) & (lab > 0)
-    return np.where(keep, lab, 0)
+    idx = np.flatnonzero(lab)  # labelled pixels only: the int64 keys of a few particles, not of the image
+    key = lab.ravel()[idx].astype(np.int64) * (ncomp + 1) + comp.ravel()[idx]
+    del comp
+    out = np.zeros_like(lab)
+    keep = idx[np.isin(key, seed_keys)]
+    out.ravel()[keep] = lab.ravel()[keep]
+    return out
 
 
 # =================================================================== measurements

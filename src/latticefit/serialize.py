@@ -158,8 +158,8 @@ class OutputSet:
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> with OutputSet() as out:
-    ...     out.write_text(d / "a.json", "{}")
-    ...     out.write_text(d / "a.csv", "x\\n1\\n")
+    ...     _ = out.write_text(d / "a.json", "{}")
+    ...     _ = out.write_text(d / "a.csv", "x\\n1\\n")
     >>> sorted(p.name for p in d.iterdir())
     ['a.csv', 'a.json']
     """

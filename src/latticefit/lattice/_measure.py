@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import LatticefitError, LatticefitWarning, check_param
+from ..errors import InvalidDataError, LatticefitError, LatticefitWarning, check_param
 from ..micrograph import as_micrograph
 from ..roi import as_roi, extract
 from ..spectrum import FFT_WORKERS, half_plane_power
@@ -354,6 +354,31 @@ def _empty_angles() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=float) for c in ANGLE_COLUMNS})
 
 
+def _mask_invalid(mg, sub, weight, origin, notes):
+    """The region's mask without the image's NaN/inf pixels (``Micrograph.invalid_mask``), with a note.
+
+    The masked pixels then go the way of any non-rectangular region: a smoothly tapered mask in the power
+    spectrum and a least-squares fit over the valid pixels only (issue #17: not median-filled).
+    """
+    if mg.invalid_mask is None:
+        return weight
+    y0, x0 = origin
+    bad = mg.invalid_mask[y0 : y0 + sub.shape[0], x0 : x0 + sub.shape[1]]
+    inside = np.ones(sub.shape, bool) if weight is None else weight
+    n_bad = int(np.count_nonzero(bad & inside))
+    if n_bad == 0:
+        return weight
+    keep = inside & ~bad
+    frac = n_bad / max(int(np.count_nonzero(inside)), 1)
+    if not keep.any():
+        raise InvalidDataError("every pixel of the region is NaN or infinite", mg.source)
+    notes.append(
+        f"{100.0 * frac:.3g} % of the region ({n_bad} px) is NaN/infinite in the file: masked "
+        "(tapered in the spectrum, left out of the fit)"
+    )
+    return keep
+
+
 # ============================================================================ measure
 def measure_lattice(
     image,
@@ -442,10 +467,11 @@ def measure_lattice(
         sub, weight, (y0, x0) = extract(mg.data, roi)
     except LatticefitError as e:
         raise e.with_source(mg.source) from None
+    notes: list[str] = []
+    weight = _mask_invalid(mg, sub, weight, (y0, x0), notes)
     if weight is not None and weight.all():
         weight = None  # a mask that fills its box is a rectangle
     M, N = sub.shape
-    notes: list[str] = []
     d_range = parse_d_range(d_range_angstrom)
     d_range_nm = None if d_range is None else tuple(v / 10.0 if v else v for v in d_range)
     info = {"refinement": "rect-window-ML" if weight is None else "mask-least-squares", "min_snr": min_snr}

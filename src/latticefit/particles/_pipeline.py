@@ -54,6 +54,7 @@ from . import _kernels as K
 from ._checks import BORDER_RULES, check_fits, count_line_parts
 from ._checks import CHI2_FACTOR as _CHI2_FACTOR
 from ._checks import FIT_ECD_BAND as _FIT_ECD_BAND
+from ._invalid import binned_mask, cut_by_mask, far_from_mask, inpaint, mask_note
 from ._scalespace import log_planes, scan_scale_space
 from ._sizestats import miles_lantuejoul_weights, size_summary
 
@@ -239,8 +240,10 @@ class NoiseModel:
         }
 
 
-def _immerkaer_tiles(img: np.ndarray, tile: int = 32, max_tiles: int = 400):
-    """Per-tile (mean, noise variance) with Immerkaer's Laplacian-difference estimator."""
+def _immerkaer_tiles(img: np.ndarray, tile: int = 32, max_tiles: int = 400, invalid=None):
+    """Per-tile (mean, noise variance) with Immerkaer's Laplacian-difference estimator (tiles with an
+    ``invalid`` pixel left out).
+    """
     h, w = img.shape
     ny, nx = max(1, h // tile), max(1, w // tile)
     ys = np.linspace(0, h - min(tile, h), ny).astype(int)
@@ -251,6 +254,8 @@ def _immerkaer_tiles(img: np.ndarray, tile: int = 32, max_tiles: int = 400):
         for x in xs[::step]:
             t = img[y : y + tile, x : x + tile].astype(np.float64)
             if t.shape[0] < 3 or t.shape[1] < 3:
+                continue
+            if invalid is not None and invalid[y : y + tile, x : x + tile].any():
                 continue
             lap = (
                 t[:-2, :-2]
@@ -266,9 +271,13 @@ def _immerkaer_tiles(img: np.ndarray, tile: int = 32, max_tiles: int = 400):
     return np.array(means), np.array(vars_)
 
 
-def _quantum(img: np.ndarray) -> float | None:
-    """The step of which every pixel value is an integer multiple, or None."""
+def _quantum(img: np.ndarray, invalid=None) -> float | None:
+    """The step of which every pixel value is an integer multiple, or None (``invalid`` pixels ignored)."""
     sample = img.ravel()[:: max(1, img.size // 200000)].astype(np.float64)
+    if invalid is not None:
+        sample = sample[~invalid.ravel()[:: max(1, img.size // 200000)]]
+    if sample.size < 3:
+        return None
     if sample.min() < 0:
         return None
     u = np.unique(sample)
@@ -284,7 +293,7 @@ def _quantum(img: np.ndarray) -> float | None:
     return q
 
 
-def estimate_noise_model(image) -> NoiseModel:
+def estimate_noise_model(image, invalid=None) -> NoiseModel:
     """Pixel-noise model of an image, estimated from the data.
 
     The variance of each 32x32 tile (Immerkaer's estimator, which ignores smooth
@@ -304,14 +313,16 @@ def estimate_noise_model(image) -> NoiseModel:
     (True, 1.0)
     """
     img = np.asarray(image.data if isinstance(image, Micrograph) else image)
-    m, v = _immerkaer_tiles(img)
+    if invalid is None and isinstance(image, Micrograph):
+        invalid = image.invalid_mask
+    m, v = _immerkaer_tiles(img, invalid=invalid)
     if m.size == 0:
-        sd = float(np.std(img))
+        sd = float(np.std(img if invalid is None else img[~invalid]))
         return NoiseModel(sigma=sd, counts=False, gain=0.0, offset=sd * sd, quantum=None)
     # structure inflates the estimator: keep the quieter tiles
     keep = v <= np.quantile(v, 0.5) if m.size > 8 else np.ones(m.size, bool)
     sigma = float(math.sqrt(max(np.median(v[keep]), 0.0)))
-    q = _quantum(img)
+    q = _quantum(img, invalid)
     counts = False
     gain = 0.0
     offset = sigma * sigma
@@ -604,7 +615,7 @@ class _Fit:
     h_err: np.ndarray
 
 
-def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, margin_extra):
+def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, margin_extra, invalid=None):
     """Cut the binned patch of each group; returns the flat arrays the numba fit takes."""
     H, W = img.shape
     xs_l, ys_l, data_l, w_l = [], [], [], []
@@ -636,6 +647,9 @@ def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, marg
         fx = x0 + (np.arange(nx) + 0.5) * b - 0.5  # row vector of x (full px)
         fy = (y0 + (np.arange(ny) + 0.5) * b - 0.5)[:, None]
         wts = np.ones((ny, nx))
+        if invalid is not None:  # NaN/inf pixels of the file carry no weight (a block with one is left out)
+            nb = invalid[y0 : y0 + ny * b, x0 : x0 + nx * b]
+            wts[(nb.reshape(ny, b, nx, b).any(axis=(1, 3)) if b > 1 else nb)] = 0.0
         # mask the particles of other groups that reach into the patch
         cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
         rad = 0.5 * math.hypot(x1 - x0, y1 - y0) + rmax_all
@@ -720,7 +734,7 @@ def _run_fit(prep, fit_sigma, s2, params, par_off, wts, max_iter=100):
     )
 
 
-def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15):
+def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15, invalid=None):
     """Joint model fits of all particles; returns a :class:`_Fit` (full-resolution px units)."""
     n = len(x)
     group = _union_groups(x, y, r, link)
@@ -729,7 +743,7 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
     H, W = img.shape
     sigma_guess = probe_sigma_px if probe_sigma_px is not None else max(0.5, 0.05 * float(np.median(r)))
     b_of_group = np.array([max(1, int(r[m].min() // FIT_RADIUS_PX)) for m in members])
-    prep = _prepare_groups(img, x, y, r, group, members, sigma_guess, b_of_group, 0.0)
+    prep = _prepare_groups(img, x, y, r, group, members, sigma_guess, b_of_group, 0.0, invalid)
     bsz = np.array([o[2] for o in prep["origin"]], float)
     base_w = prep["wts"]
 
@@ -904,7 +918,7 @@ def _subtract_background(stab, bgc, img):
     return stab
 
 
-def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
+def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, invalid=None):
     """Background + multi-scale LoG detection.
 
     Returns seeds (x, y, r in full px, significance) or None, and the
@@ -928,19 +942,28 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     step = max(1, int(math.sqrt(hc * wc / 60000.0)))
     psub = pmask[::step, ::step]
     dsub = ndi.distance_transform_edt(~psub) * step if psub.any() else np.full(psub.shape, np.inf)
+    bad_c = None if invalid is None else binned_mask(invalid, f)
+    # masked (NaN) pixels: no noise samples within 3 sigma of them, no detections on them
+    dbad = None if bad_c is None else far_from_mask(bad_c[::step, ::step], step)
+
+    def clean(k):  # background pixels of scale k
+        sel = dsub > 3.0 * sigmas[k]
+        return sel if dbad is None else sel & (dbad > 3.0 * sigmas[k])
+
     # scales with too few clean pixels (crowded field) cap their noise by the image's own pixel noise
     crowd = {"pixel_noise": None}
-    if any(int((dsub > 3.0 * s_k).sum()) < 500 for s_k in sigmas):
+    if any(int(clean(k).sum()) < 500 for k in range(n_s)):
         crowd["pixel_noise"] = _particle_crowd.pixel_noise(stab, f, stabilised=stabilised)
     planes = log_planes(_subtract_background(stab, bgc, img), sigmas)
     del stab, coarse_raw  # the generator holds the residual until its spectrum is taken
     noise_raw = np.empty(n_s)
     noise = np.empty(n_s)
-    n_eff = MAXIMA_DENSITY * hc * wc * float(np.sum(1.0 / sigmas**2))
+    valid_frac = 1.0 if bad_c is None else 1.0 - float(bad_c.mean())
+    n_eff = MAXIMA_DENSITY * hc * wc * valid_frac * float(np.sum(1.0 / sigmas**2))
     kthr = _threshold_factor(n_eff, false_alarms)
 
     def threshold_of(k, plane):
-        sel = dsub > 3.0 * sigmas[k]
+        sel = clean(k)
         crowded = False
         if sel.sum() < 500 and k > 0:
             # too few clean pixels at this scale (crowded field): white-noise scaling of the previous
@@ -950,6 +973,8 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
         else:
             if sel.sum() < 500:
                 sel = dsub >= np.quantile(dsub, 0.5)
+                if dbad is not None:
+                    sel &= dbad > 0
                 crowded = True
             v = plane[::step, ::step][sel].astype(np.float64)
             v = v - np.median(v)
@@ -992,6 +1017,8 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     fy = 1.0 + _border_corr((np.minimum(i, hc - 1 - i) + 0.5) / sk)
     fx = 1.0 + _border_corr((np.minimum(j, wc - 1 - j) + 0.5) / sk)
     good = strength >= kthr * np.sqrt(fy * fx)
+    if bad_c is not None:
+        good &= ~bad_c[i.astype(int), j.astype(int)]
     y, x, r, strength, i, j, k = y[good], x[good], r[good], strength[good], i[good], j[good], k[good]
     keep = K.prune_blobs(y, x, r, strength, PRUNE_OVERLAP)
     keep = _split_cluster_blobs(y, x, r, strength, keep)
@@ -1020,6 +1047,8 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
                     * (1.0 + _border_corr((np.minimum(j2, wc - 1 - j2) + 0.5) / sigmas[k2i]))
                 )
             )
+            if bad_c is not None:
+                c_keep &= ~bad_c[i2, j2]
             i2, j2, k2i, s2 = i2[c_keep], j2[c_keep], k2i[c_keep], s2[c_keep]
             y2, x2 = (i2 + 0.5) * f - 0.5, (j2 + 0.5) * f - 0.5
             r2 = sigmas[k2i] * f / LOG_SIGMA_PER_RADIUS
@@ -1467,9 +1496,12 @@ def find_particles(
         raise AnalysisError(f"border_rule must be one of {', '.join(BORDER_RULES)}, got {border_rule!r}", src)
     edge_correction = border_rule
 
-    noise = estimate_noise_model(img)
     bg_scale_px = (background_scale_nm / pix) if background_scale_nm else max(2.0 * dhi_px, 16.0)
-    seeds, det = _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise)
+    bad = mg.invalid_mask  # NaN/inf pixels of the file: masked throughout (_invalid.py)
+    if bad is not None:
+        img = inpaint(img, bad, bg_scale_px)
+    noise = estimate_noise_model(img, invalid=bad)
+    seeds, det = _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise, invalid=bad)
     bg_small, fb = det["background"], det["f"]
     settings = {
         "diameter_range_nm": [dlo, dhi],
@@ -1484,6 +1516,7 @@ def find_particles(
         "border_rule": border_rule,
         "keep_flagged": bool(keep_flagged),
         "outline_fraction": OUTLINE_FRACTION,
+        "invalid_fraction": 0.0 if bad is None else float(bad.mean()),
     }
 
     def _result(table, labels, summary):
@@ -1514,7 +1547,7 @@ def find_particles(
     probe_px = None if probe_sigma_nm is None else probe_sigma_nm / pix
     n_merged = 0
     for _round in range(3):
-        fit = _fit_particles(img, seeds["x"], seeds["y"], seeds["r"], seeds["strength"], noise, probe_px)
+        fit = _fit_particles(img, seeds["x"], seeds["y"], seeds["r"], seeds["strength"], noise, probe_px, invalid=bad)
         # a detection whose fitted centre lies inside a larger fitted particle is part of it (a neck or
         # shoulder of a non-spherical particle): drop it and fit again
         inside = _nested(fit.x, fit.y, np.where(fit.ok, fit.r, seeds["r"]), seeds["strength"])
@@ -1524,6 +1557,8 @@ def find_particles(
         seeds = {k: v[~inside] for k, v in seeds.items()}
     settings["n_merged"] = n_merged
     labels, _ = _segment(det["coarse"], seeds, det["sigmas"], det["f"], (H, W), det.get("pixel_noise"))
+    if bad is not None:
+        labels[bad] = 0
     n = len(seeds["x"])
     settings["probe_sigma_nm"] = fit.sigma_px * pix
     settings["probe_sigma"] = "given" if probe_sigma_nm is not None else "fitted (median of isolated particles)"
@@ -1554,6 +1589,8 @@ def find_particles(
     # labels on a coarse detection grid (f > 1) are blocky by up to f px: a region touching the border is
     # then evidence of a cut only when there is no fitted disk to decide (the disk crossing the border is)
     edge = (touches if fb == 1 else touches & ~ok) | cut
+    if bad is not None:  # cut by the masked (NaN) pixels, as by the border
+        edge |= cut_by_mask(bad, xr, yr, rad_e)
     minor = reg["axis_minor_length"].to_numpy(float)
     major = reg["axis_major_length"].to_numpy(float)
     solidity = reg["solidity"].to_numpy(float)
@@ -1672,6 +1709,8 @@ def find_particles(
     summary["probe_sigma_nm"] = settings["probe_sigma_nm"]
     ecd = table["ecd_nm"].to_numpy(float)[use]
     summary["ecd_mean_nm"] = float(np.nanmean(ecd)) if ecd.size and np.isfinite(ecd).any() else None
+    if bad is not None:
+        summary["notes"] = [*summary.get("notes", []), mask_note(int(bad.sum()), bad.size)]
     return _result(table, labels, summary)
 
 

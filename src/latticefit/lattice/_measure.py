@@ -74,15 +74,15 @@ SPOT_COLUMNS = [
     "azimuth_err_deg",
     "snr",
     "order",
-    "h",
-    "k",
+    "n1",
+    "n2",
     "cov_xx",
     "cov_xy",
     "cov_yy",
     "amplitude",
     "phase_rad",
-    "gx_px",
-    "gy_px",
+    "gx_cycles_per_px",
+    "gy_cycles_per_px",
     "noise_sigma",
     "converged",
     "lattice",
@@ -91,8 +91,11 @@ SPOT_COLUMNS = [
 #: a reported spot needs at least this many fringe periods across the region (below, the DC and edge
 #: leakage bias the estimate beyond its statistical error)
 MIN_PERIODS = 5.5
-#: version of the ``LatticeResult.to_dict`` JSON (2: ``lattices``, ``rejected_spots``, a spot's ``lattice``)
-LATTICE_SCHEMA_VERSION = 2
+#: version of the ``LatticeResult.to_dict`` JSON (2: ``lattices``, ``rejected_spots``, a spot's ``lattice``;
+#: 3: basis indices ``n1``, ``n2`` instead of ``hk``)
+LATTICE_SCHEMA_VERSION = 3
+#: version of the ``RegionComparison.to_dict`` JSON (``latticefit compare --json``)
+COMPARISON_SCHEMA_VERSION = 1
 ANGLE_COLUMNS = ["spot_i", "spot_j", "angle_deg", "angle_err_deg"]
 #: the statistical (Fisher) and systematic (image's own distortion) parts of the errors; d_err_angstrom and
 #: azimuth_err_deg are their quadrature sum (see lattice._systematic)
@@ -179,7 +182,7 @@ class LatticeResult:
         in the fitted basis), ``cov_xx``, ``cov_xy``, ``cov_yy`` (covariance of
         (gx, gy) in (1/nm)^2), ``amplitude`` (of the fringe ``a cos(2 pi g.r + phase)``
         in image units), ``phase_rad`` (phase at pixel (0, 0) of the image,
-        with r in pixels and g in cycles/px: ``gx_px``, ``gy_px``),
+        with r in pixels and g in cycles/px: ``gx_cycles_per_px``, ``gy_cycles_per_px``),
         ``noise_sigma`` (local noise per pixel), ``converged``.
     angles : pandas.DataFrame
         Acute angle between every two first-order plane families (rows
@@ -232,7 +235,8 @@ class LatticeResult:
                     "azimuth_err_deg": float(r.azimuth_err_deg),
                     "snr": float(r.snr),
                     "order": int(r.order),
-                    "hk": None if pd.isna(r.h) else [int(r.h), int(r.k)],
+                    "n1": None if pd.isna(r.n1) else int(r.n1),
+                    "n2": None if pd.isna(r.n2) else int(r.n2),
                     "cov_inv_nm2": [[float(r.cov_xx), float(r.cov_xy)], [float(r.cov_xy), float(r.cov_yy)]],
                     "amplitude": float(r.amplitude),
                     "phase_rad": float(r.phase_rad),
@@ -288,12 +292,12 @@ class LatticeResult:
         lines = []
         if len(self.spots) == 0:
             return "no lattice spots found"
-        lines.append(f"{'#':>3} {'d (Å)':>16} {'azimuth (°)':>16} {'snr':>8} {'order':>5} {'hk':>8}")
+        lines.append(f"{'#':>3} {'d (Å)':>16} {'azimuth (°)':>16} {'snr':>8} {'order':>5} {'n1,n2':>8}")
         for i, r in enumerate(self.spots.itertuples()):
             lines.append(
                 f"{i:>3} {_pm(r.d_angstrom, r.d_err_angstrom):>16} "
                 f"{_pm(r.azimuth_deg, r.azimuth_err_deg):>16} "
-                f"{r.snr:>8.1f} {int(r.order):>5} {_hk_text(r):>8}"
+                f"{r.snr:>8.1f} {int(r.order):>5} {_basis_index_text(r):>8}"
             )
         if self.basis:
             b = self.basis
@@ -305,7 +309,7 @@ class LatticeResult:
                 )
             )
         for lat in self.lattices[1:]:
-            lines.append(lat.describe() + " (hk column 'n:(h,k)')")
+            lines.append(lat.describe() + " (n1,n2 column 'lattice:(n1,n2)')")
         if len(self.rejected_spots):
             lines.append(
                 f"{len(self.rejected_spots)} spot(s) refused as not lattice reflections (rejected_spots): "
@@ -319,14 +323,14 @@ class LatticeResult:
         return f"LatticeResult({len(self.spots)} spots, basis={basis}, source={self.source!r})"
 
 
-def _hk_text(r) -> str:
-    """(h,k) of a spot in its lattice: plain for the main one, ``n:(h,k)`` for further lattice n, ``-`` for none."""
-    if pd.isna(r.h):
+def _basis_index_text(r) -> str:
+    """(n1,n2) of a spot in its lattice: plain for the main one, ``m:(n1,n2)`` for further lattice m, ``-`` for none."""
+    if pd.isna(r.n1):
         return "-"
     lat = int(getattr(r, "lattice", 0)) if not pd.isna(getattr(r, "lattice", 0)) else 0
     if lat < 0:
         return "-"
-    return f"({int(r.h)},{int(r.k)})" if lat == 0 else f"{lat}:({int(r.h)},{int(r.k)})"
+    return f"({int(r.n1)},{int(r.n2)})" if lat == 0 else f"{lat}:({int(r.n1)},{int(r.n2)})"
 
 
 def _budget_line(model) -> str:
@@ -718,15 +722,15 @@ def measure_lattice(
             "azimuth_err_deg": np.degrees(np.sqrt(var_az)),
             "snr": snr,
             "order": order.astype(int),
-            "h": hk[:, 0].astype(int),
-            "k": hk[:, 1].astype(int),
+            "n1": hk[:, 0].astype(int),
+            "n2": hk[:, 1].astype(int),
             "cov_xx": covs[:, 0, 0],
             "cov_xy": covs[:, 0, 1],
             "cov_yy": covs[:, 1, 1],
             "amplitude": np.array([r[3] for r in kept]),
             "phase_rad": np.angle(np.exp(1j * phase_img)),
-            "gx_px": gx_px,
-            "gy_px": gy_px,
+            "gx_cycles_per_px": gx_px,
+            "gy_cycles_per_px": gy_px,
             "noise_sigma": np.array([r[6] for r in kept]),
             "converged": np.array([bool(r[7]) for r in kept]),
             "lattice": lat_id.astype(int),
@@ -734,8 +738,8 @@ def measure_lattice(
         }
     )
     if basis is None:  # indices are undefined without a basis (never (0, 0))
-        spots["h"] = pd.array([pd.NA] * len(spots), dtype="Int64")
-        spots["k"] = pd.array([pd.NA] * len(spots), dtype="Int64")
+        spots["n1"] = pd.array([pd.NA] * len(spots), dtype="Int64")
+        spots["n2"] = pd.array([pd.NA] * len(spots), dtype="Int64")
     old_index = np.nonzero(keep)[0]
     order_idx = np.argsort(-spots["snr"].to_numpy(), kind="stable")
     spots = spots.iloc[order_idx].reset_index(drop=True)
@@ -744,7 +748,7 @@ def measure_lattice(
         i, j = basis.pop("_rows")
         basis["g1_index"] = new_pos.get(i) if i is not None else None
         basis["g2_index"] = new_pos.get(j) if j is not None else None
-        basis["hk_convention"] = "g = h * g1 + k * g2"
+        basis["index_convention"] = "g = n1 * g1 + n2 * g2"
     angles = _angles_table(spots)
     if mg.affine_cov is not None:
         info["calibration"] = dict(mg.calibration_info or {})
@@ -773,7 +777,7 @@ def _lattice_list(spots: pd.DataFrame, basis: dict, further: list) -> list:
         dof=basis["dof"],
     )
     out = [main]
-    h, k = spots["h"].to_numpy(), spots["k"].to_numpy()
+    h, k = spots["n1"].to_numpy(), spots["n2"].to_numpy()
     for m, (_, _, fit_m, _) in enumerate(further, start=1):
         rows = np.nonzero(lat == m)[0]
         lt = lattice_from_fit(m, fit_m, rows)
@@ -970,6 +974,7 @@ class RegionComparison:
 
     def to_dict(self) -> dict:
         out = {
+            "schema_version": COMPARISON_SCHEMA_VERSION,
             "labels": list(self.labels),
             "z_threshold": self.z_threshold,
             "regions": {self.labels[0]: self.a.to_dict(), self.labels[1]: self.b.to_dict()},

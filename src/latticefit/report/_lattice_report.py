@@ -149,6 +149,10 @@ class RegionResult:
         return f"{name} = {val}"
 
 
+#: version of the ``LatticeReport.to_dict`` JSON (``latticefit report``'s OUT.json)
+REPORT_SCHEMA_VERSION = 1
+
+
 @dataclass
 class LatticeReport:
     """Everything the Fig. 4 report shows, and the figure itself.
@@ -187,16 +191,17 @@ class LatticeReport:
 
     # ------------------------------------------------------------ outputs
     def reflections_table(self):
-        """One row per reflection and region: d, its uncertainty, azimuth, hkl (a pandas DataFrame)."""
+        """One row per reflection and region: d, its uncertainty, azimuth, Miller ``h, k, l`` (a pandas DataFrame).
+
+        ``h, k, l`` are integers (missing where the spot is not indexed); ``n1, n2`` are the lattice basis indices.
+        """
         import pandas as pd
 
         rows = []
         for role, reg in self.regions.items():
             sp = reg.lattice.spots
             for i in range(len(sp)):
-                r = {"region": role}
-                hkl = reg.hkl.get(i)
-                r["hkl"] = hkl_label(hkl, mathtext=False) if hkl is not None else ""
+                r = {"region": role, **_miller_columns(reg.hkl.get(i))}
                 for c in sp.columns:
                     r[c] = sp.iloc[i][c]
                 rows.append(r)
@@ -204,6 +209,7 @@ class LatticeReport:
 
     def to_dict(self) -> dict:
         out = {
+            "schema_version": REPORT_SCHEMA_VERSION,
             "hrtem": self.hrtem.summary(),
             "haadf": self.haadf.summary() if self.haadf is not None else None,
             "field_of_view": self.fov.to_dict() if self.fov is not None else None,
@@ -233,21 +239,17 @@ class LatticeReport:
 
         cmp = self.comparison
         if cmp is None or len(cmp.table) == 0:
-            return pd.DataFrame(columns=["reflection", "hkl"])
+            return pd.DataFrame(columns=["reflection", "h", "k", "l"])
         t = cmp.table.copy()
         names = [row[0] for row in comparison_rows(self, mathtext=False)]
         t.insert(0, "reflection", names)
         mat = self.regions["matrix"]
-        t.insert(
-            1,
-            "hkl",
-            [
-                hkl_label(tuple(mat.display_sign(int(i)) * v for v in mat.hkl[int(i)]), mathtext=False)
-                if int(i) in mat.hkl
-                else ""
-                for i in t["spot_a"]
-            ],
-        )
+        signed = [
+            tuple(mat.display_sign(int(i)) * v for v in mat.hkl[int(i)]) if int(i) in mat.hkl else None
+            for i in t["spot_a"]
+        ]
+        for pos, (col, values) in enumerate(_miller_table(signed).items(), start=1):
+            t.insert(pos, col, values)
         t["delta_d_angstrom"] = t["d_b_angstrom"] - t["d_a_angstrom"]
         t["delta_d_err_angstrom"] = np.hypot(t["d_a_err_angstrom"], t["d_b_err_angstrom"])
         return t.rename(
@@ -651,6 +653,23 @@ def _index_regions(regions: dict, phases: list, notes: list, *, free_scale: bool
         reg.hkl = _hkl_by_row(res)
         for w in _extinction_warnings(res):
             _warn(notes, f"{role}: {w}")
+
+
+def _miller_columns(hkl) -> dict:
+    """``{"h": h, "k": k, "l": l}`` of one reflection, missing (``pd.NA``) when it is not indexed."""
+    import pandas as pd
+
+    if hkl is None:
+        return {"h": pd.NA, "k": pd.NA, "l": pd.NA}
+    return {"h": int(hkl[0]), "k": int(hkl[1]), "l": int(hkl[2])}
+
+
+def _miller_table(hkls) -> dict:
+    """Integer (nullable ``Int64``) ``h``, ``k``, ``l`` columns of a list of Miller triples or ``None``."""
+    import pandas as pd
+
+    rows = [_miller_columns(v) for v in hkls]
+    return {c: pd.array([r[c] for r in rows], dtype="Int64") for c in ("h", "k", "l")}
 
 
 def _hkl_by_row(index_result) -> dict:

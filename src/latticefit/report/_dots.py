@@ -251,7 +251,8 @@ def _matrix_rel_err(cmp) -> float:
 
 
 def _measure_one(hr, k: int, d: _Dot, matrix, model, d_range, min_r_px: float):
-    from ..lattice._measure import compare_lattices, measure_lattice
+    from ..lattice._compare import compare_lattices
+    from ..lattice._measure import measure_lattice
 
     row = dict(
         dot=k,

@@ -388,7 +388,7 @@ def compare_chosen(hr, mat_choice, dot_choice, d_range_angstrom, keep_unindexed,
 
     A dot region chosen *because* it deviates (anomaly or fallback) gets the look-elsewhere correction.
     """
-    from ..lattice._measure import compare_regions
+    from ..lattice._compare import compare_regions
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LatticefitWarning)

@@ -11,13 +11,12 @@ or the second label) the next drag sets.
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from .._format import format_two_digit as _fmt
 from .._plotstyle import OKABE_ITO
 from ..errors import LatticefitError
 from ..lattice import compare_regions, measure_lattice
@@ -28,14 +27,6 @@ from ..spectrum import power_spectrum
 __all__ = ["RegionPicker", "pick_regions"]
 
 _COLOURS = (OKABE_ITO["blue"], OKABE_ITO["vermillion"])
-
-
-def _fmt(v: float, e: float) -> str:
-    """Format value ± error, the error on 2 significant digits."""
-    if not (np.isfinite(e) and e > 0):
-        return f"{v:.4f}"
-    digits = max(0, min(6, 1 - int(math.floor(math.log10(e)))))
-    return f"{v:.{digits}f} ± {e:.{digits}f}"
 
 
 def _roi_code(r) -> str:

@@ -329,7 +329,7 @@ class RegionPicker:
         <BLANKLINE>
         image = ...  # the image given to the picker
         a = lf.measure_lattice(image, roi=Circle(128.0, 128.0, 60.0), systematic='none')
-        print(a.table())
+        print(a)
         """
         # a path, or a Micrograph read from a file, is loaded again; a Signal2D may have been changed since it
         # was read (its original_filename stays): the script then takes the image itself
@@ -348,7 +348,7 @@ class RegionPicker:
             if label in self._regions:
                 var = label if label.isidentifier() else f"region_{self.labels.index(label) + 1}"
                 lines.append(f"{var} = lf.measure_lattice(image, roi={_roi_code(self._regions[label])}{kw})")
-                lines.append(f"print({var}.table())")
+                lines.append(f"print({var})")
         if self.comparison is not None:
             ra, rb = (_roi_code(self._regions[k]) for k in self.labels)
             lines.append(f"cmp = lf.compare_regions(image, {ra}, {rb}, labels={self.labels!r}{kw})")

@@ -10,12 +10,12 @@ fit no net stay unindexed.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from math import gcd
 
 import numpy as np
 
+from .._format import format_two_digit
 from . import _basis as lb
 
 __all__ = ["MIN_SPOTS", "Lattice", "further_lattices", "lattice_from_fit"]
@@ -30,10 +30,7 @@ MAX_INDEX = 3
 
 def _pm(v: float, e: float) -> str:
     """``value ± error`` with the error to two significant digits (the lattice tables' format)."""
-    if not np.isfinite(e) or e <= 0:
-        return f"{v:.4f}"
-    digits = max(0, min(6, 1 - int(math.floor(math.log10(e)))))
-    return f"{v:.{digits}f} ± {e:.{digits}f}"
+    return format_two_digit(v, e)
 
 
 @dataclass
@@ -101,7 +98,7 @@ class Lattice:
             "cov_inv_nm2": self.cov_inv_nm2,
             "chi2": self.chi2,
             "dof": self.dof,
-            "hk_convention": "g = h * g1 + k * g2",
+            "index_convention": "g = n1 * g1 + n2 * g2",
         }
 
     def describe(self) -> str:

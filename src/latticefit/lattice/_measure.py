@@ -896,15 +896,15 @@ def _err_parts(spots: pd.DataFrame, i: int) -> tuple[float, float]:
 
 
 def _rel_diff_cov(rows: pd.DataFrame, res_a: LatticeResult, res_b: LatticeResult) -> np.ndarray:
-    """Covariance of the relative differences of matched reflections: statistical (diagonal) plus each region's
-    systematic part, which is correlated between reflections (one local deformation moves them all).
+    """Covariance of the relative differences of matched reflections: statistical (diagonal) plus the two
+    regions' systematic part, correlated between reflections (one local deformation moves them all) and,
+    with a trend across the field, depending on the regions' separation (``lattice._syspair.pair_rel_d_cov``).
     """
+    from ._syspair import pair_rel_d_cov
+
     cov = np.diag(rows["rel_diff_err_stat"].to_numpy(float) ** 2)
-    for res, col in ((res_a, "spot_a"), (res_b, "spot_b")):
-        model = getattr(res, "systematic", None)
-        if model is not None and len(rows):
-            g = res.spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)[rows[col].to_numpy(int)]
-            cov = cov + model.rel_d_cov(g)
+    if len(rows):
+        cov = cov + pair_rel_d_cov(res_a, rows["spot_a"].to_numpy(int), res_b, rows["spot_b"].to_numpy(int))
     return cov
 
 
@@ -1194,6 +1194,13 @@ def compare_lattices(
         "z_stat",
     ]
     table = pd.DataFrame(rows, columns=cols)
+    if len(table) and any(getattr(r, "systematic", None) is not None for r in (res_a, res_b)):
+        # the systematic part of each difference: the pair's covariance (separation-dependent with a trend)
+        ratio = table["d_b_angstrom"].to_numpy(float) / table["d_a_angstrom"].to_numpy(float)
+        var_sys = np.diag(_rel_diff_cov(table, res_a, res_b)) - table["rel_diff_err_stat"].to_numpy(float) ** 2
+        table["rel_diff_err"] = np.sqrt(table["rel_diff_err_stat"].to_numpy(float) ** 2 + ratio**2 * var_sys)
+        table["z"] = table["rel_diff"] / table["rel_diff_err"]
+        table["significant"] = np.abs(table["z"].to_numpy(float)) > z_threshold
     summary = {"mean_rel_diff": None, "mean_rel_diff_err": None, "z": None, "significant": False, "chi2": None, "n": 0}
     if len(table):
         first = table[table["order"] <= 1]

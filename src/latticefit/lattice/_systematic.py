@@ -94,6 +94,8 @@ class SystematicModel:
         Degrees of freedom of the residual covariance and the small-sample factor ``nu / (nu - 2)``.
     p_trend : float
         p-value of the trend (Wilks / Bartlett; nan when not tested).
+    shrinkage : float
+        Shrinkage of the random part's correlations towards 0 (Schäfer-Strimmer; 1: diagonal).
     cov_D_sample : ndarray (4, 4)
         Sample covariance of the tiles' ``D`` (statistical + systematic).
     method : str
@@ -114,6 +116,7 @@ class SystematicModel:
     nu: int = 0
     kappa: float = 1.0
     p_trend: float = float("nan")
+    shrinkage: float = 0.0
     cov_D_sample: np.ndarray = field(default_factory=lambda: np.full((4, 4), np.nan))
     method: str = "none"
     n_tiles: int = 0
@@ -205,6 +208,7 @@ class SystematicModel:
             "p_trend": _num(self.p_trend),
             "nu": int(self.nu),
             "kappa": float(self.kappa),
+            "shrinkage": float(self.shrinkage),
             "sd_D": [float(v) for v in sd],
             "notes": list(self.notes),
         }
@@ -482,7 +486,7 @@ def _combine_tiles(model: SystematicModel, measured: list, ref: _Reference) -> N
     P = ref.P
     model.method, model.chi2, model.dof, model.p_value = "tiles", fit.chi2, fit.dof, fit.p_value
     model.cov_D_sample = P @ fit.sample @ P.T
-    model.nu, model.kappa, model.p_trend = fit.nu, fit.kappa, fit.p_trend
+    model.nu, model.kappa, model.p_trend, model.shrinkage = fit.nu, fit.kappa, fit.p_trend, fit.shrinkage
     if fit.significant:  # else the tiles agree within their statistical errors: all terms stay 0
         model.cov_D = P @ fit.field_cov() @ P.T
         model.cov_D_random = P @ fit.Sigma @ P.T

@@ -216,4 +216,4 @@ def test_few_tiles_inflate_and_shrink():
     assert f.significant and f.keep.all()  # no MAD clipping of 3 tiles
     assert f.kappa == pytest.approx(3.0) and f.nu == 2
     # a rank-2 sample covariance is not left singular: the correlations are shrunk to (near) 0
-    assert f.shrinkage > 0.5 and np.linalg.matrix_rank(f.Sigma) == 4
+    assert f.shrinkage > 0.3 and np.linalg.matrix_rank(f.Sigma) == 4

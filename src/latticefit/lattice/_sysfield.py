@@ -78,6 +78,12 @@ import numpy as np
 P_SIGNIFICANT = 0.01
 #: tiles farther than this many robust sigmas from the median deformation are left out
 CLIP_SIGMA = 5.0
+#: rows: the orthonormal basis of vec(D) = (Dxx, Dxy, Dyx, Dyy) in which the random part's correlations are
+#: shrunk: the two normal strains, the shear strain (Dxy + Dyx) / sqrt 2 and the rotation (Dyx - Dxy) / sqrt 2
+#: (a lattice rotation changes no spacing; shrinking Dxy and Dyx apart would turn rotation into shear)
+STRAIN_ROTATION_BASIS = np.array(
+    [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0]]
+) / np.array([[1.0], [1.0], [math.sqrt(2.0)], [math.sqrt(2.0)]])
 #: fewest tiles for that clipping: the MAD of n values has a relative SD of ~1.17 / sqrt(n) (35 % for 11),
 #: too uncertain below this to call a tile that holds the lattice an outlier rather than the distortion's tail
 MIN_TILES_TO_CLIP = 12
@@ -261,10 +267,10 @@ def fit_field(th: np.ndarray, cv: np.ndarray, pos: np.ndarray, *, trend: bool = 
     if trend:
         _fit_trend(out, th, pos)
     out.kappa = small_sample_factor(out.nu)
-    resid = _residuals(th, pos, out)
-    out.shrinkage = correlation_shrinkage(resid)
-    raw = psd(out.S_resid - cv.mean(0))
-    out.Sigma = out.kappa * ((1.0 - out.shrinkage) * raw + out.shrinkage * np.diag(np.diag(raw)))
+    Q = STRAIN_ROTATION_BASIS if p == 4 else np.eye(p)  # shrink in the basis of strains and rotation
+    out.shrinkage = correlation_shrinkage(_residuals(th, pos, out) @ Q.T)
+    raw = Q @ psd(out.S_resid - cv.mean(0)) @ Q.T
+    out.Sigma = out.kappa * (Q.T @ ((1.0 - out.shrinkage) * raw + out.shrinkage * np.diag(np.diag(raw))) @ Q)
     return out
 
 

@@ -63,6 +63,10 @@ __all__ = [
     "tile_grid",
 ]
 
+#: largest relative distance |g_tile - g_ref| / |g_ref| of a reflection followed from tile to tile: that of
+#: ``compare_regions`` (its ``match_tolerance``), so that every tile a comparison could match is in the
+#: estimate (a tighter one leaves out the most deformed tiles and biases the estimate low)
+MATCH_TOLERANCE = 0.08
 #: fewest usable tiles for an estimate; fewer -> the tiles are made smaller
 MIN_TILES = 6
 #: most tiles measured (evenly spread over the field)
@@ -272,8 +276,9 @@ def _fit_deformation(g_ref: np.ndarray, g_tile: np.ndarray, cov_tile: np.ndarray
     return cov @ A.T @ W @ y, cov
 
 
-def _match(g_ref: np.ndarray, g: np.ndarray, tol: float = 0.03):
-    """Rows of ``g`` matching each ``g_ref`` row (sign-aligned), or -1."""
+def _match(g_ref: np.ndarray, g: np.ndarray, tol: float | None = None):
+    """Rows of ``g`` matching each ``g_ref`` row (sign-aligned, within ``MATCH_TOLERANCE``), or -1."""
+    tol = MATCH_TOLERANCE if tol is None else tol
     out = np.full(len(g_ref), -1)
     sign = np.ones(len(g_ref))
     used = set()
@@ -292,8 +297,9 @@ def _match(g_ref: np.ndarray, g: np.ndarray, tol: float = 0.03):
     return out, sign
 
 
-def _match_each(g: np.ndarray, g_ref: np.ndarray, tol: float = 0.03):
-    """For each row of ``g``, the row of ``g_ref`` within ``tol`` (relative, either sign), or -1."""
+def _match_each(g: np.ndarray, g_ref: np.ndarray, tol: float | None = None):
+    """For each row of ``g``, the nearest row of ``g_ref`` within ``tol`` (relative, either sign), or -1."""
+    tol = MATCH_TOLERANCE if tol is None else tol
     g = np.atleast_2d(g)
     dp = np.linalg.norm(g[:, None, :] - g_ref[None], axis=2)
     dm = np.linalg.norm(g[:, None, :] + g_ref[None], axis=2)

@@ -84,9 +84,10 @@ CLIP_SIGMA = 5.0
 STRAIN_ROTATION_BASIS = np.array(
     [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0]]
 ) / np.array([[1.0], [1.0], [math.sqrt(2.0)], [math.sqrt(2.0)]])
-#: fewest tiles for that clipping: the MAD of n values has a relative SD of ~1.17 / sqrt(n) (35 % for 11),
-#: too uncertain below this to call a tile that holds the lattice an outlier rather than the distortion's tail
-MIN_TILES_TO_CLIP = 12
+#: fewest tiles for that clipping (the MAD of fewer is too uncertain). The clipping is what keeps a dot or a
+#: second grain that fills several tiles out of its own error budget; its price, on a scan whose distortion
+#: is concentrated in part of the frame, is that the most distorted tiles of a small field can be left out
+MIN_TILES_TO_CLIP = 7
 
 
 @dataclass

@@ -435,7 +435,6 @@ def measure_dots(
     (2, True, 1)
     """
     from ..lattice._measure import measure_lattice
-    from ..lattice._systematic import estimate_systematic
 
     hr = as_micrograph(hrtem, pixel_size, calibration=calibration)
     pyx = hr.require_calibration()
@@ -462,23 +461,7 @@ def measure_dots(
         matrix = measure_lattice(hr, roi=mroi, d_range_angstrom=d_range_angstrom)
     d_max_nm = float(matrix.spots["d_angstrom"].max()) / 10 if len(matrix.spots) else 0.0
     min_r_px = 0.5 * MIN_PERIODS_ACROSS_DOT * d_max_nm / pyx[1]
-    side = int(2 * np.median([max(DOT_RADIUS_FRACTION * d.r_px, 16.0) for d in inside]))
-    model = "none"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LatticefitWarning)
-        try:
-            model = estimate_systematic(
-                hr,
-                matrix.spots,
-                (side, side),
-                measure=measure_lattice,
-                measure_kwargs=dict(d_range_angstrom=d_range_angstrom),
-            )
-        except LatticefitError as e:
-            notes.append(
-                f"no estimate of the image's systematic variation at the dot scale ({e}); "
-                "dot errors are statistical only"
-            )
+    model = _systematic_at_dot_scale(hr, matrix, inside, d_range_angstrom, notes)
     rows, refl, m_errs = [], [], []
     for k, d in enumerate(inside):
         row, r, m_err = _measure_one(hr, k, d, matrix, model, d_range_angstrom, min_r_px)
@@ -496,7 +479,46 @@ def measure_dots(
         100 * m_err,
         z_threshold=z_threshold,
     )
-    summary = {"n": v["n"], "n_dots_found": len(found), "test": v["test"]}
+    summary = _summary(v, len(found))
+    reflections = pd.concat(refl, ignore_index=True) if refl else pd.DataFrame()
+    return DotStatistics(
+        table=table,
+        reflections=reflections,
+        matrix_roi=mroi,
+        summary=summary,
+        notes=notes,
+        source=hr.source or hr.name,
+        strain=sm,
+    )
+
+
+def _systematic_at_dot_scale(hr, matrix, inside, d_range_angstrom, notes):
+    """The image's systematic lattice variation for regions of the median dot size ("none" when unavailable)."""
+    from ..lattice._measure import measure_lattice
+    from ..lattice._systematic import estimate_systematic
+
+    side = int(2 * np.median([max(DOT_RADIUS_FRACTION * d.r_px, 16.0) for d in inside]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LatticefitWarning)
+        try:
+            return estimate_systematic(
+                hr,
+                matrix.spots,
+                (side, side),
+                measure=measure_lattice,
+                measure_kwargs=dict(d_range_angstrom=d_range_angstrom),
+            )
+        except LatticefitError as e:
+            notes.append(
+                f"no estimate of the image's systematic variation at the dot scale ({e}); "
+                "dot errors are statistical only"
+            )
+    return "none"
+
+
+def _summary(v: dict, n_found: int) -> dict:
+    """``DotStatistics.summary`` from :func:`population_verdict`'s result."""
+    summary = {"n": v["n"], "n_dots_found": n_found, "test": v["test"]}
     if v["n"]:
         summary.update(
             mean_rel_diff_percent=v["mean"],
@@ -511,13 +533,4 @@ def measure_dots(
             z=v["z"],
             significant=v["significant"],
         )
-    reflections = pd.concat(refl, ignore_index=True) if refl else pd.DataFrame()
-    return DotStatistics(
-        table=table,
-        reflections=reflections,
-        matrix_roi=mroi,
-        summary=summary,
-        notes=notes,
-        source=hr.source or hr.name,
-        strain=sm,
-    )
+    return summary

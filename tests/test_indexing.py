@@ -130,7 +130,7 @@ def test_index_420_spots_as_pbs_flags_110_extinct():
         assert "extinct in PbS Fm-3m: F-centring requires h,k,l all even or all odd" in why
     d = res.to_dict()
     assert all(s["extinct_in"] == ["PbS"] for s in d["spots"])
-    assert "(1" in res.table() or "(0" in res.table()
+    assert "(1" in str(res) or "(0" in str(res)
 
 
 def test_rocksalt_111_spots_are_220():
@@ -191,7 +191,7 @@ def test_single_spot_and_collinear_spots():
     g = np.array([[10 / 3.905, 0.0]])
     res = index_spots(g, phases=["SrTiO3"])
     assert res.best.n_matched == 1 and not res.best.zone_determined
-    assert "undetermined" in res.table()
+    assert "undetermined" in str(res)
     assert sorted(np.abs(res.best.spots[["h", "k", "l"]].to_numpy()[0])) == [0, 0, 1]
     g2 = np.array([[10 / 3.905, 0.0], [20 / 3.905, 0.0]])
     res2 = index_spots(g2, phases=["SrTiO3"])
@@ -272,7 +272,7 @@ def test_bad_input():
     with pytest.raises(AnalysisError, match="finite"):
         index_spots(np.array([[np.nan, 1.0]]))
     res = index_spots(np.array([[10 / 7.77, 0.0], [0.0, 10 / 6.1]]), phases=["Au"])  # nothing fits
-    assert res.best is None and "no solution" in res.table()
+    assert res.best is None and "no solution" in str(res)
     assert res.to_dict()["phase"] is None
 
 

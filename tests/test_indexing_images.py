@@ -124,7 +124,7 @@ def test_mismatch_dot_vs_matrix_absolute_and_ratio_errors():
     mean = float(np.sum(w * s.mismatch_percent) / np.sum(w))
     err = float(1 / np.sqrt(np.sum(w)))
     assert abs(mean - 0.24) < 4 * err and err < 0.1
-    assert "mismatch" in m.table()
+    assert "mismatch" in str(m)
     assert json.loads(json.dumps(m.to_dict(), default=float))["calibration"]["phase"] == "MAPbBr3"
 
 

@@ -120,7 +120,7 @@ def test_a_mismatched_rotated_dot_is_a_second_lattice():
     assert set(res.spots.lattice.iloc[dot.spots]) == {1}
     d = res.to_dict()
     assert d["schema_version"] == 3 and len(d["lattices"]) == 2 and d["lattices"][1]["n_spots"] == dot.n_spots
-    assert "lattice 1:" in res.table()
+    assert "lattice 1:" in str(res)
 
 
 def test_one_crystal_gives_no_further_lattice():

@@ -122,7 +122,7 @@ def test_single_family_has_no_indices():
     assert len(res.spots) == 1 and res.basis is None
     assert abs(res.spots.d_angstrom[0] - 4.0) < 4 * res.spots.d_err_angstrom[0]
     assert res.spots.n1.isna().all() and res.to_dict()["spots"][0]["n1"] is None
-    assert "(0,0)" not in res.table()
+    assert "(0,0)" not in str(res)
     json.dumps(res.to_dict())
 
 

@@ -57,3 +57,31 @@ def test_d_range_grammar(a, b, form):
     if math.isclose(lo, hi):
         return
     assert parse_d_range(form.format(a=lo, b=hi)) == pytest.approx((lo, hi))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(min_value=-1e4, max_value=1e4, allow_nan=False), st.floats(min_value=1e-5, max_value=9.0, allow_nan=False)
+)
+def test_two_digit_errors_keep_two_significant_digits_and_the_value_the_same_place(value, err):
+    from latticefit._format import format_two_digit
+
+    v, e = format_two_digit(value, err).split(" ± ")
+    digits = e.replace(".", "").lstrip("0")
+    assert 1 <= len(digits) <= 2  # 2, or 1 after a carry to a round number (0.996 -> 1.0)
+    decimals = len(e.split(".")[1]) if "." in e else 0
+    assert (len(v.split(".")[1]) if "." in v else 0) == decimals  # the value is rounded at the error's place
+    half_unit = 0.5 * 10.0**-decimals
+    assert abs(float(e) - err) <= 1.000001 * half_unit
+    assert abs(float(v) - value) <= 1.000001 * half_unit + 1e-9 * abs(value)
+
+
+def test_every_value_pm_error_in_the_package_goes_through_one_formatter():
+    """No module formats ``± {e:.Nf}`` by hand: the tables, figures and summaries call latticefit._format."""
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "latticefit"
+    hand = re.compile(r"log10\(.*\n[^\n]*±")
+    offenders = [str(p.relative_to(src)) for p in src.rglob("*.py") if hand.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []

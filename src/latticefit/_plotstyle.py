@@ -17,11 +17,11 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import math
 from pathlib import Path
 
 import numpy as np
 
+from ._format import format_uncertain, round_to_uncertainty  # noqa: F401 - re-exported
 from .errors import LatticefitError
 
 __all__ = [
@@ -127,72 +127,6 @@ def figure_style():
     rc["axes.prop_cycle"] = cycler(color=COLORS["populations"])
     with mpl.rc_context(rc):
         yield
-
-
-# --------------------------------------------------------------------- numbers
-def _first_digit_place(x: float) -> int:
-    """Decimal exponent of the leading digit of |x| (0.0031 -> -3)."""
-    return int(math.floor(math.log10(abs(x))))
-
-
-def round_to_uncertainty(value: float, err: float) -> tuple[str, str]:
-    """Value and uncertainty as strings rounded to the uncertainty's precision.
-
-    The uncertainty keeps one significant digit, two when its leading digit
-    is 1 (0.012 stays 0.012, 0.0031 becomes 0.003); the value is rounded to the
-    same decimal place.
-
-    Examples
-    --------
-    >>> round_to_uncertainty(4.19512, 0.00312)
-    ('4.195', '0.003')
-    >>> round_to_uncertainty(4.19512, 0.0121)
-    ('4.195', '0.012')
-    >>> round_to_uncertainty(1234.0, 56.0)
-    ('1230', '60')
-    """
-    place = _first_digit_place(err)
-    lead = int(abs(err) / 10.0**place + 1e-9)
-    if lead == 1:
-        place -= 1
-    err_r = round(err, -place)  # a carry (0.0096 -> 0.010) keeps the place: '0.010'
-    decimals = max(0, -place)
-    if decimals:
-        return f"{value:.{decimals}f}", f"{err_r:.{decimals}f}"
-    return f"{round(value, -place):.0f}", f"{err_r:.0f}"
-
-
-def format_uncertain(value, err=None, unit: str = "", *, sig: int = 4) -> str:
-    """``'value ± err unit'`` with sensible significant digits.
-
-    Parameters
-    ----------
-    value : float
-        The measured value.
-    err : float or None
-        Its standard uncertainty; None, NaN or 0 prints the value alone with
-        ``sig`` significant digits.
-    unit : str
-        Unit appended after a space (no space for ``'°'`` and ``'%'``).
-
-    Examples
-    --------
-    >>> format_uncertain(4.19512, 0.00312, "Å")
-    '4.195 ± 0.003 Å'
-    >>> format_uncertain(7.04, float("nan"), "nm")
-    '7.040 nm'
-    """
-    if value is None or not np.isfinite(value):
-        text = "n/a"
-    elif err is None or not np.isfinite(err) or err <= 0:
-        text = f"{value:.{sig}g}" if abs(value) >= 10**sig else f"{value:#.{sig}g}".rstrip(".")
-    else:
-        v, e = round_to_uncertainty(float(value), float(err))
-        text = f"{v} ± {e}"
-    if not unit:
-        return text
-    sep = "" if unit in ("°", "%") else " "
-    return f"{text}{sep}{unit}"
 
 
 # --------------------------------------------------------------------- drawing

@@ -92,7 +92,7 @@ def run(args) -> int:
         f"{mg.name}: {mg.shape[0]} x {mg.shape[1]} px, file pixel size "
         f"{mg.pixel_size_nm[1]:.6g} x {mg.pixel_size_nm[0]:.6g} nm (x, y)"
     )
-    print(cal.table())
+    print(cal)
     if args.output:
         cal.to_json(args.output)
         print(f"wrote {args.output}")

@@ -137,7 +137,7 @@ def run(args) -> int:
             records.append(rec)
         else:
             cl = calibration_line(mg)
-            sys.stdout.write(f"{path}\n" + (cl + "\n" if cl else "") + f"{idx.table()}\n")
+            sys.stdout.write(f"{path}\n" + (cl + "\n" if cl else "") + f"{idx}\n")
             sys.stdout.flush()
 
     status = run_per_file(args.files, one)

@@ -69,7 +69,7 @@ def run(args) -> int:
         print(f"{mg.name}: {M} x {N} px (height x width){where}, pixel size {ps_text}")
         if calibration_line(mg):
             print(calibration_line(mg))
-        print(res.table())
+        print(res)
         sys.stdout.flush()
     if args.json:
         d = res.to_dict()

@@ -320,7 +320,14 @@ class Calibration:
             )
         return text
 
-    def table(self) -> str:
+    @property
+    def table(self):
+        """The per-reflection residuals after correction as a pandas DataFrame (empty without a fit)."""
+        import pandas as pd
+
+        return self.residuals if self.residuals is not None else pd.DataFrame()
+
+    def __str__(self) -> str:
         """The calibration table: scale factors, anisotropy, shear, matrix and per-reflection residuals."""
         ky, kx = self.scale_factor_yx
         eky, ekx = self.scale_factor_yx_err

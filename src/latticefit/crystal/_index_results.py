@@ -195,7 +195,12 @@ class IndexingResult:
         out["indexing_time_s"] = self.elapsed_s
         return out
 
-    def table(self) -> str:
+    @property
+    def table(self):
+        """The spots with their indexing (``status``, ``h``, ``k``, ``l``, ...) as a pandas DataFrame."""
+        return self.spots
+
+    def __str__(self) -> str:
         """Readable multi-line report."""
         lines = []
         if self.best is None:

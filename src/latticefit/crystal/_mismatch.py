@@ -39,7 +39,13 @@ class MismatchResult:
             "lattice_other": self.lattice_other,
         }
 
-    def table(self) -> str:
+    @property
+    def table(self):
+        """The reflections and their mismatch against the reference as a pandas DataFrame."""
+        return self.spots
+
+    def __str__(self) -> str:
+        """Readable table: each reflection's d, its reference d and the mismatch."""
         lines = [
             f"calibration: {self.calibration.describe()}",
             f"{'hkl':>10} {'d (Å)':>8} {'± total':>8} {'± meas':>8} {'d_ref (Å)':>9} {'mismatch %':>11} {'±':>6}",

@@ -11,13 +11,12 @@ or the second label) the next drag sets.
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from .._format import format_two_digit as _fmt
 from .._plotstyle import OKABE_ITO
 from ..errors import LatticefitError
 from ..lattice import compare_regions, measure_lattice
@@ -28,14 +27,6 @@ from ..spectrum import power_spectrum
 __all__ = ["RegionPicker", "pick_regions"]
 
 _COLOURS = (OKABE_ITO["blue"], OKABE_ITO["vermillion"])
-
-
-def _fmt(v: float, e: float) -> str:
-    """Format value ± error, the error on 2 significant digits."""
-    if not (np.isfinite(e) and e > 0):
-        return f"{v:.4f}"
-    digits = max(0, min(6, 1 - int(math.floor(math.log10(e)))))
-    return f"{v:.{digits}f} ± {e:.{digits}f}"
 
 
 def _roi_code(r) -> str:
@@ -338,7 +329,7 @@ class RegionPicker:
         <BLANKLINE>
         image = ...  # the image given to the picker
         a = lf.measure_lattice(image, roi=Circle(128.0, 128.0, 60.0), systematic='none')
-        print(a.table())
+        print(a)
         """
         # a path, or a Micrograph read from a file, is loaded again; a Signal2D may have been changed since it
         # was read (its original_filename stays): the script then takes the image itself
@@ -357,7 +348,7 @@ class RegionPicker:
             if label in self._regions:
                 var = label if label.isidentifier() else f"region_{self.labels.index(label) + 1}"
                 lines.append(f"{var} = lf.measure_lattice(image, roi={_roi_code(self._regions[label])}{kw})")
-                lines.append(f"print({var}.table())")
+                lines.append(f"print({var})")
         if self.comparison is not None:
             ra, rb = (_roi_code(self._regions[k]) for k in self.labels)
             lines.append(f"cmp = lf.compare_regions(image, {ra}, {rb}, labels={self.labels!r}{kw})")

@@ -122,6 +122,17 @@ class RegionComparison:
     warnings: list = field(default_factory=list)
     calibration: Any = None  # the self-calibration on region a (calibrate_on), or None
 
+    @property
+    def notes(self) -> list:
+        """The comparison's warnings (the same list as ``warnings``)."""
+        return self.warnings
+
+    def to_csv(self, path) -> None:
+        """Write :attr:`table` (one row per matched reflection) as CSV."""
+        from ..serialize import atomic_write_text
+
+        atomic_write_text(path, self.table.to_csv(index=False))
+
     def to_dict(self) -> dict:
         out = {
             "schema_version": COMPARISON_SCHEMA_VERSION,

@@ -10,12 +10,12 @@ fit no net stay unindexed.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from math import gcd
 
 import numpy as np
 
+from .._format import format_two_digit
 from . import _basis as lb
 
 __all__ = ["MIN_SPOTS", "Lattice", "further_lattices", "lattice_from_fit"]
@@ -30,10 +30,7 @@ MAX_INDEX = 3
 
 def _pm(v: float, e: float) -> str:
     """``value ± error`` with the error to two significant digits (the lattice tables' format)."""
-    if not np.isfinite(e) or e <= 0:
-        return f"{v:.4f}"
-    digits = max(0, min(6, 1 - int(math.floor(math.log10(e)))))
-    return f"{v:.{digits}f} ± {e:.{digits}f}"
+    return format_two_digit(v, e)
 
 
 @dataclass

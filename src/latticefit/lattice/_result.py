@@ -166,7 +166,12 @@ class LatticeResult:
             "method": dict(self.info),
         }
 
-    def table(self) -> str:
+    @property
+    def table(self):
+        """The spots as a pandas DataFrame (``str(result)`` is the readable table)."""
+        return self.spots
+
+    def __str__(self) -> str:
         """A readable table of the spots (d in Å) and the basis."""
         lines = []
         if len(self.spots) == 0:
@@ -196,6 +201,17 @@ class LatticeResult:
             )
         lines.append(_budget_line(self.systematic))
         return "\n".join(lines)
+
+    @property
+    def notes(self) -> list:
+        """The result's warnings (the same list as ``warnings``)."""
+        return self.warnings
+
+    def to_csv(self, path) -> None:
+        """Write :attr:`table` (one row per spot) as CSV."""
+        from ..serialize import atomic_write_text
+
+        atomic_write_text(path, self.spots.to_csv(index=False))
 
     def __repr__(self) -> str:
         basis = "yes" if self.basis else "none"

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .. import _plotstyle as ps
+from .._format import format_uncertain
 from ..micrograph import Micrograph, as_micrograph
 
 #: version of the ``SizeFigure.to_dict`` JSON (``latticefit sizes``' OUT.json)
@@ -65,8 +66,7 @@ def format_mean_sd(mean: float, sd: float, unit: str = "nm") -> str:
         return "n/a"
     if sd is None or not np.isfinite(sd) or sd <= 0:
         return f"{mean:.2f} {unit}"
-    dec = max(0, 1 - int(math.floor(math.log10(sd))))
-    return f"{mean:.{dec}f} ± {sd:.{dec}f} {unit}"
+    return format_uncertain(mean, sd, unit, err_digits=2)
 
 
 def format_rsd(rsd: float, ci=None) -> str:

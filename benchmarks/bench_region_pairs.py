@@ -7,13 +7,25 @@ noise and by the image's own distortion (scan distortion, drift), so their
 the fraction |z| > 2 and |z| > 3 of
 
 - ``stat``: the statistical (Fisher, Birge-scaled) errors only (latticefit 0.1);
-- ``total``: statistical + the image's systematic term estimated on the whole field (``systematic='auto'``);
-- ``held-out``: statistical + a systematic term estimated on one half of the field only, for pairs drawn
-  in the other half (both ways round): the estimate is not fitted to the pairs it is tested on.
+- ``total``: statistical + the image's systematic term estimated on the whole box (as ``systematic='auto'``);
+- ``held-out x`` / ``held-out y``: statistical + a systematic term estimated on one half of the box only
+  (left/right, top/bottom), for pairs drawn in the other half (both ways round): the estimate is not
+  fitted to the pairs it is tested on. ``sys tiles`` gives the tiles behind each estimate ("none": too
+  few tiles hold the lattice, statistical errors only).
 
 ``refl`` rows are every matched reflection's z; ``mean`` rows the z of the
-first-order mean Δd/d (``summary['z']``). The synthetic part repeats the test
-over independent ``latticefit.synth`` images (one pair each).
+first-order mean Δd/d (``summary['z']``). ``N(0,1) 90%`` is the central 90 %
+interval of the rms of that many independent N(0, 1) values (one per pair:
+the reflections of one pair are correlated): the rms z of a few pairs, and a
+systematic term estimated from a few tiles, scatter by that much. The
+synthetic part repeats the test over independent ``latticefit.synth`` images
+(one pair each).
+
+The field of one crystal is a box per file (``FILES``: the PbTiO3 layer of
+the PbTiO3/SrRuO3 image, whose SrRuO3 layer is another material), and the
+squares are measured on the d range that the box's own spectrum supports
+(``crystal_d_range``: a square's spectrum cannot tell a scan-noise side band
+from a lattice reflection, the whole box's information-limit check can).
 
 Usage: ``python benchmarks/bench_region_pairs.py [--pairs N] [--synth-trials N] [--quick]``
 """
@@ -36,10 +48,16 @@ from latticefit.synth import _core as synth
 
 warnings.simplefilter("ignore")
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata" / "lattice"
+#: per file: square sides (px) and the box (x, y, w, h; None: the whole field) of one homogeneous crystal
 FILES = {
-    "Acquisition_18.emd": (128, 192, 256),
-    "test_ADF_cropped.hdf5": (80, 112),
-    "Cropped_PTO-SRO_Aligned.hspy": (96, 128, 160),
+    # SrTiO3 [001], 1024 px: one crystal over the whole field
+    "Acquisition_18.emd": ((128, 192, 256), None),
+    # SrTiO3 [110], 400 x 380 px at 0.093 Å/px: (001) is 42 px, so squares below ~160 px hold < 5.5 periods
+    # of the coarse reflections; 112 and 160 px hold (1-12), (2-20), (2-22) and, at 160, (002), (1-11)
+    "test_ADF_cropped.hdf5": ((112, 160), None),
+    # PbTiO3/SrRuO3: the SrRuO3 layer starts at y ~ 150-170 (row-mean intensity step), so the crystal is the
+    # PbTiO3 layer above it; squares straddling the interface compare two materials, not one crystal
+    "Cropped_PTO-SRO_Aligned.hspy": ((96, 128), (0, 0, 1312, 144)),
 }
 
 
@@ -56,15 +74,50 @@ def random_pair(rng, box, side, tries=200):
     return None
 
 
-def halves(shape):
-    H, W = shape
-    if W >= H:
-        return (0, 0, W // 2, H), (W // 2, 0, W - W // 2, H)
-    return (0, 0, W, H // 2), (0, H // 2, W, H - H // 2)
+def halves(box, across):
+    """The two halves of ``box`` = (x, y, w, h): ``across='x'`` left/right, ``'y'`` top/bottom."""
+    x, y, w, h = box
+    if across == "x":
+        return (x, y, w // 2, h), (x + w // 2, y, w - w // 2, h)
+    return (x, y, w, h // 2), (x, y + h // 2, w, h - h // 2)
 
 
-def pair_z(mg, ra, rb, systematic):
-    cmp = compare_regions(mg, ra, rb, systematic=systematic)
+def splits(box, side):
+    """The held-out splits whose halves each hold two squares of ``side`` px."""
+    _, _, w, h = box
+    out = []
+    if w // 2 >= 2 * side or (w // 2 >= side and h >= 2 * side):
+        out.append("x")
+    if h // 2 >= 2 * side or (h // 2 >= side and w >= 2 * side):
+        out.append("y")
+    return out
+
+
+def crystal_d_range(mg, box):
+    """Reflections of the crystal: d from the finest spacing that the whole box's spectrum supports up.
+
+    On the whole box the plausibility checks of ``measure_lattice`` refuse spots beyond its information
+    limit (e.g. the carrier side band of ``test_ADF_cropped.hdf5`` at 0.3-0.6 Å); a small square's own
+    spectrum cannot tell them apart, so the squares are measured on the box's range.
+    """
+    res = measure_lattice(mg, roi=Rect(*box), systematic="none")
+    if not len(res.spots):
+        return None
+    return (0.98 * float(res.spots["d_angstrom"].min()), None)
+
+
+def rms_interval(n, level=0.9):
+    """Central ``level`` interval of the rms of ``n`` independent N(0, 1) values."""
+    from scipy import stats
+
+    if n < 1:
+        return (np.nan, np.nan)
+    a = (1 - level) / 2
+    return tuple(float(np.sqrt(stats.chi2.ppf(q, n) / n)) for q in (a, 1 - a))
+
+
+def pair_z(mg, ra, rb, systematic, kw):
+    cmp = compare_regions(mg, ra, rb, systematic=systematic, **kw)
     t = cmp.table
     if len(t) == 0:
         return None
@@ -76,56 +129,82 @@ def pair_z(mg, ra, rb, systematic):
     }
 
 
-def stats_row(z):
+def stats_row(z, n_pairs):
     z = np.concatenate(z) if len(z) else np.zeros(0)
     z = z[np.isfinite(z)]
     if not len(z):
-        return {"n": 0, "rms_z": np.nan, "|z|>2 %": np.nan, "|z|>3 %": np.nan}
+        return {"pairs": 0, "n": 0, "rms_z": np.nan, "N(0,1) 90%": "", "|z|>2 %": np.nan, "|z|>3 %": np.nan}
+    lo, hi = rms_interval(n_pairs)
     return {
+        "pairs": n_pairs,
         "n": len(z),
         "rms_z": float(np.sqrt(np.mean(z**2))),
+        "N(0,1) 90%": f"{lo:.2f}-{hi:.2f}",
         "|z|>2 %": 100 * float(np.mean(np.abs(z) > 2)),
         "|z|>3 %": 100 * float(np.mean(np.abs(z) > 3)),
     }
 
 
-def run_file(name, sides, n_pairs, seed):
+def run_file(name, sides, box, n_pairs, seed):
     mg = load(REAL / name)
     rng = np.random.default_rng(seed)
     H, W = mg.shape
+    box = box or (0, 0, W, H)
+    bx, by, bw, bh = box
+    d_range = crystal_d_range(mg, box)
+    kw = {"d_range_angstrom": d_range}
     rows = []
     for side in sides:
-        acc = {k: [] for k in ("refl_stat", "refl_total", "mean_stat", "mean_total", "refl_held", "mean_held")}
+        acc = {k: [] for k in ("refl_stat", "refl_total", "mean_stat", "mean_total")}
         t0 = time.perf_counter()
-        # the whole-field estimate, once per size (what systematic='auto' computes for a region of this size)
-        ref = measure_lattice(mg, roi=Rect((W - side) // 2, (H - side) // 2, side, side), systematic="none")
-        whole = estimate_systematic(mg, ref.spots, (side, side), measure=measure_lattice)
+        # the box's estimate, once per size (what systematic='auto' computes for a region of this size)
+        ref = measure_lattice(
+            mg, roi=Rect(bx + (bw - side) // 2, by + (bh - side) // 2, side, side), systematic="none", **kw
+        )
+        whole = estimate_systematic(
+            mg, ref.spots, (side, side), field_box=box, measure=measure_lattice, measure_kwargs=kw
+        )
         for k in range(n_pairs):
-            pr = random_pair(rng, (0, 0, W, H), side)
+            pr = random_pair(rng, box, side)
             if pr is None:
                 break
-            z = pair_z(mg, *pr, whole)
+            z = pair_z(mg, *pr, whole, kw)
             if z is not None:
                 for key in ("refl_stat", "refl_total", "mean_stat", "mean_total"):
                     acc[key].append(z[key])
-        # held-out: estimate on one half, test pairs drawn inside the other half
-        for est_box, test_box in (halves(mg.shape), halves(mg.shape)[::-1]):
-            model = estimate_systematic(mg, ref.spots, (side, side), field_box=est_box, measure=measure_lattice)
-            for k in range(max(1, n_pairs // 2)):
-                pr = random_pair(rng, test_box, side)
-                if pr is None:
-                    break
-                z = pair_z(mg, *pr, model)
-                if z is not None:
-                    acc["refl_held"].append(z["refl_total"])
-                    acc["mean_held"].append(z["mean_total"])
+        n_pairs_of = {"stat": len(acc["mean_stat"]), "total": len(acc["mean_stat"])}
+        tiles_of = {"stat": "-", "total": str(whole.n_tiles)}
+        # held-out: estimate on one half, test pairs drawn inside the other half (each split both ways round)
+        for across in splits(box, side):
+            err = f"held-out {across}"
+            acc[f"refl_{err}"], acc[f"mean_{err}"] = [], []
+            n_held, held_tiles = 0, []
+            for est_box, test_box in (halves(box, across), halves(box, across)[::-1]):
+                model = estimate_systematic(
+                    mg, ref.spots, (side, side), field_box=est_box, measure=measure_lattice, measure_kwargs=kw
+                )
+                held_tiles.append(str(model.n_tiles) if model.method == "tiles" else f"{model.n_tiles} (none)")
+                for k in range(max(1, n_pairs // 2)):
+                    pr = random_pair(rng, test_box, side)
+                    if pr is None:
+                        break
+                    z = pair_z(mg, *pr, model, kw)
+                    if z is not None:
+                        n_held += 1
+                        acc[f"refl_{err}"].append(z["refl_total"])
+                        acc[f"mean_{err}"].append(z["mean_total"])
+            n_pairs_of[err], tiles_of[err] = n_held, " / ".join(held_tiles)
         for what in ("refl", "mean"):
-            for err, key in (("stat", f"{what}_stat"), ("total", f"{what}_total"), ("held-out", f"{what}_held")):
-                rows.append({"file": name, "side_px": side, "z of": what, "errors": err, **stats_row(acc[key])})
+            for err in n_pairs_of:
+                row = {"file": name, "side_px": side, "z of": what, "errors": err, "sys tiles": tiles_of[err]}
+                rows.append({**row, **stats_row(acc[f"{what}_{err}"], n_pairs_of[err])})
         sd = np.sqrt(np.clip(np.diag(whole.cov_D), 0, None))
         print(
-            f"  {name} {side}px: {time.perf_counter() - t0:5.1f}s; sys tiles {whole.n_tiles} "
-            f"(chi2/dof {whole.chi2 / max(whole.dof, 1):.1f}), sd(D) = " + ", ".join(f"{100 * v:.2f}%" for v in sd),
+            f"  {name} {side}px in box {box}, d >= {d_range[0] if d_range else 0:.3f} Å: "
+            f"{time.perf_counter() - t0:5.1f}s; sys tiles {whole.n_tiles} "
+            f"(chi2/dof {whole.chi2 / max(whole.dof, 1):.1f}, nu {whole.nu}, kappa {whole.kappa:.2f}, "
+            f"trend {'yes' if whole.has_trend else 'no'}, shrinkage {whole.shrinkage:.2f}), sd(D) = "
+            + ", ".join(f"{100 * v:.2f}%" for v in sd),
             flush=True,
         )
     return rows
@@ -167,7 +246,8 @@ def run_synth(trials, seed0):
                         "side_px": 128,
                         "z of": what,
                         "errors": err,
-                        **stats_row(acc[f"{what}_{err}"]),
+                        "sys tiles": "auto",
+                        **stats_row(acc[f"{what}_{err}"], len(acc[f"{what}_stat"])),
                     }
                 )
         sf = np.array(sys_frac)
@@ -189,11 +269,11 @@ def main(argv=None):
     if args.quick:
         args.pairs, args.synth_trials = 10, 20
     rows = []
-    for name, sides in FILES.items():
+    for name, (sides, box) in FILES.items():
         if not (REAL / name).exists():
             print(f"  {name}: not found in {REAL}, skipped")
             continue
-        rows += run_file(name, sides, args.pairs, args.seed)
+        rows += run_file(name, sides, box, args.pairs, args.seed)
     rows += run_synth(args.synth_trials, 5000)
     df = pd.DataFrame(rows)
     pd.set_option("display.width", 200)

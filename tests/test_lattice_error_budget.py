@@ -173,3 +173,47 @@ def test_acquisition18_report_not_significant(realdata):
     assert "look_elsewhere" in s
     line = [ln for ln in lattice_report_lines(rep) if ln.startswith("mean Δd/d")][0]
     assert "not significant" in line
+
+
+# ----------------------------------------------------------------------------- field model (trend, few tiles)
+def _linear_y_scale_drift(mg: Micrograph, gradient_per_px: float) -> Micrograph:
+    """Slow-scan creep: the y scale changes linearly down the frame (y -> y + g y^2 / 2)."""
+    H, W = mg.shape
+    yy, xx = np.mgrid[:H, :W].astype(float)
+    y0 = H / 2.0
+    data = ndi.map_coordinates(mg.data, [yy + 0.5 * gradient_per_px * (yy - y0) ** 2, xx], order=3, mode="reflect")
+    return Micrograph(data, pixel_size_nm=mg.pixel_size_nm, source="creep.tif")
+
+
+def test_trend_across_the_field_makes_far_pairs_less_certain_than_near_ones():
+    mg0, _ = synth.cubic_001(shape=(640, 384), noise_sigma=0.2, rotation_deg=0.0, seed=9)
+    mg = _linear_y_scale_drift(mg0, 4e-5)  # the y spacing changes by 2.5 % from top to bottom
+    side = 128
+    ref = measure_lattice(mg, roi=Rect(128, 256, side, side), systematic="none")
+    model = estimate_systematic(mg, ref.spots, (side, side), measure=measure_lattice)
+    assert model.significant and model.has_trend and model.p_trend < 1e-3
+    assert abs(model.trend_B_per_px[3, 1]) > 3 * np.abs(model.trend_B_per_px[[0, 1, 2]]).max()  # Dyy along y
+    near = compare_regions(mg, Rect(0, 256, side, side), Rect(200, 256, side, side), systematic=model)
+    far = compare_regions(mg, Rect(0, 0, side, side), Rect(200, 500, side, side), systematic=model)
+    stat = compare_regions(mg, Rect(0, 0, side, side), Rect(200, 500, side, side), systematic="none")
+
+    def y_row(c):  # the reflection along y (the one the creep changes)
+        t = c.table
+        return t.iloc[int(np.argmax(np.abs(np.sin(np.radians(t.azimuth_a_deg.to_numpy(float))))))]
+
+    assert y_row(far).rel_diff_err > 3 * y_row(near).rel_diff_err
+    assert abs(y_row(stat).z) > 5 and abs(y_row(far).z) < 3  # the creep is in the far pair's error bar
+    assert abs(y_row(near).z) < 3
+
+
+def test_few_tiles_inflate_and_shrink():
+    from latticefit.lattice._sysfield import fit_field
+
+    rng = np.random.default_rng(3)
+    th = 1e-3 * rng.normal(size=(3, 4))  # three tiles, all scattering far beyond their errors
+    cv = np.tile(1e-12 * np.eye(4), (3, 1, 1))
+    f = fit_field(th, cv, np.array([[50.0, 50.0], [150.0, 50.0], [250.0, 50.0]]))
+    assert f.significant and f.keep.all()  # no MAD clipping of 3 tiles
+    assert f.kappa == pytest.approx(3.0) and f.nu == 2
+    # a rank-2 sample covariance is not left singular: the correlations are shrunk to (near) 0
+    assert f.shrinkage > 0.3 and np.linalg.matrix_rank(f.Sigma) == 4

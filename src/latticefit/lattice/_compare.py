@@ -3,7 +3,8 @@
 :func:`compare_lattices` matches every reflection of region a with the nearest one of region b (or its
 Friedel mate) within ``match_tolerance`` of |g|, and reports ``Δd/d = d_b / d_a - 1`` with its error: the
 statistical part (Fisher, each region scaled by its lattice-fit Birge ratio sqrt(chi2/dof) when its spots
-deviate from a perfect lattice) and the image's systematic part (``lattice._systematic``) in quadrature. The
+deviate from a perfect lattice) and the pair's systematic part (``lattice._syspair``: each region's random
+part and, with a trend across the field, the trend over their separation) in quadrature. The
 first-order mean is a generalised least-squares mean over the matched reflections with their full covariance
 (systematic parts correlated within a region). A calibration common to both regions cancels in the ratio.
 :func:`compare_regions` measures both regions first (:func:`latticefit.lattice.measure_lattice`).
@@ -23,6 +24,7 @@ from ..errors import LatticefitError, LatticefitWarning, check_param
 from ..micrograph import as_micrograph
 from ..roi import as_roi
 from ._measure import LatticeResult, measure_lattice
+from ._syspair import pair_rel_d_cov
 
 __all__ = ["RegionComparison", "compare_lattices", "compare_regions", "COMPARISON_SCHEMA_VERSION"]
 
@@ -38,16 +40,26 @@ def _err_parts(spots: pd.DataFrame, i: int) -> tuple[float, float]:
 
 
 def _rel_diff_cov(rows: pd.DataFrame, res_a: LatticeResult, res_b: LatticeResult) -> np.ndarray:
-    """Covariance of the relative differences of matched reflections: statistical (diagonal) plus each region's
-    systematic part, which is correlated between reflections (one local deformation moves them all).
+    """Covariance of the relative differences of matched reflections: statistical (diagonal) plus the two
+    regions' systematic part, correlated between reflections (one local deformation moves them all) and,
+    with a trend across the field, depending on the regions' separation (``lattice._syspair.pair_rel_d_cov``).
     """
     cov = np.diag(rows["rel_diff_err_stat"].to_numpy(float) ** 2)
-    for res, col in ((res_a, "spot_a"), (res_b, "spot_b")):
-        model = getattr(res, "systematic", None)
-        if model is not None and len(rows):
-            g = res.spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)[rows[col].to_numpy(int)]
-            cov = cov + model.rel_d_cov(g)
+    if len(rows):
+        cov = cov + pair_rel_d_cov(res_a, rows["spot_a"].to_numpy(int), res_b, rows["spot_b"].to_numpy(int))
     return cov
+
+
+def _pair_systematic(table: pd.DataFrame, res_a, res_b, z_threshold: float) -> None:
+    """Replace each row's systematic part by the pair's (separation-dependent with a trend), in place."""
+    if not len(table) or all(getattr(r, "systematic", None) is None for r in (res_a, res_b)):
+        return
+    ratio = table["d_b_angstrom"].to_numpy(float) / table["d_a_angstrom"].to_numpy(float)
+    stat2 = table["rel_diff_err_stat"].to_numpy(float) ** 2
+    var_sys = np.diag(_rel_diff_cov(table, res_a, res_b)) - stat2
+    table["rel_diff_err"] = np.sqrt(stat2 + ratio**2 * var_sys)
+    table["z"] = table["rel_diff"] / table["rel_diff_err"]
+    table["significant"] = np.abs(table["z"].to_numpy(float)) > z_threshold
 
 
 def _gls_mean(x: np.ndarray, cov: np.ndarray) -> tuple[float, float, float]:
@@ -266,6 +278,7 @@ def compare_lattices(
         for i, j in match_reflections(sa, sb, match_tolerance)
     ]
     table = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    _pair_systematic(table, res_a, res_b, z_threshold)
     summary = _first_order_mean(table, res_a, res_b, z_threshold)
     if not len(table):
         notes.append("no reflection is common to the two regions")

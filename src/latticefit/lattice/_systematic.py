@@ -17,19 +17,23 @@ say. This module measures that variation on the image itself:
    statistical covariance ``C_t`` from the spots' Fisher covariances. Fitting
    ``D`` removes the field's global affine map (the mean lattice) and leaves the
    tile-to-tile variation.
-3. Excess scatter: ``chi2 = sum_t (D_t - D_mean)^T C_t^-1 (D_t - D_mean)`` on
-   ``p (n - 1)`` degrees of freedom tests whether the tiles scatter more than
-   their statistical errors. If not (p >= ``P_SIGNIFICANT``), the systematic
-   term is 0 (a clean image keeps its Fisher errors, CRLB efficiency
-   unchanged). Otherwise ``Sigma_sys = Cov_sample(D_t) - mean(C_t)``, projected
-   on the positive semi-definite cone. Tiles whose ``D`` lies more than
-   ``CLIP_SIGMA`` robust sigmas from the median are left out (a second grain,
-   vacuum).
+3. Field model (``lattice._sysfield``, where the statistics are written out):
+   a chi2 test of one common deformation against the tiles' statistical
+   errors (p >= ``P_SIGNIFICANT``: no systematic term, a clean image keeps its
+   Fisher errors); otherwise ``D(r) = D_0 + B (r - r_mean) + eps(r)``, a linear
+   trend across the field (kept when Wilks' test finds it significant) plus an
+   uncorrelated part of covariance ``Sigma`` (residual sample covariance minus
+   the mean statistical one, times the Student-t small-sample factor
+   ``nu / (nu - 2)``). Outlying tiles (a second grain, vacuum) are left out.
 4. Propagation: for a reflection of unit direction ``u`` (normal ``n``),
    ``delta d / d = -u^T D u`` and ``delta azimuth = n^T D u``, so
-   ``var_sys(d) / d^2 = c^T Sigma c`` with ``c = vec(u u^T)``; an angle between
-   two families has ``a_i - a_j`` with ``a = vec(n u^T)`` (a common rotation
-   cancels). The systematic and statistical terms add in quadrature.
+   ``var_sys(d) / d^2 = c^T Sigma_field c`` with ``c = vec(u u^T)`` and
+   ``Sigma_field`` a region's covariance about the field's mean lattice; an
+   angle between two families has ``a_i - a_j`` with ``a = vec(n u^T)`` (a
+   common rotation cancels). The systematic and statistical terms add in
+   quadrature. Two regions (:func:`pair_rel_d_cov`, used by
+   ``compare_regions``) differ by ``B dr + eps_b - eps_a``: the trend term
+   depends on their separation ``dr``, so near regions share their drift.
 
 The term is the scatter of tiles of the region's size; for a region larger than
 the tiles (the whole image) it is used as is, an upper bound when the
@@ -43,6 +47,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _sysfield as sf
+from ._lookelsewhere import apply_look_elsewhere, n_independent_regions, sidak_z_threshold
+from ._sysfield import CLIP_SIGMA, P_SIGNIFICANT, _a_vec, _c_vec, _unit
+
+__all__ = [
+    "CLIP_SIGMA",
+    "P_SIGNIFICANT",
+    "SystematicModel",
+    "apply_look_elsewhere",
+    "apply_systematic",
+    "estimate_systematic",
+    "n_independent_regions",
+    "sidak_z_threshold",
+    "tile_grid",
+]
+
+#: largest relative distance |g_tile - g_ref| / |g_ref| of a reflection followed from tile to tile: that of
+#: ``compare_regions`` (its ``match_tolerance``), so that every tile a comparison could match is in the
+#: estimate (a tighter one leaves out the most deformed tiles and biases the estimate low)
+MATCH_TOLERANCE = 0.08
 #: fewest usable tiles for an estimate; fewer -> the tiles are made smaller
 MIN_TILES = 6
 #: most tiles measured (evenly spread over the field)
@@ -50,10 +74,6 @@ MAX_TILES = 36
 #: smallest tile side (px), and in periods of the strongest reference spacing
 MIN_TILE_PX = 48
 MIN_TILE_PERIODS = 6.0
-#: the tiles' scatter counts as systematic only when chi2 has p below this
-P_SIGNIFICANT = 0.01
-#: tiles farther than this many robust sigmas from the median deformation are left out
-CLIP_SIGMA = 5.0
 
 _R90 = np.array([0.0, -1.0, 1.0, 0.0])  # vec of the rotation generator [[0, -1], [1, 0]]
 
@@ -65,8 +85,21 @@ class SystematicModel:
     Attributes
     ----------
     cov_D : ndarray (4, 4)
-        Systematic covariance of ``vec(D) = (Dxx, Dxy, Dyx, Dyy)`` (dimensionless), 0 when the
-        tiles do not scatter significantly more than their Fisher errors.
+        Systematic covariance of ``vec(D) = (Dxx, Dxy, Dyx, Dyy)`` (dimensionless) of one region about
+        the field's mean lattice (random part + the trend averaged over the field), 0 when the tiles do
+        not scatter significantly more than their Fisher errors.
+    cov_D_random : ndarray (4, 4)
+        Its spatially uncorrelated part (``kappa`` included); ``cov_D`` when there is no trend.
+    trend_B_per_px : ndarray (4, 2)
+        Linear trend of ``vec(D)`` across the field, per px of x and y (0: none significant).
+    trend_resid_cov, trend_lev_inv_px2 : ndarray (4, 4), (2, 2)
+        Residual covariance and OLS leverage of the trend fit (the trend's own estimation variance).
+    nu, kappa : int, float
+        Degrees of freedom of the residual covariance and the small-sample factor ``nu / (nu - 2)``.
+    p_trend : float
+        p-value of the trend (Wilks / Bartlett; nan when not tested).
+    shrinkage : float
+        Shrinkage of the random part's correlations towards 0 (Schäfer-Strimmer; 1: diagonal).
     cov_D_sample : ndarray (4, 4)
         Sample covariance of the tiles' ``D`` (statistical + systematic).
     method : str
@@ -80,6 +113,14 @@ class SystematicModel:
     """
 
     cov_D: np.ndarray = field(default_factory=lambda: np.zeros((4, 4)))
+    cov_D_random: np.ndarray = field(default_factory=lambda: np.zeros((4, 4)))
+    trend_B_per_px: np.ndarray = field(default_factory=lambda: np.zeros((4, 2)))
+    trend_resid_cov: np.ndarray = field(default_factory=lambda: np.zeros((4, 4)))
+    trend_lev_inv_px2: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))
+    nu: int = 0
+    kappa: float = 1.0
+    p_trend: float = float("nan")
+    shrinkage: float = 0.0
     cov_D_sample: np.ndarray = field(default_factory=lambda: np.full((4, 4), np.nan))
     method: str = "none"
     n_tiles: int = 0
@@ -108,6 +149,26 @@ class SystematicModel:
             return np.zeros(len(g))
         idx, _ = _match_each(g, self.g_ref_inv_nm)
         return np.where(idx >= 0, values[np.clip(idx, 0, None)], 0.0)
+
+    @property
+    def has_trend(self) -> bool:
+        return bool(np.any(self.trend_B_per_px != 0))
+
+    def pair_cov_D(self, dr_px) -> np.ndarray:
+        """Systematic covariance of ``vec(D_b - D_a)`` of two regions ``dr_px = r_b - r_a`` (x, y) px apart.
+
+        Examples
+        --------
+        >>> m = SystematicModel(cov_D=np.eye(4) * 1e-6, cov_D_random=np.eye(4) * 1e-6)
+        >>> float(m.pair_cov_D((300.0, 0.0))[0, 0])  # no trend: twice a region's variance
+        2e-06
+        """
+        dr = np.asarray(dr_px, float)
+        if not self.has_trend:
+            return 2.0 * self.cov_D
+        Bd = self.trend_B_per_px @ dr
+        lev = float(dr @ self.trend_lev_inv_px2 @ dr)
+        return np.outer(Bd, Bd) + lev * self.trend_resid_cov + 2.0 * self.cov_D_random
 
     def rel_d_var(self, g) -> np.ndarray:
         """Systematic variance of ``d / d_mean - 1`` of reflections ``g`` ((n, 2) 1/nm)."""
@@ -146,6 +207,12 @@ class SystematicModel:
             "p_value": _num(self.p_value),
             "significant": self.significant,
             "cov_D": self.cov_D.tolist(),
+            "cov_D_random": self.cov_D_random.tolist(),
+            "trend_B_per_px": self.trend_B_per_px.tolist(),
+            "p_trend": _num(self.p_trend),
+            "nu": int(self.nu),
+            "kappa": float(self.kappa),
+            "shrinkage": float(self.shrinkage),
             "sd_D": [float(v) for v in sd],
             "notes": list(self.notes),
         }
@@ -153,22 +220,6 @@ class SystematicModel:
 
 def _num(v):
     return float(v) if v is not None and np.isfinite(v) else None
-
-
-def _unit(g: np.ndarray):
-    gn = np.linalg.norm(g, axis=1)
-    u = g / np.where(gn > 0, gn, 1.0)[:, None]
-    return u, np.column_stack([-u[:, 1], u[:, 0]])
-
-
-def _c_vec(g):
-    u, _ = _unit(g)
-    return np.einsum("ni,nj->nij", u, u).reshape(-1, 4)
-
-
-def _a_vec(g):
-    u, n = _unit(g)
-    return np.einsum("ni,nj->nij", n, u).reshape(-1, 4)
 
 
 # ============================================================================ tiles
@@ -225,8 +276,9 @@ def _fit_deformation(g_ref: np.ndarray, g_tile: np.ndarray, cov_tile: np.ndarray
     return cov @ A.T @ W @ y, cov
 
 
-def _match(g_ref: np.ndarray, g: np.ndarray, tol: float = 0.03):
-    """Rows of ``g`` matching each ``g_ref`` row (sign-aligned), or -1."""
+def _match(g_ref: np.ndarray, g: np.ndarray, tol: float | None = None):
+    """Rows of ``g`` matching each ``g_ref`` row (sign-aligned, within ``MATCH_TOLERANCE``), or -1."""
+    tol = MATCH_TOLERANCE if tol is None else tol
     out = np.full(len(g_ref), -1)
     sign = np.ones(len(g_ref))
     used = set()
@@ -245,8 +297,9 @@ def _match(g_ref: np.ndarray, g: np.ndarray, tol: float = 0.03):
     return out, sign
 
 
-def _match_each(g: np.ndarray, g_ref: np.ndarray, tol: float = 0.03):
-    """For each row of ``g``, the row of ``g_ref`` within ``tol`` (relative, either sign), or -1."""
+def _match_each(g: np.ndarray, g_ref: np.ndarray, tol: float | None = None):
+    """For each row of ``g``, the nearest row of ``g_ref`` within ``tol`` (relative, either sign), or -1."""
+    tol = MATCH_TOLERANCE if tol is None else tol
     g = np.atleast_2d(g)
     dp = np.linalg.norm(g[:, None, :] - g_ref[None], axis=2)
     dm = np.linalg.norm(g[:, None, :] + g_ref[None], axis=2)
@@ -254,28 +307,6 @@ def _match_each(g: np.ndarray, g_ref: np.ndarray, tol: float = 0.03):
     j = np.argmin(rel, axis=1)
     ok = rel[np.arange(len(g)), j] <= tol
     return np.where(ok, j, -1), ok
-
-
-def _excess_per_reflection(x: np.ndarray, v: np.ndarray, model_var: np.ndarray, min_n: int = 5) -> np.ndarray:
-    """Per column: tile-to-tile variance of ``x`` beyond its statistical variances ``v`` and beyond
-    ``model_var``, when the column's chi2 is significant (p < P_SIGNIFICANT); else 0.
-    """
-    from scipy import stats
-
-    out = np.zeros(x.shape[1])
-    for i in range(x.shape[1]):
-        m = np.isfinite(x[:, i]) & np.isfinite(v[:, i]) & (v[:, i] > 0)
-        if m.sum() < min_n:
-            continue
-        xi, vi = x[m, i], v[m, i]
-        w = 1.0 / vi
-        mean = float((w * xi).sum() / w.sum())
-        chi2 = float((w * (xi - mean) ** 2).sum())
-        if stats.chi2.sf(chi2, m.sum() - 1) >= P_SIGNIFICANT:
-            continue
-        emp = float(np.var(xi, ddof=1) - vi.mean())
-        out[i] = max(0.0, emp - float(model_var[i]))
-    return out
 
 
 def _spot_arrays(spots):
@@ -403,9 +434,9 @@ class _Reference:
 
 
 def _measure_tile(image, tile, measure, kw, ref: _Reference):
-    """``(theta, cov, q)`` of one tile: its deformation parameters relative to the reference, their
-    covariance, and per reflection (rel |g| change, its variance, azimuth change, its variance); None when
-    the tile does not hold the lattice.
+    """``(theta, cov, q, centre)`` of one tile: its deformation parameters relative to the reference, their
+    covariance, per reflection (rel |g| change, its variance, azimuth change, its variance) and the tile's
+    centre (x, y) px; None when the tile does not hold the lattice.
     """
     import warnings
 
@@ -439,55 +470,46 @@ def _measure_tile(image, tile, measure, kw, ref: _Reference):
     q[1, ok] = np.einsum("ni,nij,nj->n", u, ct, u) / gn**2
     q[2, ok] = np.einsum("ni,ni->n", nrm, dg) / gn
     q[3, ok] = np.einsum("ni,nij,nj->n", nrm, ct, nrm) / gn**2
-    return fit[0], fit[1], q
+    return fit[0], fit[1], q, (x + w / 2.0, y + h / 2.0)
 
 
 def _combine_tiles(model: SystematicModel, measured: list, ref: _Reference) -> None:
-    """Fill ``model`` from the tiles: outlier rejection, the χ² test of one common deformation, the excess
-    (systematic) covariance of the deformation, and each reflection's own excess scatter.
+    """Fill ``model`` from the tiles (``lattice._sysfield.fit_field``): outlier rejection, the χ² test of one
+    common deformation, the field model (trend + random part, small-sample factor), and each reflection's
+    own excess scatter.
     """
-    from scipy import stats
-
     th, cv = np.array([m[0] for m in measured]), np.array([m[1] for m in measured])
     per = np.array([m[2] for m in measured])
-    keep = _inliers(th, cv)
-    model.n_rejected = int((~keep).sum())
-    th, cv, per = th[keep], cv[keep], per[keep]
-    n, p = len(th), ref.P.shape[1]
+    pos = np.array([m[3] for m in measured], float)
+    fit = sf.fit_field(th, cv, pos)
+    per = per[fit.keep]
+    n, p = int(fit.keep.sum()), ref.P.shape[1]
+    model.n_rejected = int((~fit.keep).sum())
     model.n_tiles, model.n_params = n, p
     if n < 3:
         model.notes.append("too few tiles left after outlier rejection: no systematic estimate")
         return
-    icv = np.linalg.inv(cv)
-    mean = np.linalg.solve(icv.sum(0), np.einsum("nij,nj->i", icv, th))
-    r = th - mean
-    chi2 = float(np.einsum("ni,nij,nj->", r, icv, r))
-    dof = p * (n - 1)
-    model.method, model.chi2, model.dof = "tiles", chi2, dof
-    model.p_value = float(stats.chi2.sf(chi2, dof))
-    sample = np.cov(th.T, ddof=1).reshape(p, p)
-    model.cov_D_sample = ref.P @ sample @ ref.P.T
-    if model.p_value < P_SIGNIFICANT:  # else the tiles agree within their statistical errors
-        excess = sample - cv.mean(0)
-        ev, V = np.linalg.eigh(0.5 * (excess + excess.T))
-        excess = (V * np.clip(ev, 0, None)) @ V.T
-        model.cov_D = ref.P @ excess @ ref.P.T
+    P = ref.P
+    model.method, model.chi2, model.dof, model.p_value = "tiles", fit.chi2, fit.dof, fit.p_value
+    model.cov_D_sample = P @ fit.sample @ P.T
+    model.nu, model.kappa, model.p_trend, model.shrinkage = fit.nu, fit.kappa, fit.p_trend, fit.shrinkage
+    if fit.significant:  # else the tiles agree within their statistical errors: all terms stay 0
+        model.cov_D = P @ fit.field_cov() @ P.T
+        model.cov_D_random = P @ fit.Sigma @ P.T
+        if fit.has_trend:
+            model.trend_B_per_px = P @ fit.B_per_px
+            model.trend_resid_cov = P @ fit.S_resid @ P.T
+            model.trend_lev_inv_px2 = fit.lev_inv
+        note = sf.kappa_note(fit)
+        if note:
+            model.notes.append(note)
     # what the affine model leaves: each reflection's own significant excess scatter (non-affine distortion)
     model.g_ref_inv_nm = ref.g
     a, c = _a_vec(ref.g), _c_vec(ref.g)
-    model.extra_rel_d_var = _excess_per_reflection(per[:, 0], per[:, 1], np.diag(c @ model.cov_D @ c.T))
-    model.extra_azimuth_var_rad2 = _excess_per_reflection(
+    model.extra_rel_d_var = sf.excess_per_reflection(per[:, 0], per[:, 1], np.diag(c @ model.cov_D @ c.T))
+    model.extra_azimuth_var_rad2 = sf.excess_per_reflection(
         per[:, 2], per[:, 3], np.einsum("ni,ij,nj->n", a, model.cov_D, a)
     )
-
-
-def _inliers(th: np.ndarray, cv: np.ndarray) -> np.ndarray:
-    """Tiles within ``CLIP_SIGMA`` robust sigmas (MAD, floored by the median statistical sigma) of the median."""
-    med = np.median(th, axis=0)
-    mad = 1.4826 * np.median(np.abs(th - med), axis=0)
-    stat = np.sqrt(np.median(np.einsum("nii->ni", cv), axis=0))
-    scale = np.maximum(mad, stat)
-    return np.all(np.abs(th - med) <= CLIP_SIGMA * scale, axis=1)
 
 
 # ============================================================================ propagation
@@ -558,67 +580,3 @@ def apply_systematic(result, model: SystematicModel) -> None:
         b["angle_err_measurement_deg"] = float(math.hypot(b["angle_err_stat_deg"], asys))
         b["angle_err_deg"] = float(math.hypot(b["angle_err_measurement_deg"], b.get("angle_err_calibration_deg", 0.0)))
     result.info["systematic"] = model.to_dict()
-
-
-# ============================================================================ look-elsewhere
-def n_independent_regions(field_shape, roi) -> int:
-    """How many non-overlapping regions the size of ``roi``'s box fit in the field (at least 1).
-
-    Examples
-    --------
-    >>> from latticefit.roi import Circle
-    >>> n_independent_regions((1024, 1024), Circle(500, 500, 64))  # boxes of 129 px
-    49
-    """
-    H, W = field_shape
-    y0, y1, x0, x1 = roi.bounds(field_shape)
-    h, w = max(1, y1 - y0), max(1, x1 - x0)
-    return max(1, (H // h) * (W // w))
-
-
-def sidak_z_threshold(z_threshold: float, n_trials: int) -> float:
-    """Two-sided |z| threshold with the family-wise false-alarm rate of ``z_threshold`` over ``n_trials`` looks.
-
-    Šidák: ``p_local = 1 - (1 - p_global)^(1/n)``, ``p_global = 2 sf(z_threshold)``.
-
-    Examples
-    --------
-    >>> round(sidak_z_threshold(3.0, 1), 3), round(sidak_z_threshold(3.0, 64), 2)
-    (3.0, 4.09)
-    """
-    from scipy import stats
-
-    p_global = 2.0 * stats.norm.sf(z_threshold)
-    p_local = -math.expm1(math.log1p(-p_global) / max(1, int(n_trials)))
-    return float(stats.norm.isf(p_local / 2.0))
-
-
-def apply_look_elsewhere(comparison, field_shape, roi, *, why: str = "it deviates most", name: str = "region B") -> str:
-    """Re-test a comparison whose region b was chosen *because* it deviates (in place); returns a note.
-
-    The region was the most deviating of ``n`` independent candidate regions
-    (non-overlapping regions of its size in the field), so its |z| is the largest
-    of ``n`` looks: the threshold is raised by Šidák's correction to keep the
-    family-wise false-alarm rate of the blind threshold. ``table['significant']``,
-    ``summary['significant']`` and ``comparison.z_threshold`` are replaced; the
-    blind threshold stays in ``summary['z_threshold_blind']``.
-    """
-    n = n_independent_regions(field_shape, roi)
-    z0 = float(comparison.z_threshold)
-    z1 = round(sidak_z_threshold(z0, n), 2)
-    t = comparison.table
-    if len(t):
-        t["significant"] = np.abs(t["z"].to_numpy(float)) > z1
-    s = comparison.summary
-    s["z_threshold_blind"] = z0
-    s["look_elsewhere"] = {"method": "sidak", "n_candidate_regions": int(n), "z_threshold": z1}
-    if s.get("z") is not None:
-        s["significant"] = bool(abs(s["z"]) > z1)
-    comparison.z_threshold = z1
-    note = (
-        f"{name} was chosen because {why}: its differences are tested with a look-elsewhere (Šidák) "
-        f"correction over {n} independent candidate regions of its size, |z| > {z1:.2f} instead of "
-        f"|z| > {z0:g} (the same family-wise false-alarm rate)"
-    )
-    comparison.warnings.append(note)
-    return note

@@ -587,8 +587,8 @@ def test_comma_range_is_accepted():
 
 @pytest.mark.parametrize("kw", [{"probe_sigma_nm": -1.0}, {"probe_sigma_nm": 0.0}, {"false_alarms": -1.0}])
 def test_non_positive_parameters_are_errors(kw):
-    from latticefit.errors import AnalysisError
+    from latticefit.errors import ParameterError
     from latticefit.particles import find_particles
 
-    with pytest.raises(AnalysisError, match="positive"):
+    with pytest.raises(ParameterError, match="must be a number > 0"):
         find_particles(np.ones((64, 64), np.float32), pixel_size=0.1, diameter_range_nm=(1, 3), **kw)

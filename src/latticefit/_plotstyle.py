@@ -283,23 +283,33 @@ def output_paths(out) -> dict[str, Path]:
     }
 
 
-def save_figure(fig, out, *, dpi: int = 300) -> list[Path]:
+def save_figure(fig, out, *, dpi: int = 300, outputs=None) -> list[Path]:
     """Write ``fig`` to ``out`` (pdf/svg/png) and always a ``dpi`` PNG beside it.
+
+    ``outputs`` (a :class:`latticefit.serialize.OutputSet`) stages the files so that they appear with the
+    rest of the set; without it the figures are written atomically on their own.
 
     Returns
     -------
     list of Path
         The files written (the requested one first).
     """
+    from .serialize import OutputSet
+
     paths = output_paths(out)
-    paths["figure"].parent.mkdir(parents=True, exist_ok=True)
-    written = []
+    own = outputs is None
+    outputs = OutputSet() if own else outputs
+    written = [paths["figure"]] + ([paths["png"]] if paths["png"] != paths["figure"] else [])
     # the font settings (pdf.fonttype=42: TrueType, svg.fonttype='none': real <text>) are read at save time,
     # so the figure is written inside the style context
-    with figure_style():
-        fig.savefig(paths["figure"], dpi=dpi)
-        written.append(paths["figure"])
-        if paths["png"] != paths["figure"]:
-            fig.savefig(paths["png"], dpi=dpi)
-            written.append(paths["png"])
+    try:
+        with figure_style():
+            for p in written:
+                fig.savefig(outputs.stage(p), dpi=dpi)
+    except BaseException:
+        if own:
+            outputs.abort()
+        raise
+    if own:
+        outputs.commit()
     return written

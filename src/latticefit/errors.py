@@ -7,6 +7,9 @@ problem, so that the command line can print it as is and exit non-zero.
 
 from __future__ import annotations
 
+import math
+import numbers
+
 __all__ = [
     "LatticefitError",
     "FileReadError",
@@ -18,6 +21,8 @@ __all__ = [
     "SignalSelectionError",
     "RegionError",
     "AnalysisError",
+    "ParameterError",
+    "check_param",
     "LatticefitWarning",
     "CalibrationWarning",
 ]
@@ -87,6 +92,87 @@ class RegionError(LatticefitError):
 
 class AnalysisError(LatticefitError):
     """An analysis could not be carried out with the given parameters."""
+
+
+class ParameterError(LatticefitError, ValueError):
+    """An argument outside its allowed range (the message names the parameter and the range)."""
+
+
+def _range_text(lo, hi, lo_open: bool, hi_open: bool) -> str:
+    if lo is not None and hi is not None:
+        return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        return f"{'<' if hi_open else '<='} {hi:g}"
+    return ""
+
+
+def check_param(
+    name: str,
+    value,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+    optional: bool = False,
+    source: str | None = None,
+):
+    """Return ``value`` as a finite float (or int) within its range, else raise :class:`ParameterError`.
+
+    The one check behind every numeric argument of the public functions: the
+    message names the parameter, the allowed range and the value given.
+
+    Parameters
+    ----------
+    name : str
+        Parameter name, as the caller spells it.
+    value : number or None
+        The argument (``None`` passes through when ``optional``).
+    lo, hi : float, optional
+        Bounds; ``lo_open`` / ``hi_open`` exclude them.
+    integer : bool
+        Require an integral value (``1.5`` is refused, ``2.0`` gives ``2``).
+    optional : bool
+        Accept ``None`` (returned as is).
+    source : str, optional
+        File the call belongs to, prefixed to the message.
+
+    Returns
+    -------
+    int, float or None
+
+    Raises
+    ------
+    ParameterError
+        For a non-number, a bool, NaN/inf, a non-integer where one is needed or a value out of range.
+
+    Examples
+    --------
+    >>> check_param("p_false", 1e-3, lo=0, hi=1, lo_open=True, hi_open=True)
+    0.001
+    >>> check_param("max_spots", -3, lo=1, integer=True)
+    Traceback (most recent call last):
+    ...
+    latticefit.errors.ParameterError: max_spots must be an integer >= 1, got -3
+    """
+    if value is None and optional:
+        return None
+    rng = _range_text(lo, hi, lo_open, hi_open)
+    what = f"{name} must be {'an integer' if integer else 'a number' if rng else 'a finite number'} {rng}".rstrip()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ParameterError(f"{what}, got {value!r}", source)
+    v = float(value)
+    if not math.isfinite(v) or (integer and v != int(v)):
+        raise ParameterError(f"{what}, got {value!r}", source)
+    bad = (lo is not None and (v < lo or (lo_open and v == lo))) or (
+        hi is not None and (v > hi or (hi_open and v == hi))
+    )
+    if bad:
+        raise ParameterError(f"{what}, got {value!r}", source)
+    return int(v) if integer else v
 
 
 class LatticefitWarning(UserWarning):

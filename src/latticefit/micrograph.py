@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CalibrationError, CalibrationWarning, DataShapeError, InvalidDataError, LatticefitWarning
+from .errors import (
+    CalibrationError,
+    CalibrationWarning,
+    DataShapeError,
+    InvalidDataError,
+    LatticefitWarning,
+    check_param,
+)
 from .units import is_empty_unit, pixel_size_pair_nm, unit_to_nm
 
 __all__ = ["Micrograph", "as_micrograph", "select_frame", "axes_pixel_size_nm", "mode_from_metadata"]
@@ -37,6 +44,8 @@ def select_frame(data: np.ndarray, frame=None, *, source: str | None = None) -> 
         For 1-D or >= 4-D data, or a stack without ``frame=``.
     """
     data = np.asarray(data)
+    if frame is not None and not isinstance(frame, str):
+        frame = check_param("frame", frame, integer=True, source=source)  # 1.5 is no frame index
     if data.ndim == 3 and data.shape[0] == 1 and frame is None:
         return data[0]
     if data.ndim == 2:
@@ -111,7 +120,7 @@ def _float32_exact(arr: np.ndarray) -> np.ndarray:
     return a
 
 
-def _clean_data(data, source) -> tuple[np.ndarray, int]:
+def _clean_data(data, source) -> tuple[np.ndarray, int, np.ndarray | None]:
     arr = np.asarray(data)
     if arr.ndim != 2:
         raise DataShapeError(f"expected a 2-D image, got shape {tuple(arr.shape)}", source)
@@ -128,13 +137,16 @@ def _clean_data(data, source) -> tuple[np.ndarray, int]:
         raise InvalidDataError("every pixel is NaN or infinite", source)
     if n_bad:
         out = out.copy() if out is arr else out
-        out[~finite] = np.median(out[finite])
+        bad = ~finite
+        del finite
+        out[bad] = np.median(out[~bad])  # a neutral value; the analyses mask these pixels (invalid_mask)
         warnings.warn(
-            f"{source or 'image'}: {n_bad} NaN/infinite pixels replaced by the median",
+            f"{source or 'image'}: {n_bad} NaN/infinite pixels ({100.0 * n_bad / out.size:.3g} %) are masked",
             LatticefitWarning,
             stacklevel=3,
         )
-    return out, n_bad
+        return out, n_bad, bad
+    return out, 0, None
 
 
 @dataclass(eq=False)
@@ -144,9 +156,10 @@ class Micrograph:
     Parameters
     ----------
     data : ndarray
-        2-D image; stored as C-contiguous float32. NaN/inf pixels are replaced
-        by the median of the others (with a warning); an all-NaN image is an
-        error.
+        2-D image; stored as C-contiguous float32. NaN/inf pixels are recorded
+        in ``invalid_mask`` and hold the median of the others (with a warning);
+        the lattice and particle analyses leave them out. An all-NaN image is
+        an error.
     pixel_size_nm : (float, float) or None
         Pixel size along (y, x) in nm; ``None`` when the image is uncalibrated.
     source : str, optional
@@ -175,6 +188,9 @@ class Micrograph:
         propagated into every d-spacing and angle measured on this image.
     calibration_info : dict or None
         Where the calibration came from (reference phase, file, region, date, validity statement).
+    invalid_mask : bool ndarray or None
+        True where the source pixel was NaN or infinite (None when every pixel is finite): excluded from
+        the background, detection and fits of particles and from the lattice fit (issue #17).
 
     Examples
     --------
@@ -199,12 +215,22 @@ class Micrograph:
     affine_nm_per_px: np.ndarray | None = None
     affine_cov: np.ndarray | None = None
     calibration_info: dict | None = None
+    invalid_mask: np.ndarray | None = None
 
     def __post_init__(self):
         if self.original_dtype is None:
             self.original_dtype = str(np.asarray(self.data).dtype)
-        self.data, nbad = _clean_data(self.data, self.source)
-        self.n_invalid_pixels = max(self.n_invalid_pixels, nbad)
+        self.data, nbad, bad = _clean_data(self.data, self.source)
+        if self.invalid_mask is not None:  # carried by a copy (replace, crop): the data are already filled
+            given = np.asarray(self.invalid_mask, bool)
+            if given.shape != self.data.shape:
+                raise DataShapeError(
+                    f"invalid_mask of shape {given.shape} does not match the image {self.data.shape}", self.source
+                )
+            bad = given if bad is None else (bad | given)
+        self.invalid_mask = bad if bad is not None and bad.any() else None
+        nmask = 0 if self.invalid_mask is None else int(np.count_nonzero(self.invalid_mask))
+        self.n_invalid_pixels = max(self.n_invalid_pixels, nbad, nmask)
         if self.pixel_size_nm is not None:
             py, px = (float(v) for v in self.pixel_size_nm)
             if not (math.isfinite(py) and math.isfinite(px) and py > 0 and px > 0):
@@ -295,7 +321,8 @@ class Micrograph:
 
     def crop(self, y0: int, y1: int, x0: int, x1: int) -> Micrograph:
         """A copy holding ``data[y0:y1, x0:x1]`` with the same calibration."""
-        return replace(self, data=self.data[y0:y1, x0:x1].copy())
+        bad = None if self.invalid_mask is None else self.invalid_mask[y0:y1, x0:x1].copy()
+        return replace(self, data=self.data[y0:y1, x0:x1].copy(), invalid_mask=bad)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready description (the ``latticefit info`` record)."""

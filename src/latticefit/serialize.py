@@ -18,6 +18,7 @@ __all__ = [
     "write_json",
     "atomic_write_text",
     "atomic_write_bytes",
+    "OutputSet",
     "printable_text",
     "csv_safe_cell",
 ]
@@ -137,6 +138,87 @@ def atomic_write_bytes(path, data: bytes) -> None:
 def atomic_write_text(path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _write_staged(tmp: Path, data: bytes) -> None:
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+
+
+class OutputSet:
+    """Files that appear together or not at all (a report's figure, JSON and CSVs).
+
+    Each file is written under a temporary name beside its target (``.NAME.XXXX.part.EXT``: the extension
+    stays last, so matplotlib still picks the format from it); leaving the ``with`` block renames them all
+    into place, an exception removes them. A full disk or a failing writer thus leaves no partial set and
+    the files of an earlier run untouched (renames within a folder need no space).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with OutputSet() as out:
+    ...     _ = out.write_text(d / "a.json", "{}")
+    ...     _ = out.write_text(d / "a.csv", "x\\n1\\n")
+    >>> sorted(p.name for p in d.iterdir())
+    ['a.csv', 'a.json']
+    """
+
+    def __init__(self):
+        self._staged: list[tuple[Path, Path]] = []
+
+    def stage(self, path) -> Path:
+        """A temporary path beside ``path`` to write to; it becomes ``path`` at the commit."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+        os.close(fd)
+        self._staged.append((Path(tmp), path))
+        return Path(tmp)
+
+    def write_bytes(self, path, data: bytes) -> Path:
+        """Stage ``data`` for ``path``; returns ``path`` (an OSError without a file name gets ``path``)."""
+        try:
+            _write_staged(self.stage(path), data)
+        except OSError as e:
+            if e.filename is None:  # ENOSPC from write() names no file
+                e.filename = str(path)
+            raise
+        return Path(path)
+
+    def write_text(self, path, text: str) -> Path:
+        """Stage UTF-8 ``text`` for ``path``; returns ``path``."""
+        return self.write_bytes(path, text.encode("utf-8"))
+
+    def commit(self) -> None:
+        """Rename every staged file into place (usual permissions, not mkstemp's 0600)."""
+        for tmp, _final in self._staged:
+            os.chmod(tmp, 0o666 & ~_UMASK)
+        for tmp, final in self._staged:
+            os.replace(tmp, final)
+        self._staged = []
+
+    def abort(self) -> None:
+        """Remove every staged file."""
+        for tmp, _final in self._staged:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        self._staged = []
+
+    def __enter__(self) -> OutputSet:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            try:
+                self.commit()
+            except BaseException:
+                self.abort()
+                raise
+        else:
+            self.abort()
 
 
 def write_json(obj, dest) -> None:

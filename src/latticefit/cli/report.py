@@ -128,7 +128,7 @@ def _all_dots(args, hrtem, haadf, rep, paths) -> None:
     from ..errors import LatticefitError
     from ..report._dots import measure_dots
     from ..report._dots_figure import plot_dot_statistics
-    from ..serialize import atomic_write_text, write_json
+    from ..serialize import OutputSet, dumps
 
     fig_path = paths["figure"]
     stem = fig_path.with_name(fig_path.stem + "_dots")
@@ -140,7 +140,8 @@ def _all_dots(args, hrtem, haadf, rep, paths) -> None:
     for n in st.notes:
         print(f"latticefit: warning: {args.hrtem}: {n}", file=sys.stderr)
     print(st)
-    write_json(st.to_dict(), stem.with_suffix(".json"))
-    atomic_write_text(stem.with_suffix(".csv"), st.table.to_csv(index=False))
-    written = save_figure(plot_dot_statistics(st), stem.with_suffix(".png"))
+    with OutputSet() as outs:  # all files or none
+        outs.write_text(stem.with_suffix(".json"), dumps(st.to_dict()) + "\n")
+        outs.write_text(stem.with_suffix(".csv"), st.table.to_csv(index=False))
+        written = save_figure(plot_dot_statistics(st), stem.with_suffix(".png"), outputs=outs)
     print("wrote " + ", ".join(str(p) for p in [*written, stem.with_suffix(".json"), stem.with_suffix(".csv")]))

@@ -11,7 +11,7 @@ from .. import _calibration_affine as ca
 from ..errors import AnalysisError, LatticefitError
 from ..micrograph import as_micrograph
 from ._calibration_record import Calibration, _phase, _roi_dict
-from ._indexing import index_lattice, spot_uncertainties
+from ._indexing import check_index_params, index_lattice, spot_uncertainties
 
 
 def fit_pixel_scale(g_obs_inv_nm, g_calc_inv_nm, *, sigma_inv_nm=None, anisotropic: bool = False):
@@ -180,6 +180,9 @@ def calibrate(
     """
     from ..lattice._measure import measure_lattice
 
+    max_index, scale_range, beam_energy_kv = check_index_params(
+        max_index, scale_range, beam_energy_kv, optional_kv=True
+    )
     mg = as_micrograph(image, pixel_size)
     file_ps = mg.require_calibration()
     ph = _phase(phase)

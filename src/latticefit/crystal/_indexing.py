@@ -56,7 +56,7 @@ import time
 
 import numpy as np
 
-from ..errors import AnalysisError
+from ..errors import AnalysisError, ParameterError, check_param
 from ._index_nets import (  # noqa: F401
     _KIND_CODE,
     COST_UNMATCHED,
@@ -97,6 +97,27 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- API
+def check_index_params(max_index, scale_range, beam_energy_kv, *, optional_kv: bool = False):
+    """Validated ``(max_index, (scale_lo, scale_hi), beam_energy_kv)`` of an indexing (:class:`ParameterError`).
+
+    Examples
+    --------
+    >>> check_index_params(3, (0.8, 1.25), 300)
+    (3, (0.8, 1.25), 300.0)
+    """
+    max_index = check_param("max_index", max_index, lo=1, hi=20, integer=True)
+    try:
+        lo, hi = scale_range
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"scale_range must be a pair (lo, hi) with 0 < lo <= 1 <= hi, got {scale_range!r}"
+        ) from None
+    lo = check_param("scale_range[0]", lo, lo=0, hi=1, lo_open=True)
+    hi = check_param("scale_range[1]", hi, lo=1)
+    kv = check_param("beam_energy_kv", beam_energy_kv, lo=1, hi=5000, optional=optional_kv)
+    return max_index, (lo, hi), kv
+
+
 def index_spots(
     g_inv_nm,
     *,
@@ -165,6 +186,10 @@ def index_spots(
     >>> r.best.zone_axis, [tuple(map(int, x)) for x in r.spots[["h", "k", "l"]].abs().to_numpy()]
     ((0, 0, 1), [(1, 0, 0), (0, 1, 0), (1, 1, 0)])
     """
+    max_index, scale_range, beam_energy_kv = check_index_params(max_index, scale_range, beam_energy_kv)
+    tol_d = check_param("tol_d", tol_d, lo=0, hi=1, lo_open=True, hi_open=True)
+    tol_angle_deg = check_param("tol_angle_deg", tol_angle_deg, lo=0, hi=90, lo_open=True)
+    n_alternatives = check_param("n_alternatives", n_alternatives, lo=0, integer=True)
     t0 = time.perf_counter()
     g = np.asarray(g_inv_nm, float).reshape(-1, 2)
     if g.shape[0] == 0:

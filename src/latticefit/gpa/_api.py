@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from ..errors import AnalysisError, InvalidDataError, LatticefitError
+from ..errors import AnalysisError, InvalidDataError, LatticefitError, check_param
 from ..micrograph import as_micrograph
 from ..roi import as_roi
 from . import _phase, _strain
@@ -250,6 +250,7 @@ def strain_map(
     >>> round(float(np.median(sm.exx[100:220, 215:250])) * 100, 2)
     1.0
     """
+    sigma_nm = check_param("sigma_nm", sigma_nm, lo=0, lo_open=True, optional=True)
     if hasattr(calibration, "apply") or isinstance(calibration, (str, os.PathLike, dict)):
         # a latticefit Calibration (object, record or JSON path): the Micrograph carries its matrix
         mg, calibration = as_micrograph(image, pixel_size, calibration=calibration), None

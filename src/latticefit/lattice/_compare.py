@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import LatticefitError, LatticefitWarning
+from ..errors import LatticefitError, LatticefitWarning, check_param
 from ..micrograph import as_micrograph
 from ..roi import as_roi
 from ._measure import LatticeResult, measure_lattice
@@ -215,6 +215,8 @@ def compare_regions(
     >>> bool(cmp.summary["significant"]), round(cmp.summary["mean_rel_diff"], 2)
     (True, 0.03)
     """
+    z_threshold = check_param("z_threshold", z_threshold, lo=0, lo_open=True)
+    match_tolerance = check_param("match_tolerance", match_tolerance, lo=0, hi=1, lo_open=True, hi_open=True)
     roi_a, roi_b = (
         as_roi(r, image, pixel_size=pixel_size) for r in (roi_a, roi_b)
     )  # hyperspy ROIs: before calibration

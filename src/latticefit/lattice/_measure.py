@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import LatticefitError, LatticefitWarning
+from ..errors import InvalidDataError, LatticefitError, LatticefitWarning, check_param
 from ..micrograph import as_micrograph
 from ..roi import as_roi, extract
 from ..spectrum import FFT_WORKERS, half_plane_power
@@ -140,6 +140,31 @@ def _check_d_range(lo, hi, text) -> None:
 # ============================================================================ result
 
 
+def _mask_invalid(mg, sub, weight, origin, notes):
+    """The region's mask without the image's NaN/inf pixels (``Micrograph.invalid_mask``), with a note.
+
+    The masked pixels then go the way of any non-rectangular region: a smoothly tapered mask in the power
+    spectrum and a least-squares fit over the valid pixels only (issue #17: not median-filled).
+    """
+    if mg.invalid_mask is None:
+        return weight
+    y0, x0 = origin
+    bad = mg.invalid_mask[y0 : y0 + sub.shape[0], x0 : x0 + sub.shape[1]]
+    inside = np.ones(sub.shape, bool) if weight is None else weight
+    n_bad = int(np.count_nonzero(bad & inside))
+    if n_bad == 0:
+        return weight
+    keep = inside & ~bad
+    frac = n_bad / max(int(np.count_nonzero(inside)), 1)
+    if not keep.any():
+        raise InvalidDataError("every pixel of the region is NaN or infinite", mg.source)
+    notes.append(
+        f"{100.0 * frac:.3g} % of the region ({n_bad} px) is NaN/infinite in the file: masked "
+        "(tapered in the spectrum, left out of the fit)"
+    )
+    return keep
+
+
 # ============================================================================ measure
 def measure_lattice(
     image,
@@ -215,6 +240,11 @@ def measure_lattice(
     >>> bool(abs(res.spots.d_angstrom[0] - 4.195) < 4 * res.spots.d_err_angstrom[0])
     True
     """
+    min_snr = check_param("min_snr", min_snr, lo=0)
+    max_spots = check_param("max_spots", max_spots, lo=1, integer=True)
+    p_false = check_param("p_false", p_false, lo=0, hi=1, lo_open=True, hi_open=True)
+    window_bins = check_param("window_bins", window_bins, lo=1, integer=True)
+    workers = check_param("workers", workers, integer=True)
     mg = as_micrograph(image, pixel_size)
     py, px = mg.require_calibration()
     B = mg.reciprocal_matrix  # cycles/px -> 1/nm (A^-T: exact for non-square and sheared pixels)
@@ -223,6 +253,8 @@ def measure_lattice(
         sub, weight, (y0, x0) = extract(mg.data, roi)
     except LatticefitError as e:
         raise e.with_source(mg.source) from None
+    notes: list[str] = []
+    weight = _mask_invalid(mg, sub, weight, (y0, x0), notes)
     if weight is not None and weight.all():
         weight = None  # a mask that fills its box is a rectangle
     d_range = parse_d_range(d_range_angstrom)
@@ -241,6 +273,7 @@ def measure_lattice(
             workers=workers,
         ),
         info={"refinement": "rect-window-ML" if weight is None else "mask-least-squares", "min_snr": min_snr},
+        notes=notes,
     )
     vals = sub[weight] if weight is not None else sub
     if float(np.ptp(vals[::7, ::7] if vals.ndim == 2 else vals)) == 0.0 and float(np.ptp(vals)) == 0.0:

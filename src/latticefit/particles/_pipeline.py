@@ -47,13 +47,15 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from ..errors import AnalysisError, LatticefitWarning
+from ..errors import AnalysisError, LatticefitWarning, check_param
 from ..micrograph import Micrograph, as_micrograph
 from . import _crowd as _particle_crowd
 from . import _kernels as K
 from ._checks import BORDER_RULES, check_fits, count_line_parts
 from ._checks import CHI2_FACTOR as _CHI2_FACTOR
 from ._checks import FIT_ECD_BAND as _FIT_ECD_BAND
+from ._invalid import binned_mask, cut_by_mask, far_from_mask, inpaint, mask_note
+from ._scalespace import log_planes, scan_scale_space
 from ._sizestats import miles_lantuejoul_weights, size_summary
 
 __all__ = [
@@ -241,8 +243,10 @@ class NoiseModel:
         }
 
 
-def _immerkaer_tiles(img: np.ndarray, tile: int = 32, max_tiles: int = 400):
-    """Per-tile (mean, noise variance) with Immerkaer's Laplacian-difference estimator."""
+def _immerkaer_tiles(img: np.ndarray, tile: int = 32, max_tiles: int = 400, invalid=None):
+    """Per-tile (mean, noise variance) with Immerkaer's Laplacian-difference estimator (tiles with an
+    ``invalid`` pixel left out).
+    """
     h, w = img.shape
     ny, nx = max(1, h // tile), max(1, w // tile)
     ys = np.linspace(0, h - min(tile, h), ny).astype(int)
@@ -253,6 +257,8 @@ def _immerkaer_tiles(img: np.ndarray, tile: int = 32, max_tiles: int = 400):
         for x in xs[::step]:
             t = img[y : y + tile, x : x + tile].astype(np.float64)
             if t.shape[0] < 3 or t.shape[1] < 3:
+                continue
+            if invalid is not None and invalid[y : y + tile, x : x + tile].any():
                 continue
             lap = (
                 t[:-2, :-2]
@@ -268,9 +274,13 @@ def _immerkaer_tiles(img: np.ndarray, tile: int = 32, max_tiles: int = 400):
     return np.array(means), np.array(vars_)
 
 
-def _quantum(img: np.ndarray) -> float | None:
-    """The step of which every pixel value is an integer multiple, or None."""
+def _quantum(img: np.ndarray, invalid=None) -> float | None:
+    """The step of which every pixel value is an integer multiple, or None (``invalid`` pixels ignored)."""
     sample = img.ravel()[:: max(1, img.size // 200000)].astype(np.float64)
+    if invalid is not None:
+        sample = sample[~invalid.ravel()[:: max(1, img.size // 200000)]]
+    if sample.size < 3:
+        return None
     if sample.min() < 0:
         return None
     u = np.unique(sample)
@@ -286,7 +296,7 @@ def _quantum(img: np.ndarray) -> float | None:
     return q
 
 
-def estimate_noise_model(image) -> NoiseModel:
+def estimate_noise_model(image, invalid=None) -> NoiseModel:
     """Pixel-noise model of an image, estimated from the data.
 
     The variance of each 32x32 tile (Immerkaer's estimator, which ignores smooth
@@ -306,14 +316,16 @@ def estimate_noise_model(image) -> NoiseModel:
     (True, 1.0)
     """
     img = np.asarray(image.data if isinstance(image, Micrograph) else image)
-    m, v = _immerkaer_tiles(img)
+    if invalid is None and isinstance(image, Micrograph):
+        invalid = image.invalid_mask
+    m, v = _immerkaer_tiles(img, invalid=invalid)
     if m.size == 0:
-        sd = float(np.std(img))
+        sd = float(np.std(img if invalid is None else img[~invalid]))
         return NoiseModel(sigma=sd, counts=False, gain=0.0, offset=sd * sd, quantum=None)
     # structure inflates the estimator: keep the quieter tiles
     keep = v <= np.quantile(v, 0.5) if m.size > 8 else np.ones(m.size, bool)
     sigma = float(math.sqrt(max(np.median(v[keep]), 0.0)))
-    q = _quantum(img)
+    q = _quantum(img, invalid)
     counts = False
     gain = 0.0
     offset = sigma * sigma
@@ -496,30 +508,6 @@ def default_diameter_range_nm(shape, pixel_size_nm: float) -> tuple[float, float
     return (lo, max(hi, lo * 1.5))
 
 
-def _log_stack_fft(img, sigmas):
-    """Scale-normalised -sigma^2 LoG responses of ``img`` at every sigma, by FFT with reflect padding."""
-    h, w = img.shape
-    pad = int(min(max(h, w), math.ceil(3 * sigmas.max())))
-    pad_y = min(pad, h - 1)
-    pad_x = min(pad, w - 1)
-    from scipy import fft as sfft
-
-    big = np.pad(img, ((pad_y, pad_y), (pad_x, pad_x)), mode="reflect")
-    H = sfft.next_fast_len(big.shape[0], real=True)
-    W = sfft.next_fast_len(big.shape[1], real=True)
-    F = sfft.rfft2(big, s=(H, W), workers=-1)
-    ky = np.fft.fftfreq(H)[:, None] * 2 * np.pi
-    kx = np.fft.rfftfreq(W)[None, :] * 2 * np.pi
-    k2 = (ky * ky + kx * kx).astype(np.float32)
-    out = np.empty((len(sigmas), h, w), dtype=np.float32)
-    for i, s in enumerate(sigmas):
-        # -s^2 * Laplacian of G_s  <->  s^2 k^2 exp(-s^2 k^2 / 2)
-        tf = (s * s) * k2 * np.exp(-0.5 * s * s * k2)
-        r = sfft.irfft2(F * tf, s=(H, W), workers=-1)
-        out[i] = r[pad_y : pad_y + h, pad_x : pad_x + w]
-    return out
-
-
 #: autocorrelation of the LoG kernel at lag 2u*sigma along one axis (u = distance to the border / sigma)
 _BORDER_U = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
 _BORDER_C = np.array([1.0, 0.824, 0.414, 0.019, 0.0])
@@ -579,29 +567,6 @@ def _parse_range(diameter_range_nm, source):
     return float(lo), float(hi)
 
 
-def _subpixel(L, k, i, j):
-    """Parabolic sub-pixel / sub-scale refinement of maxima of the LoG stack."""
-    ns, h, w = L.shape
-    i = i.astype(int)
-    j = j.astype(int)
-    k = k.astype(int)
-
-    def _off(vm, v0, vp):
-        den = vm - 2 * v0 + vp
-        with np.errstate(divide="ignore", invalid="ignore"):
-            o = np.where(den < 0, 0.5 * (vm - vp) / den, 0.0)
-        return np.clip(o, -0.5, 0.5)
-
-    v0 = L[k, i, j]
-    im, ip = np.clip(i - 1, 0, h - 1), np.clip(i + 1, 0, h - 1)
-    jm, jp = np.clip(j - 1, 0, w - 1), np.clip(j + 1, 0, w - 1)
-    km, kp = np.clip(k - 1, 0, ns - 1), np.clip(k + 1, 0, ns - 1)
-    oy = np.where((i > 0) & (i < h - 1), _off(L[k, im, j], v0, L[k, ip, j]), 0.0)
-    ox = np.where((j > 0) & (j < w - 1), _off(L[k, i, jm], v0, L[k, i, jp]), 0.0)
-    ok = np.where((k > 0) & (k < ns - 1), _off(L[km, i, j], v0, L[kp, i, j]), 0.0)
-    return oy, ox, ok
-
-
 def _union_groups(x, y, r, link, max_size=8):
     """Connected components of the 'touching' graph (centre distance < link * (r_i + r_j) + 2 px), capped."""
     from scipy.sparse import coo_matrix
@@ -653,7 +618,7 @@ class _Fit:
     h_err: np.ndarray
 
 
-def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, margin_extra):
+def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, margin_extra, invalid=None):
     """Cut the binned patch of each group; returns the flat arrays the numba fit takes."""
     H, W = img.shape
     xs_l, ys_l, data_l, w_l = [], [], [], []
@@ -685,6 +650,9 @@ def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, marg
         fx = x0 + (np.arange(nx) + 0.5) * b - 0.5  # row vector of x (full px)
         fy = (y0 + (np.arange(ny) + 0.5) * b - 0.5)[:, None]
         wts = np.ones((ny, nx))
+        if invalid is not None:  # NaN/inf pixels of the file carry no weight (a block with one is left out)
+            nb = invalid[y0 : y0 + ny * b, x0 : x0 + nx * b]
+            wts[(nb.reshape(ny, b, nx, b).any(axis=(1, 3)) if b > 1 else nb)] = 0.0
         # mask the particles of other groups that reach into the patch
         cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
         rad = 0.5 * math.hypot(x1 - x0, y1 - y0) + rmax_all
@@ -769,7 +737,7 @@ def _run_fit(prep, fit_sigma, s2, params, par_off, wts, max_iter=100):
     )
 
 
-def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15):
+def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15, invalid=None):
     """Joint model fits of all particles; returns a :class:`_Fit` (full-resolution px units)."""
     n = len(x)
     group = _union_groups(x, y, r, link)
@@ -778,7 +746,7 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
     H, W = img.shape
     sigma_guess = probe_sigma_px if probe_sigma_px is not None else max(0.5, 0.05 * float(np.median(r)))
     b_of_group = np.array([max(1, int(r[m].min() // FIT_RADIUS_PX)) for m in members])
-    prep = _prepare_groups(img, x, y, r, group, members, sigma_guess, b_of_group, 0.0)
+    prep = _prepare_groups(img, x, y, r, group, members, sigma_guess, b_of_group, 0.0, invalid)
     bsz = np.array([o[2] for o in prep["origin"]], float)
     base_w = prep["wts"]
 
@@ -939,7 +907,21 @@ def _stabilise(coarse, noise: NoiseModel | None):
     return (2.0 / g) * np.sqrt(np.maximum(a + g * coarse, 0.0)).astype(np.float32)
 
 
-def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
+def _stabilised_grid(img, f, noise_model):
+    """The detection grid (``img`` binned by ``f``; ``img`` itself for f = 1) and its stabilised version."""
+    raw = K.bin_image(np.ascontiguousarray(img, dtype=np.float32), f) if f > 1 else np.asarray(img, np.float32)
+    return raw, _stabilise(raw, noise_model)
+
+
+def _subtract_background(stab, bgc, img):
+    """``stab - bgc``, in place unless ``stab`` is the caller's image (bounded memory, issue #17)."""
+    if stab is img:
+        return stab - bgc
+    stab -= bgc
+    return stab
+
+
+def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, invalid=None):
     """Background + multi-scale LoG detection.
 
     Returns seeds (x, y, r in full px, significance) or None, and the
@@ -949,61 +931,84 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     sig_lo = LOG_SIGMA_PER_RADIUS * dlo_px / 2.0
     sig_hi = LOG_SIGMA_PER_RADIUS * dhi_px / 2.0
     f = max(1, int(sig_lo // 1.6))
-    coarse = K.bin_image(np.ascontiguousarray(img, dtype=np.float32), f) if f > 1 else img.astype(np.float32)
-    hc, wc = coarse.shape
-    coarse_raw = coarse
-    stab = _stabilise(coarse, noise_model)
+    coarse_raw, stab = _stabilised_grid(img, f, noise_model)
+    hc, wc = stab.shape
+    stabilised = stab is not coarse_raw
     if BACKGROUND_METHOD == "opening":  # follows steps (film edge, thicker matrix) and ramps, see _particle_crowd
         bgc, pmask = _particle_crowd.opening_background(stab, max(0.5 * bg_scale_px, 1.2 * dlo_px) / f)
     else:
         bgc, pmask = _background_grid(stab, bg_scale_px / f)
-    if stab is coarse:
-        bgc_lin = bgc
-    else:  # the background in intensity units: inverse of the stabilising transform
-        g, a0 = noise_model.gain, noise_model.offset
-        bgc_lin = ((g * bgc / 2.0) ** 2 - a0) / g
-    coarse = stab - bgc
     n_s = max(2, int(math.ceil(math.log(sig_hi / sig_lo) / math.log(1.2))) + 1)
     sigmas = np.geomspace(sig_lo, sig_hi, n_s) / f
-    L = _log_stack_fft(coarse, sigmas)
     # noise of each scale's response: MAD over background pixels (particles masked and dilated)
     # background pixels of scale k: farther than 3 sigma_k from any masked (particle) pixel
     step = max(1, int(math.sqrt(hc * wc / 60000.0)))
     psub = pmask[::step, ::step]
     dsub = ndi.distance_transform_edt(~psub) * step if psub.any() else np.full(psub.shape, np.inf)
-    noise = np.empty(n_s)
-    crowded = np.zeros(n_s, bool)
-    for k in range(n_s):
+    bad_c = None if invalid is None else binned_mask(invalid, f)
+    # masked (NaN) pixels: no noise samples within 3 sigma of them, no detections on them
+    dbad = None if bad_c is None else far_from_mask(bad_c[::step, ::step], step)
+
+    def clean(k):  # background pixels of scale k
         sel = dsub > 3.0 * sigmas[k]
+        return sel if dbad is None else sel & (dbad > 3.0 * sigmas[k])
+
+    # scales with too few clean pixels (crowded field) cap their noise by the image's own pixel noise
+    crowd = {"pixel_noise": None}
+    if any(int(clean(k).sum()) < 500 for k in range(n_s)):
+        crowd["pixel_noise"] = _particle_crowd.pixel_noise(stab, f, stabilised=stabilised)
+    planes = log_planes(_subtract_background(stab, bgc, img), sigmas)
+    del stab, coarse_raw  # the generator holds the residual until its spectrum is taken
+    noise_raw = np.empty(n_s)
+    noise = np.empty(n_s)
+    valid_frac = 1.0 if bad_c is None else 1.0 - float(bad_c.mean())
+    n_eff = MAXIMA_DENSITY * hc * wc * valid_frac * float(np.sum(1.0 / sigmas**2))
+    kthr = _threshold_factor(n_eff, false_alarms)
+
+    def threshold_of(k, plane):
+        sel = clean(k)
+        crowded = False
         if sel.sum() < 500 and k > 0:
             # too few clean pixels at this scale (crowded field): white-noise scaling of the previous
             # scale, whose normalised LoG response falls as 1/sigma
-            noise[k] = noise[k - 1] * sigmas[k - 1] / sigmas[k]
-            crowded[k] = True
-            continue
-        if sel.sum() < 500:
-            sel = dsub >= np.quantile(dsub, 0.5)
-            crowded[k] = True
-        v = L[k][::step, ::step][sel].astype(np.float64)
-        v = v - np.median(v)
-        mad = 1.4826 * np.median(np.abs(v)) + 1e-30
-        # RMS of the values within 5 MAD-sigma: keeps the noise's own tails, drops stray particle signal
-        vv = v[np.abs(v) < 5.0 * mad]
-        noise[k] = float(np.sqrt(np.mean(vv * vv))) if vv.size > 10 else mad
-    # crowded fields leave no clean background: the noise of those scales then holds particle signal. Cap it
-    # at WHITE_NOISE_CAP times the response of white noise of the image's own pixel noise (_particle_crowd)
-    pixel_noise = None
-    if crowded.any():
-        pixel_noise = _particle_crowd.pixel_noise(stab, f, stabilised=stab is not coarse_raw)
-        cap = _particle_crowd.white_log_noise(pixel_noise, sigmas) * _particle_crowd.WHITE_NOISE_CAP
-        noise = np.where(crowded, np.minimum(noise, cap), noise)
-    n_eff = MAXIMA_DENSITY * hc * wc * float(np.sum(1.0 / sigmas**2))
-    kthr = _threshold_factor(n_eff, false_alarms)
-    cand = K.scale_space_maxima(L, kthr * noise, 0)
+            noise_raw[k] = noise_raw[k - 1] * sigmas[k - 1] / sigmas[k]
+            crowded = True
+        else:
+            if sel.sum() < 500:
+                sel = dsub >= np.quantile(dsub, 0.5)
+                if dbad is not None:
+                    sel &= dbad > 0
+                crowded = True
+            v = plane[::step, ::step][sel].astype(np.float64)
+            v = v - np.median(v)
+            mad = 1.4826 * np.median(np.abs(v)) + 1e-30
+            # RMS of the values within 5 MAD-sigma: keeps the noise's own tails, drops stray particle signal
+            vv = v[np.abs(v) < 5.0 * mad]
+            noise_raw[k] = float(np.sqrt(np.mean(vv * vv))) if vv.size > 10 else mad
+        noise[k] = noise_raw[k]
+        if crowded:
+            # crowded fields leave no clean background: the noise of those scales then holds particle
+            # signal. Cap it at WHITE_NOISE_CAP times the response of white noise of the image's own pixel
+            # noise (_particle_crowd)
+            cap = _particle_crowd.white_log_noise(crowd["pixel_noise"], sigmas[k : k + 1])[0]
+            noise[k] = min(noise_raw[k], cap * _particle_crowd.WHITE_NOISE_CAP)
+        return kthr * noise[k]
+
+    # the scale space one plane at a time (three held): the memory of a few images, not one per scale
+    cand, (oy, ox, ok), c2 = scan_scale_space(planes, n_s, threshold_of, single_scale=CROWD_SPLIT)
+    del planes
+    # the residual again (cheaper than holding it through the scan), the background in intensity units
+    coarse = _subtract_background(_stabilised_grid(img, f, noise_model)[1], bgc, img)
+    if stabilised:  # inverse of the stabilising transform
+        g, a0 = noise_model.gain, noise_model.offset
+        bgc_lin = ((g * bgc / 2.0) ** 2 - a0) / g
+    else:
+        bgc_lin = bgc
+    del bgc
+    pixel_noise = crowd["pixel_noise"]
     if len(cand) == 0:
-        return None, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, L=L)
+        return None, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr)
     k, i, j, v = cand.T
-    oy, ox, ok = _subpixel(L, k, i, j)
     kk = np.clip(k + ok, 0, n_s - 1)
     sig_c = np.exp(np.interp(kk, np.arange(n_s), np.log(sigmas)))
     y = (i + oy + 0.5) * f - 0.5
@@ -1015,6 +1020,8 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     fy = 1.0 + _border_corr((np.minimum(i, hc - 1 - i) + 0.5) / sk)
     fx = 1.0 + _border_corr((np.minimum(j, wc - 1 - j) + 0.5) / sk)
     good = strength >= kthr * np.sqrt(fy * fx)
+    if bad_c is not None:
+        good &= ~bad_c[i.astype(int), j.astype(int)]
     y, x, r, strength, i, j, k = y[good], x[good], r[good], strength[good], i[good], j[good], k[good]
     keep = K.prune_blobs(y, x, r, strength, PRUNE_OVERLAP)
     keep = _split_cluster_blobs(y, x, r, strength, keep)
@@ -1029,7 +1036,6 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
     )
     if CROWD_SPLIT:
         # crowds: maxima of single scales on an intensity top may tile a kept blob (rafts, chains, aggregates)
-        c2 = _particle_crowd.spatial_maxima(L, kthr * noise, 0)
         tops = _particle_crowd.intensity_peaks(coarse, sigmas[0])
         if len(c2):
             k2, i2, j2, v2 = c2.T
@@ -1044,6 +1050,8 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
                     * (1.0 + _border_corr((np.minimum(j2, wc - 1 - j2) + 0.5) / sigmas[k2i]))
                 )
             )
+            if bad_c is not None:
+                c_keep &= ~bad_c[i2, j2]
             i2, j2, k2i, s2 = i2[c_keep], j2[c_keep], k2i[c_keep], s2[c_keep]
             y2, x2 = (i2 + 0.5) * f - 0.5, (j2 + 0.5) * f - 0.5
             r2 = sigmas[k2i] * f / LOG_SIGMA_PER_RADIUS
@@ -1060,7 +1068,7 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None):
                 "ck": np.concatenate([k[keep].astype(int), k2i[extra]]),
             }
     return seeds, dict(
-        f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, L=L, pixel_noise=pixel_noise
+        f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, pixel_noise=pixel_noise
     )
 
 
@@ -1100,8 +1108,6 @@ def _split_cluster_blobs(y, x, r, strength, keep):
 
 def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
     """Seeded watershed on the smoothed coarse image; returns the full-resolution label image."""
-    from skimage.segmentation import watershed
-
     s_seg = max(0.7, 0.5 * float(sigmas[0]))
     S = ndi.gaussian_filter(coarse, s_seg)
     neg = -S[S < 0]
@@ -1112,14 +1118,17 @@ def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
     hc, wc = coarse.shape
     ci = np.clip(np.rint((seeds["y"] + 0.5) / f - 0.5).astype(int), 0, hc - 1)
     cj = np.clip(np.rint((seeds["x"] + 0.5) / f - 0.5).astype(int), 0, wc - 1)
-    markers = np.zeros(coarse.shape, np.int32)
-    markers[ci, cj] = np.arange(1, n + 1, dtype=np.int32)
     peak = np.maximum(S[ci, cj], 0.0)
     fg = S > 3.0 * nS
     fg[ci, cj] = True
-    lab = watershed(-S, markers, mask=fg)
+    np.negative(S, out=S)  # watershed floods -S; S is restored below (one image less than a copy)
+    lab = _watershed_components(S, fg, ci, cj)
+    np.negative(S, out=S)
+    del fg
     level = np.concatenate([[np.inf], np.maximum(3.0 * nS, OUTLINE_FRACTION * peak)])
-    lab[S < level[lab]] = 0
+    for r0 in range(0, hc, 512):  # row blocks: the per-pixel level of the own label is a small block
+        blk = lab[r0 : r0 + 512]
+        blk[S[r0 : r0 + 512] < level[blk]] = 0
     lab[ci, cj] = np.arange(1, n + 1, dtype=np.int32)
     # keep only the part of each label connected to its seed
     lab = _seed_connected(lab, ci, cj)
@@ -1128,16 +1137,47 @@ def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
     H, W = shape
     if lab.shape != (H, W):
         lab = np.pad(lab, ((0, max(0, H - lab.shape[0])), (0, max(0, W - lab.shape[1]))), mode="edge")[:H, :W]
-    return lab.astype(np.int32), nS
+    return lab.astype(np.int32, copy=False), nS
+
+
+def _watershed_components(image, mask, ci, cj):
+    """``watershed(image, markers at (ci, cj) numbered 1..n, mask=mask)``, one connected part of the mask at a time.
+
+    Flooding never crosses from one 4-connected part of the mask to another, and within a part the order of
+    the flood (value, then age) is the same as in the whole image, so the labels are those of one watershed
+    of the image (seeds of exactly equal value, which skimage orders arbitrarily, aside); the temporaries
+    are those of the largest part instead of several images (issue #17).
+    """
+    from skimage.segmentation import watershed
+
+    comp, _n = ndi.label(mask)
+    lab = np.zeros(mask.shape, np.int32)
+    owner = comp[ci, cj]
+    order = np.argsort(owner, kind="stable")
+    starts = np.searchsorted(owner[order], np.arange(_n + 2))
+    for c, sl in enumerate(ndi.find_objects(comp), start=1):
+        seeds = order[starts[c] : starts[c + 1]]
+        if sl is None or seeds.size == 0:
+            continue
+        part = comp[sl] == c
+        mk = np.zeros(part.shape, np.int32)
+        mk[ci[seeds] - sl[0].start, cj[seeds] - sl[1].start] = seeds.astype(np.int32) + 1
+        out = watershed(image[sl], mk, mask=part)
+        lab[sl][part] = out[part]
+    return lab
 
 
 def _seed_connected(lab, ci, cj):
     """Drop the pixels of each label that are not 4-connected to the label's own seed pixel."""
     comp, ncomp = ndi.label(lab > 0)
-    key = lab.astype(np.int64) * (ncomp + 1) + comp
     seed_keys = np.unique(lab[ci, cj].astype(np.int64) * (ncomp + 1) + comp[ci, cj])
-    keep = np.isin(key, seed_keys) & (lab > 0)
-    return np.where(keep, lab, 0)
+    idx = np.flatnonzero(lab)  # labelled pixels only: the int64 keys of a few particles, not of the image
+    key = lab.ravel()[idx].astype(np.int64) * (ncomp + 1) + comp.ravel()[idx]
+    del comp
+    out = np.zeros_like(lab)
+    keep = idx[np.isin(key, seed_keys)]
+    out.ravel()[keep] = lab.ravel()[keep]
+    return out
 
 
 # =================================================================== measurements
@@ -1422,10 +1462,13 @@ def find_particles(
             LatticefitWarning,
             stacklevel=2,
         )
-    if probe_sigma_nm is not None and not (np.isfinite(probe_sigma_nm) and probe_sigma_nm > 0):
-        raise AnalysisError(f"probe_sigma_nm must be a positive length, got {probe_sigma_nm!r}", src)
-    if not (np.isfinite(false_alarms) and false_alarms > 0):
-        raise AnalysisError(f"false_alarms must be positive, got {false_alarms!r}", src)
+    probe_sigma_nm = check_param("probe_sigma_nm", probe_sigma_nm, lo=0, lo_open=True, optional=True, source=src)
+    false_alarms = check_param("false_alarms", false_alarms, lo=0, lo_open=True, source=src)
+    background_scale_nm = check_param(
+        "background_scale_nm", background_scale_nm, lo=0, lo_open=True, optional=True, source=src
+    )
+    n_boot = check_param("n_boot", n_boot, lo=1, integer=True, source=src)
+    seed = check_param("seed", seed, lo=0, integer=True, source=src)
     img = mg.data
     H, W = img.shape
     if diameter_range_nm is None:
@@ -1456,9 +1499,12 @@ def find_particles(
         raise AnalysisError(f"border_rule must be one of {', '.join(BORDER_RULES)}, got {border_rule!r}", src)
     edge_correction = border_rule
 
-    noise = estimate_noise_model(img)
     bg_scale_px = (background_scale_nm / pix) if background_scale_nm else max(2.0 * dhi_px, 16.0)
-    seeds, det = _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise)
+    bad = mg.invalid_mask  # NaN/inf pixels of the file: masked throughout (_invalid.py)
+    if bad is not None:
+        img = inpaint(img, bad, bg_scale_px)
+    noise = estimate_noise_model(img, invalid=bad)
+    seeds, det = _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise, invalid=bad)
     bg_small, fb = det["background"], det["f"]
     settings = {
         "diameter_range_nm": [dlo, dhi],
@@ -1473,6 +1519,7 @@ def find_particles(
         "border_rule": border_rule,
         "keep_flagged": bool(keep_flagged),
         "outline_fraction": OUTLINE_FRACTION,
+        "invalid_fraction": 0.0 if bad is None else float(bad.mean()),
     }
 
     def _result(table, labels, summary):
@@ -1503,7 +1550,7 @@ def find_particles(
     probe_px = None if probe_sigma_nm is None else probe_sigma_nm / pix
     n_merged = 0
     for _round in range(3):
-        fit = _fit_particles(img, seeds["x"], seeds["y"], seeds["r"], seeds["strength"], noise, probe_px)
+        fit = _fit_particles(img, seeds["x"], seeds["y"], seeds["r"], seeds["strength"], noise, probe_px, invalid=bad)
         # a detection whose fitted centre lies inside a larger fitted particle is part of it (a neck or
         # shoulder of a non-spherical particle): drop it and fit again
         inside = _nested(fit.x, fit.y, np.where(fit.ok, fit.r, seeds["r"]), seeds["strength"])
@@ -1513,6 +1560,8 @@ def find_particles(
         seeds = {k: v[~inside] for k, v in seeds.items()}
     settings["n_merged"] = n_merged
     labels, _ = _segment(det["coarse"], seeds, det["sigmas"], det["f"], (H, W), det.get("pixel_noise"))
+    if bad is not None:
+        labels[bad] = 0
     n = len(seeds["x"])
     settings["probe_sigma_nm"] = fit.sigma_px * pix
     settings["probe_sigma"] = "given" if probe_sigma_nm is not None else "fitted (median of isolated particles)"
@@ -1543,6 +1592,8 @@ def find_particles(
     # labels on a coarse detection grid (f > 1) are blocky by up to f px: a region touching the border is
     # then evidence of a cut only when there is no fitted disk to decide (the disk crossing the border is)
     edge = (touches if fb == 1 else touches & ~ok) | cut
+    if bad is not None:  # cut by the masked (NaN) pixels, as by the border
+        edge |= cut_by_mask(bad, xr, yr, rad_e)
     minor = reg["axis_minor_length"].to_numpy(float)
     major = reg["axis_major_length"].to_numpy(float)
     solidity = reg["solidity"].to_numpy(float)
@@ -1661,6 +1712,8 @@ def find_particles(
     summary["probe_sigma_nm"] = settings["probe_sigma_nm"]
     ecd = table["ecd_nm"].to_numpy(float)[use]
     summary["ecd_mean_nm"] = float(np.nanmean(ecd)) if ecd.size and np.isfinite(ecd).any() else None
+    if bad is not None:
+        summary["notes"] = [*summary.get("notes", []), mask_note(int(bad.sum()), bad.size)]
     return _result(table, labels, summary)
 
 

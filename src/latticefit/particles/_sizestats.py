@@ -31,7 +31,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import LatticefitWarning
+from ..errors import LatticefitWarning, check_param
 
 __all__ = [
     "size_summary",
@@ -113,6 +113,9 @@ def rsd_bootstrap_ci(d, *, weights=None, n_boot: int = 2000, seed: int = 0, leve
     >>> lo < 7.5 < hi
     True
     """
+    n_boot = check_param("n_boot", n_boot, lo=1, integer=True)
+    seed = check_param("seed", seed, lo=0, integer=True)
+    level = check_param("level", level, lo=0, hi=1, lo_open=True, hi_open=True)
     d = np.asarray(d, dtype=np.float64)
     n = d.size
     if n < 3:
@@ -275,6 +278,9 @@ def size_summary(
     >>> s["n"], round(s["mean_nm"], 2), round(s["rsd_percent"], 2)
     (5, 4.0, 3.95)
     """
+    n_boot = check_param("n_boot", n_boot, lo=1, integer=True)
+    seed = check_param("seed", seed, lo=0, integer=True)
+    n_excluded = check_param("n_excluded", n_excluded, lo=0, integer=True)
     d, e, w = _clean(d, err, weights)
     n = int(d.size)
     notes: list[str] = []

@@ -267,16 +267,17 @@ class LatticeReport:
         """Write the figure (``OUT.pdf|png|svg`` + a 300-dpi PNG), ``OUT.json``, ``OUT.csv`` (the comparison
         table: one row per reflection measured in both regions) and ``OUT_spots.csv`` (every spot of each region).
         """
-        from ..serialize import atomic_write_text, write_json
+        from ..serialize import OutputSet, dumps
 
         paths = ps.output_paths(out)
         spots_csv = paths["csv"].with_name(paths["csv"].stem + "_spots.csv")
         if self.figure is None:
             plot_lattice_report(self)
-        written = ps.save_figure(self.figure, paths["figure"])
-        write_json({**self.to_dict(), "provenance": _provenance(self)}, paths["json"])
-        atomic_write_text(paths["csv"], self.comparison_table().to_csv(index=False))
-        atomic_write_text(spots_csv, self.reflections_table().to_csv(index=False))
+        with OutputSet() as outs:  # all files or none (a full disk leaves no PNG without its JSON/CSV)
+            written = ps.save_figure(self.figure, paths["figure"], outputs=outs)
+            outs.write_text(paths["json"], dumps({**self.to_dict(), "provenance": _provenance(self)}) + "\n")
+            outs.write_text(paths["csv"], self.comparison_table().to_csv(index=False))
+            outs.write_text(spots_csv, self.reflections_table().to_csv(index=False))
         return written + [paths["json"], paths["csv"], spots_csv]
 
 

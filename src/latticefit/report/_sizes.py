@@ -214,15 +214,16 @@ class SizeFigure:
 
     def save(self, out) -> list[Path]:
         """Write the figure (+ 300-dpi PNG), ``OUT.json``, ``OUT.csv`` (summary) and ``OUT_particles.csv``."""
-        from ..serialize import atomic_write_text, write_json
+        from ..serialize import OutputSet, dumps
 
         paths = ps.output_paths(out)
         if self.figure is None:
             plot_size_figure(self)
-        written = ps.save_figure(self.figure, paths["figure"])
-        write_json(self.to_dict(), paths["json"])
-        atomic_write_text(paths["csv"], self.summary_table().to_csv(index=False))
-        atomic_write_text(paths["particles_csv"], self.particles_table().to_csv(index=False))
+        with OutputSet() as outs:  # all files or none
+            written = ps.save_figure(self.figure, paths["figure"], outputs=outs)
+            outs.write_text(paths["json"], dumps(self.to_dict()) + "\n")
+            outs.write_text(paths["csv"], self.summary_table().to_csv(index=False))
+            outs.write_text(paths["particles_csv"], self.particles_table().to_csv(index=False))
         return written + [paths["json"], paths["csv"], paths["particles_csv"]]
 
 

@@ -1299,6 +1299,13 @@ def _nested(x, y, r, strength, overlap=None):
         return out
     tree = cKDTree(np.column_stack([np.where(good, x, -1e9), np.where(good, y, -1e9)]))
     pairs = tree.query_pairs(float(np.nanmax(r)) * (1 + overlap) + 1.0, output_type="ndarray")
+    # only pairs close enough for either to be nested in the other can mark one (one giant detection
+    # makes the query radius large: the loop below then sees a few of millions of pairs)
+    i_, j_ = pairs[:, 0], pairs[:, 1]
+    ri, rj = r[i_], r[j_]
+    dist = np.hypot(x[i_] - x[j_], y[i_] - y[j_])
+    reach = np.maximum(ri, rj) + np.maximum(overlap * ri, overlap * rj)  # >= r[strong] + overlap * r[weak]
+    pairs = pairs[good[i_] & good[j_] & (dist <= reach * (1 + 1e-9) + 1e-9)]
     for i, j in sorted(map(tuple, pairs), key=lambda p: -max(strength[p[0]], strength[p[1]])):
         if not (good[i] and good[j]) or out[i] or out[j]:
             continue

@@ -142,8 +142,8 @@ def run_case(kind, n, cnr, region, trials, seed0, do_anchor):
                 "n": n,
                 "cnr": cnr,
                 "region": region,
-                "hk": f"{r.h},{r.k}",
-                "order": math.gcd(abs(r.h), abs(r.k)),
+                "n1_n2": f"{r.n1},{r.n2}",
+                "order": math.gcd(abs(r.n1), abs(r.n2)),
                 "d_true": r.d_angstrom,
                 "sigma_crlb": sig_crlb,
                 "snr_true": snr_true,
@@ -160,7 +160,7 @@ def run_case(kind, n, cnr, region, trials, seed0, do_anchor):
         # angle errors between matched first-order families
         fam = {}
         for r in refl.itertuples():
-            if math.gcd(abs(r.h), abs(r.k)) != 1 or not len(G):
+            if math.gcd(abs(r.n1), abs(r.n2)) != 1 or not len(G):
                 continue
             g_true = np.array([r.gx_inv_nm, r.gy_inv_nm])
             dist = np.minimum(np.linalg.norm(G - g_true, axis=1), np.linalg.norm(G + g_true, axis=1))

@@ -152,9 +152,12 @@ def test_phases_index_lattice_files(tmp_path):
     summary = batch.run(d, tmp_path / "out", jobs=1, mode="lattice", phases=["MAPbBr3", "PbS"])
     row = summary.iloc[0]
     assert row["status"] == "ok" and row["phase"] == "MAPbBr3" and row["zone_axis"] == "[1 1 1]"
-    spots = pd.read_csv(tmp_path / "out" / "spots.csv", keep_default_na=False)
+    spots = pd.read_csv(tmp_path / "out" / "spots.csv")
     first = spots[spots["order"] == 1]
-    assert set(first["index_status"]) == {"allowed"} and all(len(h.split()) == 3 for h in first["hkl"])
+    assert set(first["index_status"]) == {"allowed"}
+    miller = first[["h", "k", "l"]].to_numpy()  # integer Miller columns; n1, n2 are the basis indices
+    assert np.issubdtype(miller.dtype, np.integer) and sorted(np.abs(miller[0])) == [0, 1, 1]
+    assert {"n1", "n2"} <= set(spots.columns)
     import json
 
     doc = json.loads((tmp_path / "out" / "perovskite_00.tif.lattice.json").read_text())

@@ -124,3 +124,24 @@ def test_multislice_dots_verdicts():
     assert exit_.summary["significant"] and exit_.summary["mean_rel_diff_percent"] > 0
     mid = measure_dots(load(MULTISLICE / "mapbbr3_001_dot_bulk_mid.tif"), dots=[(280, 280, 100)], gpa=False)
     assert not mid.summary["significant"]
+
+
+def test_dot_figure_strain_panel_shows_half_the_dilatation_centred_on_zero():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from latticefit.report import plot_dot_statistics
+
+    mg, _ = synth.perovskite_111((512, 512), pixel_size_nm=0.025, seed=5)
+    st = measure_dots(mg, dots=[(150, 150, 80), (360, 360, 80)], gpa=True)
+    assert st.strain is not None and "strain" not in st.to_dict()
+    fig = plot_dot_statistics(st)
+    ax_map = next(a for a in fig.axes if a.get_label() == "strain map")
+    im = ax_map.get_images()[0]
+    lo, hi = im.get_clim()
+    assert lo == -hi and hi > 0  # diverging range centred on 0
+    shown = im.get_array()
+    np.testing.assert_allclose(shown.compressed(), 50.0 * st.strain.dilatation[st.strain.valid], rtol=1e-6)
+    assert len(ax_map.patches) == 1 + len(st.table)  # the matrix region and every dot outlined
+    no_gpa = plot_dot_statistics(measure_dots(mg, dots=[(150, 150, 80)], gpa=False))
+    assert [a.get_label() for a in no_gpa.axes] == ["dots"]

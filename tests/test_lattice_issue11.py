@@ -119,7 +119,7 @@ def test_a_mismatched_rotated_dot_is_a_second_lattice():
     assert all(d == pytest.approx(4.195 * 1.04, rel=0.01) for d in dot.d_angstrom)
     assert set(res.spots.lattice.iloc[dot.spots]) == {1}
     d = res.to_dict()
-    assert d["schema_version"] == 2 and len(d["lattices"]) == 2 and d["lattices"][1]["n_spots"] == dot.n_spots
+    assert d["schema_version"] == 3 and len(d["lattices"]) == 2 and d["lattices"][1]["n_spots"] == dot.n_spots
     assert "lattice 1:" in res.table()
 
 

@@ -24,7 +24,7 @@ def _quiet(fn, *a, **k):
 
 def _no_repeated_indices(res):
     keys = set()
-    for h, k in zip(res.spots.h, res.spots.k):
+    for h, k in zip(res.spots.n1, res.spots.n2):
         key = (int(h), int(k)) if (h > 0 or (h == 0 and k > 0)) else (-int(h), -int(k))
         assert key not in keys, f"reflection {key} reported twice"
         keys.add(key)
@@ -103,8 +103,8 @@ def test_small_region_does_not_mislabel_harmonics():
     assert all(d < 3 for d in res.spots.d_angstrom)  # the under-resolved fundamentals are dropped
     assert any("fewer than" in w for w in res.warnings)
     if len(res.spots):
-        assert res.spots.h.isna().all()  # never hk (0, 0)
-        assert all(s["hk"] is None for s in res.to_dict()["spots"])
+        assert res.spots.n1.isna().all()  # never hk (0, 0)
+        assert all(s["n1"] is None for s in res.to_dict()["spots"])
         assert any("harmonic" in w for w in res.warnings)
     # 96 px (~5.7 periods): the full hexagonal net, fundamentals and harmonics recognised
     res = _quiet(measure_lattice, mg, roi=Rect(0, 0, 96, 96))
@@ -121,7 +121,7 @@ def test_single_family_has_no_indices():
     res = _quiet(measure_lattice, data, pixel_size=0.02)
     assert len(res.spots) == 1 and res.basis is None
     assert abs(res.spots.d_angstrom[0] - 4.0) < 4 * res.spots.d_err_angstrom[0]
-    assert res.spots.h.isna().all() and res.to_dict()["spots"][0]["hk"] is None
+    assert res.spots.n1.isna().all() and res.to_dict()["spots"][0]["n1"] is None
     assert "(0,0)" not in res.table()
     json.dumps(res.to_dict())
 

@@ -155,18 +155,21 @@ def indexing_note(n_indexed: int, n_spots: int, settings: Mapping) -> str | None
 
 
 def _with_indexing(spots, indexed):
-    """The lattice spots plus ``hkl`` (e.g. ``'1 -1 0'``), ``index_status``, ``phase``, ``d_calc_angstrom``,
-    ``residual_angstrom`` of the best indexing solution (``h``, ``k`` stay the basis indices).
+    """The lattice spots plus Miller ``h``, ``k``, ``l`` (integers, missing where unmatched), ``index_status``,
+    ``phase``, ``d_calc_angstrom``, ``residual_angstrom`` of the best indexing solution (``n1``, ``n2`` are the
+    lattice basis indices).
     """
+    import pandas as pd
+
     out = spots.reset_index(drop=True).copy()
     rows = indexed.reset_index(drop=True)
     if len(rows) != len(out):
         return out
-    matched = rows["status"] != "unmatched"
-    out["hkl"] = [
-        f"{int(h)} {int(k)} {int(l)}" if m else ""
-        for h, k, l, m in zip(rows["h"].fillna(0), rows["k"].fillna(0), rows["l"].fillna(0), matched)
-    ]
+    matched = (rows["status"] != "unmatched").to_numpy()
+    for c in ("h", "k", "l"):
+        values = pd.array(rows[c], dtype="Int64")
+        values[~matched] = pd.NA
+        out[c] = values
     out["index_status"] = rows["status"].to_numpy()
     for col in ("phase", "d_calc_angstrom", "residual_angstrom"):
         if col in rows.columns:

@@ -41,7 +41,7 @@ PAGE_COLUMNS = [
     "acquisition_mode",
     "analysis_reason",
     "shape_px",
-    "pixel_size_nm",
+    "pixel_size_x_nm",
     "time_s",
 ]
 #: columns shown as ``value ± error`` (sorted by the value), rounded to the error's precision
@@ -63,7 +63,7 @@ _HEADERS = {
     "rsd_percent": "RSD (%)",
     "n_particles": "n particles",
     "n_spots": "n spots",
-    "pixel_size_nm": "pixel (nm)",
+    "pixel_size_x_nm": "pixel x (nm)",
     "time_s": "time (s)",
     "analysis_reason": "why this analysis",
     "acquisition_mode": "mode",

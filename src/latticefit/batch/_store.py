@@ -46,7 +46,8 @@ SUMMARY_LEAD_COLUMNS = [
     "acquisition_mode",
     "analysis_reason",
     "shape_px",
-    "pixel_size_nm",
+    "pixel_size_x_nm",
+    "pixel_size_y_nm",
     "frames",
 ]
 #: columns holding wall times (seconds); they differ from run to run

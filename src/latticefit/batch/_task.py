@@ -232,14 +232,12 @@ def _image_columns(mg) -> dict:
     cols: dict[str, Any] = {
         "acquisition_mode": mg.mode or "",
         "shape_px": f"{mg.shape[0]}x{mg.shape[1]}",
-        "pixel_size_nm": None,
+        "pixel_size_x_nm": None,
+        "pixel_size_y_nm": None,
         "frames": int(getattr(mg, "frames", 1) or 1),
     }
-    if mg.pixel_size_nm is not None:
-        py, px = mg.pixel_size_nm
-        cols["pixel_size_nm"] = px
-        if abs(py - px) > 1e-6 * px:
-            cols["pixel_size_y_nm"] = py
+    if mg.pixel_size_nm is not None:  # the API's (y, x) pair, one column per axis
+        cols["pixel_size_y_nm"], cols["pixel_size_x_nm"] = (float(v) for v in mg.pixel_size_nm)
     return cols
 
 

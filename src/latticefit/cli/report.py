@@ -126,7 +126,8 @@ def _all_dots(args, hrtem, haadf, rep, paths) -> None:
     """``--all-dots``: every dot against the report's matrix region; table, verdict and files."""
     from .._plotstyle import save_figure
     from ..errors import LatticefitError
-    from ..report._dots import measure_dots, plot_dot_statistics
+    from ..report._dots import measure_dots
+    from ..report._dots_figure import plot_dot_statistics
     from ..serialize import atomic_write_text, write_json
 
     fig_path = paths["figure"]

@@ -293,8 +293,8 @@ class RegionPicker:
             for i, row in enumerate(first.itertuples()):
                 if i >= 4:
                     break
-                hk = "" if pd.isna(row.h) else f"({int(row.h)},{int(row.k)})"
-                lines.append(f"  d = {_fmt(row.d_angstrom, row.d_err_angstrom)} Å  {hk}")
+                n12 = "" if pd.isna(row.n1) else f"({int(row.n1)},{int(row.n2)})"
+                lines.append(f"  d = {_fmt(row.d_angstrom, row.d_err_angstrom)} Å  {n12}")
             if res.basis:
                 b = res.basis
                 lines.append(f"  angle = {_fmt(b['angle_deg'], b['angle_err_deg'])}°")

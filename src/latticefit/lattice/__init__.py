@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._compare import *  # noqa: F403
 from ._measure import *  # noqa: F403
 from ._multi import Lattice
 

@@ -101,7 +101,7 @@ class Lattice:
             "cov_inv_nm2": self.cov_inv_nm2,
             "chi2": self.chi2,
             "dof": self.dof,
-            "hk_convention": "g = h * g1 + k * g2",
+            "index_convention": "g = n1 * g1 + n2 * g2",
         }
 
     def describe(self) -> str:

@@ -71,6 +71,8 @@ __all__ = [
     "JSON_PARTICLE_KEYS",
 ]
 
+#: version of the ``ParticleResult.to_dict`` JSON (``latticefit particles --json``)
+PARTICLES_SCHEMA_VERSION = 1
 #: columns of :attr:`ParticleResult.table` (in order)
 TABLE_COLUMNS = (
     "label",
@@ -184,9 +186,10 @@ class ParticleResult:
         return t["diameter_nm"].to_numpy(float)[t["in_statistics"].to_numpy(bool)]
 
     def to_dict(self) -> dict:
-        """The JSON contract: ``file``, ``pixel_size_nm``, ``particles`` (list of dicts), ``summary``."""
+        """The JSON contract: ``schema_version``, ``file``, ``pixel_size_nm``, ``particles`` (list of dicts), ``summary``."""
         rows = self.table.to_dict(orient="records")
         return {
+            "schema_version": PARTICLES_SCHEMA_VERSION,
             "file": self.source,
             "pixel_size_nm": [float(v) for v in self.pixel_size_nm],
             "n_particles": len(rows),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._dots import *  # noqa: F403
+from ._dots_figure import *  # noqa: F403
 from ._lattice_report import *  # noqa: F403
 from ._lattice_report import summary_lines as lattice_report_lines
 from ._sizes import *  # noqa: F403

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ from ._lattice_report import (
     choose_matrix_region,
 )
 
-__all__ = ["DotStatistics", "measure_dots", "plot_dot_statistics", "population_verdict", "DOT_COLUMNS"]
+__all__ = ["DotStatistics", "measure_dots", "population_verdict", "DOT_COLUMNS"]
 
 #: the columns of :attr:`DotStatistics.table`, one row per dot
 DOT_COLUMNS = [
@@ -107,6 +108,9 @@ class DotStatistics:
     notes: list = field(default_factory=list)
     source: str = ""
     schema_version: int = 1
+    #: the GPA :class:`~latticefit.gpa.StrainMap` the ``gpa_strain`` columns come from (None without GPA);
+    #: drawn as the strain panel of :func:`plot_dot_statistics`, not written to the JSON (save it as .hspy)
+    strain: Any = field(default=None, repr=False)
 
     def verdict(self) -> str:
         """The population verdict in one line (with the test used)."""
@@ -247,7 +251,8 @@ def _matrix_rel_err(cmp) -> float:
 
 
 def _measure_one(hr, k: int, d: _Dot, matrix, model, d_range, min_r_px: float):
-    from ..lattice._measure import compare_lattices, measure_lattice
+    from ..lattice._compare import compare_lattices
+    from ..lattice._measure import measure_lattice
 
     row = dict(
         dot=k,
@@ -299,7 +304,8 @@ def _measure_one(hr, k: int, d: _Dot, matrix, model, d_range, min_r_px: float):
     return row, refl, m_err
 
 
-def _gpa_contrast(hr, matrix_roi, rows, notes) -> None:
+def _gpa_contrast(hr, matrix_roi, rows, notes):
+    """Each measured dot's GPA mean in-plane strain (core minus a matrix ring); returns the StrainMap or None."""
     from ..gpa import disc_masks, region_contrast, strain_map
 
     try:
@@ -308,7 +314,7 @@ def _gpa_contrast(hr, matrix_roi, rows, notes) -> None:
             sm = strain_map(hr, reference=matrix_roi)
     except LatticefitError as e:
         notes.append(f"GPA not available ({' '.join(str(e).split())}); dilatation column left empty")
-        return
+        return None
     for row in rows:
         if row["status"] != "measured":
             continue
@@ -317,6 +323,7 @@ def _gpa_contrast(hr, matrix_roi, rows, notes) -> None:
         # the mean in-plane strain (exx + eyy) / 2 = dilatation / 2: what Δd/d of an isotropic expansion is
         row["gpa_strain_percent"] = 50 * c.difference
         row["gpa_strain_err_percent"] = 50 * c.se_difference
+    return sm
 
 
 # ------------------------------------------------------------------ step 4: the population
@@ -428,7 +435,6 @@ def measure_dots(
     (2, True, 1)
     """
     from ..lattice._measure import measure_lattice
-    from ..lattice._systematic import estimate_systematic
 
     hr = as_micrograph(hrtem, pixel_size, calibration=calibration)
     pyx = hr.require_calibration()
@@ -455,12 +461,47 @@ def measure_dots(
         matrix = measure_lattice(hr, roi=mroi, d_range_angstrom=d_range_angstrom)
     d_max_nm = float(matrix.spots["d_angstrom"].max()) / 10 if len(matrix.spots) else 0.0
     min_r_px = 0.5 * MIN_PERIODS_ACROSS_DOT * d_max_nm / pyx[1]
+    model = _systematic_at_dot_scale(hr, matrix, inside, d_range_angstrom, notes)
+    rows, refl, m_errs = [], [], []
+    for k, d in enumerate(inside):
+        row, r, m_err = _measure_one(hr, k, d, matrix, model, d_range_angstrom, min_r_px)
+        rows.append(row)
+        if r is not None:
+            refl.append(r)
+            m_errs.append(m_err)
+    sm = _gpa_contrast(hr, mroi, rows, notes) if gpa else None
+    table = pd.DataFrame(rows, columns=DOT_COLUMNS)
+    ok = table["status"] == "measured"
+    m_err = float(np.nanmedian(m_errs)) if m_errs else float("nan")
+    v = population_verdict(
+        table.loc[ok, "rel_diff_percent"],
+        table.loc[ok, "rel_diff_err_dot_percent"],
+        100 * m_err,
+        z_threshold=z_threshold,
+    )
+    summary = _summary(v, len(found))
+    reflections = pd.concat(refl, ignore_index=True) if refl else pd.DataFrame()
+    return DotStatistics(
+        table=table,
+        reflections=reflections,
+        matrix_roi=mroi,
+        summary=summary,
+        notes=notes,
+        source=hr.source or hr.name,
+        strain=sm,
+    )
+
+
+def _systematic_at_dot_scale(hr, matrix, inside, d_range_angstrom, notes):
+    """The image's systematic lattice variation for regions of the median dot size ("none" when unavailable)."""
+    from ..lattice._measure import measure_lattice
+    from ..lattice._systematic import estimate_systematic
+
     side = int(2 * np.median([max(DOT_RADIUS_FRACTION * d.r_px, 16.0) for d in inside]))
-    model = "none"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LatticefitWarning)
         try:
-            model = estimate_systematic(
+            return estimate_systematic(
                 hr,
                 matrix.spots,
                 (side, side),
@@ -472,25 +513,12 @@ def measure_dots(
                 f"no estimate of the image's systematic variation at the dot scale ({e}); "
                 "dot errors are statistical only"
             )
-    rows, refl, m_errs = [], [], []
-    for k, d in enumerate(inside):
-        row, r, m_err = _measure_one(hr, k, d, matrix, model, d_range_angstrom, min_r_px)
-        rows.append(row)
-        if r is not None:
-            refl.append(r)
-            m_errs.append(m_err)
-    if gpa:
-        _gpa_contrast(hr, mroi, rows, notes)
-    table = pd.DataFrame(rows, columns=DOT_COLUMNS)
-    ok = table["status"] == "measured"
-    m_err = float(np.nanmedian(m_errs)) if m_errs else float("nan")
-    v = population_verdict(
-        table.loc[ok, "rel_diff_percent"],
-        table.loc[ok, "rel_diff_err_dot_percent"],
-        100 * m_err,
-        z_threshold=z_threshold,
-    )
-    summary = {"n": v["n"], "n_dots_found": len(found), "test": v["test"]}
+    return "none"
+
+
+def _summary(v: dict, n_found: int) -> dict:
+    """``DotStatistics.summary`` from :func:`population_verdict`'s result."""
+    summary = {"n": v["n"], "n_dots_found": n_found, "test": v["test"]}
     if v["n"]:
         summary.update(
             mean_rel_diff_percent=v["mean"],
@@ -505,47 +533,4 @@ def measure_dots(
             z=v["z"],
             significant=v["significant"],
         )
-    reflections = pd.concat(refl, ignore_index=True) if refl else pd.DataFrame()
-    return DotStatistics(
-        table=table, reflections=reflections, matrix_roi=mroi, summary=summary, notes=notes, source=hr.source or hr.name
-    )
-
-
-def plot_dot_statistics(stats_: DotStatistics, *, width_mm: float = 85.0):
-    """Figure: Δd/d of each dot (± 1σ) against its diameter, with the population mean ± 1 SE band.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    from .. import _plotstyle as ps
-
-    t = stats_.table[stats_.table["status"] == "measured"]
-    with ps.figure_style():
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(width_mm / 25.4, 0.7 * width_mm / 25.4), constrained_layout=True)
-        s = stats_.summary
-        if s.get("n"):
-            m, se = s["mean_rel_diff_percent"], s["se_percent"]
-            ax.axhspan(m - se, m + se, color="0.85", lw=0, label=f"mean ± 1 SE ({m:+.2f} ± {se:.2f} %)")
-            ax.axhline(m, color="0.4", lw=0.8)
-        ax.axhline(0.0, color="k", lw=0.6, ls=":")
-        ax.errorbar(
-            t["diameter_nm"],
-            t["rel_diff_percent"],
-            yerr=t["rel_diff_err_percent"],
-            fmt="o",
-            ms=3,
-            lw=0.8,
-            capsize=1.5,
-            color=ps.COLORS["dot"],
-            label="dots (± 1σ)",
-        )
-        ax.set_xlabel("dot diameter (nm)")
-        ax.set_ylabel("Δd/d, dot − matrix (%)")
-        ax.legend(fontsize=6, frameon=False, loc="best")
-        ax.set_title(
-            f"N = {s.get('n', 0)}: " + ("significant" if s.get("significant") else "not significant"), fontsize=7
-        )
-    return fig
+    return summary

@@ -194,11 +194,7 @@ def _draw_region(ax, report: LatticeReport, reg: RegionResult, letter: str, colo
 
 
 def _draw_fft(ax, report: LatticeReport, reg: RegionResult, letter: str, colors):
-    from matplotlib.patches import Arc
-    from matplotlib.patches import Circle as CirclePatch
-
-    spec = reg.spectrum
-    logp = np.asarray(spec.log_power, float)
+    """An FFT panel: the region's log power spectrum, every spot circled and labelled, the basis angle arc."""
     spots = reg.lattice.spots
     g_all = (
         np.hypot(spots["gx_inv_nm"].to_numpy(float), spots["gy_inv_nm"].to_numpy(float)) if len(spots) else np.array([])
@@ -206,13 +202,28 @@ def _draw_fft(ax, report: LatticeReport, reg: RegionResult, letter: str, colors)
     rows = reg.drawn_rows()
     basis_g = [g_all[r] for r in (rows or ()) if r is not None]
     gmax = 1.6 * (max(basis_g) if basis_g else (g_all.max() if g_all.size else 5.0))
-    ext = spec.extent_inv_nm
+    _fft_image(ax, reg.spectrum, gmax)
+    sign = _display_signs(spots, rows)
+    for i in range(len(spots)):
+        _fft_spot(ax, report, reg, i, sign[i], rows, gmax, colors)
+    ang, ang_err = _basis_angle(reg.lattice, rows)
+    if rows is not None and rows[1] is not None and np.isfinite(ang):
+        _fft_angle(ax, reg, spots, sign, rows, 0.45 * min(basis_g), (ang, ang_err), colors)
+    ps.panel_label(ax, letter, title=f"FFT {_region_title(reg)}")
+    return ang, ang_err
+
+
+def _fft_image(ax, spec, gmax: float) -> None:
+    """The log power spectrum within |g| <= gmax (y down, as in the image), contrast from that crop."""
+    logp = np.asarray(spec.log_power, float)
     gx, gy = np.asarray(spec.gx_inv_nm), np.asarray(spec.gy_inv_nm)
     sel_y = np.abs(gy) <= gmax
     sel_x = np.abs(gx) <= gmax
     crop = logp[np.ix_(sel_y, sel_x)] if sel_y.any() and sel_x.any() else logp
     lo, hi = np.percentile(crop, [50, 99.8])
-    ax.imshow(logp, cmap="magma", vmin=lo, vmax=hi, extent=ext, origin="upper", interpolation="antialiased")
+    ax.imshow(
+        logp, cmap="magma", vmin=lo, vmax=hi, extent=spec.extent_inv_nm, origin="upper", interpolation="antialiased"
+    )
     ax.set_xlim(-gmax, gmax)
     ax.set_ylim(gmax, -gmax)  # y down, as in the image
     ax.set_xlabel(r"$g_x$ (1/nm)", labelpad=1)
@@ -222,65 +233,64 @@ def _draw_fft(ax, report: LatticeReport, reg: RegionResult, letter: str, colors)
     ticks = np.arange(-np.floor(gmax / step) * step, gmax + 1e-9, step)
     ax.set_xticks(ticks)
     ax.set_yticks(ticks)
+
+
+def _fft_spot(ax, report, reg, i: int, sign: int, rows, gmax: float, colors) -> None:
+    """Spot ``i`` and its Friedel mate (dotted) circled; labelled with its hkl, g1/g2 or its table row."""
+    from matplotlib.patches import Circle as CirclePatch
+
+    spots = reg.lattice.spots
+    gxi, gyi = sign * spots["gx_inv_nm"].iat[i], sign * spots["gy_inv_nm"].iat[i]
+    if np.hypot(gxi, gyi) > gmax:
+        return
     rad = 0.07 * gmax
-    sign = _display_signs(spots, rows)
-    for i in range(len(spots)):
-        gxi, gyi = sign[i] * spots["gx_inv_nm"].iat[i], sign[i] * spots["gy_inv_nm"].iat[i]
-        if np.hypot(gxi, gyi) > gmax:
-            continue
-        is_basis = rows is not None and i in rows
-        col = colors[f"g{rows.index(i) + 1}"] if is_basis else colors["spot"]
-        for sgn in (1, -1):  # the Friedel mate dotted
-            ax.add_patch(
-                CirclePatch(
-                    (sgn * gxi, sgn * gyi),
-                    rad,
-                    fill=False,
-                    ec=col,
-                    lw=0.9 if is_basis else 0.6,
-                    ls="-" if sgn == 1 else ":",
-                )
-            )
-        hkl = reg.hkl.get(i)
-        row_a = _matrix_row(report, reg.role, i)
-        if is_basis or hkl is not None or row_a is not None:
-            if hkl is not None:
-                lab = hkl_label(tuple(sign[i] * v for v in hkl))
-            elif is_basis:
-                lab = f"$g_{rows.index(i) + 1}$"
-            else:  # the table's row label of this reflection
-                lab = f"#{row_a}"
-            u = np.array([gxi, gyi]) / np.hypot(gxi, gyi)
-            # beside the spot, but kept inside the panel (a label at the edge would be cut)
-            tx = float(np.clip(gxi + u[0] * 2.3 * rad, -0.82 * gmax, 0.82 * gmax))
-            ty = float(np.clip(gyi + u[1] * 2.3 * rad, -0.85 * gmax, 0.7 * gmax))  # clear of the angle text
-            ax.text(tx, ty, lab, color=col, fontsize=6, ha="center", va="center", bbox=_dark_box(0.1), zorder=25)
-    ang, ang_err = _basis_angle(reg.lattice, rows)
-    if rows is not None and rows[1] is not None and np.isfinite(ang):
-        g1 = sign[rows[0]] * spots[["gx_inv_nm", "gy_inv_nm"]].iloc[rows[0]].to_numpy(float)
-        g2 = sign[rows[1]] * spots[["gx_inv_nm", "gy_inv_nm"]].iloc[rows[1]].to_numpy(float)
-        t1 = math.degrees(math.atan2(g1[1], g1[0]))
-        d = (math.degrees(math.atan2(g2[1], g2[0])) - t1 + 180) % 360 - 180
-        a0, a1 = (t1, t1 + d) if d > 0 else (t1 + d, t1)
-        r_arc = 0.45 * min(basis_g)
-        ax.add_patch(Arc((0, 0), 2 * r_arc, 2 * r_arc, theta1=a0, theta2=a1, color=colors["angle"], lw=1.0))
-        text = ps.format_uncertain(ang, ang_err, "°")
-        ax.text(
-            0.5,
-            0.02,
-            f"∠ = {text}",
-            transform=ax.transAxes,
-            color=colors["angle"],
-            fontsize=6.2,
-            ha="center",
-            va="bottom",
-            fontweight="bold",
-            bbox=_dark_box(),
-            zorder=26,
-            gid=f"angle_label_{reg.role}",
-        )
-    ps.panel_label(ax, letter, title=f"FFT {_region_title(reg)}")
-    return ang, ang_err
+    is_basis = rows is not None and i in rows
+    col = colors[f"g{rows.index(i) + 1}"] if is_basis else colors["spot"]
+    for sgn in (1, -1):
+        ls = "-" if sgn == 1 else ":"
+        ax.add_patch(CirclePatch((sgn * gxi, sgn * gyi), rad, fill=False, ec=col, lw=0.9 if is_basis else 0.6, ls=ls))
+    hkl = reg.hkl.get(i)
+    row_a = _matrix_row(report, reg.role, i)
+    if not (is_basis or hkl is not None or row_a is not None):
+        return
+    if hkl is not None:
+        lab = hkl_label(tuple(sign * v for v in hkl))
+    elif is_basis:
+        lab = f"$g_{rows.index(i) + 1}$"
+    else:  # the table's row label of this reflection
+        lab = f"#{row_a}"
+    u = np.array([gxi, gyi]) / np.hypot(gxi, gyi)
+    # beside the spot, but kept inside the panel (a label at the edge would be cut)
+    tx = float(np.clip(gxi + u[0] * 2.3 * rad, -0.82 * gmax, 0.82 * gmax))
+    ty = float(np.clip(gyi + u[1] * 2.3 * rad, -0.85 * gmax, 0.7 * gmax))  # clear of the angle text
+    ax.text(tx, ty, lab, color=col, fontsize=6, ha="center", va="center", bbox=_dark_box(0.1), zorder=25)
+
+
+def _fft_angle(ax, reg, spots, sign, rows, r_arc: float, angle, colors) -> None:
+    """The arc between the two drawn basis spots and the angle ± its 1σ under the panel."""
+    from matplotlib.patches import Arc
+
+    ang, ang_err = angle
+    g1 = sign[rows[0]] * spots[["gx_inv_nm", "gy_inv_nm"]].iloc[rows[0]].to_numpy(float)
+    g2 = sign[rows[1]] * spots[["gx_inv_nm", "gy_inv_nm"]].iloc[rows[1]].to_numpy(float)
+    t1 = math.degrees(math.atan2(g1[1], g1[0]))
+    d = (math.degrees(math.atan2(g2[1], g2[0])) - t1 + 180) % 360 - 180
+    a0, a1 = (t1, t1 + d) if d > 0 else (t1 + d, t1)
+    ax.add_patch(Arc((0, 0), 2 * r_arc, 2 * r_arc, theta1=a0, theta2=a1, color=colors["angle"], lw=1.0))
+    ax.text(
+        0.5,
+        0.02,
+        f"∠ = {ps.format_uncertain(ang, ang_err, '°')}",
+        transform=ax.transAxes,
+        color=colors["angle"],
+        fontsize=6.2,
+        ha="center",
+        va="bottom",
+        fontweight="bold",
+        bbox=_dark_box(),
+        zorder=26,
+        gid=f"angle_label_{reg.role}",
+    )
 
 
 def _display_signs(spots, rows) -> np.ndarray:

@@ -33,6 +33,9 @@ import numpy as np
 from .. import _plotstyle as ps
 from ..micrograph import Micrograph, as_micrograph
 
+#: version of the ``SizeFigure.to_dict`` JSON (``latticefit sizes``' OUT.json)
+SIZES_SCHEMA_VERSION = 1
+
 __all__ = [
     "SizePopulation",
     "SizeFigure",
@@ -203,7 +206,11 @@ class SizeFigure:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
     def to_dict(self) -> dict:
-        return {"populations": [p.to_dict() for p in self.populations], "notes": list(self.notes)}
+        return {
+            "schema_version": SIZES_SCHEMA_VERSION,
+            "populations": [p.to_dict() for p in self.populations],
+            "notes": list(self.notes),
+        }
 
     def save(self, out) -> list[Path]:
         """Write the figure (+ 300-dpi PNG), ``OUT.json``, ``OUT.csv`` (summary) and ``OUT_particles.csv``."""

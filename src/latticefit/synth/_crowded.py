@@ -167,63 +167,17 @@ def haadf_crowded(
         raise InvalidDataError(f"layouts must be taken from {LAYOUTS}, got {list(layouts)}", source)
     rng = np.random.default_rng(seed)
     W_nm, H_nm = w * px, h * py
-    cx, cy, dd, gid, kind, gg = [], [], [], [], [], []
-
-    def free(x, y, r, margin):
-        if not cx:
-            return True
-        d = np.hypot(np.array(cx) - x, np.array(cy) - y) - np.array(dd) / 2 - r
-        return bool(np.all(d >= margin))
-
-    for g in range(int(n_groups)):
-        layout = layouts[g % len(layouts)]
-        m = 2 if layout == "pair" else int(rng.integers(group_size[0], group_size[1] + 1))
-        diam = _draw_diameters(rng, m, float(diameter_nm), float(rsd), "normal")
-        xy, gaps = _grow_group(rng, diam, layout, gap_nm, overlap_frac)
-        diam = diam[: len(xy)]
-        for _ in range(400):
-            ox, oy = rng.uniform(0, W_nm), rng.uniform(0, H_nm)
-            pts = xy + [ox, oy]
-            if all(free(x, y, r, 2.0) for (x, y), r in zip(pts, diam / 2)):
-                break
-        else:
-            continue
-        for (x, y), d, gap in zip(pts, diam, gaps):
-            cx.append(x)
-            cy.append(y)
-            dd.append(d)
-            gid.append(g)
-            kind.append(layout)
-            gg.append(gap)
-    for d in _draw_diameters(rng, int(n_isolated), float(diameter_nm), float(rsd), "normal"):
-        for _ in range(400):
-            x, y = rng.uniform(0, W_nm), rng.uniform(0, H_nm)
-            if free(x, y, d / 2, 2.0):
-                cx.append(x)
-                cy.append(y)
-                dd.append(d)
-                gid.append(-1)
-                kind.append("isolated")
-                gg.append(np.nan)
-                break
+    size = (float(diameter_nm), float(rsd))
+    cx, cy, dd, gid, kind, gg = _place_spheres(
+        rng, (W_nm, H_nm), size, n_groups, group_size, layouts, n_isolated, gap_nm, overlap_frac
+    )
     cx, cy, dd = np.array(cx), np.array(cy), np.array(dd)
     # keep the spheres that show in the field (a group may hang over the border)
     vis = (cx + dd / 2 > 0) & (cx - dd / 2 < W_nm) & (cy + dd / 2 > 0) & (cy - dd / 2 < H_nm)
     cx, cy, dd = cx[vis], cy[vis], dd[vis]
     gid, kind, gg = (list(np.asarray(a, dtype=object)[vis]) for a in (gid, kind, gg))
     xs, ys = cx / px - 0.5, cy / py - 0.5
-    # background: ramp across the field plus a film edge on one side of a curved line
-    yy, xx = np.mgrid[:h, :w].astype(np.float64)
-    ang = rng.uniform(0, 2 * np.pi)
-    u = math.cos(ang) * xx * px + math.sin(ang) * yy * py
-    u = (u - u.min()) / max(np.ptp(u), 1e-12) - 0.5
-    bg = background * (1.0 + ramp * u)
-    if film_edge:
-        ang2 = rng.uniform(0, 2 * np.pi)
-        nrm = math.cos(ang2) * (xx * px - W_nm / 2) + math.sin(ang2) * (yy * py - H_nm / 2)
-        tang = -math.sin(ang2) * (xx * px - W_nm / 2) + math.cos(ang2) * (yy * py - H_nm / 2)
-        line = nrm - 0.3 * min(W_nm, H_nm) - 0.05 * min(W_nm, H_nm) * np.sin(2 * np.pi * tang / max(W_nm, H_nm))
-        bg = bg + film_edge * background * 0.5 * (1.0 + np.tanh(line / 1.0))
+    bg = _ramp_and_film_edge(rng, (h, w), ps, background, ramp, film_edge)
     thick = sphere_thickness_image((h, w), xs, ys, dd, pixel_size_nm=ps, supersample=supersample)
     img = bg + (background * particle_contrast / float(diameter_nm)) * thick
     if probe_sigma_nm and probe_sigma_nm > 0:
@@ -233,12 +187,7 @@ def haadf_crowded(
     img = _apply_noise(img, rng, noise_sigma=0.0, dose=dose, background=background, source=source)
     R = dd / 2.0
     edge = ((xs - R / px) < -0.5) | ((xs + R / px) > w - 0.5) | ((ys - R / py) < -0.5) | ((ys + R / py) > h - 0.5)
-    if len(cx) > 1:
-        sep = np.hypot(cx[:, None] - cx[None, :], cy[:, None] - cy[None, :]) - R[:, None] - R[None, :]
-        np.fill_diagonal(sep, np.inf)
-        touching = sep.min(axis=1) < 1.5
-    else:
-        touching = np.zeros(len(cx), bool)
+    touching = _touching(cx, cy, R)
     df = pd.DataFrame(
         {
             "x_px": xs,
@@ -276,3 +225,74 @@ def haadf_crowded(
         shape=(h, w),
     )
     return mg, truth
+
+
+def _place_spheres(rng, field_nm, size, n_groups, group_size, layouts, n_isolated, gap_nm, overlap_frac):
+    """Grow the groups and drop them at random positions (outlines >= 2 nm from other groups), then the
+    isolated spheres; returns lists ``cx, cy, d`` (nm), group id, kind and growth gap of every sphere.
+    """
+    W_nm, H_nm = field_nm
+    diameter_nm, rsd = size
+    cx, cy, dd, gid, kind, gg = [], [], [], [], [], []
+
+    def free(x, y, r, margin):
+        if not cx:
+            return True
+        d = np.hypot(np.array(cx) - x, np.array(cy) - y) - np.array(dd) / 2 - r
+        return bool(np.all(d >= margin))
+
+    def add(x, y, d, g, k, gap):
+        for lst, v in ((cx, x), (cy, y), (dd, d), (gid, g), (kind, k), (gg, gap)):
+            lst.append(v)
+
+    for g in range(int(n_groups)):
+        layout = layouts[g % len(layouts)]
+        m = 2 if layout == "pair" else int(rng.integers(group_size[0], group_size[1] + 1))
+        diam = _draw_diameters(rng, m, diameter_nm, rsd, "normal")
+        xy, gaps = _grow_group(rng, diam, layout, gap_nm, overlap_frac)
+        diam = diam[: len(xy)]
+        for _ in range(400):
+            pts = xy + [rng.uniform(0, W_nm), rng.uniform(0, H_nm)]
+            if all(free(x, y, r, 2.0) for (x, y), r in zip(pts, diam / 2)):
+                break
+        else:
+            continue
+        for (x, y), d, gap in zip(pts, diam, gaps):
+            add(x, y, d, g, layout, gap)
+    for d in _draw_diameters(rng, int(n_isolated), diameter_nm, rsd, "normal"):
+        for _ in range(400):
+            x, y = rng.uniform(0, W_nm), rng.uniform(0, H_nm)
+            if free(x, y, d / 2, 2.0):
+                add(x, y, d, -1, "isolated", np.nan)
+                break
+    return cx, cy, dd, gid, kind, gg
+
+
+def _ramp_and_film_edge(rng, shape, ps, background, ramp, film_edge) -> np.ndarray:
+    """Background: a linear ramp across the field in a random direction plus a film edge on one side of a
+    gently curved line (smoothed over 1 nm).
+    """
+    h, w = shape
+    py, px = ps
+    W_nm, H_nm = w * px, h * py
+    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    ang = rng.uniform(0, 2 * np.pi)
+    u = math.cos(ang) * xx * px + math.sin(ang) * yy * py
+    u = (u - u.min()) / max(np.ptp(u), 1e-12) - 0.5
+    bg = background * (1.0 + ramp * u)
+    if film_edge:
+        ang2 = rng.uniform(0, 2 * np.pi)
+        nrm = math.cos(ang2) * (xx * px - W_nm / 2) + math.sin(ang2) * (yy * py - H_nm / 2)
+        tang = -math.sin(ang2) * (xx * px - W_nm / 2) + math.cos(ang2) * (yy * py - H_nm / 2)
+        line = nrm - 0.3 * min(W_nm, H_nm) - 0.05 * min(W_nm, H_nm) * np.sin(2 * np.pi * tang / max(W_nm, H_nm))
+        bg = bg + film_edge * background * 0.5 * (1.0 + np.tanh(line / 1.0))
+    return bg
+
+
+def _touching(cx: np.ndarray, cy: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """Spheres whose surface gap to some neighbour is < 1.5 nm."""
+    if len(cx) <= 1:
+        return np.zeros(len(cx), bool)
+    sep = np.hypot(cx[:, None] - cx[None, :], cy[:, None] - cy[None, :]) - R[:, None] - R[None, :]
+    np.fill_diagonal(sep, np.inf)
+    return sep.min(axis=1) < 1.5

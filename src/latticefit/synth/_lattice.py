@@ -152,11 +152,7 @@ def lattice_image(
     h, w = _check_shape(shape, source)
     ps = pixel_size_pair_nm(pixel_size_nm)
     b_nm = a_nm if b_nm is None else b_nm
-    for name, v in (("a_nm", a_nm), ("b_nm", b_nm), ("column_sigma_nm", column_sigma_nm)):
-        if not (isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) and v > 0):
-            raise InvalidDataError(f"{name} must be a positive number, got {v!r}", source)
-    if not 0.0 < float(gamma_deg) % 180.0:
-        raise InvalidDataError(f"gamma_deg={gamma_deg} makes a1 and a2 collinear", source)
+    _check_net(a_nm, b_nm, column_sigma_nm, gamma_deg, source)
     basis = _normalise_basis(basis)
     a1, a2 = _net_vectors(a_nm, b_nm, gamma_deg, rotation_deg)
     b1, b2 = reciprocal_basis(a1, a2)
@@ -231,6 +227,15 @@ def lattice_image(
         file_format="synth",
     )
     return mg, truth
+
+
+def _check_net(a_nm, b_nm, column_sigma_nm, gamma_deg, source) -> None:
+    """Positive, finite cell lengths and column width; a1 and a2 not collinear."""
+    for name, v in (("a_nm", a_nm), ("b_nm", b_nm), ("column_sigma_nm", column_sigma_nm)):
+        if not (isinstance(v, (int, float, np.floating, np.integer)) and math.isfinite(v) and v > 0):
+            raise InvalidDataError(f"{name} must be a positive number, got {v!r}", source)
+    if not 0.0 < float(gamma_deg) % 180.0:
+        raise InvalidDataError(f"gamma_deg={gamma_deg} makes a1 and a2 collinear", source)
 
 
 def _lattice_truth(

@@ -127,12 +127,7 @@ def fig4_pair(
     ps_hd = (field_h / dh, field_w / dw)
     rng = np.random.default_rng(seed)
     diam = _draw_diameters(rng, n_dots, float(dot_diameter_nm), float(dot_rsd), "normal")
-    # dots well inside and apart: one per quadrant, jittered
-    quads = [(0.27, 0.28), (0.72, 0.3), (0.3, 0.73), (0.7, 0.7), (0.5, 0.5), (0.5, 0.15), (0.15, 0.5), (0.85, 0.5)]
-    if n_dots > len(quads):
-        raise InvalidDataError(f"fig4_pair places at most {len(quads)} dots, got n_dots={n_dots}", source)
-    x_nm = np.array([quads[i][0] for i in range(n_dots)]) * field_w + rng.uniform(-0.05, 0.05, n_dots) * field_w
-    y_nm = np.array([quads[i][1] for i in range(n_dots)]) * field_h + rng.uniform(-0.05, 0.05, n_dots) * field_h
+    x_nm, y_nm = _dot_centres_nm(rng, n_dots, (field_h, field_w), source)
     # pixel centres: HRTEM pixel i covers [i, i+1] * ps from the field corner
     x_hr, y_hr = x_nm / ps_hr - 0.5, y_nm / ps_hr - 0.5
     x_hd, y_hd = x_nm / ps_hd[1] - 0.5, y_nm / ps_hd[0] - 0.5
@@ -175,22 +170,7 @@ def fig4_pair(
         seed=haadf_seed,
     )
     haadf.source = source + ":haadf"
-    R = diam / 2.0
-    pdf = pd.DataFrame(
-        {
-            "x_px": x_hd,
-            "y_px": y_hd,
-            "diameter_nm": diam,
-            "diameter_px": diam / ps_hd[1],
-            "edge": ((x_hd - R / ps_hd[1]) < -0.5)
-            | ((x_hd + R / ps_hd[1]) > dw - 0.5)
-            | ((y_hd - R / ps_hd[0]) < -0.5)
-            | ((y_hd + R / ps_hd[0]) > dh - 0.5),
-            "touching": np.zeros(n_dots, bool),
-            "pair": -np.ones(n_dots, int),
-            "gap_nm": np.full(n_dots, np.nan),
-        }
-    )
+    pdf = _haadf_dot_table(x_hd, y_hd, diam, ps_hd, (dh, dw))
     pt = ParticleTruth(
         particles=pdf,
         pixel_size_nm=ps_hd,
@@ -217,3 +197,44 @@ def fig4_pair(
         }
     )
     return hrtem, haadf, PairTruth(lattice=lt, particles=pt, dots=dots, field_nm=(field_h, field_w))
+
+
+#: where fig4_pair puts its dots (fractions of the field, x, y): well inside and apart, one per quadrant first
+DOT_SITES = [(0.27, 0.28), (0.72, 0.3), (0.3, 0.73), (0.7, 0.7), (0.5, 0.5), (0.5, 0.15), (0.15, 0.5), (0.85, 0.5)]
+
+
+def _dot_centres_nm(rng, n_dots: int, field_nm, source: str):
+    """Dot centres (nm from the field corner) at :data:`DOT_SITES`, jittered by up to 5 % of the field."""
+    field_h, field_w = field_nm
+    if n_dots > len(DOT_SITES):
+        raise InvalidDataError(f"fig4_pair places at most {len(DOT_SITES)} dots, got n_dots={n_dots}", source)
+    x_nm = np.array([DOT_SITES[i][0] for i in range(n_dots)]) * field_w + rng.uniform(-0.05, 0.05, n_dots) * field_w
+    y_nm = np.array([DOT_SITES[i][1] for i in range(n_dots)]) * field_h + rng.uniform(-0.05, 0.05, n_dots) * field_h
+    return x_nm, y_nm
+
+
+def _haadf_dot_table(x_hd, y_hd, diam, ps_hd, shape):
+    """The HAADF truth table of the dots (``ParticleTruth.particles`` columns)."""
+    import pandas as pd
+
+    dh, dw = shape
+    n = len(diam)
+    R = diam / 2.0
+    edge = (
+        ((x_hd - R / ps_hd[1]) < -0.5)
+        | ((x_hd + R / ps_hd[1]) > dw - 0.5)
+        | ((y_hd - R / ps_hd[0]) < -0.5)
+        | ((y_hd + R / ps_hd[0]) > dh - 0.5)
+    )
+    return pd.DataFrame(
+        {
+            "x_px": x_hd,
+            "y_px": y_hd,
+            "diameter_nm": diam,
+            "diameter_px": diam / ps_hd[1],
+            "edge": edge,
+            "touching": np.zeros(n, bool),
+            "pair": -np.ones(n, int),
+            "gap_nm": np.full(n, np.nan),
+        }
+    )

@@ -174,19 +174,19 @@ class LatticeTruth:
         lab = self._label_fn or _label_2d
         df = pd.DataFrame(
             {
-                "h": hh.astype(int),
-                "k": kk.astype(int),
+                "n1": hh.astype(int),
+                "n2": kk.astype(int),
                 "label": [lab(int(a), int(b)) for a, b in zip(hh, kk)],
                 "gx_inv_nm": g[:, 0],
                 "gy_inv_nm": g[:, 1],
-                "g_inv_nm": gl,
+                "g_abs_inv_nm": gl,
                 "d_angstrom": 10.0 / gl,
                 "azimuth_deg": az,
                 "amplitude": amp,
                 "phase_rad": np.angle(np.exp(1j * phase)),
             }
         )
-        df["_gr"] = np.round(df["g_inv_nm"], 9)
+        df["_gr"] = np.round(df["g_abs_inv_nm"], 9)
         df["_ar"] = np.round(df["azimuth_deg"], 6)
         df = df.sort_values(["_gr", "_ar"], kind="stable").drop(columns=["_gr", "_ar"]).reset_index(drop=True)
         return df

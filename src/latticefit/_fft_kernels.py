@@ -12,9 +12,26 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["periodic_power_nb", "periodic_power_ref"]
+__all__ = ["fft_workers", "periodic_power_nb", "periodic_power_ref"]
 
 TWO_PI = 2.0 * math.pi
+
+
+def fft_workers() -> int:
+    """Threads for a ``scipy.fft`` call: numba's thread count (1 in a batch worker, the cores otherwise).
+
+    ``latticefit batch`` runs numba on one thread per process (``--jobs`` is the cores used); the FFTs of
+    that process follow it, so that two workers on two cores do not each start two FFT threads.
+
+    Examples
+    --------
+    >>> from latticefit._fft_kernels import fft_workers
+    >>> fft_workers() >= 1
+    True
+    """
+    import numba
+
+    return max(1, int(numba.get_num_threads()))
 
 
 @njit(cache=True, fastmath=True)

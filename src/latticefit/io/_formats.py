@@ -313,6 +313,14 @@ def _read_signals(p: Path, ext: str) -> tuple[list, str]:
     kwargs: dict[str, Any] = {"lazy": kind is None}
     if ext == ".hdf5":
         kwargs["reader"] = "HSPY"
+    if kwargs["lazy"] and _small_enough_to_read_whole(p, ext):
+        # a small file is read whole at once: no dask graph (importing dask costs about a second)
+        try:
+            with _quiet_readers():
+                out = hs.load(str(p), **{**kwargs, "lazy": False})
+            return _named_signals(out, fmt, ext, src)
+        except Exception:  # noqa: BLE001 - a damaged file: the lazy read below names the problem as always
+            pass
     try:
         with _quiet_readers():
             try:
@@ -328,6 +336,10 @@ def _read_signals(p: Path, ext: str) -> tuple[list, str]:
     except Exception as e:
         hint = " (truncated or corrupt?)" if p.stat().st_size < 4096 or "truncat" in str(e).lower() else ""
         raise FileReadError(f"cannot read as {fmt}{hint}: {_short_cause(e)}", src) from None
+    return _named_signals(out, fmt, ext, src)
+
+
+def _named_signals(out, fmt: str, ext: str, src: str) -> tuple[list, str]:
     signals = out if isinstance(out, (list, tuple)) else [out]
     if not signals:
         raise FileReadError(f"no data found reading it as {fmt} (truncated or corrupt?)", src)
@@ -335,3 +347,36 @@ def _read_signals(p: Path, ext: str) -> tuple[list, str]:
         om = signals[0].original_metadata
         fmt = "Velox EMD" if (om.has_item("Core") or om.has_item("BinaryResult")) else "Berkeley EMD"
     return list(signals), fmt
+
+
+#: files whose data hold at most this many bytes are read whole instead of lazily
+READ_WHOLE_BYTES = 64 << 20
+
+
+def _small_enough_to_read_whole(p: Path, ext: str) -> bool:
+    """Whether the data of ``p`` are small enough to read at once (HDF5: the declared datasets, else the file).
+
+    TIA ``.emi`` files keep their data in ``.ser`` files beside them: they are always read lazily.
+    """
+    from ._budget import memory_budget_bytes
+
+    limit = min(READ_WHOLE_BYTES, memory_budget_bytes())
+    if ext == ".emi":
+        return False
+    if ext not in (".hspy", ".hdf5", ".emd"):
+        return p.stat().st_size <= limit
+    try:
+        import h5py
+
+        total = 0
+
+        def add(name, obj):
+            nonlocal total
+            if isinstance(obj, h5py.Dataset) and obj.ndim >= 2:
+                total += int(np.prod(obj.shape, dtype=np.float64)) * obj.dtype.itemsize
+
+        with h5py.File(p, "r") as f:
+            f.visititems(add)
+        return total <= limit
+    except Exception:  # noqa: BLE001 - unreadable as HDF5: the lazy read reports it
+        return False

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import special  # not scipy.stats: its import costs about a second of every command
 
 
 @dataclass
@@ -190,7 +190,7 @@ def fit_basis(G: np.ndarray, covs: np.ndarray, hk: np.ndarray, use: np.ndarray) 
     dof = 2 * len(rows) - 4
     scaled = False
     notes = []
-    if dof > 0 and stats.chi2.sf(chi2, dof) < 1e-3:
+    if dof > 0 and special.chdtrc(dof, chi2) < 1e-3:
         cov = cov * (chi2 / dof)
         scaled = True
         notes.append(

@@ -197,7 +197,7 @@ def inliers(th: np.ndarray, cv: np.ndarray) -> np.ndarray:
 
 def _trend_test(th: np.ndarray, X: np.ndarray):
     """OLS of ``th`` on ``X`` = (1, slopes...): (coefficients, residuals, Bartlett p-value of the slopes)."""
-    from scipy import stats
+    from scipy import special  # not scipy.stats: its import costs about a second of every command
 
     n, p = th.shape
     q = X.shape[1] - 1
@@ -212,7 +212,7 @@ def _trend_test(th: np.ndarray, X: np.ndarray):
     if sign_e <= 0 or sign_t <= 0:
         return coef, R, float("nan")
     stat = -(nu - 0.5 * (p - q + 1)) * (logdet_e - logdet_t)
-    return coef, R, float(stats.chi2.sf(max(stat, 0.0), p * q))
+    return coef, R, float(special.chdtrc(p * q, max(stat, 0.0)))  # = scipy.stats.chi2.sf
 
 
 def _fit_trend(out: FieldFit, th: np.ndarray, pos: np.ndarray) -> None:
@@ -245,7 +245,7 @@ def fit_field(th: np.ndarray, cv: np.ndarray, pos: np.ndarray, *, trend: bool = 
 
     See the module docstring for the method; ``trend=False`` fits the constant model only.
     """
-    from scipy import stats
+    from scipy import special  # not scipy.stats: its import costs about a second of every command
 
     keep = inliers(th, cv) if len(th) >= MIN_TILES_TO_CLIP else np.ones(len(th), bool)
     th, cv, pos = th[keep], cv[keep], np.asarray(pos, float)[keep]
@@ -258,7 +258,7 @@ def fit_field(th: np.ndarray, cv: np.ndarray, pos: np.ndarray, *, trend: bool = 
     r = th - mean
     out.chi2 = float(np.einsum("ni,nij,nj->", r, icv, r))
     out.dof = p * (n - 1)
-    out.p_value = float(stats.chi2.sf(out.chi2, out.dof))
+    out.p_value = float(special.chdtrc(out.dof, out.chi2))  # = scipy.stats.chi2.sf
     out.sample = np.cov(th.T, ddof=1).reshape(p, p)
     out.cov_pos = np.cov(pos.T, ddof=1).reshape(2, 2) if n > 1 else np.zeros((2, 2))
     out.S_resid, out.nu = out.sample, n - 1
@@ -330,7 +330,7 @@ def excess_per_reflection(x: np.ndarray, v: np.ndarray, model_var: np.ndarray, m
     >>> bool(excess_per_reflection(x, np.full((6, 1), 1e-8), np.zeros(1))[0] > 1e-4)
     True
     """
-    from scipy import stats
+    from scipy import special  # not scipy.stats: its import costs about a second of every command
 
     out = np.zeros(x.shape[1])
     for i in range(x.shape[1]):
@@ -341,7 +341,7 @@ def excess_per_reflection(x: np.ndarray, v: np.ndarray, model_var: np.ndarray, m
         w = 1.0 / vi
         mean = float((w * xi).sum() / w.sum())
         chi2 = float((w * (xi - mean) ** 2).sum())
-        if stats.chi2.sf(chi2, m.sum() - 1) >= P_SIGNIFICANT:
+        if special.chdtrc(m.sum() - 1, chi2) >= P_SIGNIFICANT:  # = scipy.stats.chi2.sf
             continue
         emp = small_sample_factor(int(m.sum()) - 1) * max(0.0, float(np.var(xi, ddof=1) - vi.mean()))
         out[i] = max(0.0, emp - float(model_var[i]))

@@ -34,7 +34,7 @@ _ROWS = 256
 _COLS = 256
 
 
-def log_planes(img, sigmas, *, workers: int = -1):
+def log_planes(img, sigmas, *, workers: int | None = None):
     """Yield the scale-normalised ``-sigma^2 LoG`` response of ``img`` at each sigma (float32 planes).
 
     Same values as one FFT of the reflect-padded image times ``s^2 k^2 exp(-s^2 k^2 / 2)`` per scale; the
@@ -51,6 +51,9 @@ def log_planes(img, sigmas, *, workers: int = -1):
     """
     from scipy import fft as sfft
 
+    from .._fft_kernels import fft_workers
+
+    workers = fft_workers() if workers is None else workers  # 1 per batch worker, the cores otherwise
     img = np.asarray(img, dtype=np.float32)
     h, w = img.shape
     pad = int(min(max(h, w), math.ceil(3 * float(np.max(sigmas)))))

@@ -29,7 +29,7 @@ def pixel_noise(coarse, f, *, stabilised=False) -> float:
     the variance-stabilising transform at least ``1 / f`` (unit noise per full-resolution pixel averaged over
     ``f x f`` blocks).
     """
-    from ._pipeline import _immerkaer_tiles
+    from ._noise import _immerkaer_tiles
 
     _m, v = _immerkaer_tiles(np.asarray(coarse, np.float32))
     if v.size:
@@ -79,7 +79,7 @@ def opening_background(img, size_px, *, clip_sigma=2.0):
     from scipy import ndimage as ndi
 
     from . import _kernels as K
-    from ._pipeline import _resample
+    from ._background import _resample
 
     img = np.ascontiguousarray(img, dtype=np.float32)
     m = max(1, int(size_px // 8))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import ndimage as ndi
 
 __all__ = ["STYLES", "draw_particles", "occupancy", "place_scalebar"]
 
@@ -128,7 +129,6 @@ def draw_particles(ax, result, *, circles=True, centres=True, linewidth=0.8):
     from matplotlib.patches import Circle as MplCircle
 
     from .._plotstyle import OKABE_ITO
-    from ._pipeline import _outline_segments
 
     t = result.table
     pix = float(math.sqrt(result.pixel_size_nm[0] * result.pixel_size_nm[1]))
@@ -192,3 +192,22 @@ def draw_particles(ax, result, *, circles=True, centres=True, linewidth=0.8):
             ls="none",
         )
     return handles
+
+
+def _outline_segments(labels, ids):
+    """Outline polylines (x, y in pixel coordinates) of each label in ``ids``."""
+    from skimage.measure import find_contours
+
+    objs = ndi.find_objects(labels)
+    out = {}
+    for k in ids:
+        if k < 1 or k > len(objs) or objs[k - 1] is None:
+            continue
+        sl = objs[k - 1]
+        y0, x0 = sl[0].start, sl[1].start
+        m = np.pad((labels[sl] == k).astype(np.float32), 1)
+        segs = []
+        for c in find_contours(m, 0.5):
+            segs.append(np.column_stack([c[:, 1] + x0 - 1, c[:, 0] + y0 - 1]))
+        out[k] = segs
+    return out

@@ -1,0 +1,400 @@
+"""Detection: scale-normalised LoG maxima above a noise threshold, nested blobs split, seeds segmented."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..errors import AnalysisError
+from . import _crowd as _particle_crowd
+from . import _kernels as K
+from ._background import BACKGROUND_METHOD, _background_grid
+from ._invalid import binned_mask, far_from_mask
+from ._noise import NoiseModel
+from ._scalespace import log_planes, scan_scale_space
+
+#: LoG sigma that maximises the scale-normalised response of a projected sphere, in units of R
+#: (measured with the profile table; a flat disk would give 1/sqrt(2))
+LOG_SIGMA_PER_RADIUS = 0.6
+
+
+#: outline level: fraction of the local peak height above the background
+OUTLINE_FRACTION = 0.2
+
+
+#: a detection is dropped when its centre is closer than max(r) + PRUNE_OVERLAP * min(r) to a stronger one
+PRUNE_OVERLAP = 0.4
+
+
+#: flagged detections fainter than this fraction of the accepted particles' median contrast are dropped
+FAINT_FRACTION = 0.25
+
+
+#: split kept blobs that smaller single-scale maxima tile (:func:`latticefit._particle_crowd.split_crowds`)
+CROWD_SPLIT = True
+
+
+def default_diameter_range_nm(shape, pixel_size_nm: float) -> tuple[float, float]:
+    """Default search range: from max(3 px, 1 nm) to a quarter of the shorter image side."""
+    lo = max(3.0 * pixel_size_nm, 1.0)
+    hi = min(shape) / 4.0 * pixel_size_nm
+    if lo >= hi:
+        # a field this small holds no particle of >= 1 nm and 3 px; below 1 nm a HAADF "particle" is
+        # an atomic column, which is lattice work, not particle sizing
+        raise AnalysisError(
+            f"field of view {min(shape) * pixel_size_nm:.3g} nm is too small for the default diameter range "
+            f"({lo:.3g} nm to a quarter of the field): atomic columns are not particles; give diameter_range_nm "
+            "(CLI --diameter-range) to size features anyway"
+        )
+    return (lo, max(hi, lo * 1.5))
+
+
+#: autocorrelation of the LoG kernel at lag 2u*sigma along one axis (u = distance to the border / sigma)
+_BORDER_U = np.array([0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+_BORDER_C = np.array([1.0, 0.824, 0.414, 0.019, 0.0])
+
+
+def _border_corr(u):
+    return np.interp(u, _BORDER_U, _BORDER_C, right=0.0)
+
+
+#: density of local (scale, y, x) maxima of the scale-normalised LoG of white noise, per pixel and per
+#: 1/sigma^2 summed over scales spaced by 1.2: E[# maxima above k sd] = C * area * sum(1/sigma^2) * k * phi(k)
+#: (the Euler-characteristic form of a smooth Gaussian field; C measured on white-noise images)
+MAXIMA_DENSITY = 0.056
+
+
+def _threshold_factor(n_eff: float, false_alarms: float) -> float:
+    """K such that ``n_eff * k * phi(k)`` equals the expected number of false alarms."""
+    from scipy.optimize import brentq
+
+    target = max(false_alarms, 1e-12) / max(n_eff, 1.0)
+    # log(k) + log phi(k), phi the standard normal density (closed form: scipy.stats costs ~1 s to import)
+    fun = lambda k: math.log(k) - 0.5 * k * k - 0.5 * math.log(2 * math.pi) - math.log(target)  # noqa: E731
+    if fun(1.0) <= 0:
+        return 1.0
+    return float(brentq(fun, 1.0, 40.0))
+
+
+def _stabilise(coarse, noise: NoiseModel | None):
+    """Variance-stabilising transform for ``variance = offset + gain * I`` (generalised Anscombe).
+
+    Bright particles in counting data are noisier than the background; after
+    ``T(I) = 2 / gain * sqrt(offset + gain * I)`` the noise is the same
+    everywhere, so one noise level per LoG scale holds over the whole image.
+    """
+    if noise is None or not (noise.gain > 0):
+        return coarse
+    a = noise.offset  # may be negative (dark level): the variance a + g I is positive over the image
+    g = noise.gain
+    lo = float(np.percentile(coarse, 1))
+    # only worth it when the variance changes appreciably over the image
+    hi = float(np.percentile(coarse, 99.5))
+    if (a + g * max(hi, 0.0)) < 1.5 * (a + g * max(lo, 0.0)):
+        return coarse
+    return (2.0 / g) * np.sqrt(np.maximum(a + g * coarse, 0.0)).astype(np.float32)
+
+
+def _stabilised_grid(img, f, noise_model):
+    """The detection grid (``img`` binned by ``f``; ``img`` itself for f = 1) and its stabilised version."""
+    raw = K.bin_image(np.ascontiguousarray(img, dtype=np.float32), f) if f > 1 else np.asarray(img, np.float32)
+    return raw, _stabilise(raw, noise_model)
+
+
+def _subtract_background(stab, bgc, img):
+    """``stab - bgc``, in place unless ``stab`` is the caller's image (bounded memory, issue #17)."""
+    if stab is img:
+        return stab - bgc
+    stab -= bgc
+    return stab
+
+
+def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, invalid=None):
+    """Background + multi-scale LoG detection.
+
+    Returns seeds (x, y, r in full px, significance) or None, and the
+    detection-grid data (block factor ``f``, background-subtracted ``coarse``
+    image, ``background``, ``sigmas`` ...).
+    """
+    sig_lo = LOG_SIGMA_PER_RADIUS * dlo_px / 2.0
+    sig_hi = LOG_SIGMA_PER_RADIUS * dhi_px / 2.0
+    f = max(1, int(sig_lo // 1.6))
+    coarse_raw, stab = _stabilised_grid(img, f, noise_model)
+    hc, wc = stab.shape
+    stabilised = stab is not coarse_raw
+    if BACKGROUND_METHOD == "opening":  # follows steps (film edge, thicker matrix) and ramps, see _particle_crowd
+        bgc, pmask = _particle_crowd.opening_background(stab, max(0.5 * bg_scale_px, 1.2 * dlo_px) / f)
+    else:
+        bgc, pmask = _background_grid(stab, bg_scale_px / f)
+    n_s = max(2, int(math.ceil(math.log(sig_hi / sig_lo) / math.log(1.2))) + 1)
+    sigmas = np.geomspace(sig_lo, sig_hi, n_s) / f
+    # noise of each scale's response: MAD over background pixels (particles masked and dilated)
+    # background pixels of scale k: farther than 3 sigma_k from any masked (particle) pixel
+    step = max(1, int(math.sqrt(hc * wc / 60000.0)))
+    psub = pmask[::step, ::step]
+    dsub = ndi.distance_transform_edt(~psub) * step if psub.any() else np.full(psub.shape, np.inf)
+    bad_c = None if invalid is None else binned_mask(invalid, f)
+    # masked (NaN) pixels: no noise samples within 3 sigma of them, no detections on them
+    dbad = None if bad_c is None else far_from_mask(bad_c[::step, ::step], step)
+
+    def clean(k):  # background pixels of scale k
+        sel = dsub > 3.0 * sigmas[k]
+        return sel if dbad is None else sel & (dbad > 3.0 * sigmas[k])
+
+    # scales with too few clean pixels (crowded field) cap their noise by the image's own pixel noise
+    crowd = {"pixel_noise": None}
+    if any(int(clean(k).sum()) < 500 for k in range(n_s)):
+        crowd["pixel_noise"] = _particle_crowd.pixel_noise(stab, f, stabilised=stabilised)
+    planes = log_planes(_subtract_background(stab, bgc, img), sigmas)
+    del stab, coarse_raw  # the generator holds the residual until its spectrum is taken
+    noise_raw = np.empty(n_s)
+    noise = np.empty(n_s)
+    valid_frac = 1.0 if bad_c is None else 1.0 - float(bad_c.mean())
+    n_eff = MAXIMA_DENSITY * hc * wc * valid_frac * float(np.sum(1.0 / sigmas**2))
+    kthr = _threshold_factor(n_eff, false_alarms)
+
+    def threshold_of(k, plane):
+        sel = clean(k)
+        crowded = False
+        if sel.sum() < 500 and k > 0:
+            # too few clean pixels at this scale (crowded field): white-noise scaling of the previous
+            # scale, whose normalised LoG response falls as 1/sigma
+            noise_raw[k] = noise_raw[k - 1] * sigmas[k - 1] / sigmas[k]
+            crowded = True
+        else:
+            if sel.sum() < 500:
+                sel = dsub >= np.quantile(dsub, 0.5)
+                if dbad is not None:
+                    sel &= dbad > 0
+                crowded = True
+            v = plane[::step, ::step][sel].astype(np.float64)
+            v = v - np.median(v)
+            mad = 1.4826 * np.median(np.abs(v)) + 1e-30
+            # RMS of the values within 5 MAD-sigma: keeps the noise's own tails, drops stray particle signal
+            vv = v[np.abs(v) < 5.0 * mad]
+            noise_raw[k] = float(np.sqrt(np.mean(vv * vv))) if vv.size > 10 else mad
+        noise[k] = noise_raw[k]
+        if crowded:
+            # crowded fields leave no clean background: the noise of those scales then holds particle
+            # signal. Cap it at WHITE_NOISE_CAP times the response of white noise of the image's own pixel
+            # noise (_particle_crowd)
+            cap = _particle_crowd.white_log_noise(crowd["pixel_noise"], sigmas[k : k + 1])[0]
+            noise[k] = min(noise_raw[k], cap * _particle_crowd.WHITE_NOISE_CAP)
+        return kthr * noise[k]
+
+    # the scale space one plane at a time (three held): the memory of a few images, not one per scale
+    cand, (oy, ox, ok), c2 = scan_scale_space(planes, n_s, threshold_of, single_scale=CROWD_SPLIT)
+    del planes
+    # the residual again (cheaper than holding it through the scan), the background in intensity units
+    coarse = _subtract_background(_stabilised_grid(img, f, noise_model)[1], bgc, img)
+    if stabilised:  # inverse of the stabilising transform
+        g, a0 = noise_model.gain, noise_model.offset
+        bgc_lin = ((g * bgc / 2.0) ** 2 - a0) / g
+    else:
+        bgc_lin = bgc
+    del bgc
+    pixel_noise = crowd["pixel_noise"]
+    if len(cand) == 0:
+        return None, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr)
+    k, i, j, v = cand.T
+    kk = np.clip(k + ok, 0, n_s - 1)
+    sig_c = np.exp(np.interp(kk, np.arange(n_s), np.log(sigmas)))
+    y = (i + oy + 0.5) * f - 0.5
+    x = (j + ox + 0.5) * f - 0.5
+    r = sig_c * f / LOG_SIGMA_PER_RADIUS
+    strength = v / noise[k.astype(int)]
+    # reflect padding folds the noise near the border: its variance rises by (1 + c(d / sigma)) per axis
+    sk = sigmas[k.astype(int)]
+    fy = 1.0 + _border_corr((np.minimum(i, hc - 1 - i) + 0.5) / sk)
+    fx = 1.0 + _border_corr((np.minimum(j, wc - 1 - j) + 0.5) / sk)
+    good = strength >= kthr * np.sqrt(fy * fx)
+    if bad_c is not None:
+        good &= ~bad_c[i.astype(int), j.astype(int)]
+    y, x, r, strength, i, j, k = y[good], x[good], r[good], strength[good], i[good], j[good], k[good]
+    keep = K.prune_blobs(y, x, r, strength, PRUNE_OVERLAP)
+    keep = _split_cluster_blobs(y, x, r, strength, keep)
+    seeds = dict(
+        x=x[keep],
+        y=y[keep],
+        r=r[keep],
+        strength=strength[keep],
+        ci=i[keep].astype(int),
+        cj=j[keep].astype(int),
+        ck=k[keep].astype(int),
+    )
+    if CROWD_SPLIT:
+        # crowds: maxima of single scales on an intensity top may tile a kept blob (rafts, chains, aggregates)
+        tops = _particle_crowd.intensity_peaks(coarse, sigmas[0])
+        if len(c2):
+            k2, i2, j2, v2 = c2.T
+            i2, j2, k2i = i2.astype(int), j2.astype(int), k2.astype(int)
+            on_top = ndi.maximum_filter(tops, size=3)[i2, j2]
+            s2 = v2 / noise[k2i]
+            c_keep = on_top & (
+                s2
+                >= kthr
+                * np.sqrt(
+                    (1.0 + _border_corr((np.minimum(i2, hc - 1 - i2) + 0.5) / sigmas[k2i]))
+                    * (1.0 + _border_corr((np.minimum(j2, wc - 1 - j2) + 0.5) / sigmas[k2i]))
+                )
+            )
+            if bad_c is not None:
+                c_keep &= ~bad_c[i2, j2]
+            i2, j2, k2i, s2 = i2[c_keep], j2[c_keep], k2i[c_keep], s2[c_keep]
+            y2, x2 = (i2 + 0.5) * f - 0.5, (j2 + 0.5) * f - 0.5
+            r2 = sigmas[k2i] * f / LOG_SIGMA_PER_RADIUS
+            keep, extra = _particle_crowd.split_crowds(
+                y, x, r, strength, keep, y2, x2, r2, s2, prune=K.prune_blobs, overlap=PRUNE_OVERLAP
+            )
+            seeds = {
+                "x": np.concatenate([x[keep], x2[extra]]),
+                "y": np.concatenate([y[keep], y2[extra]]),
+                "r": np.concatenate([r[keep], r2[extra]]),
+                "strength": np.concatenate([strength[keep], s2[extra]]),
+                "ci": np.concatenate([i[keep].astype(int), i2[extra]]),
+                "cj": np.concatenate([j[keep].astype(int), j2[extra]]),
+                "ck": np.concatenate([k[keep].astype(int), k2i[extra]]),
+            }
+    return seeds, dict(
+        f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, pixel_noise=pixel_noise
+    )
+
+
+def _split_cluster_blobs(y, x, r, strength, keep):
+    """Replace a large blob by the smaller blobs it suppressed when they tile it like a touching group.
+
+    At large scales the LoG of two touching spheres peaks between them and may outrank each sphere's
+    own peak. A kept blob ``i`` is replaced when at least two of the detections it suppressed (radius
+    0.35-0.75 ``r_i``, centre inside ``r_i``), pruned among themselves, lie side by side (centre distance
+    >= 0.8 (r_a + r_b)) and together cover at least 35 % of its area.
+    """
+    from scipy.spatial import cKDTree
+
+    if keep.sum() == 0 or keep.all():
+        return keep
+    keep = keep.copy()
+    rej = np.nonzero(~keep)[0]
+    tree = cKDTree(np.column_stack([x[rej], y[rej]]))
+    for i in np.nonzero(keep)[0][np.argsort(-r[keep])]:
+        if not keep[i]:
+            continue
+        near = rej[tree.query_ball_point([x[i], y[i]], r[i])]
+        near = near[(r[near] >= 0.35 * r[i]) & (r[near] <= 0.75 * r[i]) & ~keep[near]]
+        if len(near) < 2:
+            continue
+        sub = near[K.prune_blobs(y[near], x[near], r[near], strength[near], PRUNE_OVERLAP)]
+        if len(sub) < 2 or np.sum(r[sub] ** 2) < 0.35 * r[i] ** 2:
+            continue
+        d = np.hypot(x[sub][:, None] - x[sub][None, :], y[sub][:, None] - y[sub][None, :])
+        lim = 0.8 * (r[sub][:, None] + r[sub][None, :])
+        np.fill_diagonal(d, np.inf)
+        if np.all(d >= lim):
+            keep[i] = False
+            keep[sub] = True
+    return keep
+
+
+def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
+    """Seeded watershed on the smoothed coarse image; returns the full-resolution label image."""
+    s_seg = max(0.7, 0.5 * float(sigmas[0]))
+    S = ndi.gaussian_filter(coarse, s_seg)
+    neg = -S[S < 0]
+    nS = float(np.median(neg) / 0.6745) if neg.size > 20 else float(np.std(S))
+    if pixel_noise is not None:  # crowded field: the negative side holds particle edges, cap by white noise
+        nS = min(nS, _particle_crowd.WHITE_NOISE_CAP * pixel_noise / (2.0 * math.sqrt(math.pi) * s_seg))
+    n = len(seeds["x"])
+    hc, wc = coarse.shape
+    ci = np.clip(np.rint((seeds["y"] + 0.5) / f - 0.5).astype(int), 0, hc - 1)
+    cj = np.clip(np.rint((seeds["x"] + 0.5) / f - 0.5).astype(int), 0, wc - 1)
+    peak = np.maximum(S[ci, cj], 0.0)
+    fg = S > 3.0 * nS
+    fg[ci, cj] = True
+    np.negative(S, out=S)  # watershed floods -S; S is restored below (one image less than a copy)
+    lab = _watershed_components(S, fg, ci, cj)
+    np.negative(S, out=S)
+    del fg
+    level = np.concatenate([[np.inf], np.maximum(3.0 * nS, OUTLINE_FRACTION * peak)])
+    for r0 in range(0, hc, 512):  # row blocks: the per-pixel level of the own label is a small block
+        blk = lab[r0 : r0 + 512]
+        blk[S[r0 : r0 + 512] < level[blk]] = 0
+    lab[ci, cj] = np.arange(1, n + 1, dtype=np.int32)
+    # keep only the part of each label connected to its seed
+    lab = _seed_connected(lab, ci, cj)
+    if f > 1:
+        lab = np.repeat(np.repeat(lab, f, axis=0), f, axis=1)
+    H, W = shape
+    if lab.shape != (H, W):
+        lab = np.pad(lab, ((0, max(0, H - lab.shape[0])), (0, max(0, W - lab.shape[1]))), mode="edge")[:H, :W]
+    return lab.astype(np.int32, copy=False), nS
+
+
+def _watershed_components(image, mask, ci, cj):
+    """``watershed(image, markers at (ci, cj) numbered 1..n, mask=mask)``, one connected part of the mask at a time.
+
+    Flooding never crosses from one 4-connected part of the mask to another, and within a part the order of
+    the flood (value, then age) is the same as in the whole image, so the labels are those of one watershed
+    of the image (seeds of exactly equal value, which skimage orders arbitrarily, aside); the temporaries
+    are those of the largest part instead of several images (issue #17).
+    """
+    from skimage.segmentation import watershed
+
+    comp, _n = ndi.label(mask)
+    lab = np.zeros(mask.shape, np.int32)
+    owner = comp[ci, cj]
+    order = np.argsort(owner, kind="stable")
+    starts = np.searchsorted(owner[order], np.arange(_n + 2))
+    for c, sl in enumerate(ndi.find_objects(comp), start=1):
+        seeds = order[starts[c] : starts[c + 1]]
+        if sl is None or seeds.size == 0:
+            continue
+        part = comp[sl] == c
+        mk = np.zeros(part.shape, np.int32)
+        mk[ci[seeds] - sl[0].start, cj[seeds] - sl[1].start] = seeds.astype(np.int32) + 1
+        out = watershed(image[sl], mk, mask=part)
+        lab[sl][part] = out[part]
+    return lab
+
+
+def _seed_connected(lab, ci, cj):
+    """Drop the pixels of each label that are not 4-connected to the label's own seed pixel."""
+    comp, ncomp = ndi.label(lab > 0)
+    seed_keys = np.unique(lab[ci, cj].astype(np.int64) * (ncomp + 1) + comp[ci, cj])
+    idx = np.flatnonzero(lab)  # labelled pixels only: the int64 keys of a few particles, not of the image
+    key = lab.ravel()[idx].astype(np.int64) * (ncomp + 1) + comp.ravel()[idx]
+    del comp
+    out = np.zeros_like(lab)
+    keep = idx[np.isin(key, seed_keys)]
+    out.ravel()[keep] = lab.ravel()[keep]
+    return out
+
+
+def _nested(x, y, r, strength, overlap=None):
+    """True for detections whose centre lies within ``r_i + overlap * r_j`` of a stronger detection ``i``."""
+    from scipy.spatial import cKDTree
+
+    overlap = PRUNE_OVERLAP if overlap is None else overlap
+    n = len(x)
+    out = np.zeros(n, bool)
+    good = np.isfinite(x) & np.isfinite(y) & np.isfinite(r)
+    if good.sum() < 2:
+        return out
+    tree = cKDTree(np.column_stack([np.where(good, x, -1e9), np.where(good, y, -1e9)]))
+    pairs = tree.query_pairs(float(np.nanmax(r)) * (1 + overlap) + 1.0, output_type="ndarray")
+    # only pairs close enough for either to be nested in the other can mark one (one giant detection
+    # makes the query radius large: the loop below then sees a few of millions of pairs)
+    i_, j_ = pairs[:, 0], pairs[:, 1]
+    ri, rj = r[i_], r[j_]
+    dist = np.hypot(x[i_] - x[j_], y[i_] - y[j_])
+    reach = np.maximum(ri, rj) + np.maximum(overlap * ri, overlap * rj)  # >= r[strong] + overlap * r[weak]
+    pairs = pairs[good[i_] & good[j_] & (dist <= reach * (1 + 1e-9) + 1e-9)]
+    for i, j in sorted(map(tuple, pairs), key=lambda p: -max(strength[p[0]], strength[p[1]])):
+        if not (good[i] and good[j]) or out[i] or out[j]:
+            continue
+        strong, weak = (i, j) if strength[i] >= strength[j] else (j, i)
+        if math.hypot(x[i] - x[j], y[i] - y[j]) < r[strong] + overlap * r[weak]:
+            out[weak] = True
+    return out

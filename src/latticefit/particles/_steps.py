@@ -1,0 +1,313 @@
+"""The steps of :func:`latticefit.particles.find_particles` after detection, in the order it runs them.
+
+1. **Diameters searched** (:func:`diameter_search`): the given range, or max(3 px, 1 nm) to a quarter of the
+   shorter side; a smallest diameter below 3 px cannot be resolved and is refused.
+2. **Model fits** (:func:`fit_and_merge`): projected spheres convolved with the probe, fitted jointly per
+   group of touching particles; a detection whose fitted centre lies inside a larger fitted particle is part
+   of it (a neck or shoulder of a non-spherical particle): dropped and the rest fitted again (3 rounds at most).
+3. **Table** (:func:`particle_table`): the fit (diameter, centre and their errors) beside the shape of each
+   segment (ECD, Feret min/max, axes, orientation, circularity, solidity), edge flags (the fitted disk crosses
+   the border or the masked pixels) and unsplit clusters (low solidity or aspect).
+4. **Not particles** (:func:`not_particles`): a fitted size far outside the range, a fit without a significant
+   height, a detection without a segment, a failed fit on a fragment, and faint background structure (a
+   flagged detection whose contrast is below ``FAINT_FRACTION`` of the accepted particles') are dropped.
+5. **Statistics** (:func:`statistics`): the particles in the statistics (checked fits, the border rule)
+   through :func:`latticefit.particles.size_summary`, with the count line's partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import AnalysisError
+from ._checks import CHI2_FACTOR, FIT_ECD_BAND, check_fits, count_line_parts
+from ._detect import FAINT_FRACTION, OUTLINE_FRACTION, _nested, default_diameter_range_nm
+from ._fit import _fit_particles
+from ._invalid import cut_by_mask
+from ._sizestats import miles_lantuejoul_weights, size_summary
+
+
+@dataclass(frozen=True)
+class DiameterSearch:
+    """The diameters searched, in nm and in pixels, and where the range came from."""
+
+    dlo_nm: float
+    dhi_nm: float
+    dlo_px: float
+    dhi_px: float
+    note: str
+
+
+def _parse_range(diameter_range_nm, source):
+    from ..units import parse_length_nm
+
+    if isinstance(diameter_range_nm, str):
+        txt = diameter_range_nm.strip()
+        unit = ""
+        for u in ("nm", "A", "Å", "pm", "um", "µm"):
+            if txt.endswith(u):
+                unit, txt = u, txt[: -len(u)]
+                break
+        parts = [p for p in txt.replace(":", "-").replace(",", "-").split("-") if p.strip()]
+        if len(parts) != 2:
+            raise AnalysisError(
+                f"diameter range {diameter_range_nm!r}: expected LO-HI with a unit, e.g. 2-15nm", source
+            )
+        vals = [parse_length_nm(p.strip() + unit) for p in parts]
+    else:
+        try:
+            vals = [parse_length_nm(v) for v in diameter_range_nm]
+        except TypeError:
+            raise AnalysisError(f"diameter range must be (lo, hi) in nm, got {diameter_range_nm!r}", source) from None
+        if len(vals) != 2:
+            raise AnalysisError(f"diameter range must be (lo, hi) in nm, got {diameter_range_nm!r}", source)
+    lo, hi = vals
+    if not lo < hi:
+        raise AnalysisError(
+            f"diameter range {diameter_range_nm!r}: the lower bound must be below the upper one", source
+        )
+    return float(lo), float(hi)
+
+
+def diameter_search(diameter_range_nm, shape, pix: float, src) -> DiameterSearch:
+    """The range searched (given or default), refused when its smallest diameter cannot be resolved."""
+    H, W = shape
+    if diameter_range_nm is None:
+        try:
+            dlo, dhi = default_diameter_range_nm((H, W), pix)
+        except AnalysisError as e:
+            raise e.with_source(src) from None
+        note = "default: max(3 px, 1 nm) to a quarter of the shorter side"
+    else:
+        dlo, dhi = _parse_range(diameter_range_nm, src)
+        note = "given"
+    dlo_px, dhi_px = dlo / pix, dhi / pix
+    if dlo_px < 3.0 - 1e-9:
+        raise AnalysisError(
+            f"diameter range {dlo:.3g}-{dhi:.3g} nm cannot be resolved at {pix:.4g} nm/px: the smallest diameter "
+            f"is {dlo_px:.2f} px, below the 3 px minimum (use a lower bound >= {3 * pix:.3g} nm)",
+            src,
+        )
+    if dlo_px > min(H, W) / 2:
+        raise AnalysisError(
+            f"diameter range {dlo:.3g}-{dhi:.3g} nm: the smallest diameter ({dlo_px:.0f} px) is "
+            f"more than half the image ({H}x{W} px)",
+            src,
+        )
+    dhi_px = max(min(dhi_px, min(H, W) / 2.0), dlo_px * 1.2)
+    return DiameterSearch(dlo, dhi, dlo_px, dhi_px, note)
+
+
+def detection_settings(rng: DiameterSearch, false_alarms, det, bg_scale_px, noise, border_rule, keep_flagged, bad):
+    """``ParticleResult.settings``: what was searched and how (filled further by the later steps)."""
+    return {
+        "diameter_range_nm": [rng.dlo_nm, rng.dhi_nm],
+        "diameter_range": rng.note,
+        "false_alarms": false_alarms,
+        "threshold_sigma": det["k"],
+        "log_sigmas_px": (det["sigmas"] * det["f"]).tolist(),
+        "detection_binning": det["f"],
+        "background_scale_px": bg_scale_px,
+        "noise": noise.to_dict(),
+        "edge_correction": border_rule,
+        "border_rule": border_rule,
+        "keep_flagged": bool(keep_flagged),
+        "outline_fraction": OUTLINE_FRACTION,
+        "invalid_fraction": 0.0 if bad is None else float(bad.mean()),
+    }
+
+
+def fit_and_merge(img, seeds, noise, probe_px, bad, rounds: int = 3):
+    """Fit every detection; drop detections nested in a larger fitted particle and fit again.
+
+    Returns ``(fit, seeds, n_merged)``.
+    """
+    n_merged = 0
+    for k in range(rounds):
+        fit = _fit_particles(img, seeds["x"], seeds["y"], seeds["r"], seeds["strength"], noise, probe_px, invalid=bad)
+        inside = _nested(fit.x, fit.y, np.where(fit.ok, fit.r, seeds["r"]), seeds["strength"])
+        if not inside.any() or k == rounds - 1:
+            break
+        n_merged += int(inside.sum())
+        seeds = {key: v[~inside] for key, v in seeds.items()}
+    return fit, seeds, n_merged
+
+
+def _centres(reg, seeds, fit):
+    """Centre of each detection: the fit, or (failed fit) the segment's centroid, or the detection."""
+    ok = fit.ok
+    cx_reg, cy_reg = reg["centroid-1"].to_numpy(float), reg["centroid-0"].to_numpy(float)
+    xr = np.where(ok, fit.x, np.where(np.isfinite(cx_reg), cx_reg, seeds["x"]))
+    yr = np.where(ok, fit.y, np.where(np.isfinite(cy_reg), cy_reg, seeds["y"]))
+    return xr, yr, np.where(ok, fit.r, np.nan)
+
+
+def _edge_flags(reg, xr, yr, rad, fb, ok, shape, bad):
+    """Cut by the border (the fitted disk crosses it; the segment touches it when no disk decides) or the mask."""
+    H, W = shape
+    bb0, bb1 = reg["bbox-0"].to_numpy(float), reg["bbox-1"].to_numpy(float)
+    bb2, bb3 = reg["bbox-2"].to_numpy(float), reg["bbox-3"].to_numpy(float)
+    touches = (bb0 <= 0) | (bb1 <= 0) | (bb2 >= H) | (bb3 >= W)
+    touches = np.where(np.isnan(bb0), False, touches)
+    cut = (xr - rad < -0.5) | (yr - rad < -0.5) | (xr + rad > W - 0.5) | (yr + rad > H - 0.5)
+    # labels on a coarse detection grid (f > 1) are blocky by up to f px: a region touching the border is
+    # then evidence of a cut only when there is no fitted disk to decide (the disk crossing the border is)
+    edge = (touches if fb == 1 else touches & ~ok) | cut
+    if bad is not None:  # cut by the masked (NaN) pixels, as by the border
+        edge |= cut_by_mask(bad, xr, yr, rad)
+    return edge, miles_lantuejoul_weights(bb2 - bb0, bb3 - bb1, (H, W))
+
+
+def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
+    """One row per detection: the model fit beside the segment's shape, edge and cluster flags (nm)."""
+    import pandas as pd
+
+    n = len(seeds["x"])
+    bg_small, fb = det["background"], det["f"]
+    area = reg["area"].to_numpy(float)
+    # background at each seed from the coarse background grid
+    bi = np.clip(((seeds["y"] + 0.5) / fb - 0.5).round().astype(int), 0, bg_small.shape[0] - 1)
+    bj = np.clip(((seeds["x"] + 0.5) / fb - 0.5).round().astype(int), 0, bg_small.shape[1] - 1)
+    integ = (reg["intensity_mean"].to_numpy(float) - bg_small[bi, bj].astype(float)) * area
+    with np.errstate(divide="ignore", invalid="ignore"):
+        circ = np.clip(4 * np.pi * area / reg["perimeter"].to_numpy(float) ** 2, 0, 1)
+    ok = fit.ok
+    xr, yr, rr = _centres(reg, seeds, fit)
+    rad_e = np.where(np.isfinite(rr), rr, seeds["r"])
+    edge, ml = _edge_flags(reg, xr, yr, rad_e, fb, ok, shape, bad)
+    minor = reg["axis_minor_length"].to_numpy(float)
+    major = reg["axis_major_length"].to_numpy(float)
+    solidity = reg["solidity"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unsplit = ((solidity < 0.85) | (minor / major < 0.6)) & (area > 0.5 * np.pi * rad_e**2)
+    unsplit = np.where(np.isnan(solidity), False, unsplit) & ~edge
+    table = pd.DataFrame(
+        {
+            "label": np.arange(1, n + 1, dtype=np.int64),
+            "x_px": xr,
+            "y_px": yr,
+            "diameter_nm": 2 * rr * pix,
+            "diameter_err_nm": np.where(ok, 2 * fit.r_err * pix, np.nan),
+            "x_err_px": np.where(ok, fit.x_err, np.nan),
+            "y_err_px": np.where(ok, fit.y_err, np.nan),
+            "ecd_nm": np.sqrt(4 * area / np.pi) * pix,
+            "feret_max_nm": reg["feret_max"].to_numpy(float) * pix,
+            "feret_min_nm": reg["feret_min"].to_numpy(float) * pix,
+            "major_axis_nm": major * pix,
+            "minor_axis_nm": minor * pix,
+            # skimage: angle between the row axis and the major axis; report from +x, counter-clockwise on screen
+            "orientation_deg": np.degrees(reg["orientation"].to_numpy(float)) - 90.0,
+            "circularity": circ,
+            "solidity": solidity,
+            "area_nm2": area * pix * pix,
+            "integrated_intensity": integ,
+            "peak_height": np.where(ok, fit.h, np.nan),
+            "log_radius_nm": seeds["r"] * pix,
+            "edge": edge.astype(bool),
+            "cluster_unsplit": unsplit.astype(bool),
+            "fit_ok": ok.astype(bool),
+            "fit_group": fit.group.astype(np.int64),
+            "chi2_red": fit.chi2_red,
+            "ml_weight": np.where(edge, np.nan, ml),
+        }
+    )
+    table["orientation_deg"] = ((table["orientation_deg"] + 90.0) % 180.0) - 90.0
+    return table
+
+
+def not_particles(table, fit, rng: DiameterSearch, border_rule: str, pix: float):
+    """Detections that are no particle (see the module docstring): ``(mask, n_faint)``."""
+    dlo, dhi = rng.dlo_nm, rng.dhi_nm
+    ok = fit.ok
+    edge = table["edge"].to_numpy(bool)
+    ecd = table["ecd_nm"].to_numpy(float)
+    solidity = table["solidity"].to_numpy(float)
+    d_fit = table["diameter_nm"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        insignificant = ~(fit.h > 3.0 * fit.h_err)
+    # a particle cut by the border whose sphere fit failed (a large part of it is outside, or its seed is the
+    # mirror-merged blob of reflect padding) is still a particle when the segmentation finds a region of at
+    # least the smallest diameter above 3 noise sigma: keep it (edge, fit_ok False) so the overlay shows it
+    # (and compact: solidity >= 0.8, as a convex particle cut by a straight border; not a noisy web)
+    insignificant &= ~(edge & ~ok & (ecd >= dlo) & (solidity >= 0.8))
+    no_region = ~(ecd >= 0.5 * dlo)  # no region, or only the seed pixels
+    # a fitted "particle" with hardly a segment (ECD below half its fit and below the smallest diameter) is a
+    # bump of the background or noise, not a particle a person would outline
+    no_region |= ok & (ecd < 0.5 * np.minimum(d_fit, 2 * dlo)) & (ecd < dlo)
+    small_failed = ~ok & ~(ecd >= dlo)  # failed fit on a fragment
+    out = (ok & ((d_fit < dlo / 1.25) | (d_fit > dhi * 1.25))) | insignificant | no_region | small_failed
+    faint = _faint(table, out, border_rule, pix)
+    return out | faint, int(faint.sum())
+
+
+def _faint(table, out, border_rule, pix):
+    """Flagged detections (unsplit cluster, failed fit) fainter than FAINT_FRACTION of the accepted particles.
+
+    Background structure (a film edge, a thickness step, a stain), not a dot of the population. A real but
+    non-spherical particle (chi2 or leaves_segment) of another brightness than the majority stays, rejected
+    and shown.
+    """
+    pre = check_fits(table.assign(edge=table["edge"] | out), border_rule=border_rule)
+    area_px = table["area_nm2"].to_numpy(float) / (pix * pix)
+    contrast = table["integrated_intensity"].to_numpy(float) / np.maximum(area_px, 1.0)
+    faint = np.zeros(len(table), bool)
+    status = pre["status"].to_numpy(str)
+    accepted = (status == "ok") & ~out
+    if accepted.sum() >= 3:
+        flagged = ((status == "cluster") | (pre["reject_reason"].to_numpy(str) == "no_convergence")) & ~out
+        faint = flagged & (contrast < FAINT_FRACTION * float(np.median(contrast[accepted])))
+    return faint
+
+
+def drop_detections(table, labels, drop):
+    """Remove the dropped rows and their labels; the others are renumbered 1..n."""
+    if not drop.any():
+        return table, labels
+    n = len(table)
+    keep_lab = np.concatenate([[0], table["label"].to_numpy()[~drop]])
+    lut = np.zeros(n + 1, np.int32)
+    lut[keep_lab] = np.arange(len(keep_lab), dtype=np.int32)
+    table = table[~drop].reset_index(drop=True)
+    table["label"] = np.arange(1, len(table) + 1, dtype=np.int64)
+    return table, lut[labels]
+
+
+def statistics(table, border_rule, keep_flagged, n_boot, seed, settings, src) -> dict:
+    """The size statistics of the particles in the statistics and the partition of the detections."""
+    import warnings
+
+    from ..errors import LatticefitWarning
+
+    parts = count_line_parts(table)
+    use = table["in_statistics"].to_numpy(bool)
+    weights = table["ml_weight"].to_numpy(float)[use] if border_rule == "miles-lantuejoul" else None
+    summary = size_summary(
+        table["diameter_nm"].to_numpy(float)[use],
+        table["diameter_err_nm"].to_numpy(float)[use],
+        weights=weights,
+        n_excluded=parts["n_edge"],
+        n_boot=n_boot,
+        seed=seed,
+        warn=False,
+    )
+    summary.update({k: v for k, v in parts.items() if k != "n_detected"})
+    summary["border_rule"] = border_rule
+    summary["keep_flagged"] = bool(keep_flagged)
+    if summary["n"] == 0:
+        warnings.warn(
+            f"{src or 'image'}: no particle fit for statistics: the summary is empty", LatticefitWarning, stacklevel=3
+        )
+    summary["n_detected"] = int(len(table))
+    summary["n_fit_failed"] = int((~table["fit_ok"]).sum())
+    summary["rejection"] = {
+        "fit_ecd_band": list(FIT_ECD_BAND),
+        "chi2_factor": CHI2_FACTOR,
+        "error_scale_max": float(table["error_scale"].max()) if len(table) else 1.0,
+    }
+    summary["n_cluster_unsplit"] = int(table["cluster_unsplit"].sum())
+    summary["probe_sigma_nm"] = settings["probe_sigma_nm"]
+    ecd = table["ecd_nm"].to_numpy(float)[use]
+    summary["ecd_mean_nm"] = float(np.nanmean(ecd)) if ecd.size and np.isfinite(ecd).any() else None
+    return summary

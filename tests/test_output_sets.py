@@ -81,3 +81,50 @@ def test_output_set_commits_together_and_aborts_cleanly(tmp_path):
         outs.write_text(tmp_path / "b.csv", "x\n")
         assert not (tmp_path / "b.csv").exists()  # nothing visible before the commit
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.csv", "b.png"]
+
+
+@pytest.fixture(scope="module")
+def dots_file(tmp_path_factory):
+    from latticefit.synth import haadf_dots
+
+    mg, _ = haadf_dots((160, 160), pixel_size_nm=0.2, diameter_nm=5.0, n_particles=5, n_touching_pairs=0, seed=2)
+    path = tmp_path_factory.mktemp("dots") / "dots.hspy"
+    mg.to_signal().save(path, overwrite=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lattice_file(tmp_path_factory):
+    from latticefit.synth import cubic_001
+
+    mg, _ = cubic_001((192, 192), a_nm=0.3905, pixel_size_nm=0.02, seed=1)
+    path = tmp_path_factory.mktemp("lat") / "lattice.hspy"
+    mg.to_signal().save(path, overwrite=True)
+    return path
+
+
+@pytest.mark.parametrize("n_ok", [0, 1])
+def test_particles_json_csv_and_overlay_appear_together(dots_file, tmp_path, monkeypatch, capsys, n_ok):
+    calls = _disk_full_at(monkeypatch, n_ok)
+    out = tmp_path / "out"
+    args = ["particles", str(dots_file), "--json", str(out / "p.json"), "--csv", str(out / "p.csv")]
+    rc = main([*args, "--overlay", str(out / "p.png")])
+    err = capsys.readouterr().err
+    assert calls["n"] == n_ok + 1 and rc != 0 and "No space left" in err and "unexpected" not in err
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == []  # no file, no temporary
+    monkeypatch.undo()
+    assert main([*args, "--overlay", str(out / "p.png")]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["p.csv", "p.json", "p.png"]
+
+
+def test_gpa_figure_maps_and_json_appear_together(lattice_file, tmp_path, monkeypatch, capsys):
+    calls = _disk_full_at(monkeypatch, 0)  # the JSON (the only text file) fails after figure and maps
+    out = tmp_path / "out"
+    args = ["gpa", str(lattice_file), "-o", str(out / "s.png"), "--json", str(out / "s.json")]
+    rc = main(args)
+    err = capsys.readouterr().err
+    assert calls["n"] == 1 and rc != 0 and "No space left" in err and "unexpected" not in err
+    assert sorted(p.name for p in out.iterdir()) == []
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["s.json", "s.npz", "s.png"]

@@ -143,6 +143,11 @@ def error_line(exc: BaseException, path=None) -> str:
     if isinstance(exc, LatticefitError):
         exc.with_source(str(path) if path is not None else None)
         return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:  # disk full, read-only folder: the path it happened at
+        from ..serialize import printable_text
+
+        where = exc.filename if exc.filename is not None else path
+        return f"{printable_text(str(where))}: {exc.strerror}" if where is not None else exc.strerror
     msg = " ".join(str(exc).split()) or type(exc).__name__
     prefix = f"{path}: " if path is not None else ""
     return f"{prefix}unexpected {type(exc).__name__}: {msg}"

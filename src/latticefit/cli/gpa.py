@@ -112,7 +112,7 @@ def run(args) -> int:
     from .. import _plotstyle as ps
     from ..gpa import plot_strain_map, strain_map
     from ..io import load
-    from ..serialize import write_json
+    from ..serialize import OutputSet, dumps, write_json
 
     out = Path(args.output)
     ps.output_paths(out)  # the output formats are checked before any work (the error names the output)
@@ -140,25 +140,34 @@ def run(args) -> int:
         raise e.with_source(str(args.file)) from None
     sm.source = str(args.file)
     fig = plot_strain_map(sm, title=Path(args.file).name)
-    written = ps.save_figure(fig, out, dpi=200)
-    plt.close(fig)
-    written.append(sm.save(maps_path))
-    if args.json != "-":
+    with OutputSet() as outputs:  # figure, maps and JSON appear together or not at all
+        written = ps.save_figure(fig, out, dpi=200, outputs=outputs)
+        plt.close(fig)
+        sm.save(outputs.stage(maps_path))
+        written.append(maps_path)
+        if args.json and args.json != "-":
+            outputs.write_text(args.json, dumps(_json_record(sm, written, contrasts, args)) + "\n")
+    if args.json == "-":
+        write_json(_json_record(sm, written, contrasts, args), "-")
+    else:
         print(f"{Path(args.file).name}: {sm.shape[1]} x {sm.shape[0]} px")
         print("\n".join(sm.summary_lines()))
         for rc in contrasts:
             print(f"dot {args.dot.describe()}: {rc.line()}")
-        print("wrote " + ", ".join(str(p) for p in written))
+        print("wrote " + ", ".join(str(p) for p in [*written, *([args.json] if args.json else [])]))
         sys.stdout.flush()
-    if args.json:
-        d = sm.to_dict()
-        d["outputs"] = [str(p) for p in written]
-        if contrasts:
-            d["dot"] = {
-                "x_px": args.dot.x,
-                "y_px": args.dot.y,
-                "r_px": args.dot.r,
-                "contrasts": [rc.to_dict() for rc in contrasts],
-            }
-        write_json(d, args.json)
     return 0
+
+
+def _json_record(sm, written, contrasts, args) -> dict:
+    """The ``--json`` record: the strain map's summary, the files written and the dot's contrasts."""
+    d = sm.to_dict()
+    d["outputs"] = [str(p) for p in written]
+    if contrasts:
+        d["dot"] = {
+            "x_px": args.dot.x,
+            "y_px": args.dot.y,
+            "r_px": args.dot.r,
+            "contrasts": [rc.to_dict() for rc in contrasts],
+        }
+    return d

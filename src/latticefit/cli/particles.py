@@ -75,7 +75,7 @@ def run(args) -> int:
     from .. import io
     from ..interop import provenance
     from ..particles._pipeline import find_particles, plot_overlay, summary_lines
-    from ..serialize import write_json
+    from ..serialize import OutputSet, write_json
 
     n = len(args.files)
     json_records = []
@@ -96,43 +96,46 @@ def run(args) -> int:
                 print(line)
             if calibration_line(mg):
                 print(calibration_line(mg))
-        if args.json:
-            rec = {**res.to_dict(), "provenance": provenance(res, mg, parameters=args)}
-            if args.json == "-":
-                json_records.append(rec)
-            else:
-                write_json(rec, _out_path(args.json, path, n, ".json"))
-        if args.csv:
-            res.to_csv(_out_path(args.csv, path, n, ".csv"))
-        if args.overlay:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-
-            from .._plotstyle import figure_style
-
-            with figure_style():
-                fig, ax = plt.subplots(figsize=(5, 5), dpi=150)
-                plot_overlay(res, mg, ax=ax)
-                ax.set_title(
-                    f"{mg.name}: {res.summary['n']} particles, "
-                    + (
-                        f"mean {res.summary['mean_nm']:.2f} nm, RSD {res.summary['rsd_percent']:.1f}%"
-                        if res.summary["n"]
-                        else "none sized"
-                    ),
-                    fontsize=7,
-                )
-                fig.tight_layout()
-                out = _out_path(args.overlay, path, n, ".png")
-                from pathlib import Path
-
-                Path(out).parent.mkdir(parents=True, exist_ok=True)
-                fig.savefig(out, dpi=200)
-                plt.close(fig)
+        if args.json == "-":
+            json_records.append({**res.to_dict(), "provenance": provenance(res, mg, parameters=args)})
+        with OutputSet() as outputs:  # this file's JSON, CSV and overlay appear together or not at all
+            _write_outputs(outputs, args, res, mg, path, n, provenance, plot_overlay)
 
     status = run_per_file(args.files, one)
     if args.json == "-" and json_records:
         write_json(json_records[0] if n == 1 else json_records, "-")
     return status
+
+
+def _write_outputs(outputs, args, res, mg, path, n, provenance, plot_overlay) -> None:
+    """Stage the JSON record, the particle CSV and the overlay PNG of one file (each when asked for)."""
+    from ..serialize import dumps
+
+    if args.json and args.json != "-":
+        rec = {**res.to_dict(), "provenance": provenance(res, mg, parameters=args)}
+        outputs.write_text(_out_path(args.json, path, n, ".json"), dumps(rec) + "\n")
+    if args.csv:
+        outputs.write_text(_out_path(args.csv, path, n, ".csv"), res.table.to_csv(index=False))
+    if args.overlay:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .._plotstyle import figure_style
+
+        with figure_style():
+            fig, ax = plt.subplots(figsize=(5, 5), dpi=150)
+            plot_overlay(res, mg, ax=ax)
+            ax.set_title(
+                f"{mg.name}: {res.summary['n']} particles, "
+                + (
+                    f"mean {res.summary['mean_nm']:.2f} nm, RSD {res.summary['rsd_percent']:.1f}%"
+                    if res.summary["n"]
+                    else "none sized"
+                ),
+                fontsize=7,
+            )
+            fig.tight_layout()
+            fig.savefig(outputs.stage(_out_path(args.overlay, path, n, ".png")), dpi=200)
+            plt.close(fig)

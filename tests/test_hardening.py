@@ -4,6 +4,7 @@ output cells that a spreadsheet would execute, workers that outlive a killed bat
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from latticefit.batch import AnalysisOutcome
@@ -342,3 +343,33 @@ def test_unwritable_output_path_is_one_line_naming_it(tmp_path, capsys):
     assert main(["lattice", str(img), "--json", str(blocker / "out.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "blocker" in err[0] and "a file stands where a folder is needed" in err[0]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    resolution=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True, width=32),
+        st.sampled_from([0.0, -1.0, 1e-30, 1e30, 50.0, 40.0]),
+    ),
+    unit=st.sampled_from(["nm", "um", "micron", "\u00b5m", "A", "pm", "inch", "pixel", "", "=bad", "n m"]),
+)
+def test_tiff_calibration_metadata_is_a_positive_pixel_size_or_uncalibrated(tmp_path, resolution, unit):
+    """Whatever an ImageJ TIFF declares (0, negative, NaN, inf, absurd or unknown units), the loader gives a
+    finite positive pixel size or none (with a warning), or one error naming the file: never a crash."""
+    import tifffile
+
+    path = tmp_path / "meta.tif"
+    r = float(resolution)
+    try:
+        tifffile.imwrite(path, np.ones((32, 32), np.uint16), imagej=True, resolution=(r, r), metadata={"unit": unit})
+    except (ValueError, OverflowError, ZeroDivisionError, struct.error):
+        return  # tifffile itself cannot write such a tag
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            mg = load(path)
+        except LatticefitError as e:
+            assert "meta.tif" in str(e) and "\n" not in str(e)
+            return
+    if mg.pixel_size_nm is not None:
+        assert all(np.isfinite(v) and v > 0 for v in mg.pixel_size_nm)

@@ -74,7 +74,7 @@ def _out_path(template, path, n_files, suffix):
 def run(args) -> int:
     from .. import io
     from ..interop import provenance
-    from ..particles._pipeline import find_particles, plot_overlay, summary_lines
+    from ..particles._pipeline import find_particles, summary_lines
     from ..serialize import OutputSet, write_json
 
     n = len(args.files)
@@ -99,7 +99,7 @@ def run(args) -> int:
         if args.json == "-":
             json_records.append({**res.to_dict(), "provenance": provenance(res, mg, parameters=args)})
         with OutputSet() as outputs:  # this file's JSON, CSV and overlay appear together or not at all
-            _write_outputs(outputs, args, res, mg, path, n, provenance, plot_overlay)
+            _write_outputs(outputs, args, res, mg, path, n)
 
     status = run_per_file(args.files, one)
     if args.json == "-" and json_records:
@@ -107,8 +107,10 @@ def run(args) -> int:
     return status
 
 
-def _write_outputs(outputs, args, res, mg, path, n, provenance, plot_overlay) -> None:
+def _write_outputs(outputs, args, res, mg, path, n) -> None:
     """Stage the JSON record, the particle CSV and the overlay PNG of one file (each when asked for)."""
+    from ..interop import provenance
+    from ..particles._plot import plot_overlay
     from ..serialize import dumps
 
     if args.json and args.json != "-":

@@ -177,20 +177,10 @@ def spot_markers(result, *, friedel: bool = True, labels: bool = True, size_inv_
 
 
 def _outline_verts(labels, ids):
-    """Closed outline polygons (x, y in pixels) of each label in ``ids``."""
-    from scipy import ndimage as ndi
-    from skimage.measure import find_contours
+    """Closed outline polygons (x, y in pixels) of each label in ``ids`` (the overlay's outlines)."""
+    from ..particles._overlay import _outline_segments
 
-    objs = ndi.find_objects(labels)
-    out = {}
-    for k in ids:
-        if k < 1 or k > len(objs) or objs[k - 1] is None:
-            continue
-        sl = objs[k - 1]
-        y0, x0 = sl[0].start, sl[1].start
-        m = np.pad((labels[sl] == k).astype(np.float32), 1)
-        out[k] = [np.column_stack([c[:, 1] + x0 - 1, c[:, 0] + y0 - 1]) for c in find_contours(m, 0.5)]
-    return out
+    return _outline_segments(labels, ids)
 
 
 def particle_markers(result, signal=None, *, outlines: bool = True, circles: bool = True, centres: bool = True):

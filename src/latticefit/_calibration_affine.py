@@ -69,7 +69,7 @@ def fit_reciprocal_matrix(g_file, g_calc, cov=None) -> AffineFit:
     >>> (np.round(fit_reciprocal_matrix(gc @ M.T, gc).M, 6) + 0.0).tolist()
     [[1.02, 0.01], [0.0, 0.99]]
     """
-    from scipy import stats
+    from ._stats import chi2_sf
 
     go = np.asarray(g_file, float).reshape(-1, 2)
     gc = np.asarray(g_calc, float).reshape(-1, 2)
@@ -96,7 +96,7 @@ def fit_reciprocal_matrix(g_file, g_calc, cov=None) -> AffineFit:
     if unit:
         birge = math.sqrt(chi2 / dof) if dof > 0 else float("nan")
     else:
-        birge = math.sqrt(chi2 / dof) if dof > 0 and stats.chi2.sf(chi2, dof) < 0.01 else 1.0
+        birge = math.sqrt(chi2 / dof) if dof > 0 and chi2_sf(chi2, dof) < 0.01 else 1.0
     if np.isfinite(birge):
         cov_m = cov_m * birge**2
     return AffineFit(m.reshape(2, 2), cov_m, chi2, dof, float(birge), r.reshape(n, 2))

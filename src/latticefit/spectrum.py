@@ -115,17 +115,32 @@ def _tapered_mask(mask: np.ndarray) -> np.ndarray:
     return (np.sin(0.5 * np.pi * np.clip(d / t, 0, 1)) ** 2).astype(np.float32)
 
 
-def _separable_window(shape, window: str) -> np.ndarray:
-    from scipy.signal import windows
+def _periodic_window(n: int, window: str) -> np.ndarray:
+    """Periodic (``sym=False``) Hann or Tukey(0.25) window of ``n`` points.
 
-    h, w = shape
+    The closed forms of ``scipy.signal.windows.hann``/``tukey`` (equal to them, tested):
+    ``scipy.signal`` imports ``scipy.stats`` and ``scipy.optimize``, over a second on a small machine.
+    """
+    if n <= 1:
+        return np.ones(max(n, 0))
     if window == "hann":
-        wy, wx = windows.hann(h, sym=False), windows.hann(w, sym=False)
-    elif window == "tukey":
-        wy, wx = windows.tukey(h, 0.25, sym=False), windows.tukey(w, 0.25, sym=False)
-    else:  # pragma: no cover - guarded by the caller
+        return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+    alpha, m = 0.25, n + 1  # the periodic window is the symmetric one of n + 1 points, last dropped
+    k = np.arange(n, dtype=np.float64)
+    width = int(np.floor(alpha * (m - 1) / 2.0))
+    w = np.ones(n)
+    lo = k <= width
+    hi = k >= m - width - 1
+    w[lo] = 0.5 * (1 + np.cos(np.pi * (-1 + 2.0 * k[lo] / alpha / (m - 1))))
+    w[hi] = 0.5 * (1 + np.cos(np.pi * (-2.0 / alpha + 1 + 2.0 * k[hi] / alpha / (m - 1))))
+    return w
+
+
+def _separable_window(shape, window: str) -> np.ndarray:
+    if window not in ("hann", "tukey"):  # pragma: no cover - guarded by the caller
         raise ValueError(window)
-    return np.outer(wy, wx).astype(np.float32)
+    h, w = shape
+    return np.outer(_periodic_window(h, window), _periodic_window(w, window)).astype(np.float32)
 
 
 def _check_window(window):

@@ -69,15 +69,21 @@ MAXIMA_DENSITY = 0.056
 
 
 def _threshold_factor(n_eff: float, false_alarms: float) -> float:
-    """K such that ``n_eff * k * phi(k)`` equals the expected number of false alarms."""
-    from scipy.optimize import brentq
+    """K such that ``n_eff * k * phi(k)`` equals the expected number of false alarms.
 
+    ``log k + log phi(k)`` falls monotonically for k >= 1, so bisection on [1, 40] finds the root
+    (to 1e-12; scipy.optimize is not imported on the command path for this).
+    """
     target = max(false_alarms, 1e-12) / max(n_eff, 1.0)
-    # log(k) + log phi(k), phi the standard normal density (closed form: scipy.stats costs ~1 s to import)
+    # log(k) + log phi(k) - log(target), phi the standard normal density
     fun = lambda k: math.log(k) - 0.5 * k * k - 0.5 * math.log(2 * math.pi) - math.log(target)  # noqa: E731
     if fun(1.0) <= 0:
         return 1.0
-    return float(brentq(fun, 1.0, 40.0))
+    lo, hi = 1.0, 40.0
+    while hi - lo > 1e-12:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if fun(mid) > 0 else (lo, mid)
+    return 0.5 * (lo + hi)
 
 
 def _stabilise(coarse, noise: NoiseModel | None):

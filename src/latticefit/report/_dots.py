@@ -348,7 +348,7 @@ def population_verdict(rel_diff, err_dot, matrix_err, *, z_threshold: float = 3.
     >>> round(s["mean"], 3), round(s["se"], 4), s["consistent"], s["significant"]
     (0.1, 0.0153, True, True)
     """
-    from scipy import stats  # here, not at import: `latticefit report` should not pay for scipy.stats
+    from .._stats import chi2_sf
 
     x, e = np.asarray(rel_diff, float), np.asarray(err_dot, float)
     ok = np.isfinite(x) & np.isfinite(e) & (e > 0)
@@ -365,7 +365,7 @@ def population_verdict(rel_diff, err_dot, matrix_err, *, z_threshold: float = 3.
     se_dots = float(1.0 / math.sqrt(np.sum(w)))
     chi2 = float(np.sum(w * (x - mean) ** 2))
     dof = n - 1
-    p = float(stats.chi2.sf(chi2, dof)) if dof > 0 else 1.0
+    p = chi2_sf(chi2, dof) if dof > 0 else 1.0
     birge = math.sqrt(chi2 / dof) if dof > 0 and chi2 > dof else 1.0
     se_dots *= birge
     m = float(matrix_err) if np.isfinite(matrix_err) else 0.0

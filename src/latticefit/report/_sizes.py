@@ -332,7 +332,7 @@ def _draw_population_image(ax, pop: SizePopulation, letter: str):
 
 
 def _draw_histogram(ax, pop: SizePopulation, letter: str, color):
-    from scipy import stats
+    from .._stats import lognormal_pdf, normal_pdf
 
     s = pop.summary
     d, w = pop.used_diameters()
@@ -363,7 +363,7 @@ def _draw_histogram(ax, pop: SizePopulation, letter: str, color):
         if g.get("sigma_nm") and np.isfinite(g["sigma_nm"]) and g["sigma_nm"] > 0:
             ax.plot(
                 x,
-                area * stats.norm.pdf(x, g["mu_nm"], g["sigma_nm"]),
+                area * normal_pdf(x, g["mu_nm"], g["sigma_nm"]),
                 color=ps.COLORS["gauss"],
                 lw=1.0,
                 label="Gaussian fit",
@@ -372,7 +372,7 @@ def _draw_histogram(ax, pop: SizePopulation, letter: str, color):
         if ln.get("sigma_log") and np.isfinite(ln["sigma_log"]) and ln["sigma_log"] > 0:
             ax.plot(
                 x,
-                area * stats.lognorm.pdf(x, ln["sigma_log"], scale=ln["median_nm"]),
+                area * lognormal_pdf(x, ln["sigma_log"], ln["median_nm"]),
                 color=ps.COLORS["lognorm"],
                 lw=1.0,
                 ls="--",

@@ -85,3 +85,33 @@ def test_every_value_pm_error_in_the_package_goes_through_one_formatter():
     hand = re.compile(r"log10\(.*\n[^\n]*±")
     offenders = [str(p.relative_to(src)) for p in src.rglob("*.py") if hand.search(p.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(min_value=1, max_value=8),
+    st.integers(min_value=0, max_value=2**31 - 1),
+    st.floats(min_value=0.0, max_value=0.01),
+)
+def test_spot_matching_recovers_a_permuted_sign_flipped_copy(n, seed, jitter):
+    """One greedy matcher (lattice._match) serves compare_regions and the error-budget tiles."""
+    import numpy as np
+    import pandas as pd
+
+    from latticefit.lattice._compare import match_reflections
+    from latticefit.lattice._match import match_greedy
+    from latticefit.lattice._systematic import _match
+
+    rng = np.random.default_rng(seed)
+    ang = np.linspace(0, np.pi, n, endpoint=False) + rng.uniform(0, np.pi)  # >= 22.5 deg apart, mod pi
+    g_ref = np.c_[np.cos(ang), np.sin(ang)] * rng.uniform(2.0, 6.0, (n, 1))
+    perm = rng.permutation(n)
+    flips = rng.choice([-1.0, 1.0], n)
+    g = flips[:, None] * g_ref[perm] * (1 + jitter)
+    index, sign = match_greedy(g_ref, g, 0.05)
+    assert np.array_equal(perm[index], np.arange(n))
+    assert np.array_equal(sign, flips[index])
+    assert np.array_equal(_match(g_ref, g, 0.05)[0], index)
+    cols = ["gx_inv_nm", "gy_inv_nm"]
+    pairs = match_reflections(pd.DataFrame(g_ref, columns=cols), pd.DataFrame(g, columns=cols), 0.05)
+    assert pairs == [(i, int(j)) for i, j in enumerate(index)]

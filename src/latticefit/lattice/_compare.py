@@ -23,6 +23,7 @@ import pandas as pd
 from ..errors import LatticefitError, LatticefitWarning, check_param
 from ..micrograph import as_micrograph
 from ..roi import as_roi
+from ._match import match_greedy
 from ._measure import LatticeResult, measure_lattice
 from ._syspair import pair_rel_d_cov
 
@@ -339,23 +340,11 @@ def _birge_scales(res_a, res_b, labels):
 
 def match_reflections(sa: pd.DataFrame, sb: pd.DataFrame, tolerance: float) -> list[tuple[int, int]]:
     """Pairs ``(i, j)``: each spot of ``sa`` (in its order) with the nearest unused spot of ``sb`` or its Friedel
-    mate, within ``tolerance`` x |g_a|.
+    mate, within ``tolerance`` x |g_a| (:func:`latticefit.lattice._match.match_greedy`).
     """
-    gb_all = sb[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
-    used: set[int] = set()
-    pairs = []
-    for i, ga in enumerate(sa[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)):
-        best = None
-        for j, gb in enumerate(gb_all):
-            if j in used:
-                continue
-            dist = min(np.linalg.norm(ga - gb), np.linalg.norm(ga + gb)) / np.linalg.norm(ga)
-            if dist <= tolerance and (best is None or dist < best[0]):
-                best = (dist, j)
-        if best is not None:
-            used.add(best[1])
-            pairs.append((i, best[1]))
-    return pairs
+    cols = ["gx_inv_nm", "gy_inv_nm"]
+    index, _ = match_greedy(sa[cols].to_numpy(float), sb[cols].to_numpy(float), tolerance)
+    return [(i, int(j)) for i, j in enumerate(index) if j >= 0]
 
 
 def _measurement_column(spots: pd.DataFrame, total: str, measurement: str) -> str:

@@ -49,6 +49,7 @@ import numpy as np
 
 from . import _sysfield as sf
 from ._lookelsewhere import apply_look_elsewhere, n_independent_regions, sidak_z_threshold
+from ._match import match_greedy, match_nearest
 from ._sysfield import CLIP_SIGMA, P_SIGNIFICANT, _a_vec, _c_vec, _unit
 
 __all__ = [
@@ -278,35 +279,12 @@ def _fit_deformation(g_ref: np.ndarray, g_tile: np.ndarray, cov_tile: np.ndarray
 
 def _match(g_ref: np.ndarray, g: np.ndarray, tol: float | None = None):
     """Rows of ``g`` matching each ``g_ref`` row (sign-aligned, within ``MATCH_TOLERANCE``), or -1."""
-    tol = MATCH_TOLERANCE if tol is None else tol
-    out = np.full(len(g_ref), -1)
-    sign = np.ones(len(g_ref))
-    used = set()
-    for i, gr in enumerate(g_ref):
-        best = None
-        for j, gg in enumerate(g):
-            if j in used:
-                continue
-            for s in (1.0, -1.0):
-                dist = np.linalg.norm(s * gg - gr) / np.linalg.norm(gr)
-                if dist <= tol and (best is None or dist < best[0]):
-                    best = (dist, j, s)
-        if best is not None:
-            out[i], sign[i] = best[1], best[2]
-            used.add(best[1])
-    return out, sign
+    return match_greedy(g_ref, g, MATCH_TOLERANCE if tol is None else tol)
 
 
 def _match_each(g: np.ndarray, g_ref: np.ndarray, tol: float | None = None):
     """For each row of ``g``, the nearest row of ``g_ref`` within ``tol`` (relative, either sign), or -1."""
-    tol = MATCH_TOLERANCE if tol is None else tol
-    g = np.atleast_2d(g)
-    dp = np.linalg.norm(g[:, None, :] - g_ref[None], axis=2)
-    dm = np.linalg.norm(g[:, None, :] + g_ref[None], axis=2)
-    rel = np.minimum(dp, dm) / np.linalg.norm(g_ref, axis=1)[None]
-    j = np.argmin(rel, axis=1)
-    ok = rel[np.arange(len(g)), j] <= tol
-    return np.where(ok, j, -1), ok
+    return match_nearest(g, g_ref, MATCH_TOLERANCE if tol is None else tol)
 
 
 def _spot_arrays(spots):

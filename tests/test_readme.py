@@ -24,7 +24,7 @@ def _same_to_printed_precision(a: str, b: str) -> list[str]:
     bad = []
     la, lb = a.splitlines(), b.splitlines()
     if len(la) != len(lb):
-        return [f"{len(la)} lines in the README block, {len(lb)} printed now"]
+        return [f"{len(la)} lines in the README block, {len(lb)} printed now:\n" + "\n".join(lb[:12])]
     for x, y in zip(la, lb):
         if NUMBER.sub("#", x) != NUMBER.sub("#", y):
             bad.append(f"README: {x}\n   now: {y}")

@@ -58,7 +58,15 @@ def format_record(rec: dict) -> str:
     rows = [
         ("format", rec.get("format") or "-"),
         ("signal", rec.get("title") or "-"),
-        ("shape", f"{h} x {w} px ({rec.get('dtype')})"),
+        (
+            "shape",
+            f"{h} x {w} px ({rec.get('dtype')})"
+            + (
+                f"  (+ a {rec['databar_rows_removed']}-row FEI data bar, left out)"
+                if rec.get("databar_rows_removed")
+                else ""
+            ),
+        ),
         (
             "frames",
             str(rec.get("frames", 1)) + ("  (use --frame N|sum|mean to analyse)" if rec.get("frames", 1) > 1 else ""),

@@ -17,7 +17,7 @@ from ..micrograph import Micrograph, axes_pixel_size_nm
 from ..units import pixel_size_pair_nm
 from ._budget import _probe_pixels, check_image_budget
 from ._messages import _quiet_readers, _short_cause
-from ._signals import _close, _energy_kv, _is_image, _mode, _open, _select, _to_micrograph
+from ._signals import _close, _energy_kv, _is_image, _mode, _open, _select, _to_micrograph, databar_rows
 
 
 # ------------------------------------------------------------------ public API
@@ -150,7 +150,8 @@ def inspect(path, *, signal=None, pixel_size=None) -> dict[str, Any]:
         ``file``, ``format``, ``title``, ``shape`` ([h, w] of one frame),
         ``dtype``, ``pixel_size_nm`` ([py, px] or None), ``mode``,
         ``beam_energy_kv``, ``signals`` (every title in the file) and ``frames``
-        (number of frames of a stack, 1 for an image).
+        (number of frames of a stack, 1 for an image), ``databar_rows_removed`` (rows of an FEI
+        data bar left out of the image; ``shape`` is without them).
 
     Examples
     --------
@@ -171,6 +172,8 @@ def inspect(path, *, signal=None, pixel_size=None) -> dict[str, Any]:
         am = s.axes_manager
         frames = int(s.data.shape[0]) if am.navigation_dimension == 1 else 1
         shape = [int(v) for v in s.data.shape[-2:]]
+        bar = databar_rows(s)
+        shape[0] -= bar
         names = getattr(s.data.dtype, "names", None)
         dtype = "rgb" if names else str(s.data.dtype)
         check_image_budget(s.data.shape, s.data.dtype.itemsize, src)
@@ -204,6 +207,7 @@ def inspect(path, *, signal=None, pixel_size=None) -> dict[str, Any]:
             "beam_energy_kv": _energy_kv(s),
             "signals": titles,
             "frames": frames,
+            "databar_rows_removed": bar,
         }
     except LatticefitError as e:
         raise e.with_source(src)

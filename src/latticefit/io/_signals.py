@@ -12,6 +12,7 @@ from ..errors import (
     CalibrationWarning,
     DataShapeError,
     FileReadError,
+    LatticefitWarning,
     SignalSelectionError,
 )
 from ..micrograph import Micrograph, mode_from_metadata
@@ -131,6 +132,41 @@ def _energy_kv(s) -> float | None:
     return None
 
 
+def databar_rows(s) -> int:
+    """Rows of an FEI/Thermo SEM/FIB data bar below the scan (0 when there is none).
+
+    FEI TIFFs append the instrument's data bar (kV, magnification, scale bar as text) under the
+    scanned rows; the metadata give the scanned rows (``Image/ResolutionY``) and the bar's height
+    (``PrivateFei/DatabarHeight``). The bar is not image data: measured as such its glyphs become
+    "particles" and "lattice spots".
+    """
+    try:
+        fei = s.original_metadata.get_item("fei_metadata")
+        fei = fei.as_dictionary() if hasattr(fei, "as_dictionary") else fei
+        scan_rows = int((fei.get("Image") or {}).get("ResolutionY", 0))
+        bar = int((fei.get("PrivateFei") or {}).get("DatabarHeight", 0))
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    rows = int(s.data.shape[-2])
+    if bar > 0 and 0 < scan_rows < rows and rows - scan_rows == bar:
+        return bar
+    return 0
+
+
+def _without_databar(s, src: str):
+    """``s`` cropped to its scanned rows when an FEI data bar is appended (stated in a warning)."""
+    bar = databar_rows(s)
+    if not bar:
+        return s
+    rows = int(s.data.shape[-2])
+    warnings.warn(
+        f"{src}: the FEI data bar ({bar} rows below the {rows - bar} scanned rows) is not image data: left out",
+        LatticefitWarning,
+        stacklevel=4,
+    )
+    return s.isig[:, : rows - bar]
+
+
 def _to_micrograph(s, *, title, titles, fmt, src, frame, pixel_size) -> Micrograph:
     check_image_budget(s.data.shape, s.data.dtype.itemsize, src)
     if getattr(s, "_lazy", False):
@@ -141,7 +177,7 @@ def _to_micrograph(s, *, title, titles, fmt, src, frame, pixel_size) -> Microgra
             raise FileReadError(
                 f"cannot read the pixel data of {title!r} (truncated or corrupt?): {_short_cause(e)}", src
             ) from None
-    s = _grey_signal(s)
+    s = _without_databar(_grey_signal(s), src)
     mg = Micrograph.from_signal(s, frame=frame, source=src, pixel_size=pixel_size)
     mg.title = title
     mg.signals = list(titles)

@@ -1,0 +1,47 @@
+"""An FEI data bar is not image data; a blank image has nothing to find (and says so at once)."""
+
+import numpy as np
+import pytest
+
+from latticefit import io
+from latticefit.errors import InvalidDataError, LatticefitWarning
+from latticefit.micrograph import Micrograph
+
+HELIOS = "loaders/FEI-Helios-Ebeam-16bits.tif"
+
+
+def test_fei_databar_rows_are_left_out(realfile):
+    with pytest.warns(LatticefitWarning, match="FEI data bar .29 rows below the 442 scanned rows"):
+        mg = io.load(realfile(HELIOS))
+    assert mg.data.shape == (442, 512)
+    assert mg.pixel_size_nm == pytest.approx((3372.4, 3372.4))
+
+
+def test_the_databar_is_cropped_only_when_the_metadata_agree():
+    import hyperspy.api as hs
+
+    from latticefit.io._signals import databar_rows
+
+    s = hs.signals.Signal2D(np.zeros((471, 512), np.float32))
+    assert databar_rows(s) == 0  # no FEI metadata
+    s.original_metadata.add_dictionary(
+        {"fei_metadata": {"Image": {"ResolutionY": 442}, "PrivateFei": {"DatabarHeight": 29}}}
+    )
+    assert databar_rows(s) == 29
+    s.original_metadata.set_item("fei_metadata.PrivateFei.DatabarHeight", 30)  # inconsistent: keep every row
+    assert databar_rows(s) == 0
+
+
+def test_blank_image_has_no_lattice():
+    from latticefit.lattice._plausibility import is_featureless
+
+    assert "blank" in is_featureless(np.zeros((128, 128)))
+    assert "blank" in is_featureless(np.full((128, 128), 7.0))
+
+
+def test_require_contrast_names_the_file():
+    mg = Micrograph(np.full((32, 32), 3.0), pixel_size_nm=(0.1, 0.1), source="empty.tif")
+    with pytest.raises(InvalidDataError, match=r"empty.tif: the image is blank \(every pixel is 3\): no particles"):
+        mg.require_contrast("particles")
+    mg = Micrograph(np.random.default_rng(0).normal(size=(32, 32)), pixel_size_nm=(0.1, 0.1))
+    mg.require_contrast("particles")

@@ -16,19 +16,21 @@ Examples
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidDataError
-from ..micrograph import Micrograph
 from ..units import pixel_size_pair_nm
 from ._core import (
-    ParticleTruth,
     _apply_noise,
     _check_shape,
     _draw_diameters,
     sphere_thickness_image,
 )
+from ._lattice import _synth_micrograph
+from ._particles import _cut_by_border, _particle_table, _particle_truth, _probe_blur
 
 __all__ = ["LAYOUTS", "haadf_crowded"]
 
@@ -154,80 +156,82 @@ def haadf_crowded(
     >>> mg.data.shape, bool(truth.particles.touching.any())
     ((200, 200), True)
     """
-    import pandas as pd
-
     source = "synth:haadf_crowded"
     h, w = _check_shape(shape, source)
     ps = pixel_size_pair_nm(pixel_size_nm)
     py, px = ps
+    _check_sizes_and_layouts(diameter_nm, rsd, layouts, source)
+    rng = np.random.default_rng(seed)
+    field_nm = (w * px, h * py)
+    size = (float(diameter_nm), float(rsd))
+    placed = _place_spheres(rng, field_nm, size, n_groups, group_size, layouts, n_isolated, gap_nm, overlap_frac)
+    spheres = placed.visible(field_nm)
+    xs, ys = spheres.cx / px - 0.5, spheres.cy / py - 0.5
+    bg = _ramp_and_film_edge(rng, (h, w), ps, background, ramp, film_edge)
+    thick = sphere_thickness_image((h, w), xs, ys, spheres.d, pixel_size_nm=ps, supersample=supersample)
+    img = bg + (background * particle_contrast / float(diameter_nm)) * thick
+    img = _probe_blur(img, probe_sigma_nm, ps)
+    img = _apply_noise(img, rng, noise_sigma=0.0, dose=dose, background=background, source=source)
+    mg = _synth_micrograph(img, ps, source=source, title=title, mode="HAADF", function="haadf_crowded", seed=seed)
+    R = spheres.d / 2.0
+    table = _particle_table(
+        xs,
+        ys,
+        spheres.d,
+        ps,
+        edge=_cut_by_border(xs, ys, R, ps, (h, w)),
+        touching=_touching(spheres.cx, spheres.cy, R),
+        pair=np.array(spheres.group, int),
+        gap_nm=np.array(spheres.gap, float),
+        kind=spheres.kind,
+    )
+    truth = _particle_truth(
+        table,
+        ps,
+        (h, w),
+        diameter_nm=diameter_nm,
+        rsd=rsd,
+        background=background,
+        gradient=ramp,
+        particle_contrast=particle_contrast,
+        probe_sigma_nm=probe_sigma_nm,
+        dose=dose,
+    )
+    return mg, truth
+
+
+def _check_sizes_and_layouts(diameter_nm, rsd, layouts, source) -> None:
+    """``diameter_nm > 0``, ``rsd >= 0`` and a non-empty ``layouts`` taken from :data:`LAYOUTS`."""
     if not diameter_nm > 0 or not rsd >= 0:
         raise InvalidDataError(f"diameter_nm must be > 0 and rsd >= 0, got {diameter_nm}, {rsd}", source)
     bad = [lay for lay in layouts if lay not in LAYOUTS]
     if bad or not len(layouts):
         raise InvalidDataError(f"layouts must be taken from {LAYOUTS}, got {list(layouts)}", source)
-    rng = np.random.default_rng(seed)
-    W_nm, H_nm = w * px, h * py
-    size = (float(diameter_nm), float(rsd))
-    cx, cy, dd, gid, kind, gg = _place_spheres(
-        rng, (W_nm, H_nm), size, n_groups, group_size, layouts, n_isolated, gap_nm, overlap_frac
-    )
-    cx, cy, dd = np.array(cx), np.array(cy), np.array(dd)
-    # keep the spheres that show in the field (a group may hang over the border)
-    vis = (cx + dd / 2 > 0) & (cx - dd / 2 < W_nm) & (cy + dd / 2 > 0) & (cy - dd / 2 < H_nm)
-    cx, cy, dd = cx[vis], cy[vis], dd[vis]
-    gid, kind, gg = (list(np.asarray(a, dtype=object)[vis]) for a in (gid, kind, gg))
-    xs, ys = cx / px - 0.5, cy / py - 0.5
-    bg = _ramp_and_film_edge(rng, (h, w), ps, background, ramp, film_edge)
-    thick = sphere_thickness_image((h, w), xs, ys, dd, pixel_size_nm=ps, supersample=supersample)
-    img = bg + (background * particle_contrast / float(diameter_nm)) * thick
-    if probe_sigma_nm and probe_sigma_nm > 0:
-        from scipy.ndimage import gaussian_filter
-
-        img = gaussian_filter(img, sigma=(probe_sigma_nm / py, probe_sigma_nm / px), mode="reflect", truncate=4.0)
-    img = _apply_noise(img, rng, noise_sigma=0.0, dose=dose, background=background, source=source)
-    R = dd / 2.0
-    edge = ((xs - R / px) < -0.5) | ((xs + R / px) > w - 0.5) | ((ys - R / py) < -0.5) | ((ys + R / py) > h - 0.5)
-    touching = _touching(cx, cy, R)
-    df = pd.DataFrame(
-        {
-            "x_px": xs,
-            "y_px": ys,
-            "diameter_nm": dd,
-            "diameter_px": dd / px,
-            "edge": edge,
-            "touching": touching,
-            "pair": np.array(gid, int),
-            "gap_nm": np.array(gg, float),
-            "kind": kind,
-        }
-    )
-    mg = Micrograph(
-        img.astype(np.float32),
-        pixel_size_nm=ps,
-        source=source,
-        title=title,
-        mode="HAADF",
-        beam_energy_kv=300.0,
-        metadata={"synth": {"function": "haadf_crowded", "seed": seed}},
-        signals=[title],
-        file_format="synth",
-    )
-    truth = ParticleTruth(
-        particles=df,
-        pixel_size_nm=ps,
-        diameter_nm=float(diameter_nm),
-        rsd=float(rsd),
-        background=float(background),
-        gradient=float(ramp),
-        particle_contrast=float(particle_contrast),
-        probe_sigma_nm=float(probe_sigma_nm),
-        dose=None if dose is None else float(dose),
-        shape=(h, w),
-    )
-    return mg, truth
 
 
-def _place_spheres(rng, field_nm, size, n_groups, group_size, layouts, n_isolated, gap_nm, overlap_frac):
+@dataclass
+class _Spheres:
+    """Spheres of a crowded field: centres ``cx``, ``cy`` and diameters ``d`` (nm from the field corner), with
+    the group id (-1 isolated), kind (layout or ``'isolated'``) and growth gap (nm) of each.
+    """
+
+    cx: Any
+    cy: Any
+    d: Any
+    group: list
+    kind: list
+    gap: list
+
+    def visible(self, field_nm) -> _Spheres:
+        """The spheres that show in the field (a group may hang over the border), centres and diameters as arrays."""
+        W_nm, H_nm = field_nm
+        cx, cy, dd = np.array(self.cx), np.array(self.cy), np.array(self.d)
+        vis = (cx + dd / 2 > 0) & (cx - dd / 2 < W_nm) & (cy + dd / 2 > 0) & (cy - dd / 2 < H_nm)
+        gid, kind, gg = (list(np.asarray(a, dtype=object)[vis]) for a in (self.group, self.kind, self.gap))
+        return _Spheres(cx[vis], cy[vis], dd[vis], gid, kind, gg)
+
+
+def _place_spheres(rng, field_nm, size, n_groups, group_size, layouts, n_isolated, gap_nm, overlap_frac) -> _Spheres:
     """Grow the groups and drop them at random positions (outlines >= 2 nm from other groups), then the
     isolated spheres; returns lists ``cx, cy, d`` (nm), group id, kind and growth gap of every sphere.
     """
@@ -265,7 +269,7 @@ def _place_spheres(rng, field_nm, size, n_groups, group_size, layouts, n_isolate
             if free(x, y, d / 2, 2.0):
                 add(x, y, d, -1, "isolated", np.nan)
                 break
-    return cx, cy, dd, gid, kind, gg
+    return _Spheres(cx, cy, dd, gid, kind, gg)
 
 
 def _ramp_and_film_edge(rng, shape, ps, background, ramp, film_edge) -> np.ndarray:

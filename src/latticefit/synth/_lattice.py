@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidDataError
 from ..micrograph import Micrograph
 from ..units import pixel_size_pair_nm
+from ._inclusion import _add_inclusion
 from ._series import (
     MAPBBR3_A_NM,
     PBS_A_NM,
@@ -17,6 +20,7 @@ from ._series import (
     _az180,
     _net_series,
     _net_vectors,
+    _NetSeries,
     _normalise_basis,
     _render_series,
     reciprocal_basis,
@@ -150,6 +154,64 @@ def lattice_image(
     """
     source = _source
     h, w = _check_shape(shape, source)
+    net = _matrix_net(
+        pixel_size_nm,
+        a_nm=a_nm,
+        b_nm=b_nm,
+        gamma_deg=gamma_deg,
+        rotation_deg=rotation_deg,
+        offset_px=offset_px,
+        basis=basis,
+        column_sigma_nm=column_sigma_nm,
+        source=source,
+    )
+    img = _render_net(net, (h, w), contrast=contrast, background=background, dtype=dtype)
+    img, inc_truth = _add_inclusions(
+        img, inclusions, net, contrast=contrast, background=background, source=source, label_fn=_label_fn
+    )
+    rng = np.random.default_rng(seed)
+    img = _apply_noise(img, rng, noise_sigma=noise_sigma, dose=dose, background=background, source=source)
+    truth = _lattice_truth(
+        net,
+        contrast=contrast,
+        background=background,
+        noise_sigma=noise_sigma,
+        dose=dose,
+        inclusions=inc_truth,
+        label_fn=_label_fn,
+    )
+    mg = _synth_micrograph(
+        img, net.ps, source=source, title=title, mode="HRTEM", function=source.split(":", 1)[-1], seed=seed
+    )
+    return mg, truth
+
+
+@dataclass(frozen=True)
+class _Net:
+    """The matrix net of a lattice image: validated cell and basis, real and reciprocal vectors, Fourier series.
+
+    ``a_nm``, ``b_nm``, ``gamma_deg`` and ``rotation_deg`` are kept as given (inclusions rescale them).
+    """
+
+    ps: tuple[float, float]
+    a_nm: Any
+    b_nm: Any
+    gamma_deg: Any
+    rotation_deg: Any
+    basis: tuple[tuple[float, float, float], ...]
+    column_sigma_nm: Any
+    a1: np.ndarray
+    a2: np.ndarray
+    b1: np.ndarray
+    b2: np.ndarray
+    series: _NetSeries
+    origin_px: tuple[float, float]
+
+
+def _matrix_net(
+    pixel_size_nm, *, a_nm, b_nm, gamma_deg, rotation_deg, offset_px, basis, column_sigma_nm, source
+) -> _Net:
+    """Check the cell, basis and column width and build the matrix net (its series must have contrast)."""
     ps = pixel_size_pair_nm(pixel_size_nm)
     b_nm = a_nm if b_nm is None else b_nm
     _check_net(a_nm, b_nm, column_sigma_nm, gamma_deg, source)
@@ -163,70 +225,59 @@ def lattice_image(
             "much wider than the net (lower column_sigma_nm)",
             source,
         )
-    ox, oy = float(offset_px[0]), float(offset_px[1])
+    origin = (float(offset_px[0]), float(offset_px[1]))
+    return _Net(ps, a_nm, b_nm, gamma_deg, rotation_deg, basis, column_sigma_nm, a1, a2, b1, b2, series, origin)
+
+
+def _render_net(net: _Net, shape, *, contrast, background, dtype) -> np.ndarray:
+    """Noise-free float64 image ``background + contrast * pattern`` of the matrix net at every pixel centre."""
+    h, w = shape
     rows = np.arange(h, dtype=np.float64)
     cols = np.arange(w, dtype=np.float64)
-    img = background + contrast * _render_series(series, rows, cols, ps, (ox, oy), dtype=dtype)
-    img = np.asarray(img, dtype=np.float64)
+    img = background + contrast * _render_series(net.series, rows, cols, net.ps, net.origin_px, dtype=dtype)
+    return np.asarray(img, dtype=np.float64)
 
+
+def _add_inclusions(img, inclusions, net: _Net, *, contrast, background, source, label_fn):
+    """Blend every inclusion into ``img`` in turn; returns the image and the list of inclusion truth dicts."""
     inc_truth = []
     for n, inc in enumerate(inclusions or ()):
         img, it = _add_inclusion(
             img,
             inc,
             n,
-            a_nm=a_nm,
-            b_nm=b_nm,
-            gamma_deg=gamma_deg,
-            rotation_deg=rotation_deg,
-            basis=basis,
-            column_sigma_nm=column_sigma_nm,
+            a_nm=net.a_nm,
+            b_nm=net.b_nm,
+            gamma_deg=net.gamma_deg,
+            rotation_deg=net.rotation_deg,
+            basis=net.basis,
+            column_sigma_nm=net.column_sigma_nm,
             contrast=contrast,
             background=background,
-            ps=ps,
-            origin=(ox, oy),
-            a1=a1,
-            a2=a2,
+            ps=net.ps,
+            origin=net.origin_px,
+            a1=net.a1,
+            a2=net.a2,
             source=source,
-            label_fn=_label_fn,
+            label_fn=label_fn,
         )
         inc_truth.append(it)
+    return img, inc_truth
 
-    rng = np.random.default_rng(seed)
-    img = _apply_noise(img, rng, noise_sigma=noise_sigma, dose=dose, background=background, source=source)
 
-    first = _first_order(b1, b2, basis)
-    truth = _lattice_truth(
-        ps,
-        float(gamma_deg),
-        a1,
-        a2,
-        b1,
-        b2,
-        first,
-        basis,
-        (ox, oy),
-        column_sigma_nm,
-        contrast,
-        background,
-        noise_sigma,
-        dose,
-        inc_truth,
-        series,
-        _label_fn,
-    )
-    mg = Micrograph(
+def _synth_micrograph(img, ps, *, source, title, mode, function, seed) -> Micrograph:
+    """The float32, 300 kV Micrograph of a synthetic image (metadata ``{'synth': {function, seed}}``)."""
+    return Micrograph(
         img.astype(np.float32),
         pixel_size_nm=ps,
         source=source,
         title=title,
-        mode="HRTEM",
+        mode=mode,
         beam_energy_kv=300.0,
-        metadata={"synth": {"function": source.split(":", 1)[-1], "seed": seed}},
+        metadata={"synth": {"function": function, "seed": seed}},
         signals=[title],
         file_format="synth",
     )
-    return mg, truth
 
 
 def _check_net(a_nm, b_nm, column_sigma_nm, gamma_deg, source) -> None:
@@ -238,49 +289,33 @@ def _check_net(a_nm, b_nm, column_sigma_nm, gamma_deg, source) -> None:
         raise InvalidDataError(f"gamma_deg={gamma_deg} makes a1 and a2 collinear", source)
 
 
-def _lattice_truth(
-    ps,
-    gamma_deg,
-    a1,
-    a2,
-    b1,
-    b2,
-    first,
-    basis,
-    origin,
-    sigma,
-    contrast,
-    background,
-    noise_sigma,
-    dose,
-    inclusions,
-    series,
-    label_fn,
-) -> LatticeTruth:
+def _lattice_truth(net: _Net, *, contrast, background, noise_sigma, dose, inclusions, label_fn) -> LatticeTruth:
+    """The :class:`LatticeTruth` of the matrix net (first-order reflections, labels, d, azimuths, angle)."""
+    first = _first_order(net.b1, net.b2, net.basis)
     g = np.array([f[2] for f in first])
     hk = [(f[0], f[1]) for f in first]
     lab = label_fn or _label_2d
     return LatticeTruth(
-        pixel_size_nm=ps,
-        a1_nm=a1,
-        a2_nm=a2,
-        b1_inv_nm=b1,
-        b2_inv_nm=b2,
+        pixel_size_nm=net.ps,
+        a1_nm=net.a1,
+        a2_nm=net.a2,
+        b1_inv_nm=net.b1,
+        b2_inv_nm=net.b2,
         g_inv_nm=g,
         hk=hk,
         labels=[lab(a, b) for a, b in hk],
         d_angstrom=10.0 / np.linalg.norm(g, axis=1),
         azimuth_deg=_az180(g),
-        angle_deg=_fold90(180.0 - gamma_deg),
-        basis=tuple(basis),
-        origin_px=tuple(map(float, origin)),
-        column_sigma_nm=float(sigma),
+        angle_deg=_fold90(180.0 - float(net.gamma_deg)),
+        basis=tuple(net.basis),
+        origin_px=tuple(map(float, net.origin_px)),
+        column_sigma_nm=float(net.column_sigma_nm),
         contrast=float(contrast),
         background=float(background),
         noise_sigma=float(noise_sigma),
         dose=None if dose is None else float(dose),
         inclusions=list(inclusions),
-        _series=series,
+        _series=net.series,
         _label_fn=label_fn,
     )
 
@@ -288,89 +323,6 @@ def _lattice_truth(
 def _fold90(angle: float) -> float:
     angle = angle % 180.0
     return 180.0 - angle if angle > 90.0 else angle
-
-
-def _add_inclusion(
-    img,
-    inc,
-    n,
-    *,
-    a_nm,
-    b_nm,
-    gamma_deg,
-    rotation_deg,
-    basis,
-    column_sigma_nm,
-    contrast,
-    background,
-    ps,
-    origin,
-    a1,
-    a2,
-    source,
-    label_fn,
-):
-    try:
-        xc, yc = float(inc["x_px"]), float(inc["y_px"])
-        radius_nm = float(inc["radius_nm"])
-        mismatch = float(inc.get("mismatch", 0.0))
-    except (KeyError, TypeError, ValueError) as e:
-        raise InvalidDataError(f"inclusion {n} needs x_px, y_px, radius_nm and mismatch ({e})", source) from None
-    if not radius_nm > 0:
-        raise InvalidDataError(f"inclusion {n}: radius_nm must be > 0, got {radius_nm}", source)
-    if not mismatch > -1:
-        raise InvalidDataError(f"inclusion {n}: mismatch must be > -1, got {mismatch}", source)
-    rot = float(inc.get("rotation_deg", rotation_deg))
-    c_inc = float(inc.get("contrast", contrast))
-    edge_nm = float(inc.get("edge_nm", 0.0))
-    s = 1.0 + mismatch
-    ia1, ia2 = _net_vectors(a_nm * s, b_nm * s, gamma_deg, rot)
-    ib1, ib2 = reciprocal_basis(ia1, ia2)
-    series = _net_series(ia1, ia2, basis, column_sigma_nm)
-    # coherent at the centre: origin = the matrix lattice point nearest to the disk centre
-    py, px = ps
-    rel = np.array([(xc - origin[0]) * px, (yc - origin[1]) * py])
-    frac = np.linalg.solve(np.array([a1, a2]).T, rel)
-    lp = np.round(frac) @ np.array([a1, a2])
-    ox_i, oy_i = origin[0] + lp[0] / px, origin[1] + lp[1] / py
-    h, w = img.shape
-    r_px_x, r_px_y = (radius_nm + edge_nm / 2) / px, (radius_nm + edge_nm / 2) / py
-    x0, x1 = max(0, int(math.floor(xc - r_px_x)) - 1), min(w, int(math.ceil(xc + r_px_x)) + 2)
-    y0, y1 = max(0, int(math.floor(yc - r_px_y)) - 1), min(h, int(math.ceil(yc + r_px_y)) + 2)
-    if x0 < x1 and y0 < y1:
-        rows = np.arange(y0, y1, dtype=np.float64)
-        cols = np.arange(x0, x1, dtype=np.float64)
-        patch = background + c_inc * _render_series(series, rows, cols, ps, (ox_i, oy_i))
-        rr = np.hypot(((cols - xc) * px)[None, :], ((rows - yc) * py)[:, None])
-        if edge_nm > 0:
-            wgt = np.clip((radius_nm - rr) / edge_nm + 0.5, 0.0, 1.0)
-        else:
-            wgt = (rr <= radius_nm).astype(np.float64)
-        sub = img[y0:y1, x0:x1]
-        img[y0:y1, x0:x1] = sub * (1.0 - wgt) + patch * wgt
-    first = _first_order(ib1, ib2, basis)
-    g = np.array([f[2] for f in first])
-    lab = label_fn or _label_2d
-    truth = {
-        "x_px": xc,
-        "y_px": yc,
-        "radius_nm": radius_nm,
-        "mismatch": mismatch,
-        "rotation_deg": rot,
-        "contrast": c_inc,
-        "edge_nm": edge_nm,
-        "origin_px": [float(ox_i), float(oy_i)],
-        "a1_nm": ia1,
-        "a2_nm": ia2,
-        "b1_inv_nm": ib1,
-        "b2_inv_nm": ib2,
-        "g_inv_nm": g,
-        "hk": [[f[0], f[1]] for f in first],
-        "labels": [lab(f[0], f[1]) for f in first],
-        "d_angstrom": 10.0 / np.linalg.norm(g, axis=1),
-        "azimuth_deg": _az180(g),
-    }
-    return img, truth
 
 
 # ----------------------------------------------------------------------------- crystal presets

@@ -9,7 +9,14 @@ import numpy as np
 
 from ..errors import InvalidDataError
 from ._lattice import _check_shape, perovskite_111
-from ._particles import ParticleTruth, _draw_diameters, haadf_particles_image
+from ._particles import (
+    ParticleTruth,
+    _cut_by_border,
+    _draw_diameters,
+    _particle_table,
+    _particle_truth,
+    haadf_particles_image,
+)
 from ._truth import LatticeTruth
 
 # ----------------------------------------------------------------------------- Fig. 4 pair
@@ -117,35 +124,15 @@ def fig4_pair(
     >>> len(t.dots), hd.pixel_size_nm
     (4, (0.1, 0.1))
     """
-    import pandas as pd
-
     source = "synth:fig4_pair"
-    hh, hw = _check_shape(hrtem_shape, source)
-    dh, dw = _check_shape(haadf_shape, source)
-    ps_hr = float(hrtem_pixel_size_nm)
-    field_h, field_w = hh * ps_hr, hw * ps_hr
-    ps_hd = (field_h / dh, field_w / dw)
+    geo = _pair_geometry(hrtem_shape, haadf_shape, hrtem_pixel_size_nm, source)
     rng = np.random.default_rng(seed)
-    diam = _draw_diameters(rng, n_dots, float(dot_diameter_nm), float(dot_rsd), "normal")
-    x_nm, y_nm = _dot_centres_nm(rng, n_dots, (field_h, field_w), source)
-    # pixel centres: HRTEM pixel i covers [i, i+1] * ps from the field corner
-    x_hr, y_hr = x_nm / ps_hr - 0.5, y_nm / ps_hr - 0.5
-    x_hd, y_hd = x_nm / ps_hd[1] - 0.5, y_nm / ps_hd[0] - 0.5
-    incl = [
-        {
-            "x_px": float(x),
-            "y_px": float(y),
-            "radius_nm": float(d) / 2.0,
-            "mismatch": float(mismatch),
-            "contrast": float(hrtem_contrast * dot_contrast),
-            "edge_nm": float(edge_nm),
-        }
-        for x, y, d in zip(x_hr, y_hr, diam)
-    ]
+    dots = _draw_dots(rng, geo, n_dots, dot_diameter_nm, dot_rsd, source)
+    incl = _dot_inclusions(dots, mismatch, hrtem_contrast * dot_contrast, edge_nm)
     hrtem_seed, haadf_seed = (int(s) for s in rng.integers(0, 2**63 - 1, size=2))
     hrtem, lt = perovskite_111(
-        (hh, hw),
-        pixel_size_nm=ps_hr,
+        geo.hrtem_shape,
+        pixel_size_nm=geo.ps_hrtem,
         rotation_deg=rotation_deg,
         contrast=hrtem_contrast,
         noise_sigma=hrtem_noise_sigma,
@@ -156,47 +143,117 @@ def fig4_pair(
     )
     hrtem.source = source + ":hrtem"
     haadf = haadf_particles_image(
-        (dh, dw),
-        x_hd,
-        y_hd,
-        diam,
-        pixel_size_nm=ps_hd,
+        geo.haadf_shape,
+        dots.x_haadf_px,
+        dots.y_haadf_px,
+        dots.diameter_nm,
+        pixel_size_nm=geo.ps_haadf,
         reference_diameter_nm=float(dot_diameter_nm),
         background=haadf_background,
-        gradient=0.15,
+        gradient=_HAADF_GRADIENT,
         particle_contrast=haadf_particle_contrast,
         probe_sigma_nm=probe_sigma_nm,
         dose=haadf_dose,
         seed=haadf_seed,
     )
     haadf.source = source + ":haadf"
-    pdf = _haadf_dot_table(x_hd, y_hd, diam, ps_hd, (dh, dw))
-    pt = ParticleTruth(
-        particles=pdf,
-        pixel_size_nm=ps_hd,
-        diameter_nm=float(dot_diameter_nm),
-        rsd=float(dot_rsd),
-        background=float(haadf_background),
-        gradient=0.15,
-        particle_contrast=float(haadf_particle_contrast),
-        probe_sigma_nm=float(probe_sigma_nm),
-        dose=None if haadf_dose is None else float(haadf_dose),
-        shape=(dh, dw),
+    pt = _particle_truth(
+        _haadf_dot_table(dots.x_haadf_px, dots.y_haadf_px, dots.diameter_nm, geo.ps_haadf, geo.haadf_shape),
+        geo.ps_haadf,
+        geo.haadf_shape,
+        diameter_nm=dot_diameter_nm,
+        rsd=dot_rsd,
+        background=haadf_background,
+        gradient=_HAADF_GRADIENT,
+        particle_contrast=haadf_particle_contrast,
+        probe_sigma_nm=probe_sigma_nm,
+        dose=haadf_dose,
     )
-    dots = pd.DataFrame(
+    table = _dots_table(dots, mismatch, lt)
+    return hrtem, haadf, PairTruth(lattice=lt, particles=pt, dots=table, field_nm=geo.field_nm)
+
+
+#: relative background variation of the HAADF image of :func:`fig4_pair`
+_HAADF_GRADIENT = 0.15
+
+
+@dataclass(frozen=True)
+class _PairGeometry:
+    """Image sizes and pixel sizes (nm, (y, x) for HAADF) of the two images of one field (height, width nm)."""
+
+    hrtem_shape: tuple[int, int]
+    haadf_shape: tuple[int, int]
+    ps_hrtem: float
+    ps_haadf: tuple[float, float]
+    field_nm: tuple[float, float]
+
+
+def _pair_geometry(hrtem_shape, haadf_shape, hrtem_pixel_size_nm, source) -> _PairGeometry:
+    """Check both shapes; the HRTEM image fixes the field, the HAADF pixel size is ``field / haadf_shape``."""
+    hh, hw = _check_shape(hrtem_shape, source)
+    dh, dw = _check_shape(haadf_shape, source)
+    ps_hr = float(hrtem_pixel_size_nm)
+    field_h, field_w = hh * ps_hr, hw * ps_hr
+    ps_hd = (field_h / dh, field_w / dw)
+    return _PairGeometry((hh, hw), (dh, dw), ps_hr, ps_hd, (field_h, field_w))
+
+
+@dataclass(frozen=True)
+class _Dots:
+    """Dot centres in nm (from the field corner) and in the pixel coordinates of both images; diameters (nm)."""
+
+    x_nm: np.ndarray
+    y_nm: np.ndarray
+    x_hrtem_px: np.ndarray
+    y_hrtem_px: np.ndarray
+    x_haadf_px: np.ndarray
+    y_haadf_px: np.ndarray
+    diameter_nm: np.ndarray
+
+
+def _draw_dots(rng, geo: _PairGeometry, n_dots, dot_diameter_nm, dot_rsd, source) -> _Dots:
+    """Draw the dot diameters (normal), then their jittered centres; convert to both images' pixel coordinates."""
+    diam = _draw_diameters(rng, n_dots, float(dot_diameter_nm), float(dot_rsd), "normal")
+    x_nm, y_nm = _dot_centres_nm(rng, n_dots, geo.field_nm, source)
+    # pixel centres: HRTEM pixel i covers [i, i+1] * ps from the field corner
+    ps_hr, ps_hd = geo.ps_hrtem, geo.ps_haadf
+    x_hr, y_hr = x_nm / ps_hr - 0.5, y_nm / ps_hr - 0.5
+    x_hd, y_hd = x_nm / ps_hd[1] - 0.5, y_nm / ps_hd[0] - 0.5
+    return _Dots(x_nm, y_nm, x_hr, y_hr, x_hd, y_hd, diam)
+
+
+def _dot_inclusions(dots: _Dots, mismatch, contrast, edge_nm) -> list[dict]:
+    """The ``lattice_image`` inclusions of the dots (HRTEM pixel centres, radius, mismatch, contrast, rim)."""
+    return [
         {
-            "x_nm": x_nm,
-            "y_nm": y_nm,
-            "x_hrtem_px": x_hr,
-            "y_hrtem_px": y_hr,
-            "x_haadf_px": x_hd,
-            "y_haadf_px": y_hd,
-            "diameter_nm": diam,
+            "x_px": float(x),
+            "y_px": float(y),
+            "radius_nm": float(d) / 2.0,
+            "mismatch": float(mismatch),
+            "contrast": float(contrast),
+            "edge_nm": float(edge_nm),
+        }
+        for x, y, d in zip(dots.x_hrtem_px, dots.y_hrtem_px, dots.diameter_nm)
+    ]
+
+
+def _dots_table(dots: _Dots, mismatch, lt: LatticeTruth):
+    """:attr:`PairTruth.dots`: one row per dot with both images' coordinates and the dot's first-order d."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "x_nm": dots.x_nm,
+            "y_nm": dots.y_nm,
+            "x_hrtem_px": dots.x_hrtem_px,
+            "y_hrtem_px": dots.y_hrtem_px,
+            "x_haadf_px": dots.x_haadf_px,
+            "y_haadf_px": dots.y_haadf_px,
+            "diameter_nm": dots.diameter_nm,
             "mismatch": float(mismatch),
             "d_angstrom": [float(i["d_angstrom"][0]) for i in lt.inclusions],
         }
     )
-    return hrtem, haadf, PairTruth(lattice=lt, particles=pt, dots=dots, field_nm=(field_h, field_w))
 
 
 #: where fig4_pair puts its dots (fractions of the field, x, y): well inside and apart, one per quadrant first
@@ -214,27 +271,9 @@ def _dot_centres_nm(rng, n_dots: int, field_nm, source: str):
 
 
 def _haadf_dot_table(x_hd, y_hd, diam, ps_hd, shape):
-    """The HAADF truth table of the dots (``ParticleTruth.particles`` columns)."""
-    import pandas as pd
-
-    dh, dw = shape
+    """The HAADF truth table of the dots (``ParticleTruth.particles`` columns; no touching pairs)."""
     n = len(diam)
-    R = diam / 2.0
-    edge = (
-        ((x_hd - R / ps_hd[1]) < -0.5)
-        | ((x_hd + R / ps_hd[1]) > dw - 0.5)
-        | ((y_hd - R / ps_hd[0]) < -0.5)
-        | ((y_hd + R / ps_hd[0]) > dh - 0.5)
-    )
-    return pd.DataFrame(
-        {
-            "x_px": x_hd,
-            "y_px": y_hd,
-            "diameter_nm": diam,
-            "diameter_px": diam / ps_hd[1],
-            "edge": edge,
-            "touching": np.zeros(n, bool),
-            "pair": -np.ones(n, int),
-            "gap_nm": np.full(n, np.nan),
-        }
+    edge = _cut_by_border(x_hd, y_hd, diam / 2.0, ps_hd, shape)
+    return _particle_table(
+        x_hd, y_hd, diam, ps_hd, edge=edge, touching=np.zeros(n, bool), pair=-np.ones(n, int), gap_nm=np.full(n, np.nan)
     )

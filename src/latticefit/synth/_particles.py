@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import InvalidDataError
 from ..micrograph import Micrograph
 from ..units import pixel_size_pair_nm
-from ._lattice import _apply_noise, _check_shape
+from ._lattice import _apply_noise, _check_shape, _synth_micrograph
 
 # ----------------------------------------------------------------------------- HAADF particles
 
@@ -216,22 +216,18 @@ def haadf_particles_image(
     bg = _smooth_background(h, w, rng, background, gradient)
     thick = sphere_thickness_image((h, w), x_px, y_px, diam, pixel_size_nm=ps, supersample=supersample)
     img = bg + (float(background) * float(particle_contrast) / float(reference_diameter_nm)) * thick
+    img = _probe_blur(img, probe_sigma_nm, ps)
+    img = _apply_noise(img, rng, noise_sigma=0.0, dose=dose, background=background, source=source)
+    return _synth_micrograph(img, ps, source=source, title=title, mode="HAADF", function="haadf", seed=seed)
+
+
+def _probe_blur(img, probe_sigma_nm, ps) -> np.ndarray:
+    """Gaussian probe blur of standard deviation ``probe_sigma_nm`` (none when it is 0 or None)."""
     if probe_sigma_nm and probe_sigma_nm > 0:
         from scipy.ndimage import gaussian_filter
 
         img = gaussian_filter(img, sigma=(probe_sigma_nm / ps[0], probe_sigma_nm / ps[1]), mode="reflect", truncate=4.0)
-    img = _apply_noise(img, rng, noise_sigma=0.0, dose=dose, background=background, source=source)
-    return Micrograph(
-        img.astype(np.float32),
-        pixel_size_nm=ps,
-        source=source,
-        title=title,
-        mode="HAADF",
-        beam_energy_kv=300.0,
-        metadata={"synth": {"function": "haadf", "seed": seed}},
-        signals=[title],
-        file_format="synth",
-    )
+    return img
 
 
 def _draw_diameters(rng, n, mean, rsd, distribution):
@@ -399,27 +395,16 @@ def haadf_dots(
     >>> len(truth.particles), int(truth.particles.touching.sum())
     (20, 4)
     """
-    import pandas as pd
-
     source = "synth:haadf_dots"
     h, w = _check_shape(shape, source)
     ps = pixel_size_pair_nm(pixel_size_nm)
-    n_particles, n_touching_pairs = int(n_particles), int(n_touching_pairs)
-    if n_particles < 0 or n_touching_pairs < 0 or 2 * n_touching_pairs > n_particles:
-        raise InvalidDataError(
-            f"need 0 <= 2 * n_touching_pairs <= n_particles, got {n_touching_pairs} pairs and {n_particles} particles",
-            source,
-        )
-    if not diameter_nm > 0 or not rsd >= 0:
-        raise InvalidDataError(f"diameter_nm must be > 0 and rsd >= 0, got {diameter_nm}, {rsd}", source)
+    n_particles, n_touching_pairs = _check_dot_counts(n_particles, n_touching_pairs, diameter_nm, rsd, source)
     rng = np.random.default_rng(seed)
     diam = _draw_diameters(rng, n_particles, float(diameter_nm), float(rsd), distribution)
     xs, ys, pair, gaps = _place_particles(
         rng, h, w, ps, diam, n_touching_pairs, allow_edge, float(min_gap_nm), float(max_touching_gap_nm), 5000, source
     )
-    py, px = ps
-    R = diam / 2.0
-    edge = ((xs - R / px) < -0.5) | ((xs + R / px) > w - 0.5) | ((ys - R / py) < -0.5) | ((ys + R / py) > h - 0.5)
+    edge = _cut_by_border(xs, ys, diam / 2.0, ps, (h, w))
     img_seed = int(rng.integers(0, 2**63 - 1))
     mg = haadf_particles_image(
         (h, w),
@@ -439,20 +424,66 @@ def haadf_dots(
     )
     mg.source = source
     mg.metadata = {"synth": {"function": "haadf_dots", "seed": seed}}
-    df = pd.DataFrame(
-        {
-            "x_px": xs,
-            "y_px": ys,
-            "diameter_nm": diam,
-            "diameter_px": diam / px,
-            "edge": edge.astype(bool),
-            "touching": pair >= 0,
-            "pair": pair,
-            "gap_nm": gaps,
-        }
+    table = _particle_table(xs, ys, diam, ps, edge=edge.astype(bool), touching=pair >= 0, pair=pair, gap_nm=gaps)
+    truth = _particle_truth(
+        table,
+        ps,
+        (h, w),
+        diameter_nm=diameter_nm,
+        rsd=rsd,
+        background=background,
+        gradient=gradient,
+        particle_contrast=particle_contrast,
+        probe_sigma_nm=probe_sigma_nm,
+        dose=dose,
     )
-    truth = ParticleTruth(
-        particles=df,
+    return mg, truth
+
+
+def _check_dot_counts(n_particles, n_touching_pairs, diameter_nm, rsd, source) -> tuple[int, int]:
+    """``0 <= 2 * n_touching_pairs <= n_particles`` (as ints), ``diameter_nm > 0`` and ``rsd >= 0``."""
+    n_particles, n_touching_pairs = int(n_particles), int(n_touching_pairs)
+    if n_particles < 0 or n_touching_pairs < 0 or 2 * n_touching_pairs > n_particles:
+        raise InvalidDataError(
+            f"need 0 <= 2 * n_touching_pairs <= n_particles, got {n_touching_pairs} pairs and {n_particles} particles",
+            source,
+        )
+    if not diameter_nm > 0 or not rsd >= 0:
+        raise InvalidDataError(f"diameter_nm must be > 0 and rsd >= 0, got {diameter_nm}, {rsd}", source)
+    return n_particles, n_touching_pairs
+
+
+def _cut_by_border(xs, ys, R, ps, shape) -> np.ndarray:
+    """Spheres (centres in px, radii in nm) whose disk extends beyond ``[-0.5, w - 0.5] x [-0.5, h - 0.5]``."""
+    h, w = shape
+    py, px = ps
+    return ((xs - R / px) < -0.5) | ((xs + R / px) > w - 0.5) | ((ys - R / py) < -0.5) | ((ys + R / py) > h - 0.5)
+
+
+def _particle_table(xs, ys, diam, ps, *, edge, touching, pair, gap_nm, **extra):
+    """The ``ParticleTruth.particles`` DataFrame (``extra`` columns appended in order)."""
+    import pandas as pd
+
+    cols = {
+        "x_px": xs,
+        "y_px": ys,
+        "diameter_nm": diam,
+        "diameter_px": diam / ps[1],
+        "edge": edge,
+        "touching": touching,
+        "pair": pair,
+        "gap_nm": gap_nm,
+    }
+    cols.update(extra)
+    return pd.DataFrame(cols)
+
+
+def _particle_truth(
+    table, ps, shape, *, diameter_nm, rsd, background, gradient, particle_contrast, probe_sigma_nm, dose
+) -> ParticleTruth:
+    """A :class:`ParticleTruth` of the table with the rendering parameters as floats."""
+    return ParticleTruth(
+        particles=table,
         pixel_size_nm=ps,
         diameter_nm=float(diameter_nm),
         rsd=float(rsd),
@@ -461,6 +492,5 @@ def haadf_dots(
         particle_contrast=float(particle_contrast),
         probe_sigma_nm=float(probe_sigma_nm),
         dose=None if dose is None else float(dose),
-        shape=(h, w),
+        shape=tuple(shape),
     )
-    return mg, truth

@@ -65,88 +65,126 @@ class _Fit:
     h_err: np.ndarray
 
 
+@dataclass
+class _Window:
+    """The box of one group in full-resolution px (``x0:x1``, ``y0:y1``) and its ``ny`` x ``nx`` fit pixels of ``b`` px."""
+
+    x0: int
+    x1: int
+    y0: int
+    y1: int
+    nx: int
+    ny: int
+    b: int
+
+    def pixel_centres(self):
+        """Full-resolution px of the fit pixels' centres: ``x0 + (u + 0.5) b - 0.5`` (row) and the column of y."""
+        fx = self.x0 + (np.arange(self.nx) + 0.5) * self.b - 0.5
+        fy = (self.y0 + (np.arange(self.ny) + 0.5) * self.b - 0.5)[:, None]
+        return fx, fy
+
+
+def _group_window(shape, x, y, rg, b, margin):
+    """The group's box (its disks plus ``margin``, clipped to the image), a whole number of ``b`` px blocks."""
+    H, W = shape
+    x0 = int(math.floor(max(0.0, (x - rg).min() - margin)))
+    x1 = int(math.ceil(min(W, (x + rg).max() + margin + 1)))
+    y0 = int(math.floor(max(0.0, (y - rg).min() - margin)))
+    y1 = int(math.ceil(min(H, (y + rg).max() + margin + 1)))
+    return _Window(x0, x1, y0, y1, max(1, (x1 - x0) // b), max(1, (y1 - y0) // b), b)
+
+
+def _binned(a, w: _Window):
+    """The window's cut of ``a``, block-averaged by ``b`` (float64)."""
+    patch = a[w.y0 : w.y0 + w.ny * w.b, w.x0 : w.x0 + w.nx * w.b].astype(np.float64)
+    if w.b > 1:
+        patch = patch.reshape(w.ny, w.b, w.nx, w.b).mean(axis=(1, 3))
+    return patch
+
+
+def _patch_weights(w: _Window, g, x, y, r, group, tree, rmax_all, fit_sigma_px, invalid):
+    """Fit-pixel weights: 0 on blocks with a NaN/inf pixel and on the particles of other groups reaching in."""
+    b = w.b
+    fx, fy = w.pixel_centres()
+    wts = np.ones((w.ny, w.nx))
+    if invalid is not None:  # NaN/inf pixels of the file carry no weight (a block with one is left out)
+        nb = invalid[w.y0 : w.y0 + w.ny * b, w.x0 : w.x0 + w.nx * b]
+        wts[(nb.reshape(w.ny, b, w.nx, b).any(axis=(1, 3)) if b > 1 else nb)] = 0.0
+    # mask the particles of other groups that reach into the patch
+    cx, cy = 0.5 * (w.x0 + w.x1), 0.5 * (w.y0 + w.y1)
+    rad = 0.5 * math.hypot(w.x1 - w.x0, w.y1 - w.y0) + rmax_all
+    near = np.asarray(tree.query_ball_point([cx, cy], rad), dtype=np.int64)
+    near = near[group[near] != g]
+    if near.size:
+        reach = r[near] + 2.0 * fit_sigma_px + 1.5 * b
+        ddx = np.maximum(np.maximum(w.x0 - x[near], x[near] - w.x1), 0.0)
+        ddy = np.maximum(np.maximum(w.y0 - y[near], y[near] - w.y1), 0.0)
+        for k, rk in zip(near[np.hypot(ddx, ddy) < reach], reach[np.hypot(ddx, ddy) < reach]):
+            wts[(fx - x[k]) ** 2 + (fy - y[k]) ** 2 < rk * rk] = 0.0
+    return wts
+
+
+def _start_params(patch, wts, w: _Window, idx, x, y, r, fit_sigma_px):
+    """Starting values: background (median of the ring outside the disks), then (u, v, R, height) per particle."""
+    b = w.b
+    fx, fy = w.pixel_centres()
+    inside = np.zeros((w.ny, w.nx), bool)
+    for k in idx:
+        inside |= (fx - x[k]) ** 2 + (fy - y[k]) ** 2 < (1.3 * r[k] + 2 * fit_sigma_px) ** 2
+    ring = patch[(~inside) & (wts > 0)]
+    b0 = float(np.median(ring)) if ring.size >= 5 else float(np.percentile(patch, 10))
+    p = [b0] + [0.0] * (K.N_BACKGROUND - 1)
+    for k in idx:
+        u = (x[k] - w.x0 + 0.5) / b - 0.5
+        v = (y[k] - w.y0 + 0.5) / b - 0.5
+        iu = int(np.clip(round(u), 0, w.nx - 1))
+        iv = int(np.clip(round(v), 0, w.ny - 1))
+        hk = max(float(patch[iv, iu] - b0), 1e-6 * max(abs(b0), 1.0))
+        p += [u, v, r[k] / b, hk]
+    return np.array(p)
+
+
 def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, margin_extra, invalid=None):
     """Cut the binned patch of each group; returns the flat arrays the numba fit takes."""
-    H, W = img.shape
-    xs_l, ys_l, data_l, w_l = [], [], [], []
-    pix_off = [0]
-    par_l = []
-    par_off = [0]
-    npart = []
-    xc_l, yc_l = [], []
-    origin = []
     from scipy.spatial import cKDTree
 
+    cols = {key: [] for key in ("xs", "ys", "data", "wts", "params", "npart", "xc", "yc", "origin")}
+    pix_off, par_off = [0], [0]
     tree = cKDTree(np.column_stack([x, y])) if len(x) else None
     rmax_all = float(r.max()) if len(r) else 0.0
     for g, idx in enumerate(members):
         b = int(b_of_group[g])
         rg = r[idx]
         margin = 0.4 * rg.max() + 3.0 * fit_sigma_px + 2.0 * b + margin_extra
-        x0 = int(math.floor(max(0.0, (x[idx] - rg).min() - margin)))
-        x1 = int(math.ceil(min(W, (x[idx] + rg).max() + margin + 1)))
-        y0 = int(math.floor(max(0.0, (y[idx] - rg).min() - margin)))
-        y1 = int(math.ceil(min(H, (y[idx] + rg).max() + margin + 1)))
-        nx = max(1, (x1 - x0) // b)
-        ny = max(1, (y1 - y0) // b)
-        patch = img[y0 : y0 + ny * b, x0 : x0 + nx * b].astype(np.float64)
-        if b > 1:
-            patch = patch.reshape(ny, b, nx, b).mean(axis=(1, 3))
+        w = _group_window(img.shape, x[idx], y[idx], rg, b, margin)
+        patch = _binned(img, w)
         # fit coordinates: fit-pixel index (u, v); full px = x0 + (u + 0.5) b - 0.5
-        vv, uu = np.mgrid[:ny, :nx]
-        fx = x0 + (np.arange(nx) + 0.5) * b - 0.5  # row vector of x (full px)
-        fy = (y0 + (np.arange(ny) + 0.5) * b - 0.5)[:, None]
-        wts = np.ones((ny, nx))
-        if invalid is not None:  # NaN/inf pixels of the file carry no weight (a block with one is left out)
-            nb = invalid[y0 : y0 + ny * b, x0 : x0 + nx * b]
-            wts[(nb.reshape(ny, b, nx, b).any(axis=(1, 3)) if b > 1 else nb)] = 0.0
-        # mask the particles of other groups that reach into the patch
-        cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
-        rad = 0.5 * math.hypot(x1 - x0, y1 - y0) + rmax_all
-        near = np.asarray(tree.query_ball_point([cx, cy], rad), dtype=np.int64)
-        near = near[group[near] != g]
-        if near.size:
-            reach = r[near] + 2.0 * fit_sigma_px + 1.5 * b
-            ddx = np.maximum(np.maximum(x0 - x[near], x[near] - x1), 0.0)
-            ddy = np.maximum(np.maximum(y0 - y[near], y[near] - y1), 0.0)
-            for k, rk in zip(near[np.hypot(ddx, ddy) < reach], reach[np.hypot(ddx, ddy) < reach]):
-                wts[(fx - x[k]) ** 2 + (fy - y[k]) ** 2 < rk * rk] = 0.0
-        inside = np.zeros((ny, nx), bool)
-        for k in idx:
-            inside |= (fx - x[k]) ** 2 + (fy - y[k]) ** 2 < (1.3 * r[k] + 2 * fit_sigma_px) ** 2
-        ring = patch[(~inside) & (wts > 0)]
-        b0 = float(np.median(ring)) if ring.size >= 5 else float(np.percentile(patch, 10))
-        p = [b0] + [0.0] * (K.N_BACKGROUND - 1)
-        for k in idx:
-            u = (x[k] - x0 + 0.5) / b - 0.5
-            v = (y[k] - y0 + 0.5) / b - 0.5
-            iu = int(np.clip(round(u), 0, nx - 1))
-            iv = int(np.clip(round(v), 0, ny - 1))
-            hk = max(float(patch[iv, iu] - b0), 1e-6 * max(abs(b0), 1.0))
-            p += [u, v, r[k] / b, hk]
-        xs_l.append(uu.ravel().astype(np.float64))
-        ys_l.append(vv.ravel().astype(np.float64))
-        data_l.append(patch.ravel())
-        w_l.append(wts.ravel())
+        vv, uu = np.mgrid[: w.ny, : w.nx]
+        wts = _patch_weights(w, g, x, y, r, group, tree, rmax_all, fit_sigma_px, invalid)
+        p = _start_params(patch, wts, w, idx, x, y, r, fit_sigma_px)
+        cols["xs"].append(uu.ravel().astype(np.float64))
+        cols["ys"].append(vv.ravel().astype(np.float64))
+        cols["data"].append(patch.ravel())
+        cols["wts"].append(wts.ravel())
         pix_off.append(pix_off[-1] + patch.size)
-        par_l.append(np.array(p))
+        cols["params"].append(p)
         par_off.append(par_off[-1] + len(p))
-        npart.append(len(idx))
-        xc_l.append(0.5 * (nx - 1))
-        yc_l.append(0.5 * (ny - 1))
-        origin.append((x0, y0, b))
+        cols["npart"].append(len(idx))
+        cols["xc"].append(0.5 * (w.nx - 1))
+        cols["yc"].append(0.5 * (w.ny - 1))
+        cols["origin"].append((w.x0, w.y0, b))
     return dict(
-        xs=np.concatenate(xs_l),
-        ys=np.concatenate(ys_l),
-        data=np.concatenate(data_l),
-        wts=np.concatenate(w_l),
+        xs=np.concatenate(cols["xs"]),
+        ys=np.concatenate(cols["ys"]),
+        data=np.concatenate(cols["data"]),
+        wts=np.concatenate(cols["wts"]),
         pix_off=np.array(pix_off, np.int64),
-        params=np.concatenate(par_l),
+        params=np.concatenate(cols["params"]),
         par_off=np.array(par_off, np.int64),
-        npart=np.array(npart, np.int64),
-        xc=np.array(xc_l),
-        yc=np.array(yc_l),
-        origin=origin,
+        npart=np.array(cols["npart"], np.int64),
+        xc=np.array(cols["xc"]),
+        yc=np.array(cols["yc"]),
+        origin=cols["origin"],
     )
 
 
@@ -184,100 +222,124 @@ def _run_fit(prep, fit_sigma, s2, params, par_off, wts, max_iter=100):
     )
 
 
-def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15, invalid=None):
-    """Joint model fits of all particles; returns a :class:`_Fit` (full-resolution px units)."""
-    n = len(x)
-    group = _union_groups(x, y, r, link)
-    ng = int(group.max()) + 1
-    members = [np.nonzero(group == g)[0] for g in range(ng)]
-    H, W = img.shape
-    sigma_guess = probe_sigma_px if probe_sigma_px is not None else max(0.5, 0.05 * float(np.median(r)))
-    b_of_group = np.array([max(1, int(r[m].min() // FIT_RADIUS_PX)) for m in members])
-    prep = _prepare_groups(img, x, y, r, group, members, sigma_guess, b_of_group, 0.0, invalid)
-    bsz = np.array([o[2] for o in prep["origin"]], float)
-    base_w = prep["wts"]
+@dataclass
+class _Solution:
+    """The joint fit of all groups: parameters, packed Fisher matrices (offsets ``msq``), chi2, convergence."""
 
-    # --- probe sigma: fitted on the brightest isolated particles, then fixed
-    if probe_sigma_px is None:
-        iso = [
-            g
-            for g, m in enumerate(members)
-            if len(m) == 1
-            and x[m[0]] - r[m[0]] > 2
-            and y[m[0]] - r[m[0]] > 2
-            and x[m[0]] + r[m[0]] < W - 3
-            and y[m[0]] + r[m[0]] < H - 3
-        ]
-        iso = sorted(iso, key=lambda g: -strength[members[g][0]])[:24]
-        sig_est = []
-        if iso:
-            sub = _subset(prep, iso)
-            p_s, off_s = _insert_sigma(sub, sigma_guess / bsz[iso])
-            out, _F, _msq, _c2, _it, conv = _run_fit(sub, True, np.zeros(len(iso)), p_s, off_s, sub["wts"])
-            for j, g in enumerate(iso):
-                sg = abs(out[off_s[j] + K.N_BACKGROUND]) * bsz[g]
-                if conv[j] and np.isfinite(sg):
-                    sig_est.append(sg)
-        probe_sigma_px = float(np.median(sig_est)) if sig_est else sigma_guess
-        probe_sigma_px = float(np.clip(probe_sigma_px, 0.0, 0.4 * float(np.median(r))))
-    s2 = (probe_sigma_px / bsz) ** 2 + 1.0 / 12.0
+    params: np.ndarray
+    fisher: np.ndarray
+    msq: np.ndarray
+    chi2: np.ndarray
+    conv: np.ndarray
 
-    # --- all groups, sigma fixed. Counts: weights 1/variance of the model (from the starting values, then
-    # refreshed once at the solution, where the Fisher matrix is taken); otherwise unweighted
+
+def _isolated_groups(members, x, y, r, strength, shape, n_max=24):
+    """Single-particle groups whose disk lies 2-3 px inside the image, brightest first (at most ``n_max``)."""
+    H, W = shape
+    iso = [
+        g
+        for g, m in enumerate(members)
+        if len(m) == 1
+        and x[m[0]] - r[m[0]] > 2
+        and y[m[0]] - r[m[0]] > 2
+        and x[m[0]] + r[m[0]] < W - 3
+        and y[m[0]] + r[m[0]] < H - 3
+    ]
+    return sorted(iso, key=lambda g: -strength[members[g][0]])[:n_max]
+
+
+def _fit_probe_sigma(prep, iso, bsz, sigma_guess, r):
+    """Probe sigma (full px): median of the sigmas fitted freely on the isolated groups ``iso``.
+
+    ``sigma_guess`` when none converges; clipped to [0, 0.4 median(r)].
+    """
+    sig_est = []
+    if iso:
+        sub = _subset(prep, iso)
+        p_s, off_s = _insert_sigma(sub, sigma_guess / bsz[iso])
+        out, _F, _msq, _c2, _it, conv = _run_fit(sub, True, np.zeros(len(iso)), p_s, off_s, sub["wts"])
+        for j, g in enumerate(iso):
+            sg = abs(out[off_s[j] + K.N_BACKGROUND]) * bsz[g]
+            if conv[j] and np.isfinite(sg):
+                sig_est.append(sg)
+    probe_sigma_px = float(np.median(sig_est)) if sig_est else sigma_guess
+    return float(np.clip(probe_sigma_px, 0.0, 0.4 * float(np.median(r))))
+
+
+def _count_weights(prep, par, s2, bsz, noise: NoiseModel):
+    """Weights 1/variance of the model ``par`` (counting noise, per fit pixel of ``b`` x ``b`` px); 0 where masked."""
+    t = K.profile_table()
+    bb = np.repeat(bsz, np.diff(prep["pix_off"]))
+    model = K.eval_groups(
+        prep["xs"],
+        prep["ys"],
+        prep["pix_off"],
+        par,
+        prep["par_off"],
+        prep["npart"],
+        prep["xc"],
+        prep["yc"],
+        False,
+        s2,
+        t.packed,
+        t.params,
+    )
+    var = (noise.gain * np.maximum(model, noise.gain) + noise.offset) / (bb * bb)
+    return np.where(prep["wts"] > 0, 1.0 / var, 0.0)
+
+
+def _fit_all_groups(prep, noise: NoiseModel, s2, bsz) -> _Solution:
+    """All groups with the probe sigma fixed.
+
+    Counts: weights 1/variance of the model (from the starting values, then refreshed once at the solution,
+    where the Fisher matrix is taken); otherwise unweighted.
+    """
     if noise.counts:
-        t = K.profile_table()
-        bb = np.repeat(bsz, np.diff(prep["pix_off"]))
-
-        def _weights(par):
-            model = K.eval_groups(
-                prep["xs"],
-                prep["ys"],
-                prep["pix_off"],
-                par,
-                prep["par_off"],
-                prep["npart"],
-                prep["xc"],
-                prep["yc"],
-                False,
-                s2,
-                t.packed,
-                t.params,
-            )
-            var = (noise.gain * np.maximum(model, noise.gain) + noise.offset) / (bb * bb)
-            return np.where(base_w > 0, 1.0 / var, 0.0)
-
-        out, F, msq, chi2, nit, conv = _run_fit(
-            prep, False, s2, prep["params"], prep["par_off"], _weights(prep["params"])
-        )
+        w0 = _count_weights(prep, prep["params"], s2, bsz, noise)
+        out, F, msq, chi2, _nit, conv = _run_fit(prep, False, s2, prep["params"], prep["par_off"], w0)
         # Fisher matrix and chi2 at the solution with the variance of the fitted model (no further steps:
         # max_iter=0 only evaluates the normal equations)
-        out, F, msq, chi2, _nit, _conv = _run_fit(prep, False, s2, out, prep["par_off"], _weights(out), max_iter=0)
+        w1 = _count_weights(prep, out, s2, bsz, noise)
+        out, F, msq, chi2, _nit, _conv = _run_fit(prep, False, s2, out, prep["par_off"], w1, max_iter=0)
     else:
-        out, F, msq, chi2, nit, conv = _run_fit(prep, False, s2, prep["params"], prep["par_off"], base_w)
-    # --- unpack
+        out, F, msq, chi2, _nit, conv = _run_fit(prep, False, s2, prep["params"], prep["par_off"], prep["wts"])
+    return _Solution(out, F, msq, chi2, conv)
+
+
+def _group_covariance(sol: _Solution, g, p, npix, noise: NoiseModel, b):
+    """Covariance of group ``g``'s parameters ``p`` and its reduced chi2.
+
+    Without counting noise the covariance is scaled by the residual variance, and chi2_red is taken relative
+    to the noise model's variance at the fitted background (per fit pixel of ``b`` x ``b`` px).
+    """
+    m = len(p)
+    Fm = sol.fisher[sol.msq[g] : sol.msq[g + 1]].reshape(m, m)
+    dof = max(npix - m, 1)
+    try:
+        cov = np.linalg.inv(Fm)
+    except np.linalg.LinAlgError:
+        cov = np.full((m, m), np.nan)
+    red = sol.chi2[g] / dof
+    if not noise.counts:
+        cov = cov * red  # residual variance estimate
+        exp_var = (noise.offset + noise.gain * max(p[0], 0.0)) / b**2
+        red = red / exp_var if exp_var > 0 else np.nan
+    return cov, red
+
+
+def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, group, probe_sigma_px) -> _Fit:
+    """Per-particle values in full-resolution px, their errors, and whether the fit found the particle."""
+    n = len(x)
     fx = np.full(n, np.nan)
     fy, fr, fh, ex, ey, er, eh = (np.full(n, np.nan) for _ in range(7))
     ok = np.zeros(n, bool)
     chi2_red = np.full(n, np.nan)
     bg_level = np.full(n, np.nan)
-    npix = np.array([int((base_w[prep["pix_off"][g] : prep["pix_off"][g + 1]] > 0).sum()) for g in range(ng)])
+    po = prep["pix_off"]
+    npix = np.array([int((prep["wts"][po[g] : po[g + 1]] > 0).sum()) for g in range(len(members))])
     for g, idx in enumerate(members):
-        c, d = prep["par_off"][g], prep["par_off"][g + 1]
-        m = d - c
-        p = out[c:d]
-        Fm = F[msq[g] : msq[g + 1]].reshape(m, m)
-        dof = max(npix[g] - m, 1)
-        try:
-            cov = np.linalg.inv(Fm)
-        except np.linalg.LinAlgError:
-            cov = np.full((m, m), np.nan)
-        if noise.counts:
-            red = chi2[g] / dof
-        else:
-            red = chi2[g] / dof
-            cov = cov * red  # residual variance estimate
-            exp_var = (noise.offset + noise.gain * max(p[0], 0.0)) / bsz[g] ** 2
-            red = red / exp_var if exp_var > 0 else np.nan
+        p = sol.params[prep["par_off"][g] : prep["par_off"][g + 1]]
+        cov, red = _group_covariance(sol, g, p, npix[g], noise, bsz[g])
         x0, y0, b = prep["origin"][g]
         for j, k in enumerate(idx):
             o = K.N_BACKGROUND + 4 * j
@@ -295,7 +357,7 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
             # a fit that wandered off its seed or changed its size wildly did not find this particle
             moved = math.hypot(fx[k] - x[k], fy[k] - y[k]) > 0.6 * r[k] + 2.0
             ok[k] = bool(
-                conv[g]
+                sol.conv[g]
                 and np.isfinite(er[k])
                 and Hh > 0
                 and 0.31 * b < fr[k]
@@ -306,6 +368,27 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
                 and 0.4 * r[k] < fr[k] < 2.5 * r[k]
             )
     return _Fit(fx, fy, fr, fh, ex, ey, er, ok, group, chi2_red, bg_level, float(probe_sigma_px), eh)
+
+
+def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15, invalid=None):
+    """Joint model fits of all particles; returns a :class:`_Fit` (full-resolution px units).
+
+    Touching particles are grouped (:func:`_union_groups`) and each group's patch binned so its smallest
+    radius spans ``FIT_RADIUS_PX`` fit pixels; the probe sigma, unless given, is fitted on the brightest
+    isolated particles and then fixed for the joint fit of all groups.
+    """
+    group = _union_groups(x, y, r, link)
+    members = [np.nonzero(group == g)[0] for g in range(int(group.max()) + 1)]
+    sigma_guess = probe_sigma_px if probe_sigma_px is not None else max(0.5, 0.05 * float(np.median(r)))
+    b_of_group = np.array([max(1, int(r[m].min() // FIT_RADIUS_PX)) for m in members])
+    prep = _prepare_groups(img, x, y, r, group, members, sigma_guess, b_of_group, 0.0, invalid)
+    bsz = np.array([o[2] for o in prep["origin"]], float)
+    if probe_sigma_px is None:  # fitted on the brightest isolated particles, then fixed
+        iso = _isolated_groups(members, x, y, r, strength, img.shape)
+        probe_sigma_px = _fit_probe_sigma(prep, iso, bsz, sigma_guess, r)
+    s2 = (probe_sigma_px / bsz) ** 2 + 1.0 / 12.0
+    sol = _fit_all_groups(prep, noise, s2, bsz)
+    return _unpack(prep, members, sol, x, y, r, noise, bsz, group, probe_sigma_px)
 
 
 def _subset(prep, groups):

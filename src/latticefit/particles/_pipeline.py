@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -104,16 +105,6 @@ __all__ = [
 ]
 
 
-# ============================================================================ result
-
-
-# ============================================================================ noise
-
-
-# ======================================================================= background
-
-
-# ======================================================================== detection
 def _add_calibration_error(table, mg):
     """Add the relative error of the calibrated pixel length sqrt|det A| to every diameter error."""
     from .._calibration_affine import propagate
@@ -128,11 +119,128 @@ def _add_calibration_error(table, mg):
     return table
 
 
-# ============================================================================ main
-# ====================================================================== detection
+# ============================================================== steps of find_particles
+@dataclass(frozen=True)
+class _Options:
+    """The checked options of :func:`find_particles`."""
+
+    probe_sigma_nm: float | None
+    false_alarms: float
+    background_scale_nm: float | None
+    n_boot: int
+    seed: int
+    border_rule: str
+    keep_flagged: bool
 
 
-# =================================================================== measurements
+@dataclass
+class _Run:
+    """What the result of one image carries besides its table: calibration, range searched, detection."""
+
+    mg: object
+    src: str | None
+    py: float
+    px: float
+    rng: st.DiameterSearch
+    det: dict
+    settings: dict
+
+
+def _pixel_length(mg, py, px, src) -> float:
+    """The pixel length used for sizes, sqrt(py px) (an affine calibration: sqrt|det A|, shear included).
+
+    Warns (at the caller of :func:`find_particles`) when the pixels are not square.
+    """
+    pix = math.sqrt(mg.pixel_area_nm2)
+    if abs(py - px) > 0.01 * pix:
+        warnings.warn(
+            f"{src or 'image'}: non-square pixels ({py:.4g} x {px:.4g} nm); sizes use their geometric mean",
+            LatticefitWarning,
+            stacklevel=3,
+        )
+    return pix
+
+
+def _checked_options(
+    src, probe_sigma_nm, false_alarms, background_scale_nm, n_boot, seed, edge_correction, border_rule, keep_flagged
+) -> _Options:
+    """The options checked (:func:`~latticefit.errors.check_param`); ``border_rule`` defaults to ``edge_correction``."""
+    probe_sigma_nm = check_param("probe_sigma_nm", probe_sigma_nm, lo=0, lo_open=True, optional=True, source=src)
+    false_alarms = check_param("false_alarms", false_alarms, lo=0, lo_open=True, source=src)
+    background_scale_nm = check_param(
+        "background_scale_nm", background_scale_nm, lo=0, lo_open=True, optional=True, source=src
+    )
+    n_boot = check_param("n_boot", n_boot, lo=1, integer=True, source=src)
+    seed = check_param("seed", seed, lo=0, integer=True, source=src)
+    border_rule = edge_correction if border_rule is None else border_rule
+    if border_rule not in BORDER_RULES:
+        raise AnalysisError(f"border_rule must be one of {', '.join(BORDER_RULES)}, got {border_rule!r}", src)
+    return _Options(probe_sigma_nm, false_alarms, background_scale_nm, n_boot, seed, border_rule, keep_flagged)
+
+
+def _background_scale_px(opts: _Options, rng: st.DiameterSearch, pix: float) -> float:
+    """Smoothing length of the background in px: given, or twice the largest diameter (at least 16 px)."""
+    return (opts.background_scale_nm / pix) if opts.background_scale_nm else max(2.0 * rng.dhi_px, 16.0)
+
+
+def _no_particles(run: _Run) -> ParticleResult:
+    """The result of an image without detections: an empty table and summary, with a warning."""
+    warnings.warn(
+        f"{run.src or 'image'}: no particles found between {run.rng.dlo_nm:.3g} and {run.rng.dhi_nm:.3g} nm",
+        LatticefitWarning,
+        stacklevel=3,
+    )
+    summary = size_summary([], warn=False)
+    summary["probe_sigma_nm"] = None
+    return _result(run, _empty_table(), np.zeros(run.mg.data.shape, np.int32), summary)
+
+
+def _fit_and_segment(img, seeds, det, noise, opts: _Options, pix, bad, settings):
+    """Model fits (nested detections merged) and the seeded watershed of the fitted detections.
+
+    Returns ``(fit, seeds, labels)``; ``settings`` gets the merge count and the probe sigma.
+    """
+    probe_px = None if opts.probe_sigma_nm is None else opts.probe_sigma_nm / pix
+    fit, seeds, settings["n_merged"] = st.fit_and_merge(img, seeds, noise, probe_px, bad)
+    labels, _ = _segment(det["coarse"], seeds, det["sigmas"], det["f"], img.shape, det.get("pixel_noise"))
+    if bad is not None:
+        labels[bad] = 0
+    settings["probe_sigma_nm"] = fit.sigma_px * pix
+    settings["probe_sigma"] = "given" if opts.probe_sigma_nm is not None else "fitted (median of isolated particles)"
+    return fit, seeds, labels
+
+
+def _measurements(labels, img, seeds, fit, run: _Run, opts: _Options, pix, bad):
+    """The particle table (fit beside the segment's shape); detections that are no particle dropped.
+
+    Returns ``(table, labels)``; ``run.settings`` gets the drop counts.
+    """
+    table = st.particle_table(_measure_regions(labels, img, len(seeds["x"])), seeds, fit, run.det, img.shape, pix, bad)
+    drop, run.settings["n_faint_dropped"] = st.not_particles(table, fit, run.rng, opts.border_rule, pix)
+    table, labels = st.drop_detections(table, labels, drop)
+    run.settings["n_dropped"] = int(drop.sum())  # out of range or not significant in the fit: not particles
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["aspect_ratio"] = table["feret_max_nm"] / table["feret_min_nm"]
+    return table, labels
+
+
+def _result(run: _Run, table, labels, summary) -> ParticleResult:
+    """The :class:`ParticleResult`: range and pixel size in the summary, the calibration error when known."""
+    summary = dict(summary)
+    summary["diameter_range_nm"] = [run.rng.dlo_nm, run.rng.dhi_nm]
+    summary["pixel_size_nm"] = [run.py, run.px]
+    if run.mg.affine_cov is not None and len(table):
+        table = _add_calibration_error(table, run.mg)
+        summary["calibration"] = dict(run.mg.calibration_info or {})
+    return ParticleResult(
+        table=table,
+        summary=summary,
+        labels=labels,
+        pixel_size_nm=(run.py, run.px),
+        source=run.src,
+        background_grid=(run.det["background"], run.det["f"]),
+        settings=run.settings,
+    )
 
 
 def find_particles(
@@ -224,86 +332,42 @@ def find_particles(
         from ._roi import find_particles_in_roi
 
         return find_particles_in_roi(find_particles, roi=roi, **kw)
+    # 1. the image, its calibration and the options
     mg = as_micrograph(image, pixel_size, source=source)
     src = source or mg.source
     py, px = mg.require_calibration()
-    pix = math.sqrt(mg.pixel_area_nm2)  # = sqrt(py px); with an affine calibration sqrt|det A| (shear included)
-    if abs(py - px) > 0.01 * pix:
-        warnings.warn(
-            f"{src or 'image'}: non-square pixels ({py:.4g} x {px:.4g} nm); sizes use their geometric mean",
-            LatticefitWarning,
-            stacklevel=2,
-        )
-    probe_sigma_nm = check_param("probe_sigma_nm", probe_sigma_nm, lo=0, lo_open=True, optional=True, source=src)
-    false_alarms = check_param("false_alarms", false_alarms, lo=0, lo_open=True, source=src)
-    background_scale_nm = check_param(
-        "background_scale_nm", background_scale_nm, lo=0, lo_open=True, optional=True, source=src
+    pix = _pixel_length(mg, py, px, src)
+    opts = _checked_options(
+        src, probe_sigma_nm, false_alarms, background_scale_nm, n_boot, seed, edge_correction, border_rule, keep_flagged
     )
-    n_boot = check_param("n_boot", n_boot, lo=1, integer=True, source=src)
-    seed = check_param("seed", seed, lo=0, integer=True, source=src)
-    border_rule = edge_correction if border_rule is None else border_rule
-    if border_rule not in BORDER_RULES:
-        raise AnalysisError(f"border_rule must be one of {', '.join(BORDER_RULES)}, got {border_rule!r}", src)
-    img = mg.data
-    H, W = img.shape
-    # 1. the diameters searched, in pixels
-    rng = st.diameter_search(diameter_range_nm, (H, W), pix, src)
-    # 2. background, noise model and detection (NaN/inf pixels of the file masked throughout: _invalid.py)
-    bg_scale_px = (background_scale_nm / pix) if background_scale_nm else max(2.0 * rng.dhi_px, 16.0)
-    bad = mg.invalid_mask
+    # 2. the diameters searched; background scale and noise model (NaN/inf pixels masked throughout: _invalid.py)
+    rng = st.diameter_search(diameter_range_nm, mg.data.shape, pix, src)
+    bg_scale_px = _background_scale_px(opts, rng, pix)
+    img, bad = mg.data, mg.invalid_mask
     if bad is not None:
         img = inpaint(img, bad, bg_scale_px)
     noise = estimate_noise_model(img, invalid=bad)
-    seeds, det = _detect(img, rng.dlo_px, rng.dhi_px, bg_scale_px, false_alarms, noise, invalid=bad)
-    settings = st.detection_settings(rng, false_alarms, det, bg_scale_px, noise, border_rule, keep_flagged, bad)
-
-    def result(table, labels, summary):
-        summary = dict(summary)
-        summary["diameter_range_nm"] = [rng.dlo_nm, rng.dhi_nm]
-        summary["pixel_size_nm"] = [py, px]
-        if mg.affine_cov is not None and len(table):
-            table = _add_calibration_error(table, mg)
-            summary["calibration"] = dict(mg.calibration_info or {})
-        return ParticleResult(
-            table=table,
-            summary=summary,
-            labels=labels,
-            pixel_size_nm=(py, px),
-            source=src,
-            background_grid=(det["background"], det["f"]),
-            settings=settings,
-        )
-
+    # 3. detection
+    seeds, det = _detect(img, rng.dlo_px, rng.dhi_px, bg_scale_px, opts.false_alarms, noise, invalid=bad)
+    settings = st.detection_settings(
+        rng, opts.false_alarms, det, bg_scale_px, noise, opts.border_rule, opts.keep_flagged, bad
+    )
+    run = _Run(mg, src, py, px, rng, det, settings)
     if seeds is None or len(seeds["x"]) == 0:
-        warnings.warn(
-            f"{src or 'image'}: no particles found between {rng.dlo_nm:.3g} and {rng.dhi_nm:.3g} nm",
-            LatticefitWarning,
-            stacklevel=2,
-        )
-        summary = size_summary([], warn=False)
-        summary["probe_sigma_nm"] = None
-        return result(_empty_table(), np.zeros((H, W), np.int32), summary)
-    # 3. model fits, nested detections merged; 4. segmentation
-    probe_px = None if probe_sigma_nm is None else probe_sigma_nm / pix
-    fit, seeds, settings["n_merged"] = st.fit_and_merge(img, seeds, noise, probe_px, bad)
-    labels, _ = _segment(det["coarse"], seeds, det["sigmas"], det["f"], (H, W), det.get("pixel_noise"))
-    if bad is not None:
-        labels[bad] = 0
-    settings["probe_sigma_nm"] = fit.sigma_px * pix
-    settings["probe_sigma"] = "given" if probe_sigma_nm is not None else "fitted (median of isolated particles)"
-    # 5. measurements on the label image; 6. detections that are no particle dropped
-    table = st.particle_table(_measure_regions(labels, img, len(seeds["x"])), seeds, fit, det, (H, W), pix, bad)
-    drop, settings["n_faint_dropped"] = st.not_particles(table, fit, rng, border_rule, pix)
-    table, labels = st.drop_detections(table, labels, drop)
-    settings["n_dropped"] = int(drop.sum())  # out of range or not significant in the fit: not particles
-    with np.errstate(invalid="ignore", divide="ignore"):
-        table["aspect_ratio"] = table["feret_max_nm"] / table["feret_min_nm"]
-    # 7. checked fits (status, reject_reason, in_statistics; errors scaled by sqrt(chi2_red)) and statistics
-    table = check_fits(table, border_rule=border_rule, keep_flagged=keep_flagged, errors_scaled=not noise.counts)
-    summary = st.statistics(table, border_rule, keep_flagged, n_boot, seed, settings, src)
+        return _no_particles(run)
+    # 4. model fits, nested detections merged; segmentation
+    fit, seeds, labels = _fit_and_segment(img, seeds, det, noise, opts, pix, bad, settings)
+    # 5. measurements on the label image; detections that are no particle dropped
+    table, labels = _measurements(labels, img, seeds, fit, run, opts, pix, bad)
+    # 6. checked fits (status, reject_reason, in_statistics; errors scaled by sqrt(chi2_red)) and statistics
+    table = check_fits(
+        table, border_rule=opts.border_rule, keep_flagged=opts.keep_flagged, errors_scaled=not noise.counts
+    )
+    summary = st.statistics(table, opts.border_rule, opts.keep_flagged, opts.n_boot, opts.seed, settings, src)
     if bad is not None:
         summary["notes"] = [*summary.get("notes", []), mask_note(int(bad.sum()), bad.size)]
-    return result(table, labels, summary)
+    # 7. the result
+    return _result(run, table, labels, summary)
 
 
 # ======================================================================== plotting

@@ -45,3 +45,21 @@ def test_require_contrast_names_the_file():
         mg.require_contrast("particles")
     mg = Micrograph(np.random.default_rng(0).normal(size=(32, 32)), pixel_size_nm=(0.1, 0.1))
     mg.require_contrast("particles")
+
+
+def test_find_particles_on_a_blank_image_fails_at_once():
+    from latticefit import find_particles
+
+    mg = Micrograph(np.zeros((2048, 2048), np.float32), pixel_size_nm=(0.1, 0.1), source="blank.dm4")
+    with pytest.raises(InvalidDataError, match="blank.dm4: the image is blank"):
+        find_particles(mg)
+
+
+def test_particles_cli_on_the_blank_helios_field_exits_nonzero(realfile, capsys):
+    from latticefit.cli import main
+
+    rc = main(["particles", str(realfile(HELIOS))])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert "the image is blank (every pixel is 0): no particles to find" in err
+    assert "Traceback" not in err

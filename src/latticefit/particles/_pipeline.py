@@ -336,6 +336,7 @@ def find_particles(
     mg = as_micrograph(image, pixel_size, source=source)
     src = source or mg.source
     py, px = mg.require_calibration()
+    mg.require_contrast("particles")  # a blank image says so at once, before the scale space
     pix = _pixel_length(mg, py, px, src)
     opts = _checked_options(
         src, probe_sigma_nm, false_alarms, background_scale_nm, n_boot, seed, edge_correction, border_rule, keep_flagged

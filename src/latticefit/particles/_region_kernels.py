@@ -106,15 +106,12 @@ def _hull_props(px, py):
 
 
 @njit(cache=True)
-def region_measures_all(labels, img, n):
-    """Shape measurements of labels 1..n in one pass (see :func:`latticefit.particles.region_measures`).
+def _accumulate(labels, img, n):
+    """First pass over the label image: per-label sums and bounding boxes.
 
-    Returns an (n, 15) array: area, centroid y, centroid x, axis_major, axis_minor, orientation,
-    perimeter, solidity, feret_max, feret_min, intensity_mean, bbox y0, x0, y1, x1 (NaN for absent labels).
-
-    Long on purpose: one fused pass over the label image (moments, crack perimeter, boundary pixels) and
-    then one hull per label; splitting it would mean a pass per measure. Its reference is
-    ``skimage.measure.regionprops`` (``tests/test_particles.py::test_region_measure_kernel_matches_numpy_reference``).
+    Returns ``acc`` (n + 1, 9) with columns area, sum y, sum x, sum yy, sum xx, sum xy, crack count
+    (edges to another label or the image border), sum I, number of boundary pixels; and ``bb``
+    (n + 1, 4) int64 bounding boxes y0, x0, y1, x1 (y1, x1 exclusive).
     """
     h, w = labels.shape
     acc = np.zeros((n + 1, 9))  # area, sy, sx, syy, sxx, sxy, cracks, sum I, n_boundary
@@ -155,7 +152,17 @@ def region_measures_all(labels, img, n):
             bb[k, 1] = min(bb[k, 1], j)
             bb[k, 2] = max(bb[k, 2], i + 1)
             bb[k, 3] = max(bb[k, 3], j + 1)
-    # boundary pixel lists
+    return acc, bb
+
+
+@njit(cache=True)
+def _boundary_pixels(labels, n, acc):
+    """Second pass: the boundary pixels of every label, grouped by label.
+
+    Returns ``off`` (label ``k`` owns ``off[k]:off[k + 1]``) and the rows ``bpy`` and columns ``bpx``
+    of the boundary pixels (a pixel with a 4-neighbour of another label or on the image border).
+    """
+    h, w = labels.shape
     off = np.zeros(n + 2, dtype=np.int64)
     for k in range(1, n + 1):
         off[k + 1] = off[k] + int(acc[k, 8])
@@ -180,33 +187,65 @@ def region_measures_all(labels, img, n):
                 bpy[fill[k]] = i
                 bpx[fill[k]] = j
                 fill[k] += 1
+    return off, bpy, bpx
+
+
+@njit(cache=True)
+def _moment_axes(acc, k):
+    """Centroid, second-moment eigenvalues and orientation of label ``k``: (cy, cx, l1, l2, angle)."""
+    a = acc[k, 0]
+    cy = acc[k, 1] / a
+    cx = acc[k, 2] / a
+    vyy = acc[k, 3] / a - cy * cy
+    vxx = acc[k, 4] / a - cx * cx
+    vxy = acc[k, 5] / a - cy * cx
+    t = 0.5 * (vxx + vyy)
+    dl = math.sqrt(max(0.25 * (vxx - vyy) ** 2 + vxy * vxy, 0.0))
+    l1 = t + dl
+    l2 = max(t - dl, 0.0)
+    ang = 0.5 * math.atan2(-2.0 * vxy, vxx - vyy) + math.pi / 2.0
+    if ang > math.pi / 2.0:
+        ang -= math.pi
+    return cy, cx, l1, l2, ang
+
+
+@njit(cache=True)
+def _pixel_corners(bpy, bpx, lo, hi):
+    """The four corners of each boundary pixel ``lo:hi`` (their hull is the hull of the pixel squares)."""
+    nb = hi - lo
+    cxs = np.empty(4 * nb)
+    cys = np.empty(4 * nb)
+    q = 0
+    for b in range(lo, hi):
+        for ox in (-0.5, 0.5):
+            for oy in (-0.5, 0.5):
+                cxs[q] = bpx[b] + ox
+                cys[q] = bpy[b] + oy
+                q += 1
+    return cxs, cys
+
+
+@njit(cache=True)
+def region_measures_all(labels, img, n):
+    """Shape measurements of labels 1..n in one pass (see :func:`latticefit.particles.region_measures`).
+
+    Returns an (n, 15) array: area, centroid y, centroid x, axis_major, axis_minor, orientation,
+    perimeter, solidity, feret_max, feret_min, intensity_mean, bbox y0, x0, y1, x1 (NaN for absent labels).
+
+    Two passes over the label image (:func:`_accumulate`: moments, crack perimeter, bounding boxes;
+    :func:`_boundary_pixels`), then one hull per label (:func:`_hull_props`); not a pass per measure.
+    Its reference is ``skimage.measure.regionprops``
+    (``tests/test_particles.py::test_region_measure_kernel_matches_numpy_reference``).
+    """
+    acc, bb = _accumulate(labels, img, n)
+    off, bpy, bpx = _boundary_pixels(labels, n, acc)
     out = np.full((n, 15), np.nan)
     for k in range(1, n + 1):
         a = acc[k, 0]
         if a == 0:
             continue
-        cy = acc[k, 1] / a
-        cx = acc[k, 2] / a
-        vyy = acc[k, 3] / a - cy * cy
-        vxx = acc[k, 4] / a - cx * cx
-        vxy = acc[k, 5] / a - cy * cx
-        t = 0.5 * (vxx + vyy)
-        dl = math.sqrt(max(0.25 * (vxx - vyy) ** 2 + vxy * vxy, 0.0))
-        l1 = t + dl
-        l2 = max(t - dl, 0.0)
-        ang = 0.5 * math.atan2(-2.0 * vxy, vxx - vyy) + math.pi / 2.0
-        if ang > math.pi / 2.0:
-            ang -= math.pi
-        nb = off[k + 1] - off[k]
-        cxs = np.empty(4 * nb)
-        cys = np.empty(4 * nb)
-        q = 0
-        for b in range(off[k], off[k + 1]):
-            for ox in (-0.5, 0.5):
-                for oy in (-0.5, 0.5):
-                    cxs[q] = bpx[b] + ox
-                    cys[q] = bpy[b] + oy
-                    q += 1
+        cy, cx, l1, l2, ang = _moment_axes(acc, k)
+        cxs, cys = _pixel_corners(bpy, bpx, off[k], off[k + 1])
         fmax, fmin, harea = _hull_props(cxs, cys)
         r = out[k - 1]
         r[0] = a

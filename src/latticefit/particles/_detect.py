@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -119,25 +120,71 @@ def _subtract_background(stab, bgc, img):
     return stab
 
 
-def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, invalid=None):
-    """Background + multi-scale LoG detection.
+@dataclass
+class _DetectionGrid:
+    """The grid :func:`_detect` works on and the background pixels of its noise estimate.
 
-    Returns seeds (x, y, r in full px, significance) or None, and the
-    detection-grid data (block factor ``f``, background-subtracted ``coarse``
-    image, ``background``, ``sigmas`` ...).
+    ``f`` is the block factor, ``shape`` the grid's (height, width), ``sigmas`` the LoG scales (grid
+    px); ``stabilised`` tells whether the grid image went through :func:`_stabilise`. ``dsub`` is the
+    distance (grid px) of every ``step``-th grid pixel to the particle mask, ``dbad`` the same to the
+    invalid (NaN) pixels (None without any), ``bad_c`` the invalid mask on the grid (None without any).
     """
+
+    f: int
+    shape: tuple[int, int]
+    sigmas: np.ndarray
+    stabilised: bool
+    step: int
+    dsub: np.ndarray
+    bad_c: np.ndarray | None
+    dbad: np.ndarray | None
+
+    def clean(self, k):
+        """Background pixels of scale ``k`` (``step`` subgrid): farther than 3 sigma_k from particles and invalid pixels."""
+        sel = self.dsub > 3.0 * self.sigmas[k]
+        return sel if self.dbad is None else sel & (self.dbad > 3.0 * self.sigmas[k])
+
+
+@dataclass
+class _Blobs:
+    """Detections on the detection grid.
+
+    Centre ``y``, ``x`` and radius ``r`` (full-image px), ``strength`` (significance), grid cell ``i``,
+    ``j`` and scale index ``k``.
+    """
+
+    y: np.ndarray
+    x: np.ndarray
+    r: np.ndarray
+    strength: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    k: np.ndarray
+
+    def select(self, sel) -> _Blobs:
+        """The detections ``sel`` (boolean mask or indices)."""
+        return _Blobs(self.y[sel], self.x[sel], self.r[sel], self.strength[sel], self.i[sel], self.j[sel], self.k[sel])
+
+
+def _grid_and_scales(dlo_px, dhi_px):
+    """Block factor ``f`` of the detection grid and the LoG scales (grid px), about 1.2 apart, for the diameter range."""
     sig_lo = LOG_SIGMA_PER_RADIUS * dlo_px / 2.0
     sig_hi = LOG_SIGMA_PER_RADIUS * dhi_px / 2.0
     f = max(1, int(sig_lo // 1.6))
-    coarse_raw, stab = _stabilised_grid(img, f, noise_model)
-    hc, wc = stab.shape
-    stabilised = stab is not coarse_raw
-    if BACKGROUND_METHOD == "opening":  # follows steps (film edge, thicker matrix) and ramps, see _particle_crowd
-        bgc, pmask = _particle_crowd.opening_background(stab, max(0.5 * bg_scale_px, 1.2 * dlo_px) / f)
-    else:
-        bgc, pmask = _background_grid(stab, bg_scale_px / f)
     n_s = max(2, int(math.ceil(math.log(sig_hi / sig_lo) / math.log(1.2))) + 1)
-    sigmas = np.geomspace(sig_lo, sig_hi, n_s) / f
+    return f, np.geomspace(sig_lo, sig_hi, n_s) / f
+
+
+def _grid_background(stab, f, dlo_px, bg_scale_px):
+    """Background of the (stabilised) grid image and its mask of particle pixels."""
+    if BACKGROUND_METHOD == "opening":  # follows steps (film edge, thicker matrix) and ramps, see _particle_crowd
+        return _particle_crowd.opening_background(stab, max(0.5 * bg_scale_px, 1.2 * dlo_px) / f)
+    return _background_grid(stab, bg_scale_px / f)
+
+
+def _detection_grid(stab, f, sigmas, stabilised, pmask, invalid) -> _DetectionGrid:
+    """The grid record: distances of a subgrid to the particle mask (dilated per scale) and to invalid pixels."""
+    hc, wc = stab.shape
     # noise of each scale's response: MAD over background pixels (particles masked and dilated)
     # background pixels of scale k: farther than 3 sigma_k from any masked (particle) pixel
     step = max(1, int(math.sqrt(hc * wc / 60000.0)))
@@ -146,25 +193,45 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
     bad_c = None if invalid is None else binned_mask(invalid, f)
     # masked (NaN) pixels: no noise samples within 3 sigma of them, no detections on them
     dbad = None if bad_c is None else far_from_mask(bad_c[::step, ::step], step)
+    return _DetectionGrid(f, (hc, wc), sigmas, stabilised, step, dsub, bad_c, dbad)
 
-    def clean(k):  # background pixels of scale k
-        sel = dsub > 3.0 * sigmas[k]
-        return sel if dbad is None else sel & (dbad > 3.0 * sigmas[k])
 
-    # scales with too few clean pixels (crowded field) cap their noise by the image's own pixel noise
-    crowd = {"pixel_noise": None}
-    if any(int(clean(k).sum()) < 500 for k in range(n_s)):
-        crowd["pixel_noise"] = _particle_crowd.pixel_noise(stab, f, stabilised=stabilised)
-    planes = log_planes(_subtract_background(stab, bgc, img), sigmas)
-    del stab, coarse_raw  # the generator holds the residual until its spectrum is taken
-    noise_raw = np.empty(n_s)
-    noise = np.empty(n_s)
-    valid_frac = 1.0 if bad_c is None else 1.0 - float(bad_c.mean())
-    n_eff = MAXIMA_DENSITY * hc * wc * valid_frac * float(np.sum(1.0 / sigmas**2))
-    kthr = _threshold_factor(n_eff, false_alarms)
+def _crowd_pixel_noise(grid: _DetectionGrid, stab):
+    """The image's own pixel noise when some scale has too few (< 500) clean pixels (crowded field), else None.
 
-    def threshold_of(k, plane):
-        sel = clean(k)
+    Those scales cap their noise by it (:meth:`_ScaleThresholds.__call__`).
+    """
+    if any(int(grid.clean(k).sum()) < 500 for k in range(len(grid.sigmas))):
+        return _particle_crowd.pixel_noise(stab, grid.f, stabilised=grid.stabilised)
+    return None
+
+
+def _grid_threshold_factor(grid: _DetectionGrid, false_alarms):
+    """Threshold in noise units for ``false_alarms`` expected noise maxima over the valid grid and all scales."""
+    hc, wc = grid.shape
+    valid_frac = 1.0 if grid.bad_c is None else 1.0 - float(grid.bad_c.mean())
+    n_eff = MAXIMA_DENSITY * hc * wc * valid_frac * float(np.sum(1.0 / grid.sigmas**2))
+    return _threshold_factor(n_eff, false_alarms)
+
+
+class _ScaleThresholds:
+    """``threshold_of(k, plane)`` of :func:`latticefit.particles._scalespace.scan_scale_space`: ``kthr`` times the noise.
+
+    The noise of scale ``k`` is measured on its clean background pixels as it is reached and kept in
+    ``noise_raw`` (measured) and ``noise`` (after the crowded-field cap).
+    """
+
+    def __init__(self, grid: _DetectionGrid, kthr, pixel_noise):
+        self.grid = grid
+        self.kthr = kthr
+        self.pixel_noise = pixel_noise
+        self.noise_raw = np.empty(len(grid.sigmas))
+        self.noise = np.empty(len(grid.sigmas))
+
+    def __call__(self, k, plane):
+        """Threshold of scale ``k`` whose LoG response is ``plane``."""
+        grid, noise_raw, sigmas = self.grid, self.noise_raw, self.grid.sigmas
+        sel = grid.clean(k)
         crowded = False
         if sel.sum() < 500 and k > 0:
             # too few clean pixels at this scale (crowded field): white-noise scaling of the previous
@@ -173,39 +240,60 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
             crowded = True
         else:
             if sel.sum() < 500:
-                sel = dsub >= np.quantile(dsub, 0.5)
-                if dbad is not None:
-                    sel &= dbad > 0
+                sel = grid.dsub >= np.quantile(grid.dsub, 0.5)
+                if grid.dbad is not None:
+                    sel &= grid.dbad > 0
                 crowded = True
-            v = plane[::step, ::step][sel].astype(np.float64)
-            v = v - np.median(v)
-            mad = 1.4826 * np.median(np.abs(v)) + 1e-30
-            # RMS of the values within 5 MAD-sigma: keeps the noise's own tails, drops stray particle signal
-            vv = v[np.abs(v) < 5.0 * mad]
-            noise_raw[k] = float(np.sqrt(np.mean(vv * vv))) if vv.size > 10 else mad
-        noise[k] = noise_raw[k]
+            noise_raw[k] = _robust_rms(plane[:: grid.step, :: grid.step][sel])
+        self.noise[k] = noise_raw[k]
         if crowded:
             # crowded fields leave no clean background: the noise of those scales then holds particle
             # signal. Cap it at WHITE_NOISE_CAP times the response of white noise of the image's own pixel
             # noise (_particle_crowd)
-            cap = _particle_crowd.white_log_noise(crowd["pixel_noise"], sigmas[k : k + 1])[0]
-            noise[k] = min(noise_raw[k], cap * _particle_crowd.WHITE_NOISE_CAP)
-        return kthr * noise[k]
+            cap = _particle_crowd.white_log_noise(self.pixel_noise, sigmas[k : k + 1])[0]
+            self.noise[k] = min(noise_raw[k], cap * _particle_crowd.WHITE_NOISE_CAP)
+        return self.kthr * self.noise[k]
 
-    # the scale space one plane at a time (three held): the memory of a few images, not one per scale
-    cand, (oy, ox, ok), c2 = scan_scale_space(planes, n_s, threshold_of, single_scale=CROWD_SPLIT)
-    del planes
-    # the residual again (cheaper than holding it through the scan), the background in intensity units
-    coarse = _subtract_background(_stabilised_grid(img, f, noise_model)[1], bgc, img)
-    if stabilised:  # inverse of the stabilising transform
+
+def _robust_rms(values):
+    """RMS about the median of the values within 5 MAD-sigma (the MAD-sigma itself when 10 or fewer)."""
+    v = values.astype(np.float64)
+    v = v - np.median(v)
+    mad = 1.4826 * np.median(np.abs(v)) + 1e-30
+    # RMS of the values within 5 MAD-sigma: keeps the noise's own tails, drops stray particle signal
+    vv = v[np.abs(v) < 5.0 * mad]
+    return float(np.sqrt(np.mean(vv * vv))) if vv.size > 10 else mad
+
+
+def _residual_and_background(img, grid: _DetectionGrid, bgc, noise_model):
+    """The background-subtracted grid image again and the background in intensity units."""
+    # the residual again (cheaper than holding it through the scan)
+    coarse = _subtract_background(_stabilised_grid(img, grid.f, noise_model)[1], bgc, img)
+    if grid.stabilised:  # inverse of the stabilising transform
         g, a0 = noise_model.gain, noise_model.offset
-        bgc_lin = ((g * bgc / 2.0) ** 2 - a0) / g
-    else:
-        bgc_lin = bgc
-    del bgc
-    pixel_noise = crowd["pixel_noise"]
-    if len(cand) == 0:
-        return None, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr)
+        return coarse, ((g * bgc / 2.0) ** 2 - a0) / g
+    return coarse, bgc
+
+
+def _significant(strength, i, j, sk, grid: _DetectionGrid, kthr):
+    """Detections at grid cells ``(i, j)`` of scale sigma ``sk`` above the threshold, off invalid pixels.
+
+    Reflect padding folds the noise near the border: its variance rises by (1 + c(d / sigma)) per axis.
+    """
+    hc, wc = grid.shape
+    fy = 1.0 + _border_corr((np.minimum(i, hc - 1 - i) + 0.5) / sk)
+    fx = 1.0 + _border_corr((np.minimum(j, wc - 1 - j) + 0.5) / sk)
+    good = strength >= kthr * np.sqrt(fy * fx)
+    if grid.bad_c is not None:
+        good &= ~grid.bad_c[i.astype(int), j.astype(int)]
+    return good
+
+
+def _scale_space_blobs(cand, offsets, grid: _DetectionGrid, noise, kthr) -> _Blobs:
+    """The significant scale-space maxima ``cand`` (rows k, i, j, value) with their sub-pixel ``offsets``."""
+    oy, ox, ok = offsets
+    f, sigmas = grid.f, grid.sigmas
+    n_s = len(sigmas)
     k, i, j, v = cand.T
     kk = np.clip(k + ok, 0, n_s - 1)
     sig_c = np.exp(np.interp(kk, np.arange(n_s), np.log(sigmas)))
@@ -213,58 +301,86 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
     x = (j + ox + 0.5) * f - 0.5
     r = sig_c * f / LOG_SIGMA_PER_RADIUS
     strength = v / noise[k.astype(int)]
-    # reflect padding folds the noise near the border: its variance rises by (1 + c(d / sigma)) per axis
-    sk = sigmas[k.astype(int)]
-    fy = 1.0 + _border_corr((np.minimum(i, hc - 1 - i) + 0.5) / sk)
-    fx = 1.0 + _border_corr((np.minimum(j, wc - 1 - j) + 0.5) / sk)
-    good = strength >= kthr * np.sqrt(fy * fx)
-    if bad_c is not None:
-        good &= ~bad_c[i.astype(int), j.astype(int)]
-    y, x, r, strength, i, j, k = y[good], x[good], r[good], strength[good], i[good], j[good], k[good]
-    keep = K.prune_blobs(y, x, r, strength, PRUNE_OVERLAP)
-    keep = _split_cluster_blobs(y, x, r, strength, keep)
-    seeds = dict(
-        x=x[keep],
-        y=y[keep],
-        r=r[keep],
-        strength=strength[keep],
-        ci=i[keep].astype(int),
-        cj=j[keep].astype(int),
-        ck=k[keep].astype(int),
+    good = _significant(strength, i, j, sigmas[k.astype(int)], grid, kthr)
+    return _Blobs(y, x, r, strength, i, j, k).select(good)
+
+
+def _single_scale_blobs(c2, tops, grid: _DetectionGrid, noise, kthr) -> _Blobs:
+    """The significant single-scale maxima ``c2`` (rows k, i, j, value) on an intensity top (``tops``)."""
+    f, sigmas = grid.f, grid.sigmas
+    k2, i2, j2, v2 = c2.T
+    i2, j2, k2i = i2.astype(int), j2.astype(int), k2.astype(int)
+    on_top = ndi.maximum_filter(tops, size=3)[i2, j2]
+    s2 = v2 / noise[k2i]
+    c_keep = on_top & _significant(s2, i2, j2, sigmas[k2i], grid, kthr)
+    i2, j2, k2i, s2 = i2[c_keep], j2[c_keep], k2i[c_keep], s2[c_keep]
+    y2, x2 = (i2 + 0.5) * f - 0.5, (j2 + 0.5) * f - 0.5
+    r2 = sigmas[k2i] * f / LOG_SIGMA_PER_RADIUS
+    return _Blobs(y2, x2, r2, s2, i2, j2, k2i)
+
+
+def _seeds(*parts):
+    """The seed dict of :func:`_detect` (x, y, r, strength, ci, cj, ck) of ``(blobs, selection)`` parts in order."""
+    cat = lambda get: np.concatenate([get(b)[sel] for b, sel in parts])  # noqa: E731
+    return dict(
+        x=cat(lambda b: b.x),
+        y=cat(lambda b: b.y),
+        r=cat(lambda b: b.r),
+        strength=cat(lambda b: b.strength),
+        ci=cat(lambda b: b.i.astype(int)),
+        cj=cat(lambda b: b.j.astype(int)),
+        ck=cat(lambda b: b.k.astype(int)),
     )
+
+
+def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, invalid=None):
+    """Background + multi-scale LoG detection.
+
+    Returns seeds (x, y, r in full px, significance) or None, and the
+    detection-grid data (block factor ``f``, background-subtracted ``coarse``
+    image, ``background``, ``sigmas`` ...).
+    """
+    f, sigmas = _grid_and_scales(dlo_px, dhi_px)
+    coarse_raw, stab = _stabilised_grid(img, f, noise_model)
+    bgc, pmask = _grid_background(stab, f, dlo_px, bg_scale_px)
+    grid = _detection_grid(stab, f, sigmas, stab is not coarse_raw, pmask, invalid)
+    # scales with too few clean pixels (crowded field) cap their noise by the image's own pixel noise
+    pixel_noise = _crowd_pixel_noise(grid, stab)
+    planes = log_planes(_subtract_background(stab, bgc, img), sigmas)
+    del stab, coarse_raw  # the generator holds the residual until its spectrum is taken
+    kthr = _grid_threshold_factor(grid, false_alarms)
+    threshold_of = _ScaleThresholds(grid, kthr, pixel_noise)
+    # the scale space one plane at a time (three held): the memory of a few images, not one per scale
+    cand, offsets, c2 = scan_scale_space(planes, len(sigmas), threshold_of, single_scale=CROWD_SPLIT)
+    del planes
+    coarse, bgc_lin = _residual_and_background(img, grid, bgc, noise_model)
+    del bgc
+    noise = threshold_of.noise
+    if len(cand) == 0:
+        return None, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr)
+    blobs = _scale_space_blobs(cand, offsets, grid, noise, kthr)
+    keep = K.prune_blobs(blobs.y, blobs.x, blobs.r, blobs.strength, PRUNE_OVERLAP)
+    keep = _split_cluster_blobs(blobs.y, blobs.x, blobs.r, blobs.strength, keep)
+    seeds = _seeds((blobs, keep))
     if CROWD_SPLIT:
         # crowds: maxima of single scales on an intensity top may tile a kept blob (rafts, chains, aggregates)
         tops = _particle_crowd.intensity_peaks(coarse, sigmas[0])
         if len(c2):
-            k2, i2, j2, v2 = c2.T
-            i2, j2, k2i = i2.astype(int), j2.astype(int), k2.astype(int)
-            on_top = ndi.maximum_filter(tops, size=3)[i2, j2]
-            s2 = v2 / noise[k2i]
-            c_keep = on_top & (
-                s2
-                >= kthr
-                * np.sqrt(
-                    (1.0 + _border_corr((np.minimum(i2, hc - 1 - i2) + 0.5) / sigmas[k2i]))
-                    * (1.0 + _border_corr((np.minimum(j2, wc - 1 - j2) + 0.5) / sigmas[k2i]))
-                )
-            )
-            if bad_c is not None:
-                c_keep &= ~bad_c[i2, j2]
-            i2, j2, k2i, s2 = i2[c_keep], j2[c_keep], k2i[c_keep], s2[c_keep]
-            y2, x2 = (i2 + 0.5) * f - 0.5, (j2 + 0.5) * f - 0.5
-            r2 = sigmas[k2i] * f / LOG_SIGMA_PER_RADIUS
+            single = _single_scale_blobs(c2, tops, grid, noise, kthr)
             keep, extra = _particle_crowd.split_crowds(
-                y, x, r, strength, keep, y2, x2, r2, s2, prune=K.prune_blobs, overlap=PRUNE_OVERLAP
+                blobs.y,
+                blobs.x,
+                blobs.r,
+                blobs.strength,
+                keep,
+                single.y,
+                single.x,
+                single.r,
+                single.strength,
+                prune=K.prune_blobs,
+                overlap=PRUNE_OVERLAP,
             )
-            seeds = {
-                "x": np.concatenate([x[keep], x2[extra]]),
-                "y": np.concatenate([y[keep], y2[extra]]),
-                "r": np.concatenate([r[keep], r2[extra]]),
-                "strength": np.concatenate([strength[keep], s2[extra]]),
-                "ci": np.concatenate([i[keep].astype(int), i2[extra]]),
-                "cj": np.concatenate([j[keep].astype(int), j2[extra]]),
-                "ck": np.concatenate([k[keep].astype(int), k2i[extra]]),
-            }
+            seeds = _seeds((blobs, keep), (single, extra))
     return seeds, dict(
         f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, pixel_noise=pixel_noise
     )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from latticefit import io
-from latticefit.errors import InvalidDataError, LatticefitWarning
+from latticefit.errors import LatticefitWarning
 from latticefit.micrograph import Micrograph
 
 HELIOS = "loaders/FEI-Helios-Ebeam-16bits.tif"
@@ -39,27 +39,30 @@ def test_blank_image_has_no_lattice():
     assert "blank" in is_featureless(np.full((128, 128), 7.0))
 
 
-def test_require_contrast_names_the_file():
-    mg = Micrograph(np.full((32, 32), 3.0), pixel_size_nm=(0.1, 0.1), source="empty.tif")
-    with pytest.raises(InvalidDataError, match=r"empty.tif: the image is blank \(every pixel is 3\): no particles"):
-        mg.require_contrast("particles")
-    mg = Micrograph(np.random.default_rng(0).normal(size=(32, 32)), pixel_size_nm=(0.1, 0.1))
-    mg.require_contrast("particles")
+def test_blank_reason():
+    assert Micrograph(np.full((32, 32), 3.0), pixel_size_nm=(0.1, 0.1)).blank_reason() == (
+        "the image is blank (every pixel is 3)"
+    )
+    assert Micrograph(np.random.default_rng(0).normal(size=(32, 32)), pixel_size_nm=(0.1, 0.1)).blank_reason() is None
 
 
-def test_find_particles_on_a_blank_image_fails_at_once():
+def test_find_particles_on_a_blank_image_says_it_is_blank():
     from latticefit import find_particles
 
-    mg = Micrograph(np.zeros((2048, 2048), np.float32), pixel_size_nm=(0.1, 0.1), source="blank.dm4")
-    with pytest.raises(InvalidDataError, match="blank.dm4: the image is blank"):
-        find_particles(mg)
+    mg = Micrograph(np.zeros((512, 512), np.float32), pixel_size_nm=(0.1, 0.1), source="blank.dm4")
+    with pytest.warns(LatticefitWarning, match=r"blank.dm4: the image is blank \(every pixel is 0\): no particles"):
+        res = find_particles(mg)
+    assert len(res) == 0 and res.summary["n"] == 0
 
 
-def test_particles_cli_on_the_blank_helios_field_exits_nonzero(realfile, capsys):
-    from latticefit.cli import main
+def test_particles_cli_on_the_blank_helios_field(realfile):
+    import subprocess
+    import sys
 
-    rc = main(["particles", str(realfile(HELIOS))])
-    err = capsys.readouterr().err
-    assert rc != 0
-    assert "the image is blank (every pixel is 0): no particles to find" in err
-    assert "Traceback" not in err
+    code = "import sys; from latticefit.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "particles", str(realfile(HELIOS))], capture_output=True, text=True
+    )
+    assert "the image is blank (every pixel is 0): no particles found" in proc.stderr
+    assert "data bar" in proc.stderr and "Traceback" not in proc.stderr
+    assert "0 particles detected" in proc.stdout

@@ -283,23 +283,22 @@ class Micrograph:
             )
         return self.pixel_size_nm
 
-    def require_contrast(self, what: str) -> None:
-        """Raise :class:`InvalidDataError` when every valid pixel has one value (nothing to find).
+    def blank_reason(self) -> str | None:
+        """``'the image is blank (every pixel is v)'`` when every valid pixel has one value, else None.
 
-        An SEM image with its beam blanked, a detector reading its offset, a file of zeros: the
-        analyses would otherwise scan the whole image to report nothing.
+        An SEM image with its beam blanked, a detector reading its offset, a file of zeros: an analysis
+        that finds nothing on it says why.
 
         Examples
         --------
-        >>> Micrograph(np.zeros((8, 8)), pixel_size_nm=(1.0, 1.0)).require_contrast("particles")
-        Traceback (most recent call last):
-        ...
-        latticefit.errors.InvalidDataError: the image is blank (every pixel is 0): no particles to find
+        >>> Micrograph(np.zeros((8, 8)), pixel_size_nm=(1.0, 1.0)).blank_reason()
+        'the image is blank (every pixel is 0)'
+        >>> Micrograph(np.eye(8), pixel_size_nm=(1.0, 1.0)).blank_reason() is None
+        True
         """
         d = self.data if self.invalid_mask is None else self.data[~self.invalid_mask]
         lo, hi = float(np.min(d)), float(np.max(d))
-        if hi == lo:
-            raise InvalidDataError(f"the image is blank (every pixel is {lo:.6g}): no {what} to find", self.source)
+        return f"the image is blank (every pixel is {lo:.6g})" if hi == lo else None
 
     def with_pixel_size(self, pixel_size) -> Micrograph:
         """A copy with another pixel size (number in nm, ``'0.21A'`` or a (y, x) pair); drops any affine calibration."""

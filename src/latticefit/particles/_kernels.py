@@ -65,6 +65,57 @@ __all__ = [
 
 # ----------------------------------------------------------- scale-space maxima
 @njit(cache=True)
+def grow_rows(out, n):
+    """``out`` with room for row ``n``: its rows doubled when full (the kernels' growing output)."""
+    if n < out.shape[0]:
+        return out
+    bigger = np.empty((2 * out.shape[0], out.shape[1]))
+    bigger[:n] = out[:n]
+    return bigger
+
+
+@njit(cache=True)
+def plane_peak(plane, i, j, v):
+    """True when ``v = plane[i, j]`` passes the in-plane 3x3 test: ``>`` the neighbours before it in raster
+    order, ``>=`` those after it (so a flat plateau yields one point). Pixels beyond the image are no
+    neighbours.
+    """
+    h, w = plane.shape
+    for di in range(-1, 2):
+        ii = i + di
+        if ii < 0 or ii >= h:
+            continue
+        for dj in range(-1, 2):
+            jj = j + dj
+            if jj < 0 or jj >= w or (di == 0 and dj == 0):
+                continue
+            u = plane[ii, jj]
+            if u > v or ((di < 0 or (di == 0 and dj < 0)) and u == v):
+                return False
+    return True
+
+
+@njit(cache=True)
+def plane_below(plane, i, j, v, strict):
+    """True when every pixel of the 3x3 neighbourhood of ``(i, j)`` in ``plane`` is ``< v`` (``strict``) or
+    ``<= v``: the test against the scale before (all earlier in raster order) or after.
+    """
+    h, w = plane.shape
+    for di in range(-1, 2):
+        ii = i + di
+        if ii < 0 or ii >= h:
+            continue
+        for dj in range(-1, 2):
+            jj = j + dj
+            if jj < 0 or jj >= w:
+                continue
+            u = plane[ii, jj]
+            if u > v or (strict and u == v):
+                return False
+    return True
+
+
+@njit(cache=True)
 def scale_space_maxima(stack, thresholds, border):
     """Local maxima of ``stack[k, y, x]`` over the 3x3x3 neighbourhood above ``thresholds[k]``.
 
@@ -80,8 +131,7 @@ def scale_space_maxima(stack, thresholds, border):
         Rows ``(k, y, x, value)``.
     """
     ns, h, w = stack.shape
-    cap = 4096
-    out = np.empty((cap, 4))
+    out = np.empty((4096, 4))
     n = 0
     for k in range(ns):
         thr = thresholds[k]
@@ -90,41 +140,18 @@ def scale_space_maxima(stack, thresholds, border):
                 v = stack[k, i, j]
                 if v <= thr:
                     continue
-                ok = True
-                for dk in range(-1, 2):
-                    kk = k + dk
-                    if kk < 0 or kk >= ns:
-                        continue
-                    for di in range(-1, 2):
-                        ii = i + di
-                        if ii < 0 or ii >= h:
-                            continue
-                        for dj in range(-1, 2):
-                            jj = j + dj
-                            if jj < 0 or jj >= w:
-                                continue
-                            if dk == 0 and di == 0 and dj == 0:
-                                continue
-                            u = stack[kk, ii, jj]
-                            before = (dk < 0) or (dk == 0 and (di < 0 or (di == 0 and dj < 0)))
-                            if u > v or (before and u == v):
-                                ok = False
-                                break
-                        if not ok:
-                            break
-                    if not ok:
-                        break
-                if ok:
-                    if n == cap:
-                        bigger = np.empty((cap * 2, 4))
-                        bigger[:cap] = out
-                        out = bigger
-                        cap *= 2
-                    out[n, 0] = k
-                    out[n, 1] = i
-                    out[n, 2] = j
-                    out[n, 3] = v
-                    n += 1
+                if not plane_peak(stack[k], i, j, v):
+                    continue
+                if k > 0 and not plane_below(stack[k - 1], i, j, v, True):
+                    continue
+                if k < ns - 1 and not plane_below(stack[k + 1], i, j, v, False):
+                    continue
+                out = grow_rows(out, n)
+                out[n, 0] = k
+                out[n, 1] = i
+                out[n, 2] = j
+                out[n, 3] = v
+                n += 1
     return out[:n].copy()
 
 

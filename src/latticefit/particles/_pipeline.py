@@ -185,8 +185,10 @@ def _background_scale_px(opts: _Options, rng: st.DiameterSearch, pix: float) -> 
 
 def _no_particles(run: _Run) -> ParticleResult:
     """The result of an image without detections: an empty table and summary, with a warning."""
+    blank = run.mg.blank_reason()
+    why = f"{blank}: no particles found" if blank else "no particles found"
     warnings.warn(
-        f"{run.src or 'image'}: no particles found between {run.rng.dlo_nm:.3g} and {run.rng.dhi_nm:.3g} nm",
+        f"{run.src or 'image'}: {why} between {run.rng.dlo_nm:.3g} and {run.rng.dhi_nm:.3g} nm",
         LatticefitWarning,
         stacklevel=3,
     )
@@ -336,7 +338,6 @@ def find_particles(
     mg = as_micrograph(image, pixel_size, source=source)
     src = source or mg.source
     py, px = mg.require_calibration()
-    mg.require_contrast("particles")  # a blank image says so at once, before the scale space
     pix = _pixel_length(mg, py, px, src)
     opts = _checked_options(
         src, probe_sigma_nm, false_alarms, background_scale_nm, n_boot, seed, edge_correction, border_rule, keep_flagged

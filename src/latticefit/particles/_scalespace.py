@@ -116,63 +116,31 @@ def half_maxima(prev, cur, has_prev, thr):
     numpy reference.
     """
     h, w = cur.shape
-    cap = 4096
-    out = np.empty((cap, 3))
+    out = np.empty((4096, 3))
     n = 0
     for i in range(h):
         for j in range(w):
             v = cur[i, j]
             if v <= thr:
                 continue
-            ok = True
-            for di in range(-1, 2):
-                ii = i + di
-                if ii < 0 or ii >= h:
-                    continue
-                for dj in range(-1, 2):
-                    jj = j + dj
-                    if jj < 0 or jj >= w:
-                        continue
-                    if has_prev and prev[ii, jj] >= v:
-                        ok = False
-                        break
-                    if di == 0 and dj == 0:
-                        continue
-                    u = cur[ii, jj]
-                    if u > v or ((di < 0 or (di == 0 and dj < 0)) and u == v):
-                        ok = False
-                        break
-                if not ok:
-                    break
-            if ok:
-                if n == cap:
-                    bigger = np.empty((cap * 2, 3))
-                    bigger[:cap] = out
-                    out = bigger
-                    cap *= 2
-                out[n, 0] = i
-                out[n, 1] = j
-                out[n, 2] = v
-                n += 1
+            if not K.plane_peak(cur, i, j, v):
+                continue
+            if has_prev and not K.plane_below(prev, i, j, v, True):
+                continue
+            out = K.grow_rows(out, n)
+            out[n, 0] = i
+            out[n, 1] = j
+            out[n, 2] = v
+            n += 1
     return out[:n].copy()
 
 
 @njit(cache=True)
 def next_check(nxt, ii_, jj_, vv):
     """True where no pixel of the 3x3 neighbourhood of ``(ii_, jj_)`` in the next scale exceeds ``vv``."""
-    h, w = nxt.shape
     ok = np.ones(ii_.size, np.bool_)
-    for m in range(ii_.size):
-        i, j, v = ii_[m], jj_[m], vv[m]
-        for di in range(-1, 2):
-            a = i + di
-            if a < 0 or a >= h:
-                continue
-            for dj in range(-1, 2):
-                b = j + dj
-                if 0 <= b < w and nxt[a, b] > v:
-                    ok[m] = False
-        # (a NaN neighbour never disqualifies, as in the full-stack kernel)
+    for m in range(ii_.size):  # (a NaN neighbour never disqualifies, as in the full-stack kernel)
+        ok[m] = K.plane_below(nxt, int(ii_[m]), int(jj_[m]), vv[m], False)
     return ok
 
 

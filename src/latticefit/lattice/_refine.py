@@ -118,11 +118,6 @@ def _inverse(matrix):
         return None
 
 
-def _snr(value, noise_power) -> float:
-    """``value`` when the noise power is positive, else infinity (a noise-free tone)."""
-    return value() if noise_power > 0 else float("inf")
-
-
 def _tone_fit(gx, gy, amplitude, phase_rad, cov, snr, noise_sigma, converged) -> ToneFit:
     """One :class:`ToneFit` (NaN covariance when the information matrix was singular)."""
     return ToneFit(
@@ -225,7 +220,7 @@ class _RectTones:
         G, nrm = self.information(j)
         a2 = abs(self.alpha[j]) ** 2
         cov = _inverse((2.0 * _debiased(a2, s2 / nrm) / s2) * G)
-        snr = _snr(lambda: math.sqrt(a2 * nrm / s2), s2)
+        snr = math.sqrt(a2 * nrm / s2) if s2 > 0 else float("inf")
         return _tone_fit(
             self.g[j, 1],
             self.g[j, 0],
@@ -330,7 +325,7 @@ class _MaskTones:
         amp = math.sqrt(amp2)
         # a cos t + b sin t = A cos(t + phi), phi = atan2(-b, a); t refers to the centroid
         phi = math.atan2(-b, a) - 2 * np.pi * (gx * self.xc + gy * self.yc)
-        snr = _snr(lambda: amp * math.sqrt(npx) / (2.0 * math.sqrt(s2_pix)), s2_pix)
+        snr = amp * math.sqrt(npx) / (2.0 * math.sqrt(s2_pix)) if s2_pix > 0 else float("inf")
         return _tone_fit(gx, gy, amp, np.angle(np.exp(1j * phi)), cov, snr, math.sqrt(s2_pix), self.conv[j])
 
 

@@ -186,29 +186,13 @@ def calibrate(
     mg = as_micrograph(image, pixel_size)
     file_ps = mg.require_calibration()
     ph = _phase(phase)
+    # 1. measure the lattice of the reference region; 2. index it as the phase with a free scale
     kw = {} if d_range_angstrom is None else {"d_range_angstrom": d_range_angstrom}
     res = measure_lattice(mg, roi=roi, **kw)
     kv = beam_energy_kv or mg.beam_energy_kv or 200.0
-    # an affine distortion of a few % and degrees moves spots beyond the default indexing tolerances
-    tol = {"tol_d": 0.05, "tol_angle_deg": 4.0} if affine else {}
-    idx = index_lattice(
-        res,
-        [ph],
-        zone_axes=None if zone_axis is None else [tuple(zone_axis)],
-        free_scale=True,
-        scale_range=scale_range,
-        max_index=max_index,
-        beam_energy_kv=kv,
-        **tol,
-    )
-    best = idx.best
-    if best is None or best.n_matched < 2:
-        raise AnalysisError(
-            f"the region cannot be indexed as {ph.label}"
-            f"{'' if zone_axis is None else ' along ' + str(list(zone_axis))}: "
-            f"{0 if best is None else best.n_matched} spots match allowed reflections",
-            mg.source,
-        )
+    idx = _index_reference(res, ph, zone_axis, scale_range, max_index, kv, affine)
+    best = _require_indexed(idx, ph, zone_axis, mg.source)
+    # 3. fit the calibration to every spot explained by an allowed reflection
     spots = best.spots
     ok = (spots["status"] == "allowed").to_numpy()
     go = spots.loc[ok, ["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
@@ -229,7 +213,42 @@ def calibrate(
         cov = _component_covs(res.spots, ok)
         return _calibrate_affine(mg, roi, go, gc, cov, spots.loc[ok], common, tiles=tiles, measure_kw=kw)
     sig = _component_sigmas(res.spots, ok)
-    fit = fit_pixel_scale(go, gc, sigma_inv_nm=sig, anisotropic=anisotropic)
+    return _scale_calibration(
+        fit_pixel_scale(go, gc, sigma_inv_nm=sig, anisotropic=anisotropic), file_ps, anisotropic, common
+    )
+
+
+def _index_reference(res, ph, zone_axis, scale_range, max_index, kv, affine):
+    """Index the reference lattice as ``ph`` with a free scale (wider tolerances for an affine fit)."""
+    # an affine distortion of a few % and degrees moves spots beyond the default indexing tolerances
+    tol = {"tol_d": 0.05, "tol_angle_deg": 4.0} if affine else {}
+    return index_lattice(
+        res,
+        [ph],
+        zone_axes=None if zone_axis is None else [tuple(zone_axis)],
+        free_scale=True,
+        scale_range=scale_range,
+        max_index=max_index,
+        beam_energy_kv=kv,
+        **tol,
+    )
+
+
+def _require_indexed(idx, ph, zone_axis, source):
+    """The best indexing solution; :class:`AnalysisError` when fewer than 2 spots match allowed reflections."""
+    best = idx.best
+    if best is None or best.n_matched < 2:
+        raise AnalysisError(
+            f"the region cannot be indexed as {ph.label}"
+            f"{'' if zone_axis is None else ' along ' + str(list(zone_axis))}: "
+            f"{0 if best is None else best.n_matched} spots match allowed reflections",
+            source,
+        )
+    return best
+
+
+def _scale_calibration(fit: dict, file_ps, anisotropic: bool, common: dict) -> Calibration:
+    """The :class:`Calibration` of an isotropic or y/x scale fit (:func:`fit_pixel_scale`)."""
     ky, kx = fit["k_yx"]
     eky, ekx = fit["k_yx_err"]
     return Calibration(

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -191,34 +192,78 @@ def index_spots(
     tol_angle_deg = check_param("tol_angle_deg", tol_angle_deg, lo=0, hi=90, lo_open=True)
     n_alternatives = check_param("n_alternatives", n_alternatives, lo=0, integer=True)
     t0 = time.perf_counter()
+    g = _spot_vectors(g_inv_nm)
+    obs = _observed(g, cov, d_err_angstrom, azimuth_err_deg, snr, tol_d, tol_angle_deg)
+    plist = resolve_phases(phases, cifs)
+    # 1. the zone nets of every phase, down to the smallest observed spacing
+    smin, smax = (float(scale_range[0]), float(scale_range[1])) if free_scale else (1.0, 1.0)
+    d_min = 10.0 / (obs.gmax * (1 + obs.tol_r.max()) / smin)
+    d_min = math.floor(d_min * 20) / 20.0  # cache-friendly 0.05 Å steps
+    pairs = _base_pairs(obs.zo, obs.order, obs.tol_t)
+    nets_by_phase = [(phase, _phase_nets(phase, max_index, d_min, beam_energy_kv, zone_axes)) for phase in plist]
+    # 2. hypotheses from base pairs; 3. the best refined transform of every zone net, then scored
+    candidates = _search(nets_by_phase, pairs, obs, smin, smax, free_scale)
+    solutions = _ranked_solutions(candidates, obs, free_scale)
+    per_phase = {}
+    for s in solutions:
+        per_phase.setdefault(s.phase.name, s)
+    best = solutions[0] if solutions else None
+    alts = solutions[1 : 1 + int(n_alternatives)]
+    spots = _annotate(best, per_phase, g)
+    return IndexingResult(best, alts, spots, plist, bool(free_scale), time.perf_counter() - t0, lattice, per_phase)
+
+
+def _spot_vectors(g_inv_nm) -> np.ndarray:
+    """The spots' g as an (n, 2) array; :class:`AnalysisError` without spots or with non-finite/zero ones."""
     g = np.asarray(g_inv_nm, float).reshape(-1, 2)
     if g.shape[0] == 0:
         raise AnalysisError("no spots to index")
     if not np.all(np.isfinite(g)) or np.any(np.hypot(g[:, 0], g[:, 1]) <= 0):
         raise AnalysisError("spot vectors must be finite and non-zero")
+    return g
+
+
+@dataclass
+class _Observed:
+    """The observed spots as complex numbers ``gx + i gy``, with their errors and matching tolerances."""
+
+    zo: np.ndarray
+    r: np.ndarray  # |g|
+    sig_r: np.ndarray  # radial and tangential 1-sigma errors (1/nm)
+    sig_t: np.ndarray
+    tol_r: np.ndarray  # relative radial and angular (rad) tolerances
+    tol_t: np.ndarray
+    order: np.ndarray  # strongest first
+    gmax: float
+
+
+def _observed(g, cov, d_err_angstrom, azimuth_err_deg, snr, tol_d, tol_angle_deg) -> _Observed:
+    """Tolerances ``max(3 sigma, floor)`` of every spot and the strength order of the spots."""
     zo = g[:, 0] + 1j * g[:, 1]
     sig_r, sig_t = spot_uncertainties(g, cov=cov, d_err_angstrom=d_err_angstrom, azimuth_err_deg=azimuth_err_deg)
     r = np.abs(zo)
     tol_r = np.maximum(3 * sig_r / r, float(tol_d))
     tol_t = np.maximum(3 * sig_t / r, math.radians(float(tol_angle_deg)))
     order = np.argsort(-np.asarray(snr, float)) if snr is not None else np.arange(len(g))
-    plist = resolve_phases(phases, cifs)
-    smin, smax = (float(scale_range[0]), float(scale_range[1])) if free_scale else (1.0, 1.0)
-    gmax_obs = float(r.max())
-    d_min = 10.0 / (gmax_obs * (1 + tol_r.max()) / smin)
-    d_min = math.floor(d_min * 20) / 20.0  # cache-friendly 0.05 Å steps
-    pairs = _base_pairs(zo, order, tol_t)
-    nets_by_phase = []
-    for phase in plist:
-        nets = _zone_nets(phase, max_index, max(d_min, 0.2), beam_energy_kv)
-        if zone_axes is not None:
-            from ._phases import same_zone_axis
+    return _Observed(zo, r, sig_r, sig_t, tol_r, tol_t, order, float(r.max()))
 
-            nets = [n for n in nets if any(same_zone_axis(phase, z, n.uvw) for z in zone_axes)]
-        nets_by_phase.append((phase, nets))
 
-    # base pairs in batches: stop once the best solution explains most spots, so that a spurious
-    # strong spot costs extra batches only when it matters
+def _phase_nets(phase, max_index, d_min, beam_energy_kv, zone_axes) -> list:
+    """The zone nets of ``phase`` (cached), only those of ``zone_axes`` (or equivalent) when given."""
+    nets = _zone_nets(phase, max_index, max(d_min, 0.2), beam_energy_kv)
+    if zone_axes is not None:
+        from ._phases import same_zone_axis
+
+        nets = [n for n in nets if any(same_zone_axis(phase, z, n.uvw) for z in zone_axes)]
+    return nets
+
+
+def _search(nets_by_phase, pairs, obs: _Observed, smin, smax, free_scale) -> list:
+    """The best transform (phase, net, c, mirror) of every zone net that some base pair fits.
+
+    Base pairs go in batches: the search stops once the best solution explains most spots, so that
+    a spurious strong spot costs extra batches only when it matters.
+    """
     found: dict = {}  # (phase index, uvw) -> (cost, n_allowed, phase, net, c, mirror)
     batches = [pairs[:3], pairs[3:8], pairs[8:]] if pairs else [None]
     for batch in batches:
@@ -226,19 +271,29 @@ def index_spots(
             continue
         for ip, (phase, nets) in enumerate(nets_by_phase):
             for net in nets:
-                hit = _best_transform(net, zo, batch, order, r, tol_r, tol_t, smin, smax, free_scale, gmax_obs)
+                hit = _best_transform(
+                    net, obs.zo, batch, obs.order, obs.r, obs.tol_r, obs.tol_t, smin, smax, free_scale, obs.gmax
+                )
                 if hit is None:
                     continue
                 key = (ip, net.uvw)
                 if key not in found or hit[0] < found[key][0]:
                     found[key] = (hit[0], hit[1], phase, net, hit[2], hit[3])
-        if found and max(v[1] for v in found.values()) >= 0.75 * len(zo):
+        if found and max(v[1] for v in found.values()) >= 0.75 * len(obs.zo):
             break
-    candidates = [(v[2], v[3], v[4], v[5]) for v in found.values()]
+    return [(v[2], v[3], v[4], v[5]) for v in found.values()]
 
-    solutions = [_solution(p, n, c, mm, zo, tol_r, tol_t, sig_r, gmax_obs, free_scale) for (p, n, c, mm) in candidates]
-    # ties (same geometry, e.g. two fcc phases with a free scale) go to the scale closest to 1,
-    # then to the lower-index zone axis
+
+def _ranked_solutions(candidates, obs: _Observed, free_scale) -> list:
+    """The scored solutions, best first, without those that explain no spot.
+
+    Ties (same geometry, e.g. two fcc phases with a free scale) go to the scale closest to 1, then
+    to the lower-index zone axis.
+    """
+    solutions = [
+        _solution(p, n, c, mm, obs.zo, obs.tol_r, obs.tol_t, obs.sig_r, obs.gmax, free_scale)
+        for (p, n, c, mm) in candidates
+    ]
     solutions.sort(
         key=lambda s: (
             round(s.score, 3),
@@ -247,14 +302,7 @@ def index_spots(
             float(np.linalg.norm(np.asarray(s.zone_axis) @ s.phase.direct_matrix)),
         )
     )
-    solutions = [s for s in solutions if s.n_matched + s.n_extinct > 0]
-    per_phase = {}
-    for s in solutions:
-        per_phase.setdefault(s.phase.name, s)
-    best = solutions[0] if solutions else None
-    alts = solutions[1 : 1 + int(n_alternatives)]
-    spots = _annotate(best, per_phase, g)
-    return IndexingResult(best, alts, spots, plist, bool(free_scale), time.perf_counter() - t0, lattice, per_phase)
+    return [s for s in solutions if s.n_matched + s.n_extinct > 0]
 
 
 def _annotate(best, per_phase, g):

@@ -231,20 +231,20 @@ def dirichlet_ref(f, k, n):
 
 # ----------------------------------------------------------------------------- window ML
 @njit(cache=True)
-def _window_objective(Y, ky, kx, M, N, gy, gx, wy, wx):
-    """J = |S^H Y|^2 / |S|^2 with gradient and Hessian in (gy, gx); S = Sy (x) Sx masked by wy, wx."""
-    Sy, Sy1, Sy2 = dirichlet_nb(gy, ky, M)
-    Sx, Sx1, Sx2 = dirichlet_nb(gx, kx, N)
-    for i in range(ky.size):
-        if not wy[i]:
-            Sy[i] = 0.0
-            Sy1[i] = 0.0
-            Sy2[i] = 0.0
-    for i in range(kx.size):
-        if not wx[i]:
-            Sx[i] = 0.0
-            Sx1[i] = 0.0
-            Sx2[i] = 0.0
+def _masked_dirichlet(g, k, n, w):
+    """:func:`dirichlet_nb` (S, dS/dg, d2S/dg2) with the bins not used (``w`` False) set to 0."""
+    S, S1, S2 = dirichlet_nb(g, k, n)
+    for i in range(k.size):
+        if not w[i]:
+            S[i] = 0.0
+            S1[i] = 0.0
+            S2[i] = 0.0
+    return S, S1, S2
+
+
+@njit(cache=True)
+def _window_projections(Y, Sy, Sy1, Sy2, Sx, Sx1, Sx2):
+    """``c = Sy^H Y conj(Sx)`` and its derivatives (c, c_y, c_x, c_yy, c_xx, c_xy)."""
     # t_ab = conj(Sy^(a))^T Y conj(Sx^(b))
     H, W = Y.shape
     tx0 = np.zeros(H, np.complex128)
@@ -278,20 +278,31 @@ def _window_objective(Y, ky, kx, M, N, gy, gx, wy, wx):
         cy += s1 * tx0[i]
         cyy += s2 * tx0[i]
         cxy += s1 * tx1[i]
-    nyv = 0.0
-    ny1 = 0.0
-    ny2 = 0.0
-    for i in range(H):
-        nyv += (Sy[i] * Sy[i].conjugate()).real
-        ny1 += 2.0 * (Sy[i].conjugate() * Sy1[i]).real
-        ny2 += 2.0 * ((Sy1[i] * Sy1[i].conjugate()).real + (Sy[i].conjugate() * Sy2[i]).real)
-    nxv = 0.0
-    nx1 = 0.0
-    nx2 = 0.0
-    for j in range(W):
-        nxv += (Sx[j] * Sx[j].conjugate()).real
-        nx1 += 2.0 * (Sx[j].conjugate() * Sx1[j]).real
-        nx2 += 2.0 * ((Sx1[j] * Sx1[j].conjugate()).real + (Sx[j].conjugate() * Sx2[j]).real)
+    return c, cy, cx, cyy, cxx, cxy
+
+
+@njit(cache=True)
+def _norm_derivatives(S, S1, S2, n):
+    """``|S|^2`` over the first ``n`` bins and its first and second derivatives along its axis."""
+    v = 0.0
+    d1 = 0.0
+    d2 = 0.0
+    for i in range(n):
+        v += (S[i] * S[i].conjugate()).real
+        d1 += 2.0 * (S[i].conjugate() * S1[i]).real
+        d2 += 2.0 * ((S1[i] * S1[i].conjugate()).real + (S[i].conjugate() * S2[i]).real)
+    return v, d1, d2
+
+
+@njit(cache=True)
+def _window_objective(Y, ky, kx, M, N, gy, gx, wy, wx):
+    """J = |S^H Y|^2 / |S|^2 with gradient and Hessian in (gy, gx); S = Sy (x) Sx masked by wy, wx."""
+    Sy, Sy1, Sy2 = _masked_dirichlet(gy, ky, M, wy)
+    Sx, Sx1, Sx2 = _masked_dirichlet(gx, kx, N, wx)
+    H, W = Y.shape
+    c, cy, cx, cyy, cxx, cxy = _window_projections(Y, Sy, Sy1, Sy2, Sx, Sx1, Sx2)
+    nyv, ny1, ny2 = _norm_derivatives(Sy, Sy1, Sy2, H)
+    nxv, nx1, nx2 = _norm_derivatives(Sx, Sx1, Sx2, W)
     n = nyv * nxv
     # derivatives, order (y, x)
     p = (c * c.conjugate()).real

@@ -240,14 +240,99 @@ def measure_lattice(
     >>> bool(abs(res.spots.d_angstrom[0] - 4.195) < 4 * res.spots.d_err_angstrom[0])
     True
     """
-    min_snr = check_param("min_snr", min_snr, lo=0)
-    max_spots = check_param("max_spots", max_spots, lo=1, integer=True)
-    p_false = check_param("p_false", p_false, lo=0, hi=1, lo_open=True, hi_open=True)
-    window_bins = check_param("window_bins", window_bins, lo=1, integer=True)
-    workers = check_param("workers", workers, integer=True)
+    min_snr, max_spots, p_false, window_bins, workers = _check_options(
+        min_snr, max_spots, p_false, window_bins, workers
+    )
     mg = as_micrograph(image, pixel_size)
     py, px = mg.require_calibration()
+    pyx = (py, px)
     B = mg.reciprocal_matrix  # cycles/px -> 1/nm (A^-T: exact for non-square and sheared pixels)
+    reg = _region(mg, image, roi, pixel_size)
+    d_range = parse_d_range(d_range_angstrom)
+    options = dict(
+        d_range_angstrom=d_range,
+        min_snr=min_snr,
+        max_spots=max_spots,
+        keep_unindexed=keep_unindexed,
+        p_false=p_false,
+        window_bins=window_bins,
+        workers=workers,
+    )
+    run = _start_run(mg, reg, systematic, options)
+    if reg.is_blank():
+        return run.empty("the region is blank (constant): no lattice spots")
+    # 1. spectrum and detection; 2. ML refinement of every candidate
+    d_range_nm = None if d_range is None else tuple(v / 10.0 if v else v for v in d_range)
+    P, U = half_plane_power(reg.sub, reg.weight, "periodic", workers=workers)
+    fits = _detect_and_refine(P, U, reg, pyx, d_range_nm, p_false, max_spots, window_bins, run.info)
+    if not fits:
+        return run.empty(NO_SPOT_NOTE)
+    # 3. significant and measurable spots (lattice._steps)
+    spots, n_short = _measurable_spots(fits, min_snr, reg.shape, B, d_range_nm, run.notes)
+    if not spots:
+        return run.empty(
+            "no measurable lattice spot: the region is too small for its spacings" if n_short else NO_SPOT_NOTE
+        )
+    # 4. plausibility: blank images, > 50 nm or < 2 px, beyond the beam's limit, streaks, scan lines
+    profile = lp.ring_profile(P, reg.shape)
+    c = st.plausible_spots(spots, B, P, reg.shape, pyx, mg, reg.values, U, profile, run.notes)
+    run.rejected = c.rejected_spots()
+    if not c.spots:
+        return run.empty()
+    # 5. indexing: the main lattice, further lattices, the basis fit
+    tol = st.index_tolerance(c, reg.shape, pyx)
+    idx = st.index_spots(c, B, P, reg.shape, pyx, profile, tol, keep_unindexed, run.info, run.notes)
+    run.rejected = c.rejected_spots()
+    # 6. the table, strongest first; basis rows renumbered; calibration errors added
+    table, basis = _strongest_first(st.spot_table(c, idx, reg.origin), idx)
+    angles = _angles_table(table)
+    if mg.affine_cov is not None:
+        run.info["calibration"] = dict(mg.calibration_info or {})
+        table, angles, basis = _add_calibration_errors(table, angles, basis, B, mg.affine_cov)
+    if basis is not None:
+        run.lattices = _lattice_list(table, basis, idx.further)
+    return run.finish(table, angles, basis)
+
+
+def _check_options(min_snr, max_spots, p_false, window_bins, workers):
+    """The numeric options of :func:`measure_lattice`, checked (one-line errors)."""
+    return (
+        check_param("min_snr", min_snr, lo=0),
+        check_param("max_spots", max_spots, lo=1, integer=True),
+        check_param("p_false", p_false, lo=0, hi=1, lo_open=True, hi_open=True),
+        check_param("window_bins", window_bins, lo=1, integer=True),
+        check_param("workers", workers, integer=True),
+    )
+
+
+@dataclass
+class _Region:
+    """The analysed region: its box of pixels, the mask inside it (None: the whole box) and the box origin."""
+
+    roi: Any
+    sub: np.ndarray
+    weight: np.ndarray | None
+    origin: tuple  # (y0, x0) of the box in the image
+    notes: list
+
+    @property
+    def shape(self) -> tuple:
+        """(height, width) of the box."""
+        return self.sub.shape
+
+    @property
+    def values(self) -> np.ndarray:
+        """The region's pixel values (the masked ones only for a mask)."""
+        return self.sub[self.weight] if self.weight is not None else self.sub
+
+    def is_blank(self) -> bool:
+        """Whether every pixel of the region has the same value."""
+        vals = self.values
+        return float(np.ptp(vals[::7, ::7] if vals.ndim == 2 else vals)) == 0.0 and float(np.ptp(vals)) == 0.0
+
+
+def _region(mg, image, roi, pixel_size) -> _Region:
+    """The region ``roi`` of the image, NaN/inf pixels masked (a mask that fills its box is a rectangle)."""
     try:
         roi = as_roi(roi, image, pixel_size=pixel_size)
         sub, weight, (y0, x0) = extract(mg.data, roi)
@@ -257,61 +342,50 @@ def measure_lattice(
     weight = _mask_invalid(mg, sub, weight, (y0, x0), notes)
     if weight is not None and weight.all():
         weight = None  # a mask that fills its box is a rectangle
-    d_range = parse_d_range(d_range_angstrom)
-    run = _Run(
+    return _Region(roi=roi, sub=sub, weight=weight, origin=(y0, x0), notes=notes)
+
+
+def _start_run(mg, reg: _Region, systematic, options: dict) -> _Run:
+    """The record of one call, before any spot is found."""
+    return _Run(
         mg=mg,
-        roi=roi.to_dict() if roi is not None else None,
-        shape=sub.shape,
+        roi=reg.roi.to_dict() if reg.roi is not None else None,
+        shape=reg.shape,
         systematic=systematic,
-        options=dict(
-            d_range_angstrom=d_range,
-            min_snr=min_snr,
-            max_spots=max_spots,
-            keep_unindexed=keep_unindexed,
-            p_false=p_false,
-            window_bins=window_bins,
-            workers=workers,
-        ),
-        info={"refinement": "rect-window-ML" if weight is None else "mask-least-squares", "min_snr": min_snr},
-        notes=notes,
+        options=options,
+        info={
+            "refinement": "rect-window-ML" if reg.weight is None else "mask-least-squares",
+            "min_snr": options["min_snr"],
+        },
+        notes=reg.notes,
     )
-    vals = sub[weight] if weight is not None else sub
-    if float(np.ptp(vals[::7, ::7] if vals.ndim == 2 else vals)) == 0.0 and float(np.ptp(vals)) == 0.0:
-        return run.empty("the region is blank (constant): no lattice spots")
-    # 1. spectrum and detection; 2. ML refinement of every candidate
-    d_range_nm = None if d_range is None else tuple(v / 10.0 if v else v for v in d_range)
-    P, U = half_plane_power(sub, weight, "periodic", workers=workers)
-    cand = detect_candidates(P, sub.shape, (py, px), d_range_nm=d_range_nm, p_false=p_false, max_candidates=max_spots)
-    run.info.update(detection_threshold=cand.threshold, detection_bin=cand.bin_factor, n_candidates=int(len(cand.ky)))
+
+
+def _detect_and_refine(P, U, reg: _Region, pyx, d_range_nm, p_false, max_spots, window_bins, info) -> list:
+    """Candidate spots above the noise threshold (lattice._detect), each refined jointly (lattice._refine)."""
+    cand = detect_candidates(P, reg.shape, pyx, d_range_nm=d_range_nm, p_false=p_false, max_candidates=max_spots)
+    info.update(detection_threshold=cand.threshold, detection_bin=cand.bin_factor, n_candidates=int(len(cand.ky)))
     if len(cand.ky) == 0:
-        return run.empty(NO_SPOT_NOTE)
-    if weight is None:
-        fits = refine_rect(U, sub.shape, list(zip(cand.ky, cand.kx)), K=window_bins)
-    else:
-        fits = refine_mask(sub, weight, [(ky / sub.shape[0], kx / sub.shape[1]) for ky, kx in zip(cand.ky, cand.kx)])
-    # 3. significant and measurable spots (lattice._steps)
-    spots = st.significant_spots(fits, min_snr, sub.shape)
+        return []
+    if reg.weight is None:
+        return refine_rect(U, reg.shape, list(zip(cand.ky, cand.kx)), K=window_bins)
+    M, N = reg.shape
+    return refine_mask(reg.sub, reg.weight, [(ky / M, kx / N) for ky, kx in zip(cand.ky, cand.kx)])
+
+
+def _measurable_spots(fits, min_snr, shape, B, d_range_nm, notes):
+    """The significant spots in the d-range with enough fringe periods; returns (spots, n too short)."""
+    spots = st.significant_spots(fits, min_snr, shape)
     spots = st.within_d_range(spots, B, d_range_nm)
-    spots, n_short = st.drop_short_fringes(spots, sub.shape, run.notes)
-    if not spots:
-        return run.empty(
-            "no measurable lattice spot: the region is too small for its spacings" if n_short else NO_SPOT_NOTE
-        )
+    spots, n_short = st.drop_short_fringes(spots, shape, notes)
     n_nc = sum(1 for s in spots if not s.converged)
     if n_nc:
-        run.notes.append(f"{n_nc} spot refinement(s) did not fully converge")
-    # 4. plausibility: blank images, > 50 nm or < 2 px, beyond the beam's limit, streaks, scan lines
-    profile = lp.ring_profile(P, sub.shape)
-    c = st.plausible_spots(spots, B, P, sub.shape, (py, px), mg, vals, U, profile, run.notes)
-    run.rejected = c.rejected_spots()
-    if not c.spots:
-        return run.empty()
-    # 5. indexing: the main lattice, further lattices, the basis fit
-    tol = st.index_tolerance(c, sub.shape, (py, px))
-    idx = st.index_spots(c, B, P, sub.shape, (py, px), profile, tol, keep_unindexed, run.info, run.notes)
-    run.rejected = c.rejected_spots()
-    # 6. the table, strongest first; basis rows renumbered; calibration errors added
-    table = st.spot_table(c, idx, (y0, x0))
+        notes.append(f"{n_nc} spot refinement(s) did not fully converge")
+    return spots, n_short
+
+
+def _strongest_first(table: pd.DataFrame, idx):
+    """The spot table sorted by SNR (stable) and the basis with its g1/g2 rows renumbered to match."""
     old_index = np.nonzero(idx.keep)[0]
     order_idx = np.argsort(-table["snr"].to_numpy(), kind="stable")
     table = table.iloc[order_idx].reset_index(drop=True)
@@ -322,13 +396,7 @@ def measure_lattice(
         basis["g1_index"] = new_pos.get(i) if i is not None else None
         basis["g2_index"] = new_pos.get(j) if j is not None else None
         basis["index_convention"] = "g = n1 * g1 + n2 * g2"
-    angles = _angles_table(table)
-    if mg.affine_cov is not None:
-        run.info["calibration"] = dict(mg.calibration_info or {})
-        table, angles, basis = _add_calibration_errors(table, angles, basis, B, mg.affine_cov)
-    if basis is not None:
-        run.lattices = _lattice_list(table, basis, idx.further)
-    return run.finish(table, angles, basis)
+    return table, basis
 
 
 NO_SPOT_NOTE = "no significant lattice spot (pure noise, amorphous or blank region?)"

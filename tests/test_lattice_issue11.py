@@ -262,3 +262,21 @@ def test_spectral_information_limit_is_where_the_signal_meets_the_noise_floor():
         )
     )
     assert lp.spectral_floor_limit(half_plane_power(smooth, None, "periodic")[0], (n, n), (0.01, 0.01)) is None
+
+
+def test_small_regions_refuse_scan_noise_beyond_the_whole_image_limit(realfile):
+    """test_ADF: periodic scan noise at 0.31-0.60 Å showed as 'spots' in every 128 px square (issue #11)."""
+    from latticefit import io, measure_lattice
+    from latticefit.roi import Rect
+
+    mg = io.load(realfile("lattice/test_ADF_cropped.hdf5"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = measure_lattice(mg, systematic="none")
+        limit = whole.info["information_limit_angstrom"]
+        assert 0.7 < limit < 1.0
+        for x, y in [(0, 0), (100, 100), (200, 200), (250, 50)]:
+            r = measure_lattice(mg, roi=Rect(x, y, 128, 128), systematic="none")
+            assert (r.spots["d_angstrom"] > limit / 1.1).all(), r.spots["d_angstrom"].min()
+            assert any("whole image's information limit" in n for n in r.notes)
+            assert (r.rejected_spots["d_angstrom"] < limit / 1.1).sum() >= 5

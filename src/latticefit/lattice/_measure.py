@@ -48,6 +48,7 @@ from ..roi import as_roi, extract
 from ..spectrum import FFT_WORKERS, half_plane_power
 from . import _plausibility as lp
 from . import _steps as st
+from . import _wholelimit as wl
 from ._detect import detect_candidates
 from ._multi import Lattice, lattice_from_fit
 from ._plausibility import empty_rejected
@@ -281,8 +282,12 @@ def measure_lattice(
         return run.empty()
     # 5. indexing: the main lattice, further lattices, the basis fit
     tol = st.index_tolerance(c, reg.shape, pyx)
-    idx = st.index_spots(c, B, P, reg.shape, pyx, profile, tol, keep_unindexed, run.info, run.notes)
+    # a region's spots on no lattice: no finer than the whole image supports (lattice._wholelimit)
+    whole = wl.whole_image_limit(mg, measure_lattice) if _is_part(reg, mg) else None
+    idx = st.index_spots(c, B, P, reg.shape, pyx, profile, tol, keep_unindexed, run.info, run.notes, whole)
     run.rejected = c.rejected_spots()
+    if reg.roi is None and {k: v for k, v in options.items() if k != "workers"} == _DEFAULT_OPTIONS:
+        wl.remember(mg, run.info.get("information_limit_angstrom"))
     # 6. the table, strongest first; basis rows renumbered; calibration errors added
     table, basis = _strongest_first(st.spot_table(c, idx, reg.origin), idx)
     angles = _angles_table(table)
@@ -343,6 +348,19 @@ def _region(mg, image, roi, pixel_size) -> _Region:
     if weight is not None and weight.all():
         weight = None  # a mask that fills its box is a rectangle
     return _Region(roi=roi, sub=sub, weight=weight, origin=(y0, x0), notes=notes)
+
+
+#: the options of a default measurement (whose information limit is the whole image's, lattice._wholelimit)
+_DEFAULT_OPTIONS = dict(
+    d_range_angstrom=None, min_snr=5.0, max_spots=64, keep_unindexed=False, p_false=1e-3, window_bins=32
+)
+
+
+def _is_part(reg: _Region, mg) -> bool:
+    """Whether the region is a part of the image (not the whole field)."""
+    if reg.roi is None:
+        return False
+    return tuple(reg.shape) != tuple(mg.data.shape) or (reg.weight is not None and mg.invalid_mask is None)
 
 
 def _start_run(mg, reg: _Region, systematic, options: dict) -> _Run:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from . import _basis as lb
 from . import _plausibility as lp
+from . import _wholelimit as wl
 from ._multi import further_lattices
 
 #: a reported spot needs at least this many fringe periods across the region (below, the DC and edge
@@ -259,8 +260,14 @@ def _refuse_off_lattice(c: Candidates, hk, ok, P, shape, pyx, profile, info, not
     return ok, dup, farm, g_lim
 
 
-def index_spots(c: Candidates, B, P, shape, pyx, profile, tol, keep_unindexed, info, notes) -> SpotIndexing:
-    """Index the spots in the main lattice and further ones; fit the main basis (see the module docstring)."""
+def index_spots(
+    c: Candidates, B, P, shape, pyx, profile, tol, keep_unindexed, info, notes, whole_limit_angstrom=None
+) -> SpotIndexing:
+    """Index the spots in the main lattice and further ones; fit the main basis (see the module docstring).
+
+    ``whole_limit_angstrom``: for a region, the whole image's information limit; spots of the region on no
+    lattice beyond it are refused (``lattice._wholelimit``).
+    """
     n = len(c.G)
     idx = SpotIndexing(
         hk=np.zeros((n, 2), int),
@@ -272,6 +279,7 @@ def index_spots(c: Candidates, B, P, shape, pyx, profile, tol, keep_unindexed, i
     found = main_basis(c, B, shape, tol, notes)
     if found is None:
         _refuse_streaks(c, c.streak, notes)
+        idx.keep &= ~wl.refuse_beyond(c, whole_limit_angstrom, idx.keep, notes)
         return idx
     i, j, r1, r2, hk, ok = found
     ok, dup, farm, g_lim = _refuse_off_lattice(c, hk, ok, P, shape, pyx, profile, info, notes)
@@ -279,6 +287,11 @@ def index_spots(c: Candidates, B, P, shape, pyx, profile, tol, keep_unindexed, i
         i, j = basis_rows(hk, ok, c.snr)
     idx.order = np.array([gcd(abs(int(h)), abs(int(k))) if o else 0 for (h, k), o in zip(hk, ok)])
     idx.lattice[ok], idx.lattice_order[ok] = 0, idx.order[ok]
+    # the whole image's limit, unless the region's own lattice reaches finer (a missed whole-field order)
+    whole = (
+        whole_limit_angstrom if g_lim is None or whole_limit_angstrom is None else min(whole_limit_angstrom, 10 / g_lim)
+    )
+    farm |= wl.refuse_beyond(c, whole, ~ok & ~dup & ~farm, notes)
     # further lattices from the spots the main one leaves (a dot, a twin, a moire: lattice._multi)
     B_main = np.column_stack([r1, r2])
     idx.further = further_lattices(c.G, c.covs, c.snr, tol, ~ok & ~dup & ~farm, main_basis=B_main, g_limit=g_lim)

@@ -312,6 +312,71 @@ def test_numba_deformation_kernel_matches_numpy_reference():
         np.testing.assert_allclose(fast[name], v, rtol=0, atol=2e-6, err_msg=name)
 
 
+def test_numba_amplitude_kernels_match_numpy_reference():
+    from latticefit.gpa import _kernels, _strain
+
+    rng = np.random.default_rng(5)
+    h1, h2 = ((rng.normal(size=(50, 64)) + 1j * rng.normal(size=(50, 64))).astype(np.complex64) for _ in range(2))
+    h2[3, 4] = 0  # the 1e-30 floor
+    g = np.array([[0.05, 0.01], [-0.01, 0.06]])
+    c = np.array([[0.02, 0.001], [0.0005, 0.025]])
+    coefs = _strain.strain_sigma_coefficients(g, c, [(1e-3, 2e-3), (3e-3, 1e-3)])
+    fast = _kernels.amplitude_maps(h1, h2, coefs, [0.5, 0.7])
+    for name, v in _strain.strain_sigmas(h1, h2, coefs).items():
+        np.testing.assert_allclose(fast[f"sigma_{name}"], v, rtol=1e-6, err_msg=name)
+    for n, (h, pv) in enumerate(((h1, 0.5), (h2, 0.7)), start=1):
+        w = np.maximum(np.abs(h) ** 2, np.float32(1e-30))
+        np.testing.assert_allclose(fast[f"amplitude_g{n}"], 2 * np.sqrt(w), rtol=1e-6)
+        np.testing.assert_allclose(fast[f"sigma_phase_g{n}_rad"], np.sqrt(np.float32(pv) / w), rtol=1e-6)
+    mask = rng.random(h1.shape) < 0.3
+    gx, gy = (rng.normal(size=h1.shape).astype(np.float32) for _ in range(2))
+    w = (np.abs(h1) ** 2)[mask].astype(np.float64)
+    ref = ((gx[mask] * w).sum() / w.sum(), (gy[mask] * w).sum() / w.sum())
+    np.testing.assert_allclose(_kernels.weighted_gradient_mean(gx, gy, h1, mask), ref, rtol=1e-6)
+    np.testing.assert_allclose(_kernels.masked_amplitude(h1, mask), np.abs(h1[mask]), rtol=1e-6)
+
+
+def test_numba_phase_kernels_match_numpy_reference():
+    from latticefit.gpa import _kernels, _strain
+
+    rng = np.random.default_rng(7)
+    for shape in ((5, 6), (97, 130)):
+        yy, xx = np.mgrid[: shape[0], : shape[1]]
+        phase = 2.9 * xx + 0.7 * yy + 0.3 * rng.normal(size=shape)
+        h = ((1 + 0.1 * rng.normal(size=shape)) * np.exp(1j * phase)).astype(np.complex64)
+        res = (0.013, -0.021)
+        for a, b in zip(_kernels.phase_gradient_from_angle(np.angle(h), res), _strain.phase_gradient(h, res)):
+            np.testing.assert_allclose(a, b, rtol=0, atol=2e-6)
+        d = np.abs(_kernels.wrapped_phase_from_angle(np.angle(h), res) - _strain.wrapped_phase(h, res))
+        assert np.minimum(d, 2 * np.pi - d).max() < 1e-5
+
+
+def test_numba_and_numpy_engines_give_the_same_maps():
+    from types import SimpleNamespace
+
+    from latticefit.gpa import _api
+
+    rng = np.random.default_rng(6)
+    yy, xx = np.mgrid[:64, :80]
+    fields = [
+        SimpleNamespace(
+            h=((1 + 0.1 * rng.normal(size=xx.shape)) * np.exp(1j * (0.01 * k * xx + 0.02 * yy))).astype(np.complex64),
+            k0_px=(0.1, 0.05 * k),
+            grad_var_base=(1e-3, 2e-3),
+            phase_var_base=0.2 * k,
+        )
+        for k in (1, 2)
+    ]
+    for f in fields:
+        f.theta = np.angle(f.h)
+    g_px, c = np.array([[0.1, 0.003], [0.002, 0.1]]), np.array([[0.02, 0.0], [0.0, 0.021]])
+    a = _api._maps(fields, g_px, c, engine="numba")
+    b = _api._maps(fields, g_px, c, engine="numpy")
+    assert set(a) == set(b)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=2e-5, atol=2e-6, err_msg=k)
+
+
 def test_region_mean_standard_error_is_calibrated():
     """z = (mean over a disc outside the reference) / SE over noise realisations is ~N(0, 1)."""
     n = 256

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import AnalysisError, InvalidDataError, LatticefitError, check_param
 from ..micrograph import as_micrograph
 from ..roi import as_roi
-from . import _phase, _strain
+from . import _kernels, _phase, _strain
 from ._result import StrainMap
 
 __all__ = ["choose_reflections", "strain_map"]
@@ -155,12 +155,9 @@ def _refine(fields, ref_mask):
     grads, shifts = [], []
     for f in fields:
         res = (f.g_px[0] - f.k0_px[0], f.g_px[1] - f.k0_px[1])
-        gx, gy = _strain.phase_gradient(f.h, res)
-        w = (np.abs(f.h) ** 2)[ref_mask].astype(np.float64)
-        dg = (
-            float((gx[ref_mask] * w).sum() / w.sum()) / _strain.TWO_PI,
-            float((gy[ref_mask] * w).sum() / w.sum()) / _strain.TWO_PI,
-        )
+        gx, gy = _kernels.phase_gradient_from_angle(f.theta, res)
+        mx, my = _kernels.weighted_gradient_mean(gx, gy, f.h, ref_mask)
+        dg = (mx / _strain.TWO_PI, my / _strain.TWO_PI)
         gx -= np.float32(_strain.TWO_PI * dg[0])
         gy -= np.float32(_strain.TWO_PI * dg[1])
         grads.append((gx, gy))
@@ -330,7 +327,7 @@ def _strain_map(mg, g, sigma_nm, reference, calibration, refine) -> StrainMap:
 
 def _check_fringes(fields, ref_mask, src) -> None:
     for i, f in enumerate(fields):
-        amp = np.abs(f.h[ref_mask])
+        amp = _kernels.masked_amplitude(f.h, ref_mask)
         noise = math.sqrt(f.phase_var_base * 2.0)  # sd of |noise| of h (complex, both parts)
         snr = float(np.median(amp)) / noise if noise > 0 else np.inf
         if snr < MIN_FRINGE_SNR:
@@ -347,25 +344,30 @@ def _maps(fields, g_px, c, grads=None, engine: str = "numba") -> dict:
     ``engine='numpy'`` uses the numpy reference :func:`_strain.deformation` throughout.
     """
     res = [(gg[0] - f.k0_px[0], gg[1] - f.k0_px[1]) for f, gg in zip(fields, g_px)]
-    if grads is None:
+    if grads is None and engine == "numba":
+        grads = [_kernels.phase_gradient_from_angle(f.theta, r) for f, r in zip(fields, res)]
+    elif grads is None:
         grads = [_strain.phase_gradient(f.h, r) for f, r in zip(fields, res)]
     flat = (grads[0][0], grads[0][1], grads[1][0], grads[1][1])
-    if engine == "numba":
-        from ._kernels import deformation_maps
-
-        maps = deformation_maps(flat, g_px, c)
-    else:
-        maps = _strain.deformation(flat, g_px, c)
+    maps = _kernels.deformation_maps(flat, g_px, c) if engine == "numba" else _strain.deformation(flat, g_px, c)
     del grads, flat
     coefs = _strain.strain_sigma_coefficients(g_px, c, [f.grad_var_base for f in fields])
-    maps.update({f"sigma_{k}": v for k, v in _strain.strain_sigmas(fields[0].h, fields[1].h, coefs).items()})
-    phases = [_strain.wrapped_phase(f.h, r) for f, r in zip(fields, res)]
+    h1, h2 = fields[0].h, fields[1].h
+    if engine == "numba":
+        maps.update(_kernels.amplitude_maps(h1, h2, coefs, [f.phase_var_base for f in fields]))
+    else:
+        maps.update({f"sigma_{k}": v for k, v in _strain.strain_sigmas(h1, h2, coefs).items()})
+        for n, f in enumerate(fields, start=1):
+            w = np.maximum(np.abs(f.h) ** 2, np.float32(1e-30))
+            maps[f"sigma_phase_g{n}_rad"] = np.sqrt(np.float32(f.phase_var_base) / w)
+            maps[f"amplitude_g{n}"] = np.float32(2.0) * np.sqrt(w)
+    if engine == "numba":
+        phases = [_kernels.wrapped_phase_from_angle(f.theta, r) for f, r in zip(fields, res)]
+    else:
+        phases = [_strain.wrapped_phase(f.h, r) for f, r in zip(fields, res)]
     maps["ux_nm"], maps["uy_nm"] = _strain.displacement(phases[0], phases[1], g_px, c)
-    for n, (f, p) in enumerate(zip(fields, phases), start=1):
-        w = np.maximum(np.abs(f.h) ** 2, np.float32(1e-30))
+    for n, p in enumerate(phases, start=1):
         maps[f"phase_g{n}_rad"] = p
-        maps[f"sigma_phase_g{n}_rad"] = np.sqrt(np.float32(f.phase_var_base) / w)
-        maps[f"amplitude_g{n}"] = np.float32(2.0) * np.sqrt(w)
     return maps
 
 

@@ -56,3 +56,158 @@ def deformation_maps(grads, g_px: np.ndarray, c_nm_per_px: np.ndarray) -> dict[s
         out,
     )
     return {"exx": out[0], "eyy": out[1], "exy": out[2], "rotation_rad": out[3], "dilatation": out[4]}
+
+
+@njit(cache=True, parallel=True)
+def _amplitude_maps(h1, h2, coef, phase_var, out):
+    ny, nx = h1.shape
+    for i in prange(ny):
+        for j in range(nx):
+            a = h1[i, j]
+            b = h2[i, j]
+            w1 = max(np.float32(a.real * a.real + a.imag * a.imag), np.float32(1e-30))
+            w2 = max(np.float32(b.real * b.real + b.imag * b.imag), np.float32(1e-30))
+            inv1 = np.float32(1.0) / w1
+            inv2 = np.float32(1.0) / w2
+            for m in range(coef.shape[0]):
+                out[m, i, j] = math.sqrt(coef[m, 0] * inv1 + coef[m, 1] * inv2)
+            m = coef.shape[0]
+            out[m, i, j] = 2.0 * math.sqrt(w1)
+            out[m + 1, i, j] = 2.0 * math.sqrt(w2)
+            out[m + 2, i, j] = math.sqrt(phase_var[0] / w1)
+            out[m + 3, i, j] = math.sqrt(phase_var[1] / w2)
+
+
+def amplitude_maps(h1, h2, coefs: dict, phase_var_base) -> dict[str, np.ndarray]:
+    """The per-pixel sigma maps of the strain components, the amplitudes and the phase sigmas, in one pass.
+
+    Same contract as :func:`latticefit.gpa._strain.strain_sigmas` (the ``sigma_<map>`` entries) plus
+    ``amplitude_g1/2`` (``2 |h|``) and ``sigma_phase_g1/2_rad`` (``sqrt(phase_var / |h|^2)``), which
+    the numpy path of ``gpa._api._maps`` computes map by map (seven passes over two complex fields).
+    """
+    names = list(coefs)
+    coef = np.array([coefs[n] for n in names], dtype=np.float64).reshape(-1, 2)
+    out = np.empty((len(names) + 4,) + h1.shape, dtype=np.float32)
+    _amplitude_maps(
+        np.ascontiguousarray(h1, np.complex64),
+        np.ascontiguousarray(h2, np.complex64),
+        coef,
+        np.asarray(phase_var_base, dtype=np.float64),
+        out,
+    )
+    maps = {f"sigma_{n}": out[k] for k, n in enumerate(names)}
+    k = len(names)
+    maps.update(amplitude_g1=out[k], amplitude_g2=out[k + 1])
+    maps.update(sigma_phase_g1_rad=out[k + 2], sigma_phase_g2_rad=out[k + 3])
+    return maps
+
+
+@njit(cache=True, parallel=True)
+def _weighted_gradient_sums(gx, gy, h, mask):
+    ny, nx = gx.shape
+    sx = np.zeros(ny)
+    sy = np.zeros(ny)
+    sw = np.zeros(ny)
+    for i in prange(ny):
+        ax, ay, aw = 0.0, 0.0, 0.0
+        for j in range(nx):
+            if mask[i, j]:
+                z = h[i, j]
+                w = np.float64(np.float32(z.real * z.real + z.imag * z.imag))
+                ax += gx[i, j] * w
+                ay += gy[i, j] * w
+                aw += w
+        sx[i], sy[i], sw[i] = ax, ay, aw
+    return sx.sum(), sy.sum(), sw.sum()
+
+
+def weighted_gradient_mean(gx, gy, h, mask) -> tuple[float, float]:
+    """``|h|^2``-weighted means of the phase gradients ``gx, gy`` over ``mask`` (one pass, no copies).
+
+    Numpy reference: ``(gx[mask] * w).sum() / w.sum()`` with ``w = (abs(h) ** 2)[mask]`` in float64
+    (equal to rounding: the sums run per row, then over rows).
+    """
+    sx, sy, sw = _weighted_gradient_sums(gx, gy, np.ascontiguousarray(h, np.complex64), mask)
+    return sx / sw, sy / sw
+
+
+@njit(cache=True)
+def _masked_abs(h, mask, out):
+    n = 0
+    ny, nx = h.shape
+    for i in range(ny):
+        for j in range(nx):
+            if mask[i, j]:
+                z = h[i, j]
+                out[n] = math.sqrt(z.real * z.real + z.imag * z.imag)
+                n += 1
+    return n
+
+
+def masked_amplitude(h, mask) -> np.ndarray:
+    """``abs(h[mask])`` (float32) without the complex copy of the boolean index."""
+    out = np.empty(int(np.count_nonzero(mask)), dtype=np.float32)
+    n = _masked_abs(np.ascontiguousarray(h, np.complex64), np.ascontiguousarray(mask), out)
+    return out[:n]
+
+
+@njit(cache=True)
+def _wrap(d):
+    if d > math.pi:
+        return d - 2.0 * math.pi
+    if d <= -math.pi:
+        return d + 2.0 * math.pi
+    return d
+
+
+@njit(cache=True, parallel=True)
+def _gradient_from_angle(theta, tx, ty, gx, gy):
+    ny, nx = theta.shape
+    for i in prange(ny):
+        i0 = i - 1 if i > 0 else 0
+        i1 = i + 1 if i < ny - 1 else ny - 1
+        fy = 0.5 if (0 < i < ny - 1) else 1.0
+        for j in range(nx):
+            j0 = j - 1 if j > 0 else 0
+            j1 = j + 1 if j < nx - 1 else nx - 1
+            fx = 0.5 if (0 < j < nx - 1) else 1.0
+            gx[i, j] = _wrap(theta[i, j1] - theta[i, j0]) * fx - tx
+            gy[i, j] = _wrap(theta[i1, j] - theta[i0, j]) * fy - ty
+
+
+def phase_gradient_from_angle(theta, residual_px) -> tuple[np.ndarray, np.ndarray]:
+    """Phase gradients (rad/px) from the field's angle map ``theta = angle(h)``: no arctangent per pixel.
+
+    ``angle(h[x+1] conj(h[x-1])) = wrap(theta[x+1] - theta[x-1])``, so one SIMD ``np.angle`` per field
+    replaces the two arctangents per pixel of :func:`latticefit.gpa._strain.phase_gradient` (its numpy
+    reference; equal to float32 rounding).
+    """
+    gx = np.empty(theta.shape, dtype=np.float32)
+    gy = np.empty(theta.shape, dtype=np.float32)
+    tx, ty = (float(np.float32(2.0 * math.pi * r)) for r in residual_px)
+    _gradient_from_angle(np.ascontiguousarray(theta, np.float32), tx, ty, gx, gy)
+    return gx, gy
+
+
+@njit(cache=True, parallel=True)
+def _wrapped_from_angle(theta, tx, ty, out):
+    ny, nx = theta.shape
+    two_pi = np.float32(2.0 * math.pi)
+    pi = np.float32(math.pi)
+    for i in prange(ny):
+        ry = ty * np.float32(i)
+        for j in range(nx):
+            p = theta[i, j] - (tx * np.float32(j) + ry) + pi
+            p = p - two_pi * np.floor(p / two_pi)
+            out[i, j] = p - pi
+
+
+def wrapped_phase_from_angle(theta, residual_px) -> np.ndarray:
+    """``P_g`` in (-pi, pi] from ``theta = angle(h)``, carrier ``g - k0`` removed, in one pass.
+
+    Numpy reference: :func:`latticefit.gpa._strain.wrapped_phase` (equal to float32 rounding).
+    """
+    out = np.empty(theta.shape, dtype=np.float32)
+    tx, ty = (np.float32(2.0 * math.pi * r) for r in residual_px)
+    _wrapped_from_angle(np.ascontiguousarray(theta, np.float32), tx, ty, out)
+    return out

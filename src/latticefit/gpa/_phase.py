@@ -16,7 +16,7 @@ All frequencies are in cycles per pixel, (x, y) = (column, row).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.fft
@@ -77,6 +77,9 @@ class LatticeField:
         for the measured noise power: ``var(dP/dx) = grad_var_base[0] / |h|^2``.
     phase_var_base : float
         The same for the phase itself.
+
+    ``theta`` is ``angle(h)``, computed once on first use (the phase gradients and the phase map are
+    both read from it).
     """
 
     h: np.ndarray
@@ -86,6 +89,14 @@ class LatticeField:
     phase_var_base: float
     window: tuple = ()
     noise_power_per_bin: float = 0.0
+    _theta: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def theta(self) -> np.ndarray:
+        """``angle(h)`` (float32, SIMD ``np.angle``), computed once."""
+        if self._theta is None:
+            self._theta = np.angle(self.h)
+        return self._theta
 
 
 def _window_bins(shape, g_px, inv_metric, s_inv_nm):

@@ -27,6 +27,10 @@ OUTLINE_FRACTION = 0.2
 
 #: a detection is dropped when its centre is closer than max(r) + PRUNE_OVERLAP * min(r) to a stronger one
 PRUNE_OVERLAP = 0.4
+#: a kept blob is split into the smaller blobs it suppressed (radius >= this x its own, side by side)
+SPLIT_MIN_RATIO = 0.35
+#: ... when they cover at least this fraction of its area
+SPLIT_MIN_COVER = 0.35
 
 
 #: flagged detections fainter than this fraction of the accepted particles' median contrast are dropped
@@ -405,11 +409,11 @@ def _split_cluster_blobs(y, x, r, strength, keep):
         if not keep[i]:
             continue
         near = rej[tree.query_ball_point([x[i], y[i]], r[i])]
-        near = near[(r[near] >= 0.35 * r[i]) & (r[near] <= 0.75 * r[i]) & ~keep[near]]
+        near = near[(r[near] >= SPLIT_MIN_RATIO * r[i]) & (r[near] <= 0.75 * r[i]) & ~keep[near]]
         if len(near) < 2:
             continue
         sub = near[K.prune_blobs(y[near], x[near], r[near], strength[near], PRUNE_OVERLAP)]
-        if len(sub) < 2 or np.sum(r[sub] ** 2) < 0.35 * r[i] ** 2:
+        if len(sub) < 2 or np.sum(r[sub] ** 2) < SPLIT_MIN_COVER * r[i] ** 2:
             continue
         d = np.hypot(x[sub][:, None] - x[sub][None, :], y[sub][:, None] - y[sub][None, :])
         lim = 0.8 * (r[sub][:, None] + r[sub][None, :])

@@ -103,12 +103,12 @@ def plain_loop(paths: list[Path]) -> tuple[float, float]:
     return time.perf_counter() - t0, t_analysis
 
 
-def batch_run(folder: Path, out: Path, jobs: int, mode: str) -> tuple[float, pd.DataFrame]:
+def batch_run(folder: Path, out: Path, jobs: int, mode: str, figures: bool = True) -> tuple[float, pd.DataFrame]:
     from latticefit.batch import _run as batch
 
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    summary = batch.run(folder, out, jobs=jobs, mode=mode, progress=False)
+    summary = batch.run(folder, out, jobs=jobs, mode=mode, progress=False, figures=figures)
     wall = time.perf_counter() - t0
     bad = summary[summary["status"] != "ok"]
     if len(bad):
@@ -144,6 +144,8 @@ def main(argv=None) -> None:
         loads.append(os.getloadavg()[0])
         t1, s1 = batch_run(root / "in", root / "out1", 1, mode)
         loads.append(os.getloadavg()[0])
+        t1n, s1n = batch_run(root / "in", root / "out1n", 1, mode, figures=False)
+        loads.append(os.getloadavg()[0])
         t2, s2 = batch_run(root / "in", root / "out2", 2, mode)
         loads.append(os.getloadavg()[0])
         avail_after = machine_speedup()
@@ -157,6 +159,7 @@ def main(argv=None) -> None:
     rows = [
         ("plain loop (hs.load + library call)", t_loop, rate(t_loop), 1.0, np.nan),
         ("batch --jobs 1", t1, rate(t1), rate(t1) / rate(t_loop), 1.0),
+        ("batch --jobs 1 --no-figures", t1n, rate(t1n), rate(t1n) / rate(t_loop), rate(t1n) / rate(t1)),
         ("batch --jobs 2", t2, rate(t2), rate(t2) / rate(t_loop), rate(t2) / rate(t1)),
     ]
     print(
@@ -178,7 +181,11 @@ def main(argv=None) -> None:
         f"{'plain loop':36s} {(t_loop - t_loop_analysis) / n:6.3f} {t_loop_analysis / n:9.3f} {'':>7s} "
         f"{'':>7s} {t_loop / n:7.3f}"
     )
-    for name, s, wall in (("batch --jobs 1", s1, t1), ("batch --jobs 2 (per worker)", s2, t2)):
+    for name, s, wall in (
+        ("batch --jobs 1", s1, t1),
+        ("batch --jobs 1 --no-figures", s1n, t1n),
+        ("batch --jobs 2 (per worker)", s2, t2),
+    ):
         load = s["load_s"].mean()
         ana = s["analysis_s"].mean()
         fig = s["figure_s"].mean()
@@ -201,6 +208,7 @@ def main(argv=None) -> None:
         f"per-file overhead of batch over the library call (jobs 1): {(t1 - t_loop_analysis) / n:.3f} s "
         f"(load + figure + writes), analysis {t_loop_analysis / n:.3f} s"
     )
+    print(f"batch --jobs 1 --no-figures / plain loop, per file: {t1n / t_loop:.2f}x (issue #15 target <= 1.3x)")
 
 
 if __name__ == "__main__":

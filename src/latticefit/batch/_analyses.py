@@ -199,8 +199,8 @@ def analyze_lattice(mg, settings: Mapping) -> AnalysisOutcome:
             notes.append(note)
     elif settings.get("phases"):
         notes.append("no spots to index")
-    spec = power_spectrum(mg, workers=1)
-    fig = lattice_figure(mg, res, spec, summary)
+    # the figure (and its spectrum) only when figures are written (batch --no-figures: not built at all)
+    fig = lattice_figure(mg, res, power_spectrum(mg, workers=1), summary) if settings.get("figures", True) else None
     return AnalysisOutcome(summary=summary, result=result, spots=spots_table(spots), figure=fig, notes=notes)
 
 
@@ -361,7 +361,7 @@ def analyze_particles(mg, settings: Mapping) -> AnalysisOutcome:
 
     res = find_particles(mg, **dict(settings.get("particle_options") or {}))
     summary = particle_summary(res)
-    fig = particles_figure(mg, res, summary)
+    fig = particles_figure(mg, res, summary) if settings.get("figures", True) else None
     return AnalysisOutcome(summary=summary, result=res, particles=res.table, figure=fig)
 
 

@@ -283,7 +283,7 @@ def measure_lattice(
     # 5. indexing: the main lattice, further lattices, the basis fit
     tol = st.index_tolerance(c, reg.shape, pyx)
     # a region's spots on no lattice: no finer than the whole image supports (lattice._wholelimit)
-    whole = wl.whole_image_limit(mg, measure_lattice) if _is_part(reg, mg) else None
+    whole = (lambda: wl.whole_image_limit(mg, measure_lattice)) if _is_part(reg, mg) else None
     idx = st.index_spots(c, B, P, reg.shape, pyx, profile, tol, keep_unindexed, run.info, run.notes, whole)
     run.rejected = c.rejected_spots()
     if reg.roi is None and {k: v for k, v in options.items() if k != "workers"} == _DEFAULT_OPTIONS:

@@ -261,12 +261,12 @@ def _refuse_off_lattice(c: Candidates, hk, ok, P, shape, pyx, profile, info, not
 
 
 def index_spots(
-    c: Candidates, B, P, shape, pyx, profile, tol, keep_unindexed, info, notes, whole_limit_angstrom=None
+    c: Candidates, B, P, shape, pyx, profile, tol, keep_unindexed, info, notes, whole_limit=None
 ) -> SpotIndexing:
     """Index the spots in the main lattice and further ones; fit the main basis (see the module docstring).
 
-    ``whole_limit_angstrom``: for a region, the whole image's information limit; spots of the region on no
-    lattice beyond it are refused (``lattice._wholelimit``).
+    ``whole_limit``: for a region, a callable giving the whole image's information limit (Å); spots of the
+    region on no lattice beyond it are refused (``lattice._wholelimit``).
     """
     n = len(c.G)
     idx = SpotIndexing(
@@ -279,7 +279,7 @@ def index_spots(
     found = main_basis(c, B, shape, tol, notes)
     if found is None:
         _refuse_streaks(c, c.streak, notes)
-        idx.keep &= ~wl.refuse_beyond(c, whole_limit_angstrom, idx.keep, notes)
+        idx.keep &= ~wl.refuse_beyond(c, whole_limit, idx.keep, notes)
         return idx
     i, j, r1, r2, hk, ok = found
     ok, dup, farm, g_lim = _refuse_off_lattice(c, hk, ok, P, shape, pyx, profile, info, notes)
@@ -287,11 +287,8 @@ def index_spots(
         i, j = basis_rows(hk, ok, c.snr)
     idx.order = np.array([gcd(abs(int(h)), abs(int(k))) if o else 0 for (h, k), o in zip(hk, ok)])
     idx.lattice[ok], idx.lattice_order[ok] = 0, idx.order[ok]
-    # the whole image's limit, unless the region's own lattice reaches finer (a missed whole-field order)
-    whole = (
-        whole_limit_angstrom if g_lim is None or whole_limit_angstrom is None else min(whole_limit_angstrom, 10 / g_lim)
-    )
-    farm |= wl.refuse_beyond(c, whole, ~ok & ~dup & ~farm, notes)
+    own = None if g_lim is None else 10.0 / g_lim  # the region's own limit (Å)
+    farm |= wl.refuse_beyond(c, whole_limit, ~ok & ~dup & ~farm, notes, own_limit_angstrom=own)
     # further lattices from the spots the main one leaves (a dot, a twin, a moire: lattice._multi)
     B_main = np.column_stack([r1, r2])
     idx.further = further_lattices(c.G, c.covs, c.snr, tol, ~ok & ~dup & ~farm, main_basis=B_main, g_limit=g_lim)

@@ -47,23 +47,33 @@ def whole_image_limit(mg, measure) -> float | None:
     return limit
 
 
-def refuse_beyond(c, limit_angstrom, free, notes: list) -> np.ndarray:
+def refuse_beyond(c, whole_limit, free, notes: list, own_limit_angstrom=None) -> np.ndarray:
     """Which of the ``free`` spots of ``c`` (``lattice._steps.Candidates``) lie beyond the whole image's limit.
 
-    Refused spots go to ``c.rejected`` with their reason, and one note says how many. Only spots that
-    no lattice of the region indexes are tested: the whole image's own limit comes from its spectrum
-    or its finest detected reflection, and a region may resolve a high order of its lattice that the
-    whole field's detection missed.
+    ``whole_limit`` is a callable returning the whole image's limit (Å, or None); it is called (a whole-field
+    measurement, the first time per image) only when a free spot could be refused: finer than the region's
+    own limit ``own_limit_angstrom`` (the limit used is the finer of the two: a region may resolve a high
+    order of its lattice that the whole field's detection missed). Refused spots go to ``c.rejected`` with
+    their reason, and one note says how many. Only spots that no lattice of the region indexes are tested.
     """
     free = np.asarray(free, bool)
-    if limit_angstrom is None or not free.any():
-        return np.zeros(len(c.G), bool)
-    far = lp.beyond_limit(c.G, free, 10.0 / limit_angstrom, "the whole image's")
+    none = np.zeros(len(c.G), bool)
+    if whole_limit is None or not free.any():
+        return none
+    d = 10.0 / np.linalg.norm(np.asarray(c.G, float), axis=1)
+    cap = np.inf if own_limit_angstrom is None else float(own_limit_angstrom)
+    if not (free & (d * lp.LIMIT_MARGIN < cap)).any():
+        return none  # no free spot finer than the region's own limit: nothing the whole image could refuse
+    limit = whole_limit()
+    if limit is None:
+        return none
+    limit = min(limit, cap)
+    far = lp.beyond_limit(c.G, free, 10.0 / limit, "the whole image's")
     bad = np.array([r is not None for r in far])
     if bad.any():
         c.rejected.append(lp.rejected_table(c.G, c.snr, far))
         notes.append(
             f"{int(bad.sum())} spot(s) of the region on no lattice and beyond the whole image's information "
-            f"limit ({limit_angstrom:.3g} Å) refused as noise (see rejected_spots)"
+            f"limit ({limit:.3g} Å) refused as noise (see rejected_spots)"
         )
     return bad

@@ -61,25 +61,6 @@ def white_log_noise(s, sigmas):
 MIN_MASK_FRACTION = 0.03
 
 
-def _pixel_noise(img) -> float:
-    """Robust noise of single pixels: MAD of horizontal neighbour differences / (0.6745 sqrt 2).
-
-    Smooth structure (particles, background) barely changes a one-pixel difference; edges are few and
-    the median ignores them.
-
-    >>> rng = np.random.default_rng(0)
-    >>> round(_pixel_noise(rng.normal(0, 2.0, (300, 300)).astype(np.float32)), 1)
-    2.0
-    """
-    v = np.asarray(img, dtype=np.float32)
-    v = v[:: max(1, v.shape[0] // 512)]
-    d = (v[:, 1:] - v[:, :-1]).ravel()
-    d = d[np.isfinite(d)]
-    if d.size < 10:
-        return 0.0
-    return float(np.median(np.abs(d - np.median(d)))) / (0.6745 * math.sqrt(2.0))
-
-
 def opening_background(img, size_px, *, clip_sigma=2.0):
     """Background under bright particles smaller than ``size_px``: a grey opening, smoothed, bias-corrected.
 
@@ -136,9 +117,9 @@ def opening_background(img, size_px, *, clip_sigma=2.0):
     if mask.mean() < MIN_MASK_FRACTION:
         # a blank field puts ~2.3 % of its pixels above 2 sigma: a mask about that small or smaller says the
         # blocks' residual may hold particle structure (coarse blocks in a dense field: sd * m overstates the
-        # noise and masks too few particles); the pixels' own noise (neighbour differences) is then used
-        # when it is lower
-        sdp = _pixel_noise(img)
+        # noise and masks too few particles); the pixels' own noise (Immerkaer, :func:`pixel_noise`) is then
+        # used when it is lower
+        sdp = pixel_noise(img, 1)
         if 0 < sdp < sdf:
             mask = (img - bg) > clip_sigma * sdp
     return bg.astype(np.float32), mask

@@ -75,30 +75,14 @@ def grow_rows(out, n):
 
 
 @njit(cache=True)
-def plane_peak(plane, i, j, v):
-    """True when ``v = plane[i, j]`` passes the in-plane 3x3 test: ``>`` the neighbours before it in raster
-    order, ``>=`` those after it (so a flat plateau yields one point). Pixels beyond the image are no
-    neighbours.
-    """
-    h, w = plane.shape
-    for di in range(-1, 2):
-        ii = i + di
-        if ii < 0 or ii >= h:
-            continue
-        for dj in range(-1, 2):
-            jj = j + dj
-            if jj < 0 or jj >= w or (di == 0 and dj == 0):
-                continue
-            u = plane[ii, jj]
-            if u > v or ((di < 0 or (di == 0 and dj < 0)) and u == v):
-                return False
-    return True
+def plane_below(plane, i, j, v, strict_before, strict_after):
+    """True when no pixel of the 3x3 neighbourhood of ``(i, j)`` in ``plane`` beats ``v``.
 
-
-@njit(cache=True)
-def plane_below(plane, i, j, v, strict):
-    """True when every pixel of the 3x3 neighbourhood of ``(i, j)`` in ``plane`` is ``< v`` (``strict``) or
-    ``<= v``: the test against the scale before (all earlier in raster order) or after.
+    A neighbour before ``(i, j)`` in raster order beats it when ``>= v`` (``strict_before``) or ``> v``; the
+    centre and the neighbours after it when ``>= v`` (``strict_after``) or ``> v``. Pixels beyond the image
+    are no neighbours; NaN never beats. The one 3x3 test of the scale space: in the own plane
+    ``(True, False)`` (``>`` the earlier neighbours, ``>=`` the later ones: a flat plateau yields one point),
+    against the scale before ``(True, True)`` and the scale after ``(False, False)``.
     """
     h, w = plane.shape
     for di in range(-1, 2):
@@ -110,6 +94,7 @@ def plane_below(plane, i, j, v, strict):
             if jj < 0 or jj >= w:
                 continue
             u = plane[ii, jj]
+            strict = strict_before if (di < 0 or (di == 0 and dj < 0)) else strict_after
             if u > v or (strict and u == v):
                 return False
     return True
@@ -140,11 +125,11 @@ def scale_space_maxima(stack, thresholds, border):
                 v = stack[k, i, j]
                 if v <= thr:
                     continue
-                if not plane_peak(stack[k], i, j, v):
+                if not plane_below(stack[k], i, j, v, True, False):
                     continue
-                if k > 0 and not plane_below(stack[k - 1], i, j, v, True):
+                if k > 0 and not plane_below(stack[k - 1], i, j, v, True, True):
                     continue
-                if k < ns - 1 and not plane_below(stack[k + 1], i, j, v, False):
+                if k < ns - 1 and not plane_below(stack[k + 1], i, j, v, False, False):
                     continue
                 out = grow_rows(out, n)
                 out[n, 0] = k

@@ -123,9 +123,9 @@ def half_maxima(prev, cur, has_prev, thr):
             v = cur[i, j]
             if v <= thr:
                 continue
-            if not K.plane_peak(cur, i, j, v):
+            if not K.plane_below(cur, i, j, v, True, False):
                 continue
-            if has_prev and not K.plane_below(prev, i, j, v, True):
+            if has_prev and not K.plane_below(prev, i, j, v, True, True):
                 continue
             out = K.grow_rows(out, n)
             out[n, 0] = i
@@ -140,7 +140,7 @@ def next_check(nxt, ii_, jj_, vv):
     """True where no pixel of the 3x3 neighbourhood of ``(ii_, jj_)`` in the next scale exceeds ``vv``."""
     ok = np.ones(ii_.size, np.bool_)
     for m in range(ii_.size):  # (a NaN neighbour never disqualifies, as in the full-stack kernel)
-        ok[m] = K.plane_below(nxt, int(ii_[m]), int(jj_[m]), vv[m], False)
+        ok[m] = K.plane_below(nxt, int(ii_[m]), int(jj_[m]), vv[m], False, False)
     return ok
 
 

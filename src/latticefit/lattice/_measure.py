@@ -34,6 +34,7 @@ Method (see ``docs/lattice.md``)
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -286,7 +287,7 @@ def measure_lattice(
     whole = (lambda: wl.whole_image_limit(mg, measure_lattice)) if _is_part(reg, mg) else None
     idx = st.index_spots(c, B, P, reg.shape, pyx, profile, tol, keep_unindexed, run.info, run.notes, whole)
     run.rejected = c.rejected_spots()
-    if reg.roi is None and {k: v for k, v in options.items() if k != "workers"} == _DEFAULT_OPTIONS:
+    if reg.roi is None and _default_options(options):
         wl.remember(mg, run.info.get("information_limit_angstrom"))
     # 6. the table, strongest first; basis rows renumbered; calibration errors added
     table, basis = _strongest_first(st.spot_table(c, idx, reg.origin), idx)
@@ -350,10 +351,12 @@ def _region(mg, image, roi, pixel_size) -> _Region:
     return _Region(roi=roi, sub=sub, weight=weight, origin=(y0, x0), notes=notes)
 
 
-#: the options of a default measurement (whose information limit is the whole image's, lattice._wholelimit)
-_DEFAULT_OPTIONS = dict(
-    d_range_angstrom=None, min_snr=5.0, max_spots=64, keep_unindexed=False, p_false=1e-3, window_bins=32
-)
+def _default_options(options: dict) -> bool:
+    """Whether ``options`` are :func:`measure_lattice`'s defaults (its information limit is then the whole
+    image's, lattice._wholelimit); the FFT thread count does not change results.
+    """
+    defaults = inspect.signature(measure_lattice).parameters
+    return all(v == defaults[k].default for k, v in options.items() if k != "workers")
 
 
 def _is_part(reg: _Region, mg) -> bool:

@@ -115,7 +115,7 @@ def is_featureless(data: np.ndarray) -> str | None:
     >>> is_featureless(rng.poisson(50, (64, 64)).astype(float)) is None
     True
     >>> is_featureless(np.zeros((64, 64)))
-    'blank image (every pixel is 0): not a lattice'
+    'blank image (99 % of its pixels are 0): not a lattice'
     """
     d = np.asarray(data, float)
     v = d[:: max(1, d.shape[0] // 256), :: max(1, d.shape[1] // 256)] if d.ndim == 2 else d
@@ -124,7 +124,7 @@ def is_featureless(data: np.ndarray) -> str | None:
         return None
     lo, med, hi = np.percentile(v, [0.5, 50, 99.5])
     if hi == lo:
-        return f"blank image (every pixel is {med:.6g}): not a lattice"
+        return f"blank image (99 % of its pixels are {med:.6g}): not a lattice"
     level = abs(med)
     if level > 0 and hi - lo < BLANK_CONTRAST * level and hi - lo < 0.5 * level:
         return f"blank/featureless image (contrast {100 * (hi - lo) / level:.2g} % of its level): not a lattice"

@@ -355,15 +355,13 @@ def _maps(fields, g_px, c, grads=None, engine: str = "numba") -> dict:
     h1, h2 = fields[0].h, fields[1].h
     if engine == "numba":
         maps.update(_kernels.amplitude_maps(h1, h2, coefs, [f.phase_var_base for f in fields]))
+        phases = [_kernels.wrapped_phase_from_angle(f.theta, r) for f, r in zip(fields, res)]
     else:
         maps.update({f"sigma_{k}": v for k, v in _strain.strain_sigmas(h1, h2, coefs).items()})
         for n, f in enumerate(fields, start=1):
             w = np.maximum(np.abs(f.h) ** 2, np.float32(1e-30))
             maps[f"sigma_phase_g{n}_rad"] = np.sqrt(np.float32(f.phase_var_base) / w)
             maps[f"amplitude_g{n}"] = np.float32(2.0) * np.sqrt(w)
-    if engine == "numba":
-        phases = [_kernels.wrapped_phase_from_angle(f.theta, r) for f, r in zip(fields, res)]
-    else:
         phases = [_strain.wrapped_phase(f.h, r) for f, r in zip(fields, res)]
     maps["ux_nm"], maps["uy_nm"] = _strain.displacement(phases[0], phases[1], g_px, c)
     for n, p in enumerate(phases, start=1):

@@ -18,6 +18,14 @@ Measured in one run, against anchors measured in the same run:
    with the automatic g, {200} and {220}, at two resolutions, for ``mapbbr3_001_dot_strained_exit.tif`` and
    ``mapbbr3_001_dot_bulk_mid.tif``.
 
+4. **real** (when ``../shared/realdata/lattice`` holds the SrTiO3 / PTO files): a homogeneous real crystal
+   has no strain, so every "dot" placed on it is a null. Per file: the fraction of valid pixels beyond 2
+   sigma with the noise sigma and with the total (noise + the map's systematic floor), on the reference
+   half and on the held-out other half (left/right, top/bottom); and the z of the dilatation contrast
+   of fake dots on a grid (core 0.6 R vs ring 1.6-3 R, whole-field reference), with the noise SE alone and
+   with the systematic part from placements of the same pattern elsewhere (the fake dot left out of its
+   own null). N(0, 1) has rms z 1 and 4.6 % beyond 2.
+
 Usage::
 
     python benchmarks/bench_gpa.py            # all
@@ -272,6 +280,85 @@ def multislice(folder: Path):
     return rows
 
 
+# ----------------------------------------------------------------- real homogeneous crystals
+REAL = Path(os.environ.get("LATTICEFIT_REALDATA", Path(__file__).resolve().parents[2] / "shared/realdata"))
+
+
+def _beyond(v, s, m) -> float:
+    return float(np.mean(np.abs(v[m]) / s[m] > 2)) if m.any() else float("nan")
+
+
+def real_pixels(mg):
+    """Fraction beyond 2 sigma (noise, total) of exx/eyy/exy/dilatation on the reference and held-out halves."""
+    from latticefit.roi import Rect
+
+    ny, nx = mg.shape
+    rows = []
+    for split, ref in (("left", Rect(0, 0, nx // 2, ny)), ("top", Rect(0, 0, nx, ny // 2))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sm = strain_map(mg, reference=ref)
+        held = sm.valid & ~ref.mask(mg.shape)
+        for n in ("exx", "eyy", "exy", "dilatation"):
+            v, s, t = getattr(sm, n), getattr(sm, f"sigma_{n}"), sm.sigma_total(n)
+            rows.append(
+                (
+                    f"{split} half reference, {n}",
+                    f"floor {100 * sm.systematic_sd[n]:.3f} %",
+                    f"noise: ref {_beyond(v, s, sm.reference_mask):6.1%} held-out {_beyond(v, s, held):6.1%}",
+                    f"total: ref {_beyond(v, t, sm.reference_mask):6.1%} held-out {_beyond(v, t, held):6.1%}",
+                )
+            )
+    return rows
+
+
+def real_fake_dots(mg, r_nm: float):
+    """z of fake-dot dilatation contrasts on a homogeneous crystal: noise-only and with the systematic part."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sm = strain_map(mg)
+    r = r_nm / sm.pixel_size_nm[1]
+    ys, xs = np.nonzero(sm.valid)
+    z_noise, z_tot, methods = [], [], set()
+    step = max(4, int(1.2 * r))
+    for y in range(int(ys.min() + 3 * r), int(ys.max() - 3 * r) + 1, step):
+        for x in range(int(xs.min() + 3 * r), int(xs.max() - 3 * r) + 1, step):
+            inside, ring = disc_masks(mg.shape, x, y, r)
+            rc = region_contrast(sm, inside, ring)
+            z_noise.append(rc.difference / rc.se_noise_difference)
+            z_tot.append(rc.z)
+            methods.add(rc.systematic_method)
+    zn, zt = np.array(z_noise), np.array(z_tot)
+    if not len(zn):
+        return f"R = {r_nm} nm: no room", ""
+    fmt = "rms z {:.2f}, beyond 2: {:.0%}"
+    return (
+        f"R = {r_nm} nm ({r:.0f} px), {len(zn)} fake dots",
+        "noise SE: " + fmt.format(np.sqrt(np.mean(zn**2)), np.mean(np.abs(zn) > 2)),
+        "total SE: "
+        + fmt.format(np.sqrt(np.mean(zt**2)), np.mean(np.abs(zt) > 2))
+        + f" ({', '.join(sorted(methods))})",
+    )
+
+
+def real(folder: Path):
+    from latticefit.io import load
+
+    files = ["Acquisition_18.emd", "test_ADF_cropped.hdf5", "Cropped_PTO-SRO_Aligned.hspy"]
+    if not folder.exists():
+        return [(f"no {folder}", "")]
+    rows = []
+    for f in files:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mg = load(folder / f)
+        rows.append((f"### {f}", f"{mg.shape[1]} x {mg.shape[0]} px"))
+        rows += real_pixels(mg)
+        for r_nm in (0.6, 1.0):
+            rows.append(real_fake_dots(mg, r_nm))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -279,6 +366,7 @@ def main():
     ap.add_argument("--multislice", type=Path, default=None)
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-real", action="store_true")
     args = ap.parse_args()
     side = args.side or (2048 if args.quick else 4096)
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -300,6 +388,10 @@ def main():
     print(f"\n## multislice ({folder})")
     for r in multislice(folder):
         print("  ".join(r))
+    if not args.skip_real:
+        print(f"\n## real homogeneous crystals ({REAL / 'lattice'})")
+        for r in real(REAL / "lattice"):
+            print("  ".join(r))
 
 
 if __name__ == "__main__":

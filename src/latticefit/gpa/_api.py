@@ -18,7 +18,8 @@ from ..errors import AnalysisError, InvalidDataError, LatticefitError, check_par
 from ..micrograph import as_micrograph
 from ..roi import as_roi
 from . import _kernels, _phase, _strain
-from ._result import StrainMap
+from ._result import MAP_NAMES, StrainMap
+from ._systematic import pixel_floor
 
 __all__ = ["choose_reflections", "strain_map"]
 
@@ -372,6 +373,8 @@ def _maps(fields, g_px, c, grads=None, engine: str = "numba") -> dict:
 def _assemble(mg, data, fields, maps, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask, reference):
     c_inv = np.linalg.inv(c)
     ref = None if reference is None else as_roi(reference).to_dict()
+    in_ref = ref_mask & valid
+    floors = {n: pixel_floor(maps[n], maps[f"sigma_{n}"], in_ref) for n in MAP_NAMES}
     return StrainMap(
         **maps,
         valid=valid,
@@ -387,4 +390,5 @@ def _assemble(mg, data, fields, maps, g_px, g_start, c, sigma_nm, s_inv_nm, p_no
         reference=ref,
         image=data,
         noise_model=[(f.window, f.noise_power_per_bin, f.h) for f in fields],
+        systematic_sd=floors,
     )

@@ -75,6 +75,11 @@ class StrainMap:
         SD of the Gaussian Fourier mask, ``1 / (2 pi sigma_nm)`` (1/nm).
     noise_sigma_per_px : float
         White-noise SD per pixel measured between the reflections (image units).
+    systematic_sd : dict
+        Per map of ``MAP_NAMES``: its spread over the reference region beyond the noise,
+        ``sqrt(max(<v^2> - <sigma^2>, 0))`` (scan distortion, drift, thickness, specimen; see
+        :func:`latticefit.gpa._systematic.pixel_floor`), 1 SD, dimensionless (rotation in rad). The noise
+        sigma maps do not contain it; :meth:`sigma_total` adds it in quadrature.
     """
 
     exx: np.ndarray
@@ -110,6 +115,13 @@ class StrainMap:
     warnings: list = field(default_factory=list)
     #: per field: ((dy, dx, mask) window, noise power per bin, complex field) for exact region SEs
     noise_model: list = field(default_factory=list, repr=False)
+    systematic_sd: dict = field(default_factory=dict)
+
+    def sigma_total(self, name: str) -> np.ndarray:
+        """1-sigma map of ``name`` with the noise and the map's systematic floor in quadrature."""
+        s = getattr(self, f"sigma_{name}")
+        floor = float(self.systematic_sd.get(name, 0.0))
+        return np.hypot(s, np.float32(floor)) if floor > 0 else s
 
     # ------------------------------------------------------------------ summaries
     @property
@@ -182,11 +194,15 @@ class StrainMap:
             k = 1e3 if name == "rotation_rad" else 100.0
             key = name.replace("_rad", "")
             z = np.abs(v) / s
+            floor = float(self.systematic_sd.get(name, 0.0))
+            z_tot = np.abs(v) / np.hypot(s, floor)
             stats[key] = {
                 f"mean_{unit}": float(v.mean() * k) if v.size else None,
                 f"sd_{unit}": float(v.std() * k) if v.size else None,
                 f"median_sigma_{unit}": float(np.median(s) * k) if v.size else None,
                 "fraction_beyond_2sigma": float((z > 2).mean()) if v.size else None,
+                f"systematic_sd_{unit}": floor * k,
+                "fraction_beyond_2sigma_total": float((z_tot > 2).mean()) if v.size else None,
             }
         ny, nx = self.shape
         return {
@@ -207,7 +223,9 @@ class StrainMap:
             "noise_sigma_per_px": self.noise_sigma_per_px,
             "uncertainty_method": (
                 "Fisher (linear propagation) of white noise measured between the reflections; "
-                "1-sigma SD per pixel, correlated over the point spread"
+                "1-sigma SD per pixel, correlated over the point spread; systematic_sd: the spread of each map "
+                "over the reference region beyond that noise (scan distortion, drift, specimen), 1 SD, in "
+                "quadrature for the total"
             ),
             "strain_definition": (
                 "F - I, local lattice = F x reference lattice (finite, F = (I - D)^-1); "
@@ -232,7 +250,9 @@ class StrainMap:
             uk = "mrad" if key == "rotation" else "percent"
             lines.append(
                 f"{key:>10}: mean {st[f'mean_{uk}']:+.3f} {u}, SD over map {st[f'sd_{uk}']:.3f} {u}, "
-                f"median sigma {st[f'median_sigma_{uk}']:.3f} {u}, beyond 2 sigma {st['fraction_beyond_2sigma']:.1%}"
+                f"median sigma (noise) {st[f'median_sigma_{uk}']:.3f} {u}, beyond 2 sigma "
+                f"{st['fraction_beyond_2sigma']:.1%}; systematic {st[f'systematic_sd_{uk}']:.3f} {u} (1 SD), "
+                f"beyond 2 total sigma {st['fraction_beyond_2sigma_total']:.1%}"
             )
         return lines
 

@@ -15,7 +15,9 @@ Method
    model of the image estimated once at the median dot size, compared with the matrix
    (:func:`latticefit.lattice.compare_lattices`): the generalised least-squares mean ``Δd/d`` of the
    first-order reflections with its 1-sigma error. Optionally the GPA mean in-plane strain (half the
-   dilatation) of the dot core minus a ring of matrix around it (:func:`latticefit.gpa.region_contrast`).
+   dilatation) of the dot core minus a ring of matrix around it (:func:`latticefit.gpa.region_contrast`;
+   its SE includes the scatter of the same contrast elsewhere in the matrix, and a dot that changes the
+   fringe amplitude is noted as not a strain measurement).
 4. **Population.** Each dot's ``Δd/d`` has an error of its own and a part common to all dots (the matrix
    region's own error). The weighted mean over dots uses the dot-only errors; the χ² of the dots about it
    tests whether they are consistent with one value (p > 0.05); when they are not, the standard error is
@@ -69,6 +71,8 @@ DOT_COLUMNS = [
     "z",
     "gpa_strain_percent",
     "gpa_strain_err_percent",
+    "gpa_amplitude_ratio_g1",
+    "gpa_amplitude_ratio_g2",
     "note",
 ]
 #: a dot region holds at least this many periods of the strongest spacing across its diameter
@@ -87,9 +91,12 @@ class DotStatistics:
         ``status`` (``measured`` or why not), ``rel_diff_percent`` = 100 (d_dot / d_matrix - 1), mean over
         the first-order reflections, with its 1-sigma error (``rel_diff_err_percent``, total;
         ``rel_diff_err_dot_percent``, the dot's own part), ``z``, and the GPA mean in-plane strain
-        ``(exx + eyy) / 2`` of the dot core minus a matrix ring (``gpa_strain_percent``, ± 1 SE), which an
-        isotropic expansion makes equal to ``Δd/d`` (the GPA maps are smoothed to their resolution, so a
-        dot not much larger than it reads low).
+        ``(exx + eyy) / 2`` of the dot core minus a matrix ring (``gpa_strain_percent``, ± 1 SE: noise and
+        the scatter of the same contrast elsewhere in the matrix), which an isotropic expansion makes equal
+        to ``Δd/d`` (the GPA maps are smoothed to their resolution, so a dot not much larger than it reads
+        low), and the median fringe amplitudes of the dot core over the ring (``gpa_amplitude_ratio_g1/g2``):
+        beyond 1 ± 25 % the note says the GPA value is not a strain measurement (a projected dot changes
+        the fringe's structure factor, which GPA reads as displacement).
     reflections : pandas.DataFrame
         Every matched reflection of every dot (the rows of :func:`latticefit.lattice.compare_lattices`
         with a ``dot`` column).
@@ -270,6 +277,8 @@ def _measure_one(hr, k: int, d: _Dot, matrix, model, d_range, min_r_px: float):
         z=np.nan,
         gpa_strain_percent=np.nan,
         gpa_strain_err_percent=np.nan,
+        gpa_amplitude_ratio_g1=np.nan,
+        gpa_amplitude_ratio_g2=np.nan,
         note="",
     )
     r = max(DOT_RADIUS_FRACTION * d.r_px, min(d.r_px, 16.0))
@@ -304,8 +313,12 @@ def _measure_one(hr, k: int, d: _Dot, matrix, model, d_range, min_r_px: float):
     return row, refl, m_err
 
 
-def _gpa_contrast(hr, matrix_roi, rows, notes):
-    """Each measured dot's GPA mean in-plane strain (core minus a matrix ring); returns the StrainMap or None."""
+def _gpa_contrast(hr, matrix_roi, rows, notes, dots):
+    """Each measured dot's GPA mean in-plane strain (core minus a matrix ring); returns the StrainMap or None.
+
+    The SE holds the noise and the scatter of the same contrast at other places of the matrix (every dot
+    left out); a dot whose fringe amplitude differs from the ring's is noted as not a strain measurement.
+    """
     from ..gpa import disc_masks, region_contrast, strain_map
 
     try:
@@ -315,15 +328,33 @@ def _gpa_contrast(hr, matrix_roi, rows, notes):
     except LatticefitError as e:
         notes.append(f"GPA not available ({' '.join(str(e).split())}); dilatation column left empty")
         return None
+    exclude = _all_dots_mask(hr.shape, dots)
     for row in rows:
         if row["status"] != "measured":
             continue
         inside, ring = disc_masks(hr.shape, row["x_px"], row["y_px"], row["radius_px"])
-        c = region_contrast(sm, inside, ring, "dilatation")
+        c = region_contrast(sm, inside, ring, "dilatation", exclude=exclude | inside)
         # the mean in-plane strain (exx + eyy) / 2 = dilatation / 2: what Δd/d of an isotropic expansion is
         row["gpa_strain_percent"] = 50 * c.difference
         row["gpa_strain_err_percent"] = 50 * c.se_difference
+        row["gpa_amplitude_ratio_g1"] = c.amplitude_ratio_g1
+        row["gpa_amplitude_ratio_g2"] = c.amplitude_ratio_g2
+        if c.amplitude_changed:
+            msg = (
+                f"GPA not a strain measurement here: fringe amplitude x{c.amplitude_ratio_g1:.2f}, "
+                f"x{c.amplitude_ratio_g2:.2f} of the matrix ring (the dot changes the fringe, not only its phase)"
+            )
+            row["note"] = f"{row['note']}; {msg}" if row["note"] else msg
     return sm
+
+
+def _all_dots_mask(shape, dots) -> np.ndarray:
+    """Every dot's disk grown by the matrix margin ring's inner edge (1.6 R): no null placement touches one."""
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    out = np.zeros(shape, bool)
+    for d in dots:
+        out |= (xx - d.x_px) ** 2 + (yy - d.y_px) ** 2 <= (1.6 * d.r_px) ** 2
+    return out
 
 
 # ------------------------------------------------------------------ step 4: the population
@@ -469,7 +500,7 @@ def measure_dots(
         if r is not None:
             refl.append(r)
             m_errs.append(m_err)
-    sm = _gpa_contrast(hr, mroi, rows, notes) if gpa else None
+    sm = _gpa_contrast(hr, mroi, rows, notes, found) if gpa else None
     table = pd.DataFrame(rows, columns=DOT_COLUMNS)
     ok = table["status"] == "measured"
     m_err = float(np.nanmedian(m_errs)) if m_errs else float("nan")

@@ -39,6 +39,8 @@ TAPER_SIGMAS = 2.0
 MIN_FRINGE_SNR = 3.0
 #: at most this many pixels of a large image go to measure_lattice when choosing g (a central square)
 CHOOSE_MAX_SIDE_PX = 1024
+#: a reference mask (ring, disk) larger than this is replaced by its bounding box when choosing g
+CHOOSE_MAX_MASK_PX = 20_000
 
 
 def _pixel_matrix(mg, calibration) -> np.ndarray:
@@ -71,7 +73,8 @@ def choose_reflections(mg, *, reference=None) -> np.ndarray:
     The strongest first-order spot and the strongest first-order spot at least
     15 degrees from it (lowest noise in the phase); if there is none, the same
     among all spots. A large image is measured on its central
-    ``CHOOSE_MAX_SIDE_PX`` square (or the reference region).
+    ``CHOOSE_MAX_SIDE_PX`` square (or the reference region; a reference mask of more
+    than ``CHOOSE_MAX_MASK_PX`` pixels, e.g. the ring around a dot, on its bounding box).
 
     Raises
     ------
@@ -82,6 +85,13 @@ def choose_reflections(mg, *, reference=None) -> np.ndarray:
     from ..roi import Rect
 
     roi = reference
+    if roi is not None and not isinstance(as_roi(roi), Rect):
+        # a ring or mask: the reflections are chosen on its bounding box (g is refined on the region itself
+        # afterwards); a pixel-wise fit over a large mask costs tens of seconds and picks the same spots
+        m = as_roi(roi).mask(mg.shape)
+        if int(m.sum()) > CHOOSE_MAX_MASK_PX:
+            y0, y1, x0, x1 = as_roi(roi).bounds(mg.shape)
+            roi = Rect(x0, y0, x1 - x0, y1 - y0)
     if roi is None and max(mg.shape) > CHOOSE_MAX_SIDE_PX:
         ny, nx = mg.shape
         s = CHOOSE_MAX_SIDE_PX

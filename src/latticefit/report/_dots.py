@@ -14,7 +14,10 @@ Method
 3. **Each dot.** The lattice of the central disk (``DOT_RADIUS_FRACTION`` of the radius), with the systematic
    model of the image estimated once at the median dot size, compared with the matrix
    (:func:`latticefit.lattice.compare_lattices`): the generalised least-squares mean ``Δd/d`` of the
-   first-order reflections with its 1-sigma error. Optionally the GPA mean in-plane strain (half the
+   first-order reflections with its 1-sigma error. A dot whose reflection amplitudes, relative to the
+   matrix's, scatter (:func:`fringe_change` > ``FRINGE_CHANGE_LN``) projects another structure factor
+   through the matrix, which biases its FFT spacing by about 1 % on multislice images; the error then
+   includes ``PROJECTION_SYSTEMATIC_PERCENT``, common to all dots. Optionally the GPA mean in-plane strain (half the
    dilatation) of the dot core minus a ring of matrix around it (:func:`latticefit.gpa.region_contrast`;
    its SE includes the scatter of the same contrast elsewhere in the matrix, and a dot that changes the
    fringe amplitude is noted as not a strain measurement).
@@ -51,6 +54,7 @@ from ._lattice_report import (
     check_fields_of_view,
     choose_matrix_region,
 )
+from ._projection import FRINGE_CHANGE_LN, PROJECTION_SYSTEMATIC_PERCENT, fringe_change
 
 __all__ = ["DotStatistics", "measure_dots", "population_verdict", "DOT_COLUMNS"]
 
@@ -68,6 +72,8 @@ DOT_COLUMNS = [
     "rel_diff_percent",
     "rel_diff_err_percent",
     "rel_diff_err_dot_percent",
+    "projection_err_percent",
+    "fringe_change_rms_ln",
     "z",
     "gpa_strain_percent",
     "gpa_strain_err_percent",
@@ -90,7 +96,8 @@ class DotStatistics:
         fit, or the region's equivalent diameter), where it came from (``given``, ``haadf``, ``anomaly``),
         ``status`` (``measured`` or why not), ``rel_diff_percent`` = 100 (d_dot / d_matrix - 1), mean over
         the first-order reflections, with its 1-sigma error (``rel_diff_err_percent``, total;
-        ``rel_diff_err_dot_percent``, the dot's own part), ``z``, and the GPA mean in-plane strain
+        ``rel_diff_err_dot_percent``, the dot's own part; ``projection_err_percent``, the projection
+        systematic of a dot that changes the fringes, ``fringe_change_rms_ln`` its measure), ``z``, and the GPA mean in-plane strain
         ``(exx + eyy) / 2`` of the dot core minus a matrix ring (``gpa_strain_percent``, ± 1 SE: noise and
         the scatter of the same contrast elsewhere in the matrix), which an isotropic expansion makes equal
         to ``Δd/d`` (the GPA maps are smoothed to their resolution, so a dot not much larger than it reads
@@ -103,7 +110,8 @@ class DotStatistics:
     matrix_roi : Rect
     summary : dict
         ``n``, ``mean_rel_diff_percent``, ``se_percent`` (1 SE, matrix part included), ``se_dots_percent``,
-        ``matrix_err_percent``, ``chi2``, ``dof``, ``p_consistent``, ``consistent``, ``birge_scale``, ``z``,
+        ``matrix_err_percent`` (the part common to all dots: the matrix region's error and, when a dot
+        changes the fringes, the projection systematic), ``chi2``, ``dof``, ``p_consistent``, ``consistent``, ``birge_scale``, ``z``,
         ``significant``, ``test``.
     notes : list of str
     """
@@ -274,6 +282,8 @@ def _measure_one(hr, k: int, d: _Dot, matrix, model, d_range, min_r_px: float):
         rel_diff_percent=np.nan,
         rel_diff_err_percent=np.nan,
         rel_diff_err_dot_percent=np.nan,
+        projection_err_percent=0.0,
+        fringe_change_rms_ln=np.nan,
         z=np.nan,
         gpa_strain_percent=np.nan,
         gpa_strain_err_percent=np.nan,
@@ -302,13 +312,24 @@ def _measure_one(hr, k: int, d: _Dot, matrix, model, d_range, min_r_px: float):
     m_err = _matrix_rel_err(cmp)
     tot = float(s["mean_rel_diff_err"])
     dot_only = math.sqrt(max(tot**2 - m_err**2, (0.1 * tot) ** 2)) if np.isfinite(m_err) else tot
+    change = fringe_change(cmp.table, matrix.spots, lat.spots)
+    proj = PROJECTION_SYSTEMATIC_PERCENT / 100 if change > FRINGE_CHANGE_LN else 0.0
+    tot = math.hypot(tot, proj)
     row.update(
         n_reflections=int(s["n"]),
         rel_diff_percent=100 * float(s["mean_rel_diff"]),
         rel_diff_err_percent=100 * tot,
         rel_diff_err_dot_percent=100 * dot_only,
+        projection_err_percent=100 * proj,
+        fringe_change_rms_ln=change,
         z=float(s["mean_rel_diff"]) / tot,
     )
+    if proj:
+        row["note"] = (
+            f"the dot changes the fringes (reflection amplitudes relative to the matrix scatter by "
+            f"{change:.2f} in ln): a projected inclusion biases its FFT spacing; ± {PROJECTION_SYSTEMATIC_PERCENT:g} % "
+            "(1 SD, measured on multislice images) added"
+        )
     refl = cmp.table.assign(dot=k)
     return row, refl, m_err
 
@@ -504,10 +525,17 @@ def measure_dots(
     table = pd.DataFrame(rows, columns=DOT_COLUMNS)
     ok = table["status"] == "measured"
     m_err = float(np.nanmedian(m_errs)) if m_errs else float("nan")
+    proj = float(table.loc[ok, "projection_err_percent"].max()) if ok.any() else 0.0
+    if proj > 0:
+        notes.append(
+            f"{int((table.loc[ok, 'projection_err_percent'] > 0).sum())} of {int(ok.sum())} dot(s) change the "
+            f"fringes: the projection error ± {proj:g} % (1 SD) is common to all dots and added to the "
+            "population's SE like the matrix error"
+        )
     v = population_verdict(
         table.loc[ok, "rel_diff_percent"],
         table.loc[ok, "rel_diff_err_dot_percent"],
-        100 * m_err,
+        math.hypot(100 * m_err, proj) if np.isfinite(m_err) else proj,
         z_threshold=z_threshold,
     )
     summary = _summary(v, len(found))

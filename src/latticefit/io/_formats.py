@@ -213,9 +213,10 @@ def _decode_unit(unit) -> str:
 
 
 def _read_imagej_tiff(p: Path):
-    """ImageJ TIFF -> one hyperspy Signal2D with the ImageJ calibration on its axes."""
-    import hyperspy.api as hs
+    """ImageJ TIFF -> one signal (:class:`~latticefit.io._plainsignal.PlainSignal2D`) with the ImageJ calibration."""
     import tifffile
+
+    from ._plainsignal import plain_signal
 
     with _quiet_readers(), tifffile.TiffFile(p) as tif:
         page = tif.pages[0]
@@ -240,14 +241,8 @@ def _read_imagej_tiff(p: Path):
         unit, sy, sx = "", 1.0, 1.0  # a print resolution (dpi), not a microscope calibration
     if not (np.isfinite(sx) and np.isfinite(sy)):
         unit, sy, sx = "", 1.0, 1.0  # a zero or unreadable resolution is no calibration: load() warns
-    s = hs.signals.Signal2D(data)
-    ax, ay = s.axes_manager.signal_axes
-    ax.scale, ay.scale = sx, sy
-    if unit:
-        ax.units = ay.units = unit
-    s.metadata.General.title = ""
-    s.original_metadata.add_dictionary({"ImageJ": {k: v for k, v in ij.items() if isinstance(v, (str, int, float))}})
-    return [s]
+    original = {"ImageJ": {k: v for k, v in ij.items() if isinstance(v, (str, int, float))}}
+    return [plain_signal(data, scale=(sx, sy), units=unit, original=original)]
 
 
 def _rgb_to_grey(arr: np.ndarray) -> np.ndarray:
@@ -262,17 +257,16 @@ def _rgb_to_grey(arr: np.ndarray) -> np.ndarray:
 
 
 def _read_raster(p: Path):
-    """PNG/JPEG -> one uncalibrated hyperspy Signal2D (grey)."""
-    import hyperspy.api as hs
+    """PNG/JPEG -> one uncalibrated grey signal (:class:`~latticefit.io._plainsignal.PlainSignal2D`)."""
     import imageio.v3 as iio
+
+    from ._plainsignal import plain_signal
 
     with _quiet_readers():
         data = np.asarray(iio.imread(p))
     if data.ndim == 3 and data.shape[-1] in (2, 3, 4):
         data = _rgb_to_grey(data)
-    s = hs.signals.Signal2D(data)
-    s.metadata.General.title = ""
-    return [s]
+    return [plain_signal(data)]
 
 
 def _read_signals(p: Path, ext: str) -> tuple[list, str]:

@@ -287,8 +287,6 @@ def _read_signals(p: Path, ext: str) -> tuple[list, str]:
         except Exception as e:
             raise FileReadError(f"cannot read as ImageJ TIFF ({_short_cause(e)})", src) from None
 
-    import hyperspy.api as hs
-
     fmt = {
         ".dm3": "DigitalMicrograph DM3",
         ".dm4": "DigitalMicrograph DM4",
@@ -309,12 +307,23 @@ def _read_signals(p: Path, ext: str) -> tuple[list, str]:
         kwargs["reader"] = "HSPY"
     if kwargs["lazy"] and _small_enough_to_read_whole(p, ext):
         # a small file is read whole at once: no dask graph (importing dask costs about a second)
+        if ext in (".hspy", ".hdf5"):
+            from ._plainsignal import read_hspy_plain
+
+            with _quiet_readers():
+                plain = read_hspy_plain(p)  # a plain image without building hyperspy signals
+            if plain is not None:
+                return _named_signals(plain, fmt, ext, src)
+        import hyperspy.api as hs
+
         try:
             with _quiet_readers():
                 out = hs.load(str(p), **{**kwargs, "lazy": False})
             return _named_signals(out, fmt, ext, src)
         except Exception:  # noqa: BLE001 - a damaged file: the lazy read below names the problem as always
             pass
+    import hyperspy.api as hs
+
     try:
         with _quiet_readers():
             try:

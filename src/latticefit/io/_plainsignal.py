@@ -1,11 +1,16 @@
-"""Part of :mod:`io` (see its docstring): the in-memory image of a file that hyperspy does not read.
+"""Part of :mod:`io` (see its docstring): images read without building hyperspy signals.
 
-ImageJ TIFFs (tifffile) and PNG/JPEG (imageio) arrive as numpy arrays. The loaders only read a few
-attributes of a signal (``data``, ``axes_manager.signal_axes`` with ``scale``/``units``/``offset``,
-``signal_dimension``, ``navigation_dimension``, ``metadata.get_item``/``has_item`` and
-``original_metadata.as_dictionary``), so such an array is wrapped in :class:`PlainSignal2D`, which
-answers them as a hyperspy ``Signal2D`` built from the same array does, without importing hyperspy
-(about half a second of a command's start-up).
+The loaders only read a few attributes of a signal (``data``, ``axes_manager.signal_axes`` with
+``scale``/``units``/``offset``, ``signal_dimension``, ``navigation_dimension``,
+``metadata.get_item``/``has_item``, ``original_metadata.get_item``/``as_dictionary``).
+:class:`PlainSignal2D` answers them as a hyperspy ``Signal2D`` does, without importing hyperspy's signal
+classes (about half a second of a command's start-up):
+
+- ImageJ TIFFs (tifffile) and PNG/JPEG (imageio) arrive as numpy arrays and are always wrapped;
+- a small HyperSpy ``.hspy``/``.hdf5`` file is read by rosettasciio's HSPY reader (the reader
+  ``hyperspy.api.load`` calls) and wrapped when its content is a plain calibrated image or stack
+  (:func:`read_hspy_plain`); anything else (other signal types, non-uniform axes, markers, signals or
+  reserved names inside the metadata, an FEI data bar, ...) returns None and goes through hyperspy.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ class _Tree:
     def as_dictionary(self) -> dict:
         return copy.deepcopy(self._tree)
 
+    def __len__(self) -> int:  # as hyperspy counts a node's items
+        return len([k for k in self._tree if not str(k).startswith("_")])
+
 
 class _Axis:
     def __init__(self, size: int):
@@ -75,10 +83,10 @@ class PlainSignal2D:
 
     _lazy = False
 
-    def __init__(self, data: np.ndarray, original: dict | None = None):
+    def __init__(self, data: np.ndarray, original: dict | None = None, metadata: dict | None = None):
         self.data = data
         self.axes_manager = _Axes(data.shape)
-        self.metadata = _Tree({"General": {"title": ""}})
+        self.metadata = _Tree({"General": {"title": ""}} if metadata is None else metadata)
         self.original_metadata = _Tree(original)
 
 
@@ -110,3 +118,106 @@ def plain_signal(data, *, scale=None, units: str = "", original: dict | None = N
         for a in s.axes_manager.signal_axes:
             a.units = units
     return s
+
+
+# names a hyperspy DictionaryTreeBrowser would not keep as plain keys (its methods, its private fields)
+_TREE_NAMES = frozenset(
+    "add_dictionary add_node as_dictionary copy deepcopy export get_item has_item keys "
+    "process_lazy_attributes set_item _db_index _double_lines _lazy_attributes".split()
+)
+_READ_PATHS = (
+    "General.title",
+    "Acquisition_instrument.TEM.beam_energy",
+    "Acquisition_instrument.SEM.beam_energy",
+    "Acquisition_instrument.TEM.acquisition_mode",
+)
+
+
+def _plain_tree(tree) -> bool:
+    """Whether hyperspy keeps ``tree`` as it is: no signal, axes or reserved key, and every key an ASCII
+    identifier (which hyperspy keeps as its attribute name) or an index such as ``FileIO``'s ``'0'``
+    (stored as ``Number_0``, which no sibling may be called).
+    """
+    if isinstance(tree, dict):
+        names = set()
+        for k, v in tree.items():
+            if not isinstance(k, str) or not k.isascii() or not (k.isidentifier() or k.isdigit()):
+                return False
+            if k.startswith(("_sig_", "_hspy_", "__")) or k in _TREE_NAMES or not _plain_tree(v):
+                return False
+            names.add(k if k.isidentifier() else f"Number_{k}")
+        return len(names) == len(tree)
+    if isinstance(tree, (list, tuple)):
+        return all(_plain_tree(v) for v in tree)
+    return True
+
+
+def _plain_axes(axes, shape) -> bool:
+    """Uniform axes, one per data axis, the last two the image and at most one navigation axis before."""
+    if not isinstance(axes, (list, tuple)) or len(axes) != len(shape) or not 2 <= len(shape) <= 3:
+        return False
+    for i, a in enumerate(axes):
+        if not isinstance(a, dict) or a.get("_type", "UniformDataAxis") != "UniformDataAxis":
+            return False
+        if "axis" in a or "expression" in a or any(k not in a for k in ("navigate", "scale", "offset", "size")):
+            return False
+        if a["navigate"] is not (i < len(shape) - 2) or int(a["size"]) != shape[i]:
+            return False
+        if a.get("units") is not None and not isinstance(a["units"], str):
+            return False
+        if not isinstance(a["scale"], (int, float, np.number)) or not isinstance(a["offset"], (int, float, np.number)):
+            return False
+    return True
+
+
+def _plain_dict(d) -> bool:
+    """Whether a rosettasciio signal dictionary is a plain image hyperspy would load as a ``Signal2D``."""
+    data, md, om = d.get("data"), d.get("metadata"), d.get("original_metadata", {})
+    attrs = d.get("attributes") or {}
+    if not isinstance(data, np.ndarray) or data.dtype.kind not in "fiu" or not isinstance(md, dict):
+        return False
+    if d.get("package") not in (None, "", "hyperspy") or "post_process" in d or "mapping" in d:
+        return False
+    if attrs.get("_lazy", False) or attrs.get("ragged", False):
+        return False
+    sig = md.get("Signal", {})
+    if not isinstance(sig, dict) or "record_by" in sig or "binned" in sig or sig.get("signal_type", "") != "":
+        return False
+    if "Markers" in md or not isinstance(om, dict) or "fei_metadata" in om:
+        return False
+    if not (_plain_tree(md) and _plain_tree(om)):
+        return False
+    for path in _READ_PATHS:
+        found, value = _Tree(md)._find(path)
+        if found and isinstance(value, dict):
+            return False
+    return _plain_axes(d.get("axes"), data.shape)
+
+
+def _from_dict(d) -> PlainSignal2D:
+    s = PlainSignal2D(d["data"], original=d.get("original_metadata") or {}, metadata=d["metadata"])
+    ax, ay = s.axes_manager.signal_axes
+    for mine, theirs in ((ax, d["axes"][-1]), (ay, d["axes"][-2])):
+        mine.scale, mine.offset = float(theirs["scale"]), float(theirs["offset"])
+        mine.units, mine.name = theirs.get("units"), theirs.get("name")
+    return s
+
+
+def read_hspy_plain(path) -> list | None:
+    """The signals of a small HyperSpy HDF5 file as :class:`PlainSignal2D`, or None (then hyperspy reads it).
+
+    None when the file holds anything but plain calibrated images (see the module docstring), when its
+    name is a glob pattern to ``hyperspy.api.load``, or when rosettasciio cannot read it: the caller's
+    hyperspy path then reads it (and words its errors) as it always did.
+    """
+    if any(c in str(path) for c in "*?["):
+        return None
+    try:
+        from rsciio.hspy import file_reader
+
+        dicts = file_reader(str(path), lazy=False)
+    except Exception:  # noqa: BLE001 - hyperspy reads it again and names the problem
+        return None
+    if not dicts or not all(isinstance(d, dict) and _plain_dict(d) for d in dicts):
+        return None
+    return [_from_dict(d) for d in dicts]

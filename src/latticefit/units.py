@@ -67,6 +67,8 @@ def is_empty_unit(unit) -> bool:
     """True when a unit string carries no information (``None``, ``''``, ``<undefined>``, ``px``)."""
     if unit is None:
         return True
+    if isinstance(unit, str):  # never traits' Undefined: no need to import traits (a tenth of a second)
+        return _normalise(unit) in _EMPTY
     try:
         import traits.api as _t  # hyperspy's Undefined
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from ..crystal._phases import get_phase, library_names, load_cif
-from ..serialize import write_json
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -26,6 +23,9 @@ def _short(text: str, n: int = 48) -> str:
 
 
 def run(args) -> int:
+    from ..crystal._phases import get_phase, library_names, load_cif  # lazy: every command builds this parser
+    from ..serialize import write_json
+
     phases = [get_phase(n) for n in library_names()] + [load_cif(c) for c in args.cif]
     if args.json:
         write_json([p.summary() for p in phases], args.json)

@@ -10,17 +10,25 @@
 
 from __future__ import annotations
 
-from ._hyperspy import (
-    add_markers,
-    anomaly_signal,
-    fft_signal,
-    image_signal,
-    particle_markers,
-    spot_markers,
-    to_hyperspy_roi,
-    to_signal,
-)
-from ._provenance import SavedResult, file_sha256, load_result, provenance, save_result
+import importlib
+
+# name -> submodule, imported on first use (PEP 562): `latticefit lattice` needs `provenance` only, and the
+# hyperspy helpers import the FFT module (scipy.fft, numba) that a command reading a file does not need
+_LAZY = {
+    "add_markers": "._hyperspy",
+    "anomaly_signal": "._hyperspy",
+    "fft_signal": "._hyperspy",
+    "image_signal": "._hyperspy",
+    "particle_markers": "._hyperspy",
+    "spot_markers": "._hyperspy",
+    "to_hyperspy_roi": "._hyperspy",
+    "to_signal": "._hyperspy",
+    "SavedResult": "._provenance",
+    "file_sha256": "._provenance",
+    "load_result": "._provenance",
+    "provenance": "._provenance",
+    "save_result": "._provenance",
+}
 
 __all__ = [
     "fft_signal",
@@ -37,3 +45,15 @@ __all__ = [
     "SavedResult",
     "file_sha256",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -15,7 +15,6 @@ from .._plotstyle import OKABE_ITO
 from ..errors import LatticefitError
 from ..micrograph import Micrograph, as_micrograph
 from ..roi import Circle, Mask, Rect, as_roi
-from ..spectrum import power_spectrum
 
 __all__ = [
     "fft_signal",
@@ -97,6 +96,8 @@ def fft_signal(image, *, roi=None, pixel_size=None, window="periodic", log=True)
     >>> s.axes_manager.signal_shape, s.axes_manager[0].units, round(s.axes_manager[0].scale, 4)
     ((128, 128), '1/nm', 0.3125)
     """
+    from ..spectrum import power_spectrum  # lazy: scipy.fft and numba only when an FFT is asked for
+
     r = as_roi(roi, image, pixel_size=pixel_size)
     spec = power_spectrum(image, roi=r, pixel_size=pixel_size, window=window)
     hs = _hs()

@@ -213,9 +213,10 @@ def _decode_unit(unit) -> str:
 
 
 def _read_imagej_tiff(p: Path):
-    """ImageJ TIFF -> one hyperspy Signal2D with the ImageJ calibration on its axes."""
-    import hyperspy.api as hs
+    """ImageJ TIFF -> one signal (:class:`~latticefit.io._plainsignal.PlainSignal2D`) with the ImageJ calibration."""
     import tifffile
+
+    from ._plainsignal import plain_signal
 
     with _quiet_readers(), tifffile.TiffFile(p) as tif:
         page = tif.pages[0]
@@ -240,14 +241,8 @@ def _read_imagej_tiff(p: Path):
         unit, sy, sx = "", 1.0, 1.0  # a print resolution (dpi), not a microscope calibration
     if not (np.isfinite(sx) and np.isfinite(sy)):
         unit, sy, sx = "", 1.0, 1.0  # a zero or unreadable resolution is no calibration: load() warns
-    s = hs.signals.Signal2D(data)
-    ax, ay = s.axes_manager.signal_axes
-    ax.scale, ay.scale = sx, sy
-    if unit:
-        ax.units = ay.units = unit
-    s.metadata.General.title = ""
-    s.original_metadata.add_dictionary({"ImageJ": {k: v for k, v in ij.items() if isinstance(v, (str, int, float))}})
-    return [s]
+    original = {"ImageJ": {k: v for k, v in ij.items() if isinstance(v, (str, int, float))}}
+    return [plain_signal(data, scale=(sx, sy), units=unit, original=original)]
 
 
 def _rgb_to_grey(arr: np.ndarray) -> np.ndarray:
@@ -262,17 +257,16 @@ def _rgb_to_grey(arr: np.ndarray) -> np.ndarray:
 
 
 def _read_raster(p: Path):
-    """PNG/JPEG -> one uncalibrated hyperspy Signal2D (grey)."""
-    import hyperspy.api as hs
+    """PNG/JPEG -> one uncalibrated grey signal (:class:`~latticefit.io._plainsignal.PlainSignal2D`)."""
     import imageio.v3 as iio
+
+    from ._plainsignal import plain_signal
 
     with _quiet_readers():
         data = np.asarray(iio.imread(p))
     if data.ndim == 3 and data.shape[-1] in (2, 3, 4):
         data = _rgb_to_grey(data)
-    s = hs.signals.Signal2D(data)
-    s.metadata.General.title = ""
-    return [s]
+    return [plain_signal(data)]
 
 
 def _read_signals(p: Path, ext: str) -> tuple[list, str]:
@@ -292,8 +286,6 @@ def _read_signals(p: Path, ext: str) -> tuple[list, str]:
             raise
         except Exception as e:
             raise FileReadError(f"cannot read as ImageJ TIFF ({_short_cause(e)})", src) from None
-
-    import hyperspy.api as hs
 
     fmt = {
         ".dm3": "DigitalMicrograph DM3",
@@ -315,12 +307,23 @@ def _read_signals(p: Path, ext: str) -> tuple[list, str]:
         kwargs["reader"] = "HSPY"
     if kwargs["lazy"] and _small_enough_to_read_whole(p, ext):
         # a small file is read whole at once: no dask graph (importing dask costs about a second)
+        if ext in (".hspy", ".hdf5"):
+            from ._plainsignal import read_hspy_plain
+
+            with _quiet_readers():
+                plain = read_hspy_plain(p)  # a plain image without building hyperspy signals
+            if plain is not None:
+                return _named_signals(plain, fmt, ext, src)
+        import hyperspy.api as hs
+
         try:
             with _quiet_readers():
                 out = hs.load(str(p), **{**kwargs, "lazy": False})
             return _named_signals(out, fmt, ext, src)
         except Exception:  # noqa: BLE001 - a damaged file: the lazy read below names the problem as always
             pass
+    import hyperspy.api as hs
+
     try:
         with _quiet_readers():
             try:

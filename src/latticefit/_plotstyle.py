@@ -303,11 +303,11 @@ def save_figure(fig, out, *, dpi: int = 300, outputs=None) -> list[Path]:
     # the font settings (pdf.fonttype=42: TrueType, svg.fonttype='none': real <text>) are read at save time,
     # so the figure is written inside the style context
     try:
-        with figure_style():
-            _save_one(fig, outputs.stage(paths["figure"]), dpi)
-            if paths["png"] != paths["figure"]:
-                with _layout_frozen(fig):  # the layout of the first render is reused, not solved again
-                    _save_one(fig, outputs.stage(paths["png"]), dpi)
+        staged = [outputs.stage(p) for p in written]
+        with figure_style(), _without_ligatures(fig), _laid_out_once(fig, dpi):
+            # the PNG first: it draws with the renderer (and the text metrics) that solved the layout
+            for path in staged[::-1]:
+                _save_one(fig, path, dpi)
     except BaseException:
         if own:
             outputs.abort()
@@ -361,14 +361,45 @@ def _native_images(fig, dpi: int):
 
 
 @contextlib.contextmanager
-def _layout_frozen(fig):
-    """Draw ``fig`` with the positions its layout engine found last (no second constrained-layout solve)."""
+def _laid_out_once(fig, dpi: int):
+    """Solve ``fig``'s layout once, with the ``dpi`` raster renderer the PNG is drawn with, and draw every
+    format with those positions (no constrained-layout solve, and no layout-only pre-draw, per format).
+    """
     engine = fig.get_layout_engine()
-    if engine is None:
+    if engine is None or not fig.axes:
         yield
         return
-    fig.set_layout_engine("none")
+    shown_dpi = fig.dpi
+    try:
+        fig.dpi = dpi
+        engine.execute(fig)
+    finally:
+        fig.dpi = shown_dpi
+    fig.set_layout_engine(None)  # None, not 'none': with any engine, savefig draws once more for the layout
+    if fig.get_layout_engine() is not None:  # rc figure.autolayout / constrained_layout.use: None means that
+        fig.set_layout_engine("none")
     try:
         yield
     finally:
         fig.set_layout_engine(engine)
+
+
+@contextlib.contextmanager
+def _without_ligatures(fig):
+    """Texts set without the fi/fl ligatures while the figure is written.
+
+    A ligature is a second glyph set of its font in a PDF (one more TrueType subset embedded per font, the
+    costliest part of writing the PDF); separate letters also keep the PDF's text searchable as typed.
+    """
+    from matplotlib.text import Text
+
+    cells = [c.get_text() for ax in fig.axes for tab in ax.tables for c in tab.get_celld().values()]
+    texts = [t for t in fig.findobj(Text) + cells if hasattr(t, "set_fontfeatures")]  # matplotlib >= 3.11
+    saved = [t.get_fontfeatures() for t in texts]
+    for t, features in zip(texts, saved):
+        t.set_fontfeatures(tuple(features or ()) + ("-liga",))
+    try:
+        yield
+    finally:
+        for t, features in zip(texts, saved):
+            t.set_fontfeatures(features)

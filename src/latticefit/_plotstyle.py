@@ -304,9 +304,8 @@ def save_figure(fig, out, *, dpi: int = 300, outputs=None) -> list[Path]:
     # so the figure is written inside the style context
     try:
         staged = [outputs.stage(p) for p in written]
-        with figure_style(), _without_ligatures(fig), _laid_out_once(fig, dpi):
-            # the PNG first: it draws with the renderer (and the text metrics) that solved the layout
-            for path in staged[::-1]:
+        with figure_style(), _without_ligatures(fig), _laid_out_once(fig):
+            for path in staged:
                 _save_one(fig, path, dpi)
     except BaseException:
         if own:
@@ -360,24 +359,35 @@ def _native_images(fig, dpi: int):
             im.set_interpolation(interp)
 
 
+#: dpi at which a figure's layout is solved before it is written (with unhinted text extents): the layout a PDF's
+#: own draw solves (and the PNG reused), without drawing the figure for it
+LAYOUT_DPI = 72
+
+
 @contextlib.contextmanager
-def _laid_out_once(fig, dpi: int):
-    """Solve ``fig``'s layout once, with the ``dpi`` raster renderer the PNG is drawn with, and draw every
-    format with those positions (no constrained-layout solve, and no layout-only pre-draw, per format).
+def _laid_out_once(fig):
+    """Solve ``fig``'s layout once and draw every format with those positions.
+
+    Without this, each ``savefig`` of a figure with a layout engine draws the figure twice (a draw that only
+    solves the layout, then the real one), and solves the layout again for each format.
     """
     engine = fig.get_layout_engine()
     if engine is None or not fig.axes:
         yield
         return
+    import matplotlib as mpl
+
     shown_dpi = fig.dpi
     try:
-        fig.dpi = dpi
-        engine.execute(fig)
+        fig.dpi = LAYOUT_DPI
+        with mpl.rc_context({"text.hinting": "no_hinting"}):  # unhinted extents, as the PDF renderer's
+            engine.execute(fig)
     finally:
         fig.dpi = shown_dpi
-    fig.set_layout_engine(None)  # None, not 'none': with any engine, savefig draws once more for the layout
-    if fig.get_layout_engine() is not None:  # rc figure.autolayout / constrained_layout.use: None means that
-        fig.set_layout_engine("none")
+    # no engine at all (None), not the 'none' placeholder: with any engine, savefig draws once more for the
+    # layout; but None means the rc's engine when figure.autolayout or figure.constrained_layout.use is set
+    rc_engine = mpl.rcParams["figure.autolayout"] or mpl.rcParams["figure.constrained_layout.use"]
+    fig.set_layout_engine("none" if rc_engine else None)
     try:
         yield
     finally:
@@ -403,3 +413,4 @@ def _without_ligatures(fig):
     finally:
         for t, features in zip(texts, saved):
             t.set_fontfeatures(features)
+

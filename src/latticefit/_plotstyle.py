@@ -413,4 +413,3 @@ def _without_ligatures(fig):
     finally:
         for t, features in zip(texts, saved):
             t.set_fontfeatures(features)
-

@@ -88,6 +88,8 @@ def test_every_panel_is_there(report):
     assert sum(isinstance(a, ScaleBar) for ax in fig.axes for a in ax.artists) == 4  # a, b, c, e
     ffts = [ax for ax in fig.axes if ax.get_xlabel().endswith("(1/nm)")]
     assert len(ffts) == 2 and all(ax.get_ylabel().endswith("(1/nm)") and len(ax.get_xticks()) >= 3 for ax in ffts)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any(t.startswith("± = 1σ standard uncertainty") for t in texts)  # every ± of the figure says what it is
 
 
 def test_save_writes_figure_png_and_data(report, tmp_path):

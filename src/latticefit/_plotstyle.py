@@ -303,11 +303,10 @@ def save_figure(fig, out, *, dpi: int = 300, outputs=None) -> list[Path]:
     # the font settings (pdf.fonttype=42: TrueType, svg.fonttype='none': real <text>) are read at save time,
     # so the figure is written inside the style context
     try:
-        with figure_style():
-            _save_one(fig, outputs.stage(paths["figure"]), dpi)
-            if paths["png"] != paths["figure"]:
-                with _layout_frozen(fig):  # the layout of the first render is reused, not solved again
-                    _save_one(fig, outputs.stage(paths["png"]), dpi)
+        staged = [outputs.stage(p) for p in written]
+        with figure_style(), _without_ligatures(fig), _laid_out_once(fig):
+            for path in staged:
+                _save_one(fig, path, dpi)
     except BaseException:
         if own:
             outputs.abort()
@@ -360,15 +359,57 @@ def _native_images(fig, dpi: int):
             im.set_interpolation(interp)
 
 
+#: dpi at which a figure's layout is solved before it is written (with unhinted text extents): the layout a PDF's
+#: own draw solves (and the PNG reused), without drawing the figure for it
+LAYOUT_DPI = 72
+
+
 @contextlib.contextmanager
-def _layout_frozen(fig):
-    """Draw ``fig`` with the positions its layout engine found last (no second constrained-layout solve)."""
+def _laid_out_once(fig):
+    """Solve ``fig``'s layout once and draw every format with those positions.
+
+    Without this, each ``savefig`` of a figure with a layout engine draws the figure twice (a draw that only
+    solves the layout, then the real one), and solves the layout again for each format.
+    """
     engine = fig.get_layout_engine()
-    if engine is None:
+    if engine is None or not fig.axes:
         yield
         return
-    fig.set_layout_engine("none")
+    import matplotlib as mpl
+
+    shown_dpi = fig.dpi
+    try:
+        fig.dpi = LAYOUT_DPI
+        with mpl.rc_context({"text.hinting": "no_hinting"}):  # unhinted extents, as the PDF renderer's
+            engine.execute(fig)
+    finally:
+        fig.dpi = shown_dpi
+    # no engine at all (None), not the 'none' placeholder: with any engine, savefig draws once more for the
+    # layout; but None means the rc's engine when figure.autolayout or figure.constrained_layout.use is set
+    rc_engine = mpl.rcParams["figure.autolayout"] or mpl.rcParams["figure.constrained_layout.use"]
+    fig.set_layout_engine("none" if rc_engine else None)
     try:
         yield
     finally:
         fig.set_layout_engine(engine)
+
+
+@contextlib.contextmanager
+def _without_ligatures(fig):
+    """Texts set without the fi/fl ligatures while the figure is written.
+
+    A ligature is a second glyph set of its font in a PDF (one more TrueType subset embedded per font, the
+    costliest part of writing the PDF); separate letters also keep the PDF's text searchable as typed.
+    """
+    from matplotlib.text import Text
+
+    cells = [c.get_text() for ax in fig.axes for tab in ax.tables for c in tab.get_celld().values()]
+    texts = [t for t in fig.findobj(Text) + cells if hasattr(t, "set_fontfeatures")]  # matplotlib >= 3.11
+    saved = [t.get_fontfeatures() for t in texts]
+    for t, features in zip(texts, saved):
+        t.set_fontfeatures(tuple(features or ()) + ("-liga",))
+    try:
+        yield
+    finally:
+        for t, features in zip(texts, saved):
+            t.set_fontfeatures(features)

@@ -375,11 +375,15 @@ MAX_TABLE_ROWS = 10
 COMPACT_WIDTH_MM = 130.0
 
 
+#: the first line under the table: what every "±" of the figure is
+ERROR_LEGEND = "± = 1σ standard uncertainty (d, angles, Δd, Δd/d); z = Δd / σ(Δd)"
+
+
 def _note_lines(report: LatticeReport, width_mm: float = ps.DOUBLE_COLUMN_MM) -> list[str]:
     import textwrap
 
     wrap = max(40, int(0.82 * width_mm))  # characters per line at 6 pt
-    lines = []
+    lines = [ERROR_LEGEND]
     for n in report.notes:
         lines.extend(textwrap.wrap(f"⚠ {n}", wrap, subsequent_indent="   "))
     return lines
@@ -428,20 +432,32 @@ def _draw_table(ax, report: LatticeReport, *, compact: bool = False):
     return tab
 
 
+#: height of one line of notes under the table (inches): the figure's room for them, and their baseline pitch
+NOTE_LINE_IN = 0.11
+
+
 def _draw_notes(ax, report: LatticeReport, width_mm: float):
+    """The notes under the table, one text per line (``gid`` ``notes``, then ``notes_2``...), evenly spaced.
+
+    One text per line, not one multi-line text: matplotlib applies a text's font features (no ligatures,
+    see ``_plotstyle.save_figure``) to single-line texts only.
+    """
+    from matplotlib.transforms import offset_copy
+
     ax.set_axis_off()
-    lines = _note_lines(report, width_mm)
-    if lines:
+    size = 6.0
+    pitch_pt = NOTE_LINE_IN * 72.0
+    for k, line in enumerate(_note_lines(report, width_mm)):
         ax.text(
             0.0,
             1.0,
-            "\n".join(lines),
-            transform=ax.transAxes,
-            fontsize=6,
-            color=ps.COLORS["warning"],
-            va="top",
+            line,
+            transform=offset_copy(ax.transAxes, ax.figure, y=-(size + k * pitch_pt), units="points"),
+            fontsize=size,
+            color="black" if line == ERROR_LEGEND else ps.COLORS["warning"],
+            va="baseline",
             ha="left",
-            gid="notes",
+            gid="notes" if k == 0 else f"notes_{k + 1}",
         )
 
 
@@ -474,7 +490,7 @@ def plot_lattice_report(report: LatticeReport, *, width_mm: float = ps.DOUBLE_CO
         colorbar_in = 0.45 if (report.haadf is None and report.anomaly is not None) else 0.0
         top_h = (w_in / 2 - 0.1 - colorbar_in) * aspect
         tab_h = (0.12 if compact else 0.135) * n_rows
-        note_h = 0.11 * n_notes + 0.02
+        note_h = NOTE_LINE_IN * n_notes + 0.02
         if compact:
             mid_h = w_in / 2 * 0.98
             heights = [top_h, mid_h, mid_h, tab_h, note_h]

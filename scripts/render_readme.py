@@ -16,6 +16,7 @@ last-digit difference between CPUs does not fail it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import os
 import re
@@ -49,26 +50,40 @@ def run_command(cmd: str, workdir: Path) -> tuple[str, int]:
     return proc.stdout, proc.returncode
 
 
+def block_commands(body: str) -> list[str]:
+    """The ``latticefit ...`` commands of a console block, in order."""
+    return [line[2:] for line in body.splitlines() if line.startswith("$ ")]
+
+
+def render_command(cmd: str, workdir: Path, show_exit: bool) -> str:
+    """``$ cmd``, a fresh run's output and, when ``show_exit``, its ``[exit N]`` line."""
+    text, rc = run_command(cmd, workdir)
+    out = f"$ {cmd}\n{text}"
+    if out and not out.endswith("\n"):
+        out += "\n"
+    if show_exit:
+        out += f"[exit {rc}]\n"
+    return out
+
+
 def render_block(body: str, workdir: Path) -> str:
     """A console block's text with every command's output replaced by a fresh run."""
     show_exit = "[exit " in body
-    commands = [line[2:] for line in body.splitlines() if line.startswith("$ ")]
-    out = []
-    for cmd in commands:
-        text, rc = run_command(cmd, workdir)
-        out.append(f"$ {cmd}\n{text}")
-        if out[-1] and not out[-1].endswith("\n"):
-            out[-1] += "\n"
-        if show_exit:
-            out.append(f"[exit {rc}]\n")
-    return "".join(out)
+    return "".join(render_command(cmd, workdir, show_exit) for cmd in block_commands(body))
+
+
+@contextlib.contextmanager
+def scratch_folder():
+    """A temporary folder holding a link to the project's ``sample_data``, where the commands run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "sample_data").symlink_to(ROOT / "sample_data", target_is_directory=True)
+        yield work
 
 
 def render(text: str) -> str:
     """README text with every console block regenerated."""
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        (work / "sample_data").symlink_to(ROOT / "sample_data", target_is_directory=True)
+    with scratch_folder() as work:
         return BLOCK.sub(lambda m: "```console\n" + render_block(m.group(1), work) + "```", text)
 
 

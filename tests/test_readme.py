@@ -45,15 +45,34 @@ def test_unit_tolerance_of_the_comparison():
     assert _same_to_printed_precision("wrote fig4.pdf", "wrote fig4.svg")
 
 
+RENDER = _load_renderer()
+BLOCKS = RENDER.BLOCK.findall(RENDER.README.read_text())
+# one case per README command (each runs in its own process, so xdist spreads them over the workers)
+COMMANDS = [(b, i) for b, body in enumerate(BLOCKS) for i, _ in enumerate(RENDER.block_commands(body))]
+
+
+def _segments(body: str) -> list[str]:
+    """A console block cut before each ``$ `` line: one command and what it printed per piece."""
+    return [s for s in re.split(r"(?m)^(?=\$ )", body) if s]
+
+
+def test_readme_console_blocks_are_commands_and_their_output():
+    assert BLOCKS, "no console block found in README.md"
+    for body in BLOCKS:
+        assert body.startswith("$ "), f"a README console block starts with a command:\n{body[:200]}"
+        assert len(_segments(body)) == len(RENDER.block_commands(body))
+
+
 @pytest.mark.slow
-def test_readme_console_blocks_match_the_current_code():
-    render = _load_renderer()
-    text = render.README.read_text()
-    new = render.render(text)
-    old_blocks = render.BLOCK.findall(text)
-    new_blocks = render.BLOCK.findall(new)
-    assert len(old_blocks) == len(new_blocks) and old_blocks, "no console block found in README.md"
-    problems = [p for o, n in zip(old_blocks, new_blocks) for p in _same_to_printed_precision(o, n)]
+@pytest.mark.parametrize(
+    ("block", "index"), COMMANDS, ids=[f"{b + 1}-{RENDER.block_commands(BLOCKS[b])[i].split()[1]}" for b, i in COMMANDS]
+)
+def test_readme_console_blocks_match_the_current_code(block, index):
+    body = BLOCKS[block]
+    cmd = RENDER.block_commands(body)[index]
+    with RENDER.scratch_folder() as work:
+        new = RENDER.render_command(cmd, work, "[exit " in body)
+    problems = _same_to_printed_precision(_segments(body)[index], new)
     assert not problems, (
         "README.md console blocks are out of date; run `python scripts/render_readme.py`:\n" + "\n".join(problems[:20])
     )

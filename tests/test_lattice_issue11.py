@@ -7,6 +7,7 @@ the project (skipped when absent).
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from pathlib import Path
@@ -36,6 +37,12 @@ def _fixture(name):
     return latticefit.load(DATA / name)
 
 
+@functools.cache
+def _measured(path) -> latticefit.lattice.LatticeResult:
+    """``measure_lattice(load(path), systematic="none")``, measured once: several tests read the same result."""
+    return _measure(latticefit.load(path), systematic="none")
+
+
 # ------------------------------------------------------------------ 1. the finest lattice
 def test_harmonics_stronger_than_the_fundamental_do_not_win():
     a, b = np.array([2.38, 0.0]), np.array([1.19, 2.061])  # a hexagonal net, |a| = |b|
@@ -49,7 +56,7 @@ def test_harmonics_stronger_than_the_fundamental_do_not_win():
 
 @pytest.mark.parametrize("name", ["mapbbr3_111_hrtem.tif", "mapbbr3_111_pbs_dot_hrtem.tif"])
 def test_perovskite_111_multislice_gives_three_110_at_60_degrees(name):
-    res = _measure(_fixture(name), systematic="none")
+    res = _measured(DATA / name)
     d110 = TRUTH["images"][name]["families"]["MAPbBr3"][0]["d_angstrom"]
     b = res.basis
     assert all(d == pytest.approx(d110, rel=5e-4) for d in b["d_angstrom"])
@@ -64,7 +71,7 @@ def test_perovskite_111_multislice_gives_three_110_at_60_degrees(name):
 
 @pytest.mark.parametrize("name", ["srtio3_110_bf.tif", "srtio3_110_haadf.tif"])
 def test_srtio3_110_multislice_gives_001_at_3905(name):
-    res = _measure(_fixture(name), systematic="none")
+    res = _measured(DATA / name)
     s = res.spots
     hit = s[(np.abs(s.d_angstrom - 3.905) < 0.02) & (s.lattice == 0)]
     assert len(hit) == 1 and int(hit.order.iloc[0]) == 1
@@ -73,8 +80,7 @@ def test_srtio3_110_multislice_gives_001_at_3905(name):
 
 
 def test_real_srtio3_110_adf_gives_001(realfile):
-    mg = latticefit.load(realfile("lattice/test_ADF_cropped.hdf5"))
-    res = _measure(mg, systematic="none")
+    res = _measured(realfile("lattice/test_ADF_cropped.hdf5"))
     s = res.spots[res.spots.lattice == 0]
     hit = s[np.abs(s.d_angstrom - 3.905) < 0.04]  # the file's calibration is ~0.6 % off
     assert len(hit) == 1 and int(hit.order.iloc[0]) == 1
@@ -82,8 +88,7 @@ def test_real_srtio3_110_adf_gives_001(realfile):
 
 
 def test_real_srtio3_110_abf_gives_001(realfile):
-    mg = latticefit.load(realfile("lattice/test_ABF_cropped.hdf5"))
-    res = _measure(mg, systematic="none")
+    res = _measured(realfile("lattice/test_ABF_cropped.hdf5"))
     s = res.spots[res.spots.lattice == 0]
     assert len(s[np.abs(s.d_angstrom - 3.905) < 0.04]) == 1
 
@@ -125,13 +130,13 @@ def test_a_mismatched_rotated_dot_is_a_second_lattice():
 
 def test_one_crystal_gives_no_further_lattice():
     for name in ("mapbbr3_111_hrtem.tif", "srtio3_110_haadf.tif", "mapbbr3_001_hrtem.tif"):
-        res = _measure(_fixture(name), systematic="none")
+        res = _measured(DATA / name)
         assert len(res.lattices) == 1, name
 
 
 def test_real_stem_noise_makes_no_further_lattice(realfile):
     for rel in ("lattice/Acquisition_18.emd", "lattice/test_ADF_cropped.hdf5"):
-        res = _measure(latticefit.load(realfile(rel)), systematic="none")
+        res = _measured(realfile(rel))
         assert len(res.lattices) == 1, rel
 
 
@@ -155,7 +160,7 @@ def test_recall_of_visible_families_on_the_multislice_set():
     for name, t in TRUTH["images"].items():
         mg = _fixture(name)
         vis = bench.visible_families(mg.data.astype(float), t)
-        res = _measure(mg, systematic="none")
+        res = _measured(DATA / name)
         G = res.spots[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
         found, _ = bench.score(
             G, vis, bench.truth_reflections(t), 1 / (mg.data.shape[1] * t["pixel_size_x_nm"]), TRUTH["d_min_angstrom"]

@@ -54,6 +54,18 @@ def test_dirichlet_and_derivatives_match_direct_sums(n):
         )
 
 
+@pytest.mark.parametrize("n", [7, 64, 1000, 4096])
+def test_dirichlet_matrix_closed_form_holds_on_and_near_the_bins(n):
+    """The closed-form ratio and the sines near a bin (|1 - e^{2 pi i u}| <= 1e-2) meet without a seam."""
+    k = np.arange(-12, 13, dtype=np.int64) + n // 3
+    near = np.array([0.0, 1e-12, 1e-9, 3e-4 / n, 1.59e-3, 1.5915e-3, 1.6e-3, 0.01, 0.4 / n])
+    fs = np.concatenate([k[12] / n + near, k[12] / n - near, np.random.default_rng(5).random(8) - 0.5])
+    got = K.dirichlet_matrix_nb(fs, k, n)
+    for f, row in zip(fs, got):
+        ref = K.dirichlet_ref(f, k, n)[0]
+        np.testing.assert_allclose(row, ref, rtol=1e-9, atol=1e-10 * n)
+
+
 def test_tone_sum_window_matches_reference():
     rng = np.random.default_rng(4)
     ky = np.arange(10, 31, dtype=np.int64)

@@ -66,3 +66,19 @@ def test_particles_cli_on_the_blank_helios_field(realfile):
     assert "the image is blank (every pixel is 0): no particles found" in proc.stderr
     assert "data bar" in proc.stderr and "Traceback" not in proc.stderr
     assert "0 particles detected" in proc.stdout
+
+
+def test_a_blank_image_skips_the_scale_space(monkeypatch):
+    """Issue #15 early exit: nothing to find on a constant image, so no LoG plane is computed."""
+    from latticefit import find_particles
+    from latticefit.particles import _detect
+
+    def fail(*a, **k):
+        raise AssertionError("the scale space was scanned on a blank image")
+
+    monkeypatch.setattr(_detect, "scan_scale_space", fail)
+    monkeypatch.setattr(_detect, "log_planes", fail)
+    mg = Micrograph(np.full((1024, 1024), 5.0, np.float32), pixel_size_nm=(0.1, 0.1), source="blank.tif")
+    with pytest.warns(LatticefitWarning, match="the image is blank"):
+        res = find_particles(mg)
+    assert len(res) == 0 and res.summary["n"] == 0

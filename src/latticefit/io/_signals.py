@@ -153,18 +153,22 @@ def databar_rows(s) -> int:
     return 0
 
 
-def _without_databar(s, src: str):
-    """``s`` cropped to its scanned rows when an FEI data bar is appended (stated in a warning)."""
+def _without_databar(mg: Micrograph, s, src: str) -> Micrograph:
+    """``mg`` cropped to its scanned rows when an FEI data bar is appended to ``s`` (stated in a warning).
+
+    The crop is made on the pixels (a numpy slice), not on the hyperspy signal: slicing a signal imports
+    hyperspy's ROI and drawing modules (about 2 s of a command's start-up).
+    """
     bar = databar_rows(s)
     if not bar:
-        return s
-    rows = int(s.data.shape[-2])
+        return mg
+    rows = int(mg.data.shape[0])
     warnings.warn(
         f"{src}: the FEI data bar ({bar} rows below the {rows - bar} scanned rows) is not image data: left out",
         LatticefitWarning,
         stacklevel=4,
     )
-    return s.isig[:, : rows - bar]
+    return mg.crop(0, rows - bar, 0, int(mg.data.shape[1]))
 
 
 def _to_micrograph(s, *, title, titles, fmt, src, frame, pixel_size) -> Micrograph:
@@ -177,8 +181,8 @@ def _to_micrograph(s, *, title, titles, fmt, src, frame, pixel_size) -> Microgra
             raise FileReadError(
                 f"cannot read the pixel data of {title!r} (truncated or corrupt?): {_short_cause(e)}", src
             ) from None
-    s = _without_databar(_grey_signal(s), src)
-    mg = Micrograph.from_signal(s, frame=frame, source=src, pixel_size=pixel_size)
+    s = _grey_signal(s)
+    mg = _without_databar(Micrograph.from_signal(s, frame=frame, source=src, pixel_size=pixel_size), s, src)
     mg.title = title
     mg.signals = list(titles)
     mg.file_format = fmt

@@ -337,6 +337,12 @@ def _seeds(*parts):
     )
 
 
+def _constant(img, invalid=None) -> bool:
+    """Every valid pixel holds one value (a blank image)."""
+    d = img if invalid is None else img[~invalid]
+    return d.size == 0 or float(np.min(d)) == float(np.max(d))
+
+
 def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, invalid=None):
     """Background + multi-scale LoG detection.
 
@@ -350,13 +356,17 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
     grid = _detection_grid(stab, f, sigmas, stab is not coarse_raw, pmask, invalid)
     # scales with too few clean pixels (crowded field) cap their noise by the image's own pixel noise
     pixel_noise = _crowd_pixel_noise(grid, stab)
-    planes = log_planes(_subtract_background(stab, bgc, img), sigmas)
-    del stab, coarse_raw  # the generator holds the residual until its spectrum is taken
     kthr = _grid_threshold_factor(grid, false_alarms)
     threshold_of = _ScaleThresholds(grid, kthr, pixel_noise)
-    # the scale space one plane at a time (three held): the memory of a few images, not one per scale
-    cand, offsets, c2 = scan_scale_space(planes, len(sigmas), threshold_of, single_scale=CROWD_SPLIT)
-    del planes
+    if _constant(img, invalid):  # a blank image has no LoG response at any scale: no scale space to scan
+        cand, offsets, c2 = (), None, ()
+        threshold_of.noise[:] = 0.0
+    else:
+        planes = log_planes(_subtract_background(stab, bgc, img), sigmas)
+        # the scale space one plane at a time (three held): the memory of a few images, not one per scale
+        cand, offsets, c2 = scan_scale_space(planes, len(sigmas), threshold_of, single_scale=CROWD_SPLIT)
+        del planes
+    del stab, coarse_raw
     coarse, bgc_lin = _residual_and_background(img, grid, bgc, noise_model)
     del bgc
     noise = threshold_of.noise

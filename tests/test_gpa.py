@@ -334,6 +334,9 @@ def test_numba_amplitude_kernels_match_numpy_reference():
     ref = ((gx[mask] * w).sum() / w.sum(), (gy[mask] * w).sum() / w.sum())
     np.testing.assert_allclose(_kernels.weighted_gradient_mean(gx, gy, h1, mask), ref, rtol=1e-6)
     np.testing.assert_allclose(_kernels.masked_amplitude(h1, mask), np.abs(h1[mask]), rtol=1e-6)
+    mv, ms, n = _kernels.masked_mean_squares(gx, gy, mask)
+    ref_v, ref_s = np.mean(gx[mask].astype(np.float64) ** 2), np.mean(gy[mask].astype(np.float64) ** 2)
+    np.testing.assert_allclose((mv, ms, n), (ref_v, ref_s, mask.sum()), rtol=1e-12)
 
 
 def test_numba_phase_kernels_match_numpy_reference():

@@ -131,6 +131,37 @@ def weighted_gradient_mean(gx, gy, h, mask) -> tuple[float, float]:
     return sx / sw, sy / sw
 
 
+@njit(cache=True, parallel=True)
+def _masked_square_sums(v, s, mask):
+    ny, nx = v.shape
+    sv = np.zeros(ny)
+    ss = np.zeros(ny)
+    cnt = np.zeros(ny)
+    for i in prange(ny):
+        av, as_, c = 0.0, 0.0, 0.0
+        for j in range(nx):
+            if mask[i, j]:
+                a = np.float64(v[i, j])
+                b = np.float64(s[i, j])
+                av += a * a
+                as_ += b * b
+                c += 1.0
+        sv[i], ss[i], cnt[i] = av, as_, c
+    return sv.sum(), ss.sum(), cnt.sum()
+
+
+def masked_mean_squares(values, sigma, mask) -> tuple[float, float, int]:
+    """``mean(values[mask] ** 2)``, ``mean(sigma[mask] ** 2)`` (float64) and the pixel count, in one pass.
+
+    Numpy reference: ``np.mean(values[mask].astype(np.float64) ** 2)`` (the same to rounding: the sums run
+    per row, then over rows); no boolean-index copies of the 4096² maps.
+    """
+    sv, ss, n = _masked_square_sums(
+        np.ascontiguousarray(values), np.ascontiguousarray(sigma), np.ascontiguousarray(mask, np.bool_)
+    )
+    return (sv / n, ss / n, int(n)) if n else (float("nan"), float("nan"), 0)
+
+
 @njit(cache=True)
 def _masked_abs(h, mask, out):
     n = 0

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._kernels import masked_mean_squares
+
 __all__ = ["AMPLITUDE_CHANGE", "MIN_NULL_PLACEMENTS", "NullScatter", "amplitude_ratios", "null_scatter", "pixel_floor"]
 
 #: a region's median fringe amplitude outside [1 / (1 + c), 1 + c] of the other region's is "changed"
@@ -53,12 +55,16 @@ def pixel_floor(values, sigma, mask) -> float:
     >>> round(pixel_floor(v, np.full(10000, 0.01), np.ones(10000, bool)), 3)
     0.02
     """
-    m = np.asarray(mask, bool)
-    if not m.any():
-        return float("nan")
-    v = np.asarray(values)[m].astype(np.float64)
-    s = np.asarray(sigma)[m].astype(np.float64)
-    return float(math.sqrt(max(float(np.mean(v**2) - np.mean(s**2)), 0.0)))
+    v, s, m = np.asarray(values), np.asarray(sigma), np.asarray(mask, bool)
+    if v.ndim != 2:  # a pixel list: the same in numpy
+        if not m.any():
+            return float("nan")
+        mv, ms = np.mean(v[m].astype(np.float64) ** 2), np.mean(s[m].astype(np.float64) ** 2)
+    else:
+        mv, ms, n = masked_mean_squares(v, s, m)
+        if n == 0:
+            return float("nan")
+    return float(math.sqrt(max(float(mv - ms), 0.0)))
 
 
 def amplitude_ratios(result, inside, outside) -> tuple[float, float]:

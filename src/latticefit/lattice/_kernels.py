@@ -185,20 +185,35 @@ def dirichlet_matrix_nb(fs, k, n):
     the sines of :func:`_dirichlet_one` where the denominator is small.
     """
     out = np.empty((fs.size, k.size), np.complex128)
+    rot = _bin_rotations(k, n)
+    for i in range(fs.size):
+        _dirichlet_row(fs[i], k, n, rot, out[i])
+    return out
+
+
+@njit(cache=True)
+def _bin_rotations(k, n):
+    """``e^{-2 pi i k / n}`` per bin (the factor of the closed-form Dirichlet sum that depends on the bin)."""
     rot = np.empty(k.size, np.complex128)
     for j in range(k.size):
         a = -TWO_PI * (k[j] % n) / n
         rot[j] = complex(math.cos(a), math.sin(a))
+    return rot
+
+
+@njit(cache=True)
+def _dirichlet_row(f, k, n, rot, out, w=None):
+    """One row of :func:`dirichlet_matrix_nb` into ``out`` (bins not in ``w`` set to 0 when it is given)."""
     c0 = 0.5 * (n - 1)
-    for i in range(fs.size):
-        f = fs[i]
-        nf = n * f - math.floor(n * f)
-        num = 1.0 - complex(math.cos(TWO_PI * nf), math.sin(TWO_PI * nf))
-        z = complex(math.cos(TWO_PI * f), math.sin(TWO_PI * f))
-        for j in range(k.size):
-            d = 1.0 - z * rot[j]
-            out[i, j] = num / d if abs(d) > 1e-2 else _dirichlet_one(f, k[j], n, c0)
-    return out
+    nf = n * f - math.floor(n * f)
+    num = 1.0 - complex(math.cos(TWO_PI * nf), math.sin(TWO_PI * nf))
+    z = complex(math.cos(TWO_PI * f), math.sin(TWO_PI * f))
+    for j in range(k.size):
+        if w is not None and not w[j]:
+            out[j] = 0.0
+            continue
+        d = 1.0 - z * rot[j]
+        out[j] = num / d if abs(d) > 1e-2 else _dirichlet_one(f, k[j], n, c0)
 
 
 @njit(cache=True)
@@ -360,6 +375,35 @@ def _window_objective(Y, ky, kx, M, N, gy, gx, wy, wx):
 
 
 @njit(cache=True)
+def _window_power(Y, ky, kx, M, N, gy, gx, wy, wx, roty, rotx):
+    """The objective ``J = |S^H Y|^2 / |S|^2`` of :func:`_window_objective` alone (no derivatives).
+
+    For the start grid: S from the closed-form sum (:func:`_dirichlet_row`), one projection instead of
+    six; the same J to rounding.
+    """
+    H, W = Y.shape
+    Sy = np.empty(H, np.complex128)
+    Sx = np.empty(W, np.complex128)
+    _dirichlet_row(gy, ky, M, roty, Sy, wy)
+    _dirichlet_row(gx, kx, N, rotx, Sx, wx)
+    c = 0j
+    for i in range(H):
+        if not wy[i]:
+            continue
+        a = 0j
+        for j in range(W):
+            a += Y[i, j] * Sx[j].conjugate()
+        c += Sy[i].conjugate() * a
+    ny = 0.0
+    for i in range(H):
+        ny += (Sy[i] * Sy[i].conjugate()).real
+    nx = 0.0
+    for j in range(W):
+        nx += (Sx[j] * Sx[j].conjugate()).real
+    return (c * c.conjugate()).real / (ny * nx)
+
+
+@njit(cache=True)
 def refine_tone_window_nb(Y, ky, kx, wy, wx, M, N, gy0, gx0, max_iter):
     """Maximise the projected periodogram of the window ``Y`` over the tone frequency.
 
@@ -376,11 +420,13 @@ def refine_tone_window_nb(Y, ky, kx, wy, wx, M, N, gy0, gx0, max_iter):
     bestJ = -1.0
     by = gy
     bx = gx
+    roty = _bin_rotations(ky, M)
+    rotx = _bin_rotations(kx, N)
     for a in range(-1, 2):
         for b in range(-1, 2):
             ty = gy0 + a / (3.0 * M)
             tx = gx0 + b / (3.0 * N)
-            J, _, _, _, _, _, _ = _window_objective(Y, ky, kx, M, N, ty, tx, wy, wx)
+            J = _window_power(Y, ky, kx, M, N, ty, tx, wy, wx, roty, rotx)
             if J > bestJ:
                 bestJ = J
                 by = ty

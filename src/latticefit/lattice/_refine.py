@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft as sfft
 
-from ._kernels import dirichlet_nb, fit_tone_pixels_nb, refine_tone_window_nb, tone_sum_window_nb
+from ._dirichlet import dirichlet_nb, tone_sum_window_nb
+from ._kernels import fit_tone_pixels_nb, refine_tone_window_nb
 
 LN2 = math.log(2.0)
 

@@ -152,3 +152,10 @@ def test_dot_figure_strain_panel_shows_half_the_dilatation_centred_on_zero():
     assert len(ax_map.patches) == 1 + len(st.table)  # the matrix region and every dot outlined
     no_gpa = plot_dot_statistics(measure_dots(mg, dots=[(150, 150, 80)], gpa=False))
     assert [a.get_label() for a in no_gpa.axes] == ["dots"]
+    # a dot whose fringe amplitude changes: its GPA value is marked in the text and drawn apart in the figure
+    assert not st.table["gpa_fringe_changed"].any() and "†" not in str(st)
+    st.table.loc[1, "gpa_fringe_changed"] = True
+    assert "† the fringe amplitude changes inside the dot" in str(st)
+    ax_b = next(a for a in plot_dot_statistics(st).axes if a.get_label() == "dots")
+    labels = ax_b.get_legend_handles_labels()[1]
+    assert "GPA, fringe changed: not a strain (± 1 SE)" in labels and "GPA strain, core − ring (± 1 SE)" in labels

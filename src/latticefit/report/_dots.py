@@ -79,6 +79,7 @@ DOT_COLUMNS = [
     "gpa_strain_err_percent",
     "gpa_amplitude_ratio_g1",
     "gpa_amplitude_ratio_g2",
+    "gpa_fringe_changed",
     "note",
 ]
 #: a dot region holds at least this many periods of the strongest spacing across its diameter
@@ -102,8 +103,8 @@ class DotStatistics:
         the scatter of the same contrast elsewhere in the matrix), which an isotropic expansion makes equal
         to ``Δd/d`` (the GPA maps are smoothed to their resolution, so a dot not much larger than it reads
         low), and the median fringe amplitudes of the dot core over the ring (``gpa_amplitude_ratio_g1/g2``):
-        beyond 1 ± 25 % the note says the GPA value is not a strain measurement (a projected dot changes
-        the fringe's structure factor, which GPA reads as displacement).
+        beyond 1 ± 25 % ``gpa_fringe_changed`` is True and the note says the GPA value is not a strain
+        measurement (a projected dot changes the fringe's structure factor, which GPA reads as displacement).
     reflections : pandas.DataFrame
         Every matched reflection of every dot (the rows of :func:`latticefit.lattice.compare_lattices`
         with a ``dot`` column).
@@ -148,7 +149,7 @@ class DotStatistics:
         lines.append("  dot      x      y   d (nm)   Δd/d (%)  ± 1σ (%)      z  GPA strain (%)   status")
         for r in self.table.itertuples():
             gpa = (
-                f"{r.gpa_strain_percent:+.2f} ± {r.gpa_strain_err_percent:.2f}"
+                f"{r.gpa_strain_percent:+.2f} ± {r.gpa_strain_err_percent:.2f}{'†' if r.gpa_fringe_changed else ' '}"
                 if np.isfinite(r.gpa_strain_percent)
                 else "-"
             )
@@ -158,6 +159,8 @@ class DotStatistics:
                 else f"{'-':>9}  {'-':>8}  {'-':>5}"
             )
             lines.append(f"  {r.dot:3d} {r.x_px:6.0f} {r.y_px:6.0f} {r.diameter_nm:8.2f}  {rd}  {gpa:>15}  {r.status}")
+        if self.table["gpa_fringe_changed"].any():
+            lines.append("  † the fringe amplitude changes inside the dot: the GPA value is not a strain measurement")
         lines.append(self.verdict())
         return "\n".join(lines)
 
@@ -289,6 +292,7 @@ def _measure_one(hr, k: int, d: _Dot, matrix, model, d_range, min_r_px: float):
         gpa_strain_err_percent=np.nan,
         gpa_amplitude_ratio_g1=np.nan,
         gpa_amplitude_ratio_g2=np.nan,
+        gpa_fringe_changed=False,
         note="",
     )
     r = max(DOT_RADIUS_FRACTION * d.r_px, min(d.r_px, 16.0))
@@ -360,6 +364,7 @@ def _gpa_contrast(hr, matrix_roi, rows, notes, dots):
         row["gpa_strain_err_percent"] = 50 * c.se_difference
         row["gpa_amplitude_ratio_g1"] = c.amplitude_ratio_g1
         row["gpa_amplitude_ratio_g2"] = c.amplitude_ratio_g2
+        row["gpa_fringe_changed"] = bool(c.amplitude_changed)
         if c.amplitude_changed:
             msg = (
                 f"GPA not a strain measurement here: fringe amplitude x{c.amplitude_ratio_g1:.2f}, "

@@ -72,19 +72,24 @@ def _dots_panel(ax, stats_) -> None:
         label="Δd/d, FFT fit (± 1σ)",
     )
     g = t[np.isfinite(t["gpa_strain_percent"].to_numpy(float))]
-    if len(g):
-        ax.errorbar(
-            g["diameter_nm"],
-            g["gpa_strain_percent"],
-            yerr=g["gpa_strain_err_percent"],
-            fmt="s",
-            ms=3,
-            mfc="none",
-            lw=0.7,
-            capsize=1.5,
-            color=ps.COLORS["matrix"],
-            label="GPA strain, core − ring (± 1 SE)",
-        )
+    changed = g["gpa_fringe_changed"].to_numpy(bool) if "gpa_fringe_changed" in g else np.zeros(len(g), bool)
+    for sel, marker, color, label in (
+        (~changed, "s", ps.COLORS["matrix"], "GPA strain, core − ring (± 1 SE)"),
+        (changed, "x", "0.55", "GPA, fringe changed: not a strain (± 1 SE)"),
+    ):
+        if sel.any():
+            ax.errorbar(
+                g["diameter_nm"][sel],
+                g["gpa_strain_percent"][sel],
+                yerr=g["gpa_strain_err_percent"][sel],
+                fmt=marker,
+                ms=3,
+                mfc="none",
+                lw=0.7,
+                capsize=1.5,
+                color=color,
+                label=label,
+            )
     ax.set_xlabel("dot diameter (nm)")
     ax.set_ylabel("dot − matrix (%)")
     ax.legend(fontsize=6, frameon=False, loc="best")

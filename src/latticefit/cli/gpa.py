@@ -80,20 +80,25 @@ def register(subparsers) -> None:
         help="a dot (disc, pixels): report its mean strain against the matrix ring 1.6-3 R around it "
         "(z-test); the ring is the reference unless --reference is given",
     )
+    p.add_argument(
+        "--keep-unindexed",
+        action="store_true",
+        help="number the spots of --g N1,N2 as `latticefit lattice --keep-unindexed` does (spots off the lattice kept)",
+    )
     p.add_argument("--maps", metavar="PATH.npz|.hspy", help="arrays to write (default OUT.npz beside the figure)")
     p.add_argument("--json", metavar="PATH|-", help="write the summary as JSON to PATH, or to stdout with '-'")
     add_load_args(p)
     p.set_defaults(func=run)
 
 
-def _reflections(mg, sel, reference):
+def _reflections(mg, sel, reference, keep_unindexed=False):
     """G (1/nm) of spots sel = (n1, n2) of measure_lattice, as numbered in `latticefit lattice`."""
     import numpy as np
 
     from ..errors import AnalysisError
     from ..lattice._measure import measure_lattice
 
-    res = measure_lattice(mg, roi=reference)
+    res = measure_lattice(mg, roi=reference, keep_unindexed=keep_unindexed)
     n = len(res.spots)
     for i in sel:
         if i >= n:
@@ -129,7 +134,7 @@ def run(args) -> int:
             dot_masks = disc_masks(mg.shape, args.dot.x, args.dot.y, args.dot.r)
             if reference is None:
                 reference = dot_masks[1]
-        g = None if args.g == "auto" else _reflections(mg, args.g, args.reference)
+        g = None if args.g == "auto" else _reflections(mg, args.g, args.reference, args.keep_unindexed)
         sm = strain_map(mg, g=g, sigma_nm=args.resolution, reference=reference)
         contrasts = []
         if dot_masks is not None:

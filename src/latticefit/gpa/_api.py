@@ -96,7 +96,9 @@ def choose_reflections(mg, *, reference=None) -> np.ndarray:
         ny, nx = mg.shape
         s = CHOOSE_MAX_SIDE_PX
         roi = Rect(max(0, (nx - s) // 2), max(0, (ny - s) // 2), min(s, nx), min(s, ny))
-    res = measure_lattice(mg, roi=roi)
+    # spots off the fitted lattice are kept (order 0), not dropped with a warning: the two reflections are
+    # chosen among the first-order spots, and a dropped-spot warning would offer an option GPA does not need
+    res = measure_lattice(mg, roi=roi, keep_unindexed=True)
     spots = res.spots  # strongest (highest snr) first
     first = spots[spots.order == 1] if len(spots) else spots
     for table in (first, spots):

@@ -66,6 +66,10 @@ class SpotIndexing:
     further: list = field(default_factory=list)
 
 
+#: how the dropped-spot warning tells the user to keep them (commands that cannot use them reword it)
+KEEP_UNINDEXED_HINT = " (keep them with keep_unindexed=True / --keep-unindexed)"
+
+
 def periods(gx_px: float, gy_px: float, shape) -> float:
     """Distance of g (cycles/px) from the spectrum centre in DFT bins of a (M, N) box (periods across the box)."""
     return math.hypot(gx_px * shape[1], gy_px * shape[0])
@@ -301,10 +305,7 @@ def index_spots(
         )
     loose = (idx.lattice < 0) & ~dup & ~farm
     if not keep_unindexed and loose.any():
-        notes.append(
-            f"{int(loose.sum())} significant spot(s) on no lattice were dropped "
-            "(keep them with keep_unindexed=True / --keep-unindexed)"
-        )
+        notes.append(f"{int(loose.sum())} significant spot(s) on no lattice were dropped{KEEP_UNINDEXED_HINT}")
     idx.keep = ok | (idx.lattice >= 1) | (keep_unindexed & ~farm)
     idx.hk = hk
     fit = lb.fit_basis(c.G, c.covs, hk, ok)

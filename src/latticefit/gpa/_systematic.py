@@ -55,16 +55,9 @@ def pixel_floor(values, sigma, mask) -> float:
     >>> round(pixel_floor(v, np.full(10000, 0.01), np.ones(10000, bool)), 3)
     0.02
     """
-    v, s, m = np.asarray(values), np.asarray(sigma), np.asarray(mask, bool)
-    if v.ndim != 2:  # a pixel list: the same in numpy
-        if not m.any():
-            return float("nan")
-        mv, ms = np.mean(v[m].astype(np.float64) ** 2), np.mean(s[m].astype(np.float64) ** 2)
-    else:
-        mv, ms, n = masked_mean_squares(v, s, m)
-        if n == 0:
-            return float("nan")
-    return float(math.sqrt(max(float(mv - ms), 0.0)))
+    v, s, m = (np.atleast_2d(a) for a in (values, sigma, np.asarray(mask, bool)))  # a pixel list: one row
+    mv, ms, n = masked_mean_squares(v, s, m)
+    return float(math.sqrt(max(float(mv - ms), 0.0))) if n else float("nan")
 
 
 def amplitude_ratios(result, inside, outside) -> tuple[float, float]:
@@ -176,7 +169,7 @@ def null_scatter(result, name: str, inside, outside, *, exclude=None) -> NullSca
         exclude = ndi.binary_fill_holes(inside | outside) & ~outside
     allowed = result.valid & ~np.asarray(exclude, bool)
     values = getattr(result, name)
-    floor = pixel_floor(values, getattr(result, f"sigma_{name}"), result.reference_mask & result.valid)
+    floor = _map_floor(result, name)
     if not inside.any() or not outside.any():
         return NullScatter(floor, 0, float("nan"), "pixel floor")
     step = max(2, int(round(2.0 * math.sqrt(inside.sum() / math.pi))))
@@ -201,6 +194,13 @@ def null_scatter(result, name: str, inside, outside, *, exclude=None) -> NullSca
         noise = _noise_se(result, name, (k_core,), corners[len(corners) // 2])
         return _scatter(m_core[ok] - ring_mean, noise, "core placements")
     return NullScatter(floor, int(ok.sum()), float("nan"), "pixel floor")
+
+
+def _map_floor(result, name: str) -> float:
+    """The map's pixel floor: the one ``strain_map`` stored (``systematic_sd``), or computed for a result without it."""
+    if name in result.systematic_sd:
+        return float(result.systematic_sd[name])
+    return pixel_floor(getattr(result, name), getattr(result, f"sigma_{name}"), result.reference_mask & result.valid)
 
 
 def _scatter(d, noise: float, method: str) -> NullScatter:

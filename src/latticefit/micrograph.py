@@ -24,7 +24,7 @@ from .errors import (
 )
 from .units import is_empty_unit, pixel_size_pair_nm, unit_to_nm
 
-__all__ = ["Micrograph", "as_micrograph", "select_frame", "axes_pixel_size_nm", "mode_from_metadata"]
+__all__ = ["Micrograph", "as_micrograph", "select_frame", "axes_pixel_size_nm", "mode_from_metadata", "constant_value"]
 
 
 def select_frame(data: np.ndarray, frame=None, *, source: str | None = None) -> np.ndarray:
@@ -296,9 +296,8 @@ class Micrograph:
         >>> Micrograph(np.eye(8), pixel_size_nm=(1.0, 1.0)).blank_reason() is None
         True
         """
-        d = self.data if self.invalid_mask is None else self.data[~self.invalid_mask]
-        lo, hi = float(np.min(d)), float(np.max(d))
-        return f"the image is blank (every pixel is {lo:.6g})" if hi == lo else None
+        v = constant_value(self.data, self.invalid_mask)
+        return None if v is None else f"the image is blank (every pixel is {v:.6g})"
 
     def with_pixel_size(self, pixel_size) -> Micrograph:
         """A copy with another pixel size (number in nm, ``'0.21A'`` or a (y, x) pair); drops any affine calibration."""
@@ -435,6 +434,21 @@ class Micrograph:
             signals=[str(title)],
             frames=frames,
         )
+
+
+def constant_value(data, invalid=None) -> float | None:
+    """The one value every valid pixel holds (a blank image), else None; NaN when no pixel is valid.
+
+    Examples
+    --------
+    >>> constant_value(np.full((4, 4), 3.0)), constant_value(np.eye(4))
+    (3.0, None)
+    """
+    d = data if invalid is None else data[~invalid]
+    if d.size == 0:
+        return float("nan")
+    lo, hi = float(np.min(d)), float(np.max(d))
+    return lo if lo == hi else None
 
 
 def axes_pixel_size_nm(signal_axes, *, source: str | None = None) -> tuple[float, float] | None:

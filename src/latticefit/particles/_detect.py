@@ -9,6 +9,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import AnalysisError
+from ..micrograph import constant_value
 from . import _crowd as _particle_crowd
 from . import _kernels as K
 from ._background import BACKGROUND_METHOD, _background_grid
@@ -337,12 +338,6 @@ def _seeds(*parts):
     )
 
 
-def _constant(img, invalid=None) -> bool:
-    """Every valid pixel holds one value (a blank image)."""
-    d = img if invalid is None else img[~invalid]
-    return d.size == 0 or float(np.min(d)) == float(np.max(d))
-
-
 def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, invalid=None):
     """Background + multi-scale LoG detection.
 
@@ -358,7 +353,9 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
     pixel_noise = _crowd_pixel_noise(grid, stab)
     kthr = _grid_threshold_factor(grid, false_alarms)
     threshold_of = _ScaleThresholds(grid, kthr, pixel_noise)
-    if _constant(img, invalid):  # a blank image has no LoG response at any scale: no scale space to scan
+    if (
+        constant_value(img, invalid) is not None
+    ):  # a blank image has no LoG response at any scale: no scale space to scan
         cand, offsets, c2 = (), None, ()
         threshold_of.noise[:] = 0.0
     else:

@@ -29,7 +29,7 @@ True
 
 from __future__ import annotations
 
-import importlib
+from ._lazy import lazy_attributes
 
 __version__ = "0.2.0.dev0"
 
@@ -79,17 +79,7 @@ _SUBPACKAGES = (
 __all__ = ["__version__", *_LAZY, *_SUBPACKAGES]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-    elif name in _SUBPACKAGES:
-        value = importlib.import_module(f"latticefit.{name}")
-    else:
-        raise AttributeError(f"module 'latticefit' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(
+    globals(), {**_LAZY, **{name: (f"latticefit.{name}", None) for name in _SUBPACKAGES}}
+)
+del lazy_attributes

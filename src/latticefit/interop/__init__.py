@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_attributes
 
 # name -> submodule, imported on first use (PEP 562): `latticefit lattice` needs `provenance` only, and the
 # hyperspy helpers import the FFT module (scipy.fft, numba) that a command reading a file does not need
@@ -47,13 +47,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(globals(), {name: (module, name) for name, module in _LAZY.items()})
+del lazy_attributes

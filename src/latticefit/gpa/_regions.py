@@ -9,7 +9,7 @@ import numpy as np
 
 from ._systematic import AMPLITUDE_CHANGE, amplitude_changed, amplitude_ratios, null_scatter
 
-__all__ = ["RegionContrast", "region_contrast", "disc_masks"]
+__all__ = ["RegionContrast", "region_contrast", "disc_masks", "AMPLITUDE_CHANGE", "RING_RADII"]
 
 TEST = (
     "two-sided z-test of the difference of region means; SE = white noise (Fisher) and the systematic "
@@ -93,7 +93,11 @@ class RegionContrast:
         return self.systematic_method
 
 
-def disc_masks(shape, x_px: float, y_px: float, r_px: float, *, inner: float = 0.6, outer: tuple = (1.6, 3.0)):
+#: the matrix ring of a dot of radius R: from 1.6 R to 3 R
+RING_RADII = (1.6, 3.0)
+
+
+def disc_masks(shape, x_px: float, y_px: float, r_px: float, *, inner: float = 0.6, outer: tuple = RING_RADII):
     """Boolean masks of the dot core (``r < inner R``) and a matrix ring (``outer[0] R < r < outer[1] R``)."""
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     rr = np.hypot(xx - x_px, yy - y_px)
@@ -153,6 +157,3 @@ def region_contrast(
         amplitude_ratio_g2=ratios[1],
         amplitude_changed=amplitude_changed(ratios),
     )
-
-
-__all__ += ["AMPLITUDE_CHANGE"]

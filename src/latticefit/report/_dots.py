@@ -329,10 +329,11 @@ def _measure_one(hr, k: int, d: _Dot, matrix, model, d_range, min_r_px: float):
         z=float(s["mean_rel_diff"]) / tot,
     )
     if proj:
-        row["note"] = (
+        _add_note(
+            row,
             f"the dot changes the fringes (reflection amplitudes relative to the matrix scatter by "
             f"{change:.2f} in ln): a projected inclusion biases its FFT spacing; ± {PROJECTION_SYSTEMATIC_PERCENT:g} % "
-            "(1 SD, measured on multislice images) added"
+            "(1 SD, measured on multislice images) added",
         )
     refl = cmp.table.assign(dot=k)
     return row, refl, m_err
@@ -370,16 +371,23 @@ def _gpa_contrast(hr, matrix_roi, rows, notes, dots):
                 f"GPA not a strain measurement here: fringe amplitude x{c.amplitude_ratio_g1:.2f}, "
                 f"x{c.amplitude_ratio_g2:.2f} of the matrix ring (the dot changes the fringe, not only its phase)"
             )
-            row["note"] = f"{row['note']}; {msg}" if row["note"] else msg
+            _add_note(row, msg)
     return sm
 
 
+def _add_note(row: dict, msg: str) -> None:
+    """Append ``msg`` to the row's note ("; " between notes)."""
+    row["note"] = f"{row['note']}; {msg}" if row["note"] else msg
+
+
 def _all_dots_mask(shape, dots) -> np.ndarray:
-    """Every dot's disk grown by the matrix margin ring's inner edge (1.6 R): no null placement touches one."""
+    """Every dot's disk out to its matrix ring's inner edge (``RING_RADII[0]`` R): no null placement touches one."""
+    from ..gpa._regions import RING_RADII
+
     yy, xx = np.ogrid[: shape[0], : shape[1]]
     out = np.zeros(shape, bool)
     for d in dots:
-        out |= (xx - d.x_px) ** 2 + (yy - d.y_px) ** 2 <= (1.6 * d.r_px) ** 2
+        out |= (xx - d.x_px) ** 2 + (yy - d.y_px) ** 2 <= (RING_RADII[0] * d.r_px) ** 2
     return out
 
 

@@ -72,7 +72,7 @@ def _dots_panel(ax, stats_) -> None:
         label="Δd/d, FFT fit (± 1σ)",
     )
     g = t[np.isfinite(t["gpa_strain_percent"].to_numpy(float))]
-    changed = g["gpa_fringe_changed"].to_numpy(bool) if "gpa_fringe_changed" in g else np.zeros(len(g), bool)
+    changed = g["gpa_fringe_changed"].to_numpy(bool)
     for sel, marker, color, label in (
         (~changed, "s", ps.COLORS["matrix"], "GPA strain, core − ring (± 1 SE)"),
         (changed, "x", "0.55", "GPA, fringe changed: not a strain (± 1 SE)"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ._api import choose_reflections, strain_map
 from ._circuit import burgers_vector
-from ._regions import RegionContrast, disc_masks, region_contrast
+from ._regions import RegionContrast, disc_masks, dots_mask, region_contrast
 from ._result import MAP_NAMES, SCHEMA_VERSION, StrainMap
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "burgers_vector",
     "choose_reflections",
     "disc_masks",
+    "dots_mask",
     "plot_strain_map",
     "region_contrast",
     "strain_map",

@@ -9,7 +9,7 @@ import numpy as np
 
 from ._systematic import AMPLITUDE_CHANGE, amplitude_changed, amplitude_ratios, null_scatter
 
-__all__ = ["RegionContrast", "region_contrast", "disc_masks", "AMPLITUDE_CHANGE", "RING_RADII"]
+__all__ = ["RegionContrast", "region_contrast", "disc_masks", "dots_mask", "AMPLITUDE_CHANGE", "RING_RADII"]
 
 TEST = (
     "two-sided z-test of the difference of region means; SE = white noise (Fisher) and the systematic "
@@ -102,6 +102,18 @@ def disc_masks(shape, x_px: float, y_px: float, r_px: float, *, inner: float = 0
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     rr = np.hypot(xx - x_px, yy - y_px)
     return rr < inner * r_px, (rr > outer[0] * r_px) & (rr < outer[1] * r_px)
+
+
+def dots_mask(shape, dots) -> np.ndarray:
+    """Every dot ``(x_px, y_px, r_px)`` out to its matrix ring's inner edge (``RING_RADII[0]`` R).
+
+    The pixels that no null placement of a dot contrast may touch when an image holds several dots.
+    """
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    out = np.zeros(shape, bool)
+    for x, y, r in dots:
+        out |= (xx - x) ** 2 + (yy - y) ** 2 <= (RING_RADII[0] * r) ** 2
+    return out
 
 
 def region_contrast(

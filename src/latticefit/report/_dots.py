@@ -345,7 +345,7 @@ def _gpa_contrast(hr, matrix_roi, rows, notes, dots):
     The SE holds the noise and the scatter of the same contrast at other places of the matrix (every dot
     left out); a dot whose fringe amplitude differs from the ring's is noted as not a strain measurement.
     """
-    from ..gpa import disc_masks, region_contrast, strain_map
+    from ..gpa import disc_masks, dots_mask, region_contrast, strain_map
 
     try:
         with warnings.catch_warnings():
@@ -354,7 +354,7 @@ def _gpa_contrast(hr, matrix_roi, rows, notes, dots):
     except LatticefitError as e:
         notes.append(f"GPA not available ({' '.join(str(e).split())}); dilatation column left empty")
         return None
-    exclude = _all_dots_mask(hr.shape, dots)
+    exclude = dots_mask(hr.shape, [(d.x_px, d.y_px, d.r_px) for d in dots])
     for row in rows:
         if row["status"] != "measured":
             continue
@@ -378,17 +378,6 @@ def _gpa_contrast(hr, matrix_roi, rows, notes, dots):
 def _add_note(row: dict, msg: str) -> None:
     """Append ``msg`` to the row's note ("; " between notes)."""
     row["note"] = f"{row['note']}; {msg}" if row["note"] else msg
-
-
-def _all_dots_mask(shape, dots) -> np.ndarray:
-    """Every dot's disk out to its matrix ring's inner edge (``RING_RADII[0]`` R): no null placement touches one."""
-    from ..gpa._regions import RING_RADII
-
-    yy, xx = np.ogrid[: shape[0], : shape[1]]
-    out = np.zeros(shape, bool)
-    for d in dots:
-        out |= (xx - d.x_px) ** 2 + (yy - d.y_px) ** 2 <= (RING_RADII[0] * d.r_px) ** 2
-    return out
 
 
 # ------------------------------------------------------------------ step 4: the population

@@ -76,8 +76,7 @@ def test_a_blank_image_skips_the_scale_space(monkeypatch):
     def fail(*a, **k):
         raise AssertionError("the scale space was scanned on a blank image")
 
-    monkeypatch.setattr(_detect, "scan_scale_space", fail)
-    monkeypatch.setattr(_detect, "log_planes", fail)
+    monkeypatch.setattr(_detect, "scan_octaves", fail)
     mg = Micrograph(np.full((1024, 1024), 5.0, np.float32), pixel_size_nm=(0.1, 0.1), source="blank.tif")
     with pytest.warns(LatticefitWarning, match="the image is blank"):
         res = find_particles(mg)

@@ -83,3 +83,60 @@ def test_find_particles_allocates_a_bounded_multiple_of_the_image():
         tracemalloc.stop()
     assert res.summary["n"] >= 30
     assert peak < 25 * mg.data.nbytes, peak / mg.data.nbytes
+
+
+# ------------------------------------------------------------------ the pyramid (#13/#15 speed)
+def test_one_octave_is_the_plain_streamed_scan(field):
+    from latticefit.particles._pyramid import scan_octaves
+
+    sigmas = np.geomspace(1.5, 5.5, 7)  # all below 6 px: one octave, full resolution
+    thr = lambda k, p, d=1: 0.05 * float(np.abs(p).max())  # noqa: E731
+    got = scan_octaves(field, sigmas, thr, single_scale=True)
+    ref = scan_scale_space(log_planes(field, sigmas), len(sigmas), thr, single_scale=True)
+    assert len(got[0]) > 5 and np.array_equal(got[0], ref[0])
+    for a, b in zip(got[1], ref[1]):
+        assert np.array_equal(a, b)
+    assert np.array_equal(got[2][:, :4], ref[2]) and np.all(got[2][:, 4] == 1)
+
+
+def test_octaves_find_the_full_resolution_maxima():
+    """Dots of 8-60 px over sigma 2.5-40 px (five octaves): the same maxima as one full-resolution stack."""
+    from latticefit.particles._pyramid import octave_factors, scan_octaves
+
+    rng = np.random.default_rng(4)
+    img = np.zeros((512, 512), np.float32)
+    yy, xx = np.mgrid[:512, :512]
+    centres = [(60 + 130 * (n // 4), 60 + 130 * (n % 4), r) for n, r in enumerate(np.geomspace(4, 30, 16))]
+    for cy, cx, r in centres:
+        img += np.sqrt(np.clip(r * r - (yy - cy) ** 2 - (xx - cx) ** 2, 0, None)) / r
+    img += rng.normal(0, 0.05, img.shape).astype(np.float32)
+    sigmas = np.geomspace(2.5, 40.0, 16)
+    assert len(set(octave_factors(sigmas))) == 4
+    L = log_stack_ref(img, sigmas)
+    thr = 0.3 * np.abs(L).max()
+    ref, roffs, _ = scan_stack_ref(L, np.full(len(sigmas), thr))
+    seen = []
+    got, offs, single = scan_octaves(img, sigmas, lambda k, p, d: (seen.append(k), thr)[1], single_scale=True)
+    assert seen == list(range(len(sigmas)))  # one threshold per scale, in order
+    assert 14 <= len(ref) == len(got)
+    ry, rx = ref[:, 1] + roffs[0], ref[:, 2] + roffs[1]
+    gy, gx = got[:, 1] + offs[0], got[:, 2] + offs[1]
+    for n in range(len(ref)):
+        m = np.argmin(np.hypot(gy - ry[n], gx - rx[n]))
+        s = sigmas[int(ref[n, 0])]
+        assert np.hypot(gy[m] - ry[n], gx[m] - rx[n]) < 0.05 * s + 0.3
+        assert abs(got[m, 0] + offs[2][m] - ref[n, 0] - roffs[2][n]) < 0.15
+        assert abs(got[m, 3] / ref[n, 3] - 1) < 0.03
+    assert single.shape[1] == 5 and set(single[:, 4]) == set(octave_factors(sigmas))
+
+
+def test_near_top_with_one_pixel_is_the_3x3_maximum_filter():
+    from scipy import ndimage as ndi
+
+    from latticefit.particles._crowd import near_top
+
+    rng = np.random.default_rng(0)
+    tops = rng.random((61, 47)) > 0.97
+    i, j = np.nonzero(np.ones_like(tops))
+    got = near_top(tops, i, j, np.ones(i.size, int))
+    assert np.array_equal(got, ndi.maximum_filter(tops, size=3)[i, j])

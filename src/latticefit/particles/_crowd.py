@@ -174,6 +174,25 @@ def intensity_peaks(coarse, sigma):
     return s >= ndi.maximum_filter(s, size=3, mode="nearest")
 
 
+def near_top(tops, i, j, t):
+    """True where a pixel of ``tops`` lies within Chebyshev distance ``t`` (per point) of ``(i, j)``.
+
+    With ``t = 1`` this is ``maximum_filter(tops, size=3)[i, j]``; a summed-area table answers any ``t``.
+
+    Examples
+    --------
+    >>> tops = np.zeros((8, 8), bool); tops[4, 4] = True
+    >>> near_top(tops, np.array([3, 2, 2]), np.array([5, 5, 5]), np.array([1, 1, 2])).tolist()
+    [True, False, True]
+    """
+    h, w = tops.shape
+    sat = np.zeros((h + 1, w + 1), np.int32)
+    np.cumsum(np.cumsum(tops, axis=0, dtype=np.int32), axis=1, out=sat[1:, 1:])
+    i0, i1 = np.clip(i - t, 0, h), np.clip(i + t + 1, 0, h)
+    j0, j1 = np.clip(j - t, 0, w), np.clip(j + t + 1, 0, w)
+    return (sat[i1, j1] - sat[i0, j1] - sat[i1, j0] + sat[i0, j0]) > 0
+
+
 def split_crowds(y, x, r, strength, keep, cy, cx, cr, cs, *, prune, overlap, min_cover=0.35, min_strength=0.35):
     """Replace kept blobs by the smaller candidates that tile them (a raft, chain or aggregate seen as one).
 

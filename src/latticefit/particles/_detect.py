@@ -15,7 +15,7 @@ from . import _kernels as K
 from ._background import BACKGROUND_METHOD, _background_grid
 from ._invalid import binned_mask, far_from_mask
 from ._noise import NoiseModel
-from ._scalespace import log_planes, scan_scale_space
+from ._pyramid import scan_octaves
 
 #: LoG sigma that maximises the scale-normalised response of a projected sphere, in units of R
 #: (measured with the profile table; a flat disk would give 1/sqrt(2))
@@ -103,9 +103,10 @@ def _stabilise(coarse, noise: NoiseModel | None):
         return coarse
     a = noise.offset  # may be negative (dark level): the variance a + g I is positive over the image
     g = noise.gain
-    lo = float(np.percentile(coarse, 1))
+    # (percentiles of a regular subgrid of about 0.5 Mpx: the same decision at a fraction of the sort)
+    step = max(1, int(math.sqrt(coarse.size / 5e5)))
+    lo, hi = (float(v) for v in np.percentile(coarse[::step, ::step], [1, 99.5]))
     # only worth it when the variance changes appreciably over the image
-    hi = float(np.percentile(coarse, 99.5))
     if (a + g * max(hi, 0.0)) < 1.5 * (a + g * max(lo, 0.0)):
         return coarse
     return (2.0 / g) * np.sqrt(np.maximum(a + g * coarse, 0.0)).astype(np.float32)
@@ -143,6 +144,14 @@ class _DetectionGrid:
     dsub: np.ndarray
     bad_c: np.ndarray | None
     dbad: np.ndarray | None
+
+    def subgrid(self, plane, d: int = 1):
+        """A response ``plane`` computed on the grid binned by ``d``, at the ``step`` subgrid of :meth:`clean`."""
+        if d == 1:
+            return plane[:: self.step, :: self.step]
+        rows = np.minimum(np.arange(0, self.shape[0], self.step) // d, plane.shape[0] - 1)
+        cols = np.minimum(np.arange(0, self.shape[1], self.step) // d, plane.shape[1] - 1)
+        return plane[np.ix_(rows, cols)]
 
     def clean(self, k):
         """Background pixels of scale ``k`` (``step`` subgrid): farther than 3 sigma_k from particles and invalid pixels."""
@@ -233,8 +242,8 @@ class _ScaleThresholds:
         self.noise_raw = np.empty(len(grid.sigmas))
         self.noise = np.empty(len(grid.sigmas))
 
-    def __call__(self, k, plane):
-        """Threshold of scale ``k`` whose LoG response is ``plane``."""
+    def __call__(self, k, plane, d=1):
+        """Threshold of scale ``k`` whose LoG response is ``plane`` (on the grid binned by ``d``)."""
         grid, noise_raw, sigmas = self.grid, self.noise_raw, self.grid.sigmas
         sel = grid.clean(k)
         crowded = False
@@ -249,7 +258,7 @@ class _ScaleThresholds:
                 if grid.dbad is not None:
                     sel &= grid.dbad > 0
                 crowded = True
-            noise_raw[k] = _robust_rms(plane[:: grid.step, :: grid.step][sel])
+            noise_raw[k] = _robust_rms(grid.subgrid(plane, d)[sel])
         self.noise[k] = noise_raw[k]
         if crowded:
             # crowded fields leave no clean background: the noise of those scales then holds particle
@@ -311,11 +320,15 @@ def _scale_space_blobs(cand, offsets, grid: _DetectionGrid, noise, kthr) -> _Blo
 
 
 def _single_scale_blobs(c2, tops, grid: _DetectionGrid, noise, kthr) -> _Blobs:
-    """The significant single-scale maxima ``c2`` (rows k, i, j, value) on an intensity top (``tops``)."""
+    """The significant single-scale maxima ``c2`` (rows k, i, j, value, bin factor) on an intensity top (``tops``).
+
+    On top: an intensity top within one grid pixel (3x3), or a quarter of the bin factor of a scale found on
+    a coarser grid (:mod:`latticefit.particles._pyramid`), whose pixel comes from a sub-pixel position.
+    """
     f, sigmas = grid.f, grid.sigmas
-    k2, i2, j2, v2 = c2.T
+    k2, i2, j2, v2, d2 = c2.T
     i2, j2, k2i = i2.astype(int), j2.astype(int), k2.astype(int)
-    on_top = ndi.maximum_filter(tops, size=3)[i2, j2]
+    on_top = _particle_crowd.near_top(tops, i2, j2, np.maximum(1, np.ceil(d2 / 4.0)).astype(int))
     s2 = v2 / noise[k2i]
     c_keep = on_top & _significant(s2, i2, j2, sigmas[k2i], grid, kthr)
     i2, j2, k2i, s2 = i2[c_keep], j2[c_keep], k2i[c_keep], s2[c_keep]
@@ -359,10 +372,10 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
         cand, offsets, c2 = (), None, ()
         threshold_of.noise[:] = 0.0
     else:
-        planes = log_planes(_subtract_background(stab, bgc, img), sigmas)
-        # the scale space one plane at a time (three held): the memory of a few images, not one per scale
-        cand, offsets, c2 = scan_scale_space(planes, len(sigmas), threshold_of, single_scale=CROWD_SPLIT)
-        del planes
+        # the scale space one plane at a time (three held), each octave of scales on its own binned grid
+        resid = _subtract_background(stab, bgc, img)
+        cand, offsets, c2 = scan_octaves(resid, sigmas, threshold_of, single_scale=CROWD_SPLIT)
+        del resid
     del stab, coarse_raw
     coarse, bgc_lin = _residual_and_background(img, grid, bgc, noise_model)
     del bgc
@@ -435,7 +448,9 @@ def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
     """Seeded watershed on the smoothed coarse image; returns the full-resolution label image."""
     s_seg = max(0.7, 0.5 * float(sigmas[0]))
     S = ndi.gaussian_filter(coarse, s_seg)
-    neg = -S[S < 0]
+    st = max(1, int(math.sqrt(S.size / 5e5)))  # the median of a regular subgrid of about 0.5 Mpx
+    sub = S[::st, ::st]
+    neg = -sub[sub < 0]
     nS = float(np.median(neg) / 0.6745) if neg.size > 20 else float(np.std(S))
     if pixel_noise is not None:  # crowded field: the negative side holds particle edges, cap by white noise
         nS = min(nS, _particle_crowd.WHITE_NOISE_CAP * pixel_noise / (2.0 * math.sqrt(math.pi) * s_seg))

@@ -34,13 +34,14 @@ _ROWS = 256
 _COLS = 256
 
 
-def log_planes(img, sigmas, *, workers: int | None = None):
+def log_planes(img, sigmas, *, workers: int | None = None, mode: str = "reflect"):
     """Yield the scale-normalised ``-sigma^2 LoG`` response of ``img`` at each sigma (float32 planes).
 
     Same values as one FFT of the reflect-padded image times ``s^2 k^2 exp(-s^2 k^2 / 2)`` per scale; the
     inverse transform is done in column and row blocks that keep only the unpadded rows and columns, so the
     temporaries are the spectrum and one cropped half-spectrum (about 4 images at 8192²) instead of one
-    image per scale.
+    image per scale. ``mode`` is the :func:`numpy.pad` mode of the padding (a binned image is padded
+    ``"symmetric"``: its mirror then lies at the border of the full-resolution image, as ``"reflect"`` does there).
 
     Examples
     --------
@@ -58,7 +59,7 @@ def log_planes(img, sigmas, *, workers: int | None = None):
     h, w = img.shape
     pad = int(min(max(h, w), math.ceil(3 * float(np.max(sigmas)))))
     pad_y, pad_x = min(pad, h - 1), min(pad, w - 1)
-    big = np.pad(img, ((pad_y, pad_y), (pad_x, pad_x)), mode="reflect")
+    big = np.pad(img, ((pad_y, pad_y), (pad_x, pad_x)), mode=mode)
     del img  # the caller may have dropped its reference: the image is not needed past its spectrum
     H = sfft.next_fast_len(big.shape[0], real=True)
     W = sfft.next_fast_len(big.shape[1], real=True)
@@ -174,7 +175,7 @@ def next_check_ref(nxt, i, j, v):
     return ~(best > v)
 
 
-def scan_scale_space(planes, n_scales: int, threshold_of, *, single_scale: bool = False):
+def scan_scale_space(planes, n_scales: int, threshold_of, *, single_scale: bool = False, single_offsets: bool = False):
     """Scale-space maxima of a stream of LoG planes, holding two planes.
 
     When plane ``k`` arrives, the candidates of scale ``k - 1`` (found against planes ``k - 2`` and
@@ -192,6 +193,8 @@ def scan_scale_space(planes, n_scales: int, threshold_of, *, single_scale: bool 
     single_scale : bool
         Also return the maxima of each plane over its own 3x3 neighbourhood
         (:func:`latticefit.particles._crowd.spatial_maxima`).
+    single_offsets : bool
+        Append their parabolic sub-pixel offsets ``(oy, ox)`` as two more columns.
 
     Returns
     -------
@@ -232,6 +235,8 @@ def scan_scale_space(planes, n_scales: int, threshold_of, *, single_scale: bool 
         if single_scale:
             r = K.scale_space_maxima(cur[None], np.array([thr]), 0)
             r[:, 0] = k
+            if single_offsets:
+                r = np.column_stack([r, *_subpixel_plane(cur, r[:, 1].astype(np.int64), r[:, 2].astype(np.int64))])
             single.append(r)
         if pending is not None:
             finish(pending, cur)
@@ -246,7 +251,11 @@ def scan_scale_space(planes, n_scales: int, threshold_of, *, single_scale: bool 
         finish(pending, None)
     cand = np.concatenate(rows) if rows else np.empty((0, 4))
     o = tuple(np.concatenate([x[m] for x in offs]) if offs else np.empty(0) for m in range(3))
-    return cand, o, (np.concatenate(single) if single else np.empty((0, 4))) if single_scale else None
+    return (
+        cand,
+        o,
+        (np.concatenate(single) if single else np.empty((0, 6 if single_offsets else 4))) if single_scale else None,
+    )
 
 
 def log_stack_ref(img, sigmas):

@@ -162,6 +162,25 @@ def test_sphere_profile_direct_limits():
     assert g[2] < 1e-8
 
 
+def test_profile_table_cache_gives_the_built_table(tmp_path, monkeypatch):
+    """The disk cache of the profile table (#15 start-up) returns what the quadrature builds; a bad file is rebuilt."""
+    from latticefit.particles import _profile_kernels as P
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    rho, s = np.linspace(0.0, 4.0, 101), np.geomspace(0.006, 0.5, 5)
+    built = P._build_table(rho, s, P._GL_X, P._GL_W)
+    first = P.table_values(rho, s)  # builds and writes
+    path = P._cache_path(rho, s)
+    assert path.parent == tmp_path and path.is_file()
+    np.testing.assert_array_equal(first, built)
+    np.testing.assert_array_equal(P.table_values(rho, s), built)  # read back
+    path.write_bytes(b"not a numpy file")
+    np.testing.assert_array_equal(P.table_values(rho, s), built)
+    assert P._cache_path(rho, s[:4]) != path  # other grids, other file
+    t = P.ProfileTable(cache=False)
+    np.testing.assert_array_equal(t.g, P.profile_table().g)
+
+
 # ------------------------------------------------------------------ measurements
 def test_region_measures_match_regionprops():
     from skimage.draw import ellipse

@@ -100,7 +100,7 @@ def test_one_octave_is_the_plain_streamed_scan(field):
 
 
 def test_octaves_find_the_full_resolution_maxima():
-    """Dots of 8-60 px over sigma 2.5-40 px (five octaves): the same maxima as one full-resolution stack."""
+    """Dots of 8-60 px over sigma 2.5-40 px (four octaves): the same maxima as one full-resolution stack."""
     from latticefit.particles._pyramid import octave_factors, scan_octaves
 
     rng = np.random.default_rng(4)

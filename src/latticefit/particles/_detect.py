@@ -92,6 +92,11 @@ def _threshold_factor(n_eff: float, false_alarms: float) -> float:
     return 0.5 * (lo + hi)
 
 
+def _half_mpx_step(size: int) -> int:
+    """Stride of a regular subgrid of about 0.5 Mpx: its percentiles stand for the image's at a fraction of the sort."""
+    return max(1, int(math.sqrt(size / 5e5)))
+
+
 def _stabilise(coarse, noise: NoiseModel | None):
     """Variance-stabilising transform for ``variance = offset + gain * I`` (generalised Anscombe).
 
@@ -103,8 +108,7 @@ def _stabilise(coarse, noise: NoiseModel | None):
         return coarse
     a = noise.offset  # may be negative (dark level): the variance a + g I is positive over the image
     g = noise.gain
-    # (percentiles of a regular subgrid of about 0.5 Mpx: the same decision at a fraction of the sort)
-    step = max(1, int(math.sqrt(coarse.size / 5e5)))
+    step = _half_mpx_step(coarse.size)
     lo, hi = (float(v) for v in np.percentile(coarse[::step, ::step], [1, 99.5]))
     # only worth it when the variance changes appreciably over the image
     if (a + g * max(hi, 0.0)) < 1.5 * (a + g * max(lo, 0.0)):
@@ -448,7 +452,7 @@ def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
     """Seeded watershed on the smoothed coarse image; returns the full-resolution label image."""
     s_seg = max(0.7, 0.5 * float(sigmas[0]))
     S = ndi.gaussian_filter(coarse, s_seg)
-    st = max(1, int(math.sqrt(S.size / 5e5)))  # the median of a regular subgrid of about 0.5 Mpx
+    st = _half_mpx_step(S.size)
     sub = S[::st, ::st]
     neg = -sub[sub < 0]
     nS = float(np.median(neg) / 0.6745) if neg.size > 20 else float(np.std(S))

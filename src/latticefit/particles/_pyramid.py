@@ -5,8 +5,8 @@ function ``s^2 k^2 exp(-s^2 k^2 / 2)`` is 1e-4 of its peak at the Nyquist freque
 ``OCTAVE_SAMPLES_PER_SIGMA`` = 3 samples per sigma. The scales of a wide diameter range (the default
 range searches 1 nm to a quarter of the field: 24 scales at 2048², sigma 3-150 px) are therefore grouped
 by the power of two ``d`` with ``sigma / d >= 3``, and each group is computed on the image binned by
-``d``, padded only for its own largest scale (mirrored at the image border), and scanned with :func:`scan_scale_space`. A group also
-computes the scale just below and just above it on its grid, so the 3x3x3 maximum test and the sub-scale
+``d``, padded only for its own largest scale (mirrored at the image border), and scanned with
+:func:`scan_scale_space`. A group also computes the scale just below and just above it on its grid, so the 3x3x3 maximum test and the sub-scale
 offset of its first and last scale see both neighbours, as in one stack. The maxima and their sub-pixel
 offsets are mapped back to the input grid; the plane values are those of the full-resolution response at
 the sampled points, so the noise thresholds and significances keep their meaning.
@@ -111,7 +111,7 @@ def scan_octaves(img, sigmas, threshold_of, *, single_scale: bool = False, sampl
         # (the mirror of a binned grid's padding lies at the image border, as full-resolution reflection)
         planes = log_planes(_binned(img, d), sigmas[lo : hi + 1] / d, mode="reflect" if d == 1 else "symmetric")
         cand, (oy, ox, ok), single = scan_scale_space(
-            planes, hi - lo + 1, thr, single_scale=single_scale, single_offsets=True
+            planes, hi - lo + 1, thr, single_scale=single_scale, single_offsets=d > 1
         )
         i, oy = _to_grid(cand[:, 1], oy, d, h)
         j, ox = _to_grid(cand[:, 2], ox, d, w)
@@ -119,8 +119,8 @@ def scan_octaves(img, sigmas, threshold_of, *, single_scale: bool = False, sampl
         offs.append((oy, ox, ok))
         if single_scale:
             # (the input-grid pixel of a single-scale maximum found at d > 1 comes from its sub-pixel position)
-            si = _to_grid(single[:, 1], single[:, 4] if d > 1 else 0.0, d, h)[0]
-            sj = _to_grid(single[:, 2], single[:, 5] if d > 1 else 0.0, d, w)[0]
+            si = _to_grid(single[:, 1], single[:, 4], d, h)[0] if d > 1 else single[:, 1]
+            sj = _to_grid(single[:, 2], single[:, 5], d, w)[0] if d > 1 else single[:, 2]
             singles.append(np.column_stack([single[:, 0] + lo, si, sj, single[:, 3], np.full(len(single), d)]))
     cand = np.concatenate(rows)
     offsets = tuple(np.concatenate([o[m] for o in offs]) for m in range(3))

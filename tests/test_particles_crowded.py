@@ -385,3 +385,113 @@ def test_default_range_on_a_dense_field_finds_every_dot():
     s = res.summary
     assert s["n_detected"] >= 59, s["n_detected"]
     assert abs(s["mean_nm"] - truth.particles.diameter_nm[~truth.particles.edge].mean()) < 0.1
+
+
+# ------------------------------------------------------------------ small faint dots pressed together
+def test_hidden_dot_beside_a_like_neighbour_becomes_a_seed():
+    from latticefit.particles import _kernels as K
+
+    # one kept seed; candidates: a like dot touching it (free), one on it (covered), one alone far away,
+    # and a weak bump beside it (a tenth of its significance)
+    y, x, r, s = np.array([20.0]), np.array([20.0]), np.array([2.5]), np.array([10.0])
+    cy = np.array([20.0, 20.5, 60.0, 20.0])
+    cx = np.array([25.6, 21.0, 60.0, 14.4])
+    cr = np.array([2.3, 2.5, 2.5, 2.5])
+    cs = np.array([6.0, 9.0, 9.0, 1.0])
+    got = C.free_candidates(y, x, r, s, cy, cx, cr, cs, prune=K.prune_blobs, overlap=0.4)
+    assert got.tolist() == [0]
+
+
+def test_outline_radius_of_a_sharp_sphere_and_the_level_factor():
+    from latticefit.particles._steps import ecd_level_factor, outline_radius
+
+    q = np.array([0.2, 0.4, 0.6, 0.8])
+    np.testing.assert_allclose(outline_radius(q, np.full(4, 0.006)), np.sqrt(1 - q**2), atol=4e-3)
+    # blur widens the profile: a faint dot's outline (3 sigma of the noise at 60 % of its peak) is smaller
+    f = ecd_level_factor(np.array([0.2, 0.6]), np.array([0.8, 0.8]), np.array([2.5, 2.5]))
+    assert f[0] == pytest.approx(1.0) and 0.6 < f[1] < 0.8
+
+
+def _population(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    d = rng.normal(4.0, 0.3, n)
+    return pd.DataFrame(
+        {
+            "diameter_nm": d,
+            "ecd_nm": d / 1.1,
+            "diameter_err_nm": np.full(n, 0.2),
+            "x_err_px": np.full(n, 0.1),
+            "y_err_px": np.full(n, 0.1),
+            "chi2_red": np.ones(n),
+            "fit_ok": np.ones(n, bool),
+            "edge": np.zeros(n, bool),
+            "cluster_unsplit": np.zeros(n, bool),
+            "peak_height": 25.0 * d * rng.normal(1.0, 0.05, n),
+            "outline_fraction": np.full(n, 0.2),
+            "ecd_level_factor": np.ones(n),
+        }
+    )
+
+
+def test_a_faint_dot_is_judged_at_its_own_outline_level_a_background_bump_is_not():
+    t = _population()
+    extra = pd.DataFrame(
+        {
+            "diameter_nm": [4.0, 4.2],
+            "ecd_nm": [2.6, 2.6],  # fit/ECD 1.54 and 1.62: outside the 20 %-outline band
+            "diameter_err_nm": [0.3, 0.3],
+            "x_err_px": [0.1, 0.1],
+            "y_err_px": [0.1, 0.1],
+            "chi2_red": [1.0, 1.0],
+            "fit_ok": [True, True],
+            "edge": [False, False],
+            "cluster_unsplit": [False, False],
+            "peak_height": [80.0, 15.0],  # a faint dot (0.8 of the population) and a bump (0.15)
+            "outline_fraction": [0.6, 0.75],
+            "ecd_level_factor": [0.72, 0.6],
+        }
+    )
+    out = check_fits(pd.concat([t, extra], ignore_index=True))
+    assert out.status.iloc[-2] == "ok"
+    assert out.reject_reason.iloc[-1] == "leaves_segment"
+    assert (out.status.iloc[:-2] == "ok").all()
+
+
+def test_several_touching_dots_fitted_as_one_sphere_are_a_cluster():
+    t = _population()
+    pair = t.iloc[:1].copy()
+    pair["diameter_nm"], pair["ecd_nm"], pair["peak_height"] = 7.4, 6.0, 75.0  # H/D 0.4 of the population
+    big = t.iloc[:1].copy()
+    big["diameter_nm"], big["ecd_nm"], big["peak_height"] = 7.4, 6.5, 25.0 * 7.4  # one larger dot: stays
+    out = check_fits(pd.concat([t, pair, big], ignore_index=True))
+    assert out.status.iloc[-2] == "cluster" and out.reject_reason.iloc[-2] == "cluster_unsplit"
+    assert not out.in_statistics.iloc[-2] and out.status.iloc[-1] == "ok"
+    # a population of several materials (heights spread 3x): the height says nothing
+    mixed = t.assign(peak_height=t.peak_height * np.exp(np.random.default_rng(1).normal(0, 1.0, len(t))))
+    out = check_fits(pd.concat([mixed, pair], ignore_index=True))
+    assert out.status.iloc[-1] == "ok"
+
+
+def test_5px_dots_at_20_counts_per_px():
+    # 4 nm dots at 0.8 nm/px (5 px) over a ramp and a film edge, 0.1-1 nm gaps: F1 0.84 before the hidden
+    # dots beside like neighbours were seeded and faint dots judged at their own outline level (0.93 now)
+    pix = 0.8
+    mg, truth = haadf_crowded(
+        (256, 256),
+        pixel_size_nm=pix,
+        diameter_nm=4.0,
+        n_groups=186,
+        n_isolated=186,
+        dose=20.0,
+        seed=22,
+        probe_sigma_nm=0.3 * pix,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = find_particles(mg, diameter_range_nm=(2.4, 8.0))
+    f1, bias = f1_bias(res, truth)
+    tp = truth.particles[~truth.particles.edge]
+    rsd_true = 100 * tp.diameter_nm.std() / tp.diameter_nm.mean()
+    assert f1 >= 0.9 and abs(bias) <= 1.0
+    assert abs(res.summary["rsd_corrected_percent"] - rsd_true) <= 1.0
+    assert not res.table[res.table.status.isin(["cluster", "rejected"])].in_statistics.any()

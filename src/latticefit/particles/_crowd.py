@@ -244,3 +244,61 @@ def split_crowds(y, x, r, strength, keep, cy, cx, cr, cs, *, prune, overlap, min
                         added.append(s - ny)
                 break
     return keep, np.array(sorted(added), dtype=int)
+
+
+def free_candidates(y, x, r, strength, cy, cx, cr, cs, *, prune, overlap):
+    """Indices of the candidates ``cy, cx, cr, cs`` no detection ``y, x, r`` covers, beside a like one, pruned.
+
+    A dot pressed against a brighter neighbour (a touching pair of 5 px dots) often has no maximum in scale
+    of its own: one scale up, the LoG already sums the neighbour. Its maximum at a single scale (significant,
+    on an intensity top) is then the only trace of it. A candidate is free when its centre lies at least
+    ``max(r_i, r_c) + overlap * min(r_i, r_c)`` from every detection ``i`` (the rule of ``prune``: two
+    touching spheres both stay) and it touches a detection like it (:func:`_beside_a_like`); those are
+    pruned by that rule among themselves, strongest first.
+
+    Examples
+    --------
+    >>> from latticefit.particles._kernels import prune_blobs
+    >>> y, x, r, strength = np.array([10.0]), np.array([10.0]), np.array([2.5]), np.array([8.0])
+    >>> cy, cx = np.array([10.0, 10.0, 10.2]), np.array([11.0, 15.2, 15.0])
+    >>> cr, cs = np.full(3, 2.5), np.array([9.0, 5.0, 4.0])
+    >>> free_candidates(y, x, r, strength, cy, cx, cr, cs, prune=prune_blobs, overlap=0.4).tolist()
+    [1]
+    """
+    if not len(cy):
+        return np.zeros(0, int)
+    free = np.ones(len(cy), bool)
+    if len(y):
+        ci, si, dist = _pairs(y, x, r, cy, cx, cr, float(np.max(r)) + float(np.max(cr)) * (1.0 + overlap))
+        lim = np.maximum(r[si], cr[ci]) + overlap * np.minimum(r[si], cr[ci])
+        free[ci[dist < lim]] = False
+    idx = np.nonzero(free & _beside_a_like(y, x, r, strength, cy, cx, cr, cs))[0]
+    kept = prune(cy[idx], cx[idx], cr[idx], cs[idx], overlap)
+    return idx[kept]
+
+
+def _pairs(y, x, r, cy, cx, cr, reach):
+    """(candidate, detection, distance) of every pair closer than ``reach`` (arrays)."""
+    from scipy.spatial import cKDTree
+
+    m = cKDTree(np.column_stack([cx, cy])).sparse_distance_matrix(
+        cKDTree(np.column_stack([x, y])), reach, output_type="ndarray"
+    )
+    return m["i"].astype(np.int64), m["j"].astype(np.int64), m["v"]
+
+
+def _beside_a_like(y, x, r, strength, cy, cx, cr, cs, *, reach=1.6, size=2.0, min_strength=0.35):
+    """True for candidates touching a detection of similar size and strength (the neighbour that hid them).
+
+    Touching: centre distance at most ``reach`` (r_i + r_c) (LoG radii are rough); similar: radii within a
+    factor ``size`` and at least ``min_strength`` of the neighbour's significance (as in :func:`split_crowds`).
+    A lone candidate in empty space is not a hidden dot: a real one has a maximum in scale of its own.
+    """
+    out = np.zeros(len(cy), bool)
+    if not len(y) or not len(cy):
+        return out
+    ci, si, dist = _pairs(y, x, r, cy, cx, cr, reach * (float(np.max(r)) + float(np.max(cr))))
+    like = (dist <= reach * (r[si] + cr[ci])) & (cr[ci] <= size * r[si]) & (r[si] <= size * cr[ci])
+    like &= cs[ci] >= min_strength * strength[si]
+    out[ci[like]] = True
+    return out

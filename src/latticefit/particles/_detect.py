@@ -408,10 +408,37 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
                 prune=K.prune_blobs,
                 overlap=PRUNE_OVERLAP,
             )
+            # a dot pressed against a brighter neighbour may have a maximum at single scales only
+            extra = np.union1d(extra, _free_single(blobs, keep, single, extra))
             seeds = _seeds((blobs, keep), (single, extra))
     return seeds, dict(
         f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, pixel_noise=pixel_noise
     )
+
+
+def _free_single(blobs: _Blobs, keep, single: _Blobs, extra):
+    """Indices of the single-scale blobs not yet used that no seed covers, beside a seed like them.
+
+    Seeds: the kept blobs and the single-scale blobs already added (:func:`_particle_crowd.free_candidates`).
+    """
+    rest = np.setdiff1d(np.arange(len(single.y)), extra)
+    sy = np.concatenate([blobs.y[keep], single.y[extra]])
+    sx = np.concatenate([blobs.x[keep], single.x[extra]])
+    sr = np.concatenate([blobs.r[keep], single.r[extra]])
+    ss = np.concatenate([blobs.strength[keep], single.strength[extra]])
+    free = _particle_crowd.free_candidates(
+        sy,
+        sx,
+        sr,
+        ss,
+        single.y[rest],
+        single.x[rest],
+        single.r[rest],
+        single.strength[rest],
+        prune=K.prune_blobs,
+        overlap=PRUNE_OVERLAP,
+    )
+    return rest[free]
 
 
 def _split_cluster_blobs(y, x, r, strength, keep):
@@ -449,7 +476,12 @@ def _split_cluster_blobs(y, x, r, strength, keep):
 
 
 def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
-    """Seeded watershed on the smoothed coarse image; returns the full-resolution label image."""
+    """Seeded watershed on the smoothed coarse image.
+
+    Returns the full-resolution label image, the noise of the smoothed image, each seed's outline level as
+    a fraction of its smoothed peak (``OUTLINE_FRACTION``, or higher where 3 sigma of the noise is) and the
+    smoothing sigma in full px.
+    """
     s_seg = max(0.7, 0.5 * float(sigmas[0]))
     S = ndi.gaussian_filter(coarse, s_seg)
     st = _half_mpx_step(S.size)
@@ -481,7 +513,9 @@ def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):
     H, W = shape
     if lab.shape != (H, W):
         lab = np.pad(lab, ((0, max(0, H - lab.shape[0])), (0, max(0, W - lab.shape[1]))), mode="edge")[:H, :W]
-    return lab.astype(np.int32, copy=False), nS
+    with np.errstate(divide="ignore", invalid="ignore"):  # the outline's level over the seed's peak
+        outline = np.clip(np.maximum(3.0 * nS / peak.astype(np.float64), OUTLINE_FRACTION), None, 1.0)
+    return lab.astype(np.int32, copy=False), nS, np.where(np.isfinite(outline), outline, 1.0), s_seg * f
 
 
 def _watershed_components(image, mask, ci, cj):

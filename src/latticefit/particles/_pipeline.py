@@ -204,7 +204,11 @@ def _fit_and_segment(img, seeds, det, noise, opts: _Options, pix, bad, settings)
     """
     probe_px = None if opts.probe_sigma_nm is None else opts.probe_sigma_nm / pix
     fit, seeds, settings["n_merged"] = st.fit_and_merge(img, seeds, noise, probe_px, bad)
-    labels, _ = _segment(det["coarse"], seeds, det["sigmas"], det["f"], img.shape, det.get("pixel_noise"))
+    labels, _, outline, s_seg_px = _segment(
+        det["coarse"], seeds, det["sigmas"], det["f"], img.shape, det.get("pixel_noise")
+    )
+    seeds["outline_fraction"] = outline
+    seeds["outline_blur_px"] = np.full(len(outline), math.hypot(s_seg_px, det["f"] / math.sqrt(12.0)))
     if bad is not None:
         labels[bad] = 0
     settings["probe_sigma_nm"] = fit.sigma_px * pix

@@ -34,6 +34,8 @@ TABLE_COLUMNS = (
     "integrated_intensity",
     "peak_height",
     "log_radius_nm",
+    "outline_fraction",
+    "ecd_level_factor",
     "edge",
     "cluster_unsplit",
     "fit_ok",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import AnalysisError
-from ._checks import CHI2_FACTOR, FIT_ECD_BAND, check_fits, count_line_parts
+from ._checks import CHI2_FACTOR, FIT_ECD_BAND, check_fits, count_line_parts, level_factor
 from ._detect import FAINT_FRACTION, OUTLINE_FRACTION, _nested, default_diameter_range_nm
 from ._fit import _fit_particles
 from ._invalid import cut_by_mask
@@ -160,6 +160,48 @@ def _edge_flags(reg, xr, yr, rad, fb, ok, shape, bad):
     return edge, miles_lantuejoul_weights(bb2 - bb0, bb3 - bb1, (H, W))
 
 
+def outline_radius(q, s):
+    """Radius (in sphere radii) where a projected sphere blurred by ``s`` (radii) falls to ``q`` of its centre.
+
+    Examples
+    --------
+    >>> outline_radius(np.array([0.2, 0.6]), np.array([0.01, 0.01])).round(3).tolist()
+    [0.978, 0.8]
+    """
+    from ._profile_kernels import sphere_profile_table
+
+    q = np.asarray(q, float)
+    rho = np.linspace(0.0, 2.0, 801)
+    s = np.clip(np.nan_to_num(np.asarray(s, float), nan=0.01), 1e-3, None)
+    g = sphere_profile_table(np.broadcast_to(rho, q.shape + rho.shape), s[..., None])
+    frac = g / np.maximum(g[..., :1], 1e-300)
+    below = frac < q[..., None]
+    k = np.clip(np.argmax(below, axis=-1), 1, rho.size - 1)  # first grid point below q
+    f0 = np.take_along_axis(frac, (k - 1)[..., None], -1)[..., 0]
+    f1 = np.take_along_axis(frac, k[..., None], -1)[..., 0]
+    t = np.clip((f0 - q) / np.maximum(f0 - f1, 1e-12), 0.0, 1.0)
+    return rho[k - 1] + t * (rho[1] - rho[0])
+
+
+def ecd_level_factor(q, blur_px, radius_px):
+    """ECD of a fitted sphere at outline level ``q`` over its ECD at ``OUTLINE_FRACTION`` (same blur).
+
+    The fit/ECD band of :func:`latticefit.particles._checks.check_fits` holds for an outline at 20 % of the
+    peak; a faint dot is cut at 3 sigma of the noise instead, up to ~60 % of its peak, and its outline
+    shrinks for that reason alone (a 5 px dot at 20 counts/px: fit/ECD ~1.5 for a good fit).
+    """
+    from ._detect import OUTLINE_FRACTION
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.asarray(blur_px, float) / np.asarray(radius_px, float)
+    good = np.isfinite(s) & (s > 0) & np.isfinite(q)
+    out = np.ones(np.shape(q))
+    if good.any():
+        qq = np.asarray(q, float)[good]
+        out[good] = outline_radius(qq, s[good]) / outline_radius(np.full(qq.shape, OUTLINE_FRACTION), s[good])
+    return out
+
+
 def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
     """One row per detection: the model fit beside the segment's shape, edge and cluster flags (nm)."""
     import pandas as pd
@@ -205,6 +247,10 @@ def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
             "integrated_intensity": integ,
             "peak_height": np.where(ok, fit.h, np.nan),
             "log_radius_nm": seeds["r"] * pix,
+            "outline_fraction": seeds["outline_fraction"],
+            "ecd_level_factor": ecd_level_factor(
+                seeds["outline_fraction"], np.hypot(seeds["outline_blur_px"], fit.sigma_px), rr
+            ),
             "edge": edge.astype(bool),
             "cluster_unsplit": unsplit.astype(bool),
             "fit_ok": ok.astype(bool),
@@ -235,7 +281,9 @@ def not_particles(table, fit, rng: DiameterSearch, border_rule: str, pix: float)
     no_region = ~(ecd >= 0.5 * dlo)  # no region, or only the seed pixels
     # a fitted "particle" with hardly a segment (ECD below half its fit and below the smallest diameter) is a
     # bump of the background or noise, not a particle a person would outline
-    no_region |= ok & (ecd < 0.5 * np.minimum(d_fit, 2 * dlo)) & (ecd < dlo)
+    # (a faint dot's segment is cut higher up its profile: its ECD is judged at that level, as in check_fits)
+    ecd_at_20 = ecd / level_factor(table, ok & ~edge) if "ecd_level_factor" in table else ecd
+    no_region |= ok & (ecd_at_20 < 0.5 * np.minimum(d_fit, 2 * dlo)) & (ecd_at_20 < dlo)
     small_failed = ~ok & ~(ecd >= dlo)  # failed fit on a fragment
     out = (ok & ((d_fit < dlo / 1.25) | (d_fit > dhi * 1.25))) | insignificant | no_region | small_failed
     faint = _faint(table, out, border_rule, pix)

@@ -249,7 +249,7 @@ def _fit_one(xs, ys, data, wts, p0, npart, xc, yc, fit_sigma, s_fixed2, tab, tp,
                 o = nb + 4 * k
                 if abs(step[o]) > 1e-3 or abs(step[o + 1]) > 1e-3 or abs(step[o + 2]) > 1e-3:
                     small = False
-            if small or rel < 1e-9:
+            if small or rel < 1e-7:
                 converged = True
                 break
         else:

@@ -47,6 +47,7 @@ __all__ = [
     "check_fits",
     "count_line_parts",
     "level_factor",
+    "one_material",
 ]
 
 #: accepted range of (model-fit diameter) / (mask ECD)
@@ -105,6 +106,8 @@ def check_fits(
         if "ecd_level_factor" in t:  # a faint dot is judged at its own outline level
             ratio = ratio * level_factor(t, ok & ~edge, fit_ecd_band)
         leaves = ok & ~(np.isfinite(ratio) & (ratio >= fit_ecd_band[0]) & (ratio <= fit_ecd_band[1]))
+        if "hidden" in t:  # found in the fit residual: its segment is the shoulder of its neighbour's
+            leaves &= ~t["hidden"].to_numpy(bool)
         bad_c2 = ok & np.isfinite(c2) & (c2 > max(chi2_factor * med, 2.0)) if np.isfinite(med) else np.zeros(n, bool)
     unsplit = unsplit | _one_fit_for_several(t, d, ok & ~edge & ~unsplit & ~leaves & ~bad_c2)
     t["cluster_unsplit"] = unsplit
@@ -134,6 +137,25 @@ def check_fits(
     return t
 
 
+def one_material(h, d) -> bool:
+    """True when fitted heights ``h`` and diameters ``d`` look like one material: the robust SD of
+    ``ln(h / d)`` is at most ``GROUP_HEIGHT_SPREAD`` (and there are ``MIN_POPULATION`` usable fits).
+
+    Examples
+    --------
+    >>> d = np.linspace(3.0, 5.0, 20)
+    >>> one_material(25.0 * d, d), one_material(25.0 * d * np.tile([0.3, 3.0], 10), d)
+    (True, False)
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hd = np.asarray(h, float) / np.asarray(d, float)
+    hd = hd[np.isfinite(hd) & (hd > 0)]
+    if hd.size < MIN_POPULATION:
+        return False
+    ln_hd = np.log(hd)
+    return bool(1.4826 * np.median(np.abs(ln_hd - np.median(ln_hd))) <= GROUP_HEIGHT_SPREAD)
+
+
 def _one_fit_for_several(t, d, pop):
     """Fits too large and too low for one particle of the population: several touching dots fitted as one.
 
@@ -150,8 +172,7 @@ def _one_fit_for_several(t, d, pop):
     pop = pop & np.isfinite(hd) & (hd > 0)
     if pop.sum() < MIN_POPULATION:
         return np.zeros(len(t), bool)
-    ln_hd = np.log(hd[pop])
-    if 1.4826 * np.median(np.abs(ln_hd - np.median(ln_hd))) > GROUP_HEIGHT_SPREAD:
+    if not one_material(h[pop], d[pop]):
         return np.zeros(len(t), bool)  # not one material (or not spheres): the height says nothing
     with np.errstate(invalid="ignore"):
         return (d > GROUP_SIZE_FACTOR * np.median(d[pop])) & (hd < GROUP_HEIGHT_FACTOR * np.median(hd[pop]))

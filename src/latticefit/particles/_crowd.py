@@ -246,7 +246,7 @@ def split_crowds(y, x, r, strength, keep, cy, cx, cr, cs, *, prune, overlap, min
     return keep, np.array(sorted(added), dtype=int)
 
 
-def free_candidates(y, x, r, strength, cy, cx, cr, cs, *, prune, overlap):
+def free_candidates(y, x, r, strength, cy, cx, cr, cs, *, prune, overlap, min_strength=0.35):
     """Indices of the candidates ``cy, cx, cr, cs`` no detection ``y, x, r`` covers, beside a like one, pruned.
 
     A dot pressed against a brighter neighbour (a touching pair of 5 px dots) often has no maximum in scale
@@ -272,7 +272,7 @@ def free_candidates(y, x, r, strength, cy, cx, cr, cs, *, prune, overlap):
         ci, si, dist = _pairs(y, x, r, cy, cx, cr, float(np.max(r)) + float(np.max(cr)) * (1.0 + overlap))
         lim = np.maximum(r[si], cr[ci]) + overlap * np.minimum(r[si], cr[ci])
         free[ci[dist < lim]] = False
-    idx = np.nonzero(free & _beside_a_like(y, x, r, strength, cy, cx, cr, cs))[0]
+    idx = np.nonzero(free & _beside_a_like(y, x, r, strength, cy, cx, cr, cs, min_strength=min_strength))[0]
     kept = prune(cy[idx], cx[idx], cr[idx], cs[idx], overlap)
     return idx[kept]
 

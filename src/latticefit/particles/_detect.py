@@ -380,7 +380,9 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
         resid = _subtract_background(stab, bgc, img)
         cand, offsets, c2 = scan_octaves(resid, sigmas, threshold_of, single_scale=CROWD_SPLIT)
         del resid
-    del stab, coarse_raw
+    del stab
+    grid_raw = coarse_raw if f > 1 else None  # the image binned to the grid (linear units)
+    del coarse_raw
     coarse, bgc_lin = _residual_and_background(img, grid, bgc, noise_model)
     del bgc
     noise = threshold_of.noise
@@ -412,7 +414,14 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
             extra = np.union1d(extra, _free_single(blobs, keep, single, extra))
             seeds = _seeds((blobs, keep), (single, extra))
     return seeds, dict(
-        f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr, pixel_noise=pixel_noise
+        f=f,
+        coarse=coarse,
+        background=bgc_lin,
+        sigmas=sigmas,
+        noise=noise,
+        k=kthr,
+        pixel_noise=pixel_noise,
+        grid_raw=grid_raw,
     )
 
 

@@ -56,7 +56,7 @@ from ._background import (  # noqa: F401
     _resample,
     estimate_background,
 )
-from ._checks import BORDER_RULES, check_fits
+from ._checks import BORDER_RULES, check_fits, one_material
 from ._detect import (  # noqa: F401
     _BORDER_C,
     _BORDER_U,
@@ -80,6 +80,7 @@ from ._detect import (  # noqa: F401
     default_diameter_range_nm,
 )
 from ._fit import FIT_RADIUS_PX, _Fit, _fit_particles, _insert_sigma, _prepare_groups, _run_fit, _subset, _union_groups  # noqa: F401
+from ._hidden import HIDDEN_MIN_HEIGHT, failed_covered, residual_seeds
 from ._invalid import inpaint, mask_note
 from ._measure import _MEASURE_COLUMNS, _hull_calipers, _measure_regions, _measure_regions_ref, region_measures  # noqa: F401
 from ._noise import NoiseModel, _immerkaer_tiles, _quantum, estimate_noise_model  # noqa: F401
@@ -197,6 +198,43 @@ def _no_particles(run: _Run) -> ParticleResult:
     return _result(run, _empty_table(), np.zeros(run.mg.data.shape, np.int32), summary)
 
 
+def _with_hidden_dots(img, fit, seeds, det, noise, bad, settings):
+    """Fit again with the hidden dots of the fit residual (:mod:`latticefit.particles._hidden`).
+
+    Only for a population of one material (:func:`latticefit.particles._checks.one_material`: a mixed
+    field's imperfect fits leave residuals a threshold cannot tell from dots). One joint refit with the probe
+    sigma of the first; a hidden seed stays when its fit is good and at least ``HIDDEN_MIN_HEIGHT`` as high
+    as the median particle (a dot of the population, not a residual of an imperfect model). When some are
+    not, the fit is repeated with the good ones only (a bad candidate also pulls its neighbours' fits) and
+    that round's few failures are dropped; with none good the first fit stands. ``hidden_id``: a seed's
+    index among the hidden candidates (-1: found in the image itself).
+    """
+    seeds["hidden_id"] = np.full(len(seeds["x"]), -1, np.int64)
+    settings["n_hidden_seeds"] = 0
+    if not one_material(fit.h[fit.ok], 2.0 * fit.r[fit.ok]):  # "like its neighbour" needs one population
+        return fit, seeds
+    cand = residual_seeds(img, fit, seeds, det, noise)
+    if not len(cand["x"]):
+        return fit, seeds
+    cand["hidden_id"] = np.arange(len(cand["x"]), dtype=np.int64)
+    for last in (False, True):
+        stay = ~failed_covered(fit, seeds, cand)  # a failed fit whose dot shows in the residual is replaced
+        both = {key: np.concatenate([seeds[key][stay], cand[key]]) for key in seeds}
+        fit2, seeds2, _n = st.fit_and_merge(img, both, noise, fit.sigma_px, bad)
+        hid = seeds2["hidden_id"]
+        ref = fit2.ok & (hid < 0) & np.isfinite(fit2.h)
+        med_h = float(np.median(fit2.h[ref])) if ref.any() else np.inf
+        good = (hid >= 0) & fit2.ok & (fit2.h >= HIDDEN_MIN_HEIGHT * med_h)
+        if not good.any():
+            break
+        if good.sum() == (hid >= 0).sum() or last:
+            keep = (hid < 0) | good  # (a second round's few failures: dropped, their neighbours kept)
+            settings["n_hidden_seeds"] = int(good.sum())
+            return fit2.select(keep), {key: v[keep] for key, v in seeds2.items()}
+        cand = {key: v[np.isin(cand["hidden_id"], hid[good])] for key, v in cand.items()}
+    return fit, seeds
+
+
 def _fit_and_segment(img, seeds, det, noise, opts: _Options, pix, bad, settings):
     """Model fits (nested detections merged) and the seeded watershed of the fitted detections.
 
@@ -204,6 +242,7 @@ def _fit_and_segment(img, seeds, det, noise, opts: _Options, pix, bad, settings)
     """
     probe_px = None if opts.probe_sigma_nm is None else opts.probe_sigma_nm / pix
     fit, seeds, settings["n_merged"] = st.fit_and_merge(img, seeds, noise, probe_px, bad)
+    fit, seeds = _with_hidden_dots(img, fit, seeds, det, noise, bad, settings)
     labels, _, outline, s_seg_px = _segment(
         det["coarse"], seeds, det["sigmas"], det["f"], img.shape, det.get("pixel_noise")
     )

@@ -34,6 +34,7 @@ TABLE_COLUMNS = (
     "integrated_intensity",
     "peak_height",
     "log_radius_nm",
+    "hidden",
     "outline_fraction",
     "ecd_level_factor",
     "edge",

@@ -247,6 +247,7 @@ def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
             "integrated_intensity": integ,
             "peak_height": np.where(ok, fit.h, np.nan),
             "log_radius_nm": seeds["r"] * pix,
+            "hidden": seeds["hidden_id"] >= 0 if "hidden_id" in seeds else np.zeros(n, bool),
             "outline_fraction": seeds["outline_fraction"],
             "ecd_level_factor": ecd_level_factor(
                 seeds["outline_fraction"], np.hypot(seeds["outline_blur_px"], fit.sigma_px), rr
@@ -284,6 +285,8 @@ def not_particles(table, fit, rng: DiameterSearch, border_rule: str, pix: float)
     # (a faint dot's segment is cut higher up its profile: its ECD is judged at that level, as in check_fits)
     ecd_at_20 = ecd / level_factor(table, ok & ~edge) if "ecd_level_factor" in table else ecd
     no_region |= ok & (ecd_at_20 < 0.5 * np.minimum(d_fit, 2 * dlo)) & (ecd_at_20 < dlo)
+    if "hidden" in table:  # a hidden dot (found in the fit residual) has its neighbour's shoulder as segment
+        no_region &= ~(table["hidden"].to_numpy(bool) & ok)
     small_failed = ~ok & ~(ecd >= dlo)  # failed fit on a fragment
     out = (ok & ((d_fit < dlo / 1.25) | (d_fit > dhi * 1.25))) | insignificant | no_region | small_failed
     faint = _faint(table, out, border_rule, pix)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import AnalysisError
-from ._checks import CHI2_FACTOR, FIT_ECD_BAND, check_fits, count_line_parts, level_factor
+from ._checks import CHI2_FACTOR, FIT_ECD_BAND, check_fits, count_line_parts, level_factor, one_material
 from ._detect import FAINT_FRACTION, OUTLINE_FRACTION, _nested, default_diameter_range_nm
 from ._fit import _fit_particles
 from ._invalid import cut_by_mask
@@ -202,6 +202,34 @@ def ecd_level_factor(q, blur_px, radius_px):
     return out
 
 
+#: below this fitted diameter (px) the shape of a segment says little: the cluster flag asks its width
+SHAPE_MIN_PX = 12.0
+#: ... and an irregular small segment at least CLUSTER_RATIO x as narrow (fit/ECD) as the regular ones holds one dot
+CLUSTER_RATIO = 0.85
+
+
+def _one_dot_segment(rr, area, level, h, ok, unsplit):
+    """Irregular segments of small fitted dots (< ``SHAPE_MIN_PX``) no wider than single dots': one dot each.
+
+    The shape test (solidity < 0.85 or axis ratio < 0.6) flagged a quarter of the single 5-8 px dots of the
+    crowded benchmark fields as clusters: 20-50 pixels cut against touching neighbours are seldom convex.
+    Several dots under one fit make the segment wider than the fit: their level-corrected fit/ECD falls below
+    ``CLUSTER_RATIO`` times the median of the regular segments with good fits (two dots: about 1/sqrt(2)).
+    Larger dots keep the shape test (their segments do show a cluster's outline), and so do fits lower than
+    ``FAINT_FRACTION`` of the median (background structure, dropped as faint when flagged), and every
+    segment of a field that is not one material (:func:`latticefit.particles._checks.one_material`).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = 2.0 * rr / (2.0 * np.sqrt(area / np.pi)) * level
+    ref = ok & ~unsplit & np.isfinite(ratio) & np.isfinite(h)
+    if ref.sum() < 10 or not one_material(h[ok], 2.0 * rr[ok]):
+        return np.zeros(len(rr), bool)
+    with np.errstate(invalid="ignore"):
+        narrow = ratio >= CLUSTER_RATIO * float(np.median(ratio[ref]))
+        tall = h >= FAINT_FRACTION * float(np.median(h[ref]))
+    return ok & unsplit & (2.0 * rr < SHAPE_MIN_PX) & narrow & tall
+
+
 def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
     """One row per detection: the model fit beside the segment's shape, edge and cluster flags (nm)."""
     import pandas as pd
@@ -225,6 +253,8 @@ def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
     with np.errstate(divide="ignore", invalid="ignore"):
         unsplit = ((solidity < 0.85) | (minor / major < 0.6)) & (area > 0.5 * np.pi * rad_e**2)
     unsplit = np.where(np.isnan(solidity), False, unsplit) & ~edge
+    level = ecd_level_factor(seeds["outline_fraction"], np.hypot(seeds["outline_blur_px"], fit.sigma_px), rr)
+    unsplit &= ~_one_dot_segment(rr, area, level, fit.h, ok, unsplit)
     table = pd.DataFrame(
         {
             "label": np.arange(1, n + 1, dtype=np.int64),
@@ -249,9 +279,7 @@ def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
             "log_radius_nm": seeds["r"] * pix,
             "hidden": seeds["hidden_id"] >= 0 if "hidden_id" in seeds else np.zeros(n, bool),
             "outline_fraction": seeds["outline_fraction"],
-            "ecd_level_factor": ecd_level_factor(
-                seeds["outline_fraction"], np.hypot(seeds["outline_blur_px"], fit.sigma_px), rr
-            ),
+            "ecd_level_factor": level,
             "edge": edge.astype(bool),
             "cluster_unsplit": unsplit.astype(bool),
             "fit_ok": ok.astype(bool),

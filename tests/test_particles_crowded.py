@@ -525,3 +525,49 @@ def test_a_film_edge_plateau_is_not_a_cluster():
         res = find_particles(mg, diameter_range_nm=(3.5, 14.0))
     f1, bias = f1_bias(res, truth)
     assert f1 == 1.0 and abs(bias) <= 1.0
+
+
+def test_fits_select_and_concat_keep_groups_apart():
+    from dataclasses import fields
+
+    from latticefit.particles._fit import _Fit
+
+    def fit(n, group):
+        arrays = {f.name: np.arange(n, dtype=float) for f in fields(_Fit) if f.name != "sigma_px"}
+        arrays.update(ok=np.ones(n, bool), group=np.asarray(group))
+        return _Fit(sigma_px=0.7, **arrays)
+
+    a, b = fit(3, [0, 0, 1]), fit(2, [0, 1])
+    c = a.select(np.array([True, False, True])).concat(b)
+    assert c.group.tolist() == [0, 1, 2, 3] and c.x.tolist() == [0.0, 2.0, 0.0, 1.0] and c.sigma_px == 0.7
+
+
+def test_local_refit_fits_only_the_components_with_a_candidate():
+    from latticefit.particles._hidden import local_refit
+
+    seeds = dict(x=np.array([10.0, 14.0, 80.0]), y=np.array([10.0, 10.0, 80.0]), r=np.full(3, 2.0))
+    seeds["hidden_id"] = np.full(3, -1)
+    cand = dict(x=np.array([18.0]), y=np.array([10.0]), r=np.array([2.0]), hidden_id=np.array([0]))
+
+    class F:  # a first fit: all good, at the seeds
+        ok = np.ones(3, bool)
+        x, y, r, h = seeds["x"], seeds["y"], seeds["r"], np.ones(3)
+        sigma_px = 0.5
+
+        def select(self, keep):
+            out = F()
+            out.x, out.y, out.r, out.h, out.ok = self.x[keep], self.y[keep], self.r[keep], self.h[keep], self.ok[keep]
+            return out
+
+        def concat(self, other):
+            return (self, other)
+
+    seen = {}
+
+    def refit(image, sd):
+        seen["x"] = sd["x"].tolist()
+        return "refit", sd
+
+    (kept, _new), out = local_refit(np.zeros((100, 100)), F(), seeds, cand, refit)
+    assert seen["x"] == [10.0, 14.0, 18.0]  # the touching pair and the candidate beside it
+    assert kept.x.tolist() == [80.0] and out["x"].tolist() == [80.0, 10.0, 14.0, 18.0]

@@ -64,6 +64,20 @@ class _Fit:
     sigma_px: float
     h_err: np.ndarray
 
+    def concat(self, other: _Fit) -> _Fit:
+        """These fits followed by ``other``'s (its groups renumbered after these; the probe sigma is this one's)."""
+        from dataclasses import fields, replace
+
+        arrays = {}
+        for f in fields(self):
+            if f.name == "sigma_px":
+                continue
+            b = getattr(other, f.name)
+            if f.name == "group":
+                b = b + (int(self.group.max()) + 1 if self.group.size else 0)
+            arrays[f.name] = np.concatenate([getattr(self, f.name), b])
+        return replace(self, **arrays)
+
     def select(self, keep) -> _Fit:
         """The fits of the particles ``keep`` (boolean mask); the probe sigma is shared."""
         from dataclasses import fields, replace

@@ -22,10 +22,12 @@ from . import _kernels as K
 from ._profile_kernels import sphere_profile_table
 from ._pyramid import octave_factors
 
-__all__ = ["HIDDEN_MIN_HEIGHT", "failed_covered", "render_spheres", "residual_seeds"]
+__all__ = ["HIDDEN_MIN_HEIGHT", "failed_covered", "local_refit", "render_spheres", "residual_seeds"]
 
 #: a hidden dot's fitted height is at least this fraction of the median particle's
 HIDDEN_MIN_HEIGHT = 0.5
+#: ... and before its fit, its residual (mean over the inner half radius) this fraction of the median's
+PRESCREEN_HEIGHT = 0.25
 
 #: scales searched: within this factor of the LoG scale of the median fitted radius
 SCALE_SPAN = 1.3
@@ -75,7 +77,10 @@ def _model_on_grid(fit, f, shape):
 
 
 def _whitened_residual(img, fit, det, noise, d: int):
-    """``(image - background - fitted spheres) / noise sigma`` on the detection grid binned by ``d`` (float32)."""
+    """``image - background - fitted spheres`` on the detection grid binned by ``d``.
+
+    Returns it divided by the noise sigma (float32, for the LoG) and as it is (for the candidates' heights).
+    """
     f, bg = det["f"], np.asarray(det["background"], np.float32)
     if d > 1:
         bg = K.bin_image(bg, d)
@@ -88,7 +93,27 @@ def _whitened_residual(img, fit, det, noise, d: int):
     bg = bg[: raw.shape[0], : raw.shape[1]]
     model = _model_on_grid(fit, g, raw.shape)
     var = np.maximum(noise.offset + noise.gain * np.maximum(bg + model, 0.0), 1e-12) / (g * g)
-    return np.nan_to_num((raw - bg - model) / np.sqrt(var)).astype(np.float32)
+    lin = np.nan_to_num(raw - bg - model)
+    return (lin / np.sqrt(var)).astype(np.float32), lin
+
+
+def _disc_means(a, i, j, rad):
+    """Mean of ``a`` within ``rad`` (at least the 3 x 3 block) of each grid point ``(i, j)``.
+
+    Examples
+    --------
+    >>> a = np.zeros((9, 9)); a[4, 4] = 9.0
+    >>> _disc_means(a, np.array([4, 0]), np.array([4, 0]), np.array([1.0, 1.0])).round(2).tolist()
+    [1.8, 0.0]
+    """
+    out = np.zeros(len(i))
+    for n, (ii, jj, rr) in enumerate(zip(i.astype(int), j.astype(int), np.maximum(rad, 1.0))):
+        w = int(np.ceil(rr))
+        i0, i1, j0, j1 = max(0, ii - w), min(a.shape[0], ii + w + 1), max(0, jj - w), min(a.shape[1], jj + w + 1)
+        yy, xx = np.mgrid[i0:i1, j0:j1]
+        m = (yy - ii) ** 2 + (xx - jj) ** 2 <= rr * rr + 1e-9
+        out[n] = float(a[i0:i1, j0:j1][m].mean())
+    return out
 
 
 def _robust_noise(plane):
@@ -122,7 +147,7 @@ def residual_seeds(img, fit, seeds, det, noise, *, overlap: float = 0.4):
         use = np.array([int(np.argmin(np.abs(np.log(sigmas / s_med))))])
     # on the detection grid binned by d (3 samples per sigma, as the pyramid of the detection)
     d = int(octave_factors(sigmas[use[:1]])[0])
-    resid = _whitened_residual(img, fit, det, noise, d)
+    resid, lin = _whitened_residual(img, fit, det, noise, d)
     planes = np.stack(list(log_planes(resid, sigmas[use] / d, mode="symmetric" if d > 1 else "reflect")))
     noise = np.array([_robust_noise(p) for p in planes])
     f = f * d
@@ -150,6 +175,11 @@ def residual_seeds(img, fit, seeds, det, noise, *, overlap: float = 0.4):
         overlap=overlap,
         min_strength=0.0,
     )
+    # a fraction of the population's height at least (the residual of an imperfect fit is lower; each
+    # candidate costs a refit of its touching component): the mean over the inner half radius of a
+    # projected sphere is 0.9 of its peak height; the refit then asks HIDDEN_MIN_HEIGHT of the fit
+    inner = _disc_means(lin, i[pick], j[pick], 0.5 * cr[pick] / f)
+    pick = pick[inner >= PRESCREEN_HEIGHT * 0.9 * float(np.median(fit.h[good]))]
     return dict(
         x=cx[pick],
         y=cy[pick],
@@ -182,3 +212,43 @@ def failed_covered(fit, seeds, cand, *, overlap: float = 0.4):
         r_s = seeds["r"][failed]
         out[failed[d < np.maximum(r_s, cand["r"][c]) + overlap * np.minimum(r_s, cand["r"][c])]] = True
     return out
+
+
+def _near(x, y, r, cx, cy, cr, local):
+    """Particles within reach of a local particle's or candidate's patch (a few diameters)."""
+    from scipy.spatial import cKDTree
+
+    px = np.concatenate([x[local], cx])
+    py = np.concatenate([y[local], cy])
+    if not px.size:
+        return np.zeros(len(x), bool)
+    reach = 3.0 * float(np.max(np.concatenate([r[local], cr]))) + 2.0 * float(np.max(r)) + 4.0
+    d, _ = cKDTree(np.column_stack([px, py])).query(np.column_stack([x, y]), distance_upper_bound=reach)
+    return np.isfinite(d)
+
+
+def local_refit(img, fit, seeds, cand, refit, *, link: float = 1.15):
+    """Fit again only the touching components that hold a candidate; every other particle keeps its fit.
+
+    Components: the touching graph of the fitted particles and the candidates (the grouping rule of the
+    fit, ``link``, uncapped). The light of the particles outside them is subtracted from the image their
+    fit sees (the fitted spheres), as the full fit masks it. ``refit(image, seeds)`` is the fit of a seed
+    dict (:func:`latticefit.particles._steps.fit_and_merge` with the probe sigma fixed); it returns
+    ``(fit, seeds)``. Returns ``(fit, seeds)`` of all particles: the untouched ones first.
+    """
+    from ._fit import _union_groups
+
+    n = len(seeds["x"])
+    good = fit.ok & np.isfinite(fit.r)
+    x = np.concatenate([np.where(good, fit.x, seeds["x"]), cand["x"]])
+    y = np.concatenate([np.where(good, fit.y, seeds["y"]), cand["y"]])
+    r = np.concatenate([np.where(good, fit.r, seeds["r"]), cand["r"]])
+    comp = _union_groups(x, y, r, link, max_size=len(x) + 1)
+    local = np.isin(comp[:n], comp[n:])
+    out = good & ~local & _near(x[:n], y[:n], r[:n], x[n:], y[n:], r[n:], local)  # light reaching their patches
+    s = np.full(int(out.sum()), float(np.sqrt(fit.sigma_px**2 + 1.0 / 12.0)))
+    others = render_spheres(img.shape, fit.x[out], fit.y[out], fit.r[out], fit.h[out], s)
+    sub = {key: np.concatenate([v[local], cand[key]]) for key, v in seeds.items()}
+    fit_l, seeds_l = refit(np.asarray(img, np.float64) - others, sub)
+    keep = {key: v[~local] for key, v in seeds.items()}
+    return fit.select(~local).concat(fit_l), {key: np.concatenate([keep[key], seeds_l[key]]) for key in seeds}

@@ -80,7 +80,7 @@ from ._detect import (  # noqa: F401
     default_diameter_range_nm,
 )
 from ._fit import FIT_RADIUS_PX, _Fit, _fit_particles, _insert_sigma, _prepare_groups, _run_fit, _subset, _union_groups  # noqa: F401
-from ._hidden import HIDDEN_MIN_HEIGHT, failed_covered, residual_seeds
+from ._hidden import HIDDEN_MIN_HEIGHT, failed_covered, local_refit, residual_seeds
 from ._invalid import inpaint, mask_note
 from ._measure import _MEASURE_COLUMNS, _hull_calipers, _measure_regions, _measure_regions_ref, region_measures  # noqa: F401
 from ._noise import NoiseModel, _immerkaer_tiles, _quantum, estimate_noise_model  # noqa: F401
@@ -203,7 +203,8 @@ def _with_hidden_dots(img, fit, seeds, det, noise, bad, settings):
 
     Only for a population of one material (:func:`latticefit.particles._checks.one_material`: a mixed
     field's imperfect fits leave residuals a threshold cannot tell from dots). One joint refit with the probe
-    sigma of the first; a hidden seed stays when its fit is good and at least ``HIDDEN_MIN_HEIGHT`` as high
+    sigma of the first, of the touching components that hold a candidate only (:func:`local_refit`); a
+    hidden seed stays when its fit is good and at least ``HIDDEN_MIN_HEIGHT`` as high
     as the median particle (a dot of the population, not a residual of an imperfect model). When some are
     not, the fit is repeated with the good ones only (a bad candidate also pulls its neighbours' fits) and
     that round's few failures are dropped; with none good the first fit stands. ``hidden_id``: a seed's
@@ -217,10 +218,10 @@ def _with_hidden_dots(img, fit, seeds, det, noise, bad, settings):
     if not len(cand["x"]):
         return fit, seeds
     cand["hidden_id"] = np.arange(len(cand["x"]), dtype=np.int64)
+    refit = lambda image, sd: st.fit_and_merge(image, sd, noise, fit.sigma_px, bad)[:2]  # noqa: E731
     for last in (False, True):
         stay = ~failed_covered(fit, seeds, cand)  # a failed fit whose dot shows in the residual is replaced
-        both = {key: np.concatenate([seeds[key][stay], cand[key]]) for key in seeds}
-        fit2, seeds2, _n = st.fit_and_merge(img, both, noise, fit.sigma_px, bad)
+        fit2, seeds2 = local_refit(img, fit.select(stay), {key: v[stay] for key, v in seeds.items()}, cand, refit)
         hid = seeds2["hidden_id"]
         ref = fit2.ok & (hid < 0) & np.isfinite(fit2.h)
         med_h = float(np.median(fit2.h[ref])) if ref.any() else np.inf

@@ -41,6 +41,21 @@ def f1_bias(res, truth):
     return f1, bias
 
 
+def _benchmark_field(n, pix, d, dose, seed, probe_sigma_nm):
+    """An ``n`` x ``n`` field as ``benchmarks/bench_particles_crowded.py`` makes it (about 30 % covered)."""
+    ng = max(3, round(16 * (n * pix) ** 2 / (15 * d) ** 2))
+    return haadf_crowded(
+        (n, n),
+        pixel_size_nm=pix,
+        diameter_nm=d,
+        n_groups=ng,
+        n_isolated=ng,
+        dose=dose,
+        seed=seed,
+        probe_sigma_nm=probe_sigma_nm,
+    )
+
+
 # ------------------------------------------------------------------ kernels vs references
 def test_spatial_maxima_matches_reference():
     rng = np.random.default_rng(0)
@@ -187,18 +202,7 @@ def test_haadf_crowded_truth():
 @pytest.mark.parametrize("d, pix, dose, seed", [(4.0, 0.1, 50.0, 11), (7.0, 0.06, 20.0, 6), (7.0, 0.15, 100.0, 3)])
 def test_crowded_fields_counted_and_sized(d, pix, dose, seed):
     # rafts, chains, aggregates, pairs over a ramp and a film edge; (7 nm, 0.06 nm/px) found nothing before
-    n = 512
-    ng = max(3, round(16 * (n * pix) ** 2 / (15 * d) ** 2))
-    mg, truth = haadf_crowded(
-        (n, n),
-        pixel_size_nm=pix,
-        diameter_nm=d,
-        n_groups=ng,
-        n_isolated=ng,
-        dose=dose,
-        seed=seed,
-        probe_sigma_nm=min(0.1, 0.3 * pix),
-    )
+    mg, truth = _benchmark_field(512, pix, d, dose, seed, min(0.1, 0.3 * pix))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = find_particles(mg, diameter_range_nm=(0.5 * d, 2 * d))
@@ -476,17 +480,7 @@ def test_5px_dots_at_20_counts_per_px():
     # 4 nm dots at 0.8 nm/px (5 px) over a ramp and a film edge, 0.1-1 nm gaps: F1 0.84 before the hidden
     # dots beside like neighbours were seeded (single-scale maxima, then the fit residual) and faint dots
     # judged at their own outline level (0.98 now)
-    pix = 0.8
-    mg, truth = haadf_crowded(
-        (256, 256),
-        pixel_size_nm=pix,
-        diameter_nm=4.0,
-        n_groups=186,
-        n_isolated=186,
-        dose=20.0,
-        seed=22,
-        probe_sigma_nm=0.3 * pix,
-    )
+    mg, truth = _benchmark_field(256, 0.8, 4.0, 20.0, 22, 0.24)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = find_particles(mg, diameter_range_nm=(2.4, 8.0))
@@ -510,16 +504,7 @@ def test_a_film_edge_plateau_is_not_a_cluster():
     # 7 nm dots at 0.06 nm/px, 100 counts/px: near a corner the film edge is narrower than the opening of
     # the background, and its plateau was segmented, fitted (a 3.4 nm sphere 0.06 as high as the dots)
     # and counted as an unsplit cluster (F1 0.933 on 7 dots)
-    mg, truth = haadf_crowded(
-        (512, 512),
-        pixel_size_nm=0.06,
-        diameter_nm=7.0,
-        n_groups=3,
-        n_isolated=3,
-        dose=100.0,
-        seed=7,
-        probe_sigma_nm=0.018,
-    )
+    mg, truth = _benchmark_field(512, 0.06, 7.0, 100.0, 7, 0.018)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = find_particles(mg, diameter_range_nm=(3.5, 14.0))

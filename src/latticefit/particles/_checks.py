@@ -170,9 +170,7 @@ def _one_fit_for_several(t, d, pop):
     with np.errstate(divide="ignore", invalid="ignore"):
         hd = h / d
     pop = pop & np.isfinite(hd) & (hd > 0)
-    if pop.sum() < MIN_POPULATION:
-        return np.zeros(len(t), bool)
-    if not one_material(h[pop], d[pop]):
+    if not one_material(h[pop], d[pop]):  # (also: too few fits for a population)
         return np.zeros(len(t), bool)  # not one material (or not spheres): the height says nothing
     with np.errstate(invalid="ignore"):
         return (d > GROUP_SIZE_FACTOR * np.median(d[pop])) & (hd < GROUP_HEIGHT_FACTOR * np.median(hd[pop]))

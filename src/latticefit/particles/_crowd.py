@@ -267,14 +267,29 @@ def free_candidates(y, x, r, strength, cy, cx, cr, cs, *, prune, overlap, min_st
     """
     if not len(cy):
         return np.zeros(0, int)
-    free = np.ones(len(cy), bool)
-    if len(y):
-        ci, si, dist = _pairs(y, x, r, cy, cx, cr, float(np.max(r)) + float(np.max(cr)) * (1.0 + overlap))
-        lim = np.maximum(r[si], cr[ci]) + overlap * np.minimum(r[si], cr[ci])
-        free[ci[dist < lim]] = False
+    free = ~covered(y, x, r, cy, cx, cr, overlap)
     idx = np.nonzero(free & _beside_a_like(y, x, r, strength, cy, cx, cr, cs, min_strength=min_strength))[0]
     kept = prune(cy[idx], cx[idx], cr[idx], cs[idx], overlap)
     return idx[kept]
+
+
+def covered(y, x, r, cy, cx, cr, overlap):
+    """True for the candidates ``cy, cx, cr`` whose centre lies closer than ``max(r_i, r_c) + overlap *
+    min(r_i, r_c)`` to some detection ``y, x, r`` (the pruning rule of ``_kernels.prune_blobs``).
+
+    Examples
+    --------
+    >>> covered(np.array([0.0]), np.array([0.0]), np.array([2.5]), np.zeros(2), np.array([1.0, 6.0]),
+    ...         np.full(2, 2.5), 0.4).tolist()
+    [True, False]
+    """
+    out = np.zeros(len(cy), bool)
+    if not len(y) or not len(cy):
+        return out
+    ci, si, dist = _pairs(y, x, r, cy, cx, cr, float(np.max(r)) + float(np.max(cr)) * (1.0 + overlap))
+    lim = np.maximum(r[si], cr[ci]) + overlap * np.minimum(r[si], cr[ci])
+    out[ci[dist < lim]] = True
+    return out
 
 
 def _pairs(y, x, r, cy, cx, cr, reach):

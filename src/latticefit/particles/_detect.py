@@ -411,7 +411,7 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
                 overlap=PRUNE_OVERLAP,
             )
             # a dot pressed against a brighter neighbour may have a maximum at single scales only
-            extra = np.union1d(extra, _free_single(blobs, keep, single, extra))
+            extra = np.union1d(extra, _free_single(_seeds((blobs, keep), (single, extra)), single, extra))
             seeds = _seeds((blobs, keep), (single, extra))
     return seeds, dict(
         f=f,
@@ -425,21 +425,17 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
     )
 
 
-def _free_single(blobs: _Blobs, keep, single: _Blobs, extra):
-    """Indices of the single-scale blobs not yet used that no seed covers, beside a seed like them.
+def _free_single(seeds, single: _Blobs, extra):
+    """Indices of the single-scale blobs not in ``extra`` that no seed covers, beside a seed like them.
 
-    Seeds: the kept blobs and the single-scale blobs already added (:func:`_particle_crowd.free_candidates`).
+    ``seeds``: the seed dict of the kept blobs and ``extra`` (:func:`_particle_crowd.free_candidates`).
     """
     rest = np.setdiff1d(np.arange(len(single.y)), extra)
-    sy = np.concatenate([blobs.y[keep], single.y[extra]])
-    sx = np.concatenate([blobs.x[keep], single.x[extra]])
-    sr = np.concatenate([blobs.r[keep], single.r[extra]])
-    ss = np.concatenate([blobs.strength[keep], single.strength[extra]])
     free = _particle_crowd.free_candidates(
-        sy,
-        sx,
-        sr,
-        ss,
+        seeds["y"],
+        seeds["x"],
+        seeds["r"],
+        seeds["strength"],
         single.y[rest],
         single.x[rest],
         single.r[rest],

@@ -203,14 +203,11 @@ def failed_covered(fit, seeds, cand, *, overlap: float = 0.4):
     >>> failed_covered(fit, seeds, cand).tolist()
     [False, True, False]
     """
+    failed = ~np.asarray(fit.ok, bool)
     out = np.zeros(len(seeds["x"]), bool)
-    failed = np.nonzero(~np.asarray(fit.ok, bool))[0]
-    if not len(cand["x"]) or not failed.size:
-        return out
-    for c in range(len(cand["x"])):
-        d = np.hypot(seeds["x"][failed] - cand["x"][c], seeds["y"][failed] - cand["y"][c])
-        r_s = seeds["r"][failed]
-        out[failed[d < np.maximum(r_s, cand["r"][c]) + overlap * np.minimum(r_s, cand["r"][c])]] = True
+    out[failed] = C.covered(
+        cand["y"], cand["x"], cand["r"], seeds["y"][failed], seeds["x"][failed], seeds["r"][failed], overlap
+    )
     return out
 
 
@@ -246,8 +243,7 @@ def local_refit(img, fit, seeds, cand, refit, *, link: float = 1.15):
     comp = _union_groups(x, y, r, link, max_size=len(x) + 1)
     local = np.isin(comp[:n], comp[n:])
     out = good & ~local & _near(x[:n], y[:n], r[:n], x[n:], y[n:], r[n:], local)  # light reaching their patches
-    s = np.full(int(out.sum()), float(np.sqrt(fit.sigma_px**2 + 1.0 / 12.0)))
-    others = render_spheres(img.shape, fit.x[out], fit.y[out], fit.r[out], fit.h[out], s)
+    others = _model_on_grid(fit.select(out), 1, img.shape)
     sub = {key: np.concatenate([v[local], cand[key]]) for key, v in seeds.items()}
     fit_l, seeds_l = refit(np.asarray(img, np.float64) - others, sub)
     keep = {key: v[~local] for key, v in seeds.items()}

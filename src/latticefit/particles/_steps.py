@@ -22,7 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import AnalysisError
-from ._checks import CHI2_FACTOR, FIT_ECD_BAND, check_fits, count_line_parts, level_factor, one_material
+from ._checks import (
+    CHI2_FACTOR,
+    FIT_ECD_BAND,
+    MIN_POPULATION,
+    check_fits,
+    count_line_parts,
+    level_factor,
+    one_material,
+)
 from ._detect import FAINT_FRACTION, OUTLINE_FRACTION, _nested, default_diameter_range_nm
 from ._fit import _fit_particles
 from ._invalid import cut_by_mask
@@ -222,7 +230,7 @@ def _one_dot_segment(rr, area, level, h, ok, unsplit):
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = 2.0 * rr / (2.0 * np.sqrt(area / np.pi)) * level
     ref = ok & ~unsplit & np.isfinite(ratio) & np.isfinite(h)
-    if ref.sum() < 10 or not one_material(h[ok], 2.0 * rr[ok]):
+    if ref.sum() < MIN_POPULATION or not one_material(h[ok], 2.0 * rr[ok]):
         return np.zeros(len(rr), bool)
     with np.errstate(invalid="ignore"):
         narrow = ratio >= CLUSTER_RATIO * float(np.median(ratio[ref]))

@@ -337,6 +337,32 @@ def test_numba_amplitude_kernels_match_numpy_reference():
     mv, ms, n = _kernels.masked_mean_squares(gx, gy, mask)
     ref_v, ref_s = np.mean(gx[mask].astype(np.float64) ** 2), np.mean(gy[mask].astype(np.float64) ** 2)
     np.testing.assert_allclose((mv, ms, n), (ref_v, ref_s, mask.sum()), rtol=1e-12)
+    np.testing.assert_allclose(_kernels.masked_mean_square(gx, mask), ref_v, rtol=1e-12)
+    mask[3, 4] = True  # the floored pixel
+    ref_inv = np.mean(1.0 / np.maximum((np.abs(h2) ** 2)[mask].astype(np.float64), 1e-30))
+    np.testing.assert_allclose(_kernels.masked_mean_inverse_power(h2, mask), ref_inv, rtol=1e-6)
+    assert np.isnan(_kernels.masked_mean_square(gx, np.zeros_like(mask)))
+
+
+def test_lazy_maps_equal_the_eager_ones_and_their_floor_moments():
+    """The sigma, amplitude, phase and displacement maps read from a StrainMap are those of the eager
+    ``_maps``; the floor's mean sigma^2 from the means of 1/|h|^2 is the mean of the sigma maps squared."""
+    from latticefit.gpa import _api
+    from latticefit.gpa._derived import LAZY_MAPS
+
+    rng = np.random.default_rng(11)
+    img = cosine_lattice(192) + rng.normal(0, 0.3, (192, 192))
+    sm = strain_map(mg(img), g=G, sigma_nm=0.3)
+    assert not sm.derived.cache  # nothing computed yet
+    fields, g_px, c = sm.derived.fields, sm.g_px, sm.matrix_nm_per_px
+    eager = _api._maps(fields, g_px, c, engine="numpy")
+    for name in LAZY_MAPS:
+        np.testing.assert_allclose(getattr(sm, name), eager[name], rtol=2e-5, atol=2e-6, err_msg=name)
+    assert set(sm.derived.cache) == set(LAZY_MAPS)
+    m = sm.reference_mask & sm.valid
+    for name, ms in sm.derived.mean_sigma_squared(m).items():
+        ref = np.mean(getattr(sm, f"sigma_{name}")[m].astype(np.float64) ** 2)
+        assert ms == pytest.approx(ref, rel=1e-5), name
 
 
 def test_numba_phase_kernels_match_numpy_reference():

@@ -18,8 +18,9 @@ from ..errors import AnalysisError, InvalidDataError, LatticefitError, check_par
 from ..micrograph import as_micrograph
 from ..roi import as_roi
 from . import _kernels, _phase, _strain
+from ._derived import DerivedMaps
 from ._result import MAP_NAMES, StrainMap
-from ._systematic import pixel_floor
+from ._systematic import floor_from_moments
 
 __all__ = ["choose_reflections", "strain_map"]
 
@@ -37,6 +38,11 @@ EDGE_SIGMAS = 4.0
 TAPER_SIGMAS = 2.0
 #: median amplitude signal-to-noise in the reference region below which a reflection is "no lattice"
 MIN_FRINGE_SNR = 3.0
+#: about this many pixels of the reference region (a regular subsample) give the fringe check its median
+FRINGE_CHECK_PIXELS = 250_000
+#: at most about this many pixels (a regular subsample, at most half a point-spread sigma apart) give each
+#: map's systematic floor its two moments
+FLOOR_PIXELS = 1_000_000
 #: at most this many pixels of a large image go to measure_lattice when choosing g (a central square)
 CHOOSE_MAX_SIDE_PX = 1024
 #: a reference mask (ring, disk) larger than this is replaced by its bounding box when choosing g
@@ -319,8 +325,9 @@ def _strain_map(mg, g, sigma_nm, reference, calibration, refine) -> StrainMap:
     gpx_abs = [math.hypot(*gg) for gg in g_px]
     # the window lowers the noise power by mean(w^2); inside it the noise is the image's own
     p_noise = _phase.noise_power(spec, shape, g_px, exclude_px=max(3.0 * s_inv_nm * px_nm, 0.2 * min(gpx_abs)))
-    p_noise /= float(np.mean(window.astype(np.float64) ** 2))
-    del window
+    w = window.ravel()
+    p_noise /= float(np.dot(w, w)) / w.size
+    del window, w
     fields = _fields(spec, shape, g_px, s_inv_nm, inv_metric, p_noise)
     _check_fringes(fields, ref_mask, src)
     g_start = g_px.copy()
@@ -334,13 +341,18 @@ def _strain_map(mg, g, sigma_nm, reference, calibration, refine) -> StrainMap:
             grads, dg = _refine(fields, ref_mask)
             g_px = g_px + dg
     del spec
-    maps = _maps(fields, g_px, c, grads)
-    return _assemble(mg, data, fields, maps, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask, reference)
+    maps, derived = _strain_maps(fields, g_px, c, grads)
+    del grads
+    return _assemble(
+        mg, data, fields, maps, derived, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask, reference
+    )
 
 
 def _check_fringes(fields, ref_mask, src) -> None:
+    # the amplitude is smooth over the point spread: a regular subsample of <= ~250k pixels gives its median
+    step = max(1, int(math.sqrt(ref_mask.size / FRINGE_CHECK_PIXELS)))
     for i, f in enumerate(fields):
-        amp = _kernels.masked_amplitude(f.h, ref_mask)
+        amp = _kernels.masked_amplitude(f.h[::step, ::step], ref_mask[::step, ::step])
         noise = math.sqrt(f.phase_var_base * 2.0)  # sd of |noise| of h (complex, both parts)
         snr = float(np.median(amp)) / noise if noise > 0 else np.inf
         if snr < MIN_FRINGE_SNR:
@@ -351,10 +363,11 @@ def _check_fringes(fields, ref_mask, src) -> None:
             )
 
 
-def _maps(fields, g_px, c, grads=None, engine: str = "numba") -> dict:
-    """The per-pixel maps: angles in numpy (SIMD float32 atan2), the 2x2 algebra in one numba pass.
+def _strain_maps(fields, g_px, c, grads=None, engine: str = "numba") -> tuple[dict, DerivedMaps]:
+    """The strain tensor, rotation and dilatation (angles in numpy's SIMD float32 atan2, the 2x2 algebra in
+    one numba pass), and the :class:`DerivedMaps` that compute the other maps when they are first read.
 
-    ``engine='numpy'`` uses the numpy reference :func:`_strain.deformation` throughout.
+    ``engine='numpy'`` uses the numpy references (:func:`_strain.deformation`) throughout.
     """
     res = [(gg[0] - f.k0_px[0], gg[1] - f.k0_px[1]) for f, gg in zip(fields, g_px)]
     if grads is None and engine == "numba":
@@ -363,32 +376,31 @@ def _maps(fields, g_px, c, grads=None, engine: str = "numba") -> dict:
         grads = [_strain.phase_gradient(f.h, r) for f, r in zip(fields, res)]
     flat = (grads[0][0], grads[0][1], grads[1][0], grads[1][1])
     maps = _kernels.deformation_maps(flat, g_px, c) if engine == "numba" else _strain.deformation(flat, g_px, c)
-    del grads, flat
     coefs = _strain.strain_sigma_coefficients(g_px, c, [f.grad_var_base for f in fields])
-    h1, h2 = fields[0].h, fields[1].h
-    if engine == "numba":
-        maps.update(_kernels.amplitude_maps(h1, h2, coefs, [f.phase_var_base for f in fields]))
-        phases = [_kernels.wrapped_phase_from_angle(f.theta, r) for f, r in zip(fields, res)]
-    else:
-        maps.update({f"sigma_{k}": v for k, v in _strain.strain_sigmas(h1, h2, coefs).items()})
-        for n, f in enumerate(fields, start=1):
-            w = np.maximum(np.abs(f.h) ** 2, np.float32(1e-30))
-            maps[f"sigma_phase_g{n}_rad"] = np.sqrt(np.float32(f.phase_var_base) / w)
-            maps[f"amplitude_g{n}"] = np.float32(2.0) * np.sqrt(w)
-        phases = [_strain.wrapped_phase(f.h, r) for f, r in zip(fields, res)]
-    maps["ux_nm"], maps["uy_nm"] = _strain.displacement(phases[0], phases[1], g_px, c)
-    for n, p in enumerate(phases, start=1):
-        maps[f"phase_g{n}_rad"] = p
-    return maps
+    return maps, DerivedMaps(list(fields), np.asarray(g_px), np.asarray(c), coefs, engine)
 
 
-def _assemble(mg, data, fields, maps, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask, reference):
+def _maps(fields, g_px, c, grads=None, engine: str = "numba") -> dict:
+    """Every map of :func:`_strain_maps`, the derived ones computed now."""
+    maps, derived = _strain_maps(fields, g_px, c, grads, engine)
+    return {**maps, **derived.all()}
+
+
+def _assemble(
+    mg, data, fields, maps, derived, g_px, g_start, c, sigma_nm, s_inv_nm, p_noise, valid, ref_mask, reference
+):
     c_inv = np.linalg.inv(c)
     ref = None if reference is None else as_roi(reference).to_dict()
-    in_ref = ref_mask & valid
-    floors = {n: pixel_floor(maps[n], maps[f"sigma_{n}"], in_ref) for n in MAP_NAMES}
+    # the maps are smooth over the point spread: a regular subsample at half its sigma loses nothing
+    px_nm = math.sqrt(abs(np.linalg.det(c)))
+    step = max(1, min(int(0.5 * sigma_nm / px_nm), int(math.sqrt(valid.size / FLOOR_PIXELS))))
+    sub = (slice(None, None, step), slice(None, None, step))
+    in_ref = (ref_mask & valid)[sub]
+    noise_var = derived.mean_sigma_squared(in_ref, step)
+    floors = {n: floor_from_moments(_kernels.masked_mean_square(maps[n][sub], in_ref), noise_var[n]) for n in MAP_NAMES}
     return StrainMap(
         **maps,
+        derived=derived,
         valid=valid,
         reference_mask=ref_mask,
         g_inv_nm=g_px @ c_inv,

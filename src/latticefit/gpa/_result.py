@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import LatticefitError
 from ..serialize import atomic_write_bytes, dumps
+from ._derived import LAZY_MAPS, DerivedMaps
 
 __all__ = ["MAP_NAMES", "SCHEMA_VERSION", "StrainMap"]
 
@@ -59,6 +60,11 @@ class StrainMap:
         The geometric phases (wrapped to (-pi, pi]) and their 1-sigma.
     amplitude_g1, amplitude_g2 : ndarray
         Local fringe amplitude ``a`` of ``a cos(2 pi g.r + P)`` in image units.
+
+        The sigma, displacement, phase and amplitude maps are computed when first read, each group
+        in one pass (``gpa._derived``), and then kept.
+    derived : DerivedMaps
+        What those maps are computed from.
     valid : ndarray of bool
         Pixels farther than 4 point-spread sigmas from the image edge.
     reference_mask : ndarray of bool
@@ -87,19 +93,7 @@ class StrainMap:
     exy: np.ndarray
     rotation_rad: np.ndarray
     dilatation: np.ndarray
-    sigma_exx: np.ndarray
-    sigma_eyy: np.ndarray
-    sigma_exy: np.ndarray
-    sigma_rotation_rad: np.ndarray
-    sigma_dilatation: np.ndarray
-    ux_nm: np.ndarray
-    uy_nm: np.ndarray
-    phase_g1_rad: np.ndarray
-    phase_g2_rad: np.ndarray
-    sigma_phase_g1_rad: np.ndarray
-    sigma_phase_g2_rad: np.ndarray
-    amplitude_g1: np.ndarray
-    amplitude_g2: np.ndarray
+    derived: DerivedMaps = field(repr=False)
     valid: np.ndarray
     reference_mask: np.ndarray
     g_inv_nm: np.ndarray
@@ -322,3 +316,15 @@ class StrainMap:
             f"StrainMap({nx}x{ny} px, resolution sigma {self.sigma_nm:.3g} nm, "
             f"d = {', '.join(f'{10 / np.linalg.norm(v):.3f}' for v in self.g_inv_nm)} Å, source={self.source!r})"
         )
+
+
+def _lazy_map(name: str) -> property:
+    def get(self) -> np.ndarray:
+        return self.derived.get(name)
+
+    get.__doc__ = f"``{name}``, computed on first use (``gpa._derived``)."
+    return property(get)
+
+
+for _name in LAZY_MAPS:
+    setattr(StrainMap, _name, _lazy_map(_name))

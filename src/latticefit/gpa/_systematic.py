@@ -29,7 +29,15 @@ from scipy import ndimage as ndi
 
 from ._kernels import masked_mean_squares
 
-__all__ = ["AMPLITUDE_CHANGE", "MIN_NULL_PLACEMENTS", "NullScatter", "amplitude_ratios", "null_scatter", "pixel_floor"]
+__all__ = [
+    "AMPLITUDE_CHANGE",
+    "MIN_NULL_PLACEMENTS",
+    "NullScatter",
+    "amplitude_ratios",
+    "floor_from_moments",
+    "null_scatter",
+    "pixel_floor",
+]
 
 #: a region's median fringe amplitude outside [1 / (1 + c), 1 + c] of the other region's is "changed"
 #: (the reference ring of a homogeneous multislice matrix varies by 5-10 % per pixel, a PbS dot changes it
@@ -57,7 +65,13 @@ def pixel_floor(values, sigma, mask) -> float:
     """
     v, s, m = (np.atleast_2d(a) for a in (values, sigma, np.asarray(mask, bool)))  # a pixel list: one row
     mv, ms, n = masked_mean_squares(v, s, m)
-    return float(math.sqrt(max(float(mv - ms), 0.0))) if n else float("nan")
+    return floor_from_moments(mv, ms) if n else float("nan")
+
+
+def floor_from_moments(mean_square: float, mean_sigma_squared: float) -> float:
+    """:func:`pixel_floor` from its two moments: ``sqrt(max(<v^2> - <sigma^2>, 0))`` (nan stays nan)."""
+    d = float(mean_square) - float(mean_sigma_squared)
+    return float(math.sqrt(max(d, 0.0))) if math.isfinite(d) else float("nan")
 
 
 def amplitude_ratios(result, inside, outside) -> tuple[float, float]:

@@ -210,9 +210,7 @@ def speed(side: int):
     rows = [("scipy.fft.fft2 complex64 (anchor)", *anchor)]
     rows.append(("latticefit strain_map (g given)", *_best(lambda: strain_map(m, g=G, sigma_nm=sig))))
     # the sigma, amplitude, phase and displacement maps are computed when first read: all of them read
-    rows.append(
-        ("  + all 13 derived maps read", *_best(lambda: strain_map(m, g=G, sigma_nm=sig).derived.all()))
-    )
+    rows.append(("  + all 13 derived maps read", *_best(lambda: strain_map(m, g=G, sigma_nm=sig).derived.all())))
     from latticefit.gpa import _kernels, _strain
 
     gr = [rng.normal(0, 0.01, img.shape).astype(np.float32) for _ in range(4)]

@@ -217,3 +217,27 @@ def test_few_tiles_inflate_and_shrink():
     assert f.kappa == pytest.approx(3.0) and f.nu == 2
     # a rank-2 sample covariance is not left singular: the correlations are shrunk to (near) 0
     assert f.shrinkage > 0.3 and np.linalg.matrix_rank(f.Sigma) == 4
+
+
+def test_tile_spots_are_the_measurements_significant_spots():
+    """A tile's spots (lattice._tilespots) are the whole measurement's refined spots: every reported spot of
+    ``measure_lattice`` on the tile is among them, at the same g and covariance; a blank or NaN tile is
+    handled (empty / None: measured the long way)."""
+    from latticefit.lattice._systematic import _match
+    from latticefit.lattice._tilespots import tile_spots
+
+    mg, _ = synth.perovskite_111(shape=(384, 384), noise_sigma=0.7, seed=4)
+    tile = (128, 0, 128, 128)
+    g, cov = tile_spots(mg, tile, {})
+    ref = measure_lattice(mg, roi=Rect(*tile), systematic="none").spots
+    g_ref = ref[["gx_inv_nm", "gy_inv_nm"]].to_numpy(float)
+    idx, sign = _match(g_ref, g, 1e-9)
+    assert np.all(idx >= 0) and len(g) >= len(g_ref) >= 3
+    np.testing.assert_allclose(sign[:, None] * g[idx], g_ref, rtol=1e-12)
+    np.testing.assert_allclose(cov[idx, 0, 0], ref.cov_xx, rtol=1e-12)
+    blank = Micrograph(np.ones((128, 128)), pixel_size_nm=(0.02, 0.02))
+    assert len(tile_spots(blank, (0, 0, 64, 64), {})[0]) == 0
+    data = mg.data.copy()
+    data[5, 140] = np.nan
+    holed = Micrograph(data, pixel_size_nm=mg.pixel_size_nm)
+    assert holed.invalid_mask is not None and tile_spots(holed, tile, {}) is None

@@ -9,7 +9,8 @@ say. This module measures that variation on the image itself:
 1. Tiles: the field is cut into non-overlapping rectangles of the analysed
    region's size (smaller when fewer than ``MIN_TILES`` fit, e.g. for the whole
    image; at most ``MAX_TILES``, evenly spread).
-2. Per tile, the lattice is refined (:func:`latticefit.lattice.measure_lattice`)
+2. Per tile, the lattice is refined (``lattice._tilespots``: the steps of
+   :func:`latticefit.lattice.measure_lattice` up to its significant spots)
    and its spots are matched to the region's; the local deformation ``D`` of the
    reciprocal lattice, ``g_tile = (I + D) g_ref`` (4 components: two strains, a
    shear and a rotation; 2 -- scale and rotation -- with a single plane family),
@@ -51,6 +52,7 @@ from . import _sysfield as sf
 from ._lookelsewhere import apply_look_elsewhere, n_independent_regions, sidak_z_threshold
 from ._match import match_greedy, match_nearest
 from ._sysfield import CLIP_SIGMA, P_SIGNIFICANT, _a_vec, _c_vec, _unit
+from ._tilespots import tile_spots
 
 __all__ = [
     "CLIP_SIGMA",
@@ -422,15 +424,18 @@ def _measure_tile(image, tile, measure, kw, ref: _Reference):
     from ..roi import Rect
 
     x, y, w, h = tile
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", LatticefitWarning)
-        try:
-            res = measure(image, roi=Rect(x, y, w, h), **kw)
-        except Exception:  # noqa: BLE001 - a tile that cannot be measured is left out
-            return None
-    if len(res.spots) == 0:
+    arrays = tile_spots(image, tile, kw)  # the measurement up to its refined, significant spots
+    if arrays is None:  # NaN pixels in the tile: the whole measurement, masked
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LatticefitWarning)
+            try:
+                res = measure(image, roi=Rect(x, y, w, h), **kw)
+            except Exception:  # noqa: BLE001 - a tile that cannot be measured is left out
+                return None
+        arrays = _spot_arrays(res.spots)
+    g_t, cov_t = arrays
+    if len(g_t) == 0:
         return None
-    g_t, cov_t = _spot_arrays(res.spots)
     idx, sign = _match(ref.g, g_t)
     ok = idx >= 0
     if ok.sum() < (2 if ref.two_d else 1):

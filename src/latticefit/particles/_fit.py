@@ -63,6 +63,8 @@ class _Fit:
     bg: np.ndarray
     sigma_px: float
     h_err: np.ndarray
+    #: chi2_red over each particle's own disc (:func:`_disc_chi2`); the group's where the disc is too small
+    chi2_disc: np.ndarray = None  # type: ignore[assignment]
 
     def concat(self, other: _Fit) -> _Fit:
         """These fits followed by ``other``'s (its groups renumbered after these; the probe sigma is this one's)."""
@@ -268,6 +270,8 @@ class _Solution:
     msq: np.ndarray
     chi2: np.ndarray
     conv: np.ndarray
+    wts: np.ndarray  # the pixel weights at the solution
+    model: np.ndarray | None = None  # the model at the solution's pixels, when already evaluated
 
 
 def _isolated_groups(members, x, y, r, strength, shape, n_max=24):
@@ -303,11 +307,18 @@ def _fit_probe_sigma(prep, iso, bsz, sigma_guess, r):
     return float(np.clip(probe_sigma_px, 0.0, 0.4 * float(np.median(r))))
 
 
-def _count_weights(prep, par, s2, bsz, noise: NoiseModel):
+def _count_weights(prep, par, s2, bsz, noise: NoiseModel, model=None):
     """Weights 1/variance of the model ``par`` (counting noise, per fit pixel of ``b`` x ``b`` px); 0 where masked."""
-    t = K.profile_table()
     bb = np.repeat(bsz, np.diff(prep["pix_off"]))
-    model = K.eval_groups(
+    model = _model_values(prep, par, s2) if model is None else model
+    var = (noise.gain * np.maximum(model, noise.gain) + noise.offset) / (bb * bb)
+    return np.where(prep["wts"] > 0, 1.0 / var, 0.0)
+
+
+def _model_values(prep, par, s2):
+    """The fitted model of every group at its pixels."""
+    t = K.profile_table()
+    return K.eval_groups(
         prep["xs"],
         prep["ys"],
         prep["pix_off"],
@@ -321,8 +332,6 @@ def _count_weights(prep, par, s2, bsz, noise: NoiseModel):
         t.packed,
         t.params,
     )
-    var = (noise.gain * np.maximum(model, noise.gain) + noise.offset) / (bb * bb)
-    return np.where(prep["wts"] > 0, 1.0 / var, 0.0)
 
 
 def _fit_all_groups(prep, noise: NoiseModel, s2, bsz) -> _Solution:
@@ -336,11 +345,12 @@ def _fit_all_groups(prep, noise: NoiseModel, s2, bsz) -> _Solution:
         out, F, msq, chi2, _nit, conv = _run_fit(prep, False, s2, prep["params"], prep["par_off"], w0)
         # Fisher matrix and chi2 at the solution with the variance of the fitted model (no further steps:
         # max_iter=0 only evaluates the normal equations)
-        w1 = _count_weights(prep, out, s2, bsz, noise)
+        model = _model_values(prep, out, s2)
+        w1 = _count_weights(prep, out, s2, bsz, noise, model)
         out, F, msq, chi2, _nit, _conv = _run_fit(prep, False, s2, out, prep["par_off"], w1, max_iter=0)
-    else:
-        out, F, msq, chi2, _nit, conv = _run_fit(prep, False, s2, prep["params"], prep["par_off"], prep["wts"])
-    return _Solution(out, F, msq, chi2, conv)
+        return _Solution(out, F, msq, chi2, conv, w1, model)
+    out, F, msq, chi2, _nit, conv = _run_fit(prep, False, s2, prep["params"], prep["par_off"], prep["wts"])
+    return _Solution(out, F, msq, chi2, conv, prep["wts"])
 
 
 def _group_covariance(sol: _Solution, g, p, npix, noise: NoiseModel, b):
@@ -425,7 +435,48 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
         probe_sigma_px = _fit_probe_sigma(prep, iso, bsz, sigma_guess, r)
     s2 = (probe_sigma_px / bsz) ** 2 + 1.0 / 12.0
     sol = _fit_all_groups(prep, noise, s2, bsz)
-    return _unpack(prep, members, sol, x, y, r, noise, bsz, group, probe_sigma_px)
+    fit = _unpack(prep, members, sol, x, y, r, noise, bsz, group, probe_sigma_px)
+    fit.chi2_disc = _disc_chi2(prep, members, sol, s2, noise, bsz, fit.chi2_red)
+    return fit
+
+
+#: a particle's own chi2 is taken over the fit pixels within its fitted radius plus this many probe sigmas
+DISC_CHI2_SIGMAS = 2.0
+
+
+def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz, group_chi2):
+    """Each particle's reduced chi2 over the pixels of its own disc (radius + ``DISC_CHI2_SIGMAS`` sigma).
+
+    The group's chi2 also counts what the model does not describe around the particles: a film edge or a
+    thickness step that the quadratic background cannot follow, the flank of a dot outside the frame. A
+    sphere that does not describe its particle shows the misfit on its own disc too, so the chi2 rule asks
+    both (:func:`latticefit.particles._checks.check_fits`). Where the disc holds too few pixels the group's
+    value stands.
+    """
+    po, pf = prep["pix_off"], prep["par_off"]
+    model = sol.model if sol.model is not None else _model_values(prep, sol.params, s2)
+    res2 = (prep["data"] - model) ** 2 * sol.wts
+    # every (particle, pixel of its group) pair at once
+    g_of = np.concatenate([np.full(len(m), g) for g, m in enumerate(members)])
+    k_of = np.concatenate(members)
+    o = pf[g_of] + K.N_BACKGROUND + 4 * np.concatenate([np.arange(len(m)) for m in members])
+    lens = po[g_of + 1] - po[g_of]
+    pair = np.repeat(np.arange(len(k_of)), lens)
+    pix = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(po[g_of], lens)
+    reach = DISC_CHI2_SIGMAS * np.sqrt(np.asarray(s2, float)[g_of])
+    dist = np.hypot(prep["xs"][pix] - sol.params[o][pair], prep["ys"][pix] - sol.params[o + 1][pair])
+    sel = (sol.wts[pix] > 0) & (dist <= np.abs(sol.params[o + 2])[pair] + reach[pair])
+    sums = np.bincount(pair[sel], weights=res2[pix][sel], minlength=len(k_of))
+    cnt = np.bincount(pair[sel], minlength=len(k_of))
+    if noise.counts:
+        scale = np.ones(len(k_of))
+    else:  # per group: the noise model's variance at its fitted background (as for the group's chi2_red)
+        exp_var = noise.offset + noise.gain * np.maximum(sol.params[pf[g_of]], 0.0)
+        scale = np.where(exp_var > 0, bsz[g_of] ** 2 / np.where(exp_var > 0, exp_var, 1.0), np.nan)
+    out = np.array(group_chi2, float, copy=True)
+    use = (cnt > 16) & np.isfinite(scale)
+    out[k_of[use]] = sums[use] / (cnt[use] - 4) * scale[use]
+    return out
 
 
 def _subset(prep, groups):

@@ -42,6 +42,7 @@ TABLE_COLUMNS = (
     "fit_ok",
     "fit_group",
     "chi2_red",
+    "chi2_red_disc",
     "ml_weight",
     "aspect_ratio",
     "status",

@@ -294,6 +294,7 @@ def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
             "fit_ok": ok.astype(bool),
             "fit_group": fit.group.astype(np.int64),
             "chi2_red": fit.chi2_red,
+            "chi2_red_disc": fit.chi2_disc,
             "ml_weight": np.where(edge, np.nan, ml),
         }
     )

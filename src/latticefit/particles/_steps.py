@@ -211,21 +211,20 @@ def ecd_level_factor(q, blur_px, radius_px):
     return out
 
 
-#: below this fitted diameter (px) the shape of a segment says little: the cluster flag asks its width
-SHAPE_MIN_PX = 12.0
-#: ... and an irregular small segment at least CLUSTER_RATIO x as narrow (fit/ECD) as the regular ones holds one dot
+#: an irregular segment at least CLUSTER_RATIO x as narrow (fit/ECD) as the regular ones holds one dot
 CLUSTER_RATIO = 0.85
 
 
 def _one_dot_segment(rr, area, level, h, ok, unsplit):
-    """Irregular segments of small fitted dots (< ``SHAPE_MIN_PX``) no wider than single dots': one dot each.
+    """Irregular segments of good fits no wider than single dots': one dot each (a field of one material).
 
     The shape test (solidity < 0.85 or axis ratio < 0.6) flagged a quarter of the single 5-8 px dots of the
     crowded benchmark fields as clusters: 20-50 pixels cut against touching neighbours are seldom convex.
-    Several dots under one fit make the segment wider than the fit: their level-corrected fit/ECD falls below
-    ``CLUSTER_RATIO`` times the median of the regular segments with good fits (two dots: about 1/sqrt(2)).
-    Larger dots keep the shape test (their segments do show a cluster's outline), and so do fits lower than
-    ``FAINT_FRACTION`` of the median (background structure, dropped as faint when flagged), and every
+    A large dot's segment can be irregular for the same reason (a 55 px dot whose segment took the sliver of
+    a dot outside the frame: solidity 0.83, fit/ECD 0.88). Several dots under one fit make the segment
+    wider than the fit: their level-corrected fit/ECD falls below ``CLUSTER_RATIO`` times the median of the
+    regular segments with good fits (two dots: about 1/sqrt(2)). Fits lower than ``FAINT_FRACTION`` of the
+    median (background structure, dropped as faint when flagged) keep the shape test, and so does every
     segment of a field that is not one material (:func:`latticefit.particles._checks.one_material`).
     """
     with np.errstate(divide="ignore", invalid="ignore"):

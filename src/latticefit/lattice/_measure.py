@@ -50,10 +50,8 @@ from ..spectrum import FFT_WORKERS, half_plane_power
 from . import _plausibility as lp
 from . import _steps as st
 from . import _wholelimit as wl
-from ._detect import detect_candidates
 from ._multi import Lattice, lattice_from_fit
 from ._plausibility import empty_rejected
-from ._refine import refine_mask, refine_rect
 from ._result import (  # noqa: F401 - re-exported
     _ERR_PART_COLUMNS,
     ANGLE_COLUMNS,
@@ -264,13 +262,13 @@ def measure_lattice(
     if reg.is_blank():
         return run.empty("the region is blank (constant): no lattice spots")
     # 1. spectrum and detection; 2. ML refinement of every candidate
-    d_range_nm = None if d_range is None else tuple(v / 10.0 if v else v for v in d_range)
+    d_range_nm = st.d_range_in_nm(d_range)
     P, U = half_plane_power(reg.sub, reg.weight, "periodic", workers=workers)
-    fits = _detect_and_refine(P, U, reg, pyx, d_range_nm, p_false, max_spots, window_bins, run.info)
+    fits = st.detect_and_refine(P, U, reg.sub, reg.weight, pyx, d_range_nm, p_false, max_spots, window_bins, run.info)
     if not fits:
         return run.empty(NO_SPOT_NOTE)
     # 3. significant and measurable spots (lattice._steps)
-    spots, n_short = _measurable_spots(fits, min_snr, reg.shape, B, d_range_nm, run.notes)
+    spots, n_short = st.measurable_spots(fits, min_snr, reg.shape, B, d_range_nm, run.notes)
     if not spots:
         return run.empty(
             "no measurable lattice spot: the region is too small for its spacings" if n_short else NO_SPOT_NOTE
@@ -380,29 +378,6 @@ def _start_run(mg, reg: _Region, systematic, options: dict) -> _Run:
         },
         notes=reg.notes,
     )
-
-
-def _detect_and_refine(P, U, reg: _Region, pyx, d_range_nm, p_false, max_spots, window_bins, info) -> list:
-    """Candidate spots above the noise threshold (lattice._detect), each refined jointly (lattice._refine)."""
-    cand = detect_candidates(P, reg.shape, pyx, d_range_nm=d_range_nm, p_false=p_false, max_candidates=max_spots)
-    info.update(detection_threshold=cand.threshold, detection_bin=cand.bin_factor, n_candidates=int(len(cand.ky)))
-    if len(cand.ky) == 0:
-        return []
-    if reg.weight is None:
-        return refine_rect(U, reg.shape, list(zip(cand.ky, cand.kx)), K=window_bins)
-    M, N = reg.shape
-    return refine_mask(reg.sub, reg.weight, [(ky / M, kx / N) for ky, kx in zip(cand.ky, cand.kx)])
-
-
-def _measurable_spots(fits, min_snr, shape, B, d_range_nm, notes):
-    """The significant spots in the d-range with enough fringe periods; returns (spots, n too short)."""
-    spots = st.significant_spots(fits, min_snr, shape)
-    spots = st.within_d_range(spots, B, d_range_nm)
-    spots, n_short = st.drop_short_fringes(spots, shape, notes)
-    n_nc = sum(1 for s in spots if not s.converged)
-    if n_nc:
-        notes.append(f"{n_nc} spot refinement(s) did not fully converge")
-    return spots, n_short
 
 
 def _strongest_first(table: pd.DataFrame, idx):

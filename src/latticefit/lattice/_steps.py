@@ -28,7 +28,9 @@ import pandas as pd
 from . import _basis as lb
 from . import _plausibility as lp
 from . import _wholelimit as wl
+from ._detect import detect_candidates
 from ._multi import further_lattices
+from ._refine import refine_mask, refine_rect
 
 #: a reported spot needs at least this many fringe periods across the region (below, the DC and edge
 #: leakage bias the estimate beyond its statistical error)
@@ -85,6 +87,41 @@ def basis_rows(hk: np.ndarray, ok: np.ndarray, snr: np.ndarray):
 
 
 # ------------------------------------------------------------------ 1-2: significant, measurable spots
+def d_range_in_nm(d_range_angstrom):
+    """A parsed d-range (Å, either bound may be None) in nm; None stays None."""
+    if d_range_angstrom is None:
+        return None
+    return tuple(v / 10.0 if v else v for v in d_range_angstrom)
+
+
+def detect_and_refine(P, U, sub, weight, pyx, d_range_nm, p_false, max_spots, window_bins, info) -> list:
+    """Candidate spots above the noise threshold (lattice._detect), each refined jointly (lattice._refine).
+
+    ``sub`` is the region's box and ``weight`` its mask (None for a rectangle, refined from the raw rfft2
+    ``U``); ``info`` gets the detection threshold, bin factor and candidate count.
+    """
+    shape = sub.shape
+    cand = detect_candidates(P, shape, pyx, d_range_nm=d_range_nm, p_false=p_false, max_candidates=max_spots)
+    info.update(detection_threshold=cand.threshold, detection_bin=cand.bin_factor, n_candidates=int(len(cand.ky)))
+    if len(cand.ky) == 0:
+        return []
+    if weight is None:
+        return refine_rect(U, shape, list(zip(cand.ky, cand.kx)), K=window_bins)
+    M, N = shape
+    return refine_mask(sub, weight, [(ky / M, kx / N) for ky, kx in zip(cand.ky, cand.kx)])
+
+
+def measurable_spots(fits, min_snr, shape, B, d_range_nm, notes):
+    """The significant spots in the d-range with enough fringe periods; returns (spots, n too short)."""
+    spots = significant_spots(fits, min_snr, shape)
+    spots = within_d_range(spots, B, d_range_nm)
+    spots, n_short = drop_short_fringes(spots, shape, notes)
+    n_nc = sum(1 for s in spots if not s.converged)
+    if n_nc:
+        notes.append(f"{n_nc} spot refinement(s) did not fully converge")
+    return spots, n_short
+
+
 def significant_spots(fits, min_snr: float, shape) -> list[RefinedSpot]:
     """Refined fits in the half plane, strongest first, without insignificant spots and duplicates."""
     M, N = shape
@@ -165,10 +202,16 @@ class Candidates:
         return pd.concat(self.rejected, ignore_index=True)
 
 
-def plausible_spots(spots, B, P, shape, pyx, mg, vals, U, profile, notes) -> Candidates:
-    """Refuse spots that are no lattice reflection (lattice._plausibility); streak-like ones wait for indexing."""
+def spots_in_inv_nm(spots, B) -> tuple[np.ndarray, np.ndarray]:
+    """(gx, gy) of the spots in 1/nm (n, 2) and their covariances in (1/nm)^2 (n, 2, 2); ``B``: cycles/px -> 1/nm."""
     G = np.array([B @ [s.gx_cycles_per_px, s.gy_cycles_per_px] for s in spots])
     covs = np.array([B @ s.cov_cycles_per_px2 @ B.T for s in spots])
+    return G, covs
+
+
+def plausible_spots(spots, B, P, shape, pyx, mg, vals, U, profile, notes) -> Candidates:
+    """Refuse spots that are no lattice reflection (lattice._plausibility); streak-like ones wait for indexing."""
+    G, covs = spots_in_inv_nm(spots, B)
     snr = np.array([s.snr for s in spots])
     g_px = np.array([s.g_px for s in spots])
     reasons, pnotes = lp.check_spots(

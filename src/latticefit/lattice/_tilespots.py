@@ -7,7 +7,7 @@ neighbours: on a real HAADF scan the scan-ghost reflections are candidates too) 
 d-range and fringe-count tests. The plausibility checks, the indexing and the result tables of
 :func:`latticefit.lattice.measure_lattice` serve a reported measurement; the tile's spots are matched
 to the region's reflections instead (within ``_systematic.MATCH_TOLERANCE``), which refuses what they
-would. Each step is the same function the whole measurement calls.
+would. Each step is the same function the whole measurement calls (``lattice._steps``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import numpy as np
 
 from ..spectrum import half_plane_power
 from . import _steps as st
-from ._detect import detect_candidates
-from ._refine import refine_rect
 
 __all__ = ["tile_spots"]
 
@@ -46,25 +44,11 @@ def tile_spots(mg, tile, options: dict):
         return empty
     pyx = tuple(mg.require_calibration())
     B = mg.reciprocal_matrix
-    d_range = options.get("d_range_angstrom")
-    d_range_nm = None if d_range is None else tuple(v / 10.0 if v else v for v in d_range)
+    d_range_nm = st.d_range_in_nm(options.get("d_range_angstrom"))
     P, U = half_plane_power(sub, None, "periodic", workers=options.get("workers", 2))
-    cand = detect_candidates(
-        P,
-        (h, w),
-        pyx,
-        d_range_nm=d_range_nm,
-        p_false=options.get("p_false", 1e-3),
-        max_candidates=options.get("max_spots", 64),
+    p_false, max_spots = options.get("p_false", 1e-3), options.get("max_spots", 64)
+    fits = st.detect_and_refine(
+        P, U, sub, None, pyx, d_range_nm, p_false, max_spots, options.get("window_bins", 32), {}
     )
-    if len(cand.ky) == 0:
-        return empty
-    fits = refine_rect(U, (h, w), list(zip(cand.ky, cand.kx)), K=options.get("window_bins", 32))
-    spots = st.significant_spots(fits, options.get("min_snr", 5.0), (h, w))
-    spots = st.within_d_range(spots, B, d_range_nm)
-    spots, _ = st.drop_short_fringes(spots, (h, w), [])
-    if not spots:
-        return empty
-    g = np.array([B @ [s.gx_cycles_per_px, s.gy_cycles_per_px] for s in spots])
-    cov = np.array([B @ s.cov_cycles_per_px2 @ B.T for s in spots])
-    return g, cov
+    spots, _ = st.measurable_spots(fits, options.get("min_snr", 5.0), (h, w), B, d_range_nm, [])
+    return st.spots_in_inv_nm(spots, B) if spots else empty

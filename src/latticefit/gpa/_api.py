@@ -369,15 +369,16 @@ def _strain_maps(fields, g_px, c, grads=None, engine: str = "numba") -> tuple[di
 
     ``engine='numpy'`` uses the numpy references (:func:`_strain.deformation`) throughout.
     """
-    res = [(gg[0] - f.k0_px[0], gg[1] - f.k0_px[1]) for f, gg in zip(fields, g_px)]
+    coefs = _strain.strain_sigma_coefficients(g_px, c, [f.grad_var_base for f in fields])
+    derived = DerivedMaps(list(fields), np.asarray(g_px), np.asarray(c), coefs, engine)
+    res = derived.residuals()
     if grads is None and engine == "numba":
         grads = [_kernels.phase_gradient_from_angle(f.theta, r) for f, r in zip(fields, res)]
     elif grads is None:
         grads = [_strain.phase_gradient(f.h, r) for f, r in zip(fields, res)]
     flat = (grads[0][0], grads[0][1], grads[1][0], grads[1][1])
     maps = _kernels.deformation_maps(flat, g_px, c) if engine == "numba" else _strain.deformation(flat, g_px, c)
-    coefs = _strain.strain_sigma_coefficients(g_px, c, [f.grad_var_base for f in fields])
-    return maps, DerivedMaps(list(fields), np.asarray(g_px), np.asarray(c), coefs, engine)
+    return maps, derived
 
 
 def _maps(fields, g_px, c, grads=None, engine: str = "numba") -> dict:
@@ -397,7 +398,11 @@ def _assemble(
     sub = (slice(None, None, step), slice(None, None, step))
     in_ref = (ref_mask & valid)[sub]
     noise_var = derived.mean_sigma_squared(in_ref, step)
-    floors = {n: floor_from_moments(_kernels.masked_mean_square(maps[n][sub], in_ref), noise_var[n]) for n in MAP_NAMES}
+    # (the subsample is small: the map's mean square through the two-array kernel, the map given twice)
+    floors = {
+        n: floor_from_moments(_kernels.masked_mean_squares(maps[n][sub], maps[n][sub], in_ref)[0], noise_var[n])
+        for n in MAP_NAMES
+    }
     return StrainMap(
         **maps,
         derived=derived,

@@ -69,7 +69,8 @@ class DerivedMaps:
     def all(self) -> dict[str, np.ndarray]:
         return {n: self.get(n) for n in LAZY_MAPS}
 
-    def _residuals(self):
+    def residuals(self) -> list[tuple[float, float]]:
+        """Per field, the carrier ``g - k0`` (cycles/px) left in ``h`` after the whole-bin shift."""
         return [(g[0] - f.k0_px[0], g[1] - f.k0_px[1]) for f, g in zip(self.fields, self.g_px)]
 
     def _amplitude_group(self) -> dict[str, np.ndarray]:
@@ -84,7 +85,7 @@ class DerivedMaps:
         return maps
 
     def _phase_group(self) -> dict[str, np.ndarray]:
-        res = self._residuals()
+        res = self.residuals()
         if self.engine == "numba":
             phases = [_kernels.wrapped_phase_from_angle(f.theta, r) for f, r in zip(self.fields, res)]
         else:

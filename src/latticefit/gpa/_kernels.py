@@ -168,31 +168,6 @@ def masked_mean_squares(values, sigma, mask) -> tuple[float, float, int]:
 
 
 @njit(cache=True, parallel=True)
-def _masked_mean_square_sums(v, mask):
-    ny, nx = v.shape
-    sv = np.zeros(ny)
-    cnt = np.zeros(ny)
-    for i in prange(ny):
-        a, c = 0.0, 0.0
-        for j in range(nx):
-            if mask[i, j]:
-                x = np.float64(v[i, j])
-                a += x * x
-                c += 1.0
-        sv[i], cnt[i] = a, c
-    return sv.sum(), cnt.sum()
-
-
-def masked_mean_square(values, mask) -> float:
-    """``mean(values[mask] ** 2)`` in float64, one pass, no boolean-index copy (nan for an empty mask).
-
-    Numpy reference: ``np.mean(values[mask].astype(np.float64) ** 2)`` (the same to rounding).
-    """
-    sv, n = _masked_mean_square_sums(np.ascontiguousarray(values), np.ascontiguousarray(mask, np.bool_))
-    return sv / n if n else float("nan")
-
-
-@njit(cache=True, parallel=True)
 def _masked_inverse_power_sums(h, mask):
     ny, nx = h.shape
     s = np.zeros(ny)

@@ -108,9 +108,8 @@ def check_fits(
         leaves = ok & ~(np.isfinite(ratio) & (ratio >= fit_ecd_band[0]) & (ratio <= fit_ecd_band[1]))
         if "hidden" in t:  # found in the fit residual: its segment is the shoulder of its neighbour's
             leaves &= ~t["hidden"].to_numpy(bool)
-        bad_c2 = ok & np.isfinite(c2) & (c2 > max(chi2_factor * med, 2.0)) if np.isfinite(med) else np.zeros(n, bool)
-        if np.isfinite(med):
-            bad_c2 &= ~_fits_its_own_disc(t, max(chi2_factor * med, 2.0))
+        threshold = max(chi2_factor * med, 2.0) if np.isfinite(med) else np.nan  # nan: no chi2 rejection
+        bad_c2 = ok & (c2 > threshold) & ~_fits_its_own_disc(t, threshold)
     unsplit = unsplit | _one_fit_for_several(t, d, ok & ~edge & ~unsplit & ~leaves & ~bad_c2)
     t["cluster_unsplit"] = unsplit
     reason = np.full(n, "", dtype=object)

@@ -56,6 +56,14 @@ def _benchmark_field(n, pix, d, dose, seed, probe_sigma_nm):
     )
 
 
+def _sized(mg, truth, diameter_range_nm):
+    """``find_particles`` on a benchmark field (its warnings silenced) with its F1 and mean bias (%)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = find_particles(mg, diameter_range_nm=diameter_range_nm)
+    return (res, *f1_bias(res, truth))
+
+
 # ------------------------------------------------------------------ kernels vs references
 def test_spatial_maxima_matches_reference():
     rng = np.random.default_rng(0)
@@ -203,10 +211,7 @@ def test_haadf_crowded_truth():
 def test_crowded_fields_counted_and_sized(d, pix, dose, seed):
     # rafts, chains, aggregates, pairs over a ramp and a film edge; (7 nm, 0.06 nm/px) found nothing before
     mg, truth = _benchmark_field(512, pix, d, dose, seed, min(0.1, 0.3 * pix))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = find_particles(mg, diameter_range_nm=(0.5 * d, 2 * d))
-    f1, bias = f1_bias(res, truth)
+    res, f1, bias = _sized(mg, truth, (0.5 * d, 2 * d))
     assert f1 >= 0.9 and abs(bias) <= 1.0
     assert not res.table[res.table.status.isin(["cluster", "rejected"])].in_statistics.any()
 
@@ -222,10 +227,7 @@ def test_small_dots_5_to_8_px():
         seed=2,
         probe_sigma_nm=0.3 * 4.0 / 6.5,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = find_particles(mg, diameter_range_nm=(2.0, 8.0))
-    f1, bias = f1_bias(res, truth)
+    res, f1, bias = _sized(mg, truth, (2.0, 8.0))
     assert f1 >= 0.97 and abs(bias) <= 1.0
     s = res.summary
     assert abs(s["rsd_corrected_percent"] - 8.0) < 1.5
@@ -481,10 +483,7 @@ def test_5px_dots_at_20_counts_per_px():
     # dots beside like neighbours were seeded (single-scale maxima, then the fit residual) and faint dots
     # judged at their own outline level (0.98 now)
     mg, truth = _benchmark_field(256, 0.8, 4.0, 20.0, 22, 0.24)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = find_particles(mg, diameter_range_nm=(2.4, 8.0))
-    f1, bias = f1_bias(res, truth)
+    res, f1, bias = _sized(mg, truth, (2.4, 8.0))
     tp = truth.particles[~truth.particles.edge]
     rsd_true = 100 * tp.diameter_nm.std() / tp.diameter_nm.mean()
     assert f1 >= 0.96 and abs(bias) <= 1.0
@@ -505,10 +504,7 @@ def test_a_film_edge_plateau_is_not_a_cluster():
     # the background, and its plateau was segmented, fitted (a 3.4 nm sphere 0.06 as high as the dots)
     # and counted as an unsplit cluster (F1 0.933 on 7 dots)
     mg, truth = _benchmark_field(512, 0.06, 7.0, 100.0, 7, 0.018)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = find_particles(mg, diameter_range_nm=(3.5, 14.0))
-    f1, bias = f1_bias(res, truth)
+    res, f1, bias = _sized(mg, truth, (3.5, 14.0))
     assert f1 == 1.0 and abs(bias) <= 1.0
 
 
@@ -566,10 +562,7 @@ def test_background_between_rafted_dots_is_not_a_small_dot(dose, seed):
     from latticefit.particles._steps import _too_low_for_its_size
 
     mg, truth = _benchmark_field(512, 0.1, 7.0, dose, seed, 0.03)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = find_particles(mg, diameter_range_nm=(3.5, 14.0))
-    f1, bias = f1_bias(res, truth)
+    res, f1, bias = _sized(mg, truth, (3.5, 14.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
     tp = truth.particles
     st = res.table[res.table.in_statistics]
@@ -588,10 +581,7 @@ def test_an_exact_fit_beside_unmodelled_structure_is_not_rejected_for_it():
     exact fit (6.93 nm for 6.95) had chi2_red 6.7 (median 1.05) and was rejected, though its own disc fits
     (2.2). The chi2 rule now asks both (benchmark field crowd 7 nm, 0.06 nm/px, 100 counts/px, --seed 200)."""
     mg, truth = _benchmark_field(512, 0.06, 7.0, 100.0, 207, 0.018)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = find_particles(mg, diameter_range_nm=(3.5, 14.0))
-    f1, bias = f1_bias(res, truth)
+    res, f1, bias = _sized(mg, truth, (3.5, 14.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
     t = res.table
     near = np.hypot(t.x_px - 277.7, t.y_px - 167.2) < 5
@@ -619,10 +609,7 @@ def test_an_irregular_segment_of_a_large_single_dot_is_not_a_cluster():
     no wider than single dots' (fit/ECD 0.88): it was flagged cluster_unsplit and its field's mean came out
     +1.37 % (benchmark field crowd 4 nm, 0.06 nm/px, 100 counts/px, --seed 100)."""
     mg, truth = _benchmark_field(512, 0.06, 4.0, 100.0, 101, 0.018)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = find_particles(mg, diameter_range_nm=(2.0, 8.0))
-    f1, bias = f1_bias(res, truth)
+    res, f1, bias = _sized(mg, truth, (2.0, 8.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
     t = res.table
     near = np.hypot(t.x_px - 467.8, t.y_px - 372.9) < 5

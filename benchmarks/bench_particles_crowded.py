@@ -71,22 +71,9 @@ def fields(quick=False):
 
 def make_field(kind, d, pix, dose, seed):
     # imported here: the speed run may use a source tree without it
-    from latticefit.synth._crowded import haadf_crowded
+    from latticefit.synth._crowded import benchmark_field
 
-    n = 512 if kind == "crowd" else 256  # small dots: ~900 per field
-    field_nm = n * pix
-    # about 30 % of the field covered by dots
-    n_groups = max(3, round(16 * field_nm**2 / (15 * d) ** 2))
-    return haadf_crowded(
-        (n, n),
-        pixel_size_nm=pix,
-        diameter_nm=d,
-        n_groups=n_groups,
-        n_isolated=n_groups,
-        dose=dose,
-        seed=seed,
-        probe_sigma_nm=min(0.1, 0.3 * pix) if kind == "crowd" else 0.3 * pix,
-    )
+    return benchmark_field(kind, d, pix, dose, seed)
 
 
 def otsu_ws(img, pix, d_nm):

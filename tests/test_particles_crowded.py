@@ -17,7 +17,7 @@ from latticefit.particles._size_precision import (
     rsd_precision_advice,
     rsd_standard_error,
 )
-from latticefit.synth._crowded import haadf_crowded
+from latticefit.synth._crowded import benchmark_field, haadf_crowded
 
 
 def f1_bias(res, truth):
@@ -39,21 +39,6 @@ def f1_bias(res, truth):
     f1 = 2 * tpos / (2 * tpos + fp + fn)
     bias = 100 * (res.summary["mean_nm"] / tp.diameter_nm[~tedge].mean() - 1)
     return f1, bias
-
-
-def _benchmark_field(n, pix, d, dose, seed, probe_sigma_nm):
-    """An ``n`` x ``n`` field as ``benchmarks/bench_particles_crowded.py`` makes it (about 30 % covered)."""
-    ng = max(3, round(16 * (n * pix) ** 2 / (15 * d) ** 2))
-    return haadf_crowded(
-        (n, n),
-        pixel_size_nm=pix,
-        diameter_nm=d,
-        n_groups=ng,
-        n_isolated=ng,
-        dose=dose,
-        seed=seed,
-        probe_sigma_nm=probe_sigma_nm,
-    )
 
 
 def _sized(mg, truth, diameter_range_nm):
@@ -210,7 +195,7 @@ def test_haadf_crowded_truth():
 @pytest.mark.parametrize("d, pix, dose, seed", [(4.0, 0.1, 50.0, 11), (7.0, 0.06, 20.0, 6), (7.0, 0.15, 100.0, 3)])
 def test_crowded_fields_counted_and_sized(d, pix, dose, seed):
     # rafts, chains, aggregates, pairs over a ramp and a film edge; (7 nm, 0.06 nm/px) found nothing before
-    mg, truth = _benchmark_field(512, pix, d, dose, seed, min(0.1, 0.3 * pix))
+    mg, truth = benchmark_field("crowd", d, pix, dose, seed)
     res, f1, bias = _sized(mg, truth, (0.5 * d, 2 * d))
     assert f1 >= 0.9 and abs(bias) <= 1.0
     assert not res.table[res.table.status.isin(["cluster", "rejected"])].in_statistics.any()
@@ -482,7 +467,7 @@ def test_5px_dots_at_20_counts_per_px():
     # 4 nm dots at 0.8 nm/px (5 px) over a ramp and a film edge, 0.1-1 nm gaps: F1 0.84 before the hidden
     # dots beside like neighbours were seeded (single-scale maxima, then the fit residual) and faint dots
     # judged at their own outline level (0.98 now)
-    mg, truth = _benchmark_field(256, 0.8, 4.0, 20.0, 22, 0.24)
+    mg, truth = benchmark_field("small", 4.0, 0.8, 20.0, 22)
     res, f1, bias = _sized(mg, truth, (2.4, 8.0))
     tp = truth.particles[~truth.particles.edge]
     rsd_true = 100 * tp.diameter_nm.std() / tp.diameter_nm.mean()
@@ -503,7 +488,7 @@ def test_a_film_edge_plateau_is_not_a_cluster():
     # 7 nm dots at 0.06 nm/px, 100 counts/px: near a corner the film edge is narrower than the opening of
     # the background, and its plateau was segmented, fitted (a 3.4 nm sphere 0.06 as high as the dots)
     # and counted as an unsplit cluster (F1 0.933 on 7 dots)
-    mg, truth = _benchmark_field(512, 0.06, 7.0, 100.0, 7, 0.018)
+    mg, truth = benchmark_field("crowd", 7.0, 0.06, 100.0, 7)
     res, f1, bias = _sized(mg, truth, (3.5, 14.0))
     assert f1 == 1.0 and abs(bias) <= 1.0
 
@@ -561,7 +546,7 @@ def test_background_between_rafted_dots_is_not_a_small_dot(dose, seed):
     benchmark's --seed 200 / 300 make). A fit that low for its size is dropped as faint in one material."""
     from latticefit.particles._steps import _too_low_for_its_size
 
-    mg, truth = _benchmark_field(512, 0.1, 7.0, dose, seed, 0.03)
+    mg, truth = benchmark_field("crowd", 7.0, 0.1, dose, seed)
     res, f1, bias = _sized(mg, truth, (3.5, 14.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
     tp = truth.particles
@@ -580,7 +565,7 @@ def test_an_exact_fit_beside_unmodelled_structure_is_not_rejected_for_it():
     """The group's chi2 counts the structure around a dot that its quadratic background cannot follow: an
     exact fit (6.93 nm for 6.95) had chi2_red 6.7 (median 1.05) and was rejected, though its own disc fits
     (2.2). The chi2 rule now asks both (benchmark field crowd 7 nm, 0.06 nm/px, 100 counts/px, --seed 200)."""
-    mg, truth = _benchmark_field(512, 0.06, 7.0, 100.0, 207, 0.018)
+    mg, truth = benchmark_field("crowd", 7.0, 0.06, 100.0, 207)
     res, f1, bias = _sized(mg, truth, (3.5, 14.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
     t = res.table
@@ -608,7 +593,7 @@ def test_an_irregular_segment_of_a_large_single_dot_is_not_a_cluster():
     """A 55 px dot beside the sliver of a dot outside the frame has an irregular segment (solidity 0.83) but
     no wider than single dots' (fit/ECD 0.88): it was flagged cluster_unsplit and its field's mean came out
     +1.37 % (benchmark field crowd 4 nm, 0.06 nm/px, 100 counts/px, --seed 100)."""
-    mg, truth = _benchmark_field(512, 0.06, 4.0, 100.0, 101, 0.018)
+    mg, truth = benchmark_field("crowd", 4.0, 0.06, 100.0, 101)
     res, f1, bias = _sized(mg, truth, (2.0, 8.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
     t = res.table

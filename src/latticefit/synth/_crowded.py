@@ -32,7 +32,7 @@ from ._core import (
 from ._lattice import _synth_micrograph
 from ._particles import _cut_by_border, _particle_table, _particle_truth, _probe_blur
 
-__all__ = ["LAYOUTS", "haadf_crowded"]
+__all__ = ["LAYOUTS", "benchmark_field", "haadf_crowded"]
 
 #: group layouts drawn by :func:`haadf_crowded`
 LAYOUTS = ("raft", "chain", "aggregate", "pair")
@@ -198,6 +198,34 @@ def haadf_crowded(
         dose=dose,
     )
     return mg, truth
+
+
+def benchmark_field(kind: str, diameter_nm: float, pixel_size_nm: float, dose: float, seed: int):
+    """One field of ``benchmarks/bench_particles_crowded.py`` (and of the tests that pin its results).
+
+    ``kind='crowd'``: 512 x 512 px, probe sigma ``min(0.1 nm, 0.3 px)``; ``'small'``: 256 x 256 px (about 900
+    dots of 5-8 px), probe sigma 0.3 px. About 30 % of the field is covered by dots: as many isolated dots
+    as groups, ``max(3, round(16 (field / 15 D)^2))`` of each.
+
+    Examples
+    --------
+    >>> mg, truth = benchmark_field("small", 4.0, 0.8, 20.0, seed=0)
+    >>> mg.shape, len(truth.particles) > 500
+    ((256, 256), True)
+    """
+    n = 512 if kind == "crowd" else 256
+    field_nm = n * pixel_size_nm
+    n_groups = max(3, round(16 * field_nm**2 / (15 * diameter_nm) ** 2))
+    return haadf_crowded(
+        (n, n),
+        pixel_size_nm=pixel_size_nm,
+        diameter_nm=diameter_nm,
+        n_groups=n_groups,
+        n_isolated=n_groups,
+        dose=dose,
+        seed=seed,
+        probe_sigma_nm=min(0.1, 0.3 * pixel_size_nm) if kind == "crowd" else 0.3 * pixel_size_nm,
+    )
 
 
 def _check_sizes_and_layouts(diameter_nm, rsd, layouts, source) -> None:

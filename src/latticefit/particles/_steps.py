@@ -129,19 +129,47 @@ def detection_settings(rng: DiameterSearch, false_alarms, det, bg_scale_px, nois
 
 
 def fit_and_merge(img, seeds, noise, probe_px, bad, rounds: int = 3):
-    """Fit every detection; drop detections nested in a larger fitted particle and fit again.
+    """Fit every detection; drop detections nested in a larger fitted particle, and collapsed fits, and fit again.
 
-    Returns ``(fit, seeds, n_merged)``.
+    A fit that shrank to a point (:func:`_collapsed`) found no disc, and in a joint fit it stops its group's
+    neighbours from converging: a weak detection at the border between two dots (LoG strength 7.9 against
+    64-72) collapsed to 0.6 px and both dots' fits failed with it. Returns ``(fit, seeds, n_merged,
+    n_collapsed)``.
     """
-    n_merged = 0
+    n_merged = n_collapsed = 0
     for k in range(rounds):
         fit = _fit_particles(img, seeds["x"], seeds["y"], seeds["r"], seeds["strength"], noise, probe_px, invalid=bad)
-        inside = _nested(fit.x, fit.y, np.where(fit.ok, fit.r, seeds["r"]), seeds["strength"])
-        if not inside.any() or k == rounds - 1:
+        # a failed fit is judged by its detection: its parameters are wherever the solver stopped
+        x, y = np.where(fit.ok, fit.x, seeds["x"]), np.where(fit.ok, fit.y, seeds["y"])
+        inside = _nested(x, y, np.where(fit.ok, fit.r, seeds["r"]), seeds["strength"])
+        collapsed = _collapsed(fit, seeds["r"]) & ~inside
+        if not (inside.any() or collapsed.any()) or k == rounds - 1:
             break
         n_merged += int(inside.sum())
-        seeds = {key: v[~inside] for key, v in seeds.items()}
-    return fit, seeds, n_merged
+        n_collapsed += int(collapsed.sum())
+        seeds = {key: v[~(inside | collapsed)] for key, v in seeds.items()}
+    return fit, seeds, n_merged, n_collapsed
+
+
+#: a failed fit whose radius is below this fraction of its detection's has collapsed (the bound of "changed
+#: its size wildly" in the fit's own check)
+COLLAPSE_FRACTION = 0.4
+
+
+def _collapsed(fit, r_seed):
+    """Failed fits smaller than ``COLLAPSE_FRACTION`` of their detection, in a group with other detections.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> fit = SimpleNamespace(ok=np.array([True, False, False, False]), r=np.array([5.0, 0.6, 0.6, np.nan]),
+    ...                       group=np.array([0, 0, 1, 0]))
+    >>> _collapsed(fit, np.array([5.0, 19.5, 19.5, 5.0])).tolist()  # the third is alone in its group
+    [False, True, False, False]
+    """
+    shared = np.bincount(fit.group)[fit.group] > 1
+    with np.errstate(invalid="ignore"):
+        return ~np.asarray(fit.ok, bool) & (fit.r < COLLAPSE_FRACTION * r_seed) & shared
 
 
 def _centres(reg, seeds, fit):
@@ -301,7 +329,7 @@ def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
     return table
 
 
-def not_particles(table, fit, rng: DiameterSearch, border_rule: str, pix: float):
+def not_particles(table, fit, rng: DiameterSearch, border_rule: str, pix: float, strength=None):
     """Detections that are no particle (see the module docstring): ``(mask, n_faint)``."""
     dlo, dhi = rng.dlo_nm, rng.dhi_nm
     ok = fit.ok
@@ -326,11 +354,11 @@ def not_particles(table, fit, rng: DiameterSearch, border_rule: str, pix: float)
         no_region &= ~(table["hidden"].to_numpy(bool) & ok)
     small_failed = ~ok & ~(ecd >= dlo)  # failed fit on a fragment
     out = (ok & ((d_fit < dlo / 1.25) | (d_fit > dhi * 1.25))) | insignificant | no_region | small_failed
-    faint = _faint(table, out, border_rule, pix, fit.h_err)
+    faint = _faint(table, out, border_rule, pix, fit.h_err, strength)
     return out | faint, int(faint.sum())
 
 
-def _faint(table, out, border_rule, pix, h_err):
+def _faint(table, out, border_rule, pix, h_err, strength=None):
     """Flagged detections (unsplit cluster, failed fit) fainter than FAINT_FRACTION of the accepted particles.
 
     Background structure (a film edge, a thickness step, a stain), not a dot of the population. A real but
@@ -348,6 +376,10 @@ def _faint(table, out, border_rule, pix, h_err):
     if accepted.sum() >= 3:
         flagged = ((status == "cluster") | (pre["reject_reason"].to_numpy(str) == "no_convergence")) & ~out
         faint = flagged & (contrast < FAINT_FRACTION * float(np.median(contrast[accepted])))
+        if strength is not None:  # a broad bump of the background: its mean contrast can reach 0.43 of the dots'
+            s = np.asarray(strength, float)  # (not a sliver of a particle outside the frame: weak, but a particle)
+            weak = s < FAINT_FRACTION * float(np.median(s[accepted]))
+            faint |= flagged & weak & ~table["edge"].to_numpy(bool)
         h = table["peak_height"].to_numpy(float)
         fitted = table["fit_ok"].to_numpy(bool) & np.isfinite(h)
         if (accepted & fitted).sum() >= 3:

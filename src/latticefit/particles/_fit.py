@@ -65,6 +65,8 @@ class _Fit:
     h_err: np.ndarray
     #: chi2_red over each particle's own disc (:func:`_disc_chi2`); the group's where the disc is too small
     chi2_disc: np.ndarray = None  # type: ignore[assignment]
+    #: chi2_red of the group's fit pixels outside all its discs (:func:`_background_chi2`)
+    chi2_bg: np.ndarray = None  # type: ignore[assignment]
 
     def concat(self, other: _Fit) -> _Fit:
         """These fits followed by ``other``'s (its groups renumbered after these; the probe sigma is this one's)."""
@@ -436,7 +438,7 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
     s2 = (probe_sigma_px / bsz) ** 2 + 1.0 / 12.0
     sol = _fit_all_groups(prep, noise, s2, bsz)
     fit = _unpack(prep, members, sol, x, y, r, noise, bsz, group, probe_sigma_px)
-    fit.chi2_disc = _disc_chi2(prep, members, sol, s2, noise, bsz, fit.chi2_red)
+    fit.chi2_disc, fit.chi2_bg = _disc_chi2(prep, members, sol, s2, noise, bsz, fit.chi2_red)
     return fit
 
 
@@ -451,7 +453,7 @@ def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz, group_
     thickness step that the quadratic background cannot follow, the flank of a dot outside the frame. A
     sphere that does not describe its particle shows the misfit on its own disc too, so the chi2 rule asks
     both (:func:`latticefit.particles._checks.check_fits`). Where the disc holds too few pixels the group's
-    value stands.
+    value stands. Returns ``(chi2_disc, chi2_background)`` (:func:`_background_chi2`).
     """
     po, pf = prep["pix_off"], prep["par_off"]
     model = sol.model if sol.model is not None else _model_values(prep, sol.params, s2)
@@ -476,6 +478,31 @@ def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz, group_
     out = np.array(group_chi2, float, copy=True)
     use = (cnt > 16) & np.isfinite(scale)
     out[k_of[use]] = sums[use] / (cnt[use] - 4) * scale[use]
+    return out, _background_chi2(prep, members, sel, pix, res2, sol, noise, bsz, len(group_chi2))
+
+
+def _background_chi2(prep, members, in_disc_sel, pix, res2, sol: _Solution, noise: NoiseModel, bsz, n):
+    """Each particle's group's reduced chi2 over its fit pixels outside every disc of the group (nan: <= 16).
+
+    The background's own misfit: a step of the film under a dot misfits the disc and its surroundings alike.
+    """
+    po, pf = prep["pix_off"], prep["par_off"]
+    in_disc = np.zeros(len(res2), bool)
+    in_disc[pix[in_disc_sel]] = True
+    g_pix = np.repeat(np.arange(len(members)), np.diff(po))
+    sel = (sol.wts > 0) & ~in_disc
+    sums = np.bincount(g_pix[sel], weights=res2[sel], minlength=len(members))
+    cnt = np.bincount(g_pix[sel], minlength=len(members))
+    if noise.counts:
+        scale = np.ones(len(members))
+    else:
+        exp_var = noise.offset + noise.gain * np.maximum(sol.params[pf[:-1]], 0.0)
+        scale = np.where(exp_var > 0, bsz**2 / np.where(exp_var > 0, exp_var, 1.0), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_group = np.where(cnt > 16, sums / cnt * scale, np.nan)
+    out = np.full(n, np.nan)
+    for g, m in enumerate(members):
+        out[m] = per_group[g]
     return out
 
 

@@ -43,6 +43,7 @@ TABLE_COLUMNS = (
     "fit_group",
     "chi2_red",
     "chi2_red_disc",
+    "chi2_red_background",
     "ml_weight",
     "aspect_ratio",
     "status",

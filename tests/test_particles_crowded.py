@@ -49,6 +49,13 @@ def _sized(mg, truth, diameter_range_nm):
     return (res, *f1_bias(res, truth))
 
 
+def _only_row_near(table, x, y, tol=5.0):
+    """The one row of ``table`` centred within ``tol`` px of (x, y) (asserts there is exactly one)."""
+    near = np.hypot(table.x_px - x, table.y_px - y) < tol
+    assert near.sum() == 1, f"{int(near.sum())} detections near ({x}, {y})"
+    return table[near].iloc[0]
+
+
 # ------------------------------------------------------------------ kernels vs references
 def test_spatial_maxima_matches_reference():
     rng = np.random.default_rng(0)
@@ -569,10 +576,10 @@ def test_an_exact_fit_beside_unmodelled_structure_is_not_rejected_for_it():
     res, f1, bias = _sized(mg, truth, (3.5, 14.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
     t = res.table
-    near = np.hypot(t.x_px - 277.7, t.y_px - 167.2) < 5
-    assert near.sum() == 1 and bool(t.in_statistics[near].iloc[0])
+    row = _only_row_near(t, 277.7, 167.2)
+    assert bool(row.in_statistics)
     threshold = 5.0 * float(np.median(t.chi2_red[t.fit_ok & ~t.edge]))
-    assert float(t.chi2_red[near].iloc[0]) > threshold > float(t.chi2_red_disc[near].iloc[0])
+    assert float(row.chi2_red) > threshold > float(row.chi2_red_disc)
     # a fit whose misfit is on its own disc (both values above the threshold) stays rejected
     table = pd.DataFrame(
         {
@@ -597,8 +604,8 @@ def test_an_irregular_segment_of_a_large_single_dot_is_not_a_cluster():
     res, f1, bias = _sized(mg, truth, (2.0, 8.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
     t = res.table
-    near = np.hypot(t.x_px - 467.8, t.y_px - 372.9) < 5
-    assert near.sum() == 1 and float(t.solidity[near].iloc[0]) < 0.85 and bool(t.in_statistics[near].iloc[0])
+    row = _only_row_near(t, 467.8, 372.9)
+    assert float(row.solidity) < 0.85 and bool(row.in_statistics)
 
 
 def test_a_failed_fit_does_not_swallow_a_dot_beside_it():
@@ -609,8 +616,7 @@ def test_a_failed_fit_does_not_swallow_a_dot_beside_it():
     res, f1, bias = _sized(mg, truth, (2.0, 8.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
     t = res.table
-    near = np.hypot(t.x_px - 37.9, t.y_px - 80.1) < 5
-    assert near.sum() == 1 and bool(t.in_statistics[near].iloc[0])
+    assert bool(_only_row_near(t, 37.9, 80.1).in_statistics)
 
 
 def test_watershed_markers_are_fitted_centres_where_the_detection_is_off_the_dot():
@@ -638,8 +644,7 @@ def test_watershed_markers_are_fitted_centres_where_the_detection_is_off_the_dot
     mg, truth = benchmark_field("crowd", 4.0, 0.06, 20.0, 400)
     res, f1, _ = _sized(mg, truth, (2.0, 8.0))
     t = res.table
-    near = np.hypot(t.x_px - 474.9, t.y_px - 315.5) < 5
-    assert f1 >= 0.98 and near.sum() == 1 and t.status[near].iloc[0] != "rejected"
+    assert f1 >= 0.98 and _only_row_near(t, 474.9, 315.5).status != "rejected"
     mg, truth = benchmark_field("crowd", 7.0, 0.06, 20.0, 206)
     res, f1, bias = _sized(mg, truth, (3.5, 14.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
@@ -667,8 +672,7 @@ def test_a_dot_on_a_film_step_is_not_rejected_for_the_step(pix, seed, x, y):
     res, f1, bias = _sized(mg, truth, (3.5, 14.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
     t = res.table
-    near = np.hypot(t.x_px - x, t.y_px - y) < 5
-    assert near.sum() == 1 and bool(t.in_statistics[near].iloc[0])
-    row = t[near].iloc[0]
+    row = _only_row_near(t, x, y)
+    assert bool(row.in_statistics)
     assert row.chi2_red_disc > 5.0 * float(np.median(t.chi2_red[t.fit_ok & ~t.edge]))
     assert row.chi2_red_disc < 2.0 * row.chi2_red_background

@@ -65,7 +65,7 @@ class _Fit:
     h_err: np.ndarray
     #: chi2_red over each particle's own disc (:func:`_disc_chi2`); the group's where the disc is too small
     chi2_disc: np.ndarray = None  # type: ignore[assignment]
-    #: chi2_red of the group's fit pixels outside all its discs (:func:`_background_chi2`)
+    #: chi2_red of the group's fit pixels outside all its discs (:func:`_background_residual`)
     chi2_bg: np.ndarray = None  # type: ignore[assignment]
 
     def concat(self, other: _Fit) -> _Fit:
@@ -453,7 +453,7 @@ def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz, group_
     thickness step that the quadratic background cannot follow, the flank of a dot outside the frame. A
     sphere that does not describe its particle shows the misfit on its own disc too, so the chi2 rule asks
     both (:func:`latticefit.particles._checks.check_fits`). Where the disc holds too few pixels the group's
-    value stands. Returns ``(chi2_disc, chi2_background)`` (:func:`_background_chi2`).
+    value stands. Returns ``(chi2_disc, chi2_background)`` (:func:`_background_residual`).
     """
     po, pf = prep["pix_off"], prep["par_off"]
     model = sol.model if sol.model is not None else _model_values(prep, sol.params, s2)
@@ -470,40 +470,40 @@ def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz, group_
     sel = (sol.wts[pix] > 0) & (dist <= np.abs(sol.params[o + 2])[pair] + reach[pair])
     sums = np.bincount(pair[sel], weights=res2[pix][sel], minlength=len(k_of))
     cnt = np.bincount(pair[sel], minlength=len(k_of))
-    if noise.counts:
-        scale = np.ones(len(k_of))
-    else:  # per group: the noise model's variance at its fitted background (as for the group's chi2_red)
-        exp_var = noise.offset + noise.gain * np.maximum(sol.params[pf[g_of]], 0.0)
-        scale = np.where(exp_var > 0, bsz[g_of] ** 2 / np.where(exp_var > 0, exp_var, 1.0), np.nan)
+    scale = _chi2_scale(sol, noise, bsz, pf)  # per group
     out = np.array(group_chi2, float, copy=True)
-    use = (cnt > 16) & np.isfinite(scale)
-    out[k_of[use]] = sums[use] / (cnt[use] - 4) * scale[use]
-    return out, _background_chi2(prep, members, sel, pix, res2, sol, noise, bsz, len(group_chi2))
+    use = (cnt > 16) & np.isfinite(scale[g_of])
+    out[k_of[use]] = sums[use] / (cnt[use] - 4) * scale[g_of][use]
+    background = np.full(len(group_chi2), np.nan)
+    background[k_of] = (_background_residual(prep, pix[sel], res2, sol.wts, len(members)) * scale)[g_of]
+    return out, background
 
 
-def _background_chi2(prep, members, in_disc_sel, pix, res2, sol: _Solution, noise: NoiseModel, bsz, n):
-    """Each particle's group's reduced chi2 over its fit pixels outside every disc of the group (nan: <= 16).
+def _chi2_scale(sol: _Solution, noise: NoiseModel, bsz, pf):
+    """Per group, the factor from a mean weighted squared residual to a reduced chi2.
+
+    1 with counting noise (the weights are the model's variance); otherwise 1 over the noise model's variance
+    at the group's fitted background per fit pixel of ``b`` x ``b`` px (as for the group's ``chi2_red``).
+    """
+    if noise.counts:
+        return np.ones(len(bsz))
+    exp_var = noise.offset + noise.gain * np.maximum(sol.params[pf[:-1]], 0.0)
+    return np.where(exp_var > 0, bsz**2 / np.where(exp_var > 0, exp_var, 1.0), np.nan)
+
+
+def _background_residual(prep, disc_pixels, res2, wts, n_groups):
+    """Each group's mean weighted squared residual over its fit pixels outside every disc (nan: <= 16 pixels).
 
     The background's own misfit: a step of the film under a dot misfits the disc and its surroundings alike.
     """
-    po, pf = prep["pix_off"], prep["par_off"]
     in_disc = np.zeros(len(res2), bool)
-    in_disc[pix[in_disc_sel]] = True
-    g_pix = np.repeat(np.arange(len(members)), np.diff(po))
-    sel = (sol.wts > 0) & ~in_disc
-    sums = np.bincount(g_pix[sel], weights=res2[sel], minlength=len(members))
-    cnt = np.bincount(g_pix[sel], minlength=len(members))
-    if noise.counts:
-        scale = np.ones(len(members))
-    else:
-        exp_var = noise.offset + noise.gain * np.maximum(sol.params[pf[:-1]], 0.0)
-        scale = np.where(exp_var > 0, bsz**2 / np.where(exp_var > 0, exp_var, 1.0), np.nan)
+    in_disc[disc_pixels] = True
+    g_pix = np.repeat(np.arange(n_groups), np.diff(prep["pix_off"]))
+    sel = (wts > 0) & ~in_disc
+    sums = np.bincount(g_pix[sel], weights=res2[sel], minlength=n_groups)
+    cnt = np.bincount(g_pix[sel], minlength=n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
-        per_group = np.where(cnt > 16, sums / cnt * scale, np.nan)
-    out = np.full(n, np.nan)
-    for g, m in enumerate(members):
-        out[m] = per_group[g]
-    return out
+        return np.where(cnt > 16, sums / cnt, np.nan)
 
 
 def _subset(prep, groups):

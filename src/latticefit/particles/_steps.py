@@ -330,8 +330,10 @@ def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
     return table
 
 
-def not_particles(table, fit, rng: DiameterSearch, border_rule: str, pix: float, strength=None):
-    """Detections that are no particle (see the module docstring): ``(mask, n_faint)``."""
+def not_particles(table, fit, rng: DiameterSearch, border_rule: str, pix: float, strength):
+    """Detections that are no particle (see the module docstring): ``(mask, n_faint)``; ``strength``: the
+    detections' LoG significance.
+    """
     dlo, dhi = rng.dlo_nm, rng.dhi_nm
     ok = fit.ok
     edge = table["edge"].to_numpy(bool)
@@ -359,7 +361,7 @@ def not_particles(table, fit, rng: DiameterSearch, border_rule: str, pix: float,
     return out | faint, int(faint.sum())
 
 
-def _faint(table, out, border_rule, pix, h_err, strength=None):
+def _faint(table, out, border_rule, pix, h_err, strength):
     """Flagged detections (unsplit cluster, failed fit) fainter than FAINT_FRACTION of the accepted particles.
 
     Background structure (a film edge, a thickness step, a stain), not a dot of the population. A real but
@@ -377,10 +379,10 @@ def _faint(table, out, border_rule, pix, h_err, strength=None):
     if accepted.sum() >= 3:
         flagged = ((status == "cluster") | (pre["reject_reason"].to_numpy(str) == "no_convergence")) & ~out
         faint = flagged & (contrast < FAINT_FRACTION * float(np.median(contrast[accepted])))
-        if strength is not None:  # a broad bump of the background: its mean contrast can reach 0.43 of the dots'
-            s = np.asarray(strength, float)  # (not a sliver of a particle outside the frame: weak, but a particle)
-            weak = s < FAINT_FRACTION * float(np.median(s[accepted]))
-            faint |= flagged & weak & ~table["edge"].to_numpy(bool)
+        # a broad bump of the background (its mean contrast can reach 0.43 of the dots') has a weak detection;
+        # so has the sliver of a particle outside the frame, which is a particle
+        s = np.asarray(strength, float)
+        faint |= flagged & (s < FAINT_FRACTION * float(np.median(s[accepted]))) & ~table["edge"].to_numpy(bool)
         h = table["peak_height"].to_numpy(float)
         fitted = table["fit_ok"].to_numpy(bool) & np.isfinite(h)
         if (accepted & fitted).sum() >= 3:

@@ -86,6 +86,14 @@ def basis_rows(hk: np.ndarray, ok: np.ndarray, snr: np.ndarray):
     return out[0], out[1]
 
 
+#: defaults of :func:`latticefit.lattice.measure_lattice`'s numeric options, shared with the tiles of its
+#: systematic-error estimate (``lattice._tilespots``)
+DEFAULT_MIN_SNR = 5.0
+DEFAULT_MAX_SPOTS = 64
+DEFAULT_P_FALSE = 1e-3
+DEFAULT_WINDOW_BINS = 32
+
+
 # ------------------------------------------------------------------ 1-2: significant, measurable spots
 def d_range_in_nm(d_range_angstrom):
     """A parsed d-range (Å, either bound may be None) in nm; None stays None."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spectrum import half_plane_power
+from ..spectrum import FFT_WORKERS, half_plane_power
 from . import _steps as st
 
 __all__ = ["tile_spots"]
@@ -45,10 +45,9 @@ def tile_spots(mg, tile, options: dict):
     pyx = tuple(mg.require_calibration())
     B = mg.reciprocal_matrix
     d_range_nm = st.d_range_in_nm(options.get("d_range_angstrom"))
-    P, U = half_plane_power(sub, None, "periodic", workers=options.get("workers", 2))
-    p_false, max_spots = options.get("p_false", 1e-3), options.get("max_spots", 64)
-    fits = st.detect_and_refine(
-        P, U, sub, None, pyx, d_range_nm, p_false, max_spots, options.get("window_bins", 32), {}
-    )
-    spots, _ = st.measurable_spots(fits, options.get("min_snr", 5.0), (h, w), B, d_range_nm, [])
+    P, U = half_plane_power(sub, None, "periodic", workers=options.get("workers", FFT_WORKERS))
+    p_false, max_spots = options.get("p_false", st.DEFAULT_P_FALSE), options.get("max_spots", st.DEFAULT_MAX_SPOTS)
+    window_bins = options.get("window_bins", st.DEFAULT_WINDOW_BINS)
+    fits = st.detect_and_refine(P, U, sub, None, pyx, d_range_nm, p_false, max_spots, window_bins, {})
+    spots, _ = st.measurable_spots(fits, options.get("min_snr", st.DEFAULT_MIN_SNR), (h, w), B, d_range_nm, [])
     return st.spots_in_inv_nm(spots, B) if spots else empty

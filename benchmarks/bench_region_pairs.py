@@ -19,7 +19,12 @@ interval of the rms of that many independent N(0, 1) values (one per pair:
 the reflections of one pair are correlated): the rms z of a few pairs, and a
 systematic term estimated from a few tiles, scatter by that much. The
 synthetic part repeats the test over independent ``latticefit.synth`` images
-(one pair each).
+(one pair each), clean and with a random scan distortion of their own
+(``scan_distort``: smooth random slow-scan and line-offset errors). On the
+distorted ones the systematic term is significant in every image and is
+estimated on that image alone, so their rows test it (its small-sample
+factor included) over independent trials, where the real files can only
+test it over many pairs of one image.
 
 The field of one crystal is a box per file (``FILES``: the PbTiO3 layer of
 the PbTiO3/SrRuO3 image, whose SrRuO3 layer is another material), and the
@@ -39,10 +44,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage as ndi
 
 from latticefit.io import load
 from latticefit.lattice import compare_regions, measure_lattice
 from latticefit.lattice._systematic import estimate_systematic
+from latticefit.micrograph import Micrograph
 from latticefit.roi import Rect
 from latticefit.synth import _core as synth
 
@@ -210,24 +217,62 @@ def run_file(name, sides, box, n_pairs, seed):
     return rows
 
 
+def _smooth_noise(rng, n, corr_px):
+    """n values of a stationary Gaussian process of unit SD and Gaussian correlation length ``corr_px``."""
+    pad = 4 * int(corr_px)
+    w = ndi.gaussian_filter1d(rng.normal(size=n + 2 * pad), corr_px, mode="wrap")[pad : pad + n]
+    return w / w.std()
+
+
+def scan_distort(mg, rng, amplitude_px, corr_px=70.0):
+    """The image as a scan with random position errors per scan line (slow-scan drift and line-to-line
+    fast-scan offsets, each a smooth random function of the line, SD ``amplitude_px``): the local lattice
+    then changes from place to place (y scale and shear) as on a real STEM scan, and differently in every
+    image.
+    """
+    H, W = mg.shape
+    yy, xx = np.mgrid[:H, :W].astype(float)
+    uy = amplitude_px * _smooth_noise(rng, H, corr_px)[:, None]
+    ux = amplitude_px * _smooth_noise(rng, H, corr_px)[:, None]
+    data = ndi.map_coordinates(mg.data, [yy + uy, xx + ux], order=3, mode="reflect")
+    return Micrograph(data, pixel_size_nm=mg.pixel_size_nm, source=f"scan-distorted {mg.source}")
+
+
+#: synthetic kinds: (name, generator, scan distortion SD in px or 0, image side px); the 768 px field holds
+#: 6 rows of 128 px tiles where the 384 px one holds 3 (a line-synchronous distortion: tiles of one row share
+#: their scan lines)
+SYNTH_KINDS = (
+    ("cubic_001", "cubic_001", 0.0, 384),
+    ("perovskite_111", "perovskite_111", 0.0, 384),
+    ("cubic_001 + scan distortion 1 px", "cubic_001", 1.0, 384),
+    ("perovskite_111 + scan distortion 2 px", "perovskite_111", 2.0, 384),
+    ("perovskite_111 + scan distortion 2 px", "perovskite_111", 2.0, 768),
+)
+
+
 def run_synth(trials, seed0):
-    """One pair of 128 px squares per independent synthetic image (systematic='auto' on each)."""
+    """One pair of 128 px squares per independent synthetic image (systematic='auto' on each), without and
+    with a random scan distortion (each image its own: the systematic term is estimated on an image that
+    is independent of every other trial's).
+    """
     rows = []
-    for kind in ("cubic_001", "perovskite_111"):
+    for kind, gen, distortion_px, size in SYNTH_KINDS:
         acc = {k: [] for k in ("refl_stat", "refl_total", "mean_stat", "mean_total")}
         sys_frac = []
         for t in range(trials):
             rng = np.random.default_rng(seed0 + t)
-            mk = getattr(synth, kind)
+            mk = getattr(synth, gen)
             mg, _ = mk(
-                shape=(384, 384),
+                shape=(size, size),
                 pixel_size_nm=0.02,
                 rotation_deg=float(rng.uniform(0, 180)),
                 offset_px=tuple(rng.uniform(0, 1, 2)),
                 noise_sigma=1.0,
                 seed=seed0 + t,
             )
-            ra, rb = random_pair(rng, (0, 0, 384, 384), 128)
+            if distortion_px:
+                mg = scan_distort(mg, rng, distortion_px)
+            ra, rb = random_pair(rng, (0, 0, size, size), 128)
             cmp = compare_regions(mg, ra, rb, systematic="auto")
             t_ = cmp.table
             if not len(t_):
@@ -242,7 +287,7 @@ def run_synth(trials, seed0):
             for err in ("stat", "total"):
                 rows.append(
                     {
-                        "file": f"synth.{kind} 384px",
+                        "file": f"synth.{kind} {size}px",
                         "side_px": 128,
                         "z of": what,
                         "errors": err,
@@ -252,7 +297,7 @@ def run_synth(trials, seed0):
                 )
         sf = np.array(sys_frac)
         print(
-            f"  synth.{kind}: {trials} trials; max d_err_sys/d_err_stat per image: median {np.median(sf):.3f}, "
+            f"  synth.{kind} {size}px: {trials} trials; max d_err_sys/d_err_stat per image: median {np.median(sf):.3f}, "
             f"{100 * np.mean(sf > 0):.0f}% of images with a non-zero systematic term",
             flush=True,
         )

@@ -73,6 +73,12 @@ def _gls_mean(x: np.ndarray, cov: np.ndarray) -> tuple[float, float, float]:
     return m, math.sqrt(var), float(r @ ci @ r)
 
 
+def _has_systematic(res: LatticeResult) -> bool:
+    """Whether the region's errors include a significant systematic term (the image's own variation)."""
+    model = getattr(res, "systematic", None)
+    return model is not None and model.significant
+
+
 def _birge_ratio(res: LatticeResult) -> float:
     """sqrt(chi2/dof) of a region's basis fit when significantly above 1 (p < 0.001), else 1."""
     from scipy import special
@@ -324,10 +330,12 @@ def _birge_scales(res_a, res_b, labels):
     """Each region's error scale sqrt(chi2/dof) of its lattice fit (>= 1) and a note for each region scaled.
 
     A region whose spots deviate from a perfect lattice (distortion, drift, strain) scatters by more than the
-    statistical errors: its errors are inflated by the Birge ratio, as the basis errors are.
+    statistical errors: its errors are inflated by the Birge ratio, as the basis errors are. Not when the
+    region carries a significant systematic term (``lattice._systematic``): the tiles that term comes from
+    scatter by their own misfit too, so the term holds that scatter already and scaling would count it twice.
     """
     notes = []
-    scales = _birge_ratio(res_a), _birge_ratio(res_b)
+    scales = tuple(1.0 if _has_systematic(res) else _birge_ratio(res) for res in (res_a, res_b))
     for lab, sc, res in zip(labels, scales, (res_a, res_b)):
         if sc > 1.0:
             notes.append(

@@ -51,9 +51,10 @@ statistical (Fisher) covariance ``C_t``, for ``n`` tiles.
    ``Cov_field = kappa Sigma + B Cov(r_t) B^T`` (the trend averaged over the
    tiles' positions), which is what a single region's ``d_err_sys`` states.
 6. Per reflection, what the affine model does not explain: a reflection whose
-   own tile-to-tile scatter is significant (``P < P_SIGNIFICANT``) and larger
-   (after its own small-sample factor) than the model predicts gets the
-   difference as an extra, uncorrelated variance.
+   own tile-to-tile scatter is significantly (``P < P_SIGNIFICANT``) larger
+   than its statistical variance plus the model's prediction gets the
+   difference (after its own small-sample factor) as an extra, uncorrelated
+   variance.
 
 Examples
 --------
@@ -321,8 +322,12 @@ def correlation_shrinkage(x: np.ndarray) -> float:
 
 def excess_per_reflection(x: np.ndarray, v: np.ndarray, model_var: np.ndarray, min_n: int = 5) -> np.ndarray:
     """Per column of ``x`` (tiles x reflections): its tile-to-tile variance beyond its statistical variances
-    ``v`` (times its own small-sample factor) and beyond ``model_var``, when the column's chi2 is significant
-    (p < ``P_SIGNIFICANT``); else 0.
+    ``v`` (times its own small-sample factor) and beyond ``model_var``, when the column's chi2 against the
+    two, ``sum_t (x_t - mean)^2 / (v_t + model_var)``, is significant (p < ``P_SIGNIFICANT``); else 0.
+
+    The test is against the model, not the statistical errors alone: where the affine model explains the
+    scatter, every reflection's chi2 against its statistical errors is significant, and the sampling noise
+    of its variance would be added as an extra wherever it happens to exceed the model.
 
     Examples
     --------
@@ -338,7 +343,7 @@ def excess_per_reflection(x: np.ndarray, v: np.ndarray, model_var: np.ndarray, m
         if m.sum() < min_n:
             continue
         xi, vi = x[m, i], v[m, i]
-        w = 1.0 / vi
+        w = 1.0 / (vi + float(model_var[i]))
         mean = float((w * xi).sum() / w.sum())
         chi2 = float((w * (xi - mean) ** 2).sum())
         if special.chdtrc(m.sum() - 1, chi2) >= P_SIGNIFICANT:  # = scipy.stats.chi2.sf

@@ -17,8 +17,9 @@
     ``ecd_level_factor`` (the fitted sphere's ECD at that level over its ECD at 20 %) unless its fitted height
     is below ``FAINT_FRACTION`` of the population's (a bump of the background, :func:`level_factor`);
   * ``chi2``: ``chi2_red`` is above ``CHI2_FACTOR`` times the image's median ``chi2_red`` of the fitted
-    particles (and above 2). The gain of a detector is seldom known, so the absolute chi2 of one image says
-    little; a fit much worse than the others of the same image does say that the model does not hold there.
+    particles (and above 2). At the signal of a real HAADF view every particle misfits a perfect sphere
+    somewhat (the chi2 weights each pixel by the noise model's variance at the fitted model); a fit much
+    worse than the others of the same image says that the model does not hold there.
 
 The statistical 1-sigma errors (``diameter_err_nm``, ``x_err_px``, ``y_err_px``) are multiplied by
 ``sqrt(chi2_red)`` when it is above 1 and the fit was weighted by a noise model (``errors_scaled=False``): an
@@ -191,8 +192,7 @@ def _fits_its_own_disc(t, threshold):
     for it (chi2_red 6.7 against a median of 1.05 on a crowded benchmark field; 2.2 on its own disc). A step
     of the film under a dot misfits its disc too, but no more than the pixels around it: exact fits of 8.0
     and 8.4 nm dots had 6.6 and 23.5 on their discs, 6.6 and 19.9 around them, and were rejected. A sphere
-    that does not describe its particle misfits on its disc far more than around it (the flat-topped
-    particles of the real FEI view: 1500-4000 on their discs, 3.5-32 around them), so the rule rejects a
+    that does not describe its particle misfits on its disc far more than around it, so the rule rejects a
     fit only when its group's chi2 and its disc's exceed the threshold and its disc's exceeds the
     background's.
 

@@ -201,7 +201,8 @@ def split_crowds(y, x, r, strength, keep, cy, cx, cr, cs, *, prune, overlap, min
     when at least two candidates inside it (centre within ``r_i``, radius 0.2-0.75 ``r_i``, significance at
     least ``min_strength`` of its own: noise bumps on one dot's top are far weaker), pruned among
     themselves, lie side by side (centre distance >= 0.8 (r_a + r_b)) and cover ``min_cover`` of its area;
-    the largest radius cap (0.75, 0.6, 0.45, 0.3 ``r_i``) that gives such a tiling wins.
+    the largest radius cap that gives such a tiling wins (every candidate's radius is tried as the cap, largest
+    first: a fixed ladder of caps skipped the scale of a dot beside two border dots).
 
     Returns ``(keep, extra)``: the new ``keep`` of the detections and the indices of the candidates added.
     """
@@ -224,8 +225,9 @@ def split_crowds(y, x, r, strength, keep, cy, cx, cr, cs, *, prune, overlap, min
             continue
         near = np.asarray(tree.query_ball_point([x[i], y[i]], r[i]), dtype=np.int64)
         near = near[(near != i) & ~used[near]]
-        for cap in (0.75, 0.6, 0.45, 0.3):
-            cand = near[(ar[near] >= 0.2 * r[i]) & (ar[near] <= cap * r[i]) & (a_s[near] >= min_strength * strength[i])]
+        near = near[(ar[near] >= 0.2 * r[i]) & (ar[near] <= 0.75 * r[i]) & (a_s[near] >= min_strength * strength[i])]
+        for cap in np.unique(ar[near])[::-1]:  # every candidate's radius, largest first
+            cand = near[ar[near] <= cap]
             if len(cand) < 2:
                 continue
             sub = cand[prune(ay[cand], ax[cand], ar[cand], a_s[cand], overlap)]

@@ -67,6 +67,8 @@ class _Fit:
     chi2_disc: np.ndarray = None  # type: ignore[assignment]
     #: chi2_red of the group's fit pixels outside all its discs (:func:`_background_residual`)
     chi2_bg: np.ndarray = None  # type: ignore[assignment]
+    #: RMS of the model misfit over each particle's disc beyond the noise, as a fraction of its fitted height
+    misfit: np.ndarray = None  # type: ignore[assignment]
 
     def concat(self, other: _Fit) -> _Fit:
         """These fits followed by ``other``'s (its groups renumbered after these; the probe sigma is this one's)."""
@@ -438,7 +440,7 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
     s2 = (probe_sigma_px / bsz) ** 2 + 1.0 / 12.0
     sol = _fit_all_groups(prep, noise, s2, bsz)
     fit = _unpack(prep, members, sol, x, y, r, noise, bsz, group, probe_sigma_px)
-    fit.chi2_disc, fit.chi2_bg = _disc_chi2(prep, members, sol, s2, noise, bsz, fit.chi2_red)
+    fit.chi2_red, fit.chi2_disc, fit.chi2_bg, fit.misfit = _disc_chi2(prep, members, sol, s2, noise, bsz, fit.chi2_red)
     return fit
 
 
@@ -447,17 +449,24 @@ DISC_CHI2_SIGMAS = 2.0
 
 
 def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz, group_chi2):
-    """Each particle's reduced chi2 over the pixels of its own disc (radius + ``DISC_CHI2_SIGMAS`` sigma).
+    """Each group's reduced chi2, and each particle's over the pixels of its own disc (radius +
+    ``DISC_CHI2_SIGMAS`` sigma) and over its group's pixels outside every disc.
 
-    The group's chi2 also counts what the model does not describe around the particles: a film edge or a
-    thickness step that the quadratic background cannot follow, the flank of a dot outside the frame. A
-    sphere that does not describe its particle shows the misfit on its own disc too, so the chi2 rule asks
-    both (:func:`latticefit.particles._checks.check_fits`). Where the disc holds too few pixels the group's
-    value stands. Returns ``(chi2_disc, chi2_background)`` (:func:`_background_residual`).
+    The residuals are weighted by the noise model's variance at the fitted model, pixel by pixel
+    (:func:`_noise_weights`): a bright particle's own shot noise is not a misfit (with a dark level, the
+    variance of the real Velox view's dots is ~190 times its background's). The group's chi2 also counts what
+    the model does not describe around the particles: a film edge or a thickness step that the quadratic
+    background cannot follow, the flank of a dot outside the frame. A sphere that does not describe its
+    particle shows the misfit on its own disc too, so the chi2 rule asks both
+    (:func:`latticefit.particles._checks.check_fits`). Where the disc holds too few pixels the group's value
+    stands. Returns ``(chi2_red, chi2_disc, chi2_background)`` (:func:`_background_residual`).
     """
     po, pf = prep["pix_off"], prep["par_off"]
     model = sol.model if sol.model is not None else _model_values(prep, sol.params, s2)
-    res2 = (prep["data"] - model) ** 2 * sol.wts
+    sq = (prep["data"] - model) ** 2
+    w = _noise_weights(prep, sol, model, bsz, noise)
+    res2 = sq * w
+    chi2_red = _group_chi2(prep, members, res2, sol.wts, group_chi2)
     # every (particle, pixel of its group) pair at once
     g_of = np.concatenate([np.full(len(m), g) for g, m in enumerate(members)])
     k_of = np.concatenate(members)
@@ -470,25 +479,46 @@ def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz, group_
     sel = (sol.wts[pix] > 0) & (dist <= np.abs(sol.params[o + 2])[pair] + reach[pair])
     sums = np.bincount(pair[sel], weights=res2[pix][sel], minlength=len(k_of))
     cnt = np.bincount(pair[sel], minlength=len(k_of))
-    scale = _chi2_scale(sol, noise, bsz, pf)  # per group
-    out = np.array(group_chi2, float, copy=True)
-    use = (cnt > 16) & np.isfinite(scale[g_of])
-    out[k_of[use]] = sums[use] / (cnt[use] - 4) * scale[g_of][use]
+    out = np.array(chi2_red, float, copy=True)
+    use = cnt > 16
+    out[k_of[use]] = sums[use] / (cnt[use] - 4)
+    # misfit beyond the noise: mean squared residual minus mean variance over the disc, over the height
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), 0.0)
+        excess = np.bincount(pair[sel], weights=(sq - var)[pix][sel], minlength=len(k_of)) / np.maximum(cnt, 1)
+        height = np.abs(sol.params[o + 3])
+        misfit = np.full(len(group_chi2), np.nan)
+        misfit[k_of[use]] = (np.sqrt(np.maximum(excess, 0.0)) / height)[use]
     background = np.full(len(group_chi2), np.nan)
-    background[k_of] = (_background_residual(prep, pix[sel], res2, sol.wts, len(members)) * scale)[g_of]
-    return out, background
+    background[k_of] = _background_residual(prep, pix[sel], res2, sol.wts, len(members))[g_of]
+    return chi2_red, out, background, misfit
 
 
-def _chi2_scale(sol: _Solution, noise: NoiseModel, bsz, pf):
-    """Per group, the factor from a mean weighted squared residual to a reduced chi2.
+def _noise_weights(prep, sol: _Solution, model, bsz, noise: NoiseModel):
+    """1 / (the noise model's variance at the fitted model) per fit pixel of ``b`` x ``b`` px; 0 where masked.
 
-    1 with counting noise (the weights are the model's variance); otherwise 1 over the noise model's variance
-    at the group's fitted background per fit pixel of ``b`` x ``b`` px (as for the group's ``chi2_red``).
+    With counting noise these are the fit's own weights. Otherwise the fit was unweighted and the variance
+    ``offset + gain * model`` is floored at a tenth of the image's background variance (a model below a
+    detector's dark level).
     """
     if noise.counts:
-        return np.ones(len(bsz))
-    exp_var = noise.offset + noise.gain * np.maximum(sol.params[pf[:-1]], 0.0)
-    return np.where(exp_var > 0, bsz**2 / np.where(exp_var > 0, exp_var, 1.0), np.nan)
+        return sol.wts
+    bb = np.repeat(bsz, np.diff(prep["pix_off"]))
+    var = np.maximum(noise.offset + noise.gain * model, 0.1 * noise.sigma**2) / (bb * bb)
+    return np.where(sol.wts > 0, 1.0 / var, 0.0)
+
+
+def _group_chi2(prep, members, res2, wts, fallback):
+    """Per particle, its group's sum of weighted squared residuals over (fit pixels - parameters)."""
+    po, pf = prep["pix_off"], prep["par_off"]
+    g_pix = np.repeat(np.arange(len(members)), np.diff(po))
+    sums = np.bincount(g_pix, weights=np.where(wts > 0, res2, 0.0), minlength=len(members))
+    npix = np.bincount(g_pix, weights=(wts > 0).astype(float), minlength=len(members))
+    dof = np.maximum(npix - np.diff(pf), 1.0)
+    out = np.array(fallback, float, copy=True)
+    for g, m in enumerate(members):
+        out[m] = sums[g] / dof[g]
+    return out
 
 
 def _background_residual(prep, disc_pixels, res2, wts, n_groups):

@@ -44,6 +44,7 @@ TABLE_COLUMNS = (
     "chi2_red",
     "chi2_red_disc",
     "chi2_red_background",
+    "misfit_fraction",
     "ml_weight",
     "aspect_ratio",
     "status",

@@ -323,6 +323,7 @@ def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
             "chi2_red": fit.chi2_red,
             "chi2_red_disc": fit.chi2_disc,
             "chi2_red_background": fit.chi2_bg,
+            "misfit_fraction": fit.misfit,
             "ml_weight": np.where(edge, np.nan, ml),
         }
     )

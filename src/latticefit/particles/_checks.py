@@ -139,9 +139,9 @@ def check_fits(
     return t
 
 
-def one_material(h, d) -> bool:
+def one_material(h, d, min_n: int = MIN_POPULATION) -> bool:
     """True when fitted heights ``h`` and diameters ``d`` look like one material: the robust SD of
-    ``ln(h / d)`` is at most ``GROUP_HEIGHT_SPREAD`` (and there are ``MIN_POPULATION`` usable fits).
+    ``ln(h / d)`` is at most ``GROUP_HEIGHT_SPREAD`` (and there are ``min_n`` usable fits).
 
     Examples
     --------
@@ -152,7 +152,7 @@ def one_material(h, d) -> bool:
     with np.errstate(divide="ignore", invalid="ignore"):
         hd = np.asarray(h, float) / np.asarray(d, float)
     hd = hd[np.isfinite(hd) & (hd > 0)]
-    if hd.size < MIN_POPULATION:
+    if hd.size < min_n:
         return False
     ln_hd = np.log(hd)
     return bool(1.4826 * np.median(np.abs(ln_hd - np.median(ln_hd))) <= GROUP_HEIGHT_SPREAD)

@@ -177,14 +177,39 @@ def _start_params(patch, wts, w: _Window, idx, x, y, r, fit_sigma_px):
     ring = patch[(~inside) & (wts > 0)]
     b0 = _median(ring) if ring.size >= 5 else float(np.percentile(patch, 10))
     p = [b0] + [0.0] * (K.N_BACKGROUND - 1)
+    heights = []
     for k in idx:
         u = (x[k] - w.x0 + 0.5) / b - 0.5
         v = (y[k] - w.y0 + 0.5) / b - 0.5
-        iu = int(np.clip(round(u), 0, w.nx - 1))
-        iv = int(np.clip(round(v), 0, w.ny - 1))
-        hk = max(float(patch[iv, iu] - b0), 1e-6 * max(abs(b0), 1.0))
-        p += [u, v, r[k] / b, hk]
-    return np.array(p)
+        iu, iv = int(np.clip(round(u), 0, w.nx - 1)), int(np.clip(round(v), 0, w.ny - 1))
+        hk = float(patch[iv, iu] - b0)
+        core = ((fx - x[k]) ** 2 + (fy - y[k]) ** 2 <= (0.5 * r[k]) ** 2) & (wts > 0)
+        if hk <= 0 and core.any():  # a noisy centre pixel: the mean of the central quarter of the disc
+            hk = float(patch[core].mean() - b0)
+        heights.append(hk)
+        p += [u, v, r[k] / b, 0.0]
+    p = np.array(p)
+    p[K.N_BACKGROUND + 3 :: 4] = _start_heights(np.array(heights), b0)
+    return p
+
+
+def _start_heights(h, b0):
+    """Starting heights: where one is still not positive, the group's median positive one.
+
+    At a height of ~0 the model does not depend on a sphere's centre and radius: the fit's step for them is
+    unbounded. A dot of a raft whose centre pixel lay at the background (8 px dots at 20 counts/px) started
+    at 1e-4, ran off to 1e5 px, and the singular Fisher matrix of its group failed all eight dots' fits
+    (``bench_particles_crowded.py --seed 800``).
+
+    Examples
+    --------
+    >>> _start_heights(np.array([50.0, -3.0, 70.0]), 100.0).tolist()
+    [50.0, 60.0, 70.0]
+    """
+    floor = 1e-6 * max(abs(b0), 1.0)
+    pos = h[h > floor]
+    fill = float(np.median(pos)) if pos.size else floor
+    return np.where(h > floor, h, fill)
 
 
 def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, margin_extra, invalid=None):

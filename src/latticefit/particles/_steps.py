@@ -397,6 +397,9 @@ def _faint(table, out, border_rule, pix, h_err, strength):
 #: in a population of one material, a fit lower than this fraction of the height a dot of its diameter has
 #: (``H / D`` over the median's) is a bump of the background between the dots, not one of them
 BUMP_HEIGHT_FACTOR = 0.5
+#: fewest accepted fits that define the population's ``H / D`` for that test (the median and MAD of 4 dots
+#: already ignore one bump; a field of 4 dots at 0.06 nm/px had a film-edge plateau fitted at 0.13 of it)
+BUMP_MIN_POPULATION = 4
 
 
 def _too_low_for_its_size(h, h_err, d, pop):
@@ -411,7 +414,7 @@ def _too_low_for_its_size(h, h_err, d, pop):
     with np.errstate(divide="ignore", invalid="ignore"):
         hd = h / d
     pop = pop & np.isfinite(hd) & (hd > 0)
-    if not one_material(h[pop], d[pop]):
+    if not one_material(h[pop], d[pop], BUMP_MIN_POPULATION):
         return np.zeros(len(h), bool)
     with np.errstate(invalid="ignore"):
         return (h + 2.0 * h_err) / d < BUMP_HEIGHT_FACTOR * float(np.median(hd[pop]))

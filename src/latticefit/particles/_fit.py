@@ -382,11 +382,10 @@ def _fit_all_groups(prep, noise: NoiseModel, s2, bsz) -> _Solution:
     return _Solution(out, F, msq, chi2, conv, prep["wts"])
 
 
-def _group_covariance(sol: _Solution, g, p, npix, noise: NoiseModel, b):
-    """Covariance of group ``g``'s parameters ``p`` and its reduced chi2.
+def _group_covariance(sol: _Solution, g, p, npix, noise: NoiseModel):
+    """Covariance of group ``g``'s parameters ``p``; without counting noise scaled by the residual variance.
 
-    Without counting noise the covariance is scaled by the residual variance, and chi2_red is taken relative
-    to the noise model's variance at the fitted background (per fit pixel of ``b`` x ``b`` px).
+    (The group's reduced chi2 against the noise model is :func:`_disc_chi2`'s.)
     """
     m = len(p)
     Fm = sol.fisher[sol.msq[g] : sol.msq[g + 1]].reshape(m, m)
@@ -395,16 +394,16 @@ def _group_covariance(sol: _Solution, g, p, npix, noise: NoiseModel, b):
         cov = np.linalg.inv(Fm)
     except np.linalg.LinAlgError:
         cov = np.full((m, m), np.nan)
-    red = sol.chi2[g] / dof
     if not noise.counts:
-        cov = cov * red  # residual variance estimate
-        exp_var = (noise.offset + noise.gain * max(p[0], 0.0)) / b**2
-        red = red / exp_var if exp_var > 0 else np.nan
-    return cov, red
+        cov = cov * (sol.chi2[g] / dof)  # residual variance estimate
+    return cov
 
 
 def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, group, probe_sigma_px) -> _Fit:
-    """Per-particle values in full-resolution px, their errors, and whether the fit found the particle."""
+    """Per-particle values in full-resolution px, their errors, and whether the fit found the particle.
+
+    ``chi2_red`` is left NaN: :func:`_disc_chi2` fills it, with the chi2 of the discs.
+    """
     n = len(x)
     fx = np.full(n, np.nan)
     fy, fr, fh, ex, ey, er, eh = (np.full(n, np.nan) for _ in range(7))
@@ -415,7 +414,7 @@ def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, grou
     npix = np.array([int((prep["wts"][po[g] : po[g + 1]] > 0).sum()) for g in range(len(members))])
     for g, idx in enumerate(members):
         p = sol.params[prep["par_off"][g] : prep["par_off"][g + 1]]
-        cov, red = _group_covariance(sol, g, p, npix[g], noise, bsz[g])
+        cov = _group_covariance(sol, g, p, npix[g], noise)
         x0, y0, b = prep["origin"][g]
         for j, k in enumerate(idx):
             o = K.N_BACKGROUND + 4 * j
@@ -428,7 +427,6 @@ def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, grou
             with np.errstate(invalid="ignore"):
                 ex[k], ey[k], er[k] = np.sqrt(dg[:3]) * b
                 eh[k] = np.sqrt(dg[3])
-            chi2_red[k] = red
             bg_level[k] = p[0]
             # a fit that wandered off its seed or changed its size wildly did not find this particle
             moved = math.hypot(fx[k] - x[k], fy[k] - y[k]) > 0.6 * r[k] + 2.0
@@ -465,7 +463,7 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
     s2 = (probe_sigma_px / bsz) ** 2 + 1.0 / 12.0
     sol = _fit_all_groups(prep, noise, s2, bsz)
     fit = _unpack(prep, members, sol, x, y, r, noise, bsz, group, probe_sigma_px)
-    fit.chi2_red, fit.chi2_disc, fit.chi2_bg, fit.misfit = _disc_chi2(prep, members, sol, s2, noise, bsz, fit.chi2_red)
+    fit.chi2_red, fit.chi2_disc, fit.chi2_bg, fit.misfit = _disc_chi2(prep, members, sol, s2, noise, bsz)
     return fit
 
 
@@ -473,7 +471,7 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
 DISC_CHI2_SIGMAS = 2.0
 
 
-def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz, group_chi2):
+def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz):
     """Each group's reduced chi2, and each particle's over the pixels of its own disc (radius +
     ``DISC_CHI2_SIGMAS`` sigma) and over its group's pixels outside every disc.
 
@@ -484,14 +482,15 @@ def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz, group_
     background cannot follow, the flank of a dot outside the frame. A sphere that does not describe its
     particle shows the misfit on its own disc too, so the chi2 rule asks both
     (:func:`latticefit.particles._checks.check_fits`). Where the disc holds too few pixels the group's value
-    stands. Returns ``(chi2_red, chi2_disc, chi2_background)`` (:func:`_background_residual`).
+    stands. Returns ``(chi2_red, chi2_disc, chi2_background, misfit)`` per particle (:func:`_background_residual`;
+    ``misfit``: the RMS of the residual beyond the noise over the disc, over the fitted height).
     """
     po, pf = prep["pix_off"], prep["par_off"]
     model = sol.model if sol.model is not None else _model_values(prep, sol.params, s2)
     sq = (prep["data"] - model) ** 2
     w = _noise_weights(prep, sol, model, bsz, noise)
     res2 = sq * w
-    chi2_red = _group_chi2(prep, members, res2, sol.wts, group_chi2)
+    chi2_red = _group_chi2(prep, members, res2, sol.wts)
     # every (particle, pixel of its group) pair at once
     g_of = np.concatenate([np.full(len(m), g) for g, m in enumerate(members)])
     k_of = np.concatenate(members)
@@ -512,9 +511,9 @@ def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz, group_
         var = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), 0.0)
         excess = np.bincount(pair[sel], weights=(sq - var)[pix][sel], minlength=len(k_of)) / np.maximum(cnt, 1)
         height = np.abs(sol.params[o + 3])
-        misfit = np.full(len(group_chi2), np.nan)
+        misfit = np.full(len(chi2_red), np.nan)
         misfit[k_of[use]] = (np.sqrt(np.maximum(excess, 0.0)) / height)[use]
-    background = np.full(len(group_chi2), np.nan)
+    background = np.full(len(chi2_red), np.nan)
     background[k_of] = _background_residual(prep, pix[sel], res2, sol.wts, len(members))[g_of]
     return chi2_red, out, background, misfit
 
@@ -533,16 +532,14 @@ def _noise_weights(prep, sol: _Solution, model, bsz, noise: NoiseModel):
     return np.where(sol.wts > 0, 1.0 / var, 0.0)
 
 
-def _group_chi2(prep, members, res2, wts, fallback):
+def _group_chi2(prep, members, res2, wts):
     """Per particle, its group's sum of weighted squared residuals over (fit pixels - parameters)."""
     po, pf = prep["pix_off"], prep["par_off"]
     g_pix = np.repeat(np.arange(len(members)), np.diff(po))
     sums = np.bincount(g_pix, weights=np.where(wts > 0, res2, 0.0), minlength=len(members))
     npix = np.bincount(g_pix, weights=(wts > 0).astype(float), minlength=len(members))
-    dof = np.maximum(npix - np.diff(pf), 1.0)
-    out = np.array(fallback, float, copy=True)
-    for g, m in enumerate(members):
-        out[m] = sums[g] / dof[g]
+    out = np.empty(sum(len(m) for m in members))
+    out[np.concatenate(members)] = np.repeat(sums / np.maximum(npix - np.diff(pf), 1.0), [len(m) for m in members])
     return out
 
 

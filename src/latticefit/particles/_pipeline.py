@@ -80,7 +80,16 @@ from ._detect import (  # noqa: F401
     default_diameter_range_nm,
 )
 from ._fit import FIT_RADIUS_PX, _Fit, _fit_particles, _insert_sigma, _prepare_groups, _run_fit, _subset, _union_groups  # noqa: F401
-from ._hidden import HIDDEN_MIN_HEIGHT, failed_covered, local_refit, residual_seeds
+from ._hidden import (
+    HIDDEN_MAX_COVERED,
+    HIDDEN_MIN_HEIGHT,
+    HIDDEN_OVERLAP,
+    covered_fraction,
+    failed_covered,
+    local_refit,
+    partition_by_model,
+    residual_seeds,
+)
 from ._invalid import inpaint, mask_note
 from ._measure import _MEASURE_COLUMNS, _hull_calipers, _measure_regions, _measure_regions_ref, region_measures  # noqa: F401
 from ._noise import NoiseModel, _immerkaer_tiles, _quantum, estimate_noise_model  # noqa: F401
@@ -203,8 +212,9 @@ def _with_hidden_dots(img, fit, seeds, det, noise, bad, settings):
 
     Only for a population of one material (:func:`latticefit.particles._checks.one_material`: a mixed
     field's imperfect fits leave residuals a threshold cannot tell from dots). One joint refit with the probe
-    sigma of the first, of the touching components that hold a candidate only (:func:`local_refit`); a
-    hidden seed stays when its fit is good and at least ``HIDDEN_MIN_HEIGHT`` as high
+    sigma of the first, of the touching components that hold a candidate only (:func:`local_refit`), where a
+    fit is nested in a stronger one only when its centre lies inside that one's disc (``HIDDEN_OVERLAP``: a
+    hidden dot's projection may overlap its neighbour's); a hidden seed stays when its fit is good and at least ``HIDDEN_MIN_HEIGHT`` as high
     as the median particle (a dot of the population, not a residual of an imperfect model). When some are
     not, the fit is repeated with the good ones only (a bad candidate also pulls its neighbours' fits) and
     that round's few failures are dropped; with none good the first fit stands. ``hidden_id``: a seed's
@@ -218,7 +228,7 @@ def _with_hidden_dots(img, fit, seeds, det, noise, bad, settings):
     if not len(cand["x"]):
         return fit, seeds
     cand["hidden_id"] = np.arange(len(cand["x"]), dtype=np.int64)
-    refit = lambda image, sd: st.fit_and_merge(image, sd, noise, fit.sigma_px, bad)[:2]  # noqa: E731
+    refit = lambda image, sd: st.fit_and_merge(image, sd, noise, fit.sigma_px, bad, nested_overlap=HIDDEN_OVERLAP)[:2]  # noqa: E731
     for last in (False, True):
         stay = ~failed_covered(fit, seeds, cand)  # a failed fit whose dot shows in the residual is replaced
         fit2, seeds2 = local_refit(img, fit.select(stay), {key: v[stay] for key, v in seeds.items()}, cand, refit)
@@ -226,6 +236,7 @@ def _with_hidden_dots(img, fit, seeds, det, noise, bad, settings):
         ref = fit2.ok & (hid < 0) & np.isfinite(fit2.h)
         med_h = float(np.median(fit2.h[ref])) if ref.any() else np.inf
         good = (hid >= 0) & fit2.ok & (fit2.h >= HIDDEN_MIN_HEIGHT * med_h)
+        good &= ~_necks(fit2, good)
         if not good.any():
             break
         if good.sum() == (hid >= 0).sum() or last:
@@ -234,6 +245,17 @@ def _with_hidden_dots(img, fit, seeds, det, noise, bad, settings):
             return fit2.select(keep), {key: v[keep] for key, v in seeds2.items()}
         cand = {key: v[np.isin(cand["hidden_id"], hid[good])] for key, v in cand.items()}
     return fit, seeds
+
+
+def _necks(fit, cand):
+    """The candidates ``cand`` whose fitted disc lies mostly (``HIDDEN_MAX_COVERED``) inside the other good fits'."""
+    out = np.zeros(len(fit.x), bool)
+    ok = fit.ok & np.isfinite(fit.r)
+    idx = np.nonzero(ok)[0]
+    for i in np.nonzero(cand & ok)[0]:
+        k = int(np.searchsorted(idx, i))
+        out[i] = covered_fraction(fit.x[idx], fit.y[idx], fit.r[idx], k) > HIDDEN_MAX_COVERED
+    return out
 
 
 def _markers(fit, seeds, shape, binning: int):
@@ -269,6 +291,7 @@ def _fit_and_segment(img, seeds, det, noise, opts: _Options, pix, bad, settings)
         img.shape,
         det.get("pixel_noise"),
     )
+    labels = partition_by_model(labels, fit, seeds["hidden_id"] >= 0)
     seeds["outline_fraction"] = outline
     seeds["outline_blur_px"] = np.full(len(outline), math.hypot(s_seg_px, det["f"] / math.sqrt(12.0)))
     if bad is not None:

@@ -128,8 +128,11 @@ def detection_settings(rng: DiameterSearch, false_alarms, det, bg_scale_px, nois
     }
 
 
-def fit_and_merge(img, seeds, noise, probe_px, bad, rounds: int = 3):
+def fit_and_merge(img, seeds, noise, probe_px, bad, rounds: int = 3, nested_overlap: float | None = None):
     """Fit every detection; drop detections nested in a larger fitted particle, and collapsed fits, and fit again.
+
+    Nested: the centre within ``r_strong + nested_overlap * r_weak`` of a stronger one (default the pruning
+    rule's ``PRUNE_OVERLAP``).
 
     A fit that shrank to a point (:func:`_collapsed`) found no disc, and in a joint fit it stops its group's
     neighbours from converging: a weak detection at the border between two dots (LoG strength 7.9 against
@@ -141,7 +144,7 @@ def fit_and_merge(img, seeds, noise, probe_px, bad, rounds: int = 3):
         fit = _fit_particles(img, seeds["x"], seeds["y"], seeds["r"], seeds["strength"], noise, probe_px, invalid=bad)
         # a failed fit is judged by its detection: its parameters are wherever the solver stopped
         x, y = np.where(fit.ok, fit.x, seeds["x"]), np.where(fit.ok, fit.y, seeds["y"])
-        inside = _nested(x, y, np.where(fit.ok, fit.r, seeds["r"]), seeds["strength"])
+        inside = _nested(x, y, np.where(fit.ok, fit.r, seeds["r"]), seeds["strength"], nested_overlap)
         collapsed = _collapsed(fit, seeds["r"]) & ~inside
         if not (inside.any() or collapsed.any()) or k == rounds - 1:
             break

@@ -302,15 +302,22 @@ def partition_by_model(labels, fit, hidden):
     use = hidden & fit.ok & np.isfinite(fit.r)
     if not use.any():
         return labels
+    from scipy import ndimage as ndi
+
     ok = fit.ok & np.isfinite(fit.r) & np.isfinite(fit.h) & (fit.h > 0)
     s = np.sqrt(fit.sigma_px**2 + 1.0 / 12.0)
+    boxes = ndi.find_objects(labels, max_label=len(fit.x))  # one pass; a group's pixels lie in its boxes
     for g in np.unique(fit.group[use]):
         members = np.nonzero(ok & (fit.group == g))[0]
-        pix = np.flatnonzero(np.isin(labels, members + 1))
-        if len(members) < 2 or not pix.size:
+        have = [boxes[k] for k in members if boxes[k] is not None]  # a hidden dot may have no segment at all
+        if len(members) < 2 or not have:
             continue
-        yy, xx = np.divmod(pix, labels.shape[1])
-        rho = np.hypot(xx[:, None] - fit.x[members], yy[:, None] - fit.y[members]) / fit.r[members]
+        y0, y1 = min(b[0].start for b in have), max(b[0].stop for b in have)
+        x0, x1 = min(b[1].start for b in have), max(b[1].stop for b in have)
+        win = labels[y0:y1, x0:x1]  # a view: written in place
+        yy, xx = np.nonzero(np.isin(win, members + 1))
+        rho = np.hypot(xx[:, None] + x0 - fit.x[members], yy[:, None] + y0 - fit.y[members]) / fit.r[members]
         val = fit.h[members] * sphere_profile_table(rho, np.broadcast_to(s / fit.r[members], rho.shape))
-        labels.ravel()[pix] = members[np.argmax(val, axis=1)] + 1
+        lit = val.max(axis=1) > 0  # beyond every sphere's reach a pixel keeps its watershed label
+        win[yy[lit], xx[lit]] = members[np.argmax(val[lit], axis=1)] + 1
     return labels

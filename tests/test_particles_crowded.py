@@ -501,6 +501,19 @@ def test_a_film_edge_plateau_is_not_a_cluster():
     assert f1 == 1.0 and abs(bias) <= 1.0
 
 
+@pytest.mark.parametrize("seed", [0, 2])
+def test_an_aggregate_at_low_sampling_splits_at_the_default_range(seed):
+    # 15-40 touching 50 nm spheres per aggregate at 8 nm/px (6 px per diameter), searched at the default
+    # range (24 nm to 1 um): each aggregate was one LoG blob of 11-28 px radius over dots of 2-3.5 px, whose
+    # suppressed maxima lay below the split's 0.35 radius ratio (F1 0.63 / 0.73)
+    mg, truth = haadf_crowded(
+        (512, 512), pixel_size_nm=8.0, diameter_nm=50.0, n_groups=6, group_size=(15, 40), layouts=("aggregate",),
+        n_isolated=5, gap_nm=(0.0, 3.0), overlap_frac=0.3, probe_sigma_nm=2.4, dose=50, seed=seed,
+    )  # fmt: skip
+    res, f1, bias = _sized(mg, truth, None)
+    assert f1 >= 0.95 and abs(bias) <= 1.0
+
+
 def _overlapping_pair_field(angle, seed):
     """16 like 6 nm dots (0.5 nm/px, 100 counts over 20) and an 8 nm dot with a 4.5 nm one overlapping it
     (centres 9.5 px apart, radii 8 and 4.5 px): the small dot has no maximum of its own at any scale."""

@@ -514,6 +514,21 @@ def test_an_aggregate_at_low_sampling_splits_at_the_default_range(seed):
     assert f1 >= 0.95 and abs(bias) <= 1.0
 
 
+def test_150px_dots_at_a_high_dose_detected_on_their_rims_are_one_fit_each():
+    # at the default range a 150 px dot at 200 counts/px is detected at two or three points of its rim at a
+    # smaller scale; each fit found the dot but moved too far from its detection to pass: 13 detections of 12
+    # dots, 6 of the 10 inner ones in the statistics. Their detections are moved onto the sphere they found
+    mg, truth = haadf_dots(
+        (1024, 1024), pixel_size_nm=0.2, diameter_nm=30.0, n_particles=12, n_touching_pairs=3, seed=5, dose=200
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = find_particles(mg)
+    s, tp = res.summary, truth.particles
+    assert s["n_detected"] == len(tp) and s["n"] == int((~tp.edge).sum())
+    assert abs(s["mean_nm"] / tp.diameter_nm[~tp.edge].mean() - 1) < 0.003
+
+
 def _overlapping_pair_field(angle, seed):
     """16 like 6 nm dots (0.5 nm/px, 100 counts over 20) and an 8 nm dot with a 4.5 nm one overlapping it
     (centres 9.5 px apart, radii 8 and 4.5 px): the small dot has no maximum of its own at any scale."""
@@ -764,21 +779,26 @@ def test_a_weak_failed_detection_between_dots_is_background():
     assert f1 >= 0.98 and abs(bias) <= 1.0
     t = res.table
     assert not (np.hypot(t.x_px - 426.3, t.y_px - 304.2) < 20).any()
-    assert res.settings["n_faint_dropped"] >= 1
+    # dropped as background: faint, or (its fit moved onto a sphere another fit holds) merged and insignificant
+    assert res.settings["n_faint_dropped"] + res.settings["n_dropped"] >= 1
 
 
-@pytest.mark.parametrize(("pix", "seed", "x", "y"), [(0.1, 109, 463.4, 360.1), (0.06, 807, 382.6, 192.0)])
-def test_a_dot_on_a_film_step_is_not_rejected_for_the_step(pix, seed, x, y):
+@pytest.mark.parametrize(
+    ("pix", "seed", "x", "y", "over"), [(0.1, 109, 463.4, 360.1, False), (0.06, 807, 382.6, 192.0, True)]
+)
+def test_a_dot_on_a_film_step_is_not_rejected_for_the_step(pix, seed, x, y, over):
     """A step of the film under a dot misfits the dot's disc (6.6 and 23.5) but the pixels around it as much
     (6.6 and 19.9): exact fits (8.00 nm for 8.00, 8.36 for 8.39) were rejected by the chi2 rule and the
-    largest dot of the field was lost from its mean (-3.5 %; crowd 7 nm, 100 counts/px, --seed 100 / 800)."""
+    largest dot of the field was lost from its mean (-3.5 %; crowd 7 nm, 100 counts/px, --seed 100 / 800).
+    Since failed fits that found a sphere elsewhere are moved there (``_steps._found_elsewhere``) the first
+    dot's group fits the step better (2.8 on its disc, 3.1 around it): below the chi2 threshold (``over``)."""
     mg, truth = benchmark_field("crowd", 7.0, pix, 100.0, seed)
     res, f1, bias = _sized(mg, truth, (3.5, 14.0))
     assert f1 >= 0.98 and abs(bias) <= 1.0
     t = res.table
     row = _only_row_near(t, x, y)
     assert bool(row.in_statistics)
-    assert row.chi2_red_disc > 5.0 * float(np.median(t.chi2_red[t.fit_ok & ~t.edge]))
+    assert (row.chi2_red_disc > 5.0 * float(np.median(t.chi2_red[t.fit_ok & ~t.edge]))) == over
     assert row.chi2_red_disc < 2.0 * row.chi2_red_background
 
 

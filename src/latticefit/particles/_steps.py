@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,7 +129,7 @@ def detection_settings(rng: DiameterSearch, false_alarms, det, bg_scale_px, nois
     }
 
 
-def fit_and_merge(img, seeds, noise, probe_px, bad, rounds: int = 3, nested_overlap: float | None = None):
+def fit_and_merge(img, seeds, noise, probe_px, bad, rounds: int = 5, nested_overlap: float | None = None):
     """Fit every detection; drop detections nested in a larger fitted particle, and collapsed fits, and fit again.
 
     Nested: the centre within ``r_strong + nested_overlap * r_weak`` of a stronger one (default the pruning
@@ -146,12 +147,64 @@ def fit_and_merge(img, seeds, noise, probe_px, bad, rounds: int = 3, nested_over
         x, y = np.where(fit.ok, fit.x, seeds["x"]), np.where(fit.ok, fit.y, seeds["y"])
         inside = _nested(x, y, np.where(fit.ok, fit.r, seeds["r"]), seeds["strength"], nested_overlap)
         collapsed = _collapsed(fit, seeds["r"]) & ~inside
-        if not (inside.any() or collapsed.any()) or k == rounds - 1:
+        found, same = _found_elsewhere(fit, img.shape, ~(inside | collapsed))
+        if not (inside.any() or collapsed.any() or found.any() or same.any()) or k == rounds - 1:
             break
-        n_merged += int(inside.sum())
+        n_merged += int(inside.sum() + same.sum())
         n_collapsed += int(collapsed.sum())
-        seeds = {key: v[~(inside | collapsed)] for key, v in seeds.items()}
+        seeds = {key: v.copy() for key, v in seeds.items()}
+        for key, v in (("x", fit.x), ("y", fit.y), ("r", fit.r)):
+            seeds[key][found] = v[found]
+        seeds = {key: v[~(inside | collapsed | same)] for key, v in seeds.items()}
     return fit, seeds, n_merged, n_collapsed
+
+
+#: a failed fit found a sphere of its own when its radius is known to this fraction (1 SE)
+FOUND_RADIUS_ERROR = 0.05
+
+
+def _found_elsewhere(fit, shape, alive):
+    """Failed fits that converged on a sphere away from their detection: ``(found, same)``.
+
+    A large dot at a high dose can be detected at several points of its rim at a smaller scale (150 px dots
+    at 200 counts/px, at the default range: two to three detections a dot). Their fits agree on the dot, but
+    each moved too far from its own detection to pass as its fit, and every one failed. A failed fit whose
+    radius is known to ``FOUND_RADIUS_ERROR`` and whose centre lies in the image found a sphere: its
+    detection is moved there (``found``), unless a good fit or a better-determined found one already holds
+    that sphere (centre within its radius: ``same``, dropped).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> fit = SimpleNamespace(ok=np.array([True, False, False, False, False]),
+    ...                       x=np.array([20.0, 20.5, 70.0, 71.0, 40.0]), y=np.array([20.0, 20.0, 70.0, 69.0, 40.0]),
+    ...                       r=np.full(5, 10.0), r_err=np.array([0.1, 0.1, 0.1, 0.2, 3.0]), h=np.ones(5))
+    >>> found, same = _found_elsewhere(fit, (100, 100), np.ones(5, bool))
+    >>> found.tolist(), same.tolist()  # the second is the good first's dot; the fourth, the third's
+    ([False, False, True, False, False], [False, True, False, True, False])
+    """
+    H, W = shape
+    with np.errstate(invalid="ignore"):
+        cand = (
+            alive
+            & ~np.asarray(fit.ok, bool)
+            & (fit.h > 0)
+            & (fit.r_err < FOUND_RADIUS_ERROR * fit.r)
+            & (fit.x >= 0)
+            & (fit.x <= W - 1)
+            & (fit.y >= 0)
+            & (fit.y <= H - 1)
+        )
+    found = np.zeros(len(fit.x), bool)
+    same = np.zeros(len(fit.x), bool)
+    held = list(np.nonzero(alive & np.asarray(fit.ok, bool))[0])
+    for i in np.nonzero(cand)[0][np.argsort(fit.r_err[cand] / fit.r[cand])]:
+        if any(math.hypot(fit.x[i] - fit.x[j], fit.y[i] - fit.y[j]) < max(fit.r[j], fit.r[i]) for j in held):
+            same[i] = True
+        else:
+            found[i] = True
+            held.append(i)
+    return found, same
 
 
 #: a failed fit whose radius is below this fraction of its detection's has collapsed (the bound of "changed

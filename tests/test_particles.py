@@ -100,7 +100,7 @@ def test_prune_keeps_touching_pair_drops_rim_blob():
 
 
 def test_cluster_blob_replaced_by_its_touching_members():
-    from latticefit.particles._pipeline import _split_cluster_blobs
+    from latticefit.particles._crowd import split_cluster_blobs
 
     # a large-scale blob between two touching spheres outranks them; a single big blob with one small
     # blob inside (texture) stays
@@ -110,7 +110,8 @@ def test_cluster_blob_replaced_by_its_touching_members():
     s = np.array([10.0, 9.0, 9.0, 10.0, 6.0])
     keep0 = K.prune_blobs(y, x, r, s, 0.4)
     assert keep0.tolist() == [True, False, False, True, False]
-    assert _split_cluster_blobs(y, x, r, s, keep0).tolist() == [False, True, True, True, False]
+    got = split_cluster_blobs(y, x, r, s, keep0, prune=K.prune_blobs, overlap=0.4)
+    assert got.tolist() == [False, True, True, True, False]
 
 
 def test_bin_image_and_paint_disks_match_reference():

@@ -15,11 +15,19 @@ import math
 
 import numpy as np
 
-__all__ = ["WHITE_NOISE_CAP", "pixel_noise", "white_log_noise"]
+__all__ = ["WHITE_NOISE_CAP", "pixel_noise", "split_cluster_blobs", "white_log_noise"]
 
 #: on scales without enough clean background the measured noise may exceed the white-noise prediction by this
 #: factor (some correlated noise) before it is taken as contaminated by particle signal
 WHITE_NOISE_CAP = 1.5
+
+
+#: a kept blob is split into the smaller blobs it suppressed (radius >= this x its own, side by side)
+SPLIT_MIN_RATIO = 0.05
+#: ... when they cover at least this fraction of its area
+SPLIT_MIN_COVER = 0.2
+#: ... side by side: centre distance at least this times the sum of their radii
+SPLIT_TILE = 0.7
 
 
 def pixel_noise(coarse, f, *, stabilised=False) -> float:
@@ -191,6 +199,49 @@ def near_top(tops, i, j, t):
     i0, i1 = np.clip(i - t, 0, h), np.clip(i + t + 1, 0, h)
     j0, j1 = np.clip(j - t, 0, w), np.clip(j + t + 1, 0, w)
     return (sat[i1, j1] - sat[i0, j1] - sat[i1, j0] + sat[i0, j0]) > 0
+
+
+def split_cluster_blobs(y, x, r, strength, keep, *, prune, overlap):
+    """Replace a large blob by the smaller blobs it suppressed when they tile it like a touching group.
+
+    At large scales the LoG of two touching spheres peaks between them and may outrank each sphere's
+    own peak; the LoG of an aggregate of many dots peaks at its middle at a scale several times a dot's.
+    A kept blob ``i`` is replaced when at least two of the detections it suppressed (radius
+    ``SPLIT_MIN_RATIO``-0.75 ``r_i``, centre inside ``r_i``), pruned among themselves, lie side by side
+    (centre distance >= ``SPLIT_TILE`` (r_a + r_b)) and together cover at least ``SPLIT_MIN_COVER`` of its
+    area; ``prune(y, x, r, strength, overlap)`` is the detection's pruning. Repeated until nothing changes: a
+    blob that replaced an aggregate may hold a group itself.
+    """
+    from scipy.spatial import cKDTree
+
+    if keep.sum() == 0 or keep.all():
+        return keep
+    keep = keep.copy()
+    changed = True
+    while changed:
+        changed = False
+        rej = np.nonzero(~keep)[0]
+        if not rej.size:
+            break
+        tree = cKDTree(np.column_stack([x[rej], y[rej]]))
+        for i in np.nonzero(keep)[0][np.argsort(-r[keep])]:
+            if not keep[i]:
+                continue
+            near = rej[tree.query_ball_point([x[i], y[i]], r[i])]
+            near = near[(r[near] >= SPLIT_MIN_RATIO * r[i]) & (r[near] <= 0.75 * r[i]) & ~keep[near]]
+            if len(near) < 2 or np.sum(r[near] ** 2) < SPLIT_MIN_COVER * r[i] ** 2:  # (pruning only removes)
+                continue
+            sub = near[prune(y[near], x[near], r[near], strength[near], overlap)]
+            if len(sub) < 2 or np.sum(r[sub] ** 2) < SPLIT_MIN_COVER * r[i] ** 2:
+                continue
+            d = np.hypot(x[sub][:, None] - x[sub][None, :], y[sub][:, None] - y[sub][None, :])
+            lim = SPLIT_TILE * (r[sub][:, None] + r[sub][None, :])
+            np.fill_diagonal(d, np.inf)
+            if np.all(d >= lim):
+                keep[i] = False
+                keep[sub] = True
+                changed = True
+    return keep
 
 
 def split_crowds(y, x, r, strength, keep, cy, cx, cr, cs, *, prune, overlap, min_cover=0.35, min_strength=0.35):

@@ -28,12 +28,6 @@ OUTLINE_FRACTION = 0.2
 
 #: a detection is dropped when its centre is closer than max(r) + PRUNE_OVERLAP * min(r) to a stronger one
 PRUNE_OVERLAP = 0.4
-#: a kept blob is split into the smaller blobs it suppressed (radius >= this x its own, side by side)
-SPLIT_MIN_RATIO = 0.05
-#: ... when they cover at least this fraction of its area
-SPLIT_MIN_COVER = 0.2
-#: ... side by side: centre distance at least this times the sum of their radii
-SPLIT_TILE = 0.7
 
 
 #: flagged detections fainter than this fraction of the accepted particles' median contrast are dropped
@@ -392,7 +386,9 @@ def _detect(img, dlo_px, dhi_px, bg_scale_px, false_alarms, noise_model=None, in
         return None, dict(f=f, coarse=coarse, background=bgc_lin, sigmas=sigmas, noise=noise, k=kthr)
     blobs = _scale_space_blobs(cand, offsets, grid, noise, kthr)
     keep = K.prune_blobs(blobs.y, blobs.x, blobs.r, blobs.strength, PRUNE_OVERLAP)
-    keep = _split_cluster_blobs(blobs.y, blobs.x, blobs.r, blobs.strength, keep)
+    keep = _particle_crowd.split_cluster_blobs(
+        blobs.y, blobs.x, blobs.r, blobs.strength, keep, prune=K.prune_blobs, overlap=PRUNE_OVERLAP
+    )
     seeds = _seeds((blobs, keep))
     if CROWD_SPLIT:
         # crowds: maxima of single scales on an intensity top may tile a kept blob (rafts, chains, aggregates)
@@ -446,68 +442,6 @@ def _free_single(seeds, single: _Blobs, extra):
         overlap=PRUNE_OVERLAP,
     )
     return rest[free]
-
-
-def _split_cluster_blobs(y, x, r, strength, keep):
-    """Replace a large blob by the smaller blobs it suppressed when they tile it like a touching group.
-
-    At large scales the LoG of two touching spheres peaks between them and may outrank each sphere's
-    own peak; the LoG of an aggregate of many dots peaks at its middle at a scale several times a dot's.
-    A kept blob ``i`` is replaced when at least two of the detections it suppressed (radius
-    ``SPLIT_MIN_RATIO``-0.75 ``r_i``, centre inside ``r_i``), pruned among themselves, lie side by side
-    (centre distance >= ``SPLIT_TILE`` (r_a + r_b)) and together cover at least ``SPLIT_MIN_COVER`` of its
-    area. Repeated until nothing changes: a blob that replaced an aggregate may hold a group itself.
-    """
-    from scipy.spatial import cKDTree
-
-    if keep.sum() == 0 or keep.all():
-        return keep
-    keep = keep.copy()
-    changed = True
-    while changed:
-        changed = False
-        rej = np.nonzero(~keep)[0]
-        if not rej.size:
-            break
-        tree = cKDTree(np.column_stack([x[rej], y[rej]]))
-        for i in np.nonzero(keep)[0][np.argsort(-r[keep])]:
-            if not keep[i]:
-                continue
-            near = rej[tree.query_ball_point([x[i], y[i]], r[i])]
-            near = near[(r[near] >= SPLIT_MIN_RATIO * r[i]) & (r[near] <= 0.75 * r[i]) & ~keep[near]]
-            if len(near) < 2 or np.sum(r[near] ** 2) < SPLIT_MIN_COVER * r[i] ** 2:  # (pruning only removes)
-                continue
-            sub = near[K.prune_blobs(y[near], x[near], r[near], strength[near], PRUNE_OVERLAP)]
-            if len(sub) < 2 or np.sum(r[sub] ** 2) < SPLIT_MIN_COVER * r[i] ** 2:
-                continue
-            d = np.hypot(x[sub][:, None] - x[sub][None, :], y[sub][:, None] - y[sub][None, :])
-            lim = SPLIT_TILE * (r[sub][:, None] + r[sub][None, :])
-            np.fill_diagonal(d, np.inf)
-            if np.all(d >= lim):
-                keep[i] = False
-                keep[sub] = True
-                changed = True
-    return keep
-    keep = keep.copy()
-    rej = np.nonzero(~keep)[0]
-    tree = cKDTree(np.column_stack([x[rej], y[rej]]))
-    for i in np.nonzero(keep)[0][np.argsort(-r[keep])]:
-        if not keep[i]:
-            continue
-        near = rej[tree.query_ball_point([x[i], y[i]], r[i])]
-        near = near[(r[near] >= SPLIT_MIN_RATIO * r[i]) & (r[near] <= 0.75 * r[i]) & ~keep[near]]
-        if len(near) < 2:
-            continue
-        sub = near[K.prune_blobs(y[near], x[near], r[near], strength[near], PRUNE_OVERLAP)]
-        if len(sub) < 2 or np.sum(r[sub] ** 2) < SPLIT_MIN_COVER * r[i] ** 2:
-            continue
-        d = np.hypot(x[sub][:, None] - x[sub][None, :], y[sub][:, None] - y[sub][None, :])
-        lim = 0.8 * (r[sub][:, None] + r[sub][None, :])
-        np.fill_diagonal(d, np.inf)
-        if np.all(d >= lim):
-            keep[i] = False
-            keep[sub] = True
-    return keep
 
 
 def _segment(coarse, seeds, sigmas, f, shape, pixel_noise=None):

@@ -71,7 +71,6 @@ from ._detect import (  # noqa: F401
     _nested,
     _seed_connected,
     _segment,
-    _split_cluster_blobs,
     _stabilise,
     _stabilised_grid,
     _subtract_background,

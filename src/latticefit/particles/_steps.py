@@ -147,7 +147,7 @@ def fit_and_merge(img, seeds, noise, probe_px, bad, rounds: int = 5, nested_over
         x, y = np.where(fit.ok, fit.x, seeds["x"]), np.where(fit.ok, fit.y, seeds["y"])
         inside = _nested(x, y, np.where(fit.ok, fit.r, seeds["r"]), seeds["strength"], nested_overlap)
         collapsed = _collapsed(fit, seeds["r"]) & ~inside
-        found, same = _found_elsewhere(fit, img.shape, ~(inside | collapsed))
+        found, same = _found_elsewhere(fit, img.shape, ~(inside | collapsed), seeds)
         if not (inside.any() or collapsed.any() or found.any() or same.any()) or k == rounds - 1:
             break
         n_merged += int(inside.sum() + same.sum())
@@ -159,19 +159,25 @@ def fit_and_merge(img, seeds, noise, probe_px, bad, rounds: int = 5, nested_over
     return fit, seeds, n_merged, n_collapsed
 
 
-#: a failed fit found a sphere of its own when its radius is known to this fraction (1 SE)
+#: a failed fit found a sphere of its own when its radius is known to this fraction (1 SE) ...
 FOUND_RADIUS_ERROR = 0.05
+#: ... and it is at least this fraction as high as the median good fit (a background bump under a crowd of
+#: 7 nm dots at the default range fitted as 8-20 nm spheres 0.15-0.35 as high, whose moves kept two dots'
+#: group from converging)
+FOUND_MIN_HEIGHT = 0.5
 
 
-def _found_elsewhere(fit, shape, alive):
+def _found_elsewhere(fit, shape, alive, seeds):
     """Failed fits that converged on a sphere away from their detection: ``(found, same)``.
 
     A large dot at a high dose can be detected at several points of its rim at a smaller scale (150 px dots
     at 200 counts/px, at the default range: two to three detections a dot). Their fits agree on the dot, but
     each moved too far from its own detection to pass as its fit, and every one failed. A failed fit whose
-    radius is known to ``FOUND_RADIUS_ERROR`` and whose centre lies in the image found a sphere: its
-    detection is moved there (``found``), unless a good fit or a better-determined found one already holds
-    that sphere (centre within its radius: ``same``, dropped).
+    radius is known to ``FOUND_RADIUS_ERROR``, whose centre lies in the image and whose sphere holds its own
+    detection (``seeds``; a fit that ran off to another place is no evidence of a particle at its detection)
+    found a sphere: its detection is moved there (``found``), unless a good fit or a better-determined found
+    one already holds that sphere (centre within its radius: ``same``, dropped). Where some fits are good, a
+    found sphere is at least ``FOUND_MIN_HEIGHT`` as high as their median.
 
     Examples
     --------
@@ -179,7 +185,8 @@ def _found_elsewhere(fit, shape, alive):
     >>> fit = SimpleNamespace(ok=np.array([True, False, False, False, False]),
     ...                       x=np.array([20.0, 20.5, 70.0, 71.0, 40.0]), y=np.array([20.0, 20.0, 70.0, 69.0, 40.0]),
     ...                       r=np.full(5, 10.0), r_err=np.array([0.1, 0.1, 0.1, 0.2, 3.0]), h=np.ones(5))
-    >>> found, same = _found_elsewhere(fit, (100, 100), np.ones(5, bool))
+    >>> seeds = dict(x=np.array([20.0, 24.0, 64.0, 76.0, 40.0]), y=np.array([20.0, 20.0, 70.0, 69.0, 40.0]))
+    >>> found, same = _found_elsewhere(fit, (100, 100), np.ones(5, bool), seeds)
     >>> found.tolist(), same.tolist()  # the second is the good first's dot; the fourth, the third's
     ([False, False, True, False, False], [False, True, False, True, False])
     """
@@ -194,7 +201,11 @@ def _found_elsewhere(fit, shape, alive):
             & (fit.x <= W - 1)
             & (fit.y >= 0)
             & (fit.y <= H - 1)
+            & (np.hypot(fit.x - seeds["x"], fit.y - seeds["y"]) < fit.r)
         )
+        good = alive & np.asarray(fit.ok, bool)
+        if good.any():  # as high as the good fits' particles (a sphere fitted to a background bump is not)
+            cand &= fit.h >= FOUND_MIN_HEIGHT * float(np.median(fit.h[good]))
     found = np.zeros(len(fit.x), bool)
     same = np.zeros(len(fit.x), bool)
     held = list(np.nonzero(alive & np.asarray(fit.ok, bool))[0])

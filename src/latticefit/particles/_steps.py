@@ -18,12 +18,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import AnalysisError
+from . import _crowd as C
+from . import _kernels as K
 from ._checks import (
     CHI2_FACTOR,
     FIT_ECD_BAND,
@@ -206,16 +207,14 @@ def _found_elsewhere(fit, shape, alive, seeds):
         good = alive & np.asarray(fit.ok, bool)
         if good.any():  # as high as the good fits' particles (a sphere fitted to a background bump is not)
             cand &= fit.h >= FOUND_MIN_HEIGHT * float(np.median(fit.h[good]))
+    # held by a good fit: the pruning rule without overlap (centre closer than the larger radius); among
+    # the rest, the better-determined ones first (the pruning itself, by relative radius error)
+    idx = np.nonzero(cand)[0]
+    free = idx[~C.covered(fit.y[good], fit.x[good], fit.r[good], fit.y[idx], fit.x[idx], fit.r[idx], 0.0)]
+    kept = K.prune_blobs(fit.y[free], fit.x[free], fit.r[free], -fit.r_err[free] / fit.r[free], 0.0)
     found = np.zeros(len(fit.x), bool)
-    same = np.zeros(len(fit.x), bool)
-    held = list(np.nonzero(alive & np.asarray(fit.ok, bool))[0])
-    for i in np.nonzero(cand)[0][np.argsort(fit.r_err[cand] / fit.r[cand])]:
-        if any(math.hypot(fit.x[i] - fit.x[j], fit.y[i] - fit.y[j]) < max(fit.r[j], fit.r[i]) for j in held):
-            same[i] = True
-        else:
-            found[i] = True
-            held.append(i)
-    return found, same
+    found[free[kept]] = True
+    return found, cand & ~found
 
 
 #: a failed fit whose radius is below this fraction of its detection's has collapsed (the bound of "changed

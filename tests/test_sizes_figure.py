@@ -149,3 +149,35 @@ def test_two_populations_in_one_field_are_split_by_measured_diameter():
     assert (a.particles.table["diameter_nm"] < 6).all() and (b.particles.table["diameter_nm"] >= 6).all()
     texts = "\n".join(_texts(fd.figure))
     assert format_rsd(b.summary["rsd_percent"], b.summary["rsd_ci95_percent"]) in texts
+
+
+def _text_clear_of_data(ax) -> bool:
+    """Whether no bar, error bar or curve under a histogram's N / mean / RSD text reaches into it."""
+    from latticefit.report._sizes import _data_top_under
+
+    fig = ax.figure
+    fig.draw_without_rendering()
+    text = next(t for t in ax.texts if (t.get_gid() or "").startswith("stats_"))
+    box = text.get_window_extent()
+    x0, x1 = (box.transformed(ax.transData.inverted()).x0, box.transformed(ax.transData.inverted()).x1)
+    bottom = box.transformed(ax.transAxes.inverted()).y0
+    return _data_top_under(ax, x0, x1) < bottom * ax.get_ylim()[1]
+
+
+@pytest.mark.parametrize("seed", [5, 21])
+def test_stats_text_is_never_covered_by_the_histogram(seed):
+    """A small population with a broad spread (the JEOL field: 20 dots, RSD 29 %): the Poisson error bars of
+    the central bins reached into the RSD line at the old fixed 22 % headroom."""
+    mg, _ = synth.haadf_dots(
+        (256, 256), pixel_size_nm=0.5, diameter_nm=10.0, rsd=0.3, n_particles=22, min_gap_nm=1.0, seed=seed
+    )
+    mg.source = "broad.tif"
+    fd = size_figure([mg], diameter_range_nm=(3, 25))
+    hist_axes = [ax for ax in fd.figure.axes if any((t.get_gid() or "").startswith("stats_") for t in ax.texts)]
+    assert hist_axes and all(_text_clear_of_data(ax) for ax in hist_axes)
+
+
+def test_stats_text_clear_in_the_two_population_figure(two_populations):
+    fd, _ = two_populations
+    hist_axes = [ax for ax in fd.figure.axes if any((t.get_gid() or "").startswith("stats_") for t in ax.texts)]
+    assert len(hist_axes) == 2 and all(_text_clear_of_data(ax) for ax in hist_axes)

@@ -483,8 +483,47 @@ def plot_size_figure(fig_data: SizeFigure, *, width_mm: float | None = None):
             ax.text(0.5, 0.5, "no image", ha="center", va="center")
         else:
             _shared_legend(fig, pops, ncol)
+            _clear_stats_text(fig)
     fig_data.figure = fig
     return fig
+
+
+def _data_top_under(ax, x0: float, x1: float) -> float:
+    """The highest bar, error bar or curve of a histogram panel between data x0 and x1."""
+    tops = [0.0]
+    for p in ax.patches:
+        bx, bw = p.get_x(), p.get_width()
+        if bx < x1 and bx + bw > x0:
+            tops.append(p.get_y() + p.get_height())
+    for coll in ax.collections:  # the error bars' vertical segments
+        for seg in coll.get_segments():
+            if len(seg) and x0 <= float(np.mean(seg[:, 0])) <= x1:
+                tops.append(float(np.max(seg[:, 1])))
+    for ln in ax.lines:
+        xd, yd = np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)
+        sel = (xd >= x0) & (xd <= x1)
+        if sel.any():
+            tops.append(float(np.max(yd[sel])))
+    return max(tops)
+
+
+def _clear_stats_text(fig, margin: float = 0.03):
+    """Raise each histogram's y limit until no bar, error bar or curve runs into its N / mean / RSD text.
+
+    The text's height in axes units is known only after the layout, so the figure is laid out once
+    (no pixels rendered) and the limits set from the measured text boxes.
+    """
+    fig.draw_without_rendering()
+    for ax in fig.axes:
+        texts = [t for t in ax.texts if (t.get_gid() or "").startswith("stats_")]
+        if not texts or not ax.patches:
+            continue
+        box = texts[0].get_window_extent().transformed(ax.transData.inverted())
+        bottom = texts[0].get_window_extent().transformed(ax.transAxes.inverted()).y0
+        top = _data_top_under(ax, box.x0, box.x1)
+        lo, hi = ax.get_ylim()
+        if bottom - margin > 0.3 and top > (bottom - margin) * hi:
+            ax.set_ylim(lo, top / (bottom - margin))
 
 
 def size_figure(images, *, diameter_range_nm=None, names=None, pixel_size=None, width_mm=None) -> SizeFigure:

@@ -69,6 +69,9 @@ class _Fit:
     chi2_bg: np.ndarray = None  # type: ignore[assignment]
     #: RMS of the model misfit over each particle's disc beyond the noise, as a fraction of its fitted height
     misfit: np.ndarray = None  # type: ignore[assignment]
+    #: each particle's group background surface: ``N_BACKGROUND`` terms, then ``xc, yc`` (fit px) and the
+    #: window's ``x0, y0, b`` (:func:`latticefit.particles._own_background.fitted_background`)
+    bg_surface: np.ndarray = None  # type: ignore[assignment]
 
     def concat(self, other: _Fit) -> _Fit:
         """These fits followed by ``other``'s (its groups renumbered after these; the probe sigma is this one's)."""
@@ -410,6 +413,7 @@ def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, grou
     ok = np.zeros(n, bool)
     chi2_red = np.full(n, np.nan)
     bg_level = np.full(n, np.nan)
+    bg_surface = np.full((n, K.N_BACKGROUND + 5), np.nan)
     po = prep["pix_off"]
     npix = np.array([int((prep["wts"][po[g] : po[g + 1]] > 0).sum()) for g in range(len(members))])
     for g, idx in enumerate(members):
@@ -428,6 +432,7 @@ def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, grou
                 ex[k], ey[k], er[k] = np.sqrt(dg[:3]) * b
                 eh[k] = np.sqrt(dg[3])
             bg_level[k] = p[0]
+            bg_surface[k] = np.concatenate([p[: K.N_BACKGROUND], [prep["xc"][g], prep["yc"][g], x0, y0, b]])
             # a fit that wandered off its seed or changed its size wildly did not find this particle
             moved = math.hypot(fx[k] - x[k], fy[k] - y[k]) > 0.6 * r[k] + 2.0
             ok[k] = bool(
@@ -441,7 +446,9 @@ def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, grou
                 and not moved
                 and 0.4 * r[k] < fr[k] < 2.5 * r[k]
             )
-    return _Fit(fx, fy, fr, fh, ex, ey, er, ok, group, chi2_red, bg_level, float(probe_sigma_px), eh)
+    fit = _Fit(fx, fy, fr, fh, ex, ey, er, ok, group, chi2_red, bg_level, float(probe_sigma_px), eh)
+    fit.bg_surface = bg_surface
+    return fit
 
 
 def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15, invalid=None):

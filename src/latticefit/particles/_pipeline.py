@@ -56,7 +56,7 @@ from ._background import (  # noqa: F401
     _resample,
     estimate_background,
 )
-from ._checks import BORDER_RULES, check_fits, one_material
+from ._checks import BORDER_RULES, FIT_ECD_BAND, check_fits, one_material
 from ._detect import (  # noqa: F401
     _BORDER_C,
     _BORDER_U,
@@ -93,6 +93,7 @@ from ._invalid import inpaint, mask_note
 from ._measure import _MEASURE_COLUMNS, _hull_calipers, _measure_regions, _measure_regions_ref, region_measures  # noqa: F401
 from ._noise import NoiseModel, _immerkaer_tiles, _quantum, estimate_noise_model  # noqa: F401
 from ._overlay import _outline_segments  # noqa: F401
+from ._own_background import cut_to_own_background
 from ._plot import _g, count_line, plot_overlay, summary_lines  # noqa: F401
 from ._result import JSON_PARTICLE_KEYS, PARTICLES_SCHEMA_VERSION, TABLE_COLUMNS, ParticleResult, _empty_table  # noqa: F401
 from ._sizestats import size_summary
@@ -291,6 +292,9 @@ def _fit_and_segment(img, seeds, det, noise, opts: _Options, pix, bad, settings)
         det.get("pixel_noise"),
     )
     labels = partition_by_model(labels, fit, seeds["hidden_id"] >= 0)
+    settings["n_own_background"] = cut_to_own_background(
+        labels, img, fit, seeds, det, s_seg_px, OUTLINE_FRACTION, FIT_ECD_BAND
+    )
     seeds["outline_fraction"] = outline
     seeds["outline_blur_px"] = np.full(len(outline), math.hypot(s_seg_px, det["f"] / math.sqrt(12.0)))
     if bad is not None:

@@ -612,3 +612,12 @@ def test_non_positive_parameters_are_errors(kw):
 
     with pytest.raises(ParameterError, match="must be a number > 0"):
         find_particles(np.ones((64, 64), np.float32), pixel_size=0.1, diameter_range_nm=(1, 3), **kw)
+
+
+def test_label_areas_kernel_matches_reference():
+    from latticefit.particles._region_kernels import label_areas, label_areas_ref
+
+    rng = np.random.default_rng(3)
+    lab = rng.integers(-1, 9, size=(37, 53)).astype(np.int32)
+    np.testing.assert_array_equal(label_areas(lab, 7), label_areas_ref(lab, 7))
+    assert label_areas(np.zeros((4, 4), np.int32), 0).size == 0

@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ._fit_kernels import N_BACKGROUND
+from ._region_kernels import label_areas
 
 #: largest misfit fraction of a fit whose segment is re-drawn at its own background
 MAX_MISFIT = 0.1
@@ -69,7 +70,7 @@ def flooding(labels, fit, seeds) -> np.ndarray:
     them (``MAX_MISFIT``); hidden dots keep the segments :func:`partition_by_model` drew.
     """
     n = len(fit.x)
-    area = np.bincount(labels.ravel(), minlength=n + 1)[1 : n + 1].astype(float)
+    area = label_areas(labels, n).astype(float)
     hidden = seeds.get("hidden_id", np.full(n, -1)) >= 0
     with np.errstate(invalid="ignore"):
         return (
@@ -110,8 +111,12 @@ def cut_to_own_background(labels, img, fit, seeds, det, smooth_px, outline_fract
     """
     H, W = labels.shape
     n_cut = 0
-    for k in np.flatnonzero(flooding(labels, fit, seeds)):
-        sl = ndi.find_objects((labels == k + 1).astype(np.int8))[0]
+    cand = np.flatnonzero(flooding(labels, fit, seeds))
+    boxes = ndi.find_objects(labels, max_label=len(fit.x)) if cand.size else []
+    for k in cand:
+        sl = boxes[k]
+        if sl is None:
+            continue
         pad = int(math.ceil(3 * smooth_px)) + 2
         y0, y1 = max(0, sl[0].start - pad), min(H, sl[0].stop + pad)
         x0, x1 = max(0, sl[1].start - pad), min(W, sl[1].stop + pad)

@@ -1,6 +1,7 @@
 """Numba kernels on label and raster images: disk painting and the one-pass region measures.
 
 - :func:`paint_disks` / :func:`paint_disks_ref` rasterise disks;
+- :func:`label_areas` / :func:`label_areas_ref` count the pixels of labels ``1..n``;
 - :func:`region_measures_all` measures every label of a label image in one pass (its numpy reference is
   :func:`latticefit.particles._measure._measure_regions_ref`).
 """
@@ -12,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["paint_disks", "paint_disks_ref", "region_measures_all"]
+__all__ = ["label_areas", "label_areas_ref", "paint_disks", "paint_disks_ref", "region_measures_all"]
 
 
 @njit(cache=True)
@@ -39,6 +40,32 @@ def paint_disks_ref(shape_h, shape_w, y, x, r):
     for a, b, c in zip(y, x, r):
         out |= (yy - a) ** 2 + (xx - b) ** 2 <= c * c
     return out
+
+
+@njit(cache=True)
+def label_areas(labels, n):
+    """Pixel count of each label ``1..n`` of a 2-D label image (one pass; labels outside ``1..n`` ignored)."""
+    out = np.zeros(n, dtype=np.int64)
+    h, w = labels.shape
+    for a in range(h):
+        for b in range(w):
+            v = labels[a, b]
+            if 0 < v <= n:
+                out[v - 1] += 1
+    return out
+
+
+def label_areas_ref(labels, n):
+    """Numpy reference of :func:`label_areas`.
+
+    Examples
+    --------
+    >>> label_areas_ref(np.array([[0, 1, 1], [2, 1, 5]]), 3).tolist()
+    [3, 1, 0]
+    """
+    v = labels.ravel()
+    v = v[(v > 0) & (v <= n)]
+    return np.bincount(v, minlength=n + 1)[1 : n + 1].astype(np.int64)
 
 
 # ------------------------------------------------------------- region measures

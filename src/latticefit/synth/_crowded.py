@@ -200,12 +200,12 @@ def haadf_crowded(
     return mg, truth
 
 
-def benchmark_field(kind: str, diameter_nm: float, pixel_size_nm: float, dose: float, seed: int):
+def benchmark_field(kind: str, diameter_nm: float, pixel_size_nm: float, dose: float, seed: int, scale: int = 1):
     """One field of ``benchmarks/bench_particles_crowded.py`` (and of the tests that pin its results).
 
     ``kind='crowd'``: 512 x 512 px, probe sigma ``min(0.1 nm, 0.3 px)``; ``'small'``: 256 x 256 px (about 900
-    dots of 5-8 px), probe sigma 0.3 px. About 30 % of the field is covered by dots: as many isolated dots
-    as groups, ``max(3, round(16 (field / 15 D)^2))`` of each.
+    dots of 5-8 px), probe sigma 0.3 px; ``scale`` multiplies the side (``--field-scale``). About 30 % of the
+    field is covered by dots: as many isolated dots as groups, ``max(3, round(16 (field / 15 D)^2))`` of each.
 
     Examples
     --------
@@ -213,7 +213,7 @@ def benchmark_field(kind: str, diameter_nm: float, pixel_size_nm: float, dose: f
     >>> mg.shape, len(truth.particles) > 500
     ((256, 256), True)
     """
-    n = 512 if kind == "crowd" else 256
+    n = (512 if kind == "crowd" else 256) * int(scale)
     field_nm = n * pixel_size_nm
     n_groups = max(3, round(16 * field_nm**2 / (15 * diameter_nm) ** 2))
     return haadf_crowded(

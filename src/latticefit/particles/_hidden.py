@@ -287,7 +287,8 @@ def covered_fraction(x, y, r, i):
     uy, ux = np.meshgrid(u, u, indexing="ij")
     inside = np.hypot(ux, uy) <= 1.0
     px, py = x[i] + r[i] * ux[inside], y[i] + r[i] * uy[inside]
-    other = np.arange(len(x)) != i
+    with np.errstate(invalid="ignore"):  # only discs that reach disc i can cover it (NaN: no disc)
+        other = (np.arange(len(x)) != i) & (np.hypot(x - x[i], y - y[i]) <= r + r[i])
     hit = np.hypot(px[:, None] - x[other], py[:, None] - y[other]) <= r[other]
     return float(hit.any(axis=1).mean())
 

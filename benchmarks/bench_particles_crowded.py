@@ -75,6 +75,7 @@ def make_field(kind, d, pix, dose, seed, scale=1):
     # imported here: the speed run may use a source tree without it
     from latticefit.synth._crowded import benchmark_field
 
+    # an older source tree on PYTHONPATH has no ``scale`` argument: pass it only when it is used
     return benchmark_field(kind, d, pix, dose, seed, scale) if scale != 1 else benchmark_field(kind, d, pix, dose, seed)
 
 

@@ -21,6 +21,20 @@ def _interp_index(n_dst, n_src, f_src, f_dst):
     return i0, i0 + 1, (c - i0).astype(np.float32)
 
 
+def background_at(bg, f, y, x):
+    """The coarse background grid ``bg`` (blocks of ``f`` px) at full-resolution points ``(y, x)``: the value
+    of the nearest cell, float64.
+
+    Examples
+    --------
+    >>> background_at(np.array([[1.0, 2.0], [3.0, 4.0]]), 4, np.array([0.0, 7.0]), np.array([7.0, 9.0])).tolist()
+    [2.0, 4.0]
+    """
+    i = np.clip(np.rint((np.asarray(y, float) + 0.5) / f - 0.5).astype(int), 0, bg.shape[0] - 1)
+    j = np.clip(np.rint((np.asarray(x, float) + 0.5) / f - 0.5).astype(int), 0, bg.shape[1] - 1)
+    return bg[i, j].astype(np.float64)
+
+
 def _resample(a, f_src, f_dst, shape_dst):
     """Bilinear resampling between block grids: ``a`` on blocks of ``f_src`` px to blocks of ``f_dst`` px."""
     a = np.asarray(a, dtype=np.float32)

@@ -446,9 +446,9 @@ def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, grou
                 and not moved
                 and 0.4 * r[k] < fr[k] < 2.5 * r[k]
             )
-    fit = _Fit(fx, fy, fr, fh, ex, ey, er, ok, group, chi2_red, bg_level, float(probe_sigma_px), eh)
-    fit.bg_surface = bg_surface
-    return fit
+    return _Fit(
+        fx, fy, fr, fh, ex, ey, er, ok, group, chi2_red, bg_level, float(probe_sigma_px), eh, bg_surface=bg_surface
+    )
 
 
 def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15, invalid=None):

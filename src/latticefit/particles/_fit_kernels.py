@@ -361,15 +361,20 @@ def evaluate_model(xs, ys, p, npart, xc, yc, fit_sigma, s_fixed2, want_jac=False
     )
 
 
+def background_surface_ref(xs, ys, p, xc, yc):
+    """The group's quadratic background (its first ``N_BACKGROUND`` parameters ``p``) at fit-pixel points (numpy)."""
+    u = (xs - xc) / (xc + 1.0)
+    w = (ys - yc) / (yc + 1.0)
+    return p[0] + p[1] * (xs - xc) + p[2] * (ys - yc) + p[3] * u * u + p[4] * u * w + p[5] * w * w
+
+
 def sphere_model_ref(xs, ys, p, npart, xc, yc, fit_sigma, s_fixed2):
     """Numpy reference of the group model (values only), using the table through numpy."""
     t = profile_table()
     xs = np.asarray(xs, float)
     ys = np.asarray(ys, float)
     nb = N_BACKGROUND + 1 if fit_sigma else N_BACKGROUND
-    u = (xs - xc) / (xc + 1.0)
-    w = (ys - yc) / (yc + 1.0)
-    v = p[0] + p[1] * (xs - xc) + p[2] * (ys - yc) + p[3] * u * u + p[4] * u * w + p[5] * w * w
+    v = background_surface_ref(xs, ys, p, xc, yc)
     s2 = (p[nb - 1] ** 2 + 1.0 / 12.0) if fit_sigma else s_fixed2
     for k in range(npart):
         x0, y0, R, H = p[nb + 4 * k : nb + 4 * k + 4]

@@ -26,7 +26,8 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from ._fit_kernels import N_BACKGROUND
+from ._background import background_at
+from ._fit_kernels import N_BACKGROUND, background_surface_ref
 from ._region_kernels import label_areas
 
 #: largest misfit fraction of a fit whose segment is re-drawn at its own background
@@ -35,14 +36,6 @@ MAX_MISFIT = 0.1
 FLOOD_FACTOR = 1.15
 #: the fit's own background over the flooded pixels stands this fraction of its height above the image's
 RAISED_FRACTION = 0.1
-
-
-def _image_background(det, yy, xx):
-    """The detection's background at full-resolution pixels (nearest coarse cell)."""
-    bg, f = det["background"], det["f"]
-    i = np.clip(np.rint((yy + 0.5) / f - 0.5).astype(int), 0, bg.shape[0] - 1)
-    j = np.clip(np.rint((xx + 0.5) / f - 0.5).astype(int), 0, bg.shape[1] - 1)
-    return bg[i, j].astype(np.float64)
 
 
 def fitted_background(fit, k: int, xx, yy):
@@ -61,8 +54,7 @@ def fitted_background(fit, k: int, xx, yy):
     p, xc, yc, x0, y0, b = c[:N_BACKGROUND], *c[N_BACKGROUND:]
     u = np.clip((np.asarray(xx, float) + 0.5 - x0) / b - 0.5, 0.0, 2 * xc)
     v = np.clip((np.asarray(yy, float) + 0.5 - y0) / b - 0.5, 0.0, 2 * yc)
-    su, sv = (u - xc) / (xc + 1.0), (v - yc) / (yc + 1.0)
-    return p[0] + p[1] * (u - xc) + p[2] * (v - yc) + p[3] * su * su + p[4] * su * sv + p[5] * sv * sv
+    return background_surface_ref(u, v, p, xc, yc)
 
 
 def flooding(labels, fit, seeds) -> np.ndarray:
@@ -126,7 +118,7 @@ def cut_to_own_background(labels, img, fit, seeds, det, smooth_px, outline_fract
         outside = own & (np.hypot(xx - fit.x[k], yy - fit.y[k]) > 1.1 * fit.r[k] + 2 * fit.sigma_px)
         if not outside.any():
             continue
-        raised = float(np.mean(bg_own[outside] - _image_background(det, yy[outside], xx[outside])))
+        raised = float(np.mean(bg_own[outside] - background_at(det["background"], det["f"], yy[outside], xx[outside])))
         if raised < RAISED_FRACTION * fit.h[k]:
             continue
         sm = ndi.gaussian_filter(img[y0:y1, x0:x1].astype(np.float64), max(1.0, smooth_px))

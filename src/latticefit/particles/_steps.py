@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import AnalysisError
 from . import _crowd as C
 from . import _kernels as K
+from ._background import background_at
 from ._checks import (
     CHI2_FACTOR,
     FIT_ECD_BAND,
@@ -337,12 +338,12 @@ def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
     import pandas as pd
 
     n = len(seeds["x"])
-    bg_small, fb = det["background"], det["f"]
+    fb = det["f"]
     area = reg["area"].to_numpy(float)
     # background at each seed from the coarse background grid
-    bi = np.clip(((seeds["y"] + 0.5) / fb - 0.5).round().astype(int), 0, bg_small.shape[0] - 1)
-    bj = np.clip(((seeds["x"] + 0.5) / fb - 0.5).round().astype(int), 0, bg_small.shape[1] - 1)
-    integ = (reg["intensity_mean"].to_numpy(float) - bg_small[bi, bj].astype(float)) * area
+    integ = (
+        reg["intensity_mean"].to_numpy(float) - background_at(det["background"], fb, seeds["y"], seeds["x"])
+    ) * area
     with np.errstate(divide="ignore", invalid="ignore"):
         circ = np.clip(4 * np.pi * area / reg["perimeter"].to_numpy(float) ** 2, 0, 1)
     ok = fit.ok

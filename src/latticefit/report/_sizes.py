@@ -518,8 +518,9 @@ def _clear_stats_text(fig, margin: float = 0.03):
         texts = [t for t in ax.texts if (t.get_gid() or "").startswith("stats_")]
         if not texts or not ax.patches:
             continue
-        box = texts[0].get_window_extent().transformed(ax.transData.inverted())
-        bottom = texts[0].get_window_extent().transformed(ax.transAxes.inverted()).y0
+        extent = texts[0].get_window_extent()
+        box = extent.transformed(ax.transData.inverted())
+        bottom = extent.transformed(ax.transAxes.inverted()).y0
         top = _data_top_under(ax, box.x0, box.x1)
         lo, hi = ax.get_ylim()
         if bottom - margin > 0.3 and top > (bottom - margin) * hi:

@@ -63,9 +63,11 @@ class _Fit:
     bg: np.ndarray
     sigma_px: float
     h_err: np.ndarray
-    #: chi2_red over each particle's own disc (:func:`_disc_chi2`); the group's where the disc is too small
+    #: chi2_red over each particle's own disc (:func:`latticefit.particles._groupfit._disc_chi2`); the group's
+    #: where the disc is too small
     chi2_disc: np.ndarray = None  # type: ignore[assignment]
-    #: chi2_red of the group's fit pixels outside all its discs (:func:`_background_residual`)
+    #: chi2_red of the group's fit pixels outside all its discs
+    #: (:func:`latticefit.particles._groupfit._background_residual`)
     chi2_bg: np.ndarray = None  # type: ignore[assignment]
     #: RMS of the model misfit over each particle's disc beyond the noise, as a fraction of its fitted height
     misfit: np.ndarray = None  # type: ignore[assignment]
@@ -216,7 +218,62 @@ def _start_heights(h, b0):
 
 
 def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, margin_extra, invalid=None):
-    """Cut the binned patch of each group; returns the flat arrays the numba fit takes."""
+    """Cut the binned patch of each group; returns the flat arrays the numba fit takes.
+
+    The windows and the other groups' particles near each are found here, the patches cut, weighted and
+    started by :func:`latticefit.particles._prep_kernels.prepare_patches` (:func:`_prepare_groups_ref` is
+    its numpy reference, with the same result).
+    """
+    from ._prep_kernels import prepare_patches
+
+    wins = []
+    for g, idx in enumerate(members):
+        b = int(b_of_group[g])
+        margin = 0.4 * r[idx].max() + 3.0 * fit_sigma_px + 2.0 * b + margin_extra
+        w = _group_window(img.shape, x[idx], y[idx], r[idx], b, margin)
+        wins.append((w.x0, w.x1, w.y0, w.y1, w.nx, w.ny, w.b))
+    win = np.array(wins, np.int64).reshape(-1, 7)
+    mem_off = np.concatenate([[0], np.cumsum([len(m) for m in members])]).astype(np.int64)
+    mem_idx = np.concatenate(members).astype(np.int64) if members else np.zeros(0, np.int64)
+    near_off, near_idx = _near_other_groups(win, x, y, r, group)
+    inv = np.zeros((0, 0), bool) if invalid is None else np.ascontiguousarray(invalid, bool)
+    xs, ys, data, wts, pix_off, params, par_off = prepare_patches(
+        np.ascontiguousarray(img), inv, win, mem_off, mem_idx, near_off, near_idx,
+        np.asarray(x, float), np.asarray(y, float), np.asarray(r, float), float(fit_sigma_px), K.N_BACKGROUND,
+    )  # fmt: skip
+    return dict(
+        xs=xs,
+        ys=ys,
+        data=data,
+        wts=wts,
+        pix_off=pix_off,
+        params=params,
+        par_off=par_off,
+        npart=np.diff(mem_off),
+        xc=0.5 * (win[:, 4] - 1.0),
+        yc=0.5 * (win[:, 5] - 1.0),
+        origin=[(int(v[0]), int(v[2]), int(v[6])) for v in win],
+    )
+
+
+def _near_other_groups(win, x, y, r, group):
+    """CSR lists of the particles of other groups within a window's half-diagonal + the largest radius."""
+    from scipy.spatial import cKDTree
+
+    if not len(win):
+        return np.zeros(1, np.int64), np.zeros(0, np.int64)
+    tree = cKDTree(np.column_stack([x, y]))
+    cx, cy = 0.5 * (win[:, 0] + win[:, 1]), 0.5 * (win[:, 2] + win[:, 3])
+    rad = 0.5 * np.hypot(win[:, 1] - win[:, 0], win[:, 3] - win[:, 2]) + float(r.max())
+    lists = tree.query_ball_point(np.column_stack([cx, cy]), rad)
+    near = [np.asarray(sorted(q), np.int64) for q in lists]
+    near = [q[group[q] != g] for g, q in enumerate(near)]
+    off = np.concatenate([[0], np.cumsum([len(q) for q in near])]).astype(np.int64)
+    return off, (np.concatenate(near) if off[-1] else np.zeros(0, np.int64))
+
+
+def _prepare_groups_ref(img, x, y, r, group, members, fit_sigma_px, b_of_group, margin_extra, invalid=None):
+    """Numpy reference of :func:`_prepare_groups` (one group at a time)."""
     from scipy.spatial import cKDTree
 
     cols = {key: [] for key in ("xs", "ys", "data", "wts", "params", "npart", "xc", "yc", "origin")}
@@ -388,7 +445,7 @@ def _fit_all_groups(prep, noise: NoiseModel, s2, bsz) -> _Solution:
 def _group_covariance(sol: _Solution, g, p, npix, noise: NoiseModel):
     """Covariance of group ``g``'s parameters ``p``; without counting noise scaled by the residual variance.
 
-    (The group's reduced chi2 against the noise model is :func:`_disc_chi2`'s.)
+    (The group's reduced chi2 against the noise model is :func:`latticefit.particles._groupfit._disc_chi2`'s.)
     """
     m = len(p)
     Fm = sol.fisher[sol.msq[g] : sol.msq[g + 1]].reshape(m, m)
@@ -405,7 +462,8 @@ def _group_covariance(sol: _Solution, g, p, npix, noise: NoiseModel):
 def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, group, probe_sigma_px) -> _Fit:
     """Per-particle values in full-resolution px, their errors, and whether the fit found the particle.
 
-    ``chi2_red`` is left NaN: :func:`_disc_chi2` fills it, with the chi2 of the discs.
+    ``chi2_red`` is left NaN: :func:`latticefit.particles._groupfit._disc_chi2` fills it, with the chi2 of the
+    discs.
     """
     n = len(x)
     fx = np.full(n, np.nan)
@@ -449,120 +507,6 @@ def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, grou
     return _Fit(
         fx, fy, fr, fh, ex, ey, er, ok, group, chi2_red, bg_level, float(probe_sigma_px), eh, bg_surface=bg_surface
     )
-
-
-def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15, invalid=None):
-    """Joint model fits of all particles; returns a :class:`_Fit` (full-resolution px units).
-
-    Touching particles are grouped (:func:`_union_groups`) and each group's patch binned so its smallest
-    radius spans ``FIT_RADIUS_PX`` fit pixels; the probe sigma, unless given, is fitted on the brightest
-    isolated particles and then fixed for the joint fit of all groups.
-    """
-    group = _union_groups(x, y, r, link)
-    members = [np.nonzero(group == g)[0] for g in range(int(group.max()) + 1)]
-    sigma_guess = probe_sigma_px if probe_sigma_px is not None else max(0.5, 0.05 * float(np.median(r)))
-    b_of_group = np.array([max(1, int(r[m].min() // FIT_RADIUS_PX)) for m in members])
-    prep = _prepare_groups(img, x, y, r, group, members, sigma_guess, b_of_group, 0.0, invalid)
-    bsz = np.array([o[2] for o in prep["origin"]], float)
-    if probe_sigma_px is None:  # fitted on the brightest isolated particles, then fixed
-        iso = _isolated_groups(members, x, y, r, strength, img.shape)
-        probe_sigma_px = _fit_probe_sigma(prep, iso, bsz, sigma_guess, r)
-    s2 = (probe_sigma_px / bsz) ** 2 + 1.0 / 12.0
-    sol = _fit_all_groups(prep, noise, s2, bsz)
-    fit = _unpack(prep, members, sol, x, y, r, noise, bsz, group, probe_sigma_px)
-    fit.chi2_red, fit.chi2_disc, fit.chi2_bg, fit.misfit = _disc_chi2(prep, members, sol, s2, noise, bsz)
-    return fit
-
-
-#: a particle's own chi2 is taken over the fit pixels within its fitted radius plus this many probe sigmas
-DISC_CHI2_SIGMAS = 2.0
-
-
-def _disc_chi2(prep, members, sol: _Solution, s2, noise: NoiseModel, bsz):
-    """Each group's reduced chi2, and each particle's over the pixels of its own disc (radius +
-    ``DISC_CHI2_SIGMAS`` sigma) and over its group's pixels outside every disc.
-
-    The residuals are weighted by the noise model's variance at the fitted model, pixel by pixel
-    (:func:`_noise_weights`): a bright particle's own shot noise is not a misfit (with a dark level, the
-    variance of the real Velox view's dots is ~190 times its background's). The group's chi2 also counts what
-    the model does not describe around the particles: a film edge or a thickness step that the quadratic
-    background cannot follow, the flank of a dot outside the frame. A sphere that does not describe its
-    particle shows the misfit on its own disc too, so the chi2 rule asks both
-    (:func:`latticefit.particles._checks.check_fits`). Where the disc holds too few pixels the group's value
-    stands. Returns ``(chi2_red, chi2_disc, chi2_background, misfit)`` per particle (:func:`_background_residual`;
-    ``misfit``: the RMS of the residual beyond the noise over the disc, over the fitted height).
-    """
-    po, pf = prep["pix_off"], prep["par_off"]
-    model = sol.model if sol.model is not None else _model_values(prep, sol.params, s2)
-    sq = (prep["data"] - model) ** 2
-    w = _noise_weights(prep, sol, model, bsz, noise)
-    res2 = sq * w
-    chi2_red = _group_chi2(prep, members, res2, sol.wts)
-    # every (particle, pixel of its group) pair at once
-    g_of = np.concatenate([np.full(len(m), g) for g, m in enumerate(members)])
-    k_of = np.concatenate(members)
-    o = pf[g_of] + K.N_BACKGROUND + 4 * np.concatenate([np.arange(len(m)) for m in members])
-    lens = po[g_of + 1] - po[g_of]
-    pair = np.repeat(np.arange(len(k_of)), lens)
-    pix = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(po[g_of], lens)
-    reach = DISC_CHI2_SIGMAS * np.sqrt(np.asarray(s2, float)[g_of])
-    dist = np.hypot(prep["xs"][pix] - sol.params[o][pair], prep["ys"][pix] - sol.params[o + 1][pair])
-    sel = (sol.wts[pix] > 0) & (dist <= np.abs(sol.params[o + 2])[pair] + reach[pair])
-    sums = np.bincount(pair[sel], weights=res2[pix][sel], minlength=len(k_of))
-    cnt = np.bincount(pair[sel], minlength=len(k_of))
-    out = np.array(chi2_red, float, copy=True)
-    use = cnt > 16
-    out[k_of[use]] = sums[use] / (cnt[use] - 4)
-    # misfit beyond the noise: mean squared residual minus mean variance over the disc, over the height
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.where(w > 0, 1.0 / np.where(w > 0, w, 1.0), 0.0)
-        excess = np.bincount(pair[sel], weights=(sq - var)[pix][sel], minlength=len(k_of)) / np.maximum(cnt, 1)
-        height = np.abs(sol.params[o + 3])
-        misfit = np.full(len(chi2_red), np.nan)
-        misfit[k_of[use]] = (np.sqrt(np.maximum(excess, 0.0)) / height)[use]
-    background = np.full(len(chi2_red), np.nan)
-    background[k_of] = _background_residual(prep, pix[sel], res2, sol.wts, len(members))[g_of]
-    return chi2_red, out, background, misfit
-
-
-def _noise_weights(prep, sol: _Solution, model, bsz, noise: NoiseModel):
-    """1 / (the noise model's variance at the fitted model) per fit pixel of ``b`` x ``b`` px; 0 where masked.
-
-    With counting noise these are the fit's own weights. Otherwise the fit was unweighted and the variance
-    ``offset + gain * model`` is floored at a tenth of the image's background variance (a model below a
-    detector's dark level).
-    """
-    if noise.counts:
-        return sol.wts
-    bb = np.repeat(bsz, np.diff(prep["pix_off"]))
-    var = np.maximum(noise.offset + noise.gain * model, 0.1 * noise.sigma**2) / (bb * bb)
-    return np.where(sol.wts > 0, 1.0 / var, 0.0)
-
-
-def _group_chi2(prep, members, res2, wts):
-    """Per particle, its group's sum of weighted squared residuals over (fit pixels - parameters)."""
-    po, pf = prep["pix_off"], prep["par_off"]
-    g_pix = np.repeat(np.arange(len(members)), np.diff(po))
-    sums = np.bincount(g_pix, weights=np.where(wts > 0, res2, 0.0), minlength=len(members))
-    npix = np.bincount(g_pix, weights=(wts > 0).astype(float), minlength=len(members))
-    out = np.empty(sum(len(m) for m in members))
-    out[np.concatenate(members)] = np.repeat(sums / np.maximum(npix - np.diff(pf), 1.0), [len(m) for m in members])
-    return out
-
-
-def _background_residual(prep, disc_pixels, res2, wts, n_groups):
-    """Each group's mean weighted squared residual over its fit pixels outside every disc (nan: <= 16 pixels).
-
-    The background's own misfit: a step of the film under a dot misfits the disc and its surroundings alike.
-    """
-    in_disc = np.zeros(len(res2), bool)
-    in_disc[disc_pixels] = True
-    g_pix = np.repeat(np.arange(n_groups), np.diff(prep["pix_off"]))
-    sel = (wts > 0) & ~in_disc
-    sums = np.bincount(g_pix[sel], weights=res2[sel], minlength=n_groups)
-    cnt = np.bincount(g_pix[sel], minlength=n_groups)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(cnt > 16, sums / cnt, np.nan)
 
 
 def _subset(prep, groups):

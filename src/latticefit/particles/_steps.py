@@ -36,7 +36,7 @@ from ._checks import (
     one_material,
 )
 from ._detect import FAINT_FRACTION, OUTLINE_FRACTION, _nested, default_diameter_range_nm
-from ._fit import _fit_particles
+from ._groupfit import _fit_particles
 from ._invalid import cut_by_mask
 from ._sizestats import miles_lantuejoul_weights, size_summary
 

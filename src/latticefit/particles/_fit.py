@@ -226,13 +226,8 @@ def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, marg
     """
     from ._prep_kernels import prepare_patches
 
-    wins = []
-    for g, idx in enumerate(members):
-        b = int(b_of_group[g])
-        margin = 0.4 * r[idx].max() + 3.0 * fit_sigma_px + 2.0 * b + margin_extra
-        w = _group_window(img.shape, x[idx], y[idx], r[idx], b, margin)
-        wins.append((w.x0, w.x1, w.y0, w.y1, w.nx, w.ny, w.b))
-    win = np.array(wins, np.int64).reshape(-1, 7)
+    wins = _group_windows(img.shape, x, y, r, members, fit_sigma_px, b_of_group, margin_extra)
+    win = np.array([(w.x0, w.x1, w.y0, w.y1, w.nx, w.ny, w.b) for w in wins], np.int64).reshape(-1, 7)
     mem_off = np.concatenate([[0], np.cumsum([len(m) for m in members])]).astype(np.int64)
     mem_idx = np.concatenate(members).astype(np.int64) if members else np.zeros(0, np.int64)
     near_off, near_idx = _near_other_groups(win, x, y, r, group)
@@ -254,6 +249,18 @@ def _prepare_groups(img, x, y, r, group, members, fit_sigma_px, b_of_group, marg
         yc=0.5 * (win[:, 5] - 1.0),
         origin=[(int(v[0]), int(v[2]), int(v[6])) for v in win],
     )
+
+
+def _group_windows(shape, x, y, r, members, fit_sigma_px, b_of_group, margin_extra):
+    """Each group's :func:`_group_window`: its disks plus 0.4 of its largest radius, 3 probe sigmas, 2 blocks
+    and ``margin_extra``.
+    """
+    out = []
+    for g, idx in enumerate(members):
+        b = int(b_of_group[g])
+        margin = 0.4 * r[idx].max() + 3.0 * fit_sigma_px + 2.0 * b + margin_extra
+        out.append(_group_window(shape, x[idx], y[idx], r[idx], b, margin))
+    return out
 
 
 def _near_other_groups(win, x, y, r, group):
@@ -280,11 +287,8 @@ def _prepare_groups_ref(img, x, y, r, group, members, fit_sigma_px, b_of_group, 
     pix_off, par_off = [0], [0]
     tree = cKDTree(np.column_stack([x, y])) if len(x) else None
     rmax_all = float(r.max()) if len(r) else 0.0
-    for g, idx in enumerate(members):
-        b = int(b_of_group[g])
-        rg = r[idx]
-        margin = 0.4 * rg.max() + 3.0 * fit_sigma_px + 2.0 * b + margin_extra
-        w = _group_window(img.shape, x[idx], y[idx], rg, b, margin)
+    windows = _group_windows(img.shape, x, y, r, members, fit_sigma_px, b_of_group, margin_extra)
+    for g, (idx, w) in enumerate(zip(members, windows)):
         patch = _binned(img, w)
         # fit coordinates: fit-pixel index (u, v); full px = x0 + (u + 0.5) b - 0.5
         vv, uu = np.mgrid[: w.ny, : w.nx]
@@ -300,7 +304,7 @@ def _prepare_groups_ref(img, x, y, r, group, members, fit_sigma_px, b_of_group, 
         cols["npart"].append(len(idx))
         cols["xc"].append(0.5 * (w.nx - 1))
         cols["yc"].append(0.5 * (w.ny - 1))
-        cols["origin"].append((w.x0, w.y0, b))
+        cols["origin"].append((w.x0, w.y0, w.b))
     return dict(
         xs=np.concatenate(cols["xs"]),
         ys=np.concatenate(cols["ys"]),
@@ -404,7 +408,9 @@ def _fit_probe_sigma(prep, iso, bsz, sigma_guess, r):
             sg = abs(out[off_s[j] + K.N_BACKGROUND]) * bsz[g]
             if conv[j] and np.isfinite(sg):
                 sig.append(sg)
-                se.append(_sigma_error(F[msq[j] : msq[j + 1]], off_s[j + 1] - off_s[j], chi2[j], npix[j]) * bsz[g])
+                cov = _covariance(F[msq[j] : msq[j + 1]], off_s[j + 1] - off_s[j], chi2[j], npix[j], True)
+                var = cov[K.N_BACKGROUND, K.N_BACKGROUND]  # the sigma parameter (unweighted fit)
+                se.append(math.sqrt(var) * bsz[g] if var > 0 else np.nan)
     probe_sigma_px = combined_sigma(np.array(sig), np.array(se)) if sig else sigma_guess
     return float(np.clip(probe_sigma_px, 0.0, 0.4 * float(np.median(r))))
 
@@ -431,16 +437,6 @@ def combined_sigma(sig, se) -> float:
         if np.dot(w, (v - mean) ** 2) / (len(v) - 1) <= SIGMA_AGREEMENT:
             return math.sqrt(mean)
     return float(np.median(sig))
-
-
-def _sigma_error(fisher_flat, m, chi2, npix):
-    """Standard error of the sigma parameter (index ``N_BACKGROUND``) of a free-sigma fit, unweighted."""
-    try:
-        cov = np.linalg.inv(fisher_flat.reshape(m, m))
-    except np.linalg.LinAlgError:
-        return np.nan
-    var = cov[K.N_BACKGROUND, K.N_BACKGROUND] * chi2 / max(int(npix) - m, 1)
-    return float(np.sqrt(var)) if var > 0 else np.nan
 
 
 def _count_weights(prep, par, s2, bsz, noise: NoiseModel, model=None):
@@ -494,20 +490,25 @@ def _group_covariance(sol: _Solution, g, p, npix, noise: NoiseModel):
 
     (The group's reduced chi2 against the noise model is :func:`latticefit.particles._groupfit._disc_chi2`'s.)
     """
-    m = len(p)
-    Fm = sol.fisher[sol.msq[g] : sol.msq[g + 1]].reshape(m, m)
-    dof = max(npix - m, 1)
+    return _covariance(sol.fisher[sol.msq[g] : sol.msq[g + 1]], len(p), sol.chi2[g], npix, not noise.counts)
+
+
+def _covariance(fisher_flat, m, chi2, npix, residual_scaled):
+    """Inverse of one group's packed ``m`` x ``m`` Fisher matrix (NaN when singular), times the residual
+    variance ``chi2 / (npix - m)`` when ``residual_scaled`` (an unweighted fit).
+    """
     try:
-        cov = np.linalg.inv(Fm)
+        cov = np.linalg.inv(fisher_flat.reshape(m, m))
     except np.linalg.LinAlgError:
         cov = np.full((m, m), np.nan)
-    if not noise.counts:
-        cov = cov * (sol.chi2[g] / dof)  # residual variance estimate
-    return cov
+    return cov * (chi2 / max(int(npix) - m, 1)) if residual_scaled else cov
 
 
-def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, group, probe_sigma_px) -> _Fit:
+def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, group, probe_sigma_px):
     """Per-particle values in full-resolution px, their errors, and whether the fit found the particle.
+
+    Returns ``(fit, own_ok)``: ``own_ok`` tells which particles pass their own checks (centre, size,
+    height, error) whether or not their group converged; ``fit.ok`` is that and the convergence.
 
     ``chi2_red`` is left NaN: :func:`latticefit.particles._groupfit._disc_chi2` fills it, with the chi2 of the
     discs.
@@ -516,6 +517,7 @@ def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, grou
     fx = np.full(n, np.nan)
     fy, fr, fh, ex, ey, er, eh = (np.full(n, np.nan) for _ in range(7))
     ok = np.zeros(n, bool)
+    own_ok = np.zeros(n, bool)
     chi2_red = np.full(n, np.nan)
     bg_level = np.full(n, np.nan)
     bg_surface = np.full((n, K.N_BACKGROUND + 5), np.nan)
@@ -540,9 +542,8 @@ def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, grou
             bg_surface[k] = np.concatenate([p[: K.N_BACKGROUND], [prep["xc"][g], prep["yc"][g], x0, y0, b]])
             # a fit that wandered off its seed or changed its size wildly did not find this particle
             moved = math.hypot(fx[k] - x[k], fy[k] - y[k]) > 0.6 * r[k] + 2.0
-            ok[k] = bool(
-                sol.conv[g]
-                and np.isfinite(er[k])
+            own_ok[k] = bool(
+                np.isfinite(er[k])
                 and Hh > 0
                 and 0.31 * b < fr[k]
                 and er[k] < 0.5 * fr[k]
@@ -551,9 +552,11 @@ def _unpack(prep, members, sol: _Solution, x, y, r, noise: NoiseModel, bsz, grou
                 and not moved
                 and 0.4 * r[k] < fr[k] < 2.5 * r[k]
             )
-    return _Fit(
+            ok[k] = own_ok[k] and bool(sol.conv[g])
+    fit = _Fit(
         fx, fy, fr, fh, ex, ey, er, ok, group, chi2_red, bg_level, float(probe_sigma_px), eh, bg_surface=bg_surface
     )
+    return fit, own_ok
 
 
 def _subset(prep, groups):

@@ -59,20 +59,16 @@ def _prepared(img, x, y, r, group, members, fit_sigma_px, invalid):
 def _joint_fit(img, x, y, r, group, members, noise, probe_sigma_px, invalid, prep=None):
     """The fit of the groups ``members`` with the probe sigma fixed: ``(fit, solution, loose)``.
 
-    ``fit`` holds every detection (NaN and not ``ok`` outside ``members``); ``loose`` is the same unpacked
-    as if every group had converged: which members' own checks pass (it is None when all groups converged).
+    ``fit`` holds every detection (NaN and not ``ok`` outside ``members``); ``loose`` tells which members
+    pass their own checks whether or not their group converged (:func:`latticefit.particles._fit._unpack`).
     """
     if prep is None:
         prep, _ = _prepared(img, x, y, r, group, members, probe_sigma_px, invalid)
     bsz = np.array([o[2] for o in prep["origin"]], float)
     s2 = (probe_sigma_px / bsz) ** 2 + 1.0 / 12.0
     sol = _fit_all_groups(prep, noise, s2, bsz)
-    fit = _unpack(prep, members, sol, x, y, r, noise, bsz, group, probe_sigma_px)
+    fit, loose = _unpack(prep, members, sol, x, y, r, noise, bsz, group, probe_sigma_px)
     fit.chi2_red, fit.chi2_disc, fit.chi2_bg, fit.misfit = _disc_chi2(prep, members, sol, s2, noise, bsz, len(x))
-    loose = None
-    if not np.all(sol.conv):
-        conv_all = replace(sol, conv=np.ones_like(sol.conv))
-        loose = _unpack(prep, members, conv_all, x, y, r, noise, bsz, group, probe_sigma_px).ok
     return fit, sol, loose
 
 
@@ -87,8 +83,6 @@ def _salvage_groups(img, x, y, r, fit: _Fit, members, sol: _Solution, loose, noi
     of its own (masked from the rest as any other group's particle is). One pass; a group that still does
     not converge stays failed.
     """
-    if loose is None:
-        return fit
     split = [g for g, m in enumerate(members) if not sol.conv[g] and len(m) > 1 and 0 < loose[m].sum() < len(m)]
     if not split:
         return fit

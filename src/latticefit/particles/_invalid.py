@@ -53,7 +53,7 @@ def subgrid_mask(mask: np.ndarray, step: int) -> np.ndarray:
     h = step // 2
     ny, nx = -(-mask.shape[0] // step), -(-mask.shape[1] // step)
     pad = np.pad(mask, ((h, max(0, ny * step - mask.shape[0] - h)), (h, max(0, nx * step - mask.shape[1] - h))))
-    return pad[: ny * step, : nx * step].reshape(ny, step, nx, step).any(axis=(1, 3))
+    return binned_mask(pad[: ny * step, : nx * step], step)  # the blocks shifted by step // 2: centred
 
 
 def inpaint(img: np.ndarray, bad: np.ndarray, scale_px: float) -> np.ndarray:

@@ -155,17 +155,8 @@ def prepare_patches(img, invalid, win, mem_off, mem_idx, near_off, near_idx, x, 
             h[j] = hk
         # a height still not positive: the group's median positive one (see _fit._start_heights)
         floor = 1e-6 * max(abs(b0), 1.0)
-        n_pos = 0
-        for j in range(m):
-            if h[j] > floor:
-                n_pos += 1
-        pos = np.empty(n_pos)
-        n_pos = 0
-        for j in range(m):
-            if h[j] > floor:
-                pos[n_pos] = h[j]
-                n_pos += 1
-        fill = np.median(pos) if n_pos > 0 else floor
+        pos = h[h > floor]
+        fill = np.median(pos) if pos.size > 0 else floor
         for j in range(m):
             params[p + n_background + 4 * j + 3] = h[j] if h[j] > floor else fill
     return xs, ys, data, wts, pix_off, params, par_off

@@ -120,6 +120,9 @@ def test_bin_image_and_paint_disks_match_reference():
     np.testing.assert_allclose(
         K.bin_image(img, 3), img[:36, :48].reshape(12, 3, 16, 3).mean(axis=(1, 3)), rtol=1e-5, atol=1e-6
     )
+    for dtype, f in ((np.float32, 2), (np.float64, 5), (bool, 4), (np.uint16, 17)):
+        a = (rng.random((70, 53)) * 900).astype(dtype)
+        np.testing.assert_array_equal(K.bin_image(a, f), K.bin_image_ref(a, f))  # the kernel's sums, to the bit
     y, x, r = np.array([5.0, 20.5]), np.array([7.0, 30.2]), np.array([3.0, 6.5])
     np.testing.assert_array_equal(K.paint_disks(30, 40, y, x, r), K.paint_disks_ref(30, 40, y, x, r))
 

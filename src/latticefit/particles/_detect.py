@@ -496,7 +496,8 @@ def _watershed_components(image, mask, ci, cj):
     Flooding never crosses from one 4-connected part of the mask to another, and within a part the order of
     the flood (value, then age) is the same as in the whole image, so the labels are those of one watershed
     of the image (seeds of exactly equal value, which skimage orders arbitrarily, aside); the temporaries
-    are those of the largest part instead of several images (issue #17).
+    are those of the largest part instead of several images (issue #17). A part with one seed is that
+    seed's label whole (a flood from one marker fills its 4-connected mask): no watershed is run for it.
     """
     from skimage.segmentation import watershed
 
@@ -510,6 +511,9 @@ def _watershed_components(image, mask, ci, cj):
         if sl is None or seeds.size == 0:
             continue
         part = comp[sl] == c
+        if seeds.size == 1:
+            lab[sl][part] = seeds[0] + 1
+            continue
         mk = np.zeros(part.shape, np.int32)
         mk[ci[seeds] - sl[0].start, cj[seeds] - sl[1].start] = seeds.astype(np.int32) + 1
         out = watershed(image[sl], mk, mask=part)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ._profile_kernels import _lookup_k, _s_index, profile_table
 
@@ -48,11 +48,17 @@ __all__ = [
 
 @njit(cache=True)
 def _s_cells(p, npart, fit_sigma, s_fixed2, tab, tp):
-    """Per-sphere s-cell (k, ts) of the current parameters: computed once per model evaluation."""
+    """Per-sphere s-cell (k, ts) of the current parameters and the sphere's reach in rho: computed once per
+    model evaluation.
+
+    The reach is where the table's rows of the cell are zero, with their rho and s derivatives (the s
+    derivative of row ``k + 1`` is a difference to row ``k + 2``): the profile of :func:`_profile_value`
+    ends at ``1 + 7 s``. Beyond it a pixel is not evaluated (the value and gradient are exactly 0).
+    """
     nb = N_BACKGROUND + 1 if fit_sigma else N_BACKGROUND
     s2 = (p[N_BACKGROUND] * p[N_BACKGROUND] + 1.0 / 12.0) if fit_sigma else s_fixed2
     seff = math.sqrt(s2)
-    cells = np.empty((npart, 2))
+    cells = np.empty((npart, 3))
     for k in range(npart):
         R = p[nb + 4 * k + 2]
         if R < 0.05:
@@ -60,6 +66,7 @@ def _s_cells(p, npart, fit_sigma, s_fixed2, tab, tp):
         kk, ts = _s_index(seff / R, tp, tab.shape[1])
         cells[k, 0] = kk
         cells[k, 1] = ts
+        cells[k, 2] = 1.0 + 7.0 * math.exp(tp[1] + tp[2] * (kk + 2)) + 3.0 * tp[0]
     return cells
 
 
@@ -102,6 +109,13 @@ def _model_point(xx, yy, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, jac, ce
         dy = yy - y0
         r = math.sqrt(dx * dx + dy * dy)
         rho = r / R
+        if rho >= cells[k, 2]:  # beyond the sphere's reach: no value, no gradient
+            if want:
+                jac[o] = 0.0
+                jac[o + 1] = 0.0
+                jac[o + 2] = 0.0
+                jac[o + 3] = 0.0
+            continue
         s = seff / R
         g, gr, gs = _lookup_k(rho, int(cells[k, 0]), cells[k, 1], tab, tp)
         v += 0.5 * H * g
@@ -167,7 +181,32 @@ def _invert_spd(a):
 
 
 @njit(cache=True)
-def _normal_eq(xs, ys, data, wts, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp):
+def _background_block(xs, ys, wts, xc, yc):
+    """The background-background block of the Fisher matrix: it depends on the pixels and weights only."""
+    B = np.zeros((N_BACKGROUND, N_BACKGROUND))
+    basis = np.empty(N_BACKGROUND)
+    for q in range(xs.shape[0]):
+        w = wts[q]
+        if w <= 0.0:
+            continue
+        xx = xs[q]
+        yy = ys[q]
+        u = (xx - xc) / (xc + 1.0)
+        v = (yy - yc) / (yc + 1.0)
+        basis[0] = 1.0
+        basis[1] = xx - xc
+        basis[2] = yy - yc
+        basis[3] = u * u
+        basis[4] = u * v
+        basis[5] = v * v
+        for a in range(N_BACKGROUND):
+            for b in range(a + 1):
+                B[a, b] += w * basis[a] * basis[b]
+    return B
+
+
+@njit(cache=True)
+def _normal_eq(xs, ys, data, wts, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, bgblock):
     m = p.shape[0]
     JtJ = np.zeros((m, m))
     Jtr = np.zeros(m)
@@ -181,13 +220,18 @@ def _normal_eq(xs, ys, data, wts, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp
         v = _model_point(xs[q], ys[q], p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, jac, cells)
         r = data[q] - v
         chi2 += w * r * r
-        for a in range(m):
+        for a in range(N_BACKGROUND):
+            Jtr[a] += w * jac[a] * r
+        for a in range(N_BACKGROUND, m):  # the background block is bgblock's
             ja = jac[a] * w
             if ja == 0.0:
                 continue
             Jtr[a] += ja * r
             for b in range(a + 1):
                 JtJ[a, b] += ja * jac[b]
+    for a in range(N_BACKGROUND):
+        for b in range(a + 1):
+            JtJ[a, b] = bgblock[a, b]
     for a in range(m):
         for b in range(a):
             JtJ[b, a] = JtJ[a, b]
@@ -195,26 +239,12 @@ def _normal_eq(xs, ys, data, wts, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp
 
 
 @njit(cache=True)
-def _chi2(xs, ys, data, wts, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp):
-    chi2 = 0.0
-    nojac = np.empty(0)
-    cells = _s_cells(p, npart, fit_sigma, s_fixed2, tab, tp)
-    for q in range(data.shape[0]):
-        w = wts[q]
-        if w <= 0.0:
-            continue
-        v = _model_point(xs[q], ys[q], p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, nojac, cells)
-        r = data[q] - v
-        chi2 += w * r * r
-    return chi2
-
-
-@njit(cache=True)
 def _fit_one(xs, ys, data, wts, p0, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, max_iter, r_min, r_max):
     p = p0.copy()
     m = p.shape[0]
     lam = 1e-3
-    JtJ, Jtr, chi2 = _normal_eq(xs, ys, data, wts, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp)
+    bgb = _background_block(xs, ys, wts, xc, yc)
+    JtJ, Jtr, chi2 = _normal_eq(xs, ys, data, wts, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, bgb)
     nb = N_BACKGROUND + 1 if fit_sigma else N_BACKGROUND
     it = 0
     converged = False
@@ -237,12 +267,13 @@ def _fit_one(xs, ys, data, wts, p0, npart, xc, yc, fit_sigma, s_fixed2, tab, tp,
                 pn[o + 2] = r_max
         if fit_sigma:
             pn[N_BACKGROUND] = abs(pn[N_BACKGROUND])
-        c2 = _chi2(xs, ys, data, wts, pn, npart, xc, yc, fit_sigma, s_fixed2, tab, tp)
+        # the normal equations at the trial point: its chi2 decides, and an accepted step (most are) needs them
+        JtJn, Jtrn, c2 = _normal_eq(xs, ys, data, wts, pn, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, bgb)
         if c2 <= chi2:
             rel = (chi2 - c2) / max(chi2, 1e-300)
             p = pn
             lam = max(lam * 0.2, 1e-7)
-            JtJ, Jtr, chi2 = _normal_eq(xs, ys, data, wts, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp)
+            JtJ, Jtr, chi2 = JtJn, Jtrn, c2
             # converged when every centre and radius moved by < 1e-3 fit px
             small = True
             for k in range(npart):
@@ -260,7 +291,7 @@ def _fit_one(xs, ys, data, wts, p0, npart, xc, yc, fit_sigma, s_fixed2, tab, tp,
     return p, JtJ, chi2, it + 1, converged
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def fit_groups(
     xs, ys, data, wts, pix_off, params, par_off, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, max_iter, r_min, r_max
 ):
@@ -299,7 +330,7 @@ def fit_groups(
     chi2 = np.zeros(ng)
     nit = np.zeros(ng, dtype=np.int64)
     conv = np.zeros(ng, dtype=np.bool_)
-    for g in range(ng):  # serial: OpenMP threads lose badly on a shared, oversubscribed machine
+    for g in prange(ng):  # groups are independent; batch workers run with one numba thread each
         a, b = pix_off[g], pix_off[g + 1]
         c, d = par_off[g], par_off[g + 1]
         p, JtJ, c2, it, cv = _fit_one(
@@ -384,12 +415,12 @@ def sphere_model_ref(xs, ys, p, npart, xc, yc, fit_sigma, s_fixed2):
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def eval_groups(xs, ys, pix_off, params, par_off, npart, xc, yc, fit_sigma, s_fixed2, tab, tp):
     """Model values of every group at its pixels (same layout as :func:`fit_groups`)."""
     out = np.empty(xs.shape[0])
     nojac = np.empty(0)
-    for g in range(npart.shape[0]):
+    for g in prange(npart.shape[0]):
         p = params[par_off[g] : par_off[g + 1]]
         cells = _s_cells(p, npart[g], fit_sigma, s_fixed2[g], tab, tp)
         for q in range(pix_off[g], pix_off[g + 1]):

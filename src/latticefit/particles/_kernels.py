@@ -7,7 +7,7 @@ and re-exports the others, so ``from latticefit.particles import _kernels as K``
   maxima of a (scale, y, x) Laplacian-of-Gaussian stack above a per-scale threshold;
 - :func:`prune_blobs` / :func:`prune_blobs_ref` keep the strongest of
   overlapping detections;
-- :func:`bin_image` block-averages an image (numpy);
+- :func:`bin_image` block-averages an image (:func:`bin_image_ref` its numpy reference);
 - the blurred projected-sphere profile table (:func:`sphere_profile_table`, :func:`profile_table`,
   :func:`sphere_profile_direct`, :func:`sphere_profile_reference`) lives in
   :mod:`latticefit.particles._profile_kernels`;
@@ -21,7 +21,7 @@ and re-exports the others, so ``from latticefit.particles import _kernels as K``
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ._fit_kernels import N_BACKGROUND, eval_groups, evaluate_model, fit_groups, sphere_model_ref
 from ._profile_kernels import (
@@ -53,6 +53,7 @@ __all__ = [
     "prune_blobs",
     "prune_blobs_ref",
     "bin_image",
+    "bin_image_ref",
     "fit_groups",
     "eval_groups",
     "evaluate_model",
@@ -220,8 +221,36 @@ def prune_blobs_ref(y, x, r, strength, overlap):
 def bin_image(img, f):
     """Mean over ``f x f`` blocks (the ragged last row/column of blocks is dropped), float32.
 
-    Plain numpy (a reshape and two sums run at C speed; a numba kernel is not faster).
+    A numba kernel (rows of blocks in parallel; :func:`bin_image_ref` is its numpy reference, equal to the
+    bit): numpy's reshape-and-sum reduces an axis of length ``f`` per output pixel, 59 ms on a 2048² image
+    at ``f = 2`` where the kernel takes 4-8 ms.
     """
+    a = np.asarray(img)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    return _bin_kernel(a, int(f))
+
+
+@njit(cache=True, parallel=True)
+def _bin_kernel(a, f):
+    h, w = a.shape[0] // f, a.shape[1] // f
+    out = np.empty((h, w), np.float32)
+    for i in prange(h):
+        row = np.zeros(w)
+        for di in range(f):  # the same order of sums as the reference: along a block row, then over rows
+            src = a[i * f + di]
+            for j in range(w):
+                s = 0.0
+                for dj in range(f):
+                    s += float(src[j * f + dj])  # float64 sums (a float32 scalar would stay float32 with the JIT off)
+                row[j] += s
+        for j in range(w):
+            out[i, j] = row[j] / (f * f)
+    return out
+
+
+def bin_image_ref(img, f):
+    """Numpy reference of :func:`bin_image`."""
     f = int(f)
     h, w = img.shape[0] // f, img.shape[1] // f
     a = np.asarray(img)[: h * f, : w * f]

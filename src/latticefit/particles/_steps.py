@@ -277,12 +277,20 @@ def outline_radius(q, s):
     q = np.asarray(q, float)
     rho = np.linspace(0.0, 2.0, 801)
     s = np.clip(np.nan_to_num(np.asarray(s, float), nan=0.01), 1e-3, None)
-    g = sphere_profile_table(np.broadcast_to(rho, q.shape + rho.shape), s[..., None])
-    frac = g / np.maximum(g[..., :1], 1e-300)
-    below = frac < q[..., None]
-    k = np.clip(np.argmax(below, axis=-1), 1, rho.size - 1)  # first grid point below q
-    f0 = np.take_along_axis(frac, (k - 1)[..., None], -1)[..., 0]
-    f1 = np.take_along_axis(frac, k[..., None], -1)[..., 0]
+    g0 = np.maximum(sphere_profile_table(np.zeros(q.shape), s), 1e-300)
+
+    def frac(k):
+        return sphere_profile_table(rho[k], s) / g0
+
+    # the first grid point below q, by bisection: the profile falls monotonically with rho
+    lo, hi = np.zeros(q.shape, int), np.full(q.shape, rho.size)  # frac >= q before lo; frac < q from hi on
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        below = frac(np.minimum(mid, rho.size - 1)) < q
+        hi = np.where((lo < hi) & below, mid, hi)
+        lo = np.where((lo < hi) & ~below, mid + 1, lo)
+    k = np.where(hi == rho.size, 1, np.clip(hi, 1, rho.size - 1))  # none below: as the first cell
+    f0, f1 = frac(k - 1), frac(k)
     t = np.clip((f0 - q) / np.maximum(f0 - f1, 1e-12), 0.0, 1.0)
     return rho[k - 1] + t * (rho[1] - rho[0])
 

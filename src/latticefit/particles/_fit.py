@@ -89,6 +89,17 @@ class _Fit:
             arrays[f.name] = np.concatenate([getattr(self, f.name), b])
         return replace(self, **arrays)
 
+    def where(self, use, other: _Fit) -> _Fit:
+        """``other``'s fits for the particles ``use`` (boolean mask), these for the rest (same particles)."""
+        from dataclasses import fields, replace
+
+        arrays = {}
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if f.name != "sigma_px" and a is not None and b is not None:
+                arrays[f.name] = np.where(use.reshape((-1,) + (1,) * (np.ndim(a) - 1)), b, a)
+        return replace(self, **arrays)
+
     def select(self, keep) -> _Fit:
         """The fits of the particles ``keep`` (boolean mask); the probe sigma is shared."""
         from dataclasses import fields, replace

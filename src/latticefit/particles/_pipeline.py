@@ -79,7 +79,7 @@ from ._detect import (  # noqa: F401
     default_diameter_range_nm,
 )
 from ._fit import FIT_RADIUS_PX, _Fit, _insert_sigma, _prepare_groups, _run_fit, _subset, _union_groups  # noqa: F401
-from ._groupfit import _fit_particles  # noqa: F401
+from ._groupfit import _fit_particles, _joint_fit  # noqa: F401
 from ._hidden import (
     HIDDEN_MAX_COVERED,
     HIDDEN_MIN_HEIGHT,
@@ -276,6 +276,61 @@ def _markers(fit, seeds, shape, binning: int):
     return {"x": np.where(use, fit.x, seeds["x"]), "y": np.where(use, fit.y, seeds["y"])}
 
 
+#: groups of fitted radii all at least this (px) are fitted again by :func:`_polished`
+POLISH_MIN_RADIUS_PX = 8.0
+
+
+def _polished(img, fit, seeds, noise, bad):
+    """The fits of some groups again, started at their fitted spheres and masking the others' fitted spheres.
+
+    The first fits' windows and neighbour masks are built on the detections' LoG radii. A dot fitted alone
+    beside a dot 0.1-0.3 nm away in another group (a raft, or a dot cut by the border) saw the rest of that
+    dot's blurred edge as background: on fields of an independent generator (``bench_particles_independent.py``)
+    such dots came out up to 1.1 % small with chi2_red 5-8, and SD(z) was 1.2-1.3 over the raft dots. Refitted
+    are the groups of good fits of at least ``POLISH_MIN_RADIUS_PX`` (on 5 px dots the refit only re-drew
+    noise-level decisions) whose window was built on a radius 25 % off, or with another group's particle
+    within 4 sigma + 3 px of a member's edge. Their new fits replace the old ones where all pass their checks.
+    Returns the fits and the number replaced (``settings['n_polished']``).
+    """
+    ok = np.asarray(fit.ok, bool) & (fit.r >= POLISH_MIN_RADIUS_PX)
+    group = fit.group
+    n_g = int(group.max()) + 1 if len(group) else 0
+    x, y = np.where(ok, fit.x, seeds["x"]), np.where(ok, fit.y, seeds["y"])
+    r = np.where(ok, fit.r, seeds["r"])
+    wanted = _crowded_or_resized(x, y, r, seeds["r"], group, 4.0 * fit.sigma_px + 3.0)
+    sel = np.flatnonzero(
+        (np.bincount(group, weights=~ok, minlength=n_g) == 0) & (np.bincount(group, weights=wanted, minlength=n_g) > 0)
+    )
+    if not sel.size:
+        return fit, 0
+    members = [np.flatnonzero(group == g) for g in sel]
+    sub = np.arange(len(x)) + len(sel)  # the other particles each a group of their own: masked
+    for j, m in enumerate(members):
+        sub[m] = j
+    new, _sol, _loose = _joint_fit(img, x, y, r, sub, members, noise, fit.sigma_px, bad)
+    good = np.bincount(sub, weights=~np.asarray(new.ok, bool), minlength=len(sub) + len(sel))[: len(sel)] == 0
+    use = np.zeros(len(x), bool)
+    for j in np.flatnonzero(good):
+        use[members[j]] = True
+    out = fit.where(use, new)
+    out.group = group
+    return out, int(use.sum())
+
+
+def _crowded_or_resized(x, y, r, r_seed, group, reach):
+    """Particles with another group's particle within ``reach`` of their edge, or fitted 25 % off their LoG radius."""
+    from scipy.spatial import cKDTree
+
+    out = np.abs(r - r_seed) > 0.25 * r_seed
+    if len(x) > 1:
+        pairs = cKDTree(np.column_stack([x, y])).query_pairs(float(2 * r.max() + reach), output_type="ndarray")
+        i, j = pairs[:, 0], pairs[:, 1]
+        near = (np.hypot(x[i] - x[j], y[i] - y[j]) - r[i] - r[j] < reach) & (group[i] != group[j])
+        out[i[near]] = True
+        out[j[near]] = True
+    return out
+
+
 def _fit_and_segment(img, seeds, det, noise, opts: _Options, pix, bad, settings):
     """Model fits (nested detections merged) and the seeded watershed of the fitted detections.
 
@@ -284,6 +339,7 @@ def _fit_and_segment(img, seeds, det, noise, opts: _Options, pix, bad, settings)
     probe_px = None if opts.probe_sigma_nm is None else opts.probe_sigma_nm / pix
     fit, seeds, settings["n_merged"], settings["n_collapsed"] = st.fit_and_merge(img, seeds, noise, probe_px, bad)
     fit, seeds = _with_hidden_dots(img, fit, seeds, det, noise, bad, settings)
+    fit, settings["n_polished"] = _polished(img, fit, seeds, noise, bad)
     labels, _, outline, s_seg_px = _segment(
         det["coarse"],
         _markers(fit, seeds, img.shape, det["f"]),

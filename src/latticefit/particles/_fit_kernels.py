@@ -71,6 +71,19 @@ def _s_cells(p, npart, fit_sigma, s_fixed2, tab, tp):
 
 
 @njit(cache=True)
+def _background_basis(xx, yy, xc, yc, out):
+    """The quadratic background's ``N_BACKGROUND`` basis functions at (xx, yy) into ``out[:6]``."""
+    u = (xx - xc) / (xc + 1.0)
+    w = (yy - yc) / (yc + 1.0)
+    out[0] = 1.0
+    out[1] = xx - xc
+    out[2] = yy - yc
+    out[3] = u * u
+    out[4] = u * w
+    out[5] = w * w
+
+
+@njit(cache=True)
 def _model_point(xx, yy, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, jac, cells):
     """Model value at (xx, yy) and (if jac is non-empty) its gradient into ``jac``.
 
@@ -82,12 +95,7 @@ def _model_point(xx, yy, p, npart, xc, yc, fit_sigma, s_fixed2, tab, tp, jac, ce
     v = p[0] + p[1] * (xx - xc) + p[2] * (yy - yc) + p[3] * u * u + p[4] * u * w + p[5] * w * w
     want = jac.shape[0] > 0
     if want:
-        jac[0] = 1.0
-        jac[1] = xx - xc
-        jac[2] = yy - yc
-        jac[3] = u * u
-        jac[4] = u * w
-        jac[5] = w * w
+        _background_basis(xx, yy, xc, yc, jac)
     if fit_sigma:
         sig = p[N_BACKGROUND]
         s2 = sig * sig + 1.0 / 12.0
@@ -189,16 +197,7 @@ def _background_block(xs, ys, wts, xc, yc):
         w = wts[q]
         if w <= 0.0:
             continue
-        xx = xs[q]
-        yy = ys[q]
-        u = (xx - xc) / (xc + 1.0)
-        v = (yy - yc) / (yc + 1.0)
-        basis[0] = 1.0
-        basis[1] = xx - xc
-        basis[2] = yy - yc
-        basis[3] = u * u
-        basis[4] = u * v
-        basis[5] = v * v
+        _background_basis(xs[q], ys[q], xc, yc, basis)
         for a in range(N_BACKGROUND):
             for b in range(a + 1):
                 B[a, b] += w * basis[a] * basis[b]

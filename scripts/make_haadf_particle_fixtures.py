@@ -52,6 +52,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from make_multislice_fixtures import check_folder_size  # the sibling script (lazy imports only)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT_DEFAULT = ROOT / "tests" / "data" / "multislice_particles"
@@ -384,12 +385,7 @@ def main(argv=None) -> int:
         )
         truth["images"] = dict(sorted(truth["images"].items()))
         truth_path.write_text(json.dumps(truth, indent=1) + "\n")
-    total = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
-    print(f"total {total / 2**20:.2f} MiB in {args.out}")
-    if total > MAX_TOTAL_BYTES:
-        print(f"error: {args.out} holds {total} bytes > {MAX_TOTAL_BYTES}", file=sys.stderr)
-        return 1
-    return 0
+    return check_folder_size(args.out, MAX_TOTAL_BYTES)
 
 
 if __name__ == "__main__":

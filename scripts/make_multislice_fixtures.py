@@ -785,6 +785,16 @@ def run_stem(out: Path) -> list[dict]:
     return entries
 
 
+def check_folder_size(folder: Path, max_bytes: int) -> int:
+    """Print the size of the fixture folder; exit status 1 (with a message) when it holds more than ``max_bytes``."""
+    total = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    print(f"total {total / 2**20:.2f} MiB in {folder}")
+    if total > max_bytes:
+        print(f"error: {folder} holds {total} bytes > {max_bytes}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT_DEFAULT)
@@ -849,12 +859,7 @@ def main(argv=None) -> int:
         refresh_truth(args.out, truth)
         truth["images"] = dict(sorted(truth["images"].items()))
         truth_path.write_text(json.dumps(truth, indent=1) + "\n")
-    total = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
-    print(f"total {total / 2**20:.2f} MiB in {args.out}")
-    if total > MAX_TOTAL_BYTES:
-        print(f"error: {args.out} holds {total} bytes > {MAX_TOTAL_BYTES}", file=sys.stderr)
-        return 1
-    return 0
+    return check_folder_size(args.out, MAX_TOTAL_BYTES)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from ._fit import (
 from ._noise import NoiseModel
 
 
-def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15, invalid=None, group=None):
+def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15, invalid=None):
     """Joint model fits of all particles; returns a :class:`_Fit` (full-resolution px units).
 
     Touching particles are grouped (:func:`_union_groups`) and each group's patch binned so its smallest
@@ -36,7 +36,7 @@ def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, li
     isolated particles and then fixed for the joint fit of all groups. A group that did not converge because
     some of its members ran away is fitted again without them (:func:`_salvage_groups`).
     """
-    group = _union_groups(x, y, r, link) if group is None else group
+    group = _union_groups(x, y, r, link)
     members = [np.nonzero(group == g)[0] for g in range(int(group.max()) + 1)]
     sigma_guess = probe_sigma_px if probe_sigma_px is not None else max(0.5, 0.05 * float(np.median(r)))
     if probe_sigma_px is None:  # fitted on the brightest isolated particles, then fixed

@@ -309,9 +309,7 @@ def _polished(img, fit, seeds, noise, bad):
         sub[m] = j
     new, _sol, _loose = _joint_fit(img, x, y, r, sub, members, noise, fit.sigma_px, bad)
     good = np.bincount(sub, weights=~np.asarray(new.ok, bool), minlength=len(sub) + len(sel))[: len(sel)] == 0
-    use = np.zeros(len(x), bool)
-    for j in np.flatnonzero(good):
-        use[members[j]] = True
+    use = np.isin(group, sel[good])
     out = fit.where(use, new)
     out.group = group
     return out, int(use.sum())

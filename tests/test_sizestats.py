@@ -13,6 +13,7 @@ from latticefit.particles import (
     fd_histogram,
     fit_gaussian,
     fit_lognormal,
+    intrinsic_sd,
     miles_lantuejoul_weights,
     rsd_bootstrap_ci,
     size_summary,
@@ -56,6 +57,30 @@ def test_corrected_rsd_removes_measurement_noise():
     s = size_summary(meas, err)
     assert s["rsd_percent"] == pytest.approx(math.hypot(5.0, 6.0), abs=0.3)
     assert s["rsd_corrected_percent"] == pytest.approx(5.0, abs=0.4)
+
+
+def test_intrinsic_sd_with_unequal_errors_and_an_overstated_tail():
+    """REML recovers the true SD under unequal honest errors, and when a tenth of the errors are stated 2x too
+    large (the linearised errors of poorly determined 5 px raft dots), where the moment formula does not."""
+    rng = np.random.default_rng(7)
+    n = 6000
+    true = rng.normal(4.0, 0.32, n)  # RSD 8 %
+    err = np.where(rng.random(n) < 0.9, rng.uniform(0.08, 0.2, n), rng.uniform(0.4, 1.2, n))
+    meas = true + rng.normal(0.0, err)
+    assert intrinsic_sd(meas, err) == pytest.approx(0.32, abs=0.015)
+    stated = np.where(err > 0.3, 2.0 * err, err)
+    moments = math.sqrt(max(meas.var(ddof=1) - np.mean(stated**2), 0.0))
+    assert moments < 0.25  # the tail's overstated variance removed from everyone's
+    assert intrinsic_sd(meas, stated) == pytest.approx(0.32, abs=0.03)
+    rc, note = corrected_rsd(100 * meas.std(ddof=1) / meas.mean(), meas, stated)
+    assert rc == pytest.approx(8.0, abs=0.8) and note is None
+
+
+def test_intrinsic_sd_equal_weights_change_nothing():
+    rng = np.random.default_rng(8)
+    d, e = rng.normal(7.0, 0.5, 300), rng.uniform(0.1, 0.3, 300)
+    assert intrinsic_sd(d, e, np.full(300, 0.37)) == pytest.approx(intrinsic_sd(d, e), rel=1e-6)
+    assert math.isnan(intrinsic_sd([7.0], [0.1]))
 
 
 def test_corrected_rsd_clips_at_zero_with_note():

@@ -17,6 +17,7 @@ __all__ = [
     "estimate_noise_model",
     "fd_histogram",
     "find_particles",
+    "intrinsic_sd",
     "fit_gaussian",
     "fit_lognormal",
     "miles_lantuejoul_weights",

@@ -8,12 +8,13 @@ function of its own (:func:`rsd_bootstrap_ci`, :func:`corrected_rsd`,
 :func:`fit_gaussian`, :func:`fit_lognormal`, :func:`fd_histogram`).
 
 The corrected RSD removes the spread that the measurement itself adds: if every
-diameter ``d_i`` carries a standard error ``e_i``, the observed relative
-variance is the true one plus the mean relative measurement variance, so::
+diameter ``d_i`` carries a standard error ``e_i``, it is taken as
+``d_i ~ N(mu, tau**2 + e_i**2)`` and the true SD ``tau`` is estimated by
+restricted maximum likelihood (:func:`intrinsic_sd`)::
 
-    RSD_corr = sqrt(RSD_obs**2 - mean((e_i / d_i)**2))
+    RSD_corr = 100 tau / mean(d)
 
-clipped at 0 (with a note) when the measurement noise explains all the spread.
+0 (with a note) when the measurement noise explains all the spread.
 
 Examples
 --------
@@ -30,6 +31,7 @@ import math
 import warnings
 
 import numpy as np
+from scipy import optimize
 
 from ..errors import LatticefitWarning, check_param
 
@@ -38,6 +40,7 @@ __all__ = [
     "weighted_mean_sd",
     "rsd_bootstrap_ci",
     "corrected_rsd",
+    "intrinsic_sd",
     "fit_gaussian",
     "fit_lognormal",
     "fd_histogram",
@@ -138,8 +141,49 @@ def rsd_bootstrap_ci(d, *, weights=None, n_boot: int = 2000, seed: int = 0, leve
     return (float(lo), float(hi))
 
 
-def corrected_rsd(rsd_percent: float, d, err) -> tuple[float, str | None]:
-    """RSD (%) with the mean relative measurement variance removed.
+def _reml_nll(tau2: float, d, e2, w) -> float:
+    """Negative restricted log-likelihood of ``d_i ~ N(mu, tau2 + e2_i)`` (case weights ``w``), mu profiled out."""
+    v = tau2 + e2
+    p = w / v
+    mu = np.sum(p * d) / np.sum(p)
+    return 0.5 * float(np.sum(w * (np.log(v) + (d - mu) ** 2 / v)) + np.log(np.sum(p)))
+
+
+def intrinsic_sd(d, err, weights=None) -> float:
+    """SD of the true sizes behind diameters ``d`` measured with 1-sigma errors ``err`` (REML).
+
+    Each measured diameter is taken as ``d_i ~ N(mu, tau**2 + err_i**2)``, the random-effects model of a
+    meta-analysis: ``tau`` is found by restricted maximum likelihood (``scipy.optimize.minimize_scalar``
+    over ``tau**2 >= 0``). The precise measurements weigh most, so a tail of poorly determined diameters,
+    whose linearised errors are the least exact, cannot swamp the estimate the way it does in the moment
+    formula ``var(d) - mean(err**2)``. ``weights`` are case weights (e.g. Miles-Lantuéjoul).
+
+    Returns 0.0 when the errors explain all the spread, NaN with fewer than 2 values.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> err = rng.uniform(0.1, 0.6, 3000)
+    >>> d = rng.normal(7.0, 0.35, 3000) + rng.normal(0.0, err)
+    >>> round(intrinsic_sd(d, err), 2)
+    0.35
+    """
+    d = np.asarray(d, dtype=np.float64)
+    e2 = np.asarray(err, dtype=np.float64) ** 2
+    w = np.ones_like(d) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w * (d.size / w.sum()) if d.size else w
+    if d.size < 2:
+        return math.nan
+    hi = 4.0 * float(np.var(d)) + 1e-12
+    best = optimize.minimize_scalar(_reml_nll, bounds=(0.0, hi), args=(d, e2, w), method="bounded")
+    tau2 = float(best.x)
+    if _reml_nll(0.0, d, e2, w) <= best.fun:
+        tau2 = 0.0
+    return math.sqrt(tau2)
+
+
+def corrected_rsd(rsd_percent: float, d, err, weights=None) -> tuple[float, str | None]:
+    """RSD (%) of the true sizes: :func:`intrinsic_sd` over the mean diameter.
 
     Returns
     -------
@@ -148,24 +192,25 @@ def corrected_rsd(rsd_percent: float, d, err) -> tuple[float, str | None]:
 
     Examples
     --------
-    >>> corrected_rsd(10.0, [5.0, 5.0], [0.3, 0.4])  # sqrt(10**2 - 100 * 100 * mean((0.06, 0.08)**2))
-    (7.0710678118654755, None)
+    >>> corrected_rsd(3.0, [5.0, 5.1, 4.9], [0.5, 0.5, 0.5])[0]  # the errors explain all the spread
+    0.0
     """
     d = np.asarray(d, dtype=np.float64)
     e = np.asarray(err, dtype=np.float64) if err is not None else None
     if e is None or d.size == 0 or not np.isfinite(rsd_percent):
         return math.nan, "no per-particle errors" if e is None else None
-    ok = np.isfinite(e) & (d > 0)
+    ok = np.isfinite(e) & (e > 0) & (d > 0)
     if not ok.any():
         return math.nan, "no finite per-particle errors"
-    rel_var = float(np.mean((e[ok] / d[ok]) ** 2)) * 1e4  # in %^2
-    val = rsd_percent**2 - rel_var
-    if val <= 0:
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)[ok]
+    mean = weighted_mean_sd(d[ok], w)[0]
+    val = 100.0 * intrinsic_sd(d[ok], e[ok], w) / mean
+    if val == 0.0:
         return 0.0, (
-            f"measurement noise ({math.sqrt(rel_var):.2f}% per particle) explains all of the observed "
-            f"RSD ({rsd_percent:.2f}%): corrected RSD clipped at 0"
+            f"measurement noise ({100.0 * math.sqrt(np.mean(e[ok] ** 2)) / mean:.2f}% per particle) explains "
+            f"all of the observed RSD ({rsd_percent:.2f}%): corrected RSD clipped at 0"
         )
-    return math.sqrt(val), None
+    return val, None
 
 
 def fit_gaussian(d) -> dict:
@@ -324,7 +369,7 @@ def size_summary(
         median = float(d[order][np.searchsorted(cw, 0.5 * cw[-1])])
     rsd = 100.0 * sd / mean if np.isfinite(sd) else math.nan
     ci = rsd_bootstrap_ci(d, weights=w, n_boot=n_boot, seed=seed)
-    rc, note = corrected_rsd(rsd, d, e) if e is not None else (math.nan, "no per-particle errors")
+    rc, note = corrected_rsd(rsd, d, e, w) if e is not None else (math.nan, "no per-particle errors")
     if note and e is not None:
         notes.append(note)
     if n < 3:

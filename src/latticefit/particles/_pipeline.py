@@ -47,6 +47,7 @@ import numpy as np
 
 from ..errors import AnalysisError, LatticefitWarning, check_param
 from ..micrograph import as_micrograph
+from . import _crowd as C
 from . import _steps as st
 from ._background import (  # noqa: F401
     BACKGROUND_METHOD,
@@ -276,6 +277,34 @@ def _markers(fit, seeds, shape, binning: int):
     return {"x": np.where(use, fit.x, seeds["x"]), "y": np.where(use, fit.y, seeds["y"])}
 
 
+def _retried(img, fit, seeds, noise, bad):
+    """Failed fits fitted again one by one, each started at its detection with the good fits' spheres masked.
+
+    In a raft of 5 px dots with sub-pixel gaps (the independent generator's, 20 counts/px) a tenth of the
+    joint fits failed: a group of touching dots does not converge, or a member runs off its detection, and
+    a dot plain to the eye had no fit (F1 0.972-0.980). Alone, with its good neighbours' spheres masked as
+    any other group's, most of them fit. Only for a population of one material, where "a dot" has a height:
+    a new fit is kept when it passes its checks, is at least ``HIDDEN_MIN_HEIGHT`` as high as the median good
+    fit and its centre lies outside every good fit's disc (not a second fit of a fitted dot). Returns the
+    fits and the number kept (``settings['n_retried']``).
+    """
+    ok = np.asarray(fit.ok, bool) & np.isfinite(fit.r)
+    failed = np.flatnonzero(~ok)
+    if not failed.size or not one_material(fit.h[ok], 2.0 * fit.r[ok]):
+        return fit, 0
+    x, y = np.where(ok, fit.x, seeds["x"]), np.where(ok, fit.y, seeds["y"])
+    r = np.where(ok, fit.r, seeds["r"])
+    sub = np.arange(len(x)) + failed.size  # the good fits each a group of its own: masked
+    sub[failed] = np.arange(failed.size)
+    new, _sol, _loose = _joint_fit(img, x, y, r, sub, [np.array([i]) for i in failed], noise, fit.sigma_px, bad)
+    use = np.zeros(len(x), bool)
+    nf = failed[np.asarray(new.ok, bool)[failed] & (new.h[failed] >= HIDDEN_MIN_HEIGHT * float(np.median(fit.h[ok])))]
+    use[nf] = ~C.covered(fit.y[ok], fit.x[ok], fit.r[ok], new.y[nf], new.x[nf], new.r[nf], 0.0)
+    out = fit.where(use, new)
+    out.group = fit.group
+    return out, int(use.sum())
+
+
 #: groups of fitted radii all at least this (px) are fitted again by :func:`_polished`
 POLISH_MIN_RADIUS_PX = 8.0
 
@@ -336,7 +365,10 @@ def _fit_and_segment(img, seeds, det, noise, opts: _Options, pix, bad, settings)
     """
     probe_px = None if opts.probe_sigma_nm is None else opts.probe_sigma_nm / pix
     fit, seeds, settings["n_merged"], settings["n_collapsed"] = st.fit_and_merge(img, seeds, noise, probe_px, bad)
+    fit, n_before = _retried(img, fit, seeds, noise, bad)
     fit, seeds = _with_hidden_dots(img, fit, seeds, det, noise, bad, settings)
+    fit, n_after = _retried(img, fit, seeds, noise, bad)
+    settings["n_retried"] = n_before + n_after
     fit, settings["n_polished"] = _polished(img, fit, seeds, noise, bad)
     labels, _, outline, s_seg_px = _segment(
         det["coarse"],

@@ -124,3 +124,24 @@ def test_empty_summary_warns_and_is_null():
     assert s["n"] == 0 and s["mean_nm"] is None and s["rsd_ci95_percent"] == [None, None]
     s = size_summary([np.nan, -1.0], warn=False)
     assert s["n"] == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_intrinsic_sd_fisher_scoring_equals_a_bounded_minimisation(seed):
+    """The Fisher-scoring REML of ``intrinsic_sd`` against ``scipy.optimize.minimize_scalar`` of the same
+    restricted likelihood (the command path does not import scipy.optimize; the test does)."""
+    from scipy import optimize
+
+    from latticefit.particles._sizestats import _reml_nll
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 3000))
+    err = rng.uniform(0.05, 1.0, n) * rng.choice([1.0, 3.0], n, p=[0.9, 0.1])
+    d = rng.normal(5.0, rng.uniform(0.0, 0.6), n) + rng.normal(0.0, err)
+    c = rng.uniform(0.5, 2.0, n) if seed % 2 else None
+    cn = np.ones(n) if c is None else c * n / c.sum()
+    best = optimize.minimize_scalar(
+        _reml_nll, bounds=(0.0, 4 * np.var(d)), args=(d, err**2, cn), method="bounded", options={"xatol": 1e-12}
+    )
+    tau2 = best.x if _reml_nll(0.0, d, err**2, cn) > best.fun else 0.0
+    assert intrinsic_sd(d, err, c) == pytest.approx(math.sqrt(tau2), rel=1e-5, abs=1e-6)

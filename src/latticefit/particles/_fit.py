@@ -90,13 +90,15 @@ class _Fit:
         return replace(self, **arrays)
 
     def where(self, use, other: _Fit) -> _Fit:
-        """``other``'s fits for the particles ``use`` (boolean mask), these for the rest (same particles)."""
+        """``other``'s fits for the particles ``use`` (boolean mask), these for the rest (same particles); the
+        group ids stay these.
+        """
         from dataclasses import fields, replace
 
         arrays = {}
         for f in fields(self):
             a, b = getattr(self, f.name), getattr(other, f.name)
-            if f.name != "sigma_px" and a is not None and b is not None:
+            if f.name not in ("sigma_px", "group") and a is not None and b is not None:
                 arrays[f.name] = np.where(use.reshape((-1,) + (1,) * (np.ndim(a) - 1)), b, a)
         return replace(self, **arrays)
 

@@ -72,6 +72,16 @@ def _joint_fit(img, x, y, r, group, members, noise, probe_sigma_px, invalid, pre
     return fit, sol, loose
 
 
+def _fit_masking_the_rest(img, x, y, r, members, noise, probe_sigma_px, invalid):
+    """:func:`_joint_fit` of the groups ``members`` (``fit.group`` their index) with every other particle in
+    no fitted group: masked from their patches, as any other group's particle is.
+    """
+    label = -1 - np.arange(len(x))
+    for i, m in enumerate(members):
+        label[m] = i
+    return _joint_fit(img, x, y, r, label, members, noise, probe_sigma_px, invalid)
+
+
 def _salvage_groups(img, x, y, r, fit: _Fit, members, sol: _Solution, loose, noise, invalid) -> _Fit:
     """Refit the groups that did not converge because some members ran away, without those members.
 
@@ -91,15 +101,12 @@ def _salvage_groups(img, x, y, r, fit: _Fit, members, sol: _Solution, loose, noi
         m = members[g]
         new_members.append(m[loose[m]])
         new_members.extend(m[~loose[m]][:, None])
-    label = -1 - np.arange(len(x))  # particles outside the refit belong to no refitted group
-    for i, m in enumerate(new_members):
-        label[m] = i
-    refit, _sol, _loose = _joint_fit(img, x, y, r, label, new_members, noise, fit.sigma_px, invalid)
+    refit, _sol, _loose = _fit_masking_the_rest(img, x, y, r, new_members, noise, fit.sigma_px, invalid)
     rows = np.concatenate(new_members)
     out = {f.name: getattr(fit, f.name).copy() for f in fields(fit) if f.name != "sigma_px"}
     for name, arr in out.items():
         arr[rows] = getattr(refit, name)[rows]
-    out["group"][rows] = int(fit.group.max()) + 1 + label[rows]
+    out["group"][rows] = int(fit.group.max()) + 1 + refit.group[rows]
     return replace(fit, **out)
 
 

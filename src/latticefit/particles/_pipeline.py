@@ -80,7 +80,7 @@ from ._detect import (  # noqa: F401
     default_diameter_range_nm,
 )
 from ._fit import FIT_RADIUS_PX, _Fit, _insert_sigma, _prepare_groups, _run_fit, _subset, _union_groups  # noqa: F401
-from ._groupfit import _fit_particles, _joint_fit  # noqa: F401
+from ._groupfit import _fit_masking_the_rest, _fit_particles  # noqa: F401
 from ._hidden import (
     HIDDEN_MAX_COVERED,
     HIDDEN_MIN_HEIGHT,
@@ -292,17 +292,17 @@ def _retried(img, fit, seeds, noise, bad):
     failed = np.flatnonzero(~ok)
     if not failed.size or not one_material(fit.h[ok], 2.0 * fit.r[ok]):
         return fit, 0
-    x, y = np.where(ok, fit.x, seeds["x"]), np.where(ok, fit.y, seeds["y"])
-    r = np.where(ok, fit.r, seeds["r"])
-    sub = np.arange(len(x)) + failed.size  # the good fits each a group of its own: masked
-    sub[failed] = np.arange(failed.size)
-    new, _sol, _loose = _joint_fit(img, x, y, r, sub, [np.array([i]) for i in failed], noise, fit.sigma_px, bad)
+    x, y, r = _fitted_or_detected(fit, seeds, ok)
+    new, _sol, _loose = _fit_masking_the_rest(img, x, y, r, [np.array([i]) for i in failed], noise, fit.sigma_px, bad)
     use = np.zeros(len(x), bool)
     nf = failed[np.asarray(new.ok, bool)[failed] & (new.h[failed] >= HIDDEN_MIN_HEIGHT * float(np.median(fit.h[ok])))]
     use[nf] = ~C.covered(fit.y[ok], fit.x[ok], fit.r[ok], new.y[nf], new.x[nf], new.r[nf], 0.0)
-    out = fit.where(use, new)
-    out.group = fit.group
-    return out, int(use.sum())
+    return fit.where(use, new), int(use.sum())
+
+
+def _fitted_or_detected(fit, seeds, ok):
+    """Centres and radii: the fitted spheres where ``ok``, the detections elsewhere."""
+    return tuple(np.where(ok, getattr(fit, k), seeds[k]) for k in ("x", "y", "r"))
 
 
 #: groups of fitted radii all at least this (px) are fitted again by :func:`_polished`
@@ -324,8 +324,7 @@ def _polished(img, fit, seeds, noise, bad):
     ok = np.asarray(fit.ok, bool) & (fit.r >= POLISH_MIN_RADIUS_PX)
     group = fit.group
     n_g = int(group.max()) + 1 if len(group) else 0
-    x, y = np.where(ok, fit.x, seeds["x"]), np.where(ok, fit.y, seeds["y"])
-    r = np.where(ok, fit.r, seeds["r"])
+    x, y, r = _fitted_or_detected(fit, seeds, ok)
     wanted = _crowded_or_resized(x, y, r, seeds["r"], group, 4.0 * fit.sigma_px + 3.0)
     sel = np.flatnonzero(
         (np.bincount(group, weights=~ok, minlength=n_g) == 0) & (np.bincount(group, weights=wanted, minlength=n_g) > 0)
@@ -333,15 +332,10 @@ def _polished(img, fit, seeds, noise, bad):
     if not sel.size:
         return fit, 0
     members = [np.flatnonzero(group == g) for g in sel]
-    sub = np.arange(len(x)) + len(sel)  # the other particles each a group of their own: masked
-    for j, m in enumerate(members):
-        sub[m] = j
-    new, _sol, _loose = _joint_fit(img, x, y, r, sub, members, noise, fit.sigma_px, bad)
-    good = np.bincount(sub, weights=~np.asarray(new.ok, bool), minlength=len(sub) + len(sel))[: len(sel)] == 0
+    new, _sol, _loose = _fit_masking_the_rest(img, x, y, r, members, noise, fit.sigma_px, bad)
+    good = np.array([np.asarray(new.ok, bool)[m].all() for m in members])
     use = np.isin(group, sel[good])
-    out = fit.where(use, new)
-    out.group = group
-    return out, int(use.sum())
+    return fit.where(use, new), int(use.sum())
 
 
 def _crowded_or_resized(x, y, r, r_seed, group, reach):

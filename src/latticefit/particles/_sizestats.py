@@ -187,12 +187,12 @@ def intrinsic_sd(d, err, weights=None) -> float:
     tau2 = max(float(np.var(d)) - float(np.mean(e2)), 0.01 * float(np.var(d)))
     nll = _reml_nll(tau2, d, e2, c)
     for _ in range(REML_ITERATIONS):
-        w = c / (tau2 + e2)
-        S, w2 = float(w.sum()), c * (1.0 / (tau2 + e2)) ** 2
+        v = tau2 + e2
+        w, w2 = c / v, c * (1.0 / v) ** 2
+        S, sw2 = float(w.sum()), float(w2.sum())
         mu = float(np.sum(w * d)) / S
-        sw2 = float(w2.sum())
         U = float(np.sum(w2 * (d - mu) ** 2)) - S + sw2 / S
-        info = sw2 - 2.0 * float(np.sum(w2 / (tau2 + e2))) / S + (sw2 / S) ** 2
+        info = sw2 - 2.0 * float(np.sum(w2 / v)) / S + (sw2 / S) ** 2
         step = U / info if info > 0 else 0.0
         for _half in range(30):
             new = max(tau2 + step, 0.0)

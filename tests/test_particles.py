@@ -684,3 +684,21 @@ def test_prepare_patches_kernel_matches_its_numpy_reference():
         for key in ("xs", "ys", "data", "wts", "pix_off", "params", "par_off", "npart", "xc", "yc"):
             np.testing.assert_allclose(np.asarray(a[key], float), np.asarray(ref[key], float), rtol=1e-12, err_msg=key)
         assert (a["wts"] == 0).any()  # neighbours and invalid blocks are masked
+
+
+def test_a_raft_is_fitted_in_compact_groups_of_touching_neighbours():
+    """A 30 x 30 raft of touching 5 px dots is one touching component, fitted in groups of at most 8.
+
+    Cut in raster order (the former rule), a group was eight dots along one band of rows (151 px wide here), its patch the
+    width of the raft; cut at medians, each group spans at most three dot spacings.
+    """
+    from latticefit.particles._grouping import union_groups
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:30, 0:30] * 5.2
+    x, y = xx.ravel() + rng.normal(0, 0.3, 900), yy.ravel() + rng.normal(0, 0.3, 900)
+    group = union_groups(x, y, np.full(900, 2.5), 1.15)
+    sizes = np.bincount(group)
+    assert sizes.max() <= 8 and sizes.min() >= 4
+    spans = [max(np.ptp(x[group == g]), np.ptp(y[group == g])) for g in range(len(sizes))]
+    assert max(spans) < 3.5 * 5.2, max(spans)  # raster order: 7 spacings

@@ -76,7 +76,8 @@ def test_small_raft_failed_joint_fits_retried_alone(seed):
     """Failed joint fits of 5 px raft dots fitted again one by one (``_pipeline._retried``): F1 >= 0.98.
 
     Before: F1 0.972 on this seed (0.974 on seed 3; a tenth of the joint fits failed, dots plain to the eye
-    had no fit); after 0.984 (0.982). Seed 1's field is the RSD test's (cached).
+    had no fit); after 0.984 (0.982); with the raft cut into compact fit groups (``_grouping``) 0.988 (0.993).
+    Seed 1's field is the RSD test's (cached).
     """
     res, (f1, _bias, _rsd_err, _sdz, _cov, _z) = _small_raft(seed)
     assert res.settings["n_retried"] > 0

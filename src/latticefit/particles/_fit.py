@@ -14,40 +14,6 @@ from ._noise import NoiseModel
 FIT_RADIUS_PX = 7
 
 
-def _union_groups(x, y, r, link, max_size=8):
-    """Connected components of the 'touching' graph (centre distance < link * (r_i + r_j) + 2 px), capped."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
-
-    n = len(x)
-    if n == 0:
-        return np.zeros(0, int)
-    tree = cKDTree(np.column_stack([x, y]))
-    pairs = tree.query_pairs(float(2 * link * r.max() + 2.0), output_type="ndarray")
-    if len(pairs):
-        d = np.hypot(x[pairs[:, 0]] - x[pairs[:, 1]], y[pairs[:, 0]] - y[pairs[:, 1]])
-        pairs = pairs[d < link * (r[pairs[:, 0]] + r[pairs[:, 1]]) + 2.0]
-    g = (
-        coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-        if len(pairs)
-        else coo_matrix((n, n))
-    )
-    ncomp, lab = connected_components(g, directed=False)
-    # split components larger than max_size into spatial chunks
-    out = lab.copy()
-    nxt = ncomp
-    counts = np.bincount(lab)
-    for c in np.nonzero(counts > max_size)[0]:
-        idx = np.nonzero(lab == c)[0]
-        order = idx[np.lexsort((x[idx], y[idx]))]
-        for start in range(max_size, len(order), max_size):
-            out[order[start : start + max_size]] = nxt
-            nxt += 1
-    _, out = np.unique(out, return_inverse=True)
-    return out
-
-
 @dataclass
 class _Fit:
     x: np.ndarray

@@ -1,6 +1,6 @@
 """The joint fit of all detections: groups of touching particles, the probe, a fit per group, its chi2.
 
-:func:`_fit_particles` groups the detections (:func:`latticefit.particles._fit._union_groups`), fits the
+:func:`_fit_particles` groups the detections (:func:`latticefit.particles._grouping.union_groups`), fits the
 probe sigma on the brightest isolated ones, fits every group jointly, and refits a group that did not
 converge without its members that ran away (:func:`_salvage_groups`). :func:`_disc_chi2` measures each
 fit against the noise model.
@@ -22,21 +22,21 @@ from ._fit import (
     _model_values,
     _prepare_groups,
     _Solution,
-    _union_groups,
     _unpack,
 )
+from ._grouping import union_groups
 from ._noise import NoiseModel
 
 
 def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15, invalid=None):
     """Joint model fits of all particles; returns a :class:`_Fit` (full-resolution px units).
 
-    Touching particles are grouped (:func:`_union_groups`) and each group's patch binned so its smallest
+    Touching particles are grouped (:func:`latticefit.particles._grouping.union_groups`) and each group's patch binned so its smallest
     radius spans ``FIT_RADIUS_PX`` fit pixels; the probe sigma, unless given, is fitted on the brightest
     isolated particles and then fixed for the joint fit of all groups. A group that did not converge because
     some of its members ran away is fitted again without them (:func:`_salvage_groups`).
     """
-    group = _union_groups(x, y, r, link)
+    group = union_groups(x, y, r, link)
     members = [np.nonzero(group == g)[0] for g in range(int(group.max()) + 1)]
     sigma_guess = probe_sigma_px if probe_sigma_px is not None else max(0.5, 0.05 * float(np.median(r)))
     if probe_sigma_px is None:  # fitted on the brightest isolated particles, then fixed

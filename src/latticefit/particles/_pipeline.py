@@ -79,7 +79,7 @@ from ._detect import (  # noqa: F401
     _watershed_components,
     default_diameter_range_nm,
 )
-from ._fit import FIT_RADIUS_PX, _Fit, _insert_sigma, _prepare_groups, _run_fit, _subset, _union_groups  # noqa: F401
+from ._fit import FIT_RADIUS_PX, _Fit, _insert_sigma, _prepare_groups, _run_fit, _subset  # noqa: F401
 from ._groupfit import _fit_masking_the_rest, _fit_particles  # noqa: F401
 from ._hidden import (
     HIDDEN_MAX_COVERED,

@@ -689,8 +689,8 @@ def test_prepare_patches_kernel_matches_its_numpy_reference():
 def test_a_raft_is_fitted_in_compact_groups_of_touching_neighbours():
     """A 30 x 30 raft of touching 5 px dots is one touching component, fitted in groups of at most 8.
 
-    Cut in raster order (the former rule), a group was eight dots along one band of rows (151 px wide here), its patch the
-    width of the raft; cut at medians, each group spans at most three dot spacings.
+    Cut in raster order (the former rule), a group was eight dots along one band of rows, up to 151 px wide
+    here (29 spacings); cut at medians, each group spans at most three dot spacings.
     """
     from latticefit.particles._grouping import union_groups
 
@@ -701,4 +701,4 @@ def test_a_raft_is_fitted_in_compact_groups_of_touching_neighbours():
     sizes = np.bincount(group)
     assert sizes.max() <= 8 and sizes.min() >= 4
     spans = [max(np.ptp(x[group == g]), np.ptp(y[group == g])) for g in range(len(sizes))]
-    assert max(spans) < 3.5 * 5.2, max(spans)  # raster order: 7 spacings
+    assert max(spans) < 3.5 * 5.2, max(spans)  # raster order: 151 px

@@ -31,10 +31,11 @@ from ._noise import NoiseModel
 def _fit_particles(img, x, y, r, strength, noise: NoiseModel, probe_sigma_px, link=1.15, invalid=None):
     """Joint model fits of all particles; returns a :class:`_Fit` (full-resolution px units).
 
-    Touching particles are grouped (:func:`latticefit.particles._grouping.union_groups`) and each group's patch binned so its smallest
-    radius spans ``FIT_RADIUS_PX`` fit pixels; the probe sigma, unless given, is fitted on the brightest
-    isolated particles and then fixed for the joint fit of all groups. A group that did not converge because
-    some of its members ran away is fitted again without them (:func:`_salvage_groups`).
+    Touching particles are grouped (:func:`latticefit.particles._grouping.union_groups`) and each group's
+    patch binned so its smallest radius spans ``FIT_RADIUS_PX`` fit pixels; the probe sigma, unless given,
+    is fitted on the brightest isolated particles and then fixed for the joint fit of all groups. A group that
+    did not converge because some of its members ran away is fitted again without them
+    (:func:`_salvage_groups`).
     """
     group = union_groups(x, y, r, link)
     members = [np.nonzero(group == g)[0] for g in range(int(group.max()) + 1)]

@@ -610,6 +610,8 @@ def test_real_jeol_overlapping_dots_get_their_own_outlines(realdata, realfile):
     lobe, big, top = near(60.5, 59.5), near(54.3, 62.8), near(58.0, 54.5)
     assert len({lobe.label, big.label, top.label}) == 3
     assert lobe.hidden and lobe.in_statistics and 6.0 < lobe.diameter_nm < 10.0
+    # the small dot's top spans ~5 px (6-7 nm); fitted jointly with the lobe it grew to 9.0 nm (_refits.regrown)
+    assert 5.0 < top.diameter_nm < 7.0 and np.hypot(top.x_px - 58.0, top.y_px - 54.5) < 1.0
     assert big.in_statistics and abs(big.ecd_nm / big.diameter_nm - 1) < 0.1
     assert top.fit_ok
 
@@ -624,6 +626,35 @@ def test_real_emi_neck_of_two_touching_particles_is_no_dot(realdata, realfile):
     t = res.table
     assert not (np.hypot(t.x_px - 58.3, t.y_px - 49.3) < 3.0).any()
     assert len(t[(t.x_px > 50) & (t.x_px < 80) & (t.y_px > 25) & (t.y_px < 75)]) == 2
+
+
+def test_a_member_grown_by_a_hidden_neighbour_is_fitted_again_alone():
+    from dataclasses import fields
+
+    from latticefit.particles._fit import _Fit
+    from latticefit.particles._hidden import render_spheres
+    from latticefit.particles._noise import estimate_noise_model
+    from latticefit.particles._refits import regrown
+
+    # a dot of radius 3 px and a far one; the joint refit "grew" the first to 4.5 px (1.5 px, 15 SE)
+    x, y = np.array([20.0, 50.0]), np.array([20.0, 20.0])
+    lam = 10.0 + render_spheres((40, 70), x, y, np.full(2, 3.0), np.full(2, 60.0), np.full(2, 0.7))
+    img = np.random.default_rng(0).poisson(lam).astype(float)
+
+    def fit(r, chi2_disc):
+        arrays = {f.name: np.zeros(2) for f in fields(_Fit) if f.name != "sigma_px"}
+        arrays.update(x=x, y=y, r=np.asarray(r, float), h=np.full(2, 60.0), r_err=np.full(2, 0.1))
+        arrays.update(ok=np.ones(2, bool), group=np.arange(2), bg_surface=None, chi2_disc=np.asarray(chi2_disc))
+        return _Fit(sigma_px=0.7, **arrays)
+
+    noise, seeds = estimate_noise_model(img), dict(x=x, y=y, r=np.full(2, 3.0), first_row=np.array([0, 1]))
+    first = fit([3.0, 3.0], [1.0, 1.0])
+    out, n = regrown(img, first, fit([4.5, 3.1], [5.0, 5.0]), seeds, noise, None)
+    assert n == 1 and abs(out.r[0] - 3.0) < 0.3 and out.r[1] == 3.1  # the other: within 25 %, kept
+    # grown but its disc fitted as well as before: a first fit that was too small, corrected
+    assert regrown(img, first, fit([4.5, 3.1], [1.5, 1.0]), seeds, noise, None)[1] == 0
+    seeds["first_row"] = np.array([-1, 1])  # a hidden dot has no fit before: never "grown"
+    assert regrown(img, first, fit([4.5, 3.1], [5.0, 5.0]), seeds, noise, None)[1] == 0
 
 
 def test_fits_select_and_concat_keep_groups_apart():

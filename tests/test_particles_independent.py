@@ -28,7 +28,7 @@ def test_raft_dots_beside_other_groups_keep_their_size_and_honest_errors(seed):
 
     Fitted alone beside a dot of another group (the neighbour masks of the first fits reach its LoG radius,
     not its fitted one), raft dots came out up to 1.1 % small with chi2_red 5-8: SD(z) 1.23 / 1.28 on these
-    seeds and |error| up to 1.1 %. The refit of such groups (``_pipeline._polished``) gives 0.94-1.07 and
+    seeds and |error| up to 1.1 %. The refit of such groups (``_refits.polished``) gives 0.94-1.07 and
     at most 0.5 %.
     """
     from scipy.spatial import cKDTree
@@ -73,7 +73,7 @@ def test_small_raft_rsd_corrected_by_likelihood_not_moments(seed):
 
 @pytest.mark.parametrize("seed", [1])
 def test_small_raft_failed_joint_fits_retried_alone(seed):
-    """Failed joint fits of 5 px raft dots fitted again one by one (``_pipeline._retried``): F1 >= 0.98.
+    """Failed joint fits of 5 px raft dots fitted again one by one (``_refits.retried``): F1 >= 0.98.
 
     Before: F1 0.972 on this seed (0.974 on seed 3; a tenth of the joint fits failed, dots plain to the eye
     had no fit); after 0.984 (0.982); with the raft cut into compact fit groups (``_grouping``) 0.988 (0.993).

@@ -47,7 +47,6 @@ import numpy as np
 
 from ..errors import AnalysisError, LatticefitWarning, check_param
 from ..micrograph import as_micrograph
-from . import _crowd as C
 from . import _steps as st
 from ._background import (  # noqa: F401
     BACKGROUND_METHOD,
@@ -97,6 +96,7 @@ from ._noise import NoiseModel, _immerkaer_tiles, _quantum, estimate_noise_model
 from ._overlay import _outline_segments  # noqa: F401
 from ._own_background import cut_to_own_background
 from ._plot import _g, count_line, plot_overlay, summary_lines  # noqa: F401
+from ._refits import polished, regrown, retried
 from ._result import JSON_PARTICLE_KEYS, PARTICLES_SCHEMA_VERSION, TABLE_COLUMNS, ParticleResult, _empty_table  # noqa: F401
 from ._sizestats import size_summary
 from ._steps import _parse_range  # noqa: F401 - the CLI parses --diameter-range with it
@@ -216,20 +216,24 @@ def _with_hidden_dots(img, fit, seeds, det, noise, bad, settings):
     field's imperfect fits leave residuals a threshold cannot tell from dots). One joint refit with the probe
     sigma of the first, of the touching components that hold a candidate only (:func:`local_refit`), where a
     fit is nested in a stronger one only when its centre lies inside that one's disc (``HIDDEN_OVERLAP``: a
-    hidden dot's projection may overlap its neighbour's); a hidden seed stays when its fit is good and at least ``HIDDEN_MIN_HEIGHT`` as high
-    as the median particle (a dot of the population, not a residual of an imperfect model). When some are
-    not, the fit is repeated with the good ones only (a bad candidate also pulls its neighbours' fits) and
-    that round's few failures are dropped; with none good the first fit stands. ``hidden_id``: a seed's
-    index among the hidden candidates (-1: found in the image itself).
+    hidden dot's projection may overlap its neighbour's); a hidden seed stays when its fit is good and at
+    least ``HIDDEN_MIN_HEIGHT`` as high as the median particle (a dot of the population, not a residual of an
+    imperfect model). When some are not, the fit is repeated with the good ones only (a bad candidate also
+    pulls its neighbours' fits) and that round's few failures are dropped; with none good the first fit
+    stands. Members the refit grew and fitted worse are fitted again alone
+    (:func:`latticefit.particles._refits.regrown`). ``hidden_id``: a seed's index among the hidden candidates
+    (-1: found in the image itself); ``first_row``: its index in the first fit (-1: a hidden dot).
     """
     seeds["hidden_id"] = np.full(len(seeds["x"]), -1, np.int64)
-    settings["n_hidden_seeds"] = 0
+    seeds["first_row"] = np.arange(len(seeds["x"]), dtype=np.int64)
+    settings["n_hidden_seeds"] = settings["n_regrown"] = 0
     if not one_material(fit.h[fit.ok], 2.0 * fit.r[fit.ok]):  # "like its neighbour" needs one population
         return fit, seeds
     cand = residual_seeds(img, fit, seeds, det, noise)
     if not len(cand["x"]):
         return fit, seeds
     cand["hidden_id"] = np.arange(len(cand["x"]), dtype=np.int64)
+    cand["first_row"] = np.full(len(cand["x"]), -1, np.int64)
     refit = lambda image, sd: st.fit_and_merge(image, sd, noise, fit.sigma_px, bad, nested_overlap=HIDDEN_OVERLAP)[:2]  # noqa: E731
     for last in (False, True):
         stay = ~failed_covered(fit, seeds, cand)  # a failed fit whose dot shows in the residual is replaced
@@ -244,7 +248,9 @@ def _with_hidden_dots(img, fit, seeds, det, noise, bad, settings):
         if good.sum() == (hid >= 0).sum() or last:
             keep = (hid < 0) | good  # (a second round's few failures: dropped, their neighbours kept)
             settings["n_hidden_seeds"] = int(good.sum())
-            return fit2.select(keep), {key: v[keep] for key, v in seeds2.items()}
+            fit2, seeds2 = fit2.select(keep), {key: v[keep] for key, v in seeds2.items()}
+            fit2, settings["n_regrown"] = regrown(img, fit, fit2, seeds2, noise, bad)
+            return fit2, seeds2
         cand = {key: v[np.isin(cand["hidden_id"], hid[good])] for key, v in cand.items()}
     return fit, seeds
 
@@ -277,81 +283,6 @@ def _markers(fit, seeds, shape, binning: int):
     return {"x": np.where(use, fit.x, seeds["x"]), "y": np.where(use, fit.y, seeds["y"])}
 
 
-def _retried(img, fit, seeds, noise, bad):
-    """Failed fits fitted again one by one, each started at its detection with the good fits' spheres masked.
-
-    In a raft of 5 px dots with sub-pixel gaps (the independent generator's, 20 counts/px) a tenth of the
-    joint fits failed: a group of touching dots does not converge, or a member runs off its detection, and
-    a dot plain to the eye had no fit (F1 0.972-0.980). Alone, with its good neighbours' spheres masked as
-    any other group's, most of them fit. Only for a population of one material, where "a dot" has a height:
-    a new fit is kept when it passes its checks, is at least ``HIDDEN_MIN_HEIGHT`` as high as the median good
-    fit and its centre lies outside every good fit's disc (not a second fit of a fitted dot). Returns the
-    fits and the number kept (``settings['n_retried']``).
-    """
-    ok = np.asarray(fit.ok, bool) & np.isfinite(fit.r)
-    failed = np.flatnonzero(~ok)
-    if not failed.size or not one_material(fit.h[ok], 2.0 * fit.r[ok]):
-        return fit, 0
-    x, y, r = _fitted_or_detected(fit, seeds, ok)
-    new, _sol, _loose = _fit_masking_the_rest(img, x, y, r, [np.array([i]) for i in failed], noise, fit.sigma_px, bad)
-    use = np.zeros(len(x), bool)
-    nf = failed[np.asarray(new.ok, bool)[failed] & (new.h[failed] >= HIDDEN_MIN_HEIGHT * float(np.median(fit.h[ok])))]
-    use[nf] = ~C.covered(fit.y[ok], fit.x[ok], fit.r[ok], new.y[nf], new.x[nf], new.r[nf], 0.0)
-    return fit.where(use, new), int(use.sum())
-
-
-def _fitted_or_detected(fit, seeds, ok):
-    """Centres and radii: the fitted spheres where ``ok``, the detections elsewhere."""
-    return tuple(np.where(ok, getattr(fit, k), seeds[k]) for k in ("x", "y", "r"))
-
-
-#: groups of fitted radii all at least this (px) are fitted again by :func:`_polished`
-POLISH_MIN_RADIUS_PX = 8.0
-
-
-def _polished(img, fit, seeds, noise, bad):
-    """The fits of some groups again, started at their fitted spheres and masking the others' fitted spheres.
-
-    The first fits' windows and neighbour masks are built on the detections' LoG radii. A dot fitted alone
-    beside a dot 0.1-0.3 nm away in another group (a raft, or a dot cut by the border) saw the rest of that
-    dot's blurred edge as background: on fields of an independent generator (``bench_particles_independent.py``)
-    such dots came out up to 1.1 % small with chi2_red 5-8, and SD(z) was 1.2-1.3 over the raft dots. Refitted
-    are the groups of good fits of at least ``POLISH_MIN_RADIUS_PX`` (on 5 px dots the refit only re-drew
-    noise-level decisions) whose window was built on a radius 25 % off, or with another group's particle
-    within 4 sigma + 3 px of a member's edge. Their new fits replace the old ones where all pass their checks.
-    Returns the fits and the number replaced (``settings['n_polished']``).
-    """
-    ok = np.asarray(fit.ok, bool) & (fit.r >= POLISH_MIN_RADIUS_PX)
-    group = fit.group
-    n_g = int(group.max()) + 1 if len(group) else 0
-    x, y, r = _fitted_or_detected(fit, seeds, ok)
-    wanted = _crowded_or_resized(x, y, r, seeds["r"], group, 4.0 * fit.sigma_px + 3.0)
-    sel = np.flatnonzero(
-        (np.bincount(group, weights=~ok, minlength=n_g) == 0) & (np.bincount(group, weights=wanted, minlength=n_g) > 0)
-    )
-    if not sel.size:
-        return fit, 0
-    members = [np.flatnonzero(group == g) for g in sel]
-    new, _sol, _loose = _fit_masking_the_rest(img, x, y, r, members, noise, fit.sigma_px, bad)
-    good = np.array([np.asarray(new.ok, bool)[m].all() for m in members])
-    use = np.isin(group, sel[good])
-    return fit.where(use, new), int(use.sum())
-
-
-def _crowded_or_resized(x, y, r, r_seed, group, reach):
-    """Particles with another group's particle within ``reach`` of their edge, or fitted 25 % off their LoG radius."""
-    from scipy.spatial import cKDTree
-
-    out = np.abs(r - r_seed) > 0.25 * r_seed
-    if len(x) > 1:
-        pairs = cKDTree(np.column_stack([x, y])).query_pairs(float(2 * r.max() + reach), output_type="ndarray")
-        i, j = pairs[:, 0], pairs[:, 1]
-        near = (np.hypot(x[i] - x[j], y[i] - y[j]) - r[i] - r[j] < reach) & (group[i] != group[j])
-        out[i[near]] = True
-        out[j[near]] = True
-    return out
-
-
 def _fit_and_segment(img, seeds, det, noise, opts: _Options, pix, bad, settings):
     """Model fits (nested detections merged) and the seeded watershed of the fitted detections.
 
@@ -359,11 +290,11 @@ def _fit_and_segment(img, seeds, det, noise, opts: _Options, pix, bad, settings)
     """
     probe_px = None if opts.probe_sigma_nm is None else opts.probe_sigma_nm / pix
     fit, seeds, settings["n_merged"], settings["n_collapsed"] = st.fit_and_merge(img, seeds, noise, probe_px, bad)
-    fit, n_before = _retried(img, fit, seeds, noise, bad)
+    fit, n_before = retried(img, fit, seeds, noise, bad)
     fit, seeds = _with_hidden_dots(img, fit, seeds, det, noise, bad, settings)
-    fit, n_after = _retried(img, fit, seeds, noise, bad)
+    fit, n_after = retried(img, fit, seeds, noise, bad)
     settings["n_retried"] = n_before + n_after
-    fit, settings["n_polished"] = _polished(img, fit, seeds, noise, bad)
+    fit, settings["n_polished"] = polished(img, fit, seeds, noise, bad)
     labels, _, outline, s_seg_px = _segment(
         det["coarse"],
         _markers(fit, seeds, img.shape, det["f"]),

@@ -10,6 +10,7 @@ import pytest
 from latticefit.errors import LatticefitWarning
 from latticefit.particles import (
     corrected_rsd,
+    corrected_rsd_sensitivity,
     fd_histogram,
     fit_gaussian,
     fit_lognormal,
@@ -57,6 +58,25 @@ def test_corrected_rsd_removes_measurement_noise():
     s = size_summary(meas, err)
     assert s["rsd_percent"] == pytest.approx(math.hypot(5.0, 6.0), abs=0.3)
     assert s["rsd_corrected_percent"] == pytest.approx(5.0, abs=0.4)
+
+
+def test_corrected_rsd_says_how_much_it_rests_on_the_stated_errors():
+    """Noise as large as the spread (7 % against 8 %): errors stated 10 % small move the corrected RSD by about
+    the sensitivity, and the summary says so; with 1 % noise the errors hardly matter and no note is added."""
+    rng = np.random.default_rng(11)
+    true = rng.normal(4.0, 0.32, 5000)
+    err = np.full(5000, 0.28)
+    meas = true + rng.normal(0.0, err)
+    sens = corrected_rsd_sensitivity(meas, err)
+    honest = corrected_rsd(1.0, meas, err)[0]
+    optimistic = corrected_rsd(1.0, meas, err / 1.1)[0]  # Fisher errors 10 % small at low SNR
+    assert honest == pytest.approx(8.0, abs=0.3) and 0.3 < optimistic - honest < 1.5 * sens
+    s = size_summary(meas, err)
+    assert s["rsd_corrected_sensitivity_pp"] == pytest.approx(sens)
+    assert any("±10 % in the stated errors" in n for n in s["notes"])
+    quiet = size_summary(true + rng.normal(0.0, 0.04, 5000), np.full(5000, 0.04))
+    assert quiet["rsd_corrected_sensitivity_pp"] < 0.02 and not any("stated errors" in n for n in quiet["notes"])
+    assert size_summary([], warn=False)["rsd_corrected_sensitivity_pp"] is None
 
 
 def test_intrinsic_sd_with_unequal_errors_and_an_overstated_tail():

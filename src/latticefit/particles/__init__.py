@@ -12,6 +12,7 @@ __all__ = [
     "ParticleResult",
     "TABLE_COLUMNS",
     "corrected_rsd",
+    "corrected_rsd_sensitivity",
     "default_diameter_range_nm",
     "estimate_background",
     "estimate_noise_model",

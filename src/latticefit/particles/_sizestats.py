@@ -227,22 +227,26 @@ def corrected_rsd(rsd_percent: float, d, err, weights=None) -> tuple[float, str 
     >>> corrected_rsd(3.0, [5.0, 5.1, 4.9], [0.5, 0.5, 0.5])[0]  # the errors explain all the spread
     0.0
     """
-    d = np.asarray(d, dtype=np.float64)
-    e = np.asarray(err, dtype=np.float64) if err is not None else None
-    if e is None or d.size == 0 or not np.isfinite(rsd_percent):
-        return math.nan, "no per-particle errors" if e is None else None
-    ok = np.isfinite(e) & (e > 0) & (d > 0)
-    if not ok.any():
+    if err is None or np.size(d) == 0 or not np.isfinite(rsd_percent):
+        return math.nan, "no per-particle errors" if err is None else None
+    d, e, w, mean = _with_errors(d, err, weights)
+    if not d.size:
         return math.nan, "no finite per-particle errors"
-    w = None if weights is None else np.asarray(weights, dtype=np.float64)[ok]
-    mean = weighted_mean_sd(d[ok], w)[0]
-    val = 100.0 * intrinsic_sd(d[ok], e[ok], w) / mean
+    val = 100.0 * intrinsic_sd(d, e, w) / mean
     if val == 0.0:
         return 0.0, (
-            f"measurement noise ({100.0 * math.sqrt(np.mean(e[ok] ** 2)) / mean:.2f}% per particle) explains "
+            f"measurement noise ({100.0 * math.sqrt(np.mean(e**2)) / mean:.2f}% per particle) explains "
             f"all of the observed RSD ({rsd_percent:.2f}%): corrected RSD clipped at 0"
         )
     return val, None
+
+
+def _with_errors(d, err, weights=None):
+    """The particles with a finite positive error and diameter: ``(d, err, weights, weighted mean of d)``."""
+    d, e = np.asarray(d, dtype=np.float64), np.asarray(err, dtype=np.float64)
+    ok = np.isfinite(e) & (e > 0) & (d > 0)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)[ok]
+    return d[ok], e[ok], w, (weighted_mean_sd(d[ok], w)[0] if ok.any() else math.nan)
 
 
 def corrected_rsd_sensitivity(d, err, weights=None, factor: float = 0.1) -> float:
@@ -252,8 +256,8 @@ def corrected_rsd_sensitivity(d, err, weights=None, factor: float = 0.1) -> floa
     large as the spread of the true sizes (5 px dots at 20 counts/px: 7 % per dot against a spread of 8 %),
     a small miscalibration of the errors moves the corrected RSD by much more than its bootstrap interval
     says: on the crowded benchmark's 5 px fields the Fisher errors are ~10 % optimistic (SD(z) 1.10-1.14;
-    1.04 on a field of isolated dots only) and the corrected RSD comes out 0.25-1.0 pp high. This is that systematic part, per ``factor`` of the
-    errors' calibration.
+    1.04 on a field of isolated dots only) and the corrected RSD comes out 0.25-1.0 pp high. This is that
+    systematic part, per ``factor`` of the errors' calibration.
 
     Examples
     --------
@@ -264,14 +268,10 @@ def corrected_rsd_sensitivity(d, err, weights=None, factor: float = 0.1) -> floa
     >>> round(corrected_rsd_sensitivity(d, np.full(400, 0.1)), 2)  # noise 1 %: the errors hardly matter
     0.01
     """
-    d = np.asarray(d, dtype=np.float64)
-    e = np.asarray(err, dtype=np.float64)
-    ok = np.isfinite(e) & (e > 0) & (d > 0)
-    if not ok.any():
+    d, e, w, mean = _with_errors(d, err, weights)
+    if not d.size:
         return math.nan
-    w = None if weights is None else np.asarray(weights, dtype=np.float64)[ok]
-    mean = weighted_mean_sd(d[ok], w)[0]
-    lo, hi = (intrinsic_sd(d[ok], e[ok] * (1.0 + s), w) for s in (-factor, factor))
+    lo, hi = (intrinsic_sd(d, e * (1.0 + s), w) for s in (-factor, factor))
     return 50.0 * (lo - hi) / mean
 
 
@@ -435,10 +435,11 @@ def size_summary(
     rc, note = corrected_rsd(rsd, d, e, w) if e is not None else (math.nan, "no per-particle errors")
     if note and e is not None:
         notes.append(note)
+    rms_err = float(np.sqrt(np.mean(e[np.isfinite(e)] ** 2))) if e is not None and np.isfinite(e).any() else math.nan
     sens = corrected_rsd_sensitivity(d, e, w) if e is not None else math.nan
     if np.isfinite(sens) and sens > SENSITIVITY_NOTE_PP:
         notes.append(
-            f"measurement noise {100.0 * math.sqrt(np.mean(e[np.isfinite(e)] ** 2)) / mean:.2g}% per particle "
+            f"measurement noise {100.0 * rms_err / mean:.2g}% per particle "
             f"against an RSD of {rsd:.2g}%: the corrected RSD moves by ±{sens:.2g} pp for ±10 % in the stated "
             "errors (systematic; not in its CI)"
         )
@@ -454,9 +455,7 @@ def size_summary(
             "rsd_corrected_percent": rc,
             "rsd_corrected_sensitivity_pp": sens,
             "mean_err_nm": sd / math.sqrt(n) if n > 1 else math.nan,
-            "mean_measurement_err_nm": float(np.sqrt(np.mean(e[np.isfinite(e)] ** 2)))
-            if e is not None and np.isfinite(e).any()
-            else math.nan,
+            "mean_measurement_err_nm": rms_err,
             "gaussian": fit_gaussian(d),
             "lognormal": fit_lognormal(d),
             "histogram": fd_histogram(d, weights=w),

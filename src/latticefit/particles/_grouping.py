@@ -19,10 +19,10 @@ import numpy as np
 __all__ = ["compact_chunks", "union_groups"]
 
 
-def union_groups(x, y, r, link, max_size=8):
+def union_groups(x, y, r, link, max_size: int | None = 8):
     """Connected components of the 'touching' graph (centre distance < link * (r_i + r_j) + 2 px), capped.
 
-    A component of more than ``max_size`` particles is cut by :func:`compact_chunks`.
+    A component of more than ``max_size`` particles is cut by :func:`compact_chunks` (``None``: not cut).
 
     Examples
     --------
@@ -50,6 +50,8 @@ def union_groups(x, y, r, link, max_size=8):
         else coo_matrix((n, n))
     )
     ncomp, lab = connected_components(g, directed=False)
+    if max_size is None:
+        return lab
     # split components larger than max_size into spatial chunks
     out = lab.copy()
     nxt = ncomp

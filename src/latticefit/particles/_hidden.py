@@ -255,7 +255,7 @@ def local_refit(img, fit, seeds, cand, refit, *, link: float = 1.15):
     x = np.concatenate([np.where(good, fit.x, seeds["x"]), cand["x"]])
     y = np.concatenate([np.where(good, fit.y, seeds["y"]), cand["y"]])
     r = np.concatenate([np.where(good, fit.r, seeds["r"]), cand["r"]])
-    comp = union_groups(x, y, r, link, max_size=len(x) + 1)
+    comp = union_groups(x, y, r, link, max_size=None)
     local = np.isin(comp[:n], comp[n:])
     out = good & ~local & _near(x[:n], y[:n], r[:n], x[n:], y[n:], r[n:], local)  # light reaching their patches
     others = _model_on_grid(fit.select(out), 1, img.shape)

@@ -494,6 +494,16 @@ def test_5px_dots_at_20_counts_per_px():
     assert np.mean(inner.status == "cluster") <= 0.06  # 0.28 when the shape test alone decided
     assert abs(res.summary["rsd_corrected_percent"] - rsd_true) <= 1.0
     assert not res.table[res.table.status.isin(["cluster", "rejected"])].in_statistics.any()
+    # the Fisher errors of such dots are ~10 % small (SD(z) against the truth 1.10 on this field without the
+    # bootstrap factor); the parametric bootstrap of the fits measures that and scales them (here 1.13)
+    boot = res.settings["error_bootstrap"]
+    assert boot["applied"] and 1.05 < boot["diameter_factor"] < 1.3
+    assert res.summary["diameter_error_bootstrap_factor"] == boot["diameter_factor"]
+    s = res.table[res.table.in_statistics]
+    d, j = cKDTree(np.c_[truth.particles.x_px, truth.particles.y_px]).query(np.c_[s.x_px, s.y_px])
+    z = (s.diameter_nm.to_numpy() - truth.particles.diameter_nm.to_numpy()[j]) / s.diameter_err_nm.to_numpy()
+    assert 0.92 < z.std() < 1.06  # ~850 dots: SE of SD(z) 0.025
+    assert any("parametric bootstrap" in note for note in res.summary["notes"])
 
 
 def test_a_film_edge_plateau_is_not_a_cluster():

@@ -542,6 +542,15 @@ def statistics(table, border_rule, keep_flagged, n_boot, seed, settings, src) ->
     }
     summary["n_cluster_unsplit"] = int(table["cluster_unsplit"].sum())
     summary["probe_sigma_nm"] = settings["probe_sigma_nm"]
+    boot = settings.get("error_bootstrap") or {}
+    factor = boot.get("diameter_factor") if boot.get("applied") else None
+    summary["diameter_error_bootstrap_factor"] = factor
+    if factor is not None and factor > 1.0 and summary["n"]:
+        summary["notes"] = [
+            *summary.get("notes", []),
+            f"per-particle errors x {factor:.3g}: a parametric bootstrap of the fits finds the Fisher errors "
+            f"{100 * (factor - 1):.2g} % small at this signal",
+        ]
     ecd = table["ecd_nm"].to_numpy(float)[use]
     summary["ecd_mean_nm"] = float(np.nanmean(ecd)) if ecd.size and np.isfinite(ecd).any() else None
     return summary

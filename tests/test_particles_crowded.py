@@ -125,6 +125,22 @@ def test_check_fits_statuses_reasons_and_partition():
     assert np.allclose(check_fits(_table(), errors_scaled=True).diameter_err_nm[:6], 0.1)
 
 
+def test_a_fit_that_misfits_its_particle_far_more_than_the_others_is_rejected():
+    base = {"diameter_nm": 50.0, "ecd_nm": 50.0, "diameter_err_nm": 0.5, "x_err_px": 0.1, "y_err_px": 0.1,
+            "fit_ok": True, "edge": False, "cluster_unsplit": False}  # fmt: skip
+    mf = [0.05, 0.06, 0.07, 0.06, 0.12, 0.25, 0.33]
+    c2 = [300.0, 150.0, 380.0, 260.0, 35.0, 8.0, 2.0]  # chi2 grows with the signal of the bright dots
+    t = pd.DataFrame([{**base, "misfit_fraction": m, "chi2_red_disc": c, "chi2_red": c} for m, c in zip(mf, c2)])
+    out = check_fits(t)
+    # the chi2 rule rejects none (its threshold is 5 x the median 150); the misfit rule the significant outlier
+    assert out.reject_reason.tolist() == ["", "", "", "", "", "misfit", ""]
+    assert out.in_statistics.tolist() == [True] * 5 + [False, True]
+    # too few fits to say what the image's misfit is
+    assert (check_fits(t.iloc[3:]).reject_reason != "misfit").all()
+    # a field whose particles all misfit alike (a lattice over every dot): none is an outlier
+    assert (check_fits(t.assign(misfit_fraction=0.25, chi2_red_disc=8.0)).reject_reason == "").all()
+
+
 def test_keep_flagged_and_include_rule():
     t = check_fits(_table(), keep_flagged=True, border_rule="include")
     assert list(t.status) == ["ok", "ok", "rejected", "rejected", "cluster", "ok", "rejected"]
@@ -369,6 +385,15 @@ def test_real_files_keep_flagged_out_of_statistics(realdata, realfile, name, kw,
     assert n_det[0] <= s["n_detected"] <= n_det[1] and n_stats[0] <= s["n"] <= n_stats[1]
     # the errors say how good the model is: scaled up where chi2_red > 1 (weighted fits)
     assert (t.error_scale >= 1).all()
+    assert not res.settings["error_bootstrap"]["applied"]  # no counting image: no parametric bootstrap
+    if "FEI" in name:
+        # the lower half of an elongated particle and an oval one, fitted as spheres: their misfit is 3.8 and
+        # 4.3 times the view's median (0.062); the chi2 rule cannot see it beside bright dots of chi2 150-380
+        for x, y in ((92.4, 129.1), (492.7, 176.5)):
+            row = _only_row_near(t, x, y, tol=2.0)
+            assert row.status == "rejected" and row.reject_reason == "misfit", (x, y)
+    else:
+        assert (t.reject_reason != "misfit").all()
 
 
 def test_default_range_on_a_dense_field_finds_every_dot():

@@ -30,6 +30,8 @@ from ._checks import (
     CHI2_FACTOR,
     FIT_ECD_BAND,
     MIN_POPULATION,
+    MISFIT_FACTOR,
+    MISFIT_FLOOR,
     check_fits,
     count_line_parts,
     level_factor,
@@ -538,6 +540,8 @@ def statistics(table, border_rule, keep_flagged, n_boot, seed, settings, src) ->
     summary["rejection"] = {
         "fit_ecd_band": list(FIT_ECD_BAND),
         "chi2_factor": CHI2_FACTOR,
+        "misfit_factor": MISFIT_FACTOR,
+        "misfit_floor": MISFIT_FLOOR,
         "error_scale_max": float(table["error_scale"].max()) if len(table) else 1.0,
     }
     summary["n_cluster_unsplit"] = int(table["cluster_unsplit"].sum())

@@ -334,6 +334,44 @@ def test_overlay_draws_statuses(tmp_path):
     plt.close(fig)
 
 
+def test_touching_flagged_parts_of_one_object_are_drawn_once():
+    """A rod found as two touching parts, one an unsplit cluster and one a rejected fit: one dashed outline
+    around both and no cross; a rejected fit apart from it keeps its own outline and cross."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from latticefit.particles._overlay import _one_mark_per_flagged_object, _outline_segments
+
+    labels = np.zeros((40, 60), np.int32)
+    labels[5:15, 5:12] = 1  # upper half of the rod
+    labels[15:25, 5:12] = 2  # lower half, touching it
+    labels[5:12, 30:37] = 3  # a rejected fit on its own
+    labels[25:32, 40:47] = 4  # a good fit
+    t = pd.DataFrame({"label": [1, 2, 3, 4], "x_px": [8.0, 8.0, 33.0, 43.0], "y_px": [10.0, 20.0, 8.0, 28.0]})
+    status = np.array(["cluster", "rejected", "rejected", "ok"], dtype=object)
+    segs = _outline_segments(labels, t.label.to_numpy())
+    drawn, (x, y) = _one_mark_per_flagged_object(labels, t.label.to_numpy(), status, t, segs)
+    assert drawn.tolist() == ["cluster", "merged", "rejected", "ok"]
+    assert (x[0], y[0]) == (8.0, 14.5)  # the mark at the union's centroid
+    (outline,) = segs[1]  # one closed outline around both parts
+    assert outline[:, 1].min() < 5 and outline[:, 1].max() > 24
+    # drawn: one cross (the rejected fit on its own), one dashed outline for the rod
+    from types import SimpleNamespace
+
+    from latticefit.particles._overlay import draw_particles
+
+    full = t.assign(status=status, edge=False, cluster_unsplit=[True, False, False, False], diameter_nm=0.5)
+    fig, ax = plt.subplots()
+    draw_particles(ax, SimpleNamespace(table=full, labels=labels, pixel_size_nm=(0.1, 0.1)))
+    crosses = [ln for ln in ax.lines if ln.get_marker() == "x"]
+    assert len(crosses) == 1 and len(crosses[0].get_xdata()) == 1
+    dashed = [c for c in ax.collections if c.get_linestyle()[0][1] is not None]
+    assert sum(len(c.get_segments()) for c in dashed) == 1 + 1  # the rod's outline + the lone fit's dotted one
+    plt.close(fig)
+
+
 def test_cli_border_rule_and_keep_flagged(tmp_path, capsys):
     import tifffile
 

@@ -142,6 +142,7 @@ def draw_particles(ax, result, *, circles=True, centres=True, linewidth=0.8):
         ).astype(object)
     labs = t["label"].to_numpy(int)
     segs = _outline_segments(result.labels, labs)
+    status, marks = _one_mark_per_flagged_object(result.labels, labs, status, t, segs)
     handles = []
     lw_c = max(0.8, linewidth)  # visible at print size: >= 0.8 pt, solid
     for key in ("ok", "edge", "edge_included", "cluster", "rejected"):
@@ -169,8 +170,8 @@ def draw_particles(ax, result, *, circles=True, centres=True, linewidth=0.8):
     rej = status == "rejected"
     if rej.any():
         ax.plot(
-            t["x_px"].to_numpy(float)[rej],
-            t["y_px"].to_numpy(float)[rej],
+            marks[0][rej],
+            marks[1][rej],
             "x",
             color=OKABE_ITO["yellow"],
             ms=4.0,
@@ -180,10 +181,10 @@ def draw_particles(ax, result, *, circles=True, centres=True, linewidth=0.8):
         )
     if centres:
         ms = 4.0 if len(t) < 100 else 2.5
-        ok = ~rej
+        ok = ~rej & (status != "merged")
         ax.plot(
-            t["x_px"].to_numpy(float)[ok],
-            t["y_px"].to_numpy(float)[ok],
+            marks[0][ok],
+            marks[1][ok],
             "+",
             color=OKABE_ITO["sky_blue"],
             ms=ms,
@@ -192,6 +193,58 @@ def draw_particles(ax, result, *, circles=True, centres=True, linewidth=0.8):
             ls="none",
         )
     return handles
+
+
+def _touching_pairs(labels):
+    """Pairs ``(a, b)``, ``a < b``, of labels whose segments share a pixel edge."""
+    pairs = []
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
+        m = (a != b) & (a > 0) & (b > 0)
+        pairs.append(np.column_stack([np.minimum(a[m], b[m]), np.maximum(a[m], b[m])]))
+    return np.unique(np.concatenate(pairs), axis=0) if len(pairs) else np.zeros((0, 2), int)
+
+
+def _one_mark_per_flagged_object(labels, labs, status, t, segs):
+    """One outline and one mark for each object made of touching flagged (cluster, rejected) segments.
+
+    A non-spherical particle (a rod, a bar, an irregular blob) is often detected as two or three parts, each
+    flagged; drawn one by one it carried two outlines and a cross or two (the real Velox view). The parts'
+    union is drawn once, in the cluster style when a part is an unsplit cluster (else rejected), with its
+    mark at the union's centroid; the table keeps one row per detection. Returns the drawing status
+    (``'merged'`` for the parts drawn by another row) and the mark positions ``(x, y)``; ``segs`` gets the
+    union's outline under the row that draws it.
+    """
+    x, y = t["x_px"].to_numpy(float).copy(), t["y_px"].to_numpy(float).copy()
+    flagged = np.isin(status, ["cluster", "rejected"])
+    if labels is None or flagged.sum() < 2:
+        return status, (x, y)
+    row = {int(lab): i for i, lab in enumerate(labs)}
+    parent = {int(lab): int(lab) for lab in labs[flagged]}
+
+    def root(a):
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    for a, b in _touching_pairs(labels):
+        if int(a) in parent and int(b) in parent:
+            parent[root(int(b))] = root(int(a))
+    groups = {}
+    for lab in parent:
+        groups.setdefault(root(lab), []).append(lab)
+    status = status.copy()
+    for members in (m for m in groups.values() if len(m) > 1):
+        rows = [row[m] for m in members]
+        first = min(rows, key=lambda i: (status[i] != "cluster", i))
+        style = status[first]
+        mask = np.isin(labels, members)
+        segs[int(labs[first])] = _outline_segments(mask.astype(np.int32), [1])[1]
+        yy, xx = np.nonzero(mask)
+        x[first], y[first] = xx.mean(), yy.mean()
+        for i in rows:
+            status[i] = "merged"
+        status[first] = style
+    return status, (x, y)
 
 
 def _outline_segments(labels, ids):

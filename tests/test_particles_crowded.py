@@ -430,6 +430,11 @@ def test_real_files_keep_flagged_out_of_statistics(realdata, realfile, name, kw,
         for x, y in ((92.4, 129.1), (492.7, 176.5)):
             row = _only_row_near(t, x, y, tol=2.0)
             assert row.status == "rejected" and row.reject_reason == "misfit", (x, y)
+        # a bright rim detection inside the 165 nm particle at (254, 144), stronger in the LoG than the
+        # particle's own detection, was a rejected cross on it: a shoulder, dropped
+        assert res.settings["n_shoulders_dropped"] == 1
+        assert not (np.hypot(t.x_px - 264.9, t.y_px - 141.1) < 3).any()
+        assert _only_row_near(t, 254.5, 143.5, tol=2.0).status == "ok"
         # a faint round dot and the dimmer dot of a touching pair, whose small segments are not convex, are
         # one sphere each (chi2_red 1.3 and 1.1 at 12 and 20 SE of height): in the statistics
         for x, y, d_nm in ((172.3, 266.9, 26.1), (12.1, 200.5, 48.3)):

@@ -58,7 +58,7 @@ from ._background import (  # noqa: F401
     estimate_background,
 )
 from ._bootstrap_errors import with_bootstrap_errors
-from ._checks import BORDER_RULES, FIT_ECD_BAND, check_fits, one_material
+from ._checks import BORDER_RULES, FIT_ECD_BAND, check_fits, one_material, shoulders
 from ._detect import (  # noqa: F401
     _BORDER_C,
     _BORDER_U,
@@ -470,9 +470,17 @@ def find_particles(
     # 5. measurements on the label image; detections that are no particle dropped
     table, labels = _measurements(labels, img, seeds, fit, run, opts, pix, bad)
     # 6. checked fits (status, reject_reason, in_statistics; errors scaled by sqrt(chi2_red)) and statistics
-    table = check_fits(
+    checked = check_fits(
         table, border_rule=opts.border_rule, keep_flagged=opts.keep_flagged, errors_scaled=not noise.counts
     )
+    shoulder = shoulders(checked, pix)  # rejected fits mostly inside accepted ones: not particles
+    settings["n_shoulders_dropped"] = int(shoulder.sum())
+    if shoulder.any():
+        table, labels = st.drop_detections(table, labels, shoulder)
+        checked = check_fits(
+            table, border_rule=opts.border_rule, keep_flagged=opts.keep_flagged, errors_scaled=not noise.counts
+        )
+    table = checked
     # (on a counting image with errors of some %: scaled where a parametric bootstrap of the fits finds more scatter)
     sigma_px = settings["probe_sigma_nm"] / pix
     table, boot = with_bootstrap_errors(table, img, noise, sigma_px, pix, bad, seed=opts.seed)

@@ -218,20 +218,20 @@ def _one_mark_per_flagged_object(labels, labs, status, t, segs):
     flagged = np.isin(status, ["cluster", "rejected"])
     if labels is None or flagged.sum() < 2:
         return status, (x, y)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     row = {int(lab): i for i, lab in enumerate(labs)}
-    parent = {int(lab): int(lab) for lab in labs[flagged]}
-
-    def root(a):
-        while parent[a] != a:
-            a = parent[a]
-        return a
-
-    for a, b in _touching_pairs(labels):
-        if int(a) in parent and int(b) in parent:
-            parent[root(int(b))] = root(int(a))
+    node = {int(lab): k for k, lab in enumerate(labs[flagged])}
+    pairs = [(node[int(a)], node[int(b)]) for a, b in _touching_pairs(labels) if int(a) in node and int(b) in node]
+    if not pairs:
+        return status, (x, y)
+    i, j = np.array(pairs).T
+    n = len(node)
+    _, comp = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
     groups = {}
-    for lab in parent:
-        groups.setdefault(root(lab), []).append(lab)
+    for lab, k in node.items():
+        groups.setdefault(int(comp[k]), []).append(lab)
     status = status.copy()
     for members in (m for m in groups.values() if len(m) > 1):
         rows = [row[m] for m in members]

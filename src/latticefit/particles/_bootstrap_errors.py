@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ._checks import chi2_error_scale
 from ._fit import _fit_all_groups, _model_values
 from ._groupfit import _disc_chi2, _prepared, _unpack
 from ._noise import NoiseModel
@@ -81,8 +82,7 @@ def _replica_data(model, bb, noise: NoiseModel, rng):
 def _stated(prep, members, sol, s2, noise, bsz, x, y, r, group, sigma):
     """The fit of ``sol`` as the pipeline states it: errors times sqrt(chi2_red) where it is above 1."""
     fit, _ = _unpack(prep, members, sol, x, y, r, noise, bsz, group, sigma)
-    c2 = _disc_chi2(prep, members, sol, s2, noise, bsz, len(x))[0]
-    scale = np.sqrt(np.where(np.isfinite(c2) & (c2 > 1.0), c2, 1.0))
+    scale = chi2_error_scale(_disc_chi2(prep, members, sol, s2, noise, bsz, len(x))[0])
     fit.r_err, fit.x_err, fit.y_err = fit.r_err * scale, fit.x_err * scale, fit.y_err * scale
     return fit
 

@@ -55,6 +55,7 @@ __all__ = [
     "FIT_ECD_BAND",
     "STATUSES",
     "check_fits",
+    "chi2_error_scale",
     "count_line_parts",
     "level_factor",
     "one_material",
@@ -147,7 +148,7 @@ def check_fits(
         in_stats |= np.isin(status, ["cluster", "rejected"]) & ok
     scale = np.ones(n)
     if not errors_scaled:
-        scale = np.where(np.isfinite(c2) & (c2 > 1.0), np.sqrt(np.where(np.isfinite(c2), c2, 1.0)), 1.0)
+        scale = chi2_error_scale(c2)
         for col in ("diameter_err_nm", "x_err_px", "y_err_px"):
             if col in t:
                 t[col] = t[col].to_numpy(float) * scale
@@ -156,6 +157,19 @@ def check_fits(
     t["in_statistics"] = in_stats.astype(bool)
     t["error_scale"] = scale
     return t
+
+
+def chi2_error_scale(chi2_red):
+    """``sqrt(chi2_red)`` where it is above 1, else 1 (NaN: 1): the factor on a weighted fit's errors.
+
+    Examples
+    --------
+    >>> chi2_error_scale(np.array([4.0, 0.5, np.nan])).tolist()
+    [2.0, 1.0, 1.0]
+    """
+    c2 = np.asarray(chi2_red, float)
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(np.where(np.isfinite(c2) & (c2 > 1.0), c2, 1.0))
 
 
 def one_material(h, d, min_n: int = MIN_POPULATION) -> bool:
@@ -325,16 +339,11 @@ def shoulders(checked, pix: float):
     >>> shoulders(t, 1.0).tolist()
     [False, True, False]
     """
-    from ._hidden import covered_fraction
+    from ._hidden import covered_fractions
 
     status = checked["status"].to_numpy(str)
     x, y = checked["x_px"].to_numpy(float), checked["y_px"].to_numpy(float)
     r = checked["diameter_nm"].to_numpy(float) / (2.0 * pix)
-    out = np.zeros(len(checked), bool)
-    good = (status == "ok") & np.isfinite(r)
-    for i in np.nonzero((status == "rejected") & np.isfinite(r))[0]:
-        use = good.copy()
-        use[i] = True
-        k = int(np.count_nonzero(use[:i]))
-        out[i] = covered_fraction(x[use], y[use], r[use], k) >= SHOULDER_COVERED
-    return out
+    fitted = np.isfinite(r)
+    cand = (status == "rejected") & fitted
+    return cand & (covered_fractions(x, y, r, cand, (status == "ok") & fitted) >= SHOULDER_COVERED)

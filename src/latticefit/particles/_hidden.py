@@ -293,6 +293,24 @@ def covered_fraction(x, y, r, i):
     return float(hit.any(axis=1).mean())
 
 
+def covered_fractions(x, y, r, cand, cover):
+    """:func:`covered_fraction` of each disc ``cand`` (boolean mask) inside the discs ``cover`` (mask; a
+    candidate's own disc is never its cover); 0 for the others.
+
+    Examples
+    --------
+    >>> x, y, r = np.array([0.0, 3.0, 20.0]), np.zeros(3), np.array([5.0, 5.0, 5.0])
+    >>> covered_fractions(x, y, r, np.array([False, True, True]), np.array([True, False, False])).round(2).tolist()
+    [0.0, 0.62, 0.0]
+    """
+    out = np.zeros(len(x))
+    for i in np.nonzero(cand)[0]:
+        use = np.asarray(cover, bool).copy()
+        use[i] = True
+        out[i] = covered_fraction(x[use], y[use], r[use], int(np.count_nonzero(use[:i])))
+    return out
+
+
 def partition_by_model(labels, fit, hidden):
     """Labels of each group holding a hidden dot re-drawn by its fitted spheres: a pixel of the group's
     segments goes to the sphere brightest there.

@@ -86,7 +86,7 @@ from ._hidden import (
     HIDDEN_MAX_COVERED,
     HIDDEN_MIN_HEIGHT,
     HIDDEN_OVERLAP,
-    covered_fraction,
+    covered_fractions,
     failed_covered,
     local_refit,
     partition_by_model,
@@ -259,13 +259,8 @@ def _with_hidden_dots(img, fit, seeds, det, noise, bad, settings):
 
 def _necks(fit, cand):
     """The candidates ``cand`` whose fitted disc lies mostly (``HIDDEN_MAX_COVERED``) inside the other good fits'."""
-    out = np.zeros(len(fit.x), bool)
     ok = fit.ok & np.isfinite(fit.r)
-    idx = np.nonzero(ok)[0]
-    for i in np.nonzero(cand & ok)[0]:
-        k = int(np.searchsorted(idx, i))
-        out[i] = covered_fraction(fit.x[idx], fit.y[idx], fit.r[idx], k) > HIDDEN_MAX_COVERED
-    return out
+    return covered_fractions(fit.x, fit.y, fit.r, cand & ok, ok) > HIDDEN_MAX_COVERED
 
 
 def _markers(fit, seeds, shape, binning: int):
@@ -332,6 +327,23 @@ def _measurements(labels, img, seeds, fit, run: _Run, opts: _Options, pix, bad):
     with np.errstate(invalid="ignore", divide="ignore"):
         table["aspect_ratio"] = table["feret_max_nm"] / table["feret_min_nm"]
     return table, labels
+
+
+def _checked(table, labels, opts: _Options, counts: bool, pix, settings):
+    """:func:`check_fits` of the table; rejected fits mostly inside accepted ones (:func:`shoulders`) dropped
+    as no particles (``settings['n_shoulders_dropped']``) and the rest checked again. Returns ``(table, labels)``.
+    """
+
+    def check(t):
+        return check_fits(t, border_rule=opts.border_rule, keep_flagged=opts.keep_flagged, errors_scaled=not counts)
+
+    checked = check(table)
+    shoulder = shoulders(checked, pix)
+    settings["n_shoulders_dropped"] = int(shoulder.sum())
+    if not shoulder.any():
+        return checked, labels
+    table, labels = st.drop_detections(table, labels, shoulder)
+    return check(table), labels
 
 
 def _result(run: _Run, table, labels, summary) -> ParticleResult:
@@ -470,20 +482,9 @@ def find_particles(
     # 5. measurements on the label image; detections that are no particle dropped
     table, labels = _measurements(labels, img, seeds, fit, run, opts, pix, bad)
     # 6. checked fits (status, reject_reason, in_statistics; errors scaled by sqrt(chi2_red)) and statistics
-    checked = check_fits(
-        table, border_rule=opts.border_rule, keep_flagged=opts.keep_flagged, errors_scaled=not noise.counts
-    )
-    shoulder = shoulders(checked, pix)  # rejected fits mostly inside accepted ones: not particles
-    settings["n_shoulders_dropped"] = int(shoulder.sum())
-    if shoulder.any():
-        table, labels = st.drop_detections(table, labels, shoulder)
-        checked = check_fits(
-            table, border_rule=opts.border_rule, keep_flagged=opts.keep_flagged, errors_scaled=not noise.counts
-        )
-    table = checked
+    table, labels = _checked(table, labels, opts, noise.counts, pix, settings)
     # (on a counting image with errors of some %: scaled where a parametric bootstrap of the fits finds more scatter)
-    sigma_px = settings["probe_sigma_nm"] / pix
-    table, boot = with_bootstrap_errors(table, img, noise, sigma_px, pix, bad, seed=opts.seed)
+    table, boot = with_bootstrap_errors(table, img, noise, fit.sigma_px, pix, bad, seed=opts.seed)
     settings["error_bootstrap"] = boot.to_dict()
     summary = st.statistics(table, opts.border_rule, opts.keep_flagged, opts.n_boot, opts.seed, settings, src)
     if bad is not None:

@@ -320,7 +320,7 @@ def ecd_level_factor(q, blur_px, radius_px):
 CLUSTER_RATIO = 0.85
 
 
-def _one_dot_segment(rr, area, level, h, ok, unsplit):
+def _one_dot_segment(rr, area, level, h, ok, unsplit, one_mat: bool):
     """Irregular segments of good fits no wider than single dots': one dot each (a field of one material).
 
     The shape test (solidity < 0.85 or axis ratio < 0.6) flagged a quarter of the single 5-8 px dots of the
@@ -330,12 +330,13 @@ def _one_dot_segment(rr, area, level, h, ok, unsplit):
     wider than the fit: their level-corrected fit/ECD falls below ``CLUSTER_RATIO`` times the median of the
     regular segments with good fits (two dots: about 1/sqrt(2)). Fits lower than ``FAINT_FRACTION`` of the
     median (background structure, dropped as faint when flagged) keep the shape test, and so does every
-    segment of a field that is not one material (:func:`latticefit.particles._checks.one_material`).
+    segment of a field that is not one material (``one_mat``: :func:`latticefit.particles._checks.one_material`
+    of the good fits).
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = 2.0 * rr / (2.0 * np.sqrt(area / np.pi)) * level
     ref = ok & ~unsplit & np.isfinite(ratio) & np.isfinite(h)
-    if ref.sum() < MIN_POPULATION or not one_material(h[ok], 2.0 * rr[ok]):
+    if ref.sum() < MIN_POPULATION or not one_mat:
         return np.zeros(len(rr), bool)
     with np.errstate(invalid="ignore"):
         narrow = ratio >= CLUSTER_RATIO * float(np.median(ratio[ref]))
@@ -350,7 +351,7 @@ SMALL_FIT_CHI2 = 2.0
 SMALL_FIT_SIGNIFICANCE = 10.0
 
 
-def _small_segment_of_one_sphere(rr, area, fit, ok):
+def _small_segment_of_one_sphere(rr, area, fit, ok, one_mat: bool):
     """Small irregular segments that one sphere describes: one particle each (a field of several materials).
 
     :func:`_one_dot_segment` judges the segments of a field of one material against their population; in
@@ -359,8 +360,9 @@ def _small_segment_of_one_sphere(rr, area, fit, ok):
     dimmer dot of a touching pair (33 px; 1.1, 20 SE) were flagged as clusters and dropped as faint. A
     segment under ``SMALL_SEGMENT_PX`` pixels is seldom convex, and several particles under one sphere misfit
     it. Noise specks of 11 px there fit as well but at 6.3-6.4 SE: hence ``SMALL_FIT_SIGNIFICANCE``.
+    ``one_mat``: the good fits are one material (then it does not apply).
     """
-    if one_material(fit.h[ok], 2.0 * rr[ok]):
+    if one_mat:
         return np.zeros(len(rr), bool)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (
@@ -395,8 +397,9 @@ def particle_table(reg, seeds, fit, det, shape, pix: float, bad):
         unsplit = ((solidity < 0.85) | (minor / major < 0.6)) & (area > 0.5 * np.pi * rad_e**2)
     unsplit = np.where(np.isnan(solidity), False, unsplit) & ~edge
     level = ecd_level_factor(seeds["outline_fraction"], np.hypot(seeds["outline_blur_px"], fit.sigma_px), rr)
-    unsplit &= ~_one_dot_segment(rr, area, level, fit.h, ok, unsplit)
-    unsplit &= ~_small_segment_of_one_sphere(rr, area, fit, ok)
+    one_mat = one_material(fit.h[ok], 2.0 * rr[ok])
+    unsplit &= ~_one_dot_segment(rr, area, level, fit.h, ok, unsplit, one_mat)
+    unsplit &= ~_small_segment_of_one_sphere(rr, area, fit, ok, one_mat)
     table = pd.DataFrame(
         {
             "label": np.arange(1, n + 1, dtype=np.int64),

@@ -91,7 +91,9 @@ def bootstrap_error_factors(img, x, y, r, group, use, noise: NoiseModel, sigma_p
     """``(diameter_factor, position_factor, n_fits)`` of the fits ``x, y, r`` (px) in groups ``group``.
 
     ``use`` marks the particles whose refits are compared (those in the statistics); every member of their
-    groups is fitted. See the module docstring.
+    groups is fitted. For a counting ``noise`` model only: the replicas are Poisson counts and the refits'
+    errors are scaled by sqrt(chi2_red) as :func:`latticefit.particles._checks.check_fits` scales a weighted
+    fit's. See the module docstring.
 
     Examples
     --------
